@@ -1,0 +1,1 @@
+"""The transport-neutral core: plain data in, plain data out."""

@@ -1,0 +1,53 @@
+"""Typed settings, read once at start-up from the environment or a .env file (prefix BANGFU_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+
+
+def data_dir(name: str) -> Path:
+    """Where a shipped data folder (locales, knowledge) lives: the checkout, or inside the wheel."""
+    for candidate in (REPO_DIR / name, PACKAGE_DIR / "_data" / name):
+        if candidate.is_dir():
+            return candidate
+    return REPO_DIR / name
+
+
+class Settings(BaseSettings):
+    """All configuration of a Bangfu deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="BANGFU_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///var/bangfu.sqlite3"
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str | None = None  # root URL of a self-hosted Bot API server
+    bot_username: str = "bangfu_bot"
+    webhook_url: str | None = None  # public URL; when set, runners use webhook mode
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: SecretStr | None = None
+    redis_url: str | None = None
+    default_language: str = "zh_CN"
+    timezone: str = "Asia/Shanghai"
+    county: str | None = None  # county code for policy figures and rules overrides
+    locales_dir: Path = data_dir("locales")
+    knowledge_dir: Path = data_dir("knowledge")
+    media_dir: Path = Path("var/media")
+    rules_file: Path | None = None
+    visit_far_meters: int = 1000  # a visit farther than this from the household is flagged
+    visit_photo_required: bool = False
+    max_text_length: int = 1000
+    draft_keep_days: int = 7
+    log_level: str = "INFO"
+
+    def require_token(self) -> str:
+        """The bot token, or a clear error naming the missing variable."""
+        if self.telegram_token is None or not self.telegram_token.get_secret_value():
+            raise SystemExit("BANGFU_TELEGRAM_TOKEN is not set: the Telegram runners need a bot token.")
+        return self.telegram_token.get_secret_value()

@@ -1,0 +1,104 @@
+"""Closed vocabularies of the domain. Values are stable ids; labels come from locales/."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    CADRE = "cadre"  # 帮扶干部
+    LEADER = "leader"  # 工作队长 / 第一书记
+    TOWNSHIP = "township"  # 乡镇联系人 (escalation above the team leader)
+    ADMIN = "admin"
+    VILLAGER = "villager"  # 群众
+
+
+class HouseholdStatus(StrEnum):
+    POOR = "poor"  # 未脱贫
+    LIFTED = "lifted"  # 已脱贫
+    MONITORED = "monitored"  # 监测户
+
+
+class PovertyCause(StrEnum):
+    """The standard list of causes of poverty (致贫原因)."""
+
+    ILLNESS = "illness"  # 因病
+    DISABILITY = "disability"  # 因残
+    SCHOOLING = "schooling"  # 因学
+    DISASTER = "disaster"  # 因灾
+    LAND = "land"  # 缺土地
+    WATER = "water"  # 缺水
+    SKILLS = "skills"  # 缺技术
+    LABOUR = "labour"  # 缺劳力
+    FUNDS = "funds"  # 缺资金
+    TRANSPORT = "transport"  # 交通条件落后
+    MOTIVATION = "motivation"  # 自身发展动力不足
+
+
+POVERTY_CAUSE_ZH: dict[PovertyCause, str] = {
+    PovertyCause.ILLNESS: "因病",
+    PovertyCause.DISABILITY: "因残",
+    PovertyCause.SCHOOLING: "因学",
+    PovertyCause.DISASTER: "因灾",
+    PovertyCause.LAND: "缺土地",
+    PovertyCause.WATER: "缺水",
+    PovertyCause.SKILLS: "缺技术",
+    PovertyCause.LABOUR: "缺劳力",
+    PovertyCause.FUNDS: "缺资金",
+    PovertyCause.TRANSPORT: "交通条件落后",
+    PovertyCause.MOTIVATION: "自身发展动力不足",
+}
+
+HOUSEHOLD_STATUS_ZH: dict[HouseholdStatus, str] = {
+    HouseholdStatus.POOR: "未脱贫",
+    HouseholdStatus.LIFTED: "已脱贫",
+    HouseholdStatus.MONITORED: "监测户",
+}
+
+
+class VisitKind(StrEnum):
+    ROUTINE = "routine"  # 日常走访
+    SPRING = "spring"  # 春耕走访
+    SUMMER = "summer"  # 夏收走访
+    AUTUMN = "autumn"  # 秋播走访
+    CONDOLENCE = "condolence"  # 慰问
+    POLICY = "policy"  # 政策宣讲
+
+
+SEASONAL_KINDS = (VisitKind.SPRING, VisitKind.SUMMER, VisitKind.AUTUMN)
+
+
+class LocationStatus(StrEnum):
+    OK = "ok"
+    NONE = "none"  # no signal / not shared: visit kept, marked "no location"
+    FAR = "far"  # farther than the configured distance from the household: flagged
+
+
+class DifficultyCategory(StrEnum):
+    ILLNESS = "illness"
+    SCHOOLING = "schooling"
+    HOUSING = "housing"
+    WATER = "water"
+    INDUSTRY = "industry"
+    EMPLOYMENT = "employment"
+    INFRASTRUCTURE = "infrastructure"
+    OTHER = "other"
+
+
+class Urgency(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class DifficultyStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    ASSIGNED = "assigned"
+    RESOLVED = "resolved"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after retries, or recipient unreachable

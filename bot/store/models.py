@@ -1,0 +1,337 @@
+"""SQLAlchemy 2 models: the whole schema. Alembic migrations in bot/store/migrations own it in databases."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Timestamps are stored as aware UTC datetimes.
+TS = DateTime(timezone=True)
+# BigInteger ids on PostgreSQL, INTEGER PRIMARY KEY (rowid) on SQLite.
+ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: TS}
+
+
+class Village(Base):
+    __tablename__ = "villages"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    township: Mapped[str] = mapped_column(String(64), default="")
+    county: Mapped[str] = mapped_column(String(64), default="")
+    county_code: Mapped[str | None] = mapped_column(String(16))
+    groups_count: Mapped[int] = mapped_column(Integer, default=0)  # 村民小组
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+
+
+class Team(Base):
+    """A work team (工作队) stationed in a village."""
+
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"))
+    leader_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", use_alter=True, name="fk_teams_leader_id_people")
+    )
+    township_contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", use_alter=True, name="fk_teams_township_contact_id_people")
+    )
+    village: Mapped[Village | None] = relationship(lazy="raise")
+
+
+class Person(Base):
+    """Someone on the roster: cadre, team leader, township contact, admin, or villager."""
+
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    role: Mapped[str] = mapped_column(String(16), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"))
+    work_unit: Mapped[str] = mapped_column(String(128), default="")  # 派出单位
+    language: Mapped[str | None] = mapped_column(String(8))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Household(Base):
+    """一户一档: the household file."""
+
+    __tablename__ = "households"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # stable roster key (户编号)
+    village_id: Mapped[int] = mapped_column(ForeignKey("villages.id"), index=True)
+    group_no: Mapped[int | None] = mapped_column(Integer)  # 村民小组
+    head_name: Mapped[str] = mapped_column(String(64), index=True)
+    head_id_number: Mapped[str | None] = mapped_column(String(18))  # masked unless full storage is on
+    members_count: Mapped[int] = mapped_column(Integer, default=1)
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    address: Mapped[str] = mapped_column(String(255), default="")
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    poverty_causes: Mapped[list[Any]] = mapped_column(JSON, default=list)  # PovertyCause values
+    status: Mapped[str] = mapped_column(String(16), default="poor")  # HouseholdStatus
+    registered_poor: Mapped[bool] = mapped_column(Boolean, default=True)  # 建档立卡
+    income_per_head: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    income_year: Mapped[int | None] = mapped_column(Integer)
+    plan: Mapped[str] = mapped_column(Text, default="")  # 一户一策
+    updated_at: Mapped[datetime | None] = mapped_column(TS)
+    members: Mapped[list[HouseholdMember]] = relationship(
+        back_populates="household", lazy="raise", cascade="all, delete-orphan", order_by="HouseholdMember.id"
+    )
+
+
+class HouseholdMember(Base):
+    __tablename__ = "household_members"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    relation: Mapped[str] = mapped_column(String(16), default="")  # 与户主关系
+    gender: Mapped[str | None] = mapped_column(String(4))
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    health: Mapped[str] = mapped_column(String(32), default="")  # 健康状况
+    education: Mapped[str] = mapped_column(String(32), default="")
+    occupation: Mapped[str] = mapped_column(String(64), default="")
+    household: Mapped[Household] = relationship(back_populates="members", lazy="raise")
+
+
+class Pairing(Base):
+    """Cadre ↔ household with start and end, so history survives a hand-over."""
+
+    __tablename__ = "pairings"
+    __table_args__ = (Index("ix_pairings_cadre_active", "cadre_id", "end_date"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    cadre_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)  # None: current
+    note: Mapped[str] = mapped_column(String(255), default="")
+
+
+class Visit(Base):
+    """走访: one visit to a household."""
+
+    __tablename__ = "visits"
+    __table_args__ = (Index("ix_visits_household_date", "household_id", "visit_date"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    idem_key: Mapped[str] = mapped_column(String(64), unique=True)  # one draft saves at most one visit
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
+    cadre_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    visit_date: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))  # VisitKind
+    done: Mapped[str] = mapped_column(Text, default="")
+    needs: Mapped[str] = mapped_column(Text, default="")
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    location_status: Mapped[str] = mapped_column(String(8), default="none")  # LocationStatus
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    villager_confirmed: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class Photo(Base):
+    """A photo attached to a visit or a difficulty: the channel's file id plus a local copy."""
+
+    __tablename__ = "photos"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
+    difficulty_id: Mapped[int | None] = mapped_column(
+        ForeignKey("difficulties.id", ondelete="CASCADE"), index=True
+    )
+    file_id: Mapped[str] = mapped_column(String(255))
+    file_unique_id: Mapped[str | None] = mapped_column(String(128))
+    local_path: Mapped[str | None] = mapped_column(String(255))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class CheckIn(Base):
+    """驻村打卡: a village-day check-in, at most one per cadre per day."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (UniqueConstraint("cadre_id", "day"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    cadre_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    day: Mapped[date] = mapped_column(Date, index=True)
+    at: Mapped[datetime] = mapped_column(TS)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"))
+
+
+class Difficulty(Base):
+    """问题台账: a difficulty that needs someone above the cadre."""
+
+    __tablename__ = "difficulties"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    idem_key: Mapped[str] = mapped_column(String(64), unique=True)
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"))
+    category: Mapped[str] = mapped_column(String(16))  # DifficultyCategory
+    description: Mapped[str] = mapped_column(Text)
+    urgency: Mapped[str] = mapped_column(String(8), default="normal")  # Urgency
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # DifficultyStatus
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    resolution_note: Mapped[str] = mapped_column(Text, default="")
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)  # 0 leader, 1 township
+    created_at: Mapped[datetime] = mapped_column(TS)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(TS)
+    resolved_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Leave(Base):
+    """A cadre's recorded leave; who covers their households meanwhile."""
+
+    __tablename__ = "leaves"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    covered_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    reason: Mapped[str] = mapped_column(String(255), default="")
+
+
+class Account(Base):
+    """A chat account on one channel (Telegram today; WeCom, SMS later), bound to a person or not."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
+    language: Mapped[str | None] = mapped_column(String(8))
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    commands_scope: Mapped[str | None] = mapped_column(String(32))  # last menu set, to avoid resending
+    created_at: Mapped[datetime] = mapped_column(TS)
+    bound_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Invite(Base):
+    """A one-time invite code binding a chat account to a person or a household."""
+
+    __tablename__ = "invites"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"))
+    created_at: Mapped[datetime] = mapped_column(TS)
+    expires_at: Mapped[datetime | None] = mapped_column(TS)
+    used_at: Mapped[datetime | None] = mapped_column(TS)
+    used_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+
+
+class DialogState(Base):
+    """A dialog in progress (or a parked draft): step, entered data and the back-stack, per account."""
+
+    __tablename__ = "dialog_states"
+    __table_args__ = (UniqueConstraint("account_id", "dialog"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    dialog: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[str] = mapped_column(String(16))  # ties buttons to this dialog instance
+    step: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+
+
+class ProcessedUpdate(Base):
+    """Updates already handled, so a redelivered update does nothing twice."""
+
+    __tablename__ = "processed_updates"
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    update_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(TS, index=True)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    at: Mapped[datetime] = mapped_column(TS, index=True)
+    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32), default="")
+    entity_id: Mapped[int | None] = mapped_column(ID)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Outbox(Base):
+    """A message written before it is sent; the sender marks it sent only after the channel accepts it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(191), unique=True)  # recipient + rule + period
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16), default="telegram")
+    chat_id: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(64), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # a serialised Reply
+    status: Mapped[str] = mapped_column(String(8), default="pending")  # OutboxStatus
+    not_before: Mapped[datetime] = mapped_column(TS)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TS)
+    sent_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class PolicyQuestion(Base):
+    """A villager's policy question: what the parser decided, and any forwarding to a person."""
+
+    __tablename__ = "policy_questions"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str] = mapped_column(String(48), default="none")
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    forwarded_to_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    reply_text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TS)
+    replied_at: Mapped[datetime | None] = mapped_column(TS)
