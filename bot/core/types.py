@@ -170,3 +170,37 @@ class FileSource(Protocol):
     """Port the runner provides so the core can fetch a user's file bytes (Telegram getFile)."""
 
     async def download(self, file_id: str) -> bytes: ...
+
+
+class SendError(Exception):
+    """Base of the errors a Transport raises when a channel refuses or fails a message."""
+
+
+class RetryAfter(SendError):
+    """The channel asks us to wait (Telegram 429 with retry_after)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds}s")
+        self.seconds = seconds
+
+
+class Unreachable(SendError):
+    """The recipient blocked the bot or the chat is gone (Telegram 403, or 400 chat not found)."""
+
+
+class TransientError(SendError):
+    """A 5xx or network error: try again later with backoff."""
+
+
+class Transport(Protocol):
+    """Port a channel adapter provides for sending (runners' replies and the outbox sender)."""
+
+    channel: str
+
+    async def send(self, action: Outgoing) -> str | None:
+        """Send one action; return the channel's message id if any. Raises SendError subclasses."""
+        ...
+
+    async def download(self, file_id: str) -> bytes:
+        """Fetch the bytes of a file the user sent (Telegram getFile + download)."""
+        ...
