@@ -1,0 +1,13 @@
+"""Handlers: one router per feature. The order here is the order they are consulted in;
+the catch-all free-text route (policy questions) comes last."""
+
+from __future__ import annotations
+
+from bot.handlers.router import Router
+
+
+def all_routers() -> list[Router]:
+    """Every feature's router, in dispatch order."""
+    from bot.handlers import lang, policy, start
+
+    return [start.router, lang.router, policy.router]

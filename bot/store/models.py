@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -33,15 +34,35 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use an aware UTC datetime from the clock")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 # Timestamps are stored as aware UTC datetimes.
-TS = DateTime(timezone=True)
+TS = UTCDateTime()
 # BigInteger ids on PostgreSQL, INTEGER PRIMARY KEY (rowid) on SQLite.
 ID = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: TS}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON, datetime: TS}
 
 
 class Village(Base):
@@ -333,5 +354,17 @@ class PolicyQuestion(Base):
     answered: Mapped[bool] = mapped_column(Boolean, default=False)
     forwarded_to_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     reply_text: Mapped[str] = mapped_column(Text, default="")
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # follow-up context from the parser
     created_at: Mapped[datetime] = mapped_column(TS)
     replied_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class SchedulerMark(Base):
+    """Scheduler bookkeeping (migration branch "scheduler"): a rule already run for a period
+    ("run:<rule>:<period>"), or the hash of the last alert a leader got ("snap:<rule>:<person>")
+    so an unchanged list is not sent again."""
+
+    __tablename__ = "scheduler_marks"
+    key: Mapped[str] = mapped_column(String(191), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(TS)

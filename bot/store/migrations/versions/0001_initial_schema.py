@@ -2,14 +2,13 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 10:37:13.762260
+Create Date: 2026-11-28 10:40:43.876055
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -406,6 +405,7 @@ def upgrade() -> None:
         sa.Column("answered", sa.Boolean(), nullable=False),
         sa.Column("forwarded_to_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("reply_text", sa.Text(), nullable=False),
+        sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("replied_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(

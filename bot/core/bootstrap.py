@@ -1,0 +1,54 @@
+"""The one composition root: runners, console, scheduler, tests and benchmarks all call build_core()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.clock import Clock, SystemClock
+from bot.core.engine import Core
+from bot.i18n import Catalogs
+from bot.settings import Settings
+from bot.store.db import create_engine, session_factory
+
+
+@dataclass
+class App:
+    core: Core
+    engine: AsyncEngine
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_core(
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    engine: AsyncEngine | None = None,
+    services: dict[str, Any] | None = None,
+) -> App:
+    """Wire settings, clock, database, catalogs, routers and dialogs into a Core. No I/O happens here
+    except loading catalogs (and the policy knowledge base when the policy feature is present)."""
+    from bot.dialogs import all_dialogs
+    from bot.handlers import all_routers
+
+    settings = settings or Settings()
+    clock = clock or SystemClock(settings.timezone)
+    engine = engine or create_engine(settings.database_url)
+    catalogs = Catalogs(settings.locales_dir, settings.default_language)
+    svc: dict[str, Any] = dict(services or {})
+    if "policy" not in svc:
+        svc["policy"] = _load_policy(settings)
+    core = Core(settings, clock, session_factory(engine), catalogs, all_routers(), all_dialogs(), svc)
+    return App(core, engine)
+
+
+def _load_policy(settings: Settings) -> Any:
+    """Load the policy engine once at start-up (jieba's dictionary too), never lazily on a first message."""
+    try:
+        from bot.policy.engine import PolicyEngine  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return PolicyEngine.load(settings.knowledge_dir, settings.county)

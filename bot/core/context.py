@@ -1,0 +1,100 @@
+"""Ctx: what a handler or a dialog step receives for one update."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import local_today
+from bot.core.types import AnswerCallback, Document, Incoming, Markup, Outgoing, Photo, Reply
+from bot.i18n import Translator
+from bot.store.enums import Role
+from bot.store.models import Account, AuditLog, Person
+
+if TYPE_CHECKING:
+    from bot.core.engine import Core
+
+
+@dataclass
+class Ctx:
+    """One update's world: the session (one transaction), who is speaking, and the replies so far."""
+
+    core: Core
+    session: AsyncSession
+    inc: Incoming
+    account: Account
+    person: Person | None
+    t: Translator
+    actions: list[Outgoing] = field(default_factory=list)
+    callback_answered: bool = False
+
+    # --- who ---
+    @property
+    def role(self) -> Role:
+        """The speaker's role; unbound accounts are villagers without a household."""
+        if self.person is None or not self.person.active:
+            return Role.VILLAGER
+        return Role(self.person.role)
+
+    @property
+    def now(self) -> datetime:
+        return self.core.clock.now()
+
+    @property
+    def today(self) -> date:
+        return local_today(self.core.clock)
+
+    # --- replies ---
+    def reply(self, key: str, markup: Markup | None = None, **args: object) -> None:
+        """Reply in the speaker's language with the message key rendered."""
+        self.reply_text(self.t(key, **args), markup)
+
+    def reply_text(self, text: str, markup: Markup | None = None) -> None:
+        """Reply with text already rendered (and HTML-safe)."""
+        self.actions.append(
+            Reply(chat_id=self.inc.chat_id, text=text, markup=markup, channel=self.inc.channel)
+        )
+
+    def reply_photo(self, photo: Photo, caption: str | None = None, markup: Markup | None = None) -> None:
+        self.actions.append(
+            Reply(
+                chat_id=self.inc.chat_id, text=caption, photo=photo, markup=markup, channel=self.inc.channel
+            )
+        )
+
+    def reply_document(self, document: Document, caption: str | None = None) -> None:
+        self.actions.append(
+            Reply(chat_id=self.inc.chat_id, text=caption, document=document, channel=self.inc.channel)
+        )
+
+    def send_to(self, account: Account, key: str, markup: Markup | None = None, **args: object) -> None:
+        """Message another account, rendered in that account's language."""
+        t = self.core.translator_for(account)
+        self.actions.append(
+            Reply(chat_id=account.chat_id, text=t(key, **args), markup=markup, channel=account.channel)
+        )
+
+    def answer_callback(self, key: str | None = None, alert: bool = False, **args: object) -> None:
+        """Acknowledge the button press being handled (once)."""
+        if self.inc.callback_id and not self.callback_answered:
+            self.callback_answered = True
+            text = self.t(key, **args) if key else None
+            self.actions.append(AnswerCallback(self.inc.callback_id, text, alert))
+
+    # --- record ---
+    def audit(self, action: str, entity: str = "", entity_id: int | None = None, **detail: Any) -> None:
+        """Append an audit-log row in this update's transaction."""
+        self.session.add(
+            AuditLog(
+                at=self.now,
+                actor_person_id=self.person.id if self.person else None,
+                account_id=self.account.id,
+                action=action,
+                entity=entity,
+                entity_id=entity_id,
+                detail=detail,
+            )
+        )

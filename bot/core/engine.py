@@ -1,0 +1,350 @@
+"""The core: one update in, actions out, inside one database transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.core.context import Ctx
+from bot.core.types import (
+    Button,
+    FileSource,
+    Incoming,
+    InlineKeyboard,
+    RemoveKeyboard,
+    Reply,
+    Result,
+    SetCommands,
+)
+from bot.dialogs.base import BACK, CANCEL, Dialog, Finish, Goto, Replace, Retry, State, new_nonce
+from bot.handlers.router import Route, Router
+from bot.i18n import Catalogs, Translator, normalize_language
+from bot.settings import Settings
+from bot.store.db import is_sqlite
+from bot.store.enums import Role
+from bot.store.models import Account, DialogState, Person, ProcessedUpdate
+
+log = logging.getLogger(__name__)
+
+
+class Core:
+    """The transport-neutral bot. Runners call `handle()`; everything else is injected."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        sessions: async_sessionmaker[AsyncSession],
+        catalogs: Catalogs,
+        routers: Sequence[Router],
+        dialogs: Sequence[Dialog],
+        services: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.sessions = sessions
+        self.catalogs = catalogs
+        self.routers = list(routers)
+        self.dialogs = {d.name: d for d in dialogs}
+        self.services: dict[str, Any] = services or {}
+        self.files: FileSource | None = None  # set by the runner (Telegram getFile)
+        self._lock_accounts = not is_sqlite(str(sessions.kw["bind"].url))
+        self._routes: dict[tuple[str, str], list[Route]] = {}
+        for r in self.routers:
+            for route in r.routes:
+                self._routes.setdefault((route.kind, route.key), []).append(route)
+
+    # ------------------------------------------------------------------ public
+    async def handle(self, inc: Incoming) -> Result:
+        """Handle one update: dedup, resolve the speaker, dispatch, commit once; never raises."""
+        try:
+            async with self.sessions() as session, session.begin():
+                if inc.update_id is not None and not await self._first_delivery(session, inc):
+                    return Result()
+                account = await self._account(session, inc)
+                person = await session.get(Person, account.person_id) if account.person_id else None
+                ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
+                await self._dispatch(ctx)
+                self._menu(ctx)
+                if inc.callback_id and not ctx.callback_answered:
+                    ctx.answer_callback()
+                return Result(ctx.actions)
+        except Exception:
+            log.exception("update failed: %r", inc)
+            t = self.catalogs.get(normalize_language(inc.user.language_code))
+            return Result([Reply(chat_id=inc.chat_id, text=t("core.error"), channel=inc.channel)])
+
+    def translator_for(
+        self, account: Account, person: Person | None = None, inc: Incoming | None = None
+    ) -> Translator:
+        """The account's language: chosen with /lang, else the roster's, else the client's, else zh_CN."""
+        lang = account.language or (person.language if person else None)
+        if not lang and inc is not None:
+            lang = normalize_language(inc.user.language_code)
+        return self.catalogs.get(lang)
+
+    async def start_dialog(
+        self, ctx: Ctx, name: str, args: dict[str, Any] | None = None, fresh: bool = False
+    ) -> None:
+        """Start dialog `name`, parking any other active dialog as a draft and offering to resume a draft."""
+        dialog = self.dialogs[name]
+        if ctx.role not in dialog.roles:
+            ctx.reply("core.not_allowed")
+            return
+        await self._park_active(ctx, except_dialog=name)
+        row = await self._state(ctx.session, ctx.account.id, name)
+        keep = timedelta(days=self.settings.draft_keep_days)
+        if row is not None and not fresh and row.history and ctx.now - _aware(row.updated_at) < keep:
+            title = ctx.t(dialog.title_key)
+            ctx.reply(
+                "core.resume_offer",
+                InlineKeyboard(
+                    (
+                        (Button(ctx.t("core.btn_resume"), f"dr:{name}:resume"),),
+                        (Button(ctx.t("core.btn_restart"), f"dr:{name}:new"),),
+                    )
+                ),
+                title=title,
+                when=_aware(row.updated_at).astimezone(self.clock.tz).strftime("%m-%d %H:%M"),
+            )
+            return
+        if row is not None:
+            await ctx.session.delete(row)
+            await ctx.session.flush()
+        row = DialogState(
+            account_id=ctx.account.id,
+            dialog=name,
+            nonce=new_nonce(),
+            step=dialog.first_step,
+            data={},
+            history=[],
+            active=True,
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
+        ctx.session.add(row)
+        st = State(row)
+        step = await dialog.on_start(ctx, st, args or {})
+        if step is None:
+            await ctx.session.delete(row)
+            return
+        row.step = step
+        await dialog.ask(ctx, st)
+
+    async def active_state(self, ctx: Ctx) -> DialogState | None:
+        """The account's active dialog, if any."""
+        return (
+            await ctx.session.execute(
+                select(DialogState).where(
+                    DialogState.account_id == ctx.account.id, DialogState.active.is_(True)
+                )
+            )
+        ).scalar_one_or_none()
+
+    # ----------------------------------------------------------------- internals
+    async def _first_delivery(self, session: AsyncSession, inc: Incoming) -> bool:
+        exists = await session.get(ProcessedUpdate, (inc.channel, str(inc.update_id)))
+        if exists is not None:
+            log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
+            return False
+        session.add(ProcessedUpdate(channel=inc.channel, update_id=str(inc.update_id), at=self.clock.now()))
+        try:
+            await session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    async def _account(self, session: AsyncSession, inc: Incoming) -> Account:
+        q = select(Account).where(Account.channel == inc.channel, Account.external_id == inc.user.id)
+        if self._lock_accounts:
+            # Serialise one user's updates across workers: dialog state is read-modify-write.
+            q = q.with_for_update()
+        account = (await session.execute(q)).scalar_one_or_none()
+        if account is None:
+            account = Account(
+                channel=inc.channel,
+                external_id=inc.user.id,
+                chat_id=inc.chat_id,
+                display_name=inc.user.name[:128],
+                created_at=self.clock.now(),
+            )
+            session.add(account)
+            await session.flush()
+        elif inc.chat_type == "private" and account.chat_id != inc.chat_id:
+            account.chat_id = inc.chat_id
+        return account
+
+    def _route(self, ctx: Ctx, kind: str, key: str) -> Route | None:
+        for route in self._routes.get((kind, key), []):
+            return route
+        return None
+
+    async def _call(self, ctx: Ctx, route: Route) -> None:
+        if ctx.role not in route.roles:
+            ctx.answer_callback("core.not_allowed")
+            ctx.reply("core.not_allowed")
+            return
+        await route.fn(ctx)
+
+    async def _dispatch(self, ctx: Ctx) -> None:
+        inc = ctx.inc
+        if inc.callback_data is not None:
+            await self._on_callback(ctx)
+            return
+        if inc.command in ("cancel", "back"):
+            await self._nav(ctx, CANCEL if inc.command == "cancel" else BACK)
+            return
+        if inc.command is not None:
+            route = self._route(ctx, "command", inc.command)
+            if route is None:
+                ctx.reply("core.unknown_command")
+                return
+            await self._call(ctx, route)
+            return
+        row = await self.active_state(ctx)
+        if row is not None:
+            text = (inc.text or "").strip()
+            if text and text == ctx.t("core.btn_cancel"):
+                await self._nav(ctx, CANCEL)
+            elif text and text == ctx.t("core.btn_back"):
+                await self._nav(ctx, BACK)
+            else:
+                await self._step(ctx, row)
+            return
+        kind = "contact" if inc.contact else "location" if inc.location else "file" if inc.files else "text"
+        for route in self._routes.get((kind, ""), []):
+            if ctx.role in route.roles:
+                await route.fn(ctx)
+                return
+        ctx.reply("core.not_understood")
+
+    async def _on_callback(self, ctx: Ctx) -> None:
+        data = ctx.inc.callback_data or ""
+        prefix, _, rest = data.partition(":")
+        if prefix == "d":
+            nonce, _, value = rest.partition(":")
+            row = await self.active_state(ctx)
+            if row is None or row.nonce != nonce:
+                ctx.answer_callback("core.button_expired")
+                ctx.reply("core.button_expired")
+                return
+            if value in (BACK, CANCEL):
+                await self._nav(ctx, value)
+            else:
+                await self._step(ctx, row)
+            return
+        if prefix == "dr":
+            name, _, choice = rest.partition(":")
+            if name not in self.dialogs or choice not in ("resume", "new"):
+                ctx.answer_callback("core.button_expired")
+                return
+            if choice == "new":
+                await self.start_dialog(ctx, name, fresh=True)
+                return
+            row = await self._state(ctx.session, ctx.account.id, name)
+            if row is None:
+                ctx.reply("core.button_expired")
+                return
+            await self._park_active(ctx, except_dialog=name)
+            row.active = True
+            row.updated_at = ctx.now
+            await self.dialogs[name].ask(ctx, State(row))
+            return
+        route = self._route(ctx, "callback", prefix)
+        if route is None:
+            ctx.answer_callback("core.button_expired")
+            return
+        await self._call(ctx, route)
+
+    async def _step(self, ctx: Ctx, row: DialogState) -> None:
+        dialog = self.dialogs.get(row.dialog)
+        if dialog is None or ctx.role not in dialog.roles:
+            await ctx.session.delete(row)
+            ctx.reply("core.not_allowed")
+            return
+        st = State(row)
+        result = await dialog.on_input(ctx, st)
+        row.updated_at = ctx.now
+        if isinstance(result, Goto):
+            row.history = [*row.history, row.step]
+            row.step = result.step
+            await dialog.ask(ctx, st)
+        elif isinstance(result, Retry):
+            ctx.reply(result.key, **result.args)
+            await dialog.ask(ctx, st)
+        elif isinstance(result, Finish):
+            await ctx.session.delete(row)
+        elif isinstance(result, Replace):
+            pass
+
+    async def _nav(self, ctx: Ctx, action: str) -> None:
+        row = await self.active_state(ctx)
+        if row is None:
+            ctx.reply("core.nothing_to_cancel", RemoveKeyboard())
+            return
+        if action == CANCEL:
+            title = ctx.t(self.dialogs[row.dialog].title_key) if row.dialog in self.dialogs else row.dialog
+            await ctx.session.delete(row)
+            ctx.answer_callback()
+            ctx.reply("core.cancelled", RemoveKeyboard(), title=title)
+            return
+        if not row.history:
+            ctx.reply("core.cannot_go_back")
+        else:
+            row.step = row.history[-1]
+            row.history = row.history[:-1]
+            row.updated_at = ctx.now
+        await self.dialogs[row.dialog].ask(ctx, State(row))
+
+    async def _park_active(self, ctx: Ctx, except_dialog: str) -> None:
+        row = await self.active_state(ctx)
+        if row is None or row.dialog == except_dialog:
+            return
+        row.active = False
+        if row.history and row.dialog in self.dialogs:
+            ctx.reply("core.draft_parked", title=ctx.t(self.dialogs[row.dialog].title_key))
+        else:
+            await ctx.session.delete(row)
+        await ctx.session.flush()
+
+    async def _state(self, session: AsyncSession, account_id: int, name: str) -> DialogState | None:
+        return (
+            await session.execute(
+                select(DialogState).where(DialogState.account_id == account_id, DialogState.dialog == name)
+            )
+        ).scalar_one_or_none()
+
+    def _menu(self, ctx: Ctx) -> None:
+        """Send the role's command menu when the role or language changed since it was last set."""
+        scope = f"{ctx.role.value}:{ctx.t.lang}"
+        if ctx.account.commands_scope == scope or ctx.inc.chat_type != "private":
+            return
+        ctx.account.commands_scope = scope
+        from bot.handlers.menu import commands_for
+
+        ctx.actions.append(
+            SetCommands(ctx.inc.chat_id, tuple(commands_for(ctx.role, ctx.t)), channel=ctx.inc.channel)
+        )
+
+    async def purge_drafts(self, session: AsyncSession) -> int:
+        """Delete dialog drafts older than the keep period."""
+        cutoff = self.clock.now() - timedelta(days=self.settings.draft_keep_days)
+        res = await session.execute(delete(DialogState).where(DialogState.updated_at < cutoff))
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _aware(dt: Any) -> Any:
+    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    from datetime import UTC
+
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+__all__ = ["Core", "Role"]

@@ -1,0 +1,215 @@
+"""Villagers' policy questions: free text (and /ask) → the policy parser → an answer, a clarifying
+question, or an honest "not sure" with an offer to forward the question to their cadre."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from sqlalchemy import select
+
+from bot.core.context import Ctx
+from bot.core.types import Button, InlineKeyboard
+from bot.dialogs.base import Dialog, Finish, Next, Retry, State
+from bot.handlers.router import EVERYONE, STAFF, Router, callback_parts, parse_id
+from bot.services.people import cadre_for_household, leader_for_village
+from bot.store.enums import Role
+from bot.store.models import Account, Household, PolicyQuestion
+
+router = Router("policy")
+
+FOLLOW_UP_MINUTES = 10
+
+
+async def _last_context(ctx: Ctx) -> dict[str, Any] | None:
+    q = await ctx.session.execute(
+        select(PolicyQuestion.context)
+        .where(
+            PolicyQuestion.account_id == ctx.account.id,
+            PolicyQuestion.created_at >= ctx.now - timedelta(minutes=FOLLOW_UP_MINUTES),
+        )
+        .order_by(PolicyQuestion.id.desc())
+        .limit(1)
+    )
+    return q.scalar_one_or_none() or None
+
+
+async def answer_question(ctx: Ctx, text: str) -> None:
+    """Answer one question, log it, and offer forwarding when the parser declines."""
+    text = text.strip()
+    limit = ctx.core.settings.max_text_length
+    if len(text) > limit:
+        ctx.reply("core.text_too_long", limit=limit, length=len(text))
+        return
+    engine = ctx.core.services.get("policy")
+    question = PolicyQuestion(account_id=ctx.account.id, text=text, created_at=ctx.now, context={})
+    ctx.session.add(question)
+    if engine is None:
+        await ctx.session.flush()
+        ctx.reply("ask.unavailable")
+        await _offer_forward(ctx, question)
+        return
+    res = engine.answer(text, ctx.t.lang, context=await _last_context(ctx), now=ctx.now)
+    question.topic = res.topic
+    question.confidence = float(res.confidence)
+    question.answered = res.decision == "answer"
+    question.context = res.context or {}
+    await ctx.session.flush()
+    if res.decision == "answer":
+        ctx.reply_text(res.text)
+    elif res.decision == "clarify":
+        rows = tuple((Button(label, f"pq:topic:{question.id}:{tid}"),) for tid, label in res.options)
+        ctx.reply_text(res.text or ctx.t("policy.clarify_prompt"), InlineKeyboard(rows))
+    else:
+        if res.text:
+            ctx.reply_text(res.text)
+        await _offer_forward(ctx, question)
+
+
+async def _offer_forward(ctx: Ctx, question: PolicyQuestion) -> None:
+    ctx.reply(
+        "policy.forward_offer",
+        InlineKeyboard(
+            (
+                (Button(ctx.t("policy.forward_yes"), f"pq:fwd:{question.id}"),),
+                (Button(ctx.t("policy.forward_no"), f"pq:nofwd:{question.id}"),),
+            )
+        ),
+    )
+
+
+@router.command("ask")
+async def ask(ctx: Ctx) -> None:
+    if ctx.inc.args.strip():
+        await answer_question(ctx, ctx.inc.args)
+    else:
+        ctx.reply("ask.prompt")
+
+
+async def _own_question(ctx: Ctx, raw_id: str | None) -> PolicyQuestion | None:
+    qid = parse_id(raw_id)
+    question = await ctx.session.get(PolicyQuestion, qid) if qid else None
+    if question is None or question.account_id != ctx.account.id:
+        return None
+    return question
+
+
+@router.callback("pq")
+async def on_button(ctx: Ctx) -> None:
+    parts = callback_parts(ctx)
+    action = parts[1] if len(parts) > 1 else ""
+    if action == "reply":
+        await _start_reply(ctx, parts[2] if len(parts) > 2 else None)
+        return
+    question = await _own_question(ctx, parts[2] if len(parts) > 2 else None)
+    if question is None:
+        ctx.answer_callback("core.button_expired")
+        ctx.reply("core.button_expired")
+        return
+    engine = ctx.core.services.get("policy")
+    if action == "topic" and len(parts) == 4 and engine is not None and parts[3] in engine.topic_ids():
+        res = engine.answer_topic(parts[3], ctx.t.lang, context=question.context or None, now=ctx.now)
+        question.topic, question.answered, question.context = parts[3], True, res.context or {}
+        ctx.reply_text(res.text)
+    elif action == "fwd":
+        await _forward(ctx, question)
+    elif action == "nofwd":
+        ctx.answer_callback()
+    else:
+        ctx.answer_callback("core.button_expired")
+
+
+async def _forward(ctx: Ctx, question: PolicyQuestion) -> None:
+    if question.forwarded_to_id is not None:
+        ctx.reply("policy.forwarded")
+        return
+    household = (
+        await ctx.session.get(Household, ctx.account.household_id) if ctx.account.household_id else None
+    )
+    target = None
+    if household is not None:
+        target = await cadre_for_household(ctx.session, household.id) or await leader_for_village(
+            ctx.session, household.village_id
+        )
+    accounts = (
+        list(
+            (
+                await ctx.session.execute(
+                    select(Account).where(Account.person_id == target.id, Account.unreachable.is_(False))
+                )
+            ).scalars()
+        )
+        if target
+        else []
+    )
+    if target is None or not accounts:
+        ctx.reply("policy.forward_none")
+        return
+    question.forwarded_to_id = target.id
+    villager = household.head_name if household else ctx.account.display_name
+    for account in accounts:
+        t = ctx.core.translator_for(account)
+        ctx.send_to(
+            account,
+            "policy.question_to_cadre",
+            InlineKeyboard(((Button(t("policy.reply_button"), f"pq:reply:{question.id}"),),)),
+            villager=villager,
+            question=question.text,
+        )
+    ctx.audit("policy.forwarded", "policy_question", question.id, to=target.id)
+    ctx.reply("policy.forwarded")
+
+
+async def _start_reply(ctx: Ctx, raw_id: str | None) -> None:
+    qid = parse_id(raw_id)
+    question = await ctx.session.get(PolicyQuestion, qid) if qid else None
+    if question is None or ctx.person is None or question.forwarded_to_id != ctx.person.id:
+        ctx.answer_callback("core.not_allowed")
+        ctx.reply("core.not_allowed")
+        return
+    await ctx.core.start_dialog(ctx, "policy_reply", {"question_id": question.id}, fresh=True)
+
+
+class PolicyReplyDialog(Dialog):
+    """A cadre answers a villager's forwarded question."""
+
+    name = "policy_reply"
+    roles: ClassVar[frozenset[Role]] = STAFF
+    first_step = "text"
+    title_key = "policy.reply_button"
+
+    async def on_start(self, ctx: Ctx, st: State, args: dict[str, Any]) -> str | None:
+        st.set(question_id=int(args["question_id"]))
+        return self.first_step
+
+    async def ask(self, ctx: Ctx, st: State) -> None:
+        question = await ctx.session.get(PolicyQuestion, st.data["question_id"])
+        ctx.reply(
+            "policy.ask_reply", st.keyboard(ctx, [], back=False), question=question.text if question else ""
+        )
+
+    async def on_input(self, ctx: Ctx, st: State) -> Next:
+        text = (ctx.inc.text or "").strip()
+        if not text:
+            return Retry("policy.ask_reply_retry")
+        limit = ctx.core.settings.max_text_length
+        if len(text) > limit:
+            return Retry("core.text_too_long", {"limit": limit, "length": len(text)})
+        question = await ctx.session.get(PolicyQuestion, st.data["question_id"])
+        if question is None or ctx.person is None or question.forwarded_to_id != ctx.person.id:
+            ctx.reply("core.not_allowed")
+            return Finish()
+        question.reply_text = text
+        question.replied_at = ctx.now
+        villager = await ctx.session.get(Account, question.account_id) if question.account_id else None
+        if villager is not None:
+            ctx.send_to(villager, "policy.reply_to_villager", cadre=ctx.person.name, reply=text)
+        ctx.audit("policy.replied", "policy_question", question.id)
+        ctx.reply("policy.reply_sent")
+        return Finish()
+
+
+@router.text(roles=EVERYONE)
+async def free_text(ctx: Ctx) -> None:
+    """Anything typed outside a dialog: villagers get the parser; staff get it too (it may be a question)."""
+    await answer_question(ctx, ctx.inc.text or "")
