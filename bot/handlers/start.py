@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from bot.core.context import Ctx
 from bot.core.types import KeyButton, RemoveKeyboard, ReplyKeyboard
-from bot.dialogs.base import Dialog, Finish, Next, Retry, State
+from bot.dialogs.base import Dialog, Finish, Next, Replace, Retry, State
 from bot.handlers.menu import help_text
 from bot.handlers.router import EVERYONE, Router
 from bot.services import onboarding
@@ -103,7 +103,7 @@ class OnboardDialog(Dialog):
 
     async def on_input(self, ctx: Ctx, st: State) -> Next:
         if ctx.inc.contact is not None:
-            return Finish() if await _bind_contact(ctx) else Retry("start.retry_code")
+            return Finish() if await _bind_contact(ctx) else Replace()
         text = (ctx.inc.text or "").strip()
         if onboarding.CODE_RE.match(text):
             binding = await onboarding.redeem_invite(ctx.session, ctx.account, text, ctx.now)
