@@ -1,0 +1,199 @@
+"""Reminder rules: configuration, not code. The shipped TOML default merged with a county override."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.default.toml"
+
+SEASON_NAMES = ("spring", "summer", "autumn")
+
+
+def _parse_hhmm(v: Any) -> time:
+    if isinstance(v, time):
+        return v
+    hh, mm = str(v).split(":")
+    return time(int(hh), int(mm))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QuietHours(_Model):
+    start: time = time(21, 0)
+    end: time = time(7, 30)
+
+    _hhmm = field_validator("start", "end", mode="before")(_parse_hhmm)
+
+    def contains(self, t: time) -> bool:
+        """Whether local wall-clock time t falls in the quiet period (which may wrap midnight)."""
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+
+class VillageDays(_Model):
+    target: int = Field(2, ge=0, le=7)
+    plan_weekday: int = Field(1, ge=1, le=7)
+    plan_at: time = time(8, 0)
+    nudge_weekday: int = Field(4, ge=1, le=7)
+    nudge_at: time = time(9, 0)
+    shortfall_weekday: int = Field(1, ge=1, le=7)
+    shortfall_at: time = time(8, 30)
+
+    _hhmm = field_validator("plan_at", "nudge_at", "shortfall_at", mode="before")(_parse_hhmm)
+
+
+class Visits(_Model):
+    cadence_days: int = Field(30, ge=1)
+    cadre_reminder_at: time = time(8, 0)
+    leader_alert_at: time = time(8, 30)
+    require_seasonal_kind: bool = False
+
+    _hhmm = field_validator("cadre_reminder_at", "leader_alert_at", mode="before")(_parse_hhmm)
+
+
+class Window(_Model):
+    """A seasonal window as month-day bounds, both included; may not wrap the new year."""
+
+    start: tuple[int, int]
+    end: tuple[int, int]
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _md(cls, v: Any) -> tuple[int, int]:
+        if isinstance(v, str):
+            mm, dd = v.split("-")
+            v = (int(mm), int(dd))
+        m, d = v
+        date(2024, m, d)  # validates (2024 is a leap year, so 02-29 is allowed)
+        return (int(m), int(d))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.end < self.start:
+            raise ValueError("a seasonal window must end after it starts, within one year")
+        return self
+
+    def dates(self, year: int) -> tuple[date, date]:
+        """The window's first and last day in year (02-29 becomes 02-28 in common years)."""
+        return _md_date(year, self.start), _md_date(year, self.end)
+
+
+def _md_date(year: int, md: tuple[int, int]) -> date:
+    m, d = md
+    try:
+        return date(year, m, d)
+    except ValueError:
+        return date(year, m, d - 1)
+
+
+class Seasons(_Model):
+    open_at: time = time(8, 0)
+    nudge_at: time = time(9, 0)
+    close_at: time = time(8, 30)
+    spring: Window = Window(start=(3, 10), end=(4, 30))
+    summer: Window = Window(start=(5, 25), end=(6, 30))
+    autumn: Window = Window(start=(9, 20), end=(10, 31))
+
+    _hhmm = field_validator("open_at", "nudge_at", "close_at", mode="before")(_parse_hhmm)
+
+    def windows(self) -> dict[str, Window]:
+        return {"spring": self.spring, "summer": self.summer, "autumn": self.autumn}
+
+
+class Difficulties(_Model):
+    ack_working_days: int = Field(2, ge=0)
+    decide_working_days: int = Field(20, ge=0)
+    check_at: time = time(9, 0)
+    holidays: tuple[date, ...] = ()
+
+    _hhmm = field_validator("check_at", mode="before")(_parse_hhmm)
+
+    def is_working_day(self, d: date) -> bool:
+        return d.isoweekday() <= 5 and d not in self.holidays
+
+    def add_working_days(self, start: date, n: int) -> date:
+        """The date n working days after start (start itself not counted)."""
+        d = start
+        while n > 0:
+            d += timedelta(days=1)
+            if self.is_working_day(d):
+                n -= 1
+        return d
+
+
+class Digest(_Model):
+    weekday: int = Field(1, ge=1, le=7)
+    at: time = time(8, 30)
+
+    _hhmm = field_validator("at", mode="before")(_parse_hhmm)
+
+
+class Rules(_Model):
+    """Everything the scheduler needs to know about what is due when, for one county."""
+
+    timezone: str = "Asia/Shanghai"
+    quiet_hours: QuietHours = QuietHours()
+    village_days: VillageDays = VillageDays()
+    visits: Visits = Visits()
+    seasons: Seasons = Seasons()
+    difficulties: Difficulties = Difficulties()
+    digest: Digest = Digest()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        ZoneInfo(v)  # raises for an unknown zone
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def next_send_time(self, at: datetime) -> datetime:
+        """The earliest moment at or after `at` (aware) outside quiet hours, as aware UTC."""
+        local = at.astimezone(self.tz)
+        if not self.quiet_hours.contains(local.time().replace(tzinfo=None)):
+            return at
+        end = self.quiet_hours.end
+        candidate = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+        if candidate <= local:
+            candidate += timedelta(days=1)
+        # Built from wall-clock fields, so re-attach the zone to get the right offset on that day.
+        candidate = datetime.combine(candidate.date(), end, tzinfo=self.tz)
+        return candidate.astimezone(at.tzinfo)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_rules(override: Path | None = None, *, timezone: str | None = None) -> Rules:
+    """The shipped defaults merged with a county's override file (keys it omits keep their default).
+
+    `timezone` (Settings.timezone) applies when the override does not name one itself.
+    """
+    with DEFAULT_RULES_FILE.open("rb") as f:
+        data = tomllib.load(f)
+    if timezone:
+        data["timezone"] = timezone
+    if override is not None:
+        with Path(override).open("rb") as f:
+            data = _merge(data, tomllib.load(f))
+    return Rules.model_validate(data)
