@@ -1,0 +1,358 @@
+"""Set-based due computations: one SQL statement each, over everyone at once (no per-cadre loops).
+
+Every function takes the local `today` (the county's date) and returns plain rows; the tick turns
+them into messages and the chat commands into reports. Optional `team_id` narrows a computation to
+one team for a leader's on-demand report — the same statement with one more filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.scheduler.rules import Difficulties, Rules
+from bot.store.enums import DifficultyStatus, Role
+from bot.store.models import CheckIn, Difficulty, Household, Leave, Pairing, Person, Team, Visit
+
+
+def iso_week_bounds(d: date) -> tuple[date, date]:
+    """Monday and Sunday of d's ISO week."""
+    monday = d - timedelta(days=d.isoweekday() - 1)
+    return monday, monday + timedelta(days=6)
+
+
+def iso_week_label(d: date) -> str:
+    y, w, _ = d.isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+# Leave, as correlated sub-selects on the cadre: a handful of rows, so cheap per cadre row, and it
+# keeps each computation a single statement.
+def _leave_cols(cadre_id_col: object, first: date, last: date) -> tuple[object, object]:
+    overlap = and_(Leave.person_id == cadre_id_col, Leave.start_date <= last, Leave.end_date >= first)
+    on_leave = exists(select(Leave.id).where(overlap)).label("on_leave")
+    cover = aliased(Person)
+    covered_by = (
+        select(cover.name)
+        .join(Leave, Leave.covered_by_id == cover.id)
+        .where(overlap)
+        .order_by(Leave.start_date.desc(), Leave.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("covered_by")
+    )
+    return on_leave, covered_by
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdDue:
+    """A currently paired household that needs a visit, with its cadre."""
+
+    cadre_id: int
+    cadre_name: str
+    team_id: int | None
+    household_id: int
+    household_code: str
+    head_name: str
+    last_visit: date | None
+    days_overdue: int  # 0 when not (yet) overdue, e.g. in seasonal lists
+    on_leave: bool
+    covered_by: str | None
+
+
+def _last_visit_subq(today: date) -> object:
+    # MAX over the (household_id, visit_date) index: an index probe per household, not a scan.
+    return (
+        select(func.max(Visit.visit_date))
+        .where(Visit.household_id == Pairing.household_id, Visit.visit_date <= today)
+        .correlate(Pairing)
+        .scalar_subquery()
+    )
+
+
+async def overdue_households(
+    session: AsyncSession,
+    today: date,
+    cadence_days: int,
+    *,
+    team_id: int | None = None,
+    cadre_id: int | None = None,
+) -> list[HouseholdDue]:
+    """Current pairings whose household's last visit (or the pairing's start, if never visited since)
+    is more than `cadence_days` before today: due by last + N, overdue from the day after."""
+    cutoff = today - timedelta(days=cadence_days)
+    last = _last_visit_subq(today).label("last_visit")
+    inner = (
+        select(
+            Pairing.cadre_id,
+            Person.name.label("cadre_name"),
+            Person.team_id,
+            Pairing.household_id,
+            Household.code,
+            Household.head_name,
+            Pairing.start_date,
+            last,
+        )
+        .join(Person, Person.id == Pairing.cadre_id)
+        .join(Household, Household.id == Pairing.household_id)
+        .where(Pairing.end_date.is_(None), Pairing.start_date <= today)
+    )
+    if team_id is not None:
+        inner = inner.where(Person.team_id == team_id)
+    if cadre_id is not None:
+        inner = inner.where(Pairing.cadre_id == cadre_id)
+    sub = inner.subquery()
+    anchor = func.coalesce(sub.c.last_visit, sub.c.start_date)
+    on_leave, covered_by = _leave_cols(sub.c.cadre_id, today, today)
+    stmt = (
+        select(sub, anchor.label("anchor"), on_leave, covered_by)
+        .where(anchor < cutoff)
+        .order_by(sub.c.team_id, sub.c.cadre_id, anchor, sub.c.household_id)
+    )
+    rows = (await session.execute(stmt)).mappings().all()
+    out = []
+    for r in rows:
+        anchor_d = r["anchor"]
+        out.append(
+            HouseholdDue(
+                cadre_id=r["cadre_id"],
+                cadre_name=r["cadre_name"],
+                team_id=r["team_id"],
+                household_id=r["household_id"],
+                household_code=r["code"],
+                head_name=r["head_name"],
+                last_visit=r["last_visit"],
+                days_overdue=(today - (anchor_d + timedelta(days=cadence_days))).days,
+                on_leave=bool(r["on_leave"]),
+                covered_by=r["covered_by"],
+            )
+        )
+    return out
+
+
+async def season_missing(
+    session: AsyncSession,
+    first: date,
+    upto: date,
+    today: date,
+    *,
+    kind: str | None = None,
+    team_id: int | None = None,
+) -> list[HouseholdDue]:
+    """Current pairings whose household had no visit between first and upto (inclusive); with
+    `kind`, only visits of that kind count (the county's "require the seasonal kind" option)."""
+    cond = [Visit.household_id == Pairing.household_id, Visit.visit_date >= first, Visit.visit_date <= upto]
+    if kind is not None:
+        cond.append(Visit.kind == kind)
+    visited = exists(select(literal(1)).where(*cond))
+    on_leave, covered_by = _leave_cols(Pairing.cadre_id, today, today)
+    stmt = (
+        select(
+            Pairing.cadre_id,
+            Person.name.label("cadre_name"),
+            Person.team_id,
+            Pairing.household_id,
+            Household.code,
+            Household.head_name,
+            on_leave,
+            covered_by,
+        )
+        .join(Person, Person.id == Pairing.cadre_id)
+        .join(Household, Household.id == Pairing.household_id)
+        .where(Pairing.end_date.is_(None), Pairing.start_date <= upto, ~visited)
+        .order_by(Person.team_id, Pairing.cadre_id, Household.code)
+    )
+    if team_id is not None:
+        stmt = stmt.where(Person.team_id == team_id)
+    rows = (await session.execute(stmt)).mappings().all()
+    return [
+        HouseholdDue(
+            cadre_id=r["cadre_id"],
+            cadre_name=r["cadre_name"],
+            team_id=r["team_id"],
+            household_id=r["household_id"],
+            household_code=r["code"],
+            head_name=r["head_name"],
+            last_visit=None,
+            days_overdue=0,
+            on_leave=bool(r["on_leave"]),
+            covered_by=r["covered_by"],
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class CadreWeek:
+    """One cadre's numbers for an ISO week."""
+
+    cadre_id: int
+    cadre_name: str
+    team_id: int | None
+    checkin_days: int
+    visits: int
+    on_leave: bool
+    covered_by: str | None
+
+
+async def cadre_weeks(
+    session: AsyncSession,
+    monday: date,
+    *,
+    upto: date | None = None,
+    below: int | None = None,
+    team_id: int | None = None,
+    cadre_ids: list[int] | None = None,
+) -> list[CadreWeek]:
+    """Check-in days and visits per active cadre in the ISO week starting monday (up to `upto`).
+
+    With `below`, only cadres whose check-in days are under that target (the shortfall list).
+    `on_leave` is true when a recorded leave overlaps the days counted.
+    """
+    last = monday + timedelta(days=6)
+    if upto is not None:
+        last = min(last, upto)
+    ck = (
+        select(CheckIn.cadre_id, func.count().label("n"))
+        .where(CheckIn.day >= monday, CheckIn.day <= last)
+        .group_by(CheckIn.cadre_id)
+        .subquery()
+    )
+    vs = (
+        select(Visit.cadre_id, func.count().label("n"))
+        .where(Visit.visit_date >= monday, Visit.visit_date <= last)
+        .group_by(Visit.cadre_id)
+        .subquery()
+    )
+    on_leave, covered_by = _leave_cols(Person.id, monday, last)
+    days = func.coalesce(ck.c.n, 0)
+    stmt = (
+        select(
+            Person.id,
+            Person.name,
+            Person.team_id,
+            days.label("days"),
+            func.coalesce(vs.c.n, 0).label("visits"),
+            on_leave,
+            covered_by,
+        )
+        .outerjoin(ck, ck.c.cadre_id == Person.id)
+        .outerjoin(vs, vs.c.cadre_id == Person.id)
+        .where(Person.role == Role.CADRE.value, Person.active.is_(True))
+        .order_by(Person.team_id, Person.id)
+    )
+    if below is not None:
+        stmt = stmt.where(days < below)
+    if team_id is not None:
+        stmt = stmt.where(Person.team_id == team_id)
+    if cadre_ids is not None:
+        stmt = stmt.where(Person.id.in_(cadre_ids))
+    rows = (await session.execute(stmt)).all()
+    return [
+        CadreWeek(
+            cadre_id=r[0],
+            cadre_name=r[1],
+            team_id=r[2],
+            checkin_days=int(r[3]),
+            visits=int(r[4]),
+            on_leave=bool(r[5]),
+            covered_by=r[6],
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class LateDifficulty:
+    id: int
+    team_id: int | None
+    category: str
+    description: str
+    reporter_name: str
+    head_name: str | None
+    status: str
+    escalation_level: int
+    created_on: date  # local date
+    ack_late: bool  # still open past the acknowledgement deadline
+    decide_late: bool  # not resolved past the decision deadline
+
+
+def _latest_breached(today: date, n: int, cal: Difficulties) -> date:
+    """The latest local creation date whose n-working-day deadline ended before today."""
+    d = today
+    while cal.add_working_days(d, n) >= today:
+        d -= timedelta(days=1)
+    return d
+
+
+def _local_midnight_utc(d: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(d, time(0), tzinfo=tz)
+
+
+async def late_difficulties(
+    session: AsyncSession, today: date, rules: Rules, *, team_id: int | None = None
+) -> list[LateDifficulty]:
+    """Unresolved difficulties past the acknowledgement or the decision deadline (working days)."""
+    cal = rules.difficulties
+    tz = rules.tz
+    ack_cut = _local_midnight_utc(_latest_breached(today, cal.ack_working_days, cal) + timedelta(days=1), tz)
+    dec_cut = _local_midnight_utc(_latest_breached(today, cal.decide_working_days, cal) + timedelta(days=1), tz)
+    ack_late = and_(Difficulty.status == DifficultyStatus.OPEN.value, Difficulty.created_at < ack_cut)
+    dec_late = Difficulty.created_at < dec_cut
+    stmt = (
+        select(
+            Difficulty.id,
+            Difficulty.team_id,
+            Difficulty.category,
+            Difficulty.description,
+            Person.name,
+            Household.head_name,
+            Difficulty.status,
+            Difficulty.escalation_level,
+            Difficulty.created_at,
+            ack_late.label("ack_late"),
+            dec_late.label("dec_late"),
+        )
+        .join(Person, Person.id == Difficulty.reporter_id)
+        .outerjoin(Household, Household.id == Difficulty.household_id)
+        .where(Difficulty.status != DifficultyStatus.RESOLVED.value, or_(ack_late, dec_late))
+        .order_by(Difficulty.team_id, Difficulty.created_at)
+    )
+    if team_id is not None:
+        stmt = stmt.where(Difficulty.team_id == team_id)
+    rows = (await session.execute(stmt)).all()
+    return [
+        LateDifficulty(
+            id=r[0],
+            team_id=r[1],
+            category=r[2],
+            description=r[3],
+            reporter_name=r[4],
+            head_name=r[5],
+            status=r[6],
+            escalation_level=r[7] or 0,
+            created_on=r[8].astimezone(tz).date(),
+            ack_late=bool(r[9]),
+            decide_late=bool(r[10]),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRow:
+    id: int
+    name: str
+    leader_id: int | None
+    township_contact_id: int | None
+
+
+async def teams(session: AsyncSession) -> dict[int, TeamRow]:
+    """Every team with its leader and township contact."""
+    rows = (await session.execute(select(Team.id, Team.name, Team.leader_id, Team.township_contact_id))).all()
+    return {r[0]: TeamRow(*r) for r in rows}

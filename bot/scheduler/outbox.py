@@ -1,0 +1,295 @@
+"""The outbox: every reminder is written here first, keyed for dedup, and sent later by the sender.
+
+A row's `dedup_key` names recipient + rule + period, and inserts use ON CONFLICT DO NOTHING, so a
+re-run tick, a restart or a second scheduler process never produces a second copy. The payload is
+a serialised `Reply` (JSON; photo and document bytes as base64).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.types import (
+    Button,
+    Document,
+    InlineKeyboard,
+    KeyButton,
+    Markup,
+    Photo,
+    RemoveKeyboard,
+    Reply,
+    ReplyKeyboard,
+)
+from bot.store.enums import OutboxStatus
+from bot.store.models import Account, Outbox
+
+PAYLOAD_VERSION = 1
+
+
+# --- Reply (de)serialisation -------------------------------------------------------------------
+
+
+def _markup_to_dict(m: Markup | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    if isinstance(m, InlineKeyboard):
+        return {
+            "type": "inline",
+            "rows": [[{"text": b.text, "data": b.data, "url": b.url} for b in row] for row in m.rows],
+        }
+    if isinstance(m, ReplyKeyboard):
+        return {
+            "type": "reply",
+            "rows": [
+                [
+                    {"text": b.text, "request_location": b.request_location, "request_contact": b.request_contact}
+                    for b in row
+                ]
+                for row in m.rows
+            ],
+            "one_time": m.one_time,
+            "placeholder": m.placeholder,
+        }
+    if isinstance(m, RemoveKeyboard):
+        return {"type": "remove"}
+    raise TypeError(f"unknown markup {type(m).__name__}")
+
+
+def _markup_from_dict(d: dict[str, Any] | None) -> Markup | None:
+    if d is None:
+        return None
+    kind = d.get("type")
+    if kind == "inline":
+        return InlineKeyboard(
+            rows=tuple(
+                tuple(Button(text=b["text"], data=b.get("data"), url=b.get("url")) for b in row)
+                for row in d["rows"]
+            )
+        )
+    if kind == "reply":
+        return ReplyKeyboard(
+            rows=tuple(
+                tuple(
+                    KeyButton(
+                        text=b["text"],
+                        request_location=bool(b.get("request_location")),
+                        request_contact=bool(b.get("request_contact")),
+                    )
+                    for b in row
+                )
+                for row in d["rows"]
+            ),
+            one_time=bool(d.get("one_time", True)),
+            placeholder=d.get("placeholder"),
+        )
+    if kind == "remove":
+        return RemoveKeyboard()
+    raise ValueError(f"unknown markup type {kind!r}")
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def _unb64(s: str | None) -> bytes | None:
+    return None if s is None else base64.b64decode(s)
+
+
+def reply_to_dict(r: Reply) -> dict[str, Any]:
+    """A JSON-safe dict for a Reply (bytes as base64), for the outbox payload column."""
+    return {
+        "v": PAYLOAD_VERSION,
+        "chat_id": r.chat_id,
+        "text": r.text,
+        "markup": _markup_to_dict(r.markup),
+        "photo": None
+        if r.photo is None
+        else {"file_id": r.photo.file_id, "data": _b64(r.photo.data), "filename": r.photo.filename},
+        "document": None
+        if r.document is None
+        else {"filename": r.document.filename, "data": _b64(r.document.data), "mime": r.document.mime},
+        "parse_mode": r.parse_mode,
+        "channel": r.channel,
+    }
+
+
+def reply_from_dict(d: dict[str, Any]) -> Reply:
+    """The Reply a payload dict describes (inverse of reply_to_dict)."""
+    if d.get("v") != PAYLOAD_VERSION:
+        raise ValueError(f"unsupported outbox payload version {d.get('v')!r}")
+    p, doc = d.get("photo"), d.get("document")
+    return Reply(
+        chat_id=str(d["chat_id"]),
+        text=d.get("text"),
+        markup=_markup_from_dict(d.get("markup")),
+        photo=None
+        if p is None
+        else Photo(file_id=p.get("file_id"), data=_unb64(p.get("data")), filename=p.get("filename") or "photo.png"),
+        document=None
+        if doc is None
+        else Document(
+            filename=doc["filename"], data=_unb64(doc["data"]) or b"", mime=doc.get("mime") or "application/octet-stream"
+        ),
+        parse_mode=d.get("parse_mode"),
+        channel=d.get("channel") or "telegram",
+    )
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    """A message to put in the outbox."""
+
+    dedup_key: str
+    reply: Reply
+    rule: str
+    account_id: int | None = None
+    not_before: datetime | None = None  # None: as soon as allowed
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(Outbox)
+    if name == "sqlite":
+        return sqlite.insert(Outbox)
+    raise RuntimeError(f"outbox needs ON CONFLICT support; dialect {name} is not supported")
+
+
+async def enqueue(
+    session: AsyncSession, messages: Sequence[OutMessage], *, now: datetime, quiet: Any = None
+) -> int:
+    """Insert messages, skipping any whose dedup_key already exists; returns how many were new.
+
+    `quiet` is the Rules (anything with `next_send_time`): a message due in quiet hours waits.
+    """
+    if not messages:
+        return 0
+    rows = []
+    for m in messages:
+        if len(m.dedup_key) > 191:
+            raise ValueError(f"dedup_key too long: {m.dedup_key[:60]}...")
+        nb = m.not_before or now
+        if quiet is not None:
+            nb = quiet.next_send_time(nb)
+        rows.append(
+            {
+                "dedup_key": m.dedup_key,
+                "account_id": m.account_id,
+                "channel": m.reply.channel,
+                "chat_id": m.reply.chat_id,
+                "rule": m.rule,
+                "payload": reply_to_dict(m.reply),
+                "status": OutboxStatus.PENDING.value,
+                "not_before": nb,
+                "attempts": 0,
+                "last_error": "",
+                "created_at": now,
+            }
+        )
+    stmt = _insert_for(session).on_conflict_do_nothing(index_elements=["dedup_key"])
+    new = 0
+    # Chunked so a very large tick does not build one enormous statement.
+    for i in range(0, len(rows), 1000):
+        res = await session.execute(stmt.returning(Outbox.id), rows[i : i + 1000])
+        new += len(res.all())
+    return new
+
+
+# --- claiming and marking (used by the sender) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    dedup_key: str
+    account_id: int | None
+    chat_id: str
+    rule: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+async def claim(session: AsyncSession, *, now: datetime, limit: int, lease: timedelta) -> list[Claimed]:
+    """Take up to `limit` due rows for this sender by pushing their not_before forward by `lease`.
+
+    One statement: on PostgreSQL the candidate rows are locked with SKIP LOCKED so concurrent
+    senders take disjoint sets; SQLite serialises writers, so its single UPDATE is already atomic.
+    A sender that dies after claiming leaves the rows to be taken again once the lease is over.
+    """
+    pick = (
+        select(Outbox.id)
+        .where(Outbox.status == OutboxStatus.PENDING.value, Outbox.not_before <= now)
+        .order_by(Outbox.not_before, Outbox.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        update(Outbox)
+        .where(Outbox.id.in_(pick.scalar_subquery()))
+        .values(not_before=now + lease, attempts=Outbox.attempts + 1)
+        .returning(
+            Outbox.id, Outbox.dedup_key, Outbox.account_id, Outbox.chat_id, Outbox.rule, Outbox.payload,
+            Outbox.attempts,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    res = await session.execute(stmt)
+    out = [Claimed(*row) for row in res.all()]
+    out.sort(key=lambda c: c.id)
+    return out
+
+
+async def mark_sent(session: AsyncSession, row_id: int, *, now: datetime) -> None:
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.id == row_id)
+        .values(status=OutboxStatus.SENT.value, sent_at=now, last_error="")
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def mark_failed(session: AsyncSession, row_id: int, *, error: str) -> None:
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.id == row_id)
+        .values(status=OutboxStatus.FAILED.value, last_error=error[:2000])
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def reschedule(session: AsyncSession, row_id: int, *, at: datetime, error: str) -> None:
+    """Give a claimed row back to the queue, due again at `at`."""
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.id == row_id)
+        .values(not_before=at, last_error=error[:2000])
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def fail_unreachable(session: AsyncSession) -> int:
+    """Mark pending rows to accounts already known unreachable as failed (they are never tried)."""
+    res = await session.execute(
+        update(Outbox)
+        .where(
+            and_(
+                Outbox.status == OutboxStatus.PENDING.value,
+                Outbox.account_id.in_(select(Account.id).where(Account.unreachable.is_(True)).scalar_subquery()),
+            )
+        )
+        .values(status=OutboxStatus.FAILED.value, last_error="unreachable")
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount or 0  # type: ignore[attr-defined]
