@@ -72,6 +72,8 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield url
         return
     if not PG_AVAILABLE:
+        if os.environ.get("BANGFU_TEST_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL required (BANGFU_TEST_REQUIRE_POSTGRES) but {PG_URL} is not reachable")
         pytest.skip("PostgreSQL not reachable")
     from sqlalchemy.engine import make_url
 
