@@ -41,6 +41,8 @@ def build_core(
     svc: dict[str, Any] = dict(services or {})
     if "policy" not in svc:
         svc["policy"] = _load_policy(settings)
+    if "rules" not in svc:
+        svc["rules"] = _load_rules(settings)
     core = Core(settings, clock, session_factory(engine), catalogs, all_routers(), all_dialogs(), svc)
     return App(core, engine)
 
@@ -52,3 +54,12 @@ def _load_policy(settings: Settings) -> Any:
     except ImportError:
         return None
     return PolicyEngine.load(settings.knowledge_dir, settings.county)
+
+
+def _load_rules(settings: Settings) -> Any:
+    """The county's reminder rules (shipped defaults + the override file)."""
+    try:
+        from bot.scheduler.rules import load_rules
+    except ImportError:
+        return None
+    return load_rules(settings.rules_file, timezone=settings.timezone)

@@ -8,6 +8,6 @@ from bot.handlers.router import Router
 
 def all_routers() -> list[Router]:
     """Every feature's router, in dispatch order."""
-    from bot.handlers import lang, policy, start
+    from bot.handlers import lang, leader, policy, start
 
-    return [start.router, lang.router, policy.router]
+    return [start.router, lang.router, leader.router, policy.router]
