@@ -51,7 +51,8 @@ def _ascii_name(name: str) -> str:
 def week_chart(
     t: Translator,
     fallback: Translator,
-    title: str,
+    team: str,
+    week_start: str,
     names: Sequence[str],
     visits: Sequence[int],
     days: Sequence[int],
@@ -67,7 +68,8 @@ def week_chart(
     if font is None:
         t = fallback
         names = [_ascii_name(n) for n in names]
-        title = _ascii_name(title)
+        team = _ascii_name(team)
+    title = t.raw("sched.chart.title").format(team=team, start=week_start)
     n = max(len(names), 1)
     fig = Figure(figsize=(max(6.0, 0.7 * n + 2), 4.2), dpi=100)
     ax = fig.add_subplot(1, 1, 1)

@@ -112,8 +112,7 @@ def _digest_text(t: Translator, team_name: str, monday: date, target: int, weeks
 
 def _chart(t: Translator, fallback: Translator, team_name: str, monday: date, target: int,
            weeks: list[due.CadreWeek]) -> tuple[bytes, str]:
-    title = t.raw("sched.chart.title").format(team=team_name, start=monday.isoformat())
-    png = week_chart(t, fallback, title, [w.cadre_name for w in weeks], [w.visits for w in weeks],
+    png = week_chart(t, fallback, team_name, monday.isoformat(), [w.cadre_name for w in weeks], [w.visits for w in weeks],
                      [w.checkin_days for w in weeks], target)
     return png, t("sched.chart.caption", team=team_name, target=target)
 

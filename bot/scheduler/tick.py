@@ -381,9 +381,9 @@ async def run_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, cat
         todo = [c for c in candidates if c.mark not in done]
         if not todo:
             return TickResult([], 0, {})
-        snaps = dict((await s.execute(
+        snaps: dict[str, str] = dict((await s.execute(
             select(SchedulerMark.key, SchedulerMark.value).where(SchedulerMark.key.like("snap:%"))
-        )).tuples().all())
+        )).all())
         ctx = Context(now, local.date(), rules, catalogs, await load_recipients(s), await due.teams(s), snaps)
         for c in todo:
             await c.fn(s, ctx, plan)

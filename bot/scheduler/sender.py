@@ -1,0 +1,271 @@
+"""The outbox sender: claims due rows, sends them through a Transport within Telegram's limits.
+
+- Rate: about 30 messages/s overall and 1 message/s per chat (both configurable), as evenly spaced
+  slots rather than bursts. The overall budget counts messages the channel accepted: a request
+  answered 429 gives its slot back, and that chat is held for `retry_after` instead.
+- RetryAfter (429): honoured per chat; short waits are retried in place, long ones put back in the
+  outbox with not_before = now + retry_after.
+- TransientError (5xx, network): retried with exponential backoff, first in place, then through the
+  outbox; after `max_attempts` claims the row is marked failed.
+- Unreachable (403, chat gone): the account is marked unreachable, the row failed, the team leader
+  told once (an outbox row with its own dedup key); rows to unreachable accounts are never tried.
+- A row is marked sent only after the channel accepted it. A crash in between means the row is
+  claimed again when its lease ends (at-least-once; the window is one HTTP round trip).
+- Nothing is sent during quiet hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.core.types import Reply, RetryAfter, SendError, TransientError, Transport, Unreachable
+from bot.i18n import Catalogs
+from bot.scheduler import outbox
+from bot.scheduler.outbox import Claimed, OutMessage
+from bot.scheduler.rules import Rules
+from bot.store.models import Account, Person, Team
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SenderConfig:
+    rate_per_s: float = 30.0
+    per_chat_interval_s: float = 1.0
+    batch: int = 100  # rows claimed at most at once (in flight)
+    lease_s: float = 300.0  # a claimed row is taken again after this if its sender vanished
+    poll_interval_s: float = 1.0
+    inline_retries: int = 3  # TransientError retries in place before going back to the outbox
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 600.0
+    max_attempts: int = 8  # claims of one row before it is given up as failed
+    max_inline_retry_after_s: float = 30.0
+    max_inline_retry_afters: int = 5
+
+
+class RateLimiter:
+    """Evenly spaced send slots: one per 1/rate seconds overall, one per interval per chat."""
+
+    def __init__(self, rate_per_s: float, per_chat_interval_s: float) -> None:
+        self._gap = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+        self._chat_gap = per_chat_interval_s
+        self._next = 0.0
+        self._chat_next: dict[str, float] = {}
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    async def acquire(self, chat_id: str) -> None:
+        """Wait for this chat's turn, then for an overall slot (reserved only once the chat is ready,
+        so a chat that must wait never holds back everyone else)."""
+        while True:
+            now = self._now()
+            ready = self._chat_next.get(chat_id, 0.0)
+            if ready <= now:
+                break
+            await asyncio.sleep(ready - now)
+        self._chat_next[chat_id] = self._now() + self._chat_gap
+        now = self._now()
+        slot = max(now, self._next)
+        self._next = slot + self._gap
+        if slot > now:
+            await asyncio.sleep(slot - now)
+        self._chat_next[chat_id] = max(self._chat_next[chat_id], self._now() + self._chat_gap)
+        if len(self._chat_next) > 10_000:
+            self._prune()
+
+    def refund(self) -> None:
+        """Give back the last overall slot (the channel refused the message; nothing was delivered)."""
+        self._next = max(self._now(), self._next - self._gap)
+
+    def hold_chat(self, chat_id: str, seconds: float) -> None:
+        self._chat_next[chat_id] = max(self._chat_next.get(chat_id, 0.0), self._now() + seconds)
+
+    def _prune(self) -> None:
+        now = self._now()
+        self._chat_next = {k: v for k, v in self._chat_next.items() if v > now}
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0  # 429s and transient errors seen
+    rescheduled: int = 0
+    unreachable: int = 0
+
+
+class Sender:
+    """Drains the outbox through one Transport. Several senders (processes) may run at once."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        transport: Transport,
+        clock: Clock,
+        rules: Rules,
+        catalogs: Catalogs,
+        config: SenderConfig | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.transport = transport
+        self.clock = clock
+        self.rules = rules
+        self.catalogs = catalogs
+        self.cfg = config or SenderConfig()
+        self.limiter = RateLimiter(self.cfg.rate_per_s, self.cfg.per_chat_interval_s)
+        self.stats = SenderStats()
+
+    def _quiet_now(self) -> bool:
+        local = self.clock.now().astimezone(self.rules.tz)
+        return self.rules.quiet_hours.contains(local.time().replace(tzinfo=None))
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            await outbox.fail_unreachable(s)
+        async with self.sessions() as s, s.begin():
+            return await outbox.claim(s, now=now, limit=limit, lease=timedelta(seconds=self.cfg.lease_s))
+
+    async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> SenderStats:
+        """Send until `stop` is set (or, with until_idle, until nothing is due and nothing in flight)."""
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                if len(inflight) <= self.cfg.batch // 2 and not self._quiet_now():
+                    try:
+                        rows = await self._claim(self.cfg.batch - len(inflight))
+                    except Exception:
+                        log.exception("outbox claim failed; retrying")
+                        rows = []
+                    for row in rows:
+                        inflight.add(asyncio.create_task(self._deliver_guarded(row)))
+                if not inflight:
+                    if until_idle:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.cfg.poll_interval_s)
+                    continue
+                _done, inflight = await asyncio.wait(inflight, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if inflight:
+                # Let messages already on the wire finish and be marked; the rest go back at lease end.
+                await asyncio.wait(inflight, timeout=5)
+                for task in inflight:
+                    task.cancel()
+        return self.stats
+
+    async def _deliver_guarded(self, row: Claimed) -> None:
+        try:
+            await self._deliver(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug or a database hiccup must not kill the loop; the lease brings the row back.
+            log.exception("delivering outbox row %s failed unexpectedly", row.id)
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * (2**attempt))
+        return base * (0.75 + random.random() / 2)  # jitter so many failures do not retry in step
+
+    async def _deliver(self, row: Claimed) -> None:
+        try:
+            reply = outbox.reply_from_dict(row.payload)
+        except (KeyError, TypeError, ValueError) as e:
+            await self._write(outbox.mark_failed, row.id, error=f"bad payload: {e}")
+            self.stats.failed += 1
+            return
+        transient = 0
+        waits = 0
+        while True:
+            await self.limiter.acquire(reply.chat_id)
+            try:
+                await self.transport.send(reply)
+            except RetryAfter as e:
+                self.limiter.refund()
+                self.limiter.hold_chat(reply.chat_id, e.seconds)
+                self.stats.retried += 1
+                waits += 1
+                if e.seconds > self.cfg.max_inline_retry_after_s or waits > self.cfg.max_inline_retry_afters:
+                    await self._reschedule(row, e.seconds, str(e))
+                    return
+                continue
+            except Unreachable as e:
+                await self._unreachable(row, str(e))
+                return
+            except TransientError as e:
+                self.stats.retried += 1
+                if transient < self.cfg.inline_retries:
+                    await asyncio.sleep(self._backoff(transient))
+                    transient += 1
+                    continue
+                if row.attempts >= self.cfg.max_attempts:
+                    await self._write(outbox.mark_failed, row.id, error=f"gave up: {e}")
+                    self.stats.failed += 1
+                else:
+                    await self._reschedule(row, self._backoff(row.attempts + self.cfg.inline_retries), str(e))
+                return
+            except SendError as e:
+                await self._write(outbox.mark_failed, row.id, error=str(e))
+                self.stats.failed += 1
+                return
+            await self._write(outbox.mark_sent, row.id, now=self.clock.now())
+            self.stats.sent += 1
+            return
+
+    async def _write(self, fn: object, row_id: int, **kw: object) -> None:
+        async with self.sessions() as s, s.begin():
+            await fn(s, row_id, **kw)  # type: ignore[operator]
+
+    async def _reschedule(self, row: Claimed, delay_s: float, error: str) -> None:
+        at = self.rules.next_send_time(self.clock.now() + timedelta(seconds=delay_s))
+        await self._write(outbox.reschedule, row.id, at=at, error=error)
+        self.stats.rescheduled += 1
+
+    async def _unreachable(self, row: Claimed, error: str) -> None:
+        """Mark the account unreachable and the row failed; tell the person's team leader once."""
+        self.stats.unreachable += 1
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            await outbox.mark_failed(s, row.id, error=f"unreachable: {error}")
+            if row.account_id is None:
+                return
+            await s.execute(
+                update(Account).where(Account.id == row.account_id).values(unreachable=True)
+                .execution_options(synchronize_session=False)
+            )
+            who = (await s.execute(
+                select(Person.id, Person.name, Team.leader_id)
+                .select_from(Account)
+                .join(Person, Person.id == Account.person_id)
+                .outerjoin(Team, Team.id == Person.team_id)
+                .where(Account.id == row.account_id)
+            )).first()
+            if who is None or who[2] is None or who[2] == who[0]:
+                return
+            person_name, leader_id = who[1], who[2]
+            leaders = (await s.execute(
+                select(Account.id, Account.chat_id, Account.channel, Account.language, Person.language)
+                .join(Person, Person.id == Account.person_id)
+                .where(Account.person_id == leader_id, Account.unreachable.is_(False))
+            )).all()
+            msgs = []
+            for aid, chat, channel, alang, plang in leaders:
+                t = self.catalogs.get(alang or plang)
+                msgs.append(OutMessage(
+                    dedup_key=f"unreachable:a{row.account_id}:a{aid}",
+                    reply=Reply(chat_id=chat, text=t("sched.unreachable", name=person_name), channel=channel),
+                    rule="unreachable", account_id=aid,
+                ))
+            await outbox.enqueue(s, msgs, now=now, quiet=self.rules)
+
