@@ -24,12 +24,20 @@ def create_engine(url: str, **kw: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # We issue BEGIN ourselves (below): the driver's implicit deferred BEGIN would let two
+            # writers both read, then fail to upgrade to a write lock (SQLITE_BUSY) instead of waiting.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            # One writer at a time, queued by busy_timeout: an update's read-modify-write is serialised.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     kw.setdefault("pool_size", 10)
