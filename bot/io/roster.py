@@ -337,6 +337,8 @@ class _Checker:
                     row.fail("io.err.future_date", start_col, value=start.isoformat())
                     continue
                 first = current.get(hh)
+                if first is not None and first.values.get("_cadre") == phone:
+                    continue  # the same pairing in the 农户 sheet and the 结对 sheet
                 if first is not None:
                     row.fail(
                         "io.err.two_current_pairings",
@@ -346,6 +348,7 @@ class _Checker:
                     )
                     continue
                 current[hh] = row
+                row.values["_cadre"] = phone
             elif start is None and not self._db_current_with(hh, phone):
                 row.fail("io.err.start_missing", "start")
                 continue

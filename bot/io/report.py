@@ -1,0 +1,649 @@
+"""Monthly analysis (月分析) per work team: visits against target per cadre, village days, seasonal
+coverage, difficulties and overdue households, as a one-page PNG (matplotlib, Agg) and an xlsx.
+
+Targets are parameters with the county's usual defaults; nothing here reads the scheduler's rules.
+The chart needs a CJK font for Chinese; when none is installed it is drawn in English with names in
+pinyin instead of crashing or printing empty boxes.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.i18n import Catalogs, Safe, Translator
+from bot.io.labels import CATEGORY_ZH, DIFFICULTY_STATUS_ZH, label
+from bot.io.template import style_header
+from bot.store.enums import Role, VisitKind
+from bot.store.models import CheckIn, Difficulty, Household, Pairing, Person, Team, Village, Visit
+
+log = logging.getLogger(__name__)
+
+CJK_FAMILIES = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Noto Serif CJK SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Microsoft YaHei",
+    "SimHei",
+    "PingFang SC",
+    "Heiti SC",
+    "STHeiti",
+    "Hiragino Sans GB",
+    "AR PL UMing CN",
+    "AR PL UKai CN",
+    "Droid Sans Fallback",
+    "Noto Sans CJK JP",
+)
+SEASONS: dict[VisitKind, tuple[int, int]] = {
+    VisitKind.SPRING: (3, 5),
+    VisitKind.SUMMER: (6, 8),
+    VisitKind.AUTUMN: (9, 11),
+}
+
+
+@dataclass(frozen=True)
+class ReportTargets:
+    """What a month is measured against. visits_per_cadre None: one visit per paired household per
+    cadence_days, prorated to the month's length."""
+
+    visits_per_cadre: int | None = None
+    village_days_per_week: float = 2
+    cadence_days: int = 30
+    seasons: dict[VisitKind, tuple[int, int]] = field(default_factory=lambda: dict(SEASONS))
+
+    def visit_target(self, households: int, days_in_month: int) -> int:
+        if self.visits_per_cadre is not None:
+            return self.visits_per_cadre
+        return -(-households * days_in_month // self.cadence_days)  # ceiling
+
+    def day_target(self, days_in_month: int) -> int:
+        return round(self.village_days_per_week * days_in_month / 7)
+
+
+@dataclass
+class CadreLine:
+    person_id: int
+    name: str
+    phone: str
+    households: int = 0
+    visits: int = 0
+    visit_target: int = 0
+    days: int = 0
+    day_target: int = 0
+    overdue: int = 0
+
+
+@dataclass
+class OverdueLine:
+    code: str
+    head: str
+    village: str
+    cadre: str
+    last_visit: date | None
+    days_since: int | None
+
+
+@dataclass
+class DifficultyLine:
+    created: date
+    category: str
+    description: str
+    status: str
+    resolved: date | None
+
+
+@dataclass
+class MonthlyFigures:
+    """Everything the one-page summary shows, computed with set-based queries."""
+
+    team: str
+    month: date  # first day
+    last_day: date
+    as_of: date
+    cadres: list[CadreLine]
+    season: VisitKind
+    season_done: int
+    season_total: int
+    difficulties_new: int
+    difficulties_resolved: int
+    difficulties_open: int
+    overdue: list[OverdueLine]
+    difficulties: list[DifficultyLine]
+    cadence_days: int
+
+    @property
+    def visits(self) -> tuple[int, int]:
+        return sum(c.visits for c in self.cadres), sum(c.visit_target for c in self.cadres)
+
+    @property
+    def days(self) -> tuple[int, int]:
+        return sum(c.days for c in self.cadres), sum(c.day_target for c in self.cadres)
+
+
+def parse_month(value: str | date) -> date:
+    """The first day of a month given as 2026-11 (or any date in it)."""
+    if isinstance(value, date):
+        return value.replace(day=1)
+    y, m = value.strip().split("-")[:2]
+    return date(int(y), int(m), 1)
+
+
+def season_for(month: date, seasons: dict[VisitKind, tuple[int, int]]) -> tuple[VisitKind, date, date]:
+    """The season a month is in, or the last one that ended before it, with its first and last day."""
+    for back in range(0, 13):
+        y, m = month.year, month.month - back
+        while m <= 0:
+            y, m = y - 1, m + 12
+        for kind, (m0, m1) in seasons.items():
+            if m0 <= m <= m1:
+                return kind, date(y, m0, 1), date(y, m1, calendar.monthrange(y, m1)[1])
+    kind = next(iter(seasons))
+    m0, m1 = seasons[kind]
+    return kind, date(month.year, m0, 1), date(month.year, m1, calendar.monthrange(month.year, m1)[1])
+
+
+def _utc(d: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(d, time.min, tz).astimezone(UTC)
+
+
+def _local_date(ts: datetime | None, tz: ZoneInfo) -> date | None:
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(tz).date()
+
+
+async def monthly_figures(
+    session: AsyncSession,
+    month: str | date,
+    team_id: int | None,
+    *,
+    targets: ReportTargets | None = None,
+    tz: str = "Asia/Shanghai",
+    today: date | None = None,
+) -> MonthlyFigures:
+    """The month's numbers for one team (all teams when team_id is None)."""
+    targets = targets or ReportTargets()
+    zone = ZoneInfo(tz)
+    first = parse_month(month)
+    ndays = calendar.monthrange(first.year, first.month)[1]
+    last = first.replace(day=ndays)
+    as_of = min(last, today) if today else last
+    team_name = ""
+    if team_id is not None:
+        team = await session.get(Team, team_id)
+        if team is None:
+            raise ValueError(f"no team {team_id}")
+        team_name = team.name
+
+    staff_q = select(Person).where(Person.role.in_([Role.CADRE.value, Role.LEADER.value]), Person.active)
+    staff_q = (
+        staff_q.where(Person.team_id == team_id)
+        if team_id is not None
+        else staff_q.where(Person.team_id.is_not(None))
+    )
+    staff = list((await session.scalars(staff_q.order_by(Person.name, Person.id))).all())
+    ids = [p.id for p in staff]
+    lines = {p.id: CadreLine(p.id, p.name, p.phone or "") for p in staff}
+
+    # Pairings active on the as-of day: whom each cadre looks after now.
+    active = select(Pairing.cadre_id, Pairing.household_id).where(
+        Pairing.cadre_id.in_(ids),
+        Pairing.start_date <= as_of,
+        or_(Pairing.end_date.is_(None), Pairing.end_date >= as_of),
+    )
+    pairs = (await session.execute(active)).all()
+    households_of: dict[int, set[int]] = defaultdict(set)
+    for cid, hid in pairs:
+        households_of[cid].add(hid)
+    all_households = {hid for _, hid in pairs}
+
+    for cid, n in (
+        await session.execute(
+            select(Visit.cadre_id, func.count())
+            .where(Visit.cadre_id.in_(ids), Visit.visit_date >= first, Visit.visit_date <= last)
+            .group_by(Visit.cadre_id)
+        )
+    ).all():
+        lines[cid].visits = n
+    for cid, n in (
+        await session.execute(
+            select(CheckIn.cadre_id, func.count())
+            .where(CheckIn.cadre_id.in_(ids), CheckIn.day >= first, CheckIn.day <= last)
+            .group_by(CheckIn.cadre_id)
+        )
+    ).all():
+        lines[cid].days = n
+    for line in lines.values():
+        line.households = len(households_of.get(line.person_id, ()))
+        line.visit_target = targets.visit_target(line.households, ndays)
+        line.day_target = targets.day_target(ndays)
+
+    # Seasonal coverage: paired households with a visit of the season's kind within the season.
+    season, s0, s1 = season_for(first, targets.seasons)
+    covered: set[int] = set()
+    hh_list = sorted(all_households)
+    last_visit: dict[int, date] = {}
+    for i in range(0, len(hh_list), 500):
+        chunk = hh_list[i : i + 500]
+        covered |= set(
+            (
+                await session.scalars(
+                    select(Visit.household_id).where(
+                        Visit.household_id.in_(chunk),
+                        Visit.kind == season.value,
+                        Visit.visit_date >= s0,
+                        Visit.visit_date <= min(s1, as_of),
+                    )
+                )
+            ).all()
+        )
+        for hid, d in (
+            await session.execute(
+                select(Visit.household_id, func.max(Visit.visit_date))
+                .where(Visit.household_id.in_(chunk), Visit.visit_date <= as_of)
+                .group_by(Visit.household_id)
+            )
+        ).all():
+            last_visit[hid] = d
+
+    # Overdue: no visit within the cadence, counted on the as-of day.
+    limit = as_of - timedelta(days=targets.cadence_days)
+    overdue_ids = [h for h in hh_list if last_visit.get(h) is None or last_visit[h] < limit]
+    names = {p.id: p.name for p in staff}
+    cadre_of = {hid: cid for cid, hid in sorted(pairs)}
+    overdue: list[OverdueLine] = []
+    for i in range(0, len(overdue_ids), 500):
+        rows = (
+            await session.execute(
+                select(Household.id, Household.code, Household.head_name, Village.name)
+                .join(Village, Household.village_id == Village.id)
+                .where(Household.id.in_(overdue_ids[i : i + 500]))
+            )
+        ).all()
+        for hid, code, head, village in rows:
+            lv = last_visit.get(hid)
+            lines[cadre_of[hid]].overdue += 1
+            overdue.append(
+                OverdueLine(
+                    code, head, village, names.get(cadre_of[hid], ""), lv, (as_of - lv).days if lv else None
+                )
+            )
+    overdue.sort(key=lambda o: (o.last_visit or date.min, o.code))
+
+    # Difficulties of the team: new and resolved in the month, open at its end.
+    start, end = _utc(first, zone), _utc(last + timedelta(days=1), zone)
+    dq = select(Difficulty).where(
+        Difficulty.created_at < end, or_(Difficulty.resolved_at.is_(None), Difficulty.resolved_at >= start)
+    )
+    if team_id is not None:
+        dq = dq.where(Difficulty.team_id == team_id)
+    diffs = list((await session.scalars(dq.order_by(Difficulty.created_at))).all())
+
+    def aware(ts: datetime | None) -> datetime | None:
+        return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
+
+    new = [d for d in diffs if aware(d.created_at) >= start]  # type: ignore[operator]
+    resolved = [d for d in diffs if d.resolved_at is not None and aware(d.resolved_at) < end]  # type: ignore[operator]
+    still_open = [d for d in diffs if d.resolved_at is None or aware(d.resolved_at) >= end]  # type: ignore[operator]
+    detail = [
+        DifficultyLine(
+            _local_date(d.created_at, zone) or first,
+            label(CATEGORY_ZH, d.category),
+            d.description,
+            label(DIFFICULTY_STATUS_ZH, d.status),
+            _local_date(d.resolved_at, zone),
+        )
+        for d in diffs
+    ]
+    return MonthlyFigures(
+        team_name,
+        first,
+        last,
+        as_of,
+        list(lines.values()),
+        season,
+        len(covered & all_households),
+        len(all_households),
+        len(new),
+        len(resolved),
+        len(still_open),
+        overdue,
+        detail,
+        targets.cadence_days,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Chart
+
+
+@cache
+def cjk_font() -> str | None:
+    """The family name of an installed font that can draw Chinese, or None."""
+    try:
+        from matplotlib import font_manager
+        from matplotlib.ft2font import FT2Font
+
+        fonts = font_manager.fontManager.ttflist
+        preferred = {name: i for i, name in enumerate(CJK_FAMILIES)}
+        candidates = sorted(
+            (f for f in fonts if f.name in preferred or "CJK" in f.name or "Hei" in f.name),
+            key=lambda f: preferred.get(f.name, len(preferred)),
+        )
+        for f in candidates:
+            try:
+                if FT2Font(f.fname).get_char_index(ord("帮")):
+                    return str(f.name)
+            except (OSError, RuntimeError):
+                continue
+    except Exception:  # a broken font cache must not break the report
+        log.exception("font detection failed")
+    return None
+
+
+def _pinyin(name: str) -> str:
+    from pypinyin import lazy_pinyin
+
+    return " ".join(p.capitalize() for p in lazy_pinyin(name)) if any(ord(c) > 127 for c in name) else name
+
+
+def _pct(done: int, target: int) -> str:
+    return f"{done / target:.0%}" if target else "—"
+
+
+def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None = None) -> bytes:
+    """Draw the one-page summary; uses the Agg canvas directly so no global pyplot state is touched.
+
+    latin is the translator used when no CJK font is installed (English; t itself when not given).
+    """
+    from matplotlib.figure import Figure
+
+    font = cjk_font()
+    if font is None:
+        # No Chinese glyphs: English labels and pinyin names beat a page of empty boxes.
+        t = latin or t
+        names = [_pinyin(c.name) for c in fig_data.cadres]
+        team = _pinyin(fig_data.team) if fig_data.team else t("io.report.all_teams")
+        rc: dict[str, Any] = {"font.family": "DejaVu Sans"}
+    else:
+        names = [c.name for c in fig_data.cadres]
+        team = fig_data.team or t("io.report.all_teams")
+        rc = {"font.family": [font, "DejaVu Sans"]}
+
+    import matplotlib
+
+    with matplotlib.rc_context({**rc, "axes.unicode_minus": False}):
+        fig = Figure(figsize=(8.27, 11.69), dpi=110)  # A4 portrait: one printable page
+        m = fig_data.month
+        fig.suptitle(
+            t("io.report.title", team=Safe(team), year=m.year, month=m.month, ym=f"{m.year}-{m.month:02d}"),
+            fontsize=15,
+            fontweight="bold",
+            y=0.975,
+        )
+        fig.text(
+            0.5,
+            0.945,
+            t("io.report.period", start=fig_data.month.isoformat(), end=fig_data.as_of.isoformat()),
+            ha="center",
+            fontsize=9,
+            color="#555555",
+        )
+        v_done, v_target = fig_data.visits
+        d_done, d_target = fig_data.days
+        season_label = t(f"io.report.season.{fig_data.season.value}")
+        kpis = [
+            t("io.report.kpi_visits", done=v_done, target=v_target, pct=_pct(v_done, v_target)),
+            t("io.report.kpi_days", done=d_done, target=d_target, pct=_pct(d_done, d_target)),
+            t(
+                "io.report.kpi_season",
+                season=Safe(season_label),
+                done=fig_data.season_done,
+                total=fig_data.season_total,
+                pct=_pct(fig_data.season_done, fig_data.season_total),
+            ),
+            t(
+                "io.report.kpi_difficulties",
+                new=fig_data.difficulties_new,
+                resolved=fig_data.difficulties_resolved,
+                open=fig_data.difficulties_open,
+            ),
+            t("io.report.kpi_overdue", days=fig_data.cadence_days, count=len(fig_data.overdue)),
+        ]
+        fig.text(
+            0.08,
+            0.915,
+            "\n".join(f"• {k}" for k in kpis),
+            va="top",
+            fontsize=10.5,
+            linespacing=1.6,
+            bbox={"boxstyle": "round", "facecolor": "#F3F7FB", "edgecolor": "#BFD3E6"},
+        )
+        if not fig_data.cadres:
+            fig.text(0.5, 0.5, t("io.report.no_cadres"), ha="center", fontsize=12)
+        else:
+            n = len(names)
+            ax1 = fig.add_axes((0.22, 0.40, 0.70, 0.32))
+            ax2 = fig.add_axes((0.22, 0.05, 0.70, 0.28))
+            ys = list(range(n))
+            h = 0.38
+            ax1.barh(
+                [y - h / 2 for y in ys],
+                [c.visit_target for c in fig_data.cadres],
+                h,
+                color="#C9D6E3",
+                label=t("io.report.target"),
+            )
+            ax1.barh(
+                [y + h / 2 for y in ys],
+                [c.visits for c in fig_data.cadres],
+                h,
+                color="#2E75B6",
+                label=t("io.report.visits"),
+            )
+            ax1.set_title(t("io.report.visits_chart"), fontsize=11)
+            ax2.barh(
+                [y - h / 2 for y in ys],
+                [c.day_target for c in fig_data.cadres],
+                h,
+                color="#E2D4BF",
+                label=t("io.report.target"),
+            )
+            ax2.barh(
+                [y + h / 2 for y in ys],
+                [c.days for c in fig_data.cadres],
+                h,
+                color="#C55A11",
+                label=t("io.report.days"),
+            )
+            ax2.set_title(t("io.report.days_chart"), fontsize=11)
+            for ax in (ax1, ax2):
+                ax.set_yticks(ys, names, fontsize=8 if n > 12 else 9)
+                ax.invert_yaxis()
+                ax.legend(fontsize=8, loc="lower right")
+                ax.grid(axis="x", alpha=0.3)
+                ax.spines[["top", "right"]].set_visible(False)
+        if font is None:
+            fig.text(0.99, 0.005, t("io.report.font_missing"), ha="right", fontsize=6, color="#888888")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Workbook
+
+
+def render_xlsx(f: MonthlyFigures, t: Translator, png: bytes | None = None) -> bytes:
+    """The same month as a workbook: summary, per-cadre table, overdue households, difficulties."""
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = t("io.report.sheet_summary")
+    ws.append([t("io.report.col_item"), t("io.report.col_value")])
+    v_done, v_target = f.visits
+    d_done, d_target = f.days
+    title = t(
+        "io.report.title",
+        team=Safe(f.team or t("io.report.all_teams")),
+        year=f.month.year,
+        month=f.month.month,
+        ym=f"{f.month.year}-{f.month.month:02d}",
+    )
+    for item, value in (
+        (title, t("io.report.period", start=f.month.isoformat(), end=f.as_of.isoformat())),
+        (t("io.report.col_visits"), v_done),
+        (t("io.report.col_visit_target"), v_target),
+        (t("io.report.col_visit_rate"), v_done / v_target if v_target else None),
+        (t("io.report.col_days"), d_done),
+        (t("io.report.col_day_target"), d_target),
+        (t(f"io.report.season.{f.season.value}"), f.season_done / f.season_total if f.season_total else None),
+        (
+            t(
+                "io.report.kpi_difficulties",
+                new=f.difficulties_new,
+                resolved=f.difficulties_resolved,
+                open=f.difficulties_open,
+            ),
+            f.difficulties_open,
+        ),
+        (t("io.report.kpi_overdue", days=f.cadence_days, count=len(f.overdue)), len(f.overdue)),
+    ):
+        ws.append([item, value])
+        if isinstance(value, float):
+            ws.cell(ws.max_row, 2).number_format = "0%"
+    style_header(ws, (48, 30))
+    if png:
+        try:
+            from openpyxl.drawing.image import Image
+
+            img = Image(io.BytesIO(png))
+            img.width, img.height = img.width // 2, img.height // 2
+            ws.add_image(img, "D2")
+        except ImportError:  # Pillow missing: the numbers are all there anyway
+            pass
+
+    ws = wb.create_sheet(t("io.report.sheet_cadres"))
+    ws.append(
+        [
+            t(k)
+            for k in (
+                "io.report.col_cadre",
+                "io.report.col_phone",
+                "io.report.col_households",
+                "io.report.col_visits",
+                "io.report.col_visit_target",
+                "io.report.col_visit_rate",
+                "io.report.col_days",
+                "io.report.col_day_target",
+                "io.report.col_overdue",
+            )
+        ]
+    )
+    for c in f.cadres:
+        ws.append(
+            [
+                c.name,
+                c.phone,
+                c.households,
+                c.visits,
+                c.visit_target,
+                c.visits / c.visit_target if c.visit_target else None,
+                c.days,
+                c.day_target,
+                c.overdue,
+            ]
+        )
+        ws.cell(ws.max_row, 6).number_format = "0%"
+    style_header(ws, (12, 14, 10, 10, 10, 12, 10, 10, 10))
+
+    ws = wb.create_sheet(t("io.report.sheet_overdue"))
+    ws.append(
+        [
+            t(k)
+            for k in (
+                "io.report.col_code",
+                "io.report.col_head",
+                "io.report.col_village",
+                "io.report.col_cadre",
+                "io.report.col_last_visit",
+                "io.report.col_days_since",
+            )
+        ]
+    )
+    for o in f.overdue:
+        ws.append([o.code, o.head, o.village, o.cadre, o.last_visit or t("io.report.never"), o.days_since])
+        if o.last_visit:
+            ws.cell(ws.max_row, 5).number_format = "yyyy-mm-dd"
+    style_header(ws, (18, 10, 10, 10, 12, 10))
+
+    ws = wb.create_sheet(t("io.report.sheet_difficulties"))
+    ws.append(
+        [
+            t(k)
+            for k in (
+                "io.report.col_created",
+                "io.report.col_category",
+                "io.report.col_description",
+                "io.report.col_status",
+                "io.report.col_resolved",
+            )
+        ]
+    )
+    for d in f.difficulties:
+        ws.append([d.created, d.category, d.description, d.status, d.resolved])
+        ws.cell(ws.max_row, 1).number_format = "yyyy-mm-dd"
+        if d.resolved:
+            ws.cell(ws.max_row, 5).number_format = "yyyy-mm-dd"
+    style_header(ws, (12, 10, 50, 10, 12))
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def default_catalogs() -> Catalogs:
+    """The shipped catalogs (compiled on first use)."""
+    from bot.settings import data_dir
+
+    return Catalogs(data_dir("locales"))
+
+
+async def monthly_report(
+    session: AsyncSession,
+    month: str | date,
+    team_id: int | None,
+    *,
+    targets: ReportTargets | None = None,
+    tz: str = "Asia/Shanghai",
+    today: date | None = None,
+    t: Translator | None = None,
+    latin: Translator | None = None,
+) -> tuple[bytes, bytes]:
+    """The team's one-page monthly summary as (PNG bytes, xlsx bytes); team_id None covers all teams.
+
+    t renders the texts (Chinese by default); latin is used for the chart when no CJK font exists.
+    """
+    if t is None or latin is None:
+        catalogs = default_catalogs()
+        t = t or catalogs.get("zh_CN")
+        latin = latin or catalogs.get("en")
+    figures = await monthly_figures(session, month, team_id, targets=targets, tz=tz, today=today)
+    png = render_png(figures, t, latin)
+    return png, render_xlsx(figures, t, png)
