@@ -1,0 +1,295 @@
+"""The default Telegram runner, on aiogram 3: long polling, or a webhook when Settings.webhook_url is set.
+
+The Dispatcher has one Router whose handlers only translate the update and call `core.handle`;
+everything the bot says comes back as actions executed by `AiogramTransport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlparse
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    TelegramObject,
+    Update,
+)
+from aiogram.types import User as TgUser
+
+from bot.core.bootstrap import App
+from bot.core.types import (
+    AnswerCallback,
+    Markup,
+    Outgoing,
+    Reply,
+    SendError,
+    SetCommands,
+    TransientError,
+)
+from bot.runners.telegram_common import (
+    CAPTION_LIMIT,
+    CHANNEL,
+    Bridge,
+    chat_id_value,
+    classify_error,
+    markup_to_api,
+    split_text,
+)
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+UPDATE_TYPES = ["message", "callback_query"]
+
+AnyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+
+def make_bot(settings: Settings) -> Bot:
+    """A Bot for the configured token, talking to Telegram or to Settings.telegram_api_url."""
+    token = settings.require_token()
+    if settings.telegram_api_url:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+        return Bot(token, session=session)
+    return Bot(token)
+
+
+def _markup(markup: Markup | None) -> AnyMarkup | None:
+    data = markup_to_api(markup)
+    if data is None:
+        return None
+    if "inline_keyboard" in data:
+        return InlineKeyboardMarkup.model_validate(data)
+    if "keyboard" in data:
+        return ReplyKeyboardMarkup.model_validate(data)
+    return ReplyKeyboardRemove.model_validate(data)
+
+
+class AiogramTransport:
+    """The Transport port over an aiogram Bot: executes Outgoing actions, downloads user files."""
+
+    channel = CHANNEL
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, action: Outgoing) -> str | None:
+        """Send one action; Bot API failures become the core's SendError subclasses."""
+        try:
+            return await self._send(action)
+        except TelegramRetryAfter as e:
+            raise classify_error(429, e.message, e.retry_after) from e
+        except TelegramForbiddenError as e:
+            raise classify_error(403, e.message) from e
+        except TelegramServerError as e:
+            raise classify_error(500, e.message) from e
+        except TelegramNetworkError as e:
+            raise TransientError(str(e)) from e
+        except TelegramBadRequest as e:
+            raise classify_error(400, e.message) from e
+        except TelegramAPIError as e:
+            raise SendError(e.message) from e
+
+    async def _send(self, action: Outgoing) -> str | None:
+        if isinstance(action, Reply):
+            return await self._reply(action)
+        if isinstance(action, AnswerCallback):
+            await self.bot.answer_callback_query(action.callback_id, text=action.text, show_alert=action.alert)
+            return None
+        if isinstance(action, SetCommands):
+            await self.bot.set_my_commands(
+                [BotCommand(command=c, description=d[:256] or c) for c, d in action.commands],
+                scope=BotCommandScopeChat(chat_id=chat_id_value(action.chat_id)),
+            )
+            return None
+        raise SendError(f"unsupported action {action!r}")
+
+    async def _reply(self, r: Reply) -> str | None:
+        chat = chat_id_value(r.chat_id)
+        markup = _markup(r.markup)
+        text = r.text or ""
+        if r.photo is not None or r.document is not None:
+            caption = text if len(text) <= CAPTION_LIMIT else None
+            if r.photo is not None:
+                photo: Any = r.photo.file_id or BufferedInputFile(r.photo.data or b"", r.photo.filename)
+                msg = await self.bot.send_photo(
+                    chat, photo, caption=caption, parse_mode=r.parse_mode if caption else None,
+                    reply_markup=markup if caption is not None else None,
+                )
+            else:
+                assert r.document is not None
+                msg = await self.bot.send_document(
+                    chat, BufferedInputFile(r.document.data, r.document.filename), caption=caption,
+                    parse_mode=r.parse_mode if caption else None,
+                    reply_markup=markup if caption is not None else None,
+                )
+            if text and caption is None:
+                return await self._text(chat, text, r.parse_mode, markup)
+            return str(msg.message_id)
+        return await self._text(chat, text, r.parse_mode, markup)
+
+    async def _text(self, chat: int | str, text: str, parse_mode: str | None, markup: AnyMarkup | None) -> str:
+        parts = split_text(text)
+        msg_id = ""
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            msg = await self.bot.send_message(
+                chat, part, parse_mode=parse_mode, reply_markup=markup if last else None
+            )
+            msg_id = str(msg.message_id)
+        return msg_id
+
+    async def download(self, file_id: str) -> bytes:
+        """getFile, then fetch the bytes from the file endpoint."""
+        try:
+            f = await self.bot.get_file(file_id)
+            if not f.file_path:
+                raise SendError(f"no file path for {file_id}")
+            buf = io.BytesIO()
+            await self.bot.download_file(f.file_path, buf)
+            return buf.getvalue()
+        except TelegramAPIError as e:
+            raise classify_error(None if isinstance(e, TelegramServerError | TelegramNetworkError) else 400,
+                                 e.message) from e
+
+
+def build_dispatcher(bridge: Bridge) -> Dispatcher:
+    """A Dispatcher with one router that hands every message and button press to the core, in order per user."""
+    router = Router(name="bangfu")
+
+    @router.message()
+    async def on_message(message: Message, event_update: Update) -> None:
+        await bridge.handle_update(_update_dict(event_update))
+
+    @router.callback_query()
+    async def on_callback(query: CallbackQuery, event_update: Update) -> None:
+        await bridge.handle_update(_update_dict(event_update))
+
+    dp = Dispatcher()
+
+    async def in_order(
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        # Runs as the first thing of each update's task, before any real suspension, so tasks take the
+        # per-user lock in the order aiogram received the updates.
+        user: TgUser | None = data.get("event_from_user")
+        key = str(user.id) if user is not None else f"update:{getattr(event, 'update_id', '')}"
+        async with bridge.sequencer.hold(key):
+            return await handler(event, data)
+
+    dp.update.outer_middleware(in_order)
+    dp.include_router(router)
+    return dp
+
+
+def _update_dict(update: Update) -> dict[str, Any]:
+    return update.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+class AiogramRunner:
+    """Runs the core on Telegram with aiogram. `start()` returns once polling (or the webhook) is up."""
+
+    name = "aiogram"
+
+    def __init__(self, app: App, settings: Settings, polling_timeout: int = 30) -> None:
+        self.app = app
+        self.settings = settings
+        self.polling_timeout = polling_timeout
+        self.bot = make_bot(settings)
+        self.transport = AiogramTransport(self.bot)
+        self.bridge = Bridge(app.core, self.transport)
+        self.dp = build_dispatcher(self.bridge)
+        self._task: asyncio.Task[None] | None = None
+        self._web: Any = None
+
+    async def start(self) -> None:
+        """Connect (getMe), set the core's file source, and start polling or serving the webhook."""
+        me = await self.bot.me()
+        self.bridge.bot_username = me.username
+        self.app.core.files = self.transport
+        if self.settings.webhook_url:
+            await self._start_webhook()
+            return
+        # A webhook left over from an earlier deployment would make getUpdates fail with 409.
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        started = asyncio.Event()
+
+        async def on_startup() -> None:
+            started.set()
+
+        self.dp.startup.register(on_startup)
+        self._task = asyncio.create_task(
+            self.dp.start_polling(
+                self.bot,
+                polling_timeout=self.polling_timeout,
+                handle_signals=False,
+                close_bot_session=False,
+                allowed_updates=UPDATE_TYPES,
+            )
+        )
+        await asyncio.wait([self._task, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if self._task.done():
+            self._task.result()  # re-raise a start-up failure
+
+    async def _start_webhook(self) -> None:
+        from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+        from aiohttp import web
+
+        url = self.settings.webhook_url or ""
+        path = urlparse(url).path or "/"
+        secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
+        webapp = web.Application()
+        SimpleRequestHandler(self.dp, self.bot, secret_token=secret).register(webapp, path=path)
+        setup_application(webapp, self.dp, bot=self.bot)
+        runner = web.AppRunner(webapp, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.settings.webhook_listen, self.settings.webhook_port).start()
+        self._web = runner
+        await self.bot.set_webhook(url, secret_token=secret, allowed_updates=UPDATE_TYPES)
+        log.info("webhook listening on %s:%s%s", self.settings.webhook_listen, self.settings.webhook_port, path)
+
+    async def stop(self) -> None:
+        """Stop receiving, let updates in progress finish, close the HTTP session."""
+        if self._task is not None:
+            with contextlib.suppress(RuntimeError):
+                await self.dp.stop_polling()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._web is not None:
+            await self._web.cleanup()
+            self._web = None
+        await self.bridge.drain()
+        await self.bot.session.close()
+        if self.app.core.files is self.transport:
+            self.app.core.files = None
+
+    async def wait(self) -> None:
+        """Until polling ends by itself (a fatal error) — forever in webhook mode."""
+        if self._task is not None:
+            await self._task
+        else:
+            await asyncio.Event().wait()

@@ -1,0 +1,226 @@
+"""The python-telegram-bot 22 runner (`bangfu run --runner ptb`): long polling or webhook (`run_webhook`'s server).
+
+One TypeHandler receives every update, translates it and calls `core.handle`; a custom update
+processor runs different users' updates concurrently and one user's updates strictly in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardMarkup,
+    InputFile,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
+
+from bot.core.bootstrap import App
+from bot.core.types import AnswerCallback, Markup, Outgoing, Reply, SendError, SetCommands, TransientError
+from bot.runners.telegram_common import (
+    CAPTION_LIMIT,
+    CHANNEL,
+    Bridge,
+    UserSequencer,
+    chat_id_value,
+    classify_error,
+    markup_to_api,
+    split_text,
+)
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+UPDATE_TYPES = ["message", "callback_query"]
+AnyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+
+def _markup(markup: Markup | None) -> AnyMarkup | None:
+    data = markup_to_api(markup)
+    if data is None:
+        return None
+    if "inline_keyboard" in data:
+        return InlineKeyboardMarkup.de_json(data, None)
+    if "keyboard" in data:
+        return ReplyKeyboardMarkup.de_json(data, None)
+    return ReplyKeyboardRemove()
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class PTBTransport:
+    """The Transport port over a python-telegram-bot Bot."""
+
+    channel = CHANNEL
+
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+
+    async def send(self, action: Outgoing) -> str | None:
+        """Send one action; Bot API failures become the core's SendError subclasses."""
+        try:
+            return await self._send(action)
+        except RetryAfter as e:
+            raise classify_error(429, e.message, _seconds(e._retry_after)) from e
+        except Forbidden as e:
+            raise classify_error(403, e.message) from e
+        except BadRequest as e:
+            raise classify_error(400, e.message) from e
+        except (TimedOut, NetworkError) as e:  # PTB reports 5xx as NetworkError too
+            raise TransientError(e.message) from e
+        except TelegramError as e:
+            raise SendError(e.message) from e
+
+    async def _send(self, action: Outgoing) -> str | None:
+        if isinstance(action, Reply):
+            return await self._reply(action)
+        if isinstance(action, AnswerCallback):
+            await self.bot.answer_callback_query(action.callback_id, text=action.text, show_alert=action.alert)
+            return None
+        if isinstance(action, SetCommands):
+            await self.bot.set_my_commands(
+                [BotCommand(c, d[:256] or c) for c, d in action.commands],
+                scope=BotCommandScopeChat(chat_id_value(action.chat_id)),
+            )
+            return None
+        raise SendError(f"unsupported action {action!r}")
+
+    async def _reply(self, r: Reply) -> str | None:
+        chat = chat_id_value(r.chat_id)
+        markup = _markup(r.markup)
+        text = r.text or ""
+        if r.photo is not None or r.document is not None:
+            caption = text if len(text) <= CAPTION_LIMIT else None
+            extra: dict[str, Any] = {"caption": caption, "parse_mode": r.parse_mode if caption else None}
+            if caption is not None:
+                extra["reply_markup"] = markup
+            if r.photo is not None:
+                photo: Any = r.photo.file_id or InputFile(r.photo.data or b"", filename=r.photo.filename)
+                msg = await self.bot.send_photo(chat, photo, **extra)
+            else:
+                assert r.document is not None
+                doc = InputFile(r.document.data, filename=r.document.filename)
+                msg = await self.bot.send_document(chat, doc, **extra)
+            if text and caption is None:
+                return await self._text(chat, text, r.parse_mode, markup)
+            return str(msg.message_id)
+        return await self._text(chat, text, r.parse_mode, markup)
+
+    async def _text(self, chat: int | str, text: str, parse_mode: str | None, markup: AnyMarkup | None) -> str:
+        parts = split_text(text)
+        msg_id = ""
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            msg = await self.bot.send_message(chat, part, parse_mode=parse_mode, reply_markup=markup if last else None)
+            msg_id = str(msg.message_id)
+        return msg_id
+
+    async def download(self, file_id: str) -> bytes:
+        """getFile, then fetch the bytes from the file endpoint."""
+        try:
+            f = await self.bot.get_file(file_id)
+            return bytes(await f.download_as_bytearray())
+        except TelegramError as e:
+            raise classify_error(None if isinstance(e, NetworkError) and not isinstance(e, BadRequest) else 400,
+                                 e.message) from e
+
+
+class PerUserUpdateProcessor(BaseUpdateProcessor):
+    """Concurrent across users, sequential within one user (dialog state is read-modify-write)."""
+
+    def __init__(self, max_concurrent_updates: int = 64) -> None:
+        super().__init__(max_concurrent_updates)
+        self.sequencer = UserSequencer()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = "?"
+        if isinstance(update, Update):
+            if update.effective_user is not None:
+                key = str(update.effective_user.id)
+            elif update.effective_chat is not None:
+                key = f"chat:{update.effective_chat.id}"
+        async with self.sequencer.hold(key):
+            await coroutine
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
+
+
+def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
+    """An Application for the configured token, talking to Telegram or to Settings.telegram_api_url."""
+    builder = Application.builder().token(settings.require_token())
+    if settings.telegram_api_url:
+        url = settings.telegram_api_url.rstrip("/")
+        builder = builder.base_url(f"{url}/bot").base_file_url(f"{url}/file/bot")
+    return builder.concurrent_updates(PerUserUpdateProcessor()).build()
+
+
+class PTBRunner:
+    """Runs the core on Telegram with python-telegram-bot. `start()` returns once polling (or the webhook) is up."""
+
+    name = "ptb"
+
+    def __init__(self, app: App, settings: Settings, polling_timeout: int = 30) -> None:
+        self.app = app
+        self.settings = settings
+        self.polling_timeout = polling_timeout
+        self.application = build_application(settings)
+        self.transport = PTBTransport(self.application.bot)
+        self.bridge = Bridge(app.core, self.transport)
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.bridge.handle_update(update.to_dict())
+
+    async def start(self) -> None:
+        """Connect (getMe), set the core's file source, and start polling or the webhook server."""
+        await self.application.initialize()
+        self.bridge.bot_username = self.application.bot.username
+        self.app.core.files = self.transport
+        await self.application.start()
+        updater = self.application.updater
+        assert updater is not None
+        if self.settings.webhook_url:
+            secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
+            await updater.start_webhook(
+                listen=self.settings.webhook_listen,
+                port=self.settings.webhook_port,
+                url_path=urlparse(self.settings.webhook_url).path.lstrip("/"),
+                webhook_url=self.settings.webhook_url,
+                secret_token=secret,
+                allowed_updates=UPDATE_TYPES,
+            )
+            return
+        await updater.start_polling(
+            poll_interval=0.0, timeout=timedelta(seconds=self.polling_timeout), allowed_updates=UPDATE_TYPES
+        )
+
+    async def stop(self) -> None:
+        """Stop receiving, let updates in progress finish, close the HTTP clients."""
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.bridge.drain()
+        await self.application.shutdown()
+        if self.app.core.files is self.transport:
+            self.app.core.files = None
+
+    async def wait(self) -> None:
+        """PTB keeps running until stopped."""
+        await asyncio.Event().wait()

@@ -1,0 +1,302 @@
+"""What both Telegram runners share: Bot API update dict -> Incoming, Outgoing -> Bot API shapes,
+per-user ordering, and the loop that executes the core's actions.
+
+The translation works on the Bot API's own JSON shapes (dicts), so aiogram and python-telegram-bot
+only differ in how they obtain the dict and how they make the HTTP call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Hashable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bot.core.types import (
+    Contact,
+    FileRef,
+    Incoming,
+    InlineKeyboard,
+    Location,
+    Markup,
+    Outgoing,
+    RemoveKeyboard,
+    Reply,
+    ReplyKeyboard,
+    RetryAfter,
+    SendError,
+    TransientError,
+    Transport,
+    Unreachable,
+    User,
+)
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+# Waiting longer than this for a 429 inside an update handler would stall the user's queue;
+# the outbox sender (scheduler) handles long waits itself.
+MAX_INLINE_RETRY_WAIT = 5.0
+
+Json = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- updates in
+def incoming_from_update(update: Json, bot_username: str | None = None) -> Incoming | None:
+    """Translate one Bot API update (as JSON) into an Incoming; None for updates the bot ignores
+    (edits, channel posts, membership changes, commands addressed to another bot)."""
+    update_id = str(update["update_id"]) if update.get("update_id") is not None else None
+    if cq := update.get("callback_query"):
+        sender = cq.get("from") or {}
+        msg = cq.get("message") or {}
+        chat = msg.get("chat") or {}
+        return Incoming(
+            channel=CHANNEL,
+            user=_user(sender),
+            chat_id=str(chat.get("id", sender.get("id"))),
+            update_id=update_id,
+            message_id=str(msg["message_id"]) if msg.get("message_id") is not None else None,
+            callback_data=str(cq.get("data") or ""),
+            callback_id=str(cq["id"]),
+            chat_type=str(chat.get("type", "private")),
+        )
+    msg = update.get("message")
+    if not msg or not msg.get("from"):
+        return None
+    chat = msg.get("chat") or {}
+    text: str | None = msg.get("text")
+    command, args = Incoming.parse_command(text) if text else (None, "")
+    if command is not None and text is not None:
+        addressed = text[1:].split(" ", 1)[0].partition("@")[2]
+        if addressed and bot_username and addressed.lower() != bot_username.lower():
+            return None  # "/help@other_bot" in a group is not for us
+    if text is None and msg.get("caption"):
+        text = str(msg["caption"])
+    location = None
+    if loc := msg.get("location"):
+        location = Location(float(loc["latitude"]), float(loc["longitude"]))
+    contact = None
+    if c := msg.get("contact"):
+        contact = Contact(
+            phone=str(c.get("phone_number", "")),
+            user_id=str(c["user_id"]) if c.get("user_id") is not None else None,
+            name=" ".join(x for x in (c.get("first_name"), c.get("last_name")) if x),
+        )
+    files: list[FileRef] = []
+    if photos := msg.get("photo"):
+        # Clients send several sizes of one photo; only the largest is worth keeping as evidence.
+        best = max(photos, key=lambda p: (p.get("width", 0) * p.get("height", 0), p.get("file_size") or 0))
+        files.append(FileRef(best["file_id"], best.get("file_unique_id"), "photo", best.get("file_size")))
+    if doc := msg.get("document"):
+        files.append(
+            FileRef(doc["file_id"], doc.get("file_unique_id"), "document", doc.get("file_size"), doc.get("file_name"))
+        )
+    return Incoming(
+        channel=CHANNEL,
+        user=_user(msg["from"]),
+        chat_id=str(chat.get("id", msg["from"]["id"])),
+        update_id=update_id,
+        message_id=str(msg.get("message_id")),
+        text=text,
+        command=command,
+        args=args,
+        location=location,
+        contact=contact,
+        files=tuple(files),
+        chat_type=str(chat.get("type", "private")),
+    )
+
+
+def _user(u: Json) -> User:
+    name = " ".join(x for x in (u.get("first_name"), u.get("last_name")) if x)
+    return User(str(u.get("id")), name, u.get("username"), u.get("language_code"))
+
+
+def user_key(update: Json) -> str:
+    """What must be processed in order: one user's updates (dialog state is read-modify-write)."""
+    for kind in ("callback_query", "message", "edited_message", "my_chat_member"):
+        if part := update.get(kind):
+            sender = part.get("from") or {}
+            if sender.get("id") is not None:
+                return str(sender["id"])
+            chat = part.get("chat") or (part.get("message") or {}).get("chat") or {}
+            return f"chat:{chat.get('id')}"
+    return f"update:{update.get('update_id')}"
+
+
+# --------------------------------------------------------------------------- actions out
+def chat_id_value(chat_id: str) -> int | str:
+    """Telegram chat ids are integers; "@channel" names stay strings."""
+    try:
+        return int(chat_id)
+    except ValueError:
+        return chat_id
+
+
+def markup_to_api(markup: Markup | None) -> Json | None:
+    """The Bot API JSON form of a keyboard."""
+    if markup is None:
+        return None
+    if isinstance(markup, InlineKeyboard):
+        rows = []
+        for row in markup.rows:
+            buttons = []
+            for b in row:
+                btn: Json = {"text": b.text}
+                if b.url:
+                    btn["url"] = b.url
+                else:
+                    btn["callback_data"] = b.data or ""
+                buttons.append(btn)
+            rows.append(buttons)
+        return {"inline_keyboard": rows}
+    if isinstance(markup, ReplyKeyboard):
+        kb: Json = {
+            "keyboard": [
+                [
+                    {
+                        "text": b.text,
+                        **({"request_location": True} if b.request_location else {}),
+                        **({"request_contact": True} if b.request_contact else {}),
+                    }
+                    for b in row
+                ]
+                for row in markup.rows
+            ],
+            "one_time_keyboard": markup.one_time,
+            "resize_keyboard": True,  # cheap phones: big keyboards hide the conversation
+        }
+        if markup.placeholder:
+            kb["input_field_placeholder"] = markup.placeholder[:64]
+        return kb
+    if isinstance(markup, RemoveKeyboard):
+        return {"remove_keyboard": True}
+    raise TypeError(f"unknown markup {markup!r}")
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Split a long message at line breaks so each part fits Telegram's limit."""
+    if len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        parts.append(current)
+    return parts
+
+
+def classify_error(status: int | None, description: str, retry_after: float | None = None) -> SendError:
+    """Map a Bot API failure onto the core's send errors."""
+    desc = description.lower()
+    if retry_after is not None or status == 429:
+        return RetryAfter(float(retry_after or 1))
+    if status == 403 or "chat not found" in desc or "user is deactivated" in desc or "bot was blocked" in desc:
+        return Unreachable(description)
+    if status is None or status >= 500:
+        return TransientError(description)
+    return SendError(description)
+
+
+async def execute(transport: Transport, actions: Iterable[Outgoing]) -> None:
+    """Run the core's actions in order. One failed action (a blocked recipient of a notification,
+    say) must not stop the rest; a short 429 is waited out once."""
+    for action in actions:
+        try:
+            try:
+                await transport.send(action)
+            except RetryAfter as e:
+                if e.seconds > MAX_INLINE_RETRY_WAIT:
+                    raise
+                await asyncio.sleep(e.seconds)
+                await transport.send(action)
+        except SendError as e:
+            target = getattr(action, "chat_id", None) or getattr(action, "callback_id", "?")
+            log.warning("could not send %s to %s: %r", type(action).__name__, target, e)
+
+
+def describe(action: Outgoing) -> str:
+    """Short log form of an action."""
+    if isinstance(action, Reply):
+        return f"Reply(chat={action.chat_id}, text={(action.text or '')[:40]!r})"
+    return repr(action)
+
+
+# --------------------------------------------------------------------------- ordering
+class UserSequencer:
+    """Per-key FIFO locks: one user's updates run one at a time and in arrival order, different users
+    run concurrently. Locks are dropped when nobody holds or waits for them."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            # asyncio.Lock wakes waiters first-in first-out, which keeps arrival order.
+            async with lock:
+                yield
+        finally:
+            lock2, n = self._locks[key]
+            if n <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock2, n - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+# --------------------------------------------------------------------------- bridge
+class Bridge:
+    """Update dict in -> core -> actions out. Both runners' handlers call `handle_update`; it also
+    keeps track of updates in flight so a runner can stop without cutting one in half."""
+
+    def __init__(self, core: Any, transport: Transport, bot_username: str | None = None) -> None:
+        self.core = core
+        self.transport = transport
+        self.bot_username = bot_username
+        self.sequencer = UserSequencer()
+        self._in_flight: set[asyncio.Task[Any]] = set()
+
+    async def handle_update(self, update: Json) -> None:
+        """Translate, let the core decide, send what it returned. Never raises."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            inc = incoming_from_update(update, self.bot_username)
+            if inc is None:
+                return
+            result = await self.core.handle(inc)
+            await execute(self.transport, result.actions)
+        except Exception:
+            log.exception("failed to process update %s", update.get("update_id"))
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def drain(self, grace: float = 10.0) -> None:
+        """Wait (bounded) for updates being processed to finish."""
+        pending = [t for t in self._in_flight if t is not asyncio.current_task()]
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
