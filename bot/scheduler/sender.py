@@ -60,27 +60,32 @@ class RateLimiter:
         self._chat_gap = per_chat_interval_s
         self._next = 0.0
         self._chat_next: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
 
     async def acquire(self, chat_id: str) -> None:
-        """Wait for this chat's turn, then for an overall slot (reserved only once the chat is ready,
-        so a chat that must wait never holds back everyone else)."""
-        while True:
+        """Wait for this chat's turn, then for an overall slot. The overall slot is reserved only once
+        the chat is ready, so a chat that must wait never holds back everyone else; a per-chat lock
+        keeps two messages to one chat from sharing a turn."""
+        lock = self._locks.get(chat_id)
+        if lock is None:
+            lock = self._locks[chat_id] = asyncio.Lock()
+        async with lock:
+            while True:
+                now = self._now()
+                ready = self._chat_next.get(chat_id, 0.0)
+                if ready <= now:
+                    break
+                await asyncio.sleep(ready - now)
             now = self._now()
-            ready = self._chat_next.get(chat_id, 0.0)
-            if ready <= now:
-                break
-            await asyncio.sleep(ready - now)
-        self._chat_next[chat_id] = self._now() + self._chat_gap
-        now = self._now()
-        slot = max(now, self._next)
-        self._next = slot + self._gap
-        if slot > now:
-            await asyncio.sleep(slot - now)
-        self._chat_next[chat_id] = max(self._chat_next[chat_id], self._now() + self._chat_gap)
+            slot = max(now, self._next)
+            self._next = slot + self._gap
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            self._chat_next[chat_id] = self._now() + self._chat_gap
         if len(self._chat_next) > 10_000:
             self._prune()
 
@@ -94,6 +99,7 @@ class RateLimiter:
     def _prune(self) -> None:
         now = self._now()
         self._chat_next = {k: v for k, v in self._chat_next.items() if v > now}
+        self._locks = {k: v for k, v in self._locks.items() if v.locked()}
 
 
 @dataclass
@@ -125,6 +131,9 @@ class Sender:
         self.cfg = config or SenderConfig()
         self.limiter = RateLimiter(self.cfg.rate_per_s, self.cfg.per_chat_interval_s)
         self.stats = SenderStats()
+        # Chats that just answered "unreachable": rows to them already in flight are not tried. Kept a
+        # minute only, so a user who unblocks the bot (and is marked reachable again) gets messages.
+        self._dead: dict[str, float] = {}
 
     def _quiet_now(self) -> bool:
         local = self.clock.now().astimezone(self.rules.tz)
@@ -189,6 +198,10 @@ class Sender:
         waits = 0
         while True:
             await self.limiter.acquire(reply.chat_id)
+            if asyncio.get_running_loop().time() - self._dead.get(reply.chat_id, -1e9) < 60:
+                await self._write(outbox.mark_failed, row.id, error="unreachable")
+                self.stats.failed += 1
+                return
             try:
                 await self.transport.send(reply)
             except RetryAfter as e:
@@ -201,6 +214,7 @@ class Sender:
                     return
                 continue
             except Unreachable as e:
+                self._dead[reply.chat_id] = asyncio.get_running_loop().time()
                 await self._unreachable(row, str(e))
                 return
             except TransientError as e:

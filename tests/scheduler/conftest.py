@@ -8,7 +8,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,22 @@ TZ = ZoneInfo("Asia/Shanghai")
 def local(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
     """An aware datetime at a Beijing wall-clock time."""
     return datetime(y, m, d, hh, mm, tzinfo=TZ)
+
+
+class RunningClock:
+    """Starts at a chosen local time and runs at real speed (the sender waits for real time)."""
+
+    def __init__(self, start: datetime) -> None:
+        import time
+
+        self.tz = TZ
+        self._start = start
+        self._t0 = time.monotonic()
+
+    def now(self) -> datetime:
+        import time
+
+        return (self._start + timedelta(seconds=time.monotonic() - self._t0)).astimezone(UTC)
 
 
 def _pg_reachable() -> bool:

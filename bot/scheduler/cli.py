@@ -1,0 +1,85 @@
+"""`bangfu scheduler`: run the reminder scheduler and the outbox sender alone, next to bot workers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any
+
+from bot.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    """Add the `scheduler` subcommand to the bangfu CLI."""
+    p = subparsers.add_parser("scheduler", help="run reminders and the outbox sender (alone, next to bot workers)")
+    p.add_argument("--once", action="store_true",
+                   help="run one tick now, send what is due, then exit (for cron or a manual check)")
+    p.add_argument("--check-rules", action="store_true", help="print the effective rules and exit")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if args.check_rules:
+        from bot.scheduler.rules import load_rules
+
+        print(load_rules(settings.rules_file, timezone=settings.timezone).model_dump_json(indent=2))
+        return 0
+    return asyncio.run(_run(settings, once=args.once))
+
+
+async def _run(settings: Settings, *, once: bool) -> int:
+    from bot.clock import SystemClock
+    from bot.scheduler.http_transport import HttpTransport
+    from bot.scheduler.runner import run_scheduler
+    from bot.store.migrate import upgrade_async
+
+    await upgrade_async(settings.database_url)
+    clock = SystemClock(settings.timezone)
+    async with HttpTransport(settings.require_token(), settings.telegram_api_url) as transport:
+        if once:
+            return await _once(settings, clock, transport)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # not on Windows
+                loop.add_signal_handler(sig, stop.set)
+        await run_scheduler(settings, clock, transport, stop)
+    return 0
+
+
+async def _once(settings: Settings, clock: Any, transport: Any) -> int:
+    from bot.i18n import Catalogs
+    from bot.scheduler.rules import load_rules
+    from bot.scheduler.sender import Sender
+    from bot.scheduler.tick import run_tick
+    from bot.store.db import create_engine, session_factory
+
+    engine = create_engine(settings.database_url)
+    try:
+        sessions = session_factory(engine)
+        rules = load_rules(settings.rules_file, timezone=settings.timezone)
+        catalogs = Catalogs(settings.locales_dir, settings.default_language)
+        result = await run_tick(sessions, rules, catalogs, clock.now())
+        stats = await Sender(sessions, transport, clock, rules, catalogs).run(asyncio.Event(), until_idle=True)
+        print(f"rules run: {', '.join(result.ran) or '-'}; new messages: {result.written}; "
+              f"sent {stats.sent}, failed {stats.failed}, retried {stats.retried}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    """Entry point for running this subcommand alone: `python -m bot.scheduler.cli`."""
+    parser = argparse.ArgumentParser(prog="bangfu-scheduler")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(["scheduler", *sys.argv[1:]])
+    raise SystemExit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

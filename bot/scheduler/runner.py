@@ -1,0 +1,117 @@
+"""Running the scheduler: APScheduler (AsyncIOScheduler, in memory) for the tick, plus the outbox sender.
+
+There is one cron job, a tick at the top of every minute (and once at start), which runs whatever
+rules are due for the current local time; and one long-running task, the sender. No job per user
+and no persistent job store: what is due lives in the database, so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.core.types import Transport
+from bot.i18n import Catalogs
+from bot.scheduler.rules import Rules, load_rules
+from bot.scheduler.sender import Sender, SenderConfig
+from bot.scheduler.tick import TickResult, run_tick
+from bot.settings import Settings
+from bot.store.db import create_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+
+async def safe_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, catalogs: Catalogs,
+                    clock: Clock) -> TickResult | None:
+    """One tick; an error is logged and the next minute tries again (ticks are idempotent)."""
+    try:
+        return await run_tick(sessions, rules, catalogs, clock.now())
+    except Exception:
+        log.exception("scheduler tick failed")
+        return None
+
+
+async def run_scheduler(
+    settings: Settings,
+    clock: Clock,
+    transport: Transport,
+    stop_event: asyncio.Event,
+    *,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    rules: Rules | None = None,
+    catalogs: Catalogs | None = None,
+    sender_config: SenderConfig | None = None,
+) -> None:
+    """Tick every minute and drain the outbox until stop_event is set (`bangfu scheduler`).
+
+    Pass `sessions` / `catalogs` / `rules` to share them with a bot in the same process.
+    """
+    engine = None
+    if sessions is None:
+        engine = create_engine(settings.database_url)
+        sessions = session_factory(engine)
+    rules = rules or load_rules(settings.rules_file, timezone=settings.timezone)
+    catalogs = catalogs or Catalogs(settings.locales_dir, settings.default_language)
+    sched = AsyncIOScheduler(timezone=rules.tz)
+    sched.add_job(
+        safe_tick,
+        CronTrigger(second=0, timezone=rules.tz),
+        args=(sessions, rules, catalogs, clock),
+        id="tick",
+        max_instances=1,  # a slow tick is not overlapped by the next one...
+        coalesce=True,  # ...and missed minutes collapse into one run
+        misfire_grace_time=50,
+        next_run_time=datetime.now(rules.tz),  # one tick right away: catch up after a restart
+    )
+    sender = Sender(sessions, transport, clock, rules, catalogs, sender_config)
+    sched.start()
+    log.info("scheduler started (timezone %s)", rules.timezone)
+    try:
+        await sender.run(stop_event)
+    finally:
+        sched.shutdown(wait=False)
+        if engine is not None:
+            await engine.dispose()
+        log.info("scheduler stopped")
+
+
+@dataclass
+class SchedulerHandle:
+    """The scheduler running as a task inside another process (`bangfu run`)."""
+
+    task: asyncio.Task[None]
+    stop_event: asyncio.Event
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+def start_in_background(
+    settings: Settings,
+    clock: Clock,
+    transport: Transport,
+    *,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    catalogs: Catalogs | None = None,
+    rules: Rules | None = None,
+) -> SchedulerHandle:
+    """Start the scheduler next to a bot in the running event loop; `await handle.stop()` at shutdown.
+
+    Must be called from inside the loop (e.g. in the runner's start-up hook).
+    """
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_scheduler(settings, clock, transport, stop, sessions=sessions, rules=rules, catalogs=catalogs),
+        name="bangfu-scheduler",
+    )
+    return SchedulerHandle(task, stop)
