@@ -1,0 +1,438 @@
+"""/visit (记录走访): household → date → kind → what was done → needs → photos → location → summary.
+
+Every entered value lives in the dialog's persisted data, so a wrong answer (Retry), a restart or a
+parked draft loses nothing. The summary's save button is handled by the visits router
+("vs:<nonce>") rather than as a dialog button, so that a second press after saving can be told
+"已保存过了" instead of "button expired".
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, ClassVar
+
+from bot.core.context import Ctx
+from bot.core.types import Button, KeyButton, RemoveKeyboard
+from bot.dialogs.base import Dialog, Finish, Goto, Next, Replace, Retry, State, StepEnum, reply_keyboard
+from bot.handlers.router import STAFF, parse_id
+from bot.services import visits as vs
+from bot.services.dates import parse_date
+from bot.services.households import match_households, own_households
+from bot.services.media import fetch_photo
+from bot.store.enums import LocationStatus, Role, VisitKind
+from bot.store.models import Household
+
+PAGE_SIZE = 8
+MAX_PHOTOS = 10
+
+
+class Step(StepEnum):
+    HOUSEHOLD = "household"
+    DATE = "date"
+    KIND = "kind"
+    DONE = "done"
+    NEEDS = "needs"
+    PHOTOS = "photos"
+    LOCATION = "location"
+    SUMMARY = "summary"
+
+
+EDITABLE = (Step.HOUSEHOLD, Step.DATE, Step.KIND, Step.DONE, Step.NEEDS, Step.PHOTOS, Step.LOCATION)
+
+
+def fmt_date(ctx: Ctx, d: date) -> str:
+    """A date as the user reads it: "11月26日" (with the year when not this year)."""
+    key = "cadre.date_md" if d.year == ctx.today.year else "cadre.date_ymd"
+    return ctx.t(key, y=d.year, m=d.month, d=d.day)
+
+
+def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
+    """The typed text of this update, or the Retry that explains why it is not acceptable."""
+    text = (ctx.inc.text or "").strip()
+    if not text:
+        return None, Retry("cadre.need_text")
+    limit = ctx.core.settings.max_text_length
+    if len(text) > limit:
+        return None, Retry("core.text_too_long", {"limit": limit, "length": len(text)})
+    return text, None
+
+
+# ------------------------------------------------------------------ shared household picker
+async def ask_household(ctx: Ctx, st: State, key: str, extra: list[list[Button]] | None = None) -> None:
+    """Household buttons (paged, or the matches of an ambiguous name), plus any extra rows."""
+    assert ctx.person is not None
+    households = await own_households(ctx.session, ctx.person.id)
+    matches = st.data.get("matches")
+    if matches:
+        households = [h for h in households if h.id in set(matches)]
+    page = int(st.data.get("page", 0))
+    pages = max(1, -(-len(households) // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    shown = households[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    rows: list[list[Button]] = []
+    for i in range(0, len(shown), 2):
+        rows.append([st.btn(_hh_label(ctx, h), f"hh:{h.id}") for h in shown[i : i + 2]])
+    nav = []
+    if page > 0:
+        nav.append(st.btn(ctx.t("cadre.btn_prev"), f"page:{page - 1}"))
+    if page < pages - 1:
+        nav.append(st.btn(ctx.t("cadre.btn_next"), f"page:{page + 1}"))
+    rows.append(nav)
+    if matches:
+        rows.append([st.btn(ctx.t("cadre.btn_show_all"), "page:0")])
+    rows.extend(extra or [])
+    ctx.reply(key, st.keyboard(ctx, rows), page=page + 1, pages=pages)
+
+
+def _hh_label(ctx: Ctx, h: Household) -> str:
+    if h.group_no:
+        return ctx.t("cadre.hh_button_group", name=h.head_name, group=h.group_no)
+    return h.head_name
+
+
+async def pick_household(ctx: Ctx, st: State, ask: Any) -> Household | Next:
+    """Interpret input at a household step: a button, a page turn, or part of a head's name.
+
+    Returns the chosen household, or what the step should do next (Retry / Replace).
+    """
+    assert ctx.person is not None
+    value = st.value(ctx)
+    households = await own_households(ctx.session, ctx.person.id)
+    if value is not None and value.startswith("page:"):
+        page = parse_id(value[5:]) or 0
+        st.set(page=page)
+        if value == "page:0":
+            st.drop("matches")
+        await ask(ctx, st)
+        return Replace()
+    if value is not None and value.startswith("hh:"):
+        hid = parse_id(value[3:])
+        chosen = next((h for h in households if h.id == hid), None)
+        if chosen is None:
+            return Retry("cadre.hh_not_yours")
+        return chosen
+    if value is not None:
+        return Retry("cadre.hh_pick")
+    text = (ctx.inc.text or "").strip()
+    if not text:
+        return Retry("cadre.hh_pick")
+    if len(text) > 64:
+        return Retry("cadre.hh_not_found", {"text": text[:20] + "…"})
+    found = match_households(households, text)
+    if not found:
+        return Retry("cadre.hh_not_found", {"text": text})
+    if len(found) > 1:
+        st.set(matches=[h.id for h in found], page=0)
+        return Retry("cadre.hh_ambiguous", {"text": text, "n": len(found)})
+    return found[0]
+
+
+# ------------------------------------------------------------------ the dialog
+class VisitDialog(Dialog):
+    """记录走访."""
+
+    name = "visit"
+    roles: ClassVar[frozenset[Role]] = STAFF
+    first_step = Step.HOUSEHOLD.value
+    title_key = "visit.title"
+
+    async def on_start(self, ctx: Ctx, st: State, args: dict[str, Any]) -> str | None:
+        assert ctx.person is not None
+        households = await own_households(ctx.session, ctx.person.id)
+        if not households:
+            ctx.reply("cadre.no_households")
+            return None
+        hid = args.get("household_id")
+        chosen = next((h for h in households if h.id == hid), None)
+        if chosen is None and len(households) == 1:
+            chosen = households[0]
+        if chosen is not None:
+            await self._set_household(ctx, st, chosen)
+            # Back from the date step can still change the household.
+            st.row.history = [Step.HOUSEHOLD.value]
+            return Step.DATE.value
+        return self.first_step
+
+    async def _set_household(self, ctx: Ctx, st: State, h: Household) -> None:
+        assert ctx.person is not None
+        since = await vs.pairing_start(ctx.session, ctx.person.id, h.id)
+        st.set(hh=h.id, hh_name=h.head_name, since=since.isoformat() if since else None)
+        st.drop("matches", "page")
+
+    def _next(self, st: State, step: Step) -> Goto:
+        """The following step, or straight back to the summary when a field was being edited."""
+        if st.data.get("editing"):
+            st.drop("editing")
+            return Goto(Step.SUMMARY.value)
+        return Goto(step.value)
+
+    # -------------------------------------------------------------- prompts
+    async def ask(self, ctx: Ctx, st: State) -> None:
+        step = Step(st.step)
+        name = st.data.get("hh_name", "")
+        if step is Step.HOUSEHOLD:
+            await ask_household(ctx, st, "visit.ask_household")
+        elif step is Step.DATE:
+            rows = [[st.btn(ctx.t(f"visit.rel.{n}"), f"rel:{n}") for n in (0, 1, 2)]]
+            ctx.reply("visit.ask_date", st.keyboard(ctx, rows), name=name)
+        elif step is Step.KIND:
+            kinds = list(VisitKind)
+            season = vs.current_season(vs.rules_of(ctx.core), self._date(st) or ctx.today)
+            if season is not None:
+                # The season's own kind first: it is the likely answer inside a window.
+                kinds.sort(key=lambda k: k.value != season.name)
+            rows = [
+                [st.btn(ctx.t(f"visit.kind.{k.value}"), f"kind:{k.value}") for k in kinds[i : i + 2]]
+                for i in range(0, len(kinds), 2)
+            ]
+            ctx.reply("visit.ask_kind", st.keyboard(ctx, rows))
+        elif step is Step.DONE:
+            ctx.reply("visit.ask_done", st.keyboard(ctx, []), name=name)
+        elif step is Step.NEEDS:
+            ctx.reply("visit.ask_needs", st.keyboard(ctx, [[st.btn(ctx.t("visit.btn_no_needs"), "none")]]))
+        elif step is Step.PHOTOS:
+            n = len(st.data.get("photos", []))
+            ctx.reply(self._photo_key(ctx, n), self._photo_keyboard(ctx, st, n), n=n)
+        elif step is Step.LOCATION:
+            ctx.reply(
+                "visit.ask_location",
+                reply_keyboard(
+                    ctx,
+                    KeyButton(ctx.t("cadre.btn_send_location"), request_location=True),
+                    KeyButton(ctx.t("cadre.btn_no_signal")),
+                ),
+            )
+        elif step is Step.SUMMARY:
+            await self._summary(ctx, st)
+
+    def _photo_key(self, ctx: Ctx, n: int) -> str:
+        if n:
+            return "visit.ask_photos_more"
+        return "visit.ask_photos_required" if ctx.core.settings.visit_photo_required else "visit.ask_photos"
+
+    def _photo_keyboard(self, ctx: Ctx, st: State, n: int) -> Any:
+        rows: list[list[Button]] = []
+        if n:
+            rows.append([st.btn(ctx.t("visit.btn_photos_done"), "done")])
+            rows.append([st.btn(ctx.t("visit.btn_photos_clear"), "clear")])
+        elif not ctx.core.settings.visit_photo_required:
+            rows.append([st.btn(ctx.t("visit.btn_photos_skip"), "done")])
+        return st.keyboard(ctx, rows)
+
+    def _date(self, st: State) -> date | None:
+        raw = st.data.get("date")
+        return date.fromisoformat(raw) if raw else None
+
+    async def _summary(self, ctx: Ctx, st: State) -> None:
+        d = st.data
+        household = await ctx.session.get(Household, d["hh"])
+        loc = d.get("loc")
+        if loc is None:
+            where = ctx.t("visit.loc.none")
+        else:
+            status, dist = (
+                vs.locate(household, loc[0], loc[1], ctx.core.settings.visit_far_meters)
+                if household
+                else (LocationStatus.OK.value, None)
+            )
+            if status == LocationStatus.FAR.value:
+                where = ctx.t("visit.loc.far", meters=round(dist or 0))
+            elif dist is not None:
+                where = ctx.t("visit.loc.ok_dist", meters=round(dist))
+            else:
+                where = ctx.t("visit.loc.ok")
+        visit_date = self._date(st)
+        card = ctx.t(
+            "visit.summary",
+            name=d.get("hh_name", ""),
+            date=fmt_date(ctx, visit_date) if visit_date else "",
+            kind=ctx.t(f"visit.kind.{d.get('kind', 'routine')}"),
+            done=d.get("done", ""),
+            needs=d.get("needs") or ctx.t("visit.no_needs"),
+            photos=len(d.get("photos", [])),
+            where=where,
+        )
+        edits = [st.btn(ctx.t(f"visit.edit.{s.value}"), f"edit:{s.value}") for s in EDITABLE]
+        rows = [
+            [Button(ctx.t("visit.btn_save"), f"vs:{st.nonce}")],
+            edits[0:3],
+            edits[3:5],
+            edits[5:7],
+        ]
+        ctx.reply_text(card, st.keyboard(ctx, rows))
+
+    # -------------------------------------------------------------- input
+    async def on_input(self, ctx: Ctx, st: State) -> Next:
+        step = Step(st.step)
+        if step is Step.HOUSEHOLD:
+            picked = await pick_household(ctx, st, self.ask)
+            if not isinstance(picked, Household):
+                return picked
+            await self._set_household(ctx, st, picked)
+            visit_date = self._date(st)
+            if st.data.get("editing") and visit_date and not self._date_ok(st, visit_date):
+                # The new pairing began after the date entered: the date must be asked again.
+                st.drop("date")
+                ctx.reply("visit.date_reask_after_household")
+                return Goto(Step.DATE.value)
+            return self._next(st, Step.DATE)
+        if step is Step.DATE:
+            return self._on_date(ctx, st)
+        if step is Step.KIND:
+            return self._on_kind(ctx, st)
+        if step is Step.DONE:
+            text, retry = text_input(ctx)
+            if retry:
+                return retry
+            st.set(done=text)
+            return self._next(st, Step.NEEDS)
+        if step is Step.NEEDS:
+            if st.value(ctx) == "none":
+                st.set(needs="")
+                return self._next(st, Step.PHOTOS)
+            text, retry = text_input(ctx)
+            if retry:
+                return retry
+            st.set(needs=text)
+            return self._next(st, Step.PHOTOS)
+        if step is Step.PHOTOS:
+            return await self._on_photos(ctx, st)
+        if step is Step.LOCATION:
+            return self._on_location(ctx, st)
+        return self._on_summary(ctx, st)
+
+    def _date_ok(self, st: State, d: date) -> bool:
+        since = st.data.get("since")
+        return since is None or d >= date.fromisoformat(since)
+
+    def _on_date(self, ctx: Ctx, st: State) -> Next:
+        value = st.value(ctx)
+        today = ctx.today
+        if value is not None and value.startswith("rel:") and value[4:] in ("0", "1", "2"):
+            d: date | None = today - timedelta(days=int(value[4:]))
+        elif value is not None:
+            return Retry("visit.date_invalid")
+        else:
+            d = parse_date(ctx.inc.text or "", today)
+        if d is None:
+            return Retry("visit.date_invalid", {"text": (ctx.inc.text or "")[:30]})
+        if d > today:
+            return Retry("visit.date_future", {"date": fmt_date(ctx, d)})
+        if not self._date_ok(st, d):
+            since = date.fromisoformat(st.data["since"])
+            return Retry(
+                "visit.date_before_pairing", {"date": fmt_date(ctx, d), "since": fmt_date(ctx, since)}
+            )
+        st.set(date=d.isoformat())
+        return self._next(st, Step.KIND)
+
+    def _on_kind(self, ctx: Ctx, st: State) -> Next:
+        value = st.value(ctx)
+        kind: str | None = None
+        if value is not None and value.startswith("kind:") and value[5:] in {k.value for k in VisitKind}:
+            kind = value[5:]
+        elif value is None:
+            typed = (ctx.inc.text or "").strip()
+            for k in VisitKind:
+                if typed and typed in (ctx.t(f"visit.kind.{k.value}"), k.value):
+                    kind = k.value
+        if kind is None:
+            return Retry("visit.kind_pick")
+        st.set(kind=kind)
+        return self._next(st, Step.DONE)
+
+    async def _on_photos(self, ctx: Ctx, st: State) -> Next:
+        photos: list[dict[str, Any]] = list(st.data.get("photos", []))
+        if ctx.inc.files:
+            for ref in ctx.inc.files:
+                if len(photos) >= MAX_PHOTOS:
+                    st.set(photos=photos)
+                    return Retry("visit.photos_max", {"max": MAX_PHOTOS})
+                if any(p["file_id"] == ref.file_id for p in photos):
+                    continue  # the same message redelivered by the client
+                info = await fetch_photo(ctx.core.files, ctx.core.settings.media_dir, ref, ctx.now)
+                photos.append(info)
+            st.set(photos=photos)
+            n = len(photos)
+            ctx.reply("visit.photo_received", self._photo_keyboard(ctx, st, n), n=n)
+            return Replace()
+        value = st.value(ctx)
+        if value == "clear":
+            st.set(photos=[])
+            ctx.reply("visit.photos_cleared")
+            await self.ask(ctx, st)
+            return Replace()
+        if value == "done":
+            if not photos and ctx.core.settings.visit_photo_required:
+                return Retry("visit.photo_required")
+            return self._next(st, Step.LOCATION)
+        return Retry("visit.photos_hint")
+
+    def _on_location(self, ctx: Ctx, st: State) -> Next:
+        loc = ctx.inc.location
+        if loc is not None:
+            if not vs.valid_coordinates(loc.lat, loc.lon):
+                return Retry("cadre.location_invalid")
+            st.set(loc=[loc.lat, loc.lon])
+            ctx.reply("visit.location_got", RemoveKeyboard())
+            return self._next(st, Step.SUMMARY)
+        text = (ctx.inc.text or "").strip()
+        if text and text == ctx.t("cadre.btn_no_signal"):
+            st.set(loc=None)
+            ctx.reply("visit.location_skipped", RemoveKeyboard())
+            return self._next(st, Step.SUMMARY)
+        return Retry("cadre.location_hint")
+
+    def _on_summary(self, ctx: Ctx, st: State) -> Next:
+        value = st.value(ctx)
+        if value is not None and value.startswith("edit:") and value[5:] in {s.value for s in EDITABLE}:
+            st.set(editing=True)
+            return Goto(value[5:])
+        return Retry("visit.summary_hint")
+
+    # -------------------------------------------------------------- save
+    async def save(self, ctx: Ctx, st: State) -> Finish:
+        """Save the visit (idempotent on the dialog nonce), tell the leader about a far location and
+        ask a bound villager to confirm."""
+        from bot.handlers.visits import after_save  # the handler owns notifications
+
+        assert ctx.person is not None
+        d = st.data
+        household = await ctx.session.get(Household, d.get("hh"))
+        since = await vs.pairing_start(ctx.session, ctx.person.id, household.id) if household else None
+        visit_date = self._date(st)
+        if household is None or since is None:
+            ctx.reply("cadre.hh_not_yours_anymore", RemoveKeyboard())
+            return Finish()
+        if visit_date is None or not d.get("kind") or "done" not in d:
+            ctx.reply("visit.incomplete")
+            return Finish()
+        loc = d.get("loc")
+        visit, created = await vs.save_visit(
+            ctx.session,
+            idem_key(ctx.account.id, st.nonce),
+            ctx.person.id,
+            household,
+            vs.VisitInput(
+                household_id=household.id,
+                visit_date=visit_date,
+                kind=d["kind"],
+                done=d["done"],
+                needs=d.get("needs", ""),
+                lat=loc[0] if loc else None,
+                lon=loc[1] if loc else None,
+                photos=list(d.get("photos", [])),
+            ),
+            ctx.core.settings.visit_far_meters,
+            ctx.now,
+        )
+        if not created:
+            ctx.reply("visit.already_saved")
+            return Finish()
+        await after_save(ctx, visit, household)
+        return Finish()
+
+
+def idem_key(account_id: int, nonce: str) -> str:
+    """The idempotency key of the visit a dialog instance saves."""
+    return f"visit:{account_id}:{nonce}"

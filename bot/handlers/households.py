@@ -1,0 +1,185 @@
+"""/households (我的帮扶户): the list with visit and difficulty status (hh:p:<page>) and the household
+file (hh:o:<household_id>, 一户一档). Callback data is untrusted: every open is checked with
+can_see_household."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from bot.core.context import Ctx
+from bot.core.types import Button, InlineKeyboard
+from bot.dialogs.visit import fmt_date
+from bot.handlers.router import STAFF, Router, callback_parts, parse_id
+from bot.services.households import HouseholdRow, household_file, rows_for
+from bot.services.people import can_see_household
+from bot.services.visits import current_season, pairing_start, rules_of
+from bot.store.enums import Role
+from bot.store.models import Household
+
+router = Router("households")
+
+PAGE_SIZE = 10
+EXCERPT = 40  # characters of a visit's or difficulty's text shown in the file (marked with …)
+PLAN_EXCERPT = 600
+
+
+def excerpt(text: str, n: int = EXCERPT) -> str:
+    """Shorten for a list line, visibly (…); the full text stays in the ledger."""
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n] + "…"
+
+
+@router.command("households", roles=STAFF)
+async def households(ctx: Ctx) -> None:
+    await _show_page(ctx, 0)
+
+
+@router.callback("hh", roles=STAFF)
+async def on_button(ctx: Ctx) -> None:
+    parts = callback_parts(ctx)
+    if len(parts) == 3 and parts[1] == "p" and parts[2].isdigit() and len(parts[2]) < 6:
+        await _show_page(ctx, int(parts[2]))
+    elif len(parts) == 3 and parts[1] == "o":
+        await _show_file(ctx, parse_id(parts[2]))
+    else:
+        ctx.answer_callback("core.button_expired")
+
+
+async def _show_page(ctx: Ctx, page: int) -> None:
+    assert ctx.person is not None
+    rules = rules_of(ctx.core)
+    today = ctx.today
+    rows = await rows_for(ctx.session, ctx.person, today, rules)
+    if not rows:
+        ctx.reply("cadre.no_households")
+        return
+    team_view = ctx.role is not Role.CADRE and any(r.cadre_id != ctx.person.id for r in rows)
+    pages = -(-len(rows) // PAGE_SIZE)
+    page = min(max(page, 0), pages - 1)
+    shown = rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    head_key = "households.head_team" if team_view else "households.head"
+    lines = [ctx.t(head_key, n=len(rows), page=page + 1, pages=pages)]
+    season = current_season(rules, today)
+    if season is not None:
+        lines.append(
+            ctx.t(
+                "households.season_now",
+                season=ctx.t(f"visit.kind.{season.name}"),
+                start=fmt_date(ctx, season.start),
+                end=fmt_date(ctx, season.end),
+            )
+        )
+    per_cadre: dict[int, int] = {}
+    for r in rows:
+        per_cadre[r.cadre_id] = per_cadre.get(r.cadre_id, 0) + 1
+    current_cadre: int | None = None
+    for i, r in enumerate(shown, page * PAGE_SIZE + 1):
+        if team_view and r.cadre_id != current_cadre:
+            current_cadre = r.cadre_id
+            lines.append(ctx.t("households.cadre_head", name=r.cadre_name, n=per_cadre[r.cadre_id]))
+        lines.append(_line(ctx, i, r, today))
+    buttons: list[tuple[Button, ...]] = []
+    for j in range(0, len(shown), 2):
+        buttons.append(tuple(Button(r.head_name, f"hh:o:{r.household_id}") for r in shown[j : j + 2]))
+    nav: list[Button] = []
+    if page > 0:
+        nav.append(Button(ctx.t("cadre.btn_prev"), f"hh:p:{page - 1}"))
+    if page < pages - 1:
+        nav.append(Button(ctx.t("cadre.btn_next"), f"hh:p:{page + 1}"))
+    if nav:
+        buttons.append(tuple(nav))
+    lines.append(ctx.t("households.open_hint"))
+    ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
+
+
+def _line(ctx: Ctx, i: int, r: HouseholdRow, today: date) -> str:
+    parts = [ctx.t("households.line_name", i=i, name=r.head_name)]
+    if r.last_visit is None:
+        parts.append(ctx.t("households.never_visited"))
+    else:
+        parts.append(
+            ctx.t("households.last_visit", date=fmt_date(ctx, r.last_visit), days=r.days_since(today))
+        )
+    if r.season_done is True:
+        parts.append(ctx.t("households.season_done"))
+    elif r.season_done is False:
+        parts.append(ctx.t("households.season_missing"))
+    if r.open_difficulties:
+        parts.append(ctx.t("households.open_difficulties", n=r.open_difficulties))
+    return " · ".join(parts)
+
+
+async def _show_file(ctx: Ctx, household_id: int | None) -> None:
+    household = await ctx.session.get(Household, household_id) if household_id else None
+    if household is None or not await can_see_household(ctx.session, ctx.person, household):
+        ctx.answer_callback("households.not_yours", alert=True)
+        ctx.reply("households.not_yours")
+        if household is not None:
+            ctx.audit("household.refused", "household", household.id)
+        return
+    f = await household_file(ctx.session, household)
+    t = ctx.t
+    h = f.household
+    causes = "、".join(t(f"cause.{c}") for c in (h.poverty_causes or [])) or t("households.none")
+    if h.income_per_head is None:
+        income = t("households.unknown")
+    elif h.income_year:
+        income = t("households.income", amount=f"{h.income_per_head:,.0f}", year=h.income_year)
+    else:
+        income = t("households.income_no_year", amount=f"{h.income_per_head:,.0f}")
+    lines = [
+        t(
+            "households.file_head",
+            name=h.head_name,
+            code=h.code,
+            village=f.village_name,
+            group=h.group_no or "-",
+        ),
+        t("households.file_basic", status=t(f"hhstatus.{h.status}"), members=h.members_count, income=income),
+        t("households.file_causes", causes=causes),
+        t("households.file_cadre", cadre=f.cadre_name or t("households.none")),
+        t("households.file_plan", plan=excerpt(h.plan, PLAN_EXCERPT) if h.plan else t("households.none")),
+    ]
+    if h.address:
+        lines.append(t("households.file_address", address=h.address))
+    if f.members:
+        lines.append(t("households.file_members_head", n=len(f.members)))
+        for m in f.members[:12]:
+            detail = "，".join(x for x in (m.relation, str(m.birth_year or ""), m.health, m.occupation) if x)
+            lines.append(t("households.file_member", name=m.name, detail=detail))
+    lines.append(t("households.file_visits_head"))
+    if not f.visits:
+        lines.append(t("households.file_no_visits"))
+    for v, cadre_name in f.visits:
+        lines.append(
+            t(
+                "households.file_visit",
+                date=fmt_date(ctx, v.visit_date),
+                kind=t(f"visit.kind.{v.kind}"),
+                done=excerpt(v.done),
+                cadre=cadre_name,
+            )
+        )
+    lines.append(t("households.file_difficulties_head"))
+    if not f.difficulties:
+        lines.append(t("households.file_no_difficulties"))
+    for d in f.difficulties:
+        lines.append(
+            t(
+                "households.file_difficulty",
+                id=d.id,
+                category=t(f"difficulty.category.{d.category}"),
+                status=t(f"difficulty.status.{d.status}"),
+                description=excerpt(d.description),
+            )
+        )
+    buttons: list[tuple[Button, ...]] = []
+    if ctx.person is not None and await pairing_start(ctx.session, ctx.person.id, h.id) is not None:
+        buttons.append(
+            (
+                Button(t("households.btn_visit"), f"rm:visit:{h.id}"),
+                Button(t("households.btn_problem"), f"pb:{h.id}"),
+            )
+        )
+    buttons.append((Button(t("households.btn_back_list"), "hh:p:0"),))
+    ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))

@@ -1,0 +1,45 @@
+"""驻村打卡: at most one check-in per cadre per local day; the ISO week's count against the target."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store.models import CheckIn, Person
+
+DEFAULT_WEEK_TARGET = 2  # used only when no scheduler rules are available
+
+
+def week_bounds(day: date) -> tuple[date, date]:
+    """Monday and Sunday of the ISO week containing day."""
+    monday = day - timedelta(days=day.isoweekday() - 1)
+    return monday, monday + timedelta(days=6)
+
+
+async def checkin_on(session: AsyncSession, cadre_id: int, day: date) -> CheckIn | None:
+    """The cadre's check-in on that local day, if any."""
+    q = select(CheckIn).where(CheckIn.cadre_id == cadre_id, CheckIn.day == day)
+    return (await session.execute(q)).scalar_one_or_none()
+
+
+async def check_in(
+    session: AsyncSession, cadre: Person, day: date, now: datetime, lat: float | None, lon: float | None
+) -> CheckIn | None:
+    """Record today's check-in; None when the cadre already checked in that day."""
+    if await checkin_on(session, cadre.id, day) is not None:
+        return None
+    row = CheckIn(cadre_id=cadre.id, day=day, at=now, lat=lat, lon=lon, village_id=cadre.village_id)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def week_count(session: AsyncSession, cadre_id: int, day: date) -> int:
+    """Check-in days in the ISO week containing day."""
+    first, last = week_bounds(day)
+    q = select(func.count(CheckIn.id)).where(
+        CheckIn.cadre_id == cadre_id, CheckIn.day >= first, CheckIn.day <= last
+    )
+    return int((await session.execute(q)).scalar_one())

@@ -1,0 +1,235 @@
+"""我的帮扶户: current pairings with visit and difficulty status, the household file, name search."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.scheduler.rules import Rules
+from bot.services.visits import Season, current_season
+from bot.store.enums import DifficultyStatus, Role
+from bot.store.models import (
+    Account,
+    Difficulty,
+    Household,
+    HouseholdMember,
+    Pairing,
+    Person,
+    Team,
+    Visit,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdRow:
+    """One current pairing as shown in the list."""
+
+    household_id: int
+    code: str
+    head_name: str
+    cadre_id: int
+    cadre_name: str
+    pairing_start: date
+    last_visit: date | None
+    season_done: bool | None  # None outside a seasonal window
+    open_difficulties: int
+
+    def days_since(self, today: date) -> int | None:
+        return (today - self.last_visit).days if self.last_visit else None
+
+
+def _open_difficulty() -> Any:
+    return Difficulty.status != DifficultyStatus.RESOLVED.value
+
+
+async def pairing_rows(
+    session: AsyncSession,
+    today: date,
+    rules: Rules,
+    *,
+    cadre_ids: Sequence[int] | None = None,
+    team_ids: Sequence[int] | None = None,
+) -> list[HouseholdRow]:
+    """Current pairings (of some cadres, or of some teams' cadres; all when neither is given) with
+    last visit, this season's visit and open difficulties, in one statement. Most overdue first."""
+    season = current_season(rules, today)
+    last = (
+        select(func.max(Visit.visit_date))
+        .where(Visit.household_id == Pairing.household_id, Visit.visit_date <= today)
+        .correlate(Pairing)
+        .scalar_subquery()
+    )
+    open_count = (
+        select(func.count(Difficulty.id))
+        .where(Difficulty.household_id == Pairing.household_id, _open_difficulty())
+        .correlate(Pairing)
+        .scalar_subquery()
+    )
+    cols: list[Any] = [
+        Pairing.household_id,
+        Household.code,
+        Household.head_name,
+        Pairing.cadre_id,
+        Person.name,
+        Pairing.start_date,
+        last.label("last_visit"),
+        open_count.label("open_count"),
+    ]
+    if season is not None:
+        cond = [
+            Visit.household_id == Pairing.household_id,
+            Visit.visit_date >= season.start,
+            Visit.visit_date <= min(season.end, today),
+        ]
+        if rules.visits.require_seasonal_kind:
+            cond.append(Visit.kind == season.name)
+        cols.append(exists(select(Visit.id).where(and_(*cond))).correlate(Pairing).label("season_done"))
+    q = (
+        select(*cols)
+        .join(Household, Household.id == Pairing.household_id)
+        .join(Person, Person.id == Pairing.cadre_id)
+        .where(Pairing.end_date.is_(None))
+    )
+    if cadre_ids is not None:
+        q = q.where(Pairing.cadre_id.in_(list(cadre_ids)))
+    if team_ids is not None:
+        q = q.where(Person.team_id.in_(list(team_ids)))
+    rows = (await session.execute(q)).all()
+    out = [
+        HouseholdRow(
+            household_id=r[0],
+            code=r[1],
+            head_name=r[2],
+            cadre_id=r[3],
+            cadre_name=r[4],
+            pairing_start=r[5],
+            last_visit=r[6],
+            open_difficulties=int(r[7] or 0),
+            season_done=bool(r[8]) if season is not None else None,
+        )
+        for r in rows
+    ]
+    # Grouped by cadre; inside, never-visited and longest-ago first, so the list starts with the work.
+    out.sort(key=lambda r: (r.cadre_name, r.cadre_id, r.last_visit or date.min, r.head_name, r.household_id))
+    return out
+
+
+async def led_team_ids(session: AsyncSession, person: Person) -> list[int]:
+    """Teams a leader leads or a township contact looks after."""
+    q = select(Team.id).where(or_(Team.leader_id == person.id, Team.township_contact_id == person.id))
+    return [int(x) for x in (await session.execute(q)).scalars()]
+
+
+async def rows_for(session: AsyncSession, person: Person, today: date, rules: Rules) -> list[HouseholdRow]:
+    """What /households shows the person: a cadre their own pairings; a leader the whole team (and
+    their own pairings); an admin everyone."""
+    role = Role(person.role)
+    if role is Role.ADMIN:
+        return await pairing_rows(session, today, rules)
+    if role in (Role.LEADER, Role.TOWNSHIP):
+        teams = await led_team_ids(session, person)
+        rows = await pairing_rows(session, today, rules, team_ids=teams) if teams else []
+        if not any(r.cadre_id == person.id for r in rows):
+            rows = [*rows, *await pairing_rows(session, today, rules, cadre_ids=[person.id])]
+        return rows
+    return await pairing_rows(session, today, rules, cadre_ids=[person.id])
+
+
+async def own_households(session: AsyncSession, cadre_id: int) -> list[Household]:
+    """Households currently paired with the cadre, by head name."""
+    q = (
+        select(Household)
+        .join(Pairing, Pairing.household_id == Household.id)
+        .where(Pairing.cadre_id == cadre_id, Pairing.end_date.is_(None))
+        .order_by(Household.head_name, Household.id)
+    )
+    return list((await session.execute(q)).scalars().unique())
+
+
+def match_households(households: Sequence[Household], text: str) -> list[Household]:
+    """Households whose head name contains the typed text (or whose code equals it); an exact name
+    wins over partial matches, so 张山 is not ambiguous with 张山林."""
+    s = text.strip().replace(" ", "")
+    if not s:
+        return []
+    exact = [h for h in households if h.head_name == s or h.code.lower() == s.lower()]
+    if exact:
+        return exact
+    return [h for h in households if s in h.head_name]
+
+
+@dataclass
+class HouseholdFile:
+    """一户一档: everything the household file card shows."""
+
+    household: Household
+    village_name: str
+    cadre_name: str | None
+    members: list[HouseholdMember]
+    visits: list[tuple[Visit, str]]  # (visit, cadre name), newest first
+    difficulties: list[Difficulty]  # open first, then recent resolved
+
+
+async def household_file(session: AsyncSession, household: Household, recent: int = 5) -> HouseholdFile:
+    """Load the household file."""
+    from bot.services.people import cadre_for_household
+    from bot.store.models import Village
+
+    members = list(
+        (
+            await session.execute(
+                select(HouseholdMember)
+                .where(HouseholdMember.household_id == household.id)
+                .order_by(HouseholdMember.id)
+            )
+        ).scalars()
+    )
+    visits = [
+        (v, name)
+        for v, name in (
+            await session.execute(
+                select(Visit, Person.name)
+                .join(Person, Person.id == Visit.cadre_id)
+                .where(Visit.household_id == household.id)
+                .order_by(Visit.visit_date.desc(), Visit.id.desc())
+                .limit(recent)
+            )
+        ).all()
+    ]
+    diffs = list(
+        (
+            await session.execute(
+                select(Difficulty)
+                .where(Difficulty.household_id == household.id)
+                .order_by((Difficulty.status == DifficultyStatus.RESOLVED.value), Difficulty.id.desc())
+                .limit(recent)
+            )
+        ).scalars()
+    )
+    village = await session.get(Village, household.village_id)
+    cadre = await cadre_for_household(session, household.id)
+    return HouseholdFile(
+        household, village.name if village else "", cadre.name if cadre else None, members, visits, diffs
+    )
+
+
+async def reachable_accounts(session: AsyncSession, person_id: int) -> list[Account]:
+    """A person's chat accounts that can still be messaged."""
+    q = select(Account).where(Account.person_id == person_id, Account.unreachable.is_(False))
+    return list((await session.execute(q.order_by(Account.id))).scalars())
+
+
+async def household_accounts(session: AsyncSession, household_id: int) -> list[Account]:
+    """Villager chat accounts bound to the household."""
+    q = select(Account).where(Account.household_id == household_id, Account.unreachable.is_(False))
+    return list((await session.execute(q.order_by(Account.id))).scalars())
+
+
+def season_of(rules: Rules, today: date) -> Season | None:
+    """Re-exported for handlers: the seasonal window containing today."""
+    return current_season(rules, today)
