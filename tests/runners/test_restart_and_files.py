@@ -1,0 +1,138 @@
+"""Runner-level behaviour that needs a custom core: a dialog surviving a runner restart (state lives in the
+database, not in the process) and a user's photo fetched back through getFile over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, ClassVar
+
+import pytest
+
+from bot.clock import FixedClock
+from bot.core.bootstrap import App
+from bot.core.context import Ctx
+from bot.core.engine import Core
+from bot.dialogs import all_dialogs
+from bot.dialogs.base import Dialog, Finish, Goto, Next, Retry, State
+from bot.handlers import all_routers
+from bot.handlers.router import EVERYONE, Router
+from bot.i18n import Catalogs
+from bot.settings import Settings
+from bot.store.db import create_engine, session_factory
+from bot.store.enums import Role
+from tests.fakebotapi import FakeBotAPI, FakeUser
+from tests.runners.conftest import make_runner, telegram_settings
+
+
+class SurveyDialog(Dialog):
+    """Three steps: a name, a village, then a confirm button."""
+
+    name = "survey"
+    roles: ClassVar[frozenset[Role]] = EVERYONE
+    first_step = "name"
+    title_key = "start.title"
+
+    async def ask(self, ctx: Ctx, st: State) -> None:
+        if st.step == "confirm":
+            summary = f"confirm {st.data['name']} / {st.data['village']}?"
+            ctx.reply_text(summary, st.keyboard(ctx, [[st.btn("OK", "ok")]]))
+        else:
+            ctx.reply_text(f"ask {st.step}", st.keyboard(ctx, []))
+
+    async def on_input(self, ctx: Ctx, st: State) -> Next:
+        if st.step == "confirm":
+            if st.value(ctx) != "ok":
+                return Retry("start.retry_code")
+            ctx.reply_text(f"saved {st.data['name']} / {st.data['village']}")
+            return Finish()
+        text = (ctx.inc.text or "").strip()
+        if not text:
+            return Retry("start.retry_code")
+        st.set(**{st.step: text})
+        return Goto("village" if st.step == "name" else "confirm")
+
+
+def _test_router() -> Router:
+    router = Router("test")
+
+    @router.command("survey")
+    async def survey(ctx: Ctx) -> None:
+        await ctx.core.start_dialog(ctx, "survey")
+
+    async def photo(ctx: Ctx) -> None:
+        assert ctx.core.files is not None
+        f = ctx.inc.files[0]
+        data = await ctx.core.files.download(f.file_id)
+        ctx.reply_text(f"{f.kind} {len(data)} {hashlib.sha256(data).hexdigest()[:16]}")
+
+    router._add("file", [""], None)(photo)
+    return router
+
+
+def build_test_app(settings: Settings, clock: FixedClock) -> App:
+    """The production routers and dialogs plus the test-only ones, on a fresh engine."""
+    engine = create_engine(settings.database_url)
+    core = Core(
+        settings,
+        clock,
+        session_factory(engine),
+        Catalogs(settings.locales_dir, settings.default_language),
+        [_test_router(), *all_routers()],
+        [*all_dialogs(), SurveyDialog()],
+        {"policy": None},
+    )
+    return App(core, engine)
+
+
+@pytest.mark.parametrize(("first", "second"), [("aiogram", "ptb"), ("ptb", "aiogram")])
+async def test_restart_mid_dialog_continues_at_step_3(
+    first: str, second: str, settings: Settings, clock: FixedClock, api: FakeBotAPI
+) -> None:
+    s = telegram_settings(settings, api)
+    user = FakeUser(7001)
+    app1 = build_test_app(s, clock)
+    runner1: Any = make_runner(first, app1, s)
+    await runner1.start()
+    try:
+        api.inject_message(user, "/survey")
+        assert (await api.wait_for_sent(user.id))["text"] == "ask name"
+        api.inject_message(user, "张三")
+        assert (await api.wait_for_sent(user.id))["text"] == "ask village"
+    finally:
+        await runner1.stop()
+        await app1.close()
+
+    # Whatever the user sends while the bot is down waits at Telegram and is delivered to the new process.
+    api.inject_message(user, "石桥村")
+    app2 = build_test_app(s, clock)
+    runner2: Any = make_runner(second, app2, s)
+    await runner2.start()
+    try:
+        confirm = await api.wait_for_sent(user.id)
+        assert confirm["text"] == "confirm 张三 / 石桥村?"
+        ok = next(b["callback_data"] for row in confirm["reply_markup"]["inline_keyboard"] for b in row if b["text"] == "OK")
+        api.inject_callback(user, ok, confirm)
+        assert (await api.wait_for_sent(user.id))["text"] == "saved 张三 / 石桥村"
+    finally:
+        await runner2.stop()
+        await app2.close()
+
+
+@pytest.mark.parametrize("kind", ["aiogram", "ptb"])
+async def test_photo_reaches_core_and_downloads_over_http(
+    kind: str, settings: Settings, clock: FixedClock, api: FakeBotAPI
+) -> None:
+    s = telegram_settings(settings, api)
+    app = build_test_app(s, clock)
+    runner: Any = make_runner(kind, app, s)
+    await runner.start()
+    try:
+        blob = bytes(range(256)) * 40
+        _, largest = api.inject_photo(FakeUser(7002), blob)
+        reply = await api.wait_for_sent(7002)
+        assert reply["text"] == f"photo {len(blob)} {hashlib.sha256(blob).hexdigest()[:16]}"
+        # The core asked for the largest size only.
+        assert [r.params["file_id"] for r in api.calls("getFile")] == [largest]
+    finally:
+        await runner.stop()
+        await app.close()
