@@ -1,0 +1,414 @@
+"""PolicyEngine: villager question in, PolicyAnswer out. Channel-free and database-free."""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.clock import Clock, SystemClock
+from bot.policy.kb import (
+    HOSPITAL_LEVELS,
+    County,
+    KnowledgeBase,
+    Param,
+    Topic,
+    check_knowledge,
+    lang_key,
+    load_knowledge,
+)
+from bot.policy.matcher import TopicMatcher
+from bot.policy.messages import Messages
+from bot.policy.text import Normalizer
+
+log = logging.getLogger(__name__)
+
+NONE_TOPIC = "none"
+ANSWER_MIN = 2.2  # one strong word, or three hints; two hints alone are not enough
+CLARIFY_RATIO = 0.8  # second topic this close to the first: ask which one
+FOLLOWUP_BONUS = 1.5  # a short or "那…呢" question leans towards the previous topic
+CONTEXT_TTL = timedelta(minutes=5)
+CONTEXT_VERSION = 1
+
+
+@dataclass
+class PolicyAnswer:
+    """What the engine decided about one question."""
+
+    topic: str  # a contract topic id, or "none"
+    confidence: float  # 0–1
+    alternatives: list[str]  # other candidate topic ids, best first
+    decision: str  # "answer" | "clarify" | "decline"
+    text: str  # HTML-escaped text, ready for Telegram HTML parse mode
+    options: list[tuple[str, str]] = field(default_factory=list)  # (topic id, label) buttons for clarify
+    context: dict[str, Any] = field(default_factory=dict)  # pass back into the next answer() for follow-ups
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (the CLI's --json output)."""
+        d = asdict(self)
+        d["answer"] = d.pop("text")
+        d["options"] = [list(o) for o in self.options]
+        return d
+
+
+def _fmt_number(value: float, lang: str) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return f"{value:,}" if lang == "en" else str(value)
+    return f"{value:g}"
+
+
+class PolicyEngine:
+    """Answers villagers' policy questions from the knowledge base, for one county (or national figures)."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        county: County | None,
+        messages: Messages,
+        normalizer: Normalizer,
+        matcher: TopicMatcher,
+        clock: Clock,
+    ) -> None:
+        self.kb = kb
+        self.county = county
+        self.messages = messages
+        self.normalizer = normalizer
+        self.matcher = matcher
+        self.clock = clock
+        # Answer texts depend only on the topic, language and county: render them once, at load.
+        self._static: dict[str, dict[str, tuple[str, str]]] = {
+            lang: {tid: self._render_static(topic, lang) for tid, topic in kb.topics.items()}
+            for lang in ("zh_CN", "en")
+        }
+
+    @classmethod
+    def load(
+        cls,
+        knowledge_dir: Path,
+        county: str | None = None,
+        *,
+        locales_dir: Path | None = None,
+        clock: Clock | None = None,
+    ) -> PolicyEngine:
+        """Read the knowledge base and build the tokenizer now (not on the first question)."""
+        knowledge_dir = Path(knowledge_dir)
+        kb = load_knowledge(knowledge_dir)
+        chosen: County | None = None
+        if county:
+            chosen = kb.counties.get(county)
+            if chosen is None:
+                raise ValueError(f"no county {county!r} in {knowledge_dir / 'counties'}")
+        if locales_dir is None:
+            from bot.settings import data_dir
+
+            sibling = knowledge_dir.parent / "locales"
+            locales_dir = sibling if sibling.is_dir() else data_dir("locales")
+        normalizer = Normalizer()
+        matcher = TopicMatcher(kb, normalizer)
+        return cls(kb, chosen, Messages.load(locales_dir), normalizer, matcher, clock or SystemClock())
+
+    def check(self) -> list[str]:
+        """Problems in the knowledge base (empty when all is well)."""
+        problems = check_knowledge(self.kb)
+        for lang in ("zh_CN", "en"):
+            for key in self.messages.missing(lang):
+                problems.append(f"policy.po ({lang}) has no message {key}")
+        return problems
+
+    # ---- deciding -------------------------------------------------------------------------------------
+
+    def answer(
+        self,
+        question: str,
+        lang: str = "zh_CN",
+        context: dict[str, Any] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> PolicyAnswer:
+        """Answer, clarify or decline one question; context is the previous answer's context (follow-ups)."""
+        now = self._now(now)
+        prev = self._live_context(context, now)
+        norm = self.normalizer.normalize(question)
+        text = norm.text.replace(" ", "")
+        if not text:
+            return self._decline(lang, prev, now, 0.0, [])
+        scores, _hits = self.matcher.score(text)
+        prev_topic = prev.get("topic") if prev else None
+        if prev_topic in self.kb.topics and (norm.followup or len(text) <= 6):
+            scores[prev_topic] = scores.get(prev_topic, 0.0) + FOLLOWUP_BONUS
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        if not ranked or ranked[0][1] < ANSWER_MIN:
+            top = ranked[0][1] if ranked else 0.0
+            return self._decline(lang, prev, now, top, [t for t, s in ranked[:3] if s >= ANSWER_MIN / 2])
+        best, s1 = ranked[0]
+        s2 = ranked[1][1] if len(ranked) > 1 else 0.0
+        confidence = self._confidence(s1, s2)
+        alternatives = [t for t, s in ranked[1:4] if s >= ANSWER_MIN / 2]
+        level = self.matcher.level(text)
+        amount = norm.amounts[0] if norm.amounts else None
+        if prev and (prev_topic == best or (amount is None and level is None)):
+            # A follow-up keeps the bill and hospital level the villager already gave ("县医院呢").
+            amount = amount if amount is not None else prev.get("amount")
+            level = level or prev.get("level")
+        if s2 >= CLARIFY_RATIO * s1 and s2 >= ANSWER_MIN * 0.8:
+            close = [t for t, s in ranked[:3] if s >= CLARIFY_RATIO * s1][:3]
+            return self._clarify(close, lang, now, confidence, amount, level)
+        return self._render(best, lang, now, confidence, alternatives, amount, level)
+
+    def answer_topic(
+        self,
+        topic_id: str,
+        lang: str = "zh_CN",
+        context: dict[str, Any] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> PolicyAnswer:
+        """The answer for a topic the villager picked (a clarify button). topic_id comes from the client."""
+        now = self._now(now)
+        prev = self._live_context(context, now)
+        if topic_id not in self.kb.topics:
+            return self._decline(lang, prev, now, 0.0, [])
+        amount = prev.get("amount") if prev else None
+        level = prev.get("level") if prev else None
+        return self._render(topic_id, lang, now, 1.0, [], amount, level)
+
+    def _now(self, now: datetime | None) -> datetime:
+        now = now or self.clock.now()
+        return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+    @staticmethod
+    def _confidence(s1: float, s2: float) -> float:
+        strength = 1.0 - math.exp(-s1 / 3.0)
+        margin = (s1 - s2) / s1 if s1 > 0 else 0.0
+        return round(max(0.0, min(1.0, 0.5 * strength + 0.5 * margin)), 3)
+
+    def _live_context(self, context: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+        if not context or context.get("v") != CONTEXT_VERSION:
+            return None
+        try:
+            at = datetime.fromisoformat(str(context["at"]))
+        except (KeyError, ValueError):
+            return None
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        if not timedelta(0) <= now - at <= CONTEXT_TTL:
+            return None
+        return context
+
+    def _context(
+        self, now: datetime, topic: str | None, amount: float | None, level: str | None
+    ) -> dict[str, Any]:
+        return {
+            "v": CONTEXT_VERSION,
+            "at": now.isoformat(),
+            "topic": topic,
+            "amount": amount,
+            "level": level,
+            "county": self.county.code if self.county else None,
+        }
+
+    def _decline(
+        self, lang: str, prev: dict[str, Any] | None, now: datetime, top: float, alternatives: list[str]
+    ) -> PolicyAnswer:
+        text = self.messages.get(lang, "policy.decline")
+        confidence = round(1.0 - min(top / ANSWER_MIN, 1.0) * 0.5, 3)
+        # Keep a still-fresh context: one unclear message should not forget the topic being discussed.
+        context = dict(prev) if prev else self._context(now, None, None, None)
+        return PolicyAnswer(
+            NONE_TOPIC, confidence, alternatives, "decline", html.escape(text, quote=False), [], context
+        )
+
+    def _clarify(
+        self,
+        close: list[str],
+        lang: str,
+        now: datetime,
+        confidence: float,
+        amount: float | None,
+        level: str | None,
+    ) -> PolicyAnswer:
+        key = lang_key(lang)
+        labels = [
+            (tid, self.kb.topics[tid].title.get(key) or self.kb.topics[tid].title["zh"]) for tid in close
+        ]
+        text = self.messages.get(lang, "policy.clarify_question", first=labels[0][1], second=labels[1][1])
+        context = self._context(now, None, amount, level)
+        context["pending"] = close
+        return PolicyAnswer(
+            close[0], confidence, close[1:], "clarify", html.escape(text, quote=False), labels, context
+        )
+
+    # ---- rendering ------------------------------------------------------------------------------------
+
+    def _local_params(self, topic: Topic) -> dict[str, Param]:
+        if self.county is None:
+            return {}
+        return self.county.params.get(topic.id, {})
+
+    def _region(self, lang: str, topic: Topic) -> tuple[str, int | None]:
+        """Which region and year the figures of this answer are for."""
+        county = self.county
+        local = county is not None and (
+            bool(self._local_params(topic))
+            or (topic.calculator is not None and topic.calculator in county.calculators)
+        )
+        if county is not None and local:
+            name = county.name.get(lang_key(lang)) or county.name.get("zh", county.code)
+            key = "policy.region_example" if county.example else "policy.region_county"
+            return self.messages.get(lang, key, county=name), county.year
+        return self.messages.get(lang, "policy.region_national"), topic.figures_year
+
+    def _param_text(self, param: Param, lang: str, local: Param | None) -> str:
+        key = lang_key(lang)
+        p = local or param
+        value = p.value_en if (key == "en" and p.value_en is not None) else p.value
+        unit = p.unit.get(key, "")
+        if value is None:
+            return self.messages.get(lang, "policy.param.varies")
+        shown = _fmt_number(value, lang) if isinstance(value, int | float) else str(value)
+        shown = f"{shown} {unit}".strip() if key == "en" and unit else f"{shown}{unit}"
+        if local is not None and self.county is not None:
+            if self.county.example:
+                return self.messages.get(lang, "policy.param.example", value=shown)
+            name = self.county.name.get(key) or self.county.name.get("zh", self.county.code)
+            return self.messages.get(
+                lang, "policy.param.local", value=shown, region=name, year=self.county.year
+            )
+        if param.status == "unconfirmed":
+            return self.messages.get(lang, "policy.param.unconfirmed", value=shown)
+        if param.status == "varies":
+            return self.messages.get(lang, "policy.param.varies_ref", value=shown)
+        return shown
+
+    def _body(self, topic: Topic, lang: str) -> str:
+        key = lang_key(lang)
+        local = self._local_params(topic)
+        values = {name: self._param_text(p, lang, local.get(name)) for name, p in topic.params.items()}
+        template = topic.answer.get(key) or topic.answer.get("zh", "")
+        try:
+            return template.format_map(values).strip()
+        except (KeyError, ValueError, IndexError):
+            log.exception("knowledge base answer for %s/%s has a bad {field}", topic.id, key)
+            return template.strip()
+
+    def _render(
+        self,
+        topic_id: str,
+        lang: str,
+        now: datetime,
+        confidence: float,
+        alternatives: list[str],
+        amount: float | None,
+        level: str | None,
+    ) -> PolicyAnswer:
+        topic = self.kb.topics[topic_id]
+        if lang not in self._static:
+            lang = "zh_CN"
+        head, tail = self._static[lang][topic_id]
+        parts = [head]
+        if topic.calculator == "inpatient":
+            region, year = self._region(lang, topic)
+            calc = self._inpatient_estimate(topic, lang, amount, level, region, year)
+            if calc:
+                parts.append(html.escape(calc, quote=False))
+        parts.append(tail)
+        context = self._context(now, topic_id, amount, level)
+        return PolicyAnswer(topic_id, confidence, alternatives, "answer", "\n\n".join(parts), [], context)
+
+    def _render_static(self, topic: Topic, lang: str) -> tuple[str, str]:
+        """The fixed parts of a topic's answer (before and after any estimate), HTML-escaped."""
+        key = lang_key(lang)
+        region, year = self._region(lang, topic)
+        head = [
+            self.messages.get(lang, "policy.title", title=topic.title.get(key) or topic.title["zh"]),
+            self._body(topic, lang),
+        ]
+        doc_year = topic.document.get("year", "")
+        tail = [
+            self.messages.get(lang, "policy.how_to_apply", text=topic.how_to_apply.get(key, "")),
+            self.messages.get(lang, "policy.ask_whom", text=topic.ask.get(key, "")),
+            self.messages.get(lang, "policy.document", document=topic.document.get(key, ""), year=doc_year),
+            self.messages.get(
+                lang, "policy.footer", region=region, year=year or doc_year, office=topic.ask.get(key)
+            ),
+        ]
+        return (
+            html.escape("\n\n".join(p for p in head if p), quote=False),
+            html.escape("\n\n".join(p for p in tail if p), quote=False),
+        )
+
+    def _inpatient_estimate(
+        self, topic: Topic, lang: str, amount: float | None, level: str | None, region: str, year: int | None
+    ) -> str:
+        """The inpatient estimate with its working, or why it cannot be made without local figures."""
+        figures = self.county.calculators.get("inpatient") if self.county else None
+        levels = (figures or {}).get("levels") or {}
+        if not levels:
+            if amount is None:
+                return ""
+            ratio = topic.params.get("target_ratio")
+            ratio_text = self._param_text(ratio, lang, None) if ratio else "70%"
+            cost = self.messages.get(lang, "policy.calc.cost", cost=_fmt_number(amount, lang))
+            need = self.messages.get(
+                lang,
+                "policy.calc.need_local",
+                cost=_fmt_number(amount, lang) + ("元" if lang != "en" else " yuan"),
+                ratio=ratio_text,
+            )
+            return f"{cost}\n{need}"
+        if amount is None:
+            return self.messages.get(lang, "policy.calc.need_cost")
+        cap = figures.get("yearly_cap") if figures else None
+        chosen = [level] if level in levels else [lv for lv in HOSPITAL_LEVELS if lv in levels]
+        lines = [
+            self.messages.get(lang, "policy.calc.title"),
+            self.messages.get(lang, "policy.calc.cost", cost=_fmt_number(amount, lang)),
+        ]
+        for lv in chosen:
+            fig = levels[lv]
+            deductible = float(fig["deductible"])
+            ratio = float(fig["ratio"])
+            name = self.messages.get(lang, f"policy.level.{lv}")
+            if amount <= deductible:
+                lines.append(
+                    self.messages.get(
+                        lang,
+                        "policy.calc.below",
+                        level=name,
+                        cost=_fmt_number(amount, lang),
+                        deductible=_fmt_number(deductible, lang),
+                    )
+                )
+                continue
+            paid = round((amount - deductible) * ratio / 100)
+            if cap is not None and paid > float(cap):
+                lines.append(
+                    self.messages.get(
+                        lang,
+                        "policy.calc.capped",
+                        level=name,
+                        cap=_fmt_number(float(cap), lang),
+                        own=_fmt_number(round(amount - float(cap)), lang),
+                    )
+                )
+                continue
+            lines.append(
+                self.messages.get(
+                    lang,
+                    "policy.calc.line",
+                    level=name,
+                    cost=_fmt_number(amount, lang),
+                    deductible=_fmt_number(deductible, lang),
+                    ratio=_fmt_number(ratio, lang),
+                    paid=_fmt_number(paid, lang),
+                    own=_fmt_number(round(amount - paid), lang),
+                )
+            )
+        lines.append(self.messages.get(lang, "policy.calc.assume", region=region, year=year or ""))
+        return "\n".join(lines)

@@ -1,0 +1,318 @@
+"""Topic matching: a private jieba tokenizer with the KB's terms, synonym weights, pinyin typo matching, scores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import jieba
+
+from bot.policy.kb import KnowledgeBase, Topic
+from bot.policy.text import Normalizer
+
+log = logging.getLogger(__name__)
+
+# Weights of a hit by the kind of word it is in the topic's entry.
+W_KEYWORD = 3.0  # formal names ("城乡居民医保")
+W_SYNONYM = 2.5  # what villagers say ("合作医疗", "吃低保")
+W_COMBO = 3.0  # words that together name the topic ("贫困户+贷款")
+W_TERM = 1.0  # hints that only count together with something else ("报销", "县医院")
+W_EXAMPLE = 0.5  # words of the example questions, scaled by how specific they are to one topic
+TYPO_FACTOR = 0.9  # a homophone typo ("医报") counts a little less than the real word
+# Words too common in questions to say anything about the topic.
+STOPWORDS = frozenset(
+    "多少 多少钱 什么 怎么 怎么办 怎样 如何 可以 能不能 有没有 是不是 哪里 哪些 哪个 需要 要不要 国家 政府 政策 一年 "
+    "每个 每年 一个 现在 今年 还是 还有 自己 我们 家里 这个 那个 时候 什么时候 知道 告诉 问题 情况 办理 一下 给不给 "
+    "能否 能够 是否 的话 就是 因为 所以 但是 如果 已经 没有 不能 能不 补不补".split()
+)
+# Jieba's general dictionary is trimmed to its more frequent words: loading all 350k words costs about a second.
+GENERAL_MIN_FREQ = 50
+KB_TERM_FREQ = 300_000
+CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A KB word found in a question."""
+
+    term: str
+    typo: bool = False  # found through a homophone ("底保" for 低保)
+
+
+def _cache_dir() -> Path:
+    d = Path(os.environ.get("BANGFU_POLICY_CACHE", Path(tempfile.gettempdir()) / "bangfu-policy"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+def _toneless(py: str) -> str:
+    py = unicodedata.normalize("NFD", py.split(",")[0])
+    return "".join(c for c in py if not unicodedata.combining(c)).replace("ü", "v")
+
+
+def _build_resources(kb_terms: list[str], digest: str, cache: Path) -> tuple[Path, dict[str, str]]:
+    """The trimmed dictionary file for jieba and a char→pinyin table; built once, then read from the cache."""
+    dict_path = cache / f"dict-{digest}.txt"
+    pinyin_path = cache / f"pinyin-{digest}.json"
+    if dict_path.exists() and pinyin_path.exists():
+        return dict_path, json.loads(pinyin_path.read_text(encoding="utf-8"))
+    general = Path(jieba.__file__).parent / "dict.txt"
+    lines: list[str] = []
+    chars: set[str] = set()
+    kb_set = set(kb_terms)
+    with general.open(encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 2 or parts[0] in kb_set:
+                continue
+            if int(parts[1]) >= GENERAL_MIN_FREQ or len(parts[0]) == 1:
+                lines.append(line.rstrip("\n"))
+                chars.update(ch for ch in parts[0] if _is_cjk(ch))
+    for term in kb_terms:
+        lines.append(f"{term} {KB_TERM_FREQ if len(term) > 1 else 5000}")
+        chars.update(ch for ch in term if _is_cjk(ch))
+    tmp = dict_path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(dict_path)
+    # pypinyin's tables take ~0.4 s to import; only the first start pays it.
+    from pypinyin.pinyin_dict import pinyin_dict
+
+    table = {ch: _toneless(pinyin_dict[ord(ch)]) for ch in sorted(chars) if ord(ch) in pinyin_dict}
+    tmp = pinyin_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(pinyin_path)
+    return dict_path, table
+
+
+class TopicMatcher:
+    """Scores topics for a normalised question. Built once from the knowledge base at load time."""
+
+    def __init__(self, kb: KnowledgeBase, normalizer: Normalizer) -> None:
+        self.kb = kb
+        self._norm = normalizer
+        self.index: dict[str, dict[str, float]] = defaultdict(dict)
+        self.combos: list[tuple[tuple[tuple[str, ...], ...], str]] = []
+        self.levels: dict[str, str] = {}  # hospital-level word -> level id
+        strong: set[str] = set()
+        for topic in kb.topics.values():
+            self._add_topic_words(topic, strong)
+        kb_terms = sorted(self.index)
+        digest = hashlib.sha1(
+            (CACHE_VERSION + jieba.__version__ + "\n".join(kb_terms)).encode("utf-8")
+        ).hexdigest()[:16]
+        cache = _cache_dir()
+        dict_path, self._pinyin = _build_resources(kb_terms, digest, cache)
+        jieba.setLogLevel(logging.WARNING)
+        self.tokenizer = jieba.Tokenizer(dictionary=str(dict_path))
+        self.tokenizer.tmp_dir = str(cache)
+        # Load now, not on the first question: jieba's lazy load would stall the first villager.
+        self.tokenizer.initialize()
+        self._add_example_words()
+        self.max_len = max((len(t) for t in self.index), default=1)
+        # Combo words by first character, so a question only checks words that could be in it.
+        self._combo_by_char: dict[str, list[str]] = defaultdict(list)
+        for word in {a for parts, _ in self.combos for alts in parts for a in alts}:
+            self._combo_by_char[word[0]].append(word)
+        self._typo_index: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for term in strong:
+            if 2 <= len(term) <= 4 and all(_is_cjk(c) for c in term):
+                key = self._pinyin_key(term)
+                if key is not None:
+                    self._typo_index[key].append(term)
+        self._typo_first = frozenset(key[0] for key in self._typo_index)
+
+    def _simplify(self, word: str) -> str:
+        return self._norm.simplify(word).replace(" ", "")
+
+    def _add(self, word: str, topic_id: str, weight: float) -> None:
+        word = self._simplify(word)
+        if word and weight > self.index[word].get(topic_id, 0.0):
+            self.index[word][topic_id] = weight
+
+    def _add_topic_words(self, topic: Topic, strong: set[str]) -> None:
+        for w in (topic.title.get("zh", ""), *topic.keywords):
+            self._add(w, topic.id, W_KEYWORD)
+            strong.add(self._simplify(w))
+        for w in topic.synonyms:
+            self._add(w, topic.id, W_SYNONYM)
+            strong.add(self._simplify(w))
+        for w in topic.terms:
+            self._add(w, topic.id, W_TERM)
+        for parts in topic.combos:
+            self.combos.append((tuple(tuple(self._simplify(a) for a in alts) for alts in parts), topic.id))
+        for level, words in topic.levels.items():
+            for w in words:
+                self._add(w, topic.id, W_TERM)
+                self.levels[self._simplify(w)] = level
+
+    def _add_example_words(self) -> None:
+        """Words of example questions, weighted by how few topics use them (an idf)."""
+        per_topic: dict[str, set[str]] = {}
+        for topic in self.kb.topics.values():
+            words: set[str] = set()
+            for ex in topic.examples:
+                text = self._norm.normalize(ex).text.replace(" ", "")
+                for tok in self.tokens(text):
+                    if len(tok) >= 2 and tok not in STOPWORDS:
+                        words.add(tok)
+            per_topic[topic.id] = words
+        df: dict[str, int] = defaultdict(int)
+        for words in per_topic.values():
+            for w in words:
+                df[w] += 1
+        n = max(len(per_topic), 1)
+        for tid, words in per_topic.items():
+            for w in words:
+                if tid in self.index.get(w, {}):
+                    continue
+                weight = W_EXAMPLE * math.log(n / df[w]) / math.log(n) if n > 1 else W_EXAMPLE
+                if weight > 0.05:
+                    self.index[w][tid] = round(weight, 3)
+
+    def _pinyin_key(self, text: str) -> tuple[str, ...] | None:
+        key = tuple(self._pinyin.get(ch, "") for ch in text)
+        return None if "" in key else key
+
+    def tokens(self, text: str) -> list[str]:
+        """Jieba tokens of a normalised question (private tokenizer with the KB dictionary).
+
+        Same result as ``tokenizer.lcut(text, HMM=False)`` on normalised text (letters, digits and single
+        spaces only), driving jieba's DAG and route directly: lcut's generic regex splitting and generator
+        plumbing cost more than the segmentation itself on a ten-character question.
+        """
+        out: list[str] = []
+        tok = self.tokenizer
+        for block in text.split(" "):
+            if not block:
+                continue
+            if block.isascii():
+                out.append(block)
+                continue
+            dag = tok.get_DAG(block)
+            route: dict[int, tuple[float, int]] = {}
+            tok.calc(block, dag, route)
+            x = 0
+            n = len(block)
+            buf = ""
+            while x < n:
+                y = route[x][1] + 1
+                word = block[x:y]
+                if len(word) == 1 and word.isascii() and word.isalnum():
+                    buf += word  # runs of Latin letters and digits stay together, as in jieba
+                else:
+                    if buf:
+                        out.append(buf)
+                        buf = ""
+                    out.append(word)
+                x = y
+            if buf:
+                out.append(buf)
+        return out
+
+    def hits(self, text: str) -> list[Hit]:
+        """KB words in the question: whole tokens, words inside longer tokens, then homophone typos."""
+        found: list[Hit] = []
+        covered = [False] * len(text)
+        pos = 0
+        index = self.index
+        for tok in self.tokens(text):
+            n = len(tok)
+            if tok in index:
+                found.append(Hit(tok))
+                covered[pos : pos + n] = [True] * n
+            elif n >= 3:
+                i = 0
+                while i < n - 1:
+                    for size in range(min(self.max_len, n - i), 1, -1):
+                        sub = tok[i : i + size]
+                        if sub in index:
+                            found.append(Hit(sub))
+                            covered[pos + i : pos + i + size] = [True] * size
+                            i += size
+                            break
+                    else:
+                        i += 1
+            pos += n
+        if self._typo_index and not all(covered):
+            found.extend(self._typos(text, covered))
+        return found
+
+    def _typos(self, text: str, covered: list[bool]) -> list[Hit]:
+        out: list[Hit] = []
+        n = len(text)
+        table = self._pinyin
+        py = [table.get(ch, "") for ch in text]
+        typo_index = self._typo_index
+        i = 0
+        first = self._typo_first
+        while i < n - 1:
+            matched = False
+            if py[i] not in first:
+                i += 1
+                continue
+            for size in (4, 3, 2):
+                if i + size > n or all(covered[i : i + size]):
+                    continue
+                key = tuple(py[i : i + size])
+                if "" in key:
+                    continue
+                window = text[i : i + size]
+                for term in typo_index.get(key, ()):
+                    # One character must be right: "医报" is 医保, but "一包" is not.
+                    same = sum(a == b for a, b in zip(window, term, strict=True))
+                    if 0 < same < size:
+                        out.append(Hit(term, typo=True))
+                        i += size
+                        matched = True
+                        break
+                if matched:
+                    break
+            if not matched:
+                i += 1
+        return out
+
+    def level(self, text: str) -> str | None:
+        """The hospital level a question names ("县医院" → "county"), or None."""
+        best: tuple[int, str] | None = None
+        for word, level in self.levels.items():
+            if word in text and (best is None or len(word) > best[0]):
+                best = (len(word), level)
+        return best[1] if best else None
+
+    def score(self, text: str) -> tuple[dict[str, float], list[Hit]]:
+        """Topic scores for a normalised question (without spaces), and the words that produced them."""
+        hits = self.hits(text)
+        scores: dict[str, float] = defaultdict(float)
+        seen: set[str] = set()
+        for hit in hits:
+            if hit.term in seen:
+                continue
+            seen.add(hit.term)
+            factor = TYPO_FACTOR if hit.typo else 1.0
+            for tid, w in self.index[hit.term].items():
+                scores[tid] += w * factor
+        by_char = self._combo_by_char
+        present = {a for ch in set(text) for a in by_char.get(ch, ()) if a in text}
+        if present:
+            strong_before = dict(scores)
+            fired: set[str] = set()
+            for parts, tid in self.combos:
+                # A combo stands in for a missing strong word; it does not pile onto one already found.
+                if tid in fired or strong_before.get(tid, 0.0) >= W_SYNONYM:
+                    continue
+                if all(not present.isdisjoint(alts) for alts in parts):
+                    scores[tid] += W_COMBO
+                    fired.add(tid)
+        return dict(scores), hits
