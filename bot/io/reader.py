@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from bot.io.format import HOUSEHOLDS, SHEETS, Column, Sheet, column_index, match
 from bot.io.validate import is_blank
 
 HEADER_SCAN_ROWS = 10
+log = logging.getLogger(__name__)
 
 
 class RosterError(Exception):
@@ -49,8 +52,12 @@ class RawSheet:
                 return self.headers[i]
         return self.sheet.by_key[key].header
 
+    @cached_property
+    def keys(self) -> frozenset[str]:
+        return frozenset(c.key for c in self.columns.values())
+
     def has(self, key: str) -> bool:
-        return any(c.key == key for c in self.columns.values())
+        return key in self.keys
 
 
 @dataclass
@@ -108,7 +115,34 @@ def _sheet_from_rows(title: str, rows: list[list[Any]], sheet: Sheet | None) -> 
     return raw
 
 
+def _collect(roster: Roster, title: str, rows: list[list[Any]]) -> None:
+    raw = _sheet_from_rows(title, rows, match_sheet(title)) if rows else None
+    if raw is None and rows:
+        raw = _sheet_from_rows(title, rows, None)
+    if raw is not None:
+        roster.sheets.append(raw)
+    elif any(not is_blank(c) for r in rows for c in r):
+        roster.ignored_sheets.append(title)
+
+
+def _read_xlsx_fast(data: bytes, filename: str) -> Roster:
+    from bot.io.xlsx import XlsxReader
+
+    reader = XlsxReader(data)
+    roster = Roster(filename, [])
+    try:
+        for title, path in reader.sheets:
+            _collect(roster, title, reader.sheet_rows(path))
+    finally:
+        reader.close()
+    return roster
+
+
 def _read_xlsx(data: bytes, filename: str) -> Roster:
+    try:
+        return _read_xlsx_fast(data, filename)
+    except Exception:  # anything unusual: let openpyxl have a go, it knows more of the format
+        log.debug("fast xlsx reader failed on %s, using openpyxl", filename, exc_info=True)
     import openpyxl
 
     try:
@@ -118,15 +152,7 @@ def _read_xlsx(data: bytes, filename: str) -> Roster:
     roster = Roster(filename, [])
     try:
         for ws in wb.worksheets:
-            rows = [list(r) for r in ws.iter_rows(values_only=True)]
-            raw = _sheet_from_rows(ws.title, rows, match_sheet(ws.title)) if rows else None
-            if raw is None and rows:
-                raw = _sheet_from_rows(ws.title, rows, None)
-            if raw is None:
-                if any(not is_blank(c) for r in rows for c in r):
-                    roster.ignored_sheets.append(ws.title)
-            else:
-                roster.sheets.append(raw)
+            _collect(roster, ws.title, [list(r) for r in ws.iter_rows(values_only=True)])
     finally:
         wb.close()
     return roster
