@@ -40,17 +40,7 @@ async def _pg(url: str, sql: str) -> None:
         await conn.close()
 
 
-async def run(rows: int, url: str | None) -> None:
-    # Generating is slower than importing (openpyxl writes cell by cell): keep the file for reruns.
-    cached = Path(__file__).resolve().parent / "out" / f"roster_{rows}.xlsx"
-    if cached.exists():
-        data = cached.read_bytes()
-    else:
-        t0 = time.perf_counter()
-        data = large_roster(rows)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_bytes(data)
-        print(f"generate {rows} rows: {time.perf_counter() - t0:.1f}s ({len(data) / 1e6:.1f} MB xlsx)")
+async def run(rows: int, data: bytes, url: str | None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bangfu-bench-"))
     scratch = None
     if url is None or is_sqlite(url):
@@ -87,12 +77,27 @@ async def run(rows: int, url: str | None) -> None:
             await _pg(admin, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
 
 
+def roster_bytes(rows: int) -> bytes:
+    """The fictional roster of that size, generated once and kept under bench/out/."""
+    # Generating is slower than importing (openpyxl writes cell by cell): keep the file for reruns.
+    cached = Path(__file__).resolve().parent / "out" / f"roster_{rows}.xlsx"
+    if cached.exists():
+        data = cached.read_bytes()
+    else:
+        t0 = time.perf_counter()
+        data = large_roster(rows)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(data)
+        print(f"generate {rows} rows: {time.perf_counter() - t0:.1f}s ({len(data) / 1e6:.1f} MB xlsx)")
+    return data
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--url", help="database URL (default: a temporary SQLite file)")
     args = ap.parse_args()
-    asyncio.run(run(args.rows, args.url))
+    asyncio.run(run(args.rows, roster_bytes(args.rows), args.url))
 
 
 if __name__ == "__main__":
