@@ -36,7 +36,11 @@ async def test_visit_with_two_photos_and_location(
     assert "已保存" in cadre.last_text
 
     [visit] = await rows(app, Visit)
-    assert (visit.household_id, visit.visit_date, visit.kind) == (world.households["张大山"], date(2026, 11, 28), "routine")
+    assert (visit.household_id, visit.visit_date, visit.kind) == (
+        world.households["张大山"],
+        date(2026, 11, 28),
+        "routine",
+    )
     assert visit.needs == "想学养牛技术" and visit.location_status == "ok" and not visit.flagged
     assert visit.distance_m is not None and 50 < visit.distance_m < 300
     photos = await rows(app, Photo, Photo.visit_id == visit.id)
