@@ -44,7 +44,7 @@ class Hit:
     """A KB word found in a question."""
 
     term: str
-    typo: bool = False  # found through a homophone ("底保" for 低保)
+    typo: str = ""  # the homophone typed instead ("底保" for 低保), empty for an exact hit
 
 
 def _cache_dir() -> Path:
@@ -150,6 +150,7 @@ class TopicMatcher:
             strong.add(self._simplify(w))
         for w in topic.terms:
             self._add(w, topic.id, W_TERM)
+            strong.add(self._simplify(w))  # typo matching covers hints too ("医报" → 医保)
         for parts in topic.combos:
             self.combos.append((tuple(tuple(self._simplify(a) for a in alts) for alts in parts), topic.id))
         for level, words in topic.levels.items():
@@ -225,10 +226,13 @@ class TopicMatcher:
         """KB words in the question: whole tokens, words inside longer tokens, then homophone typos."""
         found: list[Hit] = []
         covered = [False] * len(text)
+        in_word = [False] * len(text)  # inside a multi-character dictionary word
         pos = 0
         index = self.index
         for tok in self.tokens(text):
             n = len(tok)
+            if n > 1:
+                in_word[pos : pos + n] = [True] * n
             if tok in index:
                 found.append(Hit(tok))
                 covered[pos : pos + n] = [True] * n
@@ -246,10 +250,10 @@ class TopicMatcher:
                         i += 1
             pos += n
         if self._typo_index and not all(covered):
-            found.extend(self._typos(text, covered))
+            found.extend(self._typos(text, covered, in_word))
         return found
 
-    def _typos(self, text: str, covered: list[bool]) -> list[Hit]:
+    def _typos(self, text: str, covered: list[bool], in_word: list[bool]) -> list[Hit]:
         out: list[Hit] = []
         n = len(text)
         table = self._pinyin
@@ -272,8 +276,10 @@ class TopicMatcher:
                 for term in typo_index.get(key, ()):
                     # One character must be right: "医报" is 医保, but "一包" is not.
                     same = sum(a == b for a, b in zip(window, term, strict=True))
-                    if 0 < same < size:
-                        out.append(Hit(term, typo=True))
+                    # ...and the wrong characters must not belong to a real word: "买一包" holds 一包.
+                    wrong_in_word = any(in_word[i + k] for k in range(size) if window[k] != term[k])
+                    if 0 < same < size and not wrong_in_word:
+                        out.append(Hit(term, typo=window))
                         i += size
                         matched = True
                         break
@@ -303,8 +309,15 @@ class TopicMatcher:
             factor = TYPO_FACTOR if hit.typo else 1.0
             for tid, w in self.index[hit.term].items():
                 scores[tid] += w * factor
+        corrected = text
+        for hit in hits:
+            if hit.typo:
+                corrected = corrected.replace(hit.typo, hit.term)
         by_char = self._combo_by_char
         present = {a for ch in set(text) for a in by_char.get(ch, ()) if a in text}
+        if corrected != text:
+            # Combos also read the corrected text ("医报一年交多少" is 医保 + 交), never instead of the original.
+            present |= {a for ch in set(corrected) for a in by_char.get(ch, ()) if a in corrected}
         if present:
             strong_before = dict(scores)
             fired: set[str] = set()

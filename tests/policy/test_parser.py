@@ -1,0 +1,146 @@
+"""Normalising, numbers, typos, follow-ups, clarifying and the answer text."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.policy.engine import PolicyEngine
+from bot.policy.text import Normalizer, parse_number, read_amounts
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("run", "value"),
+    [
+        ("两万", 20000),
+        ("3千5", 3500),
+        ("一万二", 12000),
+        ("2.5万", 25000),
+        ("三十万", 300000),
+        ("8000", 8000),
+        ("一万二千", 12000),
+        ("两万五", 25000),
+        ("一百二十", 120),
+        ("十几万", None),
+    ],
+)
+def test_numbers(run: str, value: float | None) -> None:
+    assert parse_number(run) == value
+
+
+def test_amounts_skip_land_years_and_percentages() -> None:
+    assert read_amounts("我妈住院花了两万能报多少") == [20000]
+    assert read_amounts("种了五十亩地有补贴没") == []
+    assert read_amounts("60岁能领多少") == []
+    assert read_amounts("能报百分之三十吗") == []
+    assert read_amounts("wifi密码多少") == []
+
+
+def test_normaliser_width_script_emoji_filler() -> None:
+    n = Normalizer().normalize("請問，醫保費今年漲了沒有😭！！ＡＢＣ")
+    assert n.text == "医保费今年涨了没有 abc"
+    assert Normalizer().normalize("那大病呢？").followup
+
+
+@pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        ("底保咋个申请", "welfare.dibao"),
+        ("医报一年交好多", "medical.enrollment"),
+        ("雨路计划", "education.rain_dew"),
+        ("住院費用報銷比例", "medical.inpatient"),
+        ("殘疾人護理補貼", "welfare.disability"),
+    ],
+)
+def test_typos_and_traditional(engine: PolicyEngine, question: str, topic: str) -> None:
+    a = engine.answer(question, now=NOW)
+    assert (a.decision, a.topic) == ("answer", topic)
+
+
+def test_homophone_needs_one_right_character(engine: PolicyEngine) -> None:
+    # "一包" sounds like 医保 but shares no character with it: not a typo of it.
+    assert engine.answer("买一包烟多少钱", now=NOW).decision == "decline"
+
+
+def test_followups_keep_context_for_a_few_minutes(county_engine: PolicyEngine) -> None:
+    first = county_engine.answer("我妈住院花了两万能报多少", now=NOW)
+    assert first.topic == "medical.inpatient"
+    ctx = json.loads(json.dumps(first.context))  # the caller stores it as JSON
+    second = county_engine.answer("县医院呢", context=ctx, now=NOW + timedelta(minutes=2))
+    assert (second.decision, second.topic) == ("answer", "medical.inpatient")
+    assert "县级医院：（20000 − 起付线500）× 75% = 14625元" in second.text
+    assert "乡镇卫生院：" not in second.text  # only the level asked about
+    third = county_engine.answer("那大病呢", context=second.context, now=NOW + timedelta(minutes=3))
+    assert third.topic == "medical.serious_illness"
+    stale = county_engine.answer("县医院呢", context=second.context, now=NOW + timedelta(minutes=9))
+    assert stale.decision == "decline"
+    assert county_engine.answer("县医院呢", now=NOW).decision == "decline"
+
+
+def test_clarify_then_button(engine: PolicyEngine) -> None:
+    a = engine.answer("搬迁户找工作有帮扶吗", now=NOW)
+    assert a.decision == "clarify"
+    assert {t for t, _ in a.options} == {"subsidy.relocation", "employment.support"}
+    assert all(label for _, label in a.options)
+    picked = engine.answer_topic("employment.support", context=a.context, now=NOW)
+    assert (picked.decision, picked.topic) == ("answer", "employment.support")
+    forged = engine.answer_topic("medical.nonsense", context=a.context, now=NOW)
+    assert forged.decision == "decline" and forged.topic == "none"
+
+
+def test_out_of_scope_is_declined(engine: PolicyEngine) -> None:
+    for q in ("明天天气怎么样", "我想卖两头猪", "话费怎么充", "吃了没", "", "😀😀"):
+        a = engine.answer(q, now=NOW)
+        assert (a.decision, a.topic, a.options) == ("decline", "none", [])
+        assert 0.0 <= a.confidence <= 1.0
+
+
+def test_every_answer_names_region_year_and_final_word(engine: PolicyEngine) -> None:
+    for tid, topic in engine.kb.topics.items():
+        zh = engine.answer_topic(tid, "zh_CN", now=NOW).text
+        assert "全国" in zh and "年的标准" in zh and "以当地主管部门" in zh, tid
+        assert str(topic.document["year"]) in zh
+        en = engine.answer_topic(tid, "en", now=NOW).text
+        assert "national figures for" in en and "final word" in en, tid
+        assert "{" not in zh and "{" not in en, tid  # every parameter was filled
+
+
+def test_unconfirmed_and_local_figures_are_labelled(
+    engine: PolicyEngine, county_engine: PolicyEngine
+) -> None:
+    machinery = engine.answer_topic("subsidy.machinery", now=NOW).text
+    assert "50000元（这个数字还没核实" in machinery  # [U] in policy-facts.md
+    farmland = engine.answer_topic("subsidy.farmland", now=NOW).text
+    assert "各地不一样，请看当地通知" in farmland  # VR: no national figure
+    local = county_engine.answer_topic("subsidy.farmland", now=NOW).text
+    assert "100元/亩（示例数字，不是真实标准）" in local
+    assert "示例县（虚构）" in local
+
+
+def test_text_is_html_escaped(tmp_path, engine: PolicyEngine) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from tests.policy.conftest import KNOWLEDGE
+
+    kb = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, kb)
+    path = kb / "policies" / "welfare.dibao.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("农村低保是给", "<b>低保</b> & 是给"), encoding="utf-8"
+    )
+    a = PolicyEngine.load(kb).answer_topic("welfare.dibao", now=NOW)
+    assert "&lt;b&gt;低保&lt;/b&gt; &amp; 是给" in a.text
+    assert "<b>" not in a.text
+
+
+def test_tokenizer_is_loaded_at_start(engine: PolicyEngine) -> None:
+    tok = engine.matcher.tokenizer
+    assert tok.initialized
+    assert "起付线" in tok.FREQ  # the KB dictionary is in the private tokenizer
+    import jieba
+
+    assert tok is not jieba.dt
