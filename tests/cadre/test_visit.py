@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from bot.core.bootstrap import App, build_core
 from bot.settings import Settings
 from bot.store.models import DialogState, Photo, Visit
@@ -228,3 +230,50 @@ async def test_villager_no_is_flagged_to_leader(app: App, world: World, cadre: C
     await villager.press(f"vc:{visit.id}:y")  # answered already: not changed
     [visit] = await rows(app, Visit)
     assert visit.villager_confirmed is False and visit.flagged
+
+
+async def test_redelivered_save_update_does_nothing_twice(app: App, world: World, cadre: Chat) -> None:
+    from bot.core.types import Incoming, User
+
+    await log_visit_until_summary(cadre)
+    inc = Incoming(
+        channel="telegram",
+        user=User("201", "王建国"),
+        chat_id="201",
+        update_id="redelivered-1",
+        callback_data=cadre.button("保存"),
+        callback_id="cbx",
+    )
+    first = await app.core.handle(inc)
+    again = await app.core.handle(inc)
+    assert first.actions and again.actions == []
+    assert await count(app, Visit) == 1
+
+
+async def test_photo_required_by_county(app: App, world: World, cadre: Chat, files: BytesFiles) -> None:
+    app.core.settings = app.core.settings.model_copy(update={"visit_photo_required": True})
+    await cadre.send("/visit")
+    await cadre.press_text("张大山")
+    await cadre.press_text("今天")
+    await cadre.press_text("日常走访")
+    await cadre.send("看望")
+    await cadre.press_text("没有")
+    assert "要求" in cadre.last_text
+    with pytest.raises(AssertionError):
+        cadre.button("跳过")  # no way to skip photos
+    await cadre.send("没照片")
+    assert "请发照片" in cadre.replies[-2].text  # type: ignore[union-attr]
+    await cadre.photo("p")
+    await cadre.press_text("完成")
+    assert "位置" in cadre.last_text
+
+
+async def test_draft_older_than_keep_days_is_not_offered(
+    app: App, world: World, cadre: Chat, clock: object
+) -> None:
+    await cadre.send("/visit")
+    await cadre.press_text("张大山")
+    await cadre.press_text("今天")
+    clock.advance(days=app.core.settings.draft_keep_days + 1)  # type: ignore[attr-defined]
+    await cadre.send("/visit")
+    assert "没填完" not in cadre.last_text and "走访的是哪一户" in cadre.last_text
