@@ -329,8 +329,9 @@ class FakeBotAPI:
     async def _on_method(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         params, files = await _read_params(request)
-        rec = RecordedRequest(method, params, files, time.monotonic())
+        rec = RecordedRequest(method, params, files, time.time())
         self.requests.append(rec)
+        self._notify()  # wait_for_request sees a long poll as soon as it arrives, not when it returns
         if request.match_info["token"] != self.token:
             rec.status = 401
             return _error(401, "Unauthorized")

@@ -1,0 +1,147 @@
+"""`bangfu run` (Telegram, aiogram by default or python-telegram-bot) and `bangfu chat` (console).
+
+`bangfu run` is configured by the environment alone (BANGFU_TELEGRAM_TOKEN, BANGFU_TELEGRAM_API_URL,
+BANGFU_DATABASE_URL, BANGFU_WEBHOOK_URL, ...), brings the database schema up to date first, and runs
+the reminder scheduler in the same process unless `--no-scheduler` (then run `bangfu scheduler` apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+import sys
+from typing import Any
+
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+RUNNERS = ("aiogram", "ptb")
+
+
+def register(subparsers: Any) -> None:
+    """Add the `run` and `chat` subcommands to the bangfu CLI."""
+    run = subparsers.add_parser("run", help="run the Telegram bot (long polling, or webhook when BANGFU_WEBHOOK_URL is set)")
+    run.add_argument("--runner", choices=RUNNERS, default="aiogram", help="Telegram library (default: aiogram)")
+    run.add_argument("--webhook", action="store_true", help="webhook mode; requires BANGFU_WEBHOOK_URL")
+    run.add_argument("--no-scheduler", action="store_true", help="do not run reminders here (run `bangfu scheduler`)")
+    run.set_defaults(func=_cmd_run)
+
+    chat = subparsers.add_parser("chat", help="talk to the bot in this terminal, as a roster person")
+    chat.add_argument("--as", dest="as_person", metavar="NAME_OR_PHONE", help="roster person (name or phone)")
+    chat.set_defaults(func=_cmd_chat)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if args.webhook and not settings.webhook_url:
+        print("--webhook needs BANGFU_WEBHOOK_URL (the public https URL Telegram should call)", file=sys.stderr)
+        return 2
+    settings.require_token()  # fail before touching the database
+    return asyncio.run(serve(settings, args.runner, scheduler=not args.no_scheduler))
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from bot.runners.console import run_console
+
+    return asyncio.run(run_console(Settings(), args.as_person))
+
+
+def make_runner(kind: str, app: Any, settings: Settings, polling_timeout: int = 30) -> Any:
+    """An AiogramRunner or PTBRunner; imported lazily since each library is slow to import."""
+    if kind == "ptb":
+        from bot.runners.ptb_runner import PTBRunner
+
+        return PTBRunner(app, settings, polling_timeout)
+    from bot.runners.aiogram_runner import AiogramRunner
+
+    return AiogramRunner(app, settings, polling_timeout)
+
+
+async def _start_scheduler(settings: Settings, app: Any, transport: Any, stop: asyncio.Event) -> asyncio.Task[Any] | None:
+    """Start the reminder scheduler next to the bot if that feature is installed."""
+    run_scheduler = None
+    for module in ("bot.scheduler.runner", "bot.scheduler.service"):
+        try:
+            run_scheduler = getattr(__import__(module, fromlist=["run_scheduler"]), "run_scheduler", None)
+        except ImportError:
+            continue
+        if run_scheduler is not None:
+            break
+    if run_scheduler is None:
+        log.info("no scheduler installed; reminders are not sent by this process")
+        return None
+    params = inspect.signature(run_scheduler).parameters
+    shared = {"sessions": app.core.sessions, "catalogs": app.core.catalogs}
+    kwargs = {k: v for k, v in shared.items() if k in params}
+    return asyncio.create_task(run_scheduler(settings, app.core.clock, transport, stop, **kwargs), name="scheduler")
+
+
+async def serve(
+    settings: Settings, runner_kind: str = "aiogram", scheduler: bool = True, stop: asyncio.Event | None = None
+) -> int:
+    """Migrate, build the core, run the bot (and the scheduler) until SIGINT/SIGTERM or `stop` is set."""
+    from bot.clock import SystemClock
+    from bot.core.bootstrap import build_core
+    from bot.store.migrate import upgrade_async
+
+    await upgrade_async(settings.database_url)
+    app = build_core(settings, SystemClock(settings.timezone))
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(sig, stop.set)
+    runner = make_runner(runner_kind, app, settings)
+    sched_stop = asyncio.Event()
+    sched_task: asyncio.Task[Any] | None = None
+    code = 0
+    try:
+        await runner.start()
+        mode = "webhook" if settings.webhook_url else "polling"
+        log.info("bangfu running: %s runner, %s as @%s", runner.name, mode, runner.bridge.bot_username)
+        if scheduler:
+            sched_task = await _start_scheduler(settings, app, runner.transport, sched_stop)
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(runner.wait())]
+        if sched_task is not None:
+            waiters.append(sched_task)
+        done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            if t is not sched_task:
+                t.cancel()
+        for t in done:
+            if t is not waiters[0] and t.exception() is not None:
+                log.error("stopping: %r", t.exception())
+                code = 1
+    finally:
+        if sched_task is not None:
+            sched_stop.set()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(sched_task, 15)
+        try:
+            await runner.stop()
+        except Exception:
+            log.exception("runner did not stop cleanly")
+        await app.close()
+        log.info("bangfu stopped")
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bot.runners.cli run|chat ...` without the rest of the bangfu CLI."""
+    parser = argparse.ArgumentParser(prog="bangfu")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, Settings().log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    raise SystemExit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()
