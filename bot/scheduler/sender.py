@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -66,10 +67,12 @@ class RateLimiter:
     def _now() -> float:
         return asyncio.get_running_loop().time()
 
-    async def acquire(self, chat_id: str) -> None:
-        """Wait for this chat's turn, then for an overall slot. The overall slot is reserved only once
-        the chat is ready, so a chat that must wait never holds back everyone else; a per-chat lock
-        keeps two messages to one chat from sharing a turn."""
+    @contextlib.asynccontextmanager
+    async def turn(self, chat_id: str) -> AsyncIterator[None]:
+        """Hold this chat's turn while one message is sent: wait until the chat is ready, then for an
+        overall slot (reserved only once the chat is ready, so a chat that must wait never holds back
+        everyone else). The chat's next turn counts from when the send finished, so two messages to
+        one chat are never in flight together, however slow the network."""
         lock = self._locks.get(chat_id)
         if lock is None:
             lock = self._locks[chat_id] = asyncio.Lock()
@@ -85,7 +88,10 @@ class RateLimiter:
             self._next = slot + self._gap
             if slot > now:
                 await asyncio.sleep(slot - now)
-            self._chat_next[chat_id] = self._now() + self._chat_gap
+            try:
+                yield
+            finally:
+                self._chat_next[chat_id] = max(self._chat_next.get(chat_id, 0.0), self._now() + self._chat_gap)
         if len(self._chat_next) > 10_000:
             self._prune()
 
@@ -197,44 +203,54 @@ class Sender:
         transient = 0
         waits = 0
         while True:
-            await self.limiter.acquire(reply.chat_id)
-            if asyncio.get_running_loop().time() - self._dead.get(reply.chat_id, -1e9) < 60:
+            err: SendError | None = None
+            dead = False
+            async with self.limiter.turn(reply.chat_id):
+                if asyncio.get_running_loop().time() - self._dead.get(reply.chat_id, -1e9) < 60:
+                    dead = True
+                else:
+                    try:
+                        await self.transport.send(reply)
+                    except SendError as e:
+                        err = e
+                    if isinstance(err, RetryAfter):
+                        self.limiter.refund()
+                        self.limiter.hold_chat(reply.chat_id, err.seconds)
+                    elif isinstance(err, Unreachable):
+                        self._dead[reply.chat_id] = asyncio.get_running_loop().time()
+            # Database writes and backoff sleeps happen after the chat's turn is given back.
+            if dead:
                 await self._write(outbox.mark_failed, row.id, error="unreachable")
                 self.stats.failed += 1
                 return
-            try:
-                await self.transport.send(reply)
-            except RetryAfter as e:
-                self.limiter.refund()
-                self.limiter.hold_chat(reply.chat_id, e.seconds)
+            if err is None:
+                await self._write(outbox.mark_sent, row.id, now=self.clock.now())
+                self.stats.sent += 1
+                return
+            if isinstance(err, RetryAfter):
                 self.stats.retried += 1
                 waits += 1
-                if e.seconds > self.cfg.max_inline_retry_after_s or waits > self.cfg.max_inline_retry_afters:
-                    await self._reschedule(row, e.seconds, str(e))
+                if err.seconds > self.cfg.max_inline_retry_after_s or waits > self.cfg.max_inline_retry_afters:
+                    await self._reschedule(row, err.seconds, str(err))
                     return
                 continue
-            except Unreachable as e:
-                self._dead[reply.chat_id] = asyncio.get_running_loop().time()
-                await self._unreachable(row, str(e))
+            if isinstance(err, Unreachable):
+                await self._unreachable(row, str(err))
                 return
-            except TransientError as e:
+            if isinstance(err, TransientError):
                 self.stats.retried += 1
                 if transient < self.cfg.inline_retries:
                     await asyncio.sleep(self._backoff(transient))
                     transient += 1
                     continue
                 if row.attempts >= self.cfg.max_attempts:
-                    await self._write(outbox.mark_failed, row.id, error=f"gave up: {e}")
+                    await self._write(outbox.mark_failed, row.id, error=f"gave up: {err}")
                     self.stats.failed += 1
                 else:
-                    await self._reschedule(row, self._backoff(row.attempts + self.cfg.inline_retries), str(e))
+                    await self._reschedule(row, self._backoff(row.attempts + self.cfg.inline_retries), str(err))
                 return
-            except SendError as e:
-                await self._write(outbox.mark_failed, row.id, error=str(e))
-                self.stats.failed += 1
-                return
-            await self._write(outbox.mark_sent, row.id, now=self.clock.now())
-            self.stats.sent += 1
+            await self._write(outbox.mark_failed, row.id, error=str(err))  # refused for good (e.g. 400)
+            self.stats.failed += 1
             return
 
     async def _write(self, fn: object, row_id: int, **kw: object) -> None:

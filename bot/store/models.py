@@ -168,7 +168,11 @@ class Visit(Base):
     """走访: one visit to a household."""
 
     __tablename__ = "visits"
-    __table_args__ = (Index("ix_visits_household_date", "household_id", "visit_date"),)
+    __table_args__ = (
+        Index("ix_visits_household_date", "household_id", "visit_date"),
+        # scheduler: recent visits by date (overdue anti-join, visits per cadre per week), index-only
+        Index("ix_visits_date_household_cadre", "visit_date", "household_id", "cadre_id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     idem_key: Mapped[str] = mapped_column(String(64), unique=True)  # one draft saves at most one visit
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
@@ -207,7 +211,10 @@ class CheckIn(Base):
     """驻村打卡: a village-day check-in, at most one per cadre per day."""
 
     __tablename__ = "checkins"
-    __table_args__ = (UniqueConstraint("cadre_id", "day"),)
+    __table_args__ = (
+        UniqueConstraint("cadre_id", "day"),
+        Index("ix_checkins_day_cadre", "day", "cadre_id"),  # scheduler: check-ins per cadre in a week
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     cadre_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     day: Mapped[date] = mapped_column(Date, index=True)
