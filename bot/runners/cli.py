@@ -136,10 +136,13 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
     args = parser.parse_args(argv)
+    level = getattr(logging, Settings().log_level.upper(), logging.INFO)
+    # The console chat shares the terminal with the conversation: only problems are logged there.
     logging.basicConfig(
-        level=getattr(logging, Settings().log_level.upper(), logging.INFO),
+        level=max(level, logging.WARNING) if args.command == "chat" else level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     raise SystemExit(args.func(args))
 
 
