@@ -105,10 +105,13 @@ class PolicyEngine:
             if chosen is None:
                 raise ValueError(f"no county {county!r} in {knowledge_dir / 'counties'}")
         if locales_dir is None:
-            from bot.settings import data_dir
-
             sibling = knowledge_dir.parent / "locales"
-            locales_dir = sibling if sibling.is_dir() else data_dir("locales")
+            if sibling.is_dir():
+                locales_dir = sibling
+            else:
+                from bot.settings import data_dir
+
+                locales_dir = data_dir("locales")
         normalizer = Normalizer()
         matcher = TopicMatcher(kb, normalizer)
         return cls(kb, chosen, Messages.load(locales_dir), normalizer, matcher, clock or SystemClock())
