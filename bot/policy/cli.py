@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.policy.engine import PolicyAnswer, PolicyEngine
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `ask` and `policies` subcommands to the bangfu parser."""
     ask = subparsers.add_parser("ask", help="answer a villager's policy question (政策问答)")
     ask.add_argument("question", nargs="?", help="the question, e.g. 我妈住院花了两万能报多少")

@@ -355,8 +355,8 @@ class PolicyEngine:
         if not levels:
             if amount is None:
                 return ""
-            ratio = topic.params.get("target_ratio")
-            ratio_text = self._param_text(ratio, lang, None) if ratio else "70%"
+            target = topic.params.get("target_ratio")
+            ratio_text = self._param_text(target, lang, None) if target else "70%"
             cost = self.messages.get(lang, "policy.calc.cost", cost=_fmt_number(amount, lang))
             need = self.messages.get(
                 lang,

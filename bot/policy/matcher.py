@@ -67,7 +67,8 @@ class Hit:
 
 
 def _cache_dir() -> Path:
-    d = Path(os.environ.get("BANGFU_POLICY_CACHE", Path(tempfile.gettempdir()) / "bangfu-policy"))
+    configured = os.environ.get("BANGFU_POLICY_CACHE")
+    d = Path(configured) if configured else Path(tempfile.gettempdir()) / "bangfu-policy"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
