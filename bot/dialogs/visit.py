@@ -85,8 +85,9 @@ async def ask_household(ctx: Ctx, st: State, key: str, extra: list[list[Button]]
 
 
 def _hh_label(ctx: Ctx, h: Household) -> str:
+    # Button labels are plain text, not HTML: format without escaping.
     if h.group_no:
-        return ctx.t("cadre.hh_button_group", name=h.head_name, group=h.group_no)
+        return ctx.t.raw("cadre.hh_button_group").format(name=h.head_name, group=h.group_no)
     return h.head_name
 
 
@@ -357,6 +358,9 @@ class VisitDialog(Dialog):
             ctx.reply("visit.photo_received", self._photo_keyboard(ctx, st, n), n=n)
             return Replace()
         value = st.value(ctx)
+        typed = (ctx.inc.text or "").strip().lower()
+        if value is None and typed in _typed_done(ctx):
+            value = "done"
         if value == "clear":
             st.set(photos=[])
             ctx.reply("visit.photos_cleared")
@@ -431,6 +435,12 @@ class VisitDialog(Dialog):
             return Finish()
         await after_save(ctx, visit, household)
         return Finish()
+
+
+def _typed_done(ctx: Ctx) -> set[str]:
+    """Words a cadre may type instead of pressing 完成 / 跳过 at the photo step."""
+    labels = (ctx.t("visit.btn_photos_done"), ctx.t("visit.btn_photos_skip"))
+    return {x.lower() for x in labels} | {"完成", "好了", "跳过", "不拍", "不拍照", "done", "skip"}
 
 
 def idem_key(account_id: int, nonce: str) -> str:

@@ -109,7 +109,9 @@ async def list_open(ctx: Ctx) -> None:
                 date=fmt_date(ctx, d.created_at.astimezone(ctx.core.clock.tz).date()),
             )
         )
-        buttons.append((Button(ctx.t("difficulty.btn_open", id=d.id, scope=scope), f"df:open:{d.id}"),))
+        buttons.append(
+            (Button(ctx.t.raw("difficulty.btn_open").format(id=d.id, scope=scope), f"df:open:{d.id}"),)
+        )
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons[:20])))
 
 

@@ -18,7 +18,9 @@ from tests.conftest import World
 from tests.fakebotapi import FakeBotAPI, FakeUser
 from tests.runners.conftest import make_runner, telegram_settings
 
-pytestmark = pytest.mark.slow
+# One backend is enough here: the dialog itself runs on both in test_visit.py; this test is about the
+# Telegram path (runner, HTTP, getFile).
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
 
 @pytest.fixture
