@@ -88,7 +88,7 @@ def _build_resources(kb_terms: list[str], digest: str, cache: Path) -> tuple[Pat
     pinyin_path = cache / f"pinyin-{digest}.json"
     if dict_path.exists() and pinyin_path.exists():
         return dict_path, json.loads(pinyin_path.read_text(encoding="utf-8"))
-    general = Path(jieba.__file__).parent / "dict.txt"
+    general = Path(str(jieba.__file__)).parent / "dict.txt"
     lines: list[str] = []
     chars: set[str] = set()
     kb_set = set(kb_terms)
