@@ -52,6 +52,8 @@ STOPWORDS = frozenset(
     "每个 每年 一个 现在 今年 还是 还有 自己 我们 家里 这个 那个 时候 什么时候 知道 告诉 问题 情况 办理 一下 给不给 "
     "能否 能够 是否 的话 就是 因为 所以 但是 如果 已经 没有 不能 能不 补不补".split()
 )
+# Grammatical characters: a typo never replaces one of these with a homophone.
+FUNCTION_CHARS = frozenset("不没了的地得是有在要能会就都也还吗呢吧啊呀我你他她它这那个几多少")
 # Jieba's general dictionary is trimmed to its more frequent words: loading all 350k words costs about a second.
 GENERAL_MIN_FREQ = 300
 KB_TERM_FREQ = 300_000
@@ -298,8 +300,13 @@ class TopicMatcher:
                     # One character must be right: "医报" is 医保, but "一包" is not.
                     same = sum(a == b for a, b in zip(window, term, strict=True))
                     # ...and the wrong characters must not belong to a real word: "买一包" holds 一包.
-                    wrong_in_word = any(in_word[i + k] for k in range(size) if window[k] != term[k])
-                    if 0 < same < size and not wrong_in_word:
+                    # A grammatical character is not a slip of the pen: "不交" is not 补交.
+                    wrong_ok = all(
+                        not in_word[i + k] and window[k] not in FUNCTION_CHARS
+                        for k in range(size)
+                        if window[k] != term[k]
+                    )
+                    if 0 < same < size and wrong_ok:
                         out.append(Hit(term, typo=window))
                         i += size
                         matched = True
