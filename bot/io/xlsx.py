@@ -8,6 +8,7 @@ keeps only values. Anything it does not understand raises, and the caller falls 
 
 from __future__ import annotations
 
+import html
 import io
 import posixpath
 import re
@@ -24,6 +25,28 @@ REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 # Built-in number formats that are dates in Chinese (and other East Asian) Excel locales.
 EAST_ASIAN_DATE_IDS = set(range(27, 37)) | set(range(50, 59))
 _COL = re.compile(r"[A-Z]+")
+# The sheet XML that Excel, WPS and openpyxl write is regular enough to scan with regular expressions,
+# which run in C: several times faster than building an element per cell. Prefixed XML (x:row) is
+# left to iterparse.
+ROW_RE = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
+CELL_RE = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
+ATTR_RE = re.compile(rb'\b(r|t|s)="([^"]*)"')
+V_RE = re.compile(rb"<v(?:\s[^>]*)?>(.*?)</v>", re.S)
+T_RE = re.compile(rb"<t(?:\s[^>]*)?>(.*?)</t>", re.S)
+RPH_RE = re.compile(rb"<rPh\b.*?</rPh>", re.S)
+SI_RE = re.compile(rb"<si>(.*?)</si>|<si/>", re.S)
+CHUNK = 4 << 20
+
+
+def _unescape(b: bytes) -> str:
+    text = b.decode("utf-8")
+    return html.unescape(text) if "&" in text else text
+
+
+def _string_item(b: bytes) -> str:
+    if b"<rPh" in b:
+        b = RPH_RE.sub(b"", b)
+    return "".join(_unescape(t) for t in T_RE.findall(b))
 
 
 def _local(tag: str) -> str:
@@ -96,8 +119,11 @@ class XlsxReader:
         name = "xl/sharedStrings.xml"
         if name not in self.names:
             return []
+        data = self.zip.read(name)
+        if b"<si>" in data or b"<si/>" in data:
+            return [_string_item(m.group(1) or b"") for m in SI_RE.finditer(data)]
         out = []
-        for _, el in iterparse(self.zip.open(name), events=("end",)):
+        for _, el in iterparse(io.BytesIO(data), events=("end",)):
             if _local(el.tag) == "si":
                 out.append(_text(el))
                 el.clear()
@@ -126,9 +152,69 @@ class XlsxReader:
                     dates.add(i)
         return dates, epoch_1904
 
+    def _convert(self, t: str, v: str, style: int | None, epoch: datetime | None) -> Any:
+        if t == "s":
+            return self.shared[int(v)]
+        if t == "n":
+            f = float(v)
+            if style is not None and style in self.date_styles:
+                return from_excel(f, epoch) if epoch else from_excel(f)
+            return int(f) if f.is_integer() and "." not in v and "E" not in v.upper() else f
+        if t == "b":
+            return v == "1"
+        if t == "d":
+            return datetime.fromisoformat(v)
+        return v  # str (formula result), e (error)
+
     def rows(self, path: str) -> Iterator[tuple[int, list[Any]]]:
-        """(row number, values) for every row present in the sheet XML."""
-        shared, dates = self.shared, self.date_styles
+        """(row number, values) for every row present in the sheet XML, read in bounded chunks."""
+        with self.zip.open(path) as f:
+            head = f.read(CHUNK)
+            if b"<row" not in head and b"<sheetData" not in head:
+                yield from self._rows_iterparse(path)
+                return
+            epoch = datetime(1904, 1, 1) if self.epoch_1904 else None
+            buf = head
+            while True:
+                chunk = f.read(CHUNK)
+                cut = buf.rfind(b"</row>") + len(b"</row>") if chunk else len(buf)
+                if cut < len(b"</row>") and chunk:
+                    buf += chunk
+                    continue
+                yield from self._scan(buf[:cut], epoch)
+                if not chunk:
+                    return
+                buf = buf[cut:] + chunk
+
+    def _scan(self, data: bytes, epoch: datetime | None) -> Iterator[tuple[int, list[Any]]]:
+        for row in ROW_RE.finditer(data):
+            attrs = dict(ATTR_RE.findall(row.group(1)))
+            values: list[Any] = []
+            next_col = 0
+            for cell in CELL_RE.finditer(row.group(2) or b""):
+                ca = dict(ATTR_RE.findall(cell.group(1)))
+                ref = ca.get(b"r")
+                col = _col_index(ref.decode()) if ref else next_col
+                next_col = col + 1
+                body = cell.group(2)
+                if not body:
+                    continue
+                t = ca.get(b"t", b"n").decode()
+                if t == "inlineStr":
+                    value: Any = _string_item(body)
+                else:
+                    m = V_RE.search(body)
+                    if m is None:
+                        continue
+                    style = ca.get(b"s")
+                    value = self._convert(t, _unescape(m.group(1)), int(style) if style else None, epoch)
+                if col >= len(values):
+                    values.extend([None] * (col + 1 - len(values)))
+                values[col] = value
+            r = attrs.get(b"r")
+            yield (int(r) if r else -1), values
+
+    def _rows_iterparse(self, path: str) -> Iterator[tuple[int, list[Any]]]:
         epoch = datetime(1904, 1, 1) if self.epoch_1904 else None
         values: list[Any] = []
         next_col = 0
@@ -147,20 +233,8 @@ class XlsxReader:
                 else:
                     v = next((c.text for c in el if _local(c.tag) == "v"), None)
                     if v is not None:
-                        if t == "s":
-                            value = shared[int(v)]
-                        elif t == "n":
-                            f = float(v)
-                            value = int(f) if f.is_integer() and "." not in v and "E" not in v.upper() else f
-                            s = el.get("s")
-                            if s is not None and int(s) in dates:
-                                value = from_excel(f, epoch) if epoch else from_excel(f)
-                        elif t == "b":
-                            value = v == "1"
-                        elif t == "d":
-                            value = datetime.fromisoformat(v)
-                        else:  # str (formula result), e (error)
-                            value = v
+                        style = el.get("s")
+                        value = self._convert(t, v, int(style) if style else None, epoch)
                 if value is not None:
                     if col >= len(values):
                         values.extend([None] * (col + 1 - len(values)))
