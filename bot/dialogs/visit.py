@@ -15,14 +15,16 @@ from bot.core.context import Ctx
 from bot.core.types import Button, KeyButton, RemoveKeyboard
 from bot.dialogs.base import Dialog, Finish, Goto, Next, Replace, Retry, State, StepEnum, reply_keyboard
 from bot.handlers.router import STAFF, parse_id
+from bot.i18n import Translator
 from bot.services import visits as vs
 from bot.services.dates import parse_date
-from bot.services.households import match_households, own_households
+from bot.services.households import match_households, own_households, pairing_rows
 from bot.services.media import fetch_photo
 from bot.store.enums import LocationStatus, Role, VisitKind
 from bot.store.models import Household
 
 PAGE_SIZE = 8
+_NO_NEEDS = {"没有", "无", "没", "暂无", "none", "no"}
 MAX_PHOTOS = 10
 
 
@@ -40,10 +42,22 @@ class Step(StepEnum):
 EDITABLE = (Step.HOUSEHOLD, Step.DATE, Step.KIND, Step.DONE, Step.NEEDS, Step.PHOTOS, Step.LOCATION)
 
 
+def date_text(t: Translator, d: date, this_year: int) -> str:
+    """A date as the reader reads it: "11月26日" (with the year when not this year)."""
+    key = "cadre.date_md" if d.year == this_year else "cadre.date_ymd"
+    return t(key, y=d.year, m=d.month, d=d.day)
+
+
 def fmt_date(ctx: Ctx, d: date) -> str:
-    """A date as the user reads it: "11月26日" (with the year when not this year)."""
-    key = "cadre.date_md" if d.year == ctx.today.year else "cadre.date_ymd"
-    return ctx.t(key, y=d.year, m=d.month, d=d.day)
+    """A date in the speaker's language."""
+    return date_text(ctx.t, d, ctx.today.year)
+
+
+def distance_text(t: Translator, meters: float) -> str:
+    """ "350米" or "12.5公里"."""
+    if meters >= 1000:
+        return t("cadre.km", n=f"{meters / 1000:.1f}")
+    return t("cadre.meters", n=round(meters))
 
 
 def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
@@ -62,6 +76,14 @@ async def ask_household(ctx: Ctx, st: State, key: str, extra: list[list[Button]]
     """Household buttons (paged, or the matches of an ambiguous name), plus any extra rows."""
     assert ctx.person is not None
     households = await own_households(ctx.session, ctx.person.id)
+    # Most overdue first: the household a cadre is about to log is usually near the top.
+    order = {
+        r.household_id: i
+        for i, r in enumerate(
+            await pairing_rows(ctx.session, ctx.today, vs.rules_of(ctx.core), cadre_ids=[ctx.person.id])
+        )
+    }
+    households.sort(key=lambda h: order.get(h.id, len(order)))
     matches = st.data.get("matches")
     if matches:
         households = [h for h in households if h.id in set(matches)]
@@ -237,9 +259,9 @@ class VisitDialog(Dialog):
                 else (LocationStatus.OK.value, None)
             )
             if status == LocationStatus.FAR.value:
-                where = ctx.t("visit.loc.far", meters=round(dist or 0))
+                where = ctx.t("visit.loc.far", distance=distance_text(ctx.t, dist or 0))
             elif dist is not None:
-                where = ctx.t("visit.loc.ok_dist", meters=round(dist))
+                where = ctx.t("visit.loc.ok_dist", distance=distance_text(ctx.t, dist))
             else:
                 where = ctx.t("visit.loc.ok")
         visit_date = self._date(st)
@@ -288,7 +310,8 @@ class VisitDialog(Dialog):
             st.set(done=text)
             return self._next(st, Step.NEEDS)
         if step is Step.NEEDS:
-            if st.value(ctx) == "none":
+            typed = (ctx.inc.text or "").strip().lower()
+            if st.value(ctx) == "none" or typed in _NO_NEEDS or typed == ctx.t("visit.btn_no_needs").lower():
                 st.set(needs="")
                 return self._next(st, Step.PHOTOS)
             text, retry = text_input(ctx)

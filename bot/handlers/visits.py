@@ -8,7 +8,8 @@ from sqlalchemy import select
 from bot.core.context import Ctx
 from bot.core.types import Button, InlineKeyboard, RemoveKeyboard
 from bot.dialogs.base import State
-from bot.dialogs.visit import Step, VisitDialog, fmt_date, idem_key
+from bot.dialogs.visit import Step, VisitDialog, distance_text, fmt_date, idem_key
+from bot.dialogs.visit import date_text as vdate_text
 from bot.handlers.router import EVERYONE, STAFF, Router, callback_parts, parse_id
 from bot.services import visits as vs
 from bot.services.households import household_accounts, reachable_accounts
@@ -76,7 +77,11 @@ async def after_save(ctx: Ctx, visit: Visit, household: Household) -> None:
         LocationStatus.NONE.value: "visit.saved_no_location",
     }.get(visit.location_status, "visit.saved")
     ctx.reply(
-        key, RemoveKeyboard(), name=household.head_name, date=date_text, meters=round(visit.distance_m or 0)
+        key,
+        RemoveKeyboard(),
+        name=household.head_name,
+        date=date_text,
+        distance=distance_text(ctx.t, visit.distance_m or 0),
     )
     ctx.audit("visit.saved", "visit", visit.id, household=household.id, location=visit.location_status)
     if visit.location_status == LocationStatus.FAR.value:
@@ -86,8 +91,8 @@ async def after_save(ctx: Ctx, visit: Visit, household: Household) -> None:
             "visit.far_to_leader",
             cadre=ctx.person.name,
             name=household.head_name,
-            date=date_text,
-            meters=round(visit.distance_m or 0),
+            date=lambda t: vdate_text(t, visit.visit_date, ctx.today.year),
+            distance=lambda t: distance_text(t, visit.distance_m or 0),
         )
     await ask_villager(ctx, visit, ctx.person)
 
@@ -101,7 +106,9 @@ async def notify_leader(
         return 0
     accounts = await reachable_accounts(ctx.session, leader.id)
     for account in accounts:
-        ctx.send_to(account, key, markup, **args)
+        # An argument may be a function of the reader's translator (dates, distances in their language).
+        t = ctx.core.translator_for(account)
+        ctx.send_to(account, key, markup, **{k: v(t) if callable(v) else v for k, v in args.items()})
     return len(accounts)
 
 
@@ -159,7 +166,7 @@ async def villager_confirms(ctx: Ctx) -> None:
                 "visit.denied_to_leader",
                 cadre=cadre.name,
                 name=household.head_name,
-                date=fmt_date(ctx, visit.visit_date),
+                date=lambda t: vdate_text(t, visit.visit_date, ctx.today.year),
             )
 
 
