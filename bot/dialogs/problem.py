@@ -6,6 +6,7 @@ the team leader is told at once with buttons to acknowledge, assign or resolve.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from bot.core.context import Ctx
@@ -19,6 +20,15 @@ from bot.store.enums import DifficultyCategory, Role, Urgency
 from bot.store.models import Household
 
 VILLAGE = "village"
+_VILLAGE_WORDS = {"全村", "村里", "整个村", "全村的问题", "村"}
+
+
+def _typed(ctx: Ctx, typed: str, prefix: str, enum: type[StrEnum]) -> str | None:
+    """The enum value whose label the user typed instead of pressing its button."""
+    for member in enum:
+        if typed and typed in (ctx.t(f"{prefix}.{member.value}"), member.value):
+            return member.value
+    return None
 
 
 class Step(StepEnum):
@@ -76,8 +86,9 @@ class ProblemDialog(Dialog):
     async def on_input(self, ctx: Ctx, st: State) -> Next:
         step = Step(st.step)
         value = st.value(ctx)
+        typed = (ctx.inc.text or "").strip()
         if step is Step.SCOPE:
-            if value == VILLAGE:
+            if value == VILLAGE or (value is None and typed in _VILLAGE_WORDS):
                 st.set(hh=None, hh_name=None)
                 st.drop("matches", "page")
                 return Goto(Step.CATEGORY.value)
@@ -88,7 +99,11 @@ class ProblemDialog(Dialog):
             st.drop("matches", "page")
             return Goto(Step.CATEGORY.value)
         if step is Step.CATEGORY:
-            cat = value[4:] if value and value.startswith("cat:") else None
+            cat = (
+                value[4:]
+                if value and value.startswith("cat:")
+                else _typed(ctx, typed, "difficulty.category", DifficultyCategory)
+            )
             if cat not in {c.value for c in DifficultyCategory}:
                 return Retry("problem.category_pick")
             st.set(category=cat)
@@ -100,7 +115,11 @@ class ProblemDialog(Dialog):
             st.set(description=text)
             return Goto(Step.URGENCY.value)
         if step is Step.URGENCY:
-            urg = value[4:] if value and value.startswith("urg:") else None
+            urg = (
+                value[4:]
+                if value and value.startswith("urg:")
+                else _typed(ctx, typed, "difficulty.urgency", Urgency)
+            )
             if urg not in {u.value for u in Urgency}:
                 return Retry("problem.urgency_pick")
             st.set(urgency=urg)

@@ -127,8 +127,8 @@ async def test_difficulty_assign_and_leader_list(app: App, world: World, cadre: 
     other = Chat(app, "202")
     await bind(app, other, person_id=world.cadre_ids[1])
     await cadre.send("/problem")
-    await cadre.press_text("全村")
-    await cadre.press_text("基础设施")
+    await cadre.send("全村")  # typed instead of pressed: understood too
+    await cadre.send("基础设施")
     await cadre.send("村道塌方")
     await cadre.press_text("较急")
     await cadre.press_text("不发照片")
