@@ -47,6 +47,7 @@ class Topic:
     title: dict[str, str]
     keywords: tuple[str, ...]
     synonyms: tuple[str, ...]
+    objects: tuple[str, ...]  # things (拖拉机, 大学): strong only in a question that asks for help or money
     terms: tuple[str, ...]
     combos: tuple[tuple[tuple[str, ...], ...], ...]  # each part: alternatives ("低保|特困 + 看病|住院")
     examples: tuple[str, ...]
@@ -133,6 +134,7 @@ def _load_topic(path: Path, problems: list[str]) -> Topic | None:
         title=_as_str_dict(raw.get("title")),
         keywords=_str_tuple(raw.get("keywords")),
         synonyms=_str_tuple(raw.get("synonyms")),
+        objects=_str_tuple(raw.get("objects")),
         terms=_str_tuple(raw.get("terms")),
         combos=tuple(
             tuple(

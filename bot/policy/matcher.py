@@ -52,6 +52,38 @@ STOPWORDS = frozenset(
     "每个 每年 一个 现在 今年 还是 还有 自己 我们 家里 这个 那个 时候 什么时候 知道 告诉 问题 情况 办理 一下 给不给 "
     "能否 能够 是否 的话 就是 因为 所以 但是 如果 已经 没有 不能 能不 补不补".split()
 )
+W_OBJECT_INTENT = 1.5  # added to an object word's hint weight when the question asks for help or money
+# Words that show a question asks about a benefit. "拖拉机坏了去哪修" names a machine but asks for none.
+INTENT_WORDS = (
+    "补贴",
+    "补助",
+    "补",
+    "奖",
+    "政策",
+    "申请",
+    "办理",
+    "报销",
+    "报",
+    "领",
+    "发",
+    "钱",
+    "贷",
+    "免",
+    "资助",
+    "救助",
+    "扶持",
+    "帮扶",
+    "帮",
+    "优惠",
+    "条件",
+    "标准",
+    "待遇",
+    "国家",
+    "政府",
+    "困难",
+    "照顾",
+    "享受",
+)
 # Grammatical characters: a typo never replaces one of these with a homophone.
 FUNCTION_CHARS = frozenset("不没了的地得是有在要能会就都也还吗呢吧啊呀我你他她它这那个几多少")
 # Jieba's general dictionary is trimmed to its more frequent words: loading all 350k words costs about a second.
@@ -127,6 +159,7 @@ class TopicMatcher:
         self.index: dict[str, dict[str, float]] = defaultdict(dict)
         self.combos: list[tuple[tuple[tuple[str, ...], ...], str]] = []
         self.levels: dict[str, str] = {}  # hospital-level word -> level id
+        self.objects: dict[str, set[str]] = defaultdict(set)  # object word -> topics it is an object of
         strong: set[str] = set()
         for topic in kb.topics.values():
             self._add_topic_words(topic, strong)
@@ -170,6 +203,10 @@ class TopicMatcher:
             strong.add(self._simplify(w))
         for w in topic.synonyms:
             self._add(w, topic.id, W_SYNONYM)
+            strong.add(self._simplify(w))
+        for w in topic.objects:
+            self._add(w, topic.id, W_TERM)
+            self.objects[self._simplify(w)].add(topic.id)
             strong.add(self._simplify(w))
         for w in topic.terms:
             self._add(w, topic.id, W_TERM)
@@ -337,6 +374,13 @@ class TopicMatcher:
             factor = TYPO_FACTOR if hit.typo else 1.0
             for tid, w in self.index[hit.term].items():
                 scores[tid] += w * factor
+        objects = self.objects
+        boosted: set[str] = set()
+        for hit in hits:
+            if hit.term in objects and any(w in text for w in INTENT_WORDS):
+                for tid in objects[hit.term] - boosted:
+                    scores[tid] += W_OBJECT_INTENT
+                    boosted.add(tid)
         corrected = text
         for hit in hits:
             if hit.typo:
