@@ -287,6 +287,12 @@ class VisitDialog(Dialog):
     # -------------------------------------------------------------- input
     async def on_input(self, ctx: Ctx, st: State) -> Next:
         step = Step(st.step)
+        if ctx.inc.files and step not in (Step.HOUSEHOLD, Step.PHOTOS):
+            # Photos sent ahead of their step are kept, not refused: taking them is the hard part.
+            photos = await self._add_photos(ctx, st)
+            if isinstance(photos, Retry):
+                return photos
+            return Retry("visit.photo_early", {"n": len(photos)})
         if step is Step.HOUSEHOLD:
             picked = await pick_household(ctx, st, self.ask)
             if not isinstance(picked, Household):
@@ -365,21 +371,28 @@ class VisitDialog(Dialog):
         st.set(kind=kind)
         return self._next(st, Step.DONE)
 
-    async def _on_photos(self, ctx: Ctx, st: State) -> Next:
+    async def _add_photos(self, ctx: Ctx, st: State) -> list[dict[str, Any]] | Retry:
+        """Download and keep the photos of this update (at most MAX_PHOTOS in all)."""
         photos: list[dict[str, Any]] = list(st.data.get("photos", []))
+        for ref in ctx.inc.files:
+            if len(photos) >= MAX_PHOTOS:
+                st.set(photos=photos)
+                return Retry("visit.photos_max", {"max": MAX_PHOTOS})
+            if any(p["file_id"] == ref.file_id for p in photos):
+                continue  # the same message redelivered by the client
+            photos.append(await fetch_photo(ctx.core.files, ctx.core.settings.media_dir, ref, ctx.now))
+        st.set(photos=photos)
+        return photos
+
+    async def _on_photos(self, ctx: Ctx, st: State) -> Next:
         if ctx.inc.files:
-            for ref in ctx.inc.files:
-                if len(photos) >= MAX_PHOTOS:
-                    st.set(photos=photos)
-                    return Retry("visit.photos_max", {"max": MAX_PHOTOS})
-                if any(p["file_id"] == ref.file_id for p in photos):
-                    continue  # the same message redelivered by the client
-                info = await fetch_photo(ctx.core.files, ctx.core.settings.media_dir, ref, ctx.now)
-                photos.append(info)
-            st.set(photos=photos)
-            n = len(photos)
+            added = await self._add_photos(ctx, st)
+            if isinstance(added, Retry):
+                return added
+            n = len(added)
             ctx.reply("visit.photo_received", self._photo_keyboard(ctx, st, n), n=n)
             return Replace()
+        photos = st.data.get("photos", [])
         value = st.value(ctx)
         typed = (ctx.inc.text or "").strip().lower()
         if value is None and typed in _typed_done(ctx):

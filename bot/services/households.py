@@ -11,7 +11,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler.rules import Rules
-from bot.services.visits import Season, current_season
+from bot.services.visits import current_season
 from bot.store.enums import DifficultyStatus, Role
 from bot.store.models import (
     Account,
@@ -148,7 +148,7 @@ async def own_households(session: AsyncSession, cadre_id: int) -> list[Household
         .where(Pairing.cadre_id == cadre_id, Pairing.end_date.is_(None))
         .order_by(Household.head_name, Household.id)
     )
-    return list((await session.execute(q)).scalars().unique())
+    return list((await session.execute(q)).scalars())
 
 
 def match_households(households: Sequence[Household], text: str) -> list[Household]:
@@ -228,8 +228,3 @@ async def household_accounts(session: AsyncSession, household_id: int) -> list[A
     """Villager chat accounts bound to the household."""
     q = select(Account).where(Account.household_id == household_id, Account.unreachable.is_(False))
     return list((await session.execute(q.order_by(Account.id))).scalars())
-
-
-def season_of(rules: Rules, today: date) -> Season | None:
-    """Re-exported for handlers: the seasonal window containing today."""
-    return current_season(rules, today)
