@@ -41,11 +41,13 @@ def _date(value: str) -> date:
     return d
 
 
-async def _engine_session(settings: Settings) -> Any:
+async def _engine(settings: Settings, *, migrate: bool) -> Any:
+    """The deployment's engine; importing first brings the schema up to date (a new county starts so)."""
     from bot.store.db import create_engine
     from bot.store.migrate import upgrade_async
 
-    await upgrade_async(settings.database_url)
+    if migrate:
+        await upgrade_async(settings.database_url)
     return create_engine(settings.database_url)
 
 
@@ -121,7 +123,7 @@ async def _import(args: argparse.Namespace) -> int:
 
         print(Problem(e.key, e.args_).render(t), file=sys.stderr)
         return 1
-    engine = await _engine_session(settings)
+    engine = await _engine(settings, migrate=True)
     try:
         with Progress(
             TextColumn("{task.description}"),
@@ -204,7 +206,7 @@ async def _export(args: argparse.Namespace) -> int:
     t = _translator(settings)
     date_from, date_to = _period(args, settings)
     out = Path(args.output)
-    engine = await _engine_session(settings)
+    engine = await _engine(settings, migrate=False)
     try:
         async with session_factory(engine)() as session:
             try:
@@ -269,7 +271,7 @@ async def _report(args: argparse.Namespace) -> int:
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     today = local_today(SystemClock(settings.timezone))
     written: list[str] = []
-    engine = await _engine_session(settings)
+    engine = await _engine(settings, migrate=False)
     try:
         async with session_factory(engine)() as session:
             try:

@@ -109,7 +109,7 @@ def _sheet_from_rows(title: str, rows: list[list[Any]], sheet: Sheet | None) -> 
     raw = RawSheet(kind, title, header_idx + 1, headers, cols)
     raw.ignored_headers = [h for i, h in enumerate(headers) if h and i not in cols]
     for offset, cells in enumerate(rows[header_idx + 1 :], start=header_idx + 2):
-        if all(is_blank(c) for c in cells):
+        if not any(c is not None and (not isinstance(c, str) or c.strip()) for c in cells):
             continue
         raw.rows.append((offset, list(cells)))
     return raw
