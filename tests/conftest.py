@@ -3,9 +3,11 @@ built through the same composition root as production, a small seeded world, and
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -27,7 +29,6 @@ from bot.core.types import (
     User,
 )
 from bot.settings import Settings
-from bot.store.migrate import upgrade_async
 
 PG_URL = os.environ.get("BANGFU_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -63,28 +64,77 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
+def _in_thread(fn: Any, *args: Any) -> Any:
+    """Run fn in a fresh thread (Alembic's env runs its own event loop)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per test session; each test gets a copy."""
+    from bot.store.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    _in_thread(upgrade, f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database migrated once per test session; tests empty it before use."""
+    if not PG_AVAILABLE:
+        yield ""
+        return
+    from sqlalchemy.engine import make_url
+
+    from bot.store.migrate import upgrade
+
+    name = f"bangfu_t_{uuid.uuid4().hex[:10]}"
+    _in_thread(lambda: asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"')))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    _in_thread(upgrade, url)
+    yield url
+    _in_thread(lambda: asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
+
+
+async def _pg_truncate_all(url: str) -> None:
+    """Empty every table (ids restart), keeping the migrated schema: much faster than a new database."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    conn = await asyncpg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username, database=u.database)
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            names = ", ".join(f'"{r["tablename"]}"' for r in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(params=BACKENDS)
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A freshly migrated database: a SQLite file, or a scratch PostgreSQL database."""
+    """A freshly migrated, empty database: a copy of a migrated SQLite file, or the session's PostgreSQL
+    database emptied."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'bangfu.sqlite3'}"
-        await upgrade_async(url)
-        yield url
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "bangfu.sqlite3"
+        shutil.copyfile(template, target)
+        yield f"sqlite+aiosqlite:///{target}"
         return
     if not PG_AVAILABLE:
         if os.environ.get("BANGFU_TEST_REQUIRE_POSTGRES"):
             pytest.fail(f"PostgreSQL required (BANGFU_TEST_REQUIRE_POSTGRES) but {PG_URL} is not reachable")
         pytest.skip("PostgreSQL not reachable")
-    from sqlalchemy.engine import make_url
-
-    name = f"bangfu_t_{uuid.uuid4().hex[:10]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        await upgrade_async(url)
-        yield url
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url: str = request.getfixturevalue("pg_database")
+    await _pg_truncate_all(url)
+    yield url
 
 
 @pytest.fixture

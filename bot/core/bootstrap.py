@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -49,11 +51,17 @@ def build_core(
 
 def _load_policy(settings: Settings) -> Any:
     """Load the policy engine once at start-up (jieba's dictionary too), never lazily on a first message."""
+    return _policy_engine(settings.knowledge_dir, settings.county)
+
+
+@functools.lru_cache(maxsize=4)
+def _policy_engine(knowledge_dir: Path, county: str | None) -> Any:
+    """The loaded knowledge base is read-only, so one per (folder, county) is shared by every core in a process."""
     try:
         from bot.policy.engine import PolicyEngine  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
-    return PolicyEngine.load(settings.knowledge_dir, settings.county)
+    return PolicyEngine.load(knowledge_dir, county)
 
 
 def _load_rules(settings: Settings) -> Any:
