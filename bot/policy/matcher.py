@@ -175,8 +175,17 @@ class TopicMatcher:
         self.tokenizer.tmp_dir = str(cache)
         # Load now, not on the first question: jieba's lazy load would stall the first villager.
         self.tokenizer.initialize()
+        self._freq: dict[str, int] = self.tokenizer.FREQ
+        log_total = math.log(self.tokenizer.total)
+        self._logp = {w: math.log(f) - log_total for w, f in self._freq.items() if f}
+        self._log_floor = -log_total  # jieba's score for a character it does not know
         self._add_example_words()
         self.max_len = max((len(t) for t in self.index), default=1)
+        self._combo_sets = [(tuple(frozenset(alts) for alts in parts), tid) for parts, tid in self.combos]
+        self._combos_by_word: dict[str, list[int]] = defaultdict(list)
+        for i, (parts, _) in enumerate(self.combos):
+            for word in {a for alts in parts for a in alts}:
+                self._combos_by_word[word].append(i)
         # Combo words by first character, so a question only checks words that could be in it.
         self._combo_by_char: dict[str, list[str]] = defaultdict(list)
         for word in {a for parts, _ in self.combos for alts in parts for a in alts}:
@@ -187,7 +196,11 @@ class TopicMatcher:
                 key = self._pinyin_key(term)
                 if key is not None:
                     self._typo_index[key].append(term)
-        self._typo_first = frozenset(key[0] for key in self._typo_index)
+        # Sizes of typo keys by their first two syllables: most positions of a question fail this one lookup.
+        self._typo_pairs: dict[tuple[str, str], tuple[int, ...]] = {}
+        for key in self._typo_index:
+            pair = (key[0], key[1])
+            self._typo_pairs[pair] = tuple(sorted({*self._typo_pairs.get(pair, ()), len(key)}, reverse=True))
 
     def _simplify(self, word: str) -> str:
         return self._norm.simplify(word).replace(" ", "")
@@ -250,25 +263,23 @@ class TopicMatcher:
         """Jieba tokens of a normalised question (private tokenizer with the KB dictionary).
 
         Same result as ``tokenizer.lcut(text, HMM=False)`` on normalised text (letters, digits and single
-        spaces only), driving jieba's DAG and route directly: lcut's generic regex splitting and generator
-        plumbing cost more than the segmentation itself on a ten-character question.
+        spaces only; a test checks this), with jieba's route computed inline over the tokenizer's own
+        prefix dictionary: lcut's regex splitting, generators and per-call logarithms cost more than the
+        segmentation itself on a ten-character question.
         """
         out: list[str] = []
-        tok = self.tokenizer
         for block in text.split(" "):
             if not block:
                 continue
             if block.isascii():
                 out.append(block)
                 continue
-            dag = tok.get_DAG(block)
-            route: dict[int, tuple[float, int]] = {}
-            tok.calc(block, dag, route)
+            ends = self._route(block)
             x = 0
             n = len(block)
             buf = ""
             while x < n:
-                y = route[x][1] + 1
+                y = ends[x] + 1
                 word = block[x:y]
                 if len(word) == 1 and word.isascii() and word.isalnum():
                     buf += word  # runs of Latin letters and digits stay together, as in jieba
@@ -281,6 +292,38 @@ class TopicMatcher:
             if buf:
                 out.append(buf)
         return out
+
+    def _route(self, block: str) -> list[int]:
+        """jieba's maximum-probability route over its prefix dictionary (Tokenizer.get_DAG + calc, inlined).
+
+        For each start position, the end of the word the best segmentation takes there. Word log
+        probabilities are computed once at load instead of on every call.
+        """
+        freq = self._freq
+        logp = self._logp
+        floor = self._log_floor
+        n = len(block)
+        score = [0.0] * (n + 1)
+        ends = [0] * n
+        for k in range(n - 1, -1, -1):
+            best = 0.0
+            best_end = -1
+            i = k
+            frag = block[k]
+            while i < n and frag in freq:
+                lp = logp.get(frag)
+                if lp is not None:
+                    value = lp + score[i + 1]
+                    # Ties go to the longer word, as in jieba's max() over (score, end) pairs.
+                    if best_end < 0 or value >= best:
+                        best, best_end = value, i
+                i += 1
+                frag = block[k : i + 1]
+            if best_end < 0:
+                best, best_end = floor + score[k + 1], k
+            score[k] = best
+            ends[k] = best_end
+        return ends
 
     def hits(self, text: str) -> list[Hit]:
         """KB words in the question: whole tokens, words inside longer tokens, then homophone typos."""
@@ -319,14 +362,15 @@ class TopicMatcher:
         table = self._pinyin
         py = [table.get(ch, "") for ch in text]
         typo_index = self._typo_index
+        pairs = self._typo_pairs
         i = 0
-        first = self._typo_first
         while i < n - 1:
             matched = False
-            if py[i] not in first:
+            sizes = pairs.get((py[i], py[i + 1]))
+            if sizes is None:
                 i += 1
                 continue
-            for size in (4, 3, 2):
+            for size in sizes:
                 if i + size > n or all(covered[i : i + size]):
                     continue
                 key = tuple(py[i : i + size])
@@ -393,7 +437,10 @@ class TopicMatcher:
         if present:
             strong_before = dict(scores)
             fired: set[str] = set()
-            for parts, tid in self.combos:
+            combos_by_word = self._combos_by_word
+            candidates = sorted({i for a in present for i in combos_by_word[a]})
+            for i in candidates:
+                parts, tid = self._combo_sets[i]
                 # A combo stands in for a missing strong word; it does not pile onto one already found.
                 if tid in fired or strong_before.get(tid, 0.0) >= W_SYNONYM:
                     continue

@@ -93,7 +93,7 @@ class Normalizer:
         """Width- and script-normalised text, punctuation kept (used for KB terms too)."""
         text = unicodedata.normalize("NFKC", text).lower()
         # OpenCC is pure Python and slow; most questions are already simplified, so convert only when needed.
-        if any(ch in self._trad for ch in text):
+        if not self._trad.isdisjoint(text):
             text = self._cc.convert(text)
         return text
 

@@ -144,3 +144,12 @@ def test_tokenizer_is_loaded_at_start(engine: PolicyEngine) -> None:
     import jieba
 
     assert tok is not jieba.dt
+
+
+def test_inlined_segmentation_matches_jieba(engine: PolicyEngine) -> None:
+    from tests.policy.conftest import read_set
+
+    for _, q in read_set("devset.tsv") + read_set("freshset.tsv"):
+        text = engine.normalizer.normalize(q).text
+        expected = [w for w in engine.matcher.tokenizer.lcut(text, HMM=False) if w != " "]
+        assert engine.matcher.tokens(text) == expected, q
