@@ -470,7 +470,7 @@ async def _pairings(session: AsyncSession, date_from: date, date_to: date, team_
 
 def _write(ledgers: list[Ledger]) -> bytes:
     wb = Workbook()
-    wb.remove(wb.active)  # type: ignore[arg-type]
+    wb.remove(wb.active)
     for ledger in ledgers:
         ws = wb.create_sheet(ledger.title[:31])
         ws.append([h for h, _ in ledger.columns])

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -296,12 +296,12 @@ async def monthly_figures(
         dq = dq.where(Difficulty.team_id == team_id)
     diffs = list((await session.scalars(dq.order_by(Difficulty.created_at))).all())
 
-    def aware(ts: datetime | None) -> datetime | None:
-        return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
+    def utc(ts: datetime) -> datetime:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts  # SQLite returns naive UTC
 
-    new = [d for d in diffs if aware(d.created_at) >= start]  # type: ignore[operator]
-    resolved = [d for d in diffs if d.resolved_at is not None and aware(d.resolved_at) < end]  # type: ignore[operator]
-    still_open = [d for d in diffs if d.resolved_at is None or aware(d.resolved_at) >= end]  # type: ignore[operator]
+    new = [d for d in diffs if utc(d.created_at) >= start]
+    resolved = [d for d in diffs if d.resolved_at is not None and utc(d.resolved_at) < end]
+    still_open = [d for d in diffs if d.resolved_at is None or utc(d.resolved_at) >= end]
     detail = [
         DifficultyLine(
             _local_date(d.created_at, zone) or first,
@@ -389,7 +389,7 @@ def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None
 
     import matplotlib
 
-    with matplotlib.rc_context({**rc, "axes.unicode_minus": False}):
+    with matplotlib.rc_context(cast(Any, {**rc, "axes.unicode_minus": False})):
         fig = Figure(figsize=(8.27, 11.69), dpi=110)  # A4 portrait: one printable page
         m = fig_data.month
         fig.suptitle(

@@ -419,7 +419,7 @@ def _show(value: Any) -> str:
         return "是" if value else "否"
     if isinstance(value, list):
         return "、".join(
-            POVERTY_CAUSE_ZH.get(PovertyCause(c), c) if c in PovertyCause._value2member_map_ else c
+            POVERTY_CAUSE_ZH[PovertyCause(c)] if c in PovertyCause._value2member_map_ else str(c)
             for c in value
         )
     if isinstance(value, Decimal):
@@ -574,7 +574,9 @@ async def _write(
 
     # Villages
     village_ids = {code: r["id"] for code, r in db.villages.items()}
-    new_rows, upd = [], []
+    new_rows: list[dict[str, Any]] = []
+    upd: list[dict[str, Any]] = []
+    vals: dict[str, Any]
     for code, row in chk.villages.items():
         vals = _with_defaults(
             _present(row, VILLAGE_FIELDS), {"township": "", "county": "", "groups_count": 0}
@@ -601,8 +603,8 @@ async def _write(
     for name, row in chk.teams.items():
         vals = {}
         if row.has("village"):
-            code = row.values.get("village")
-            vals["village_id"] = village_ids[code] if code else None
+            ref = row.values.get("village")
+            vals["village_id"] = village_ids[ref] if ref else None
         if name in db.teams:
             d = w.diff("teams", name, name, db.teams[name], vals, {"village_id": "驻村村编码"})
             if d:
@@ -674,8 +676,9 @@ async def _write(
     for code, row in chk.households.items():
         vals = _with_defaults(_present(row, HOUSEHOLD_FIELDS), HOUSEHOLD_DEFAULTS)
         vals["village_id"] = village_ids[row.values["village"]]
-        old = db.households.get(code)
-        if old is not None:
+        old_row = db.households.get(code)
+        if old_row is not None:
+            old = old_row
             new_id = vals.get("head_id_number")
             old_id = old.get("head_id_number")
             # A masked number never replaces the full one stored with --full-id.
@@ -922,7 +925,7 @@ def bad_rows_workbook(result: ImportResult, t: Translator) -> bytes:
     from openpyxl.styles import Font, PatternFill
 
     wb = openpyxl.Workbook()
-    wb.remove(wb.active)  # type: ignore[arg-type]
+    wb.remove(wb.active)
     by_sheet: dict[str, list[Row]] = defaultdict(list)
     raws: dict[str, RawSheet] = {}
     for row in result.bad_rows:

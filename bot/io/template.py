@@ -90,7 +90,7 @@ def _save(wb: Workbook) -> bytes:
 def template_workbook() -> bytes:
     """An empty roster workbook: a 说明 sheet describing every column, then one sheet per kind."""
     wb = Workbook()
-    wb.remove(wb.active)  # type: ignore[arg-type]
+    wb.remove(wb.active)
     _guide(wb)
     for sheet in SHEETS:
         _data_sheet(wb, sheet)
@@ -139,7 +139,7 @@ def fake_id_number(rng: random.Random, birth: date) -> str:
 def sample_rows(households: int = 30, seed: int = 7) -> dict[str, list[list[Any]]]:
     """Rows for every sheet of a small fictional county: 2 villages, 2 teams, cadres and households."""
     rng = random.Random(seed)
-    villages = [
+    villages: list[list[Any]] = [
         ["999999101201", "石桥村", "平安镇", "示例县", "999999", 6, 25.0412, 102.7123],
         ["999999101202", "青山村", "平安镇", "示例县", "999999", 4, 25.0855, 102.6540],
     ]
@@ -244,7 +244,7 @@ def sample_roster(households: int = 30, seed: int = 7) -> bytes:
     """A complete fictional roster workbook in the import format."""
     rows = sample_rows(households, seed)
     wb = Workbook()
-    wb.remove(wb.active)  # type: ignore[arg-type]
+    wb.remove(wb.active)
     for sheet in (VILLAGES, TEAMS, PEOPLE, HOUSEHOLDS, MEMBERS, PAIRINGS):
         _data_sheet(wb, sheet, rows[sheet.key])
     return _save(wb)
