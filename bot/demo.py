@@ -34,6 +34,18 @@ _SURNAMES = (
 )
 _GIVEN = "建国红梅秀英志强桂兰玉华明亮春生海燕文军丽娟德福金花永平小龙冬梅俊峰淑芬立新翠萍家宝喜凤长林月娥"
 _RELATIONS = ["配偶", "长子", "长女", "次子", "次女", "父亲", "母亲", "孙子", "孙女"]
+# Birth year relative to the head of household, by relation.
+_RELATION_AGE_GAP = {
+    "配偶": 0,
+    "长子": 24,
+    "长女": 23,
+    "次子": 28,
+    "次女": 27,
+    "父亲": -26,
+    "母亲": -24,
+    "孙子": 48,
+    "孙女": 47,
+}
 _HEALTH = ["健康", "健康", "健康", "长期慢性病", "残疾", "大病"]
 _EDU = ["小学", "初中", "高中", "文盲或半文盲", "中专", "大专"]
 _PLANS = [
@@ -186,25 +198,31 @@ async def _create(session: AsyncSession, today: date, rng: random.Random) -> Non
             income_year=today.year - 1,
             plan=rng.choice(_PLANS) if registered else "",
         )
+        head_born = rng.randint(1950, 1990)
         h.members = [
             HouseholdMember(
                 name=h.head_name,
                 relation="户主",
-                birth_year=rng.randint(1950, 1990),
+                birth_year=head_born,
                 health=rng.choice(_HEALTH),
                 education=rng.choice(_EDU),
                 occupation="务农",
             )
-        ] + [
-            HouseholdMember(
-                name=h.head_name[0] + rng.choice(_GIVEN) + rng.choice(_GIVEN),
-                relation=rng.choice(_RELATIONS),
-                birth_year=rng.randint(1945, 2020),
-                health=rng.choice(_HEALTH),
-                education=rng.choice(_EDU),
-            )
-            for _ in range(h.members_count - 1)
         ]
+        for _ in range(h.members_count - 1):
+            relation = rng.choice(_RELATIONS)
+            born = head_born + _RELATION_AGE_GAP[relation] + rng.randint(-3, 3)
+            h.members.append(
+                HouseholdMember(
+                    name=h.head_name[0] + rng.choice(_GIVEN) + rng.choice(_GIVEN)
+                    if relation not in ("配偶", "母亲")
+                    else _name(rng),
+                    relation=relation,
+                    birth_year=min(born, today.year),
+                    health=rng.choice(_HEALTH),
+                    education=rng.choice(_EDU),
+                )
+            )
         households.append(h)
     session.add_all(households)
     await session.flush()
