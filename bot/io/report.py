@@ -8,6 +8,7 @@ pinyin instead of crashing or printing empty boxes.
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import io
 import logging
@@ -15,7 +16,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -381,109 +381,119 @@ def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None
         t = latin or t
         names = [_pinyin(c.name) for c in fig_data.cadres]
         team = _pinyin(fig_data.team) if fig_data.team else t("io.report.all_teams")
-        rc: dict[str, Any] = {"font.family": "DejaVu Sans"}
+        family: list[str] = ["DejaVu Sans"]
     else:
         names = [c.name for c in fig_data.cadres]
         team = fig_data.team or t("io.report.all_teams")
-        rc = {"font.family": [font, "DejaVu Sans"]}
+        family = [font, "DejaVu Sans"]
 
-    import matplotlib
-
-    with matplotlib.rc_context(cast(Any, {**rc, "axes.unicode_minus": False})):
-        fig = Figure(figsize=(8.27, 11.69), dpi=110)  # A4 portrait: one printable page
-        m = fig_data.month
-        fig.suptitle(
-            t("io.report.title", team=Safe(team), year=m.year, month=m.month, ym=f"{m.year}-{m.month:02d}"),
-            fontsize=15,
-            fontweight="bold",
-            y=0.975,
+    # Fonts are passed to each text rather than through rcParams: rcParams are process-global and
+    # reports may be drawn in worker threads at the same time.
+    fig = Figure(figsize=(8.27, 11.69), dpi=110)  # A4 portrait: one printable page
+    m = fig_data.month
+    fig.suptitle(
+        t("io.report.title", team=Safe(team), year=m.year, month=m.month, ym=f"{m.year}-{m.month:02d}"),
+        fontsize=15,
+        fontfamily=family,
+        fontweight="bold",
+        y=0.975,
+    )
+    fig.text(
+        0.5,
+        0.945,
+        t("io.report.period", start=fig_data.month.isoformat(), end=fig_data.as_of.isoformat()),
+        ha="center",
+        fontsize=9,
+        fontfamily=family,
+        color="#555555",
+    )
+    v_done, v_target = fig_data.visits
+    d_done, d_target = fig_data.days
+    season_label = t(f"io.report.season.{fig_data.season.value}")
+    kpis = [
+        t("io.report.kpi_visits", done=v_done, target=v_target, pct=_pct(v_done, v_target)),
+        t("io.report.kpi_days", done=d_done, target=d_target, pct=_pct(d_done, d_target)),
+        t(
+            "io.report.kpi_season",
+            season=Safe(season_label),
+            done=fig_data.season_done,
+            total=fig_data.season_total,
+            pct=_pct(fig_data.season_done, fig_data.season_total),
+        ),
+        t(
+            "io.report.kpi_difficulties",
+            new=fig_data.difficulties_new,
+            resolved=fig_data.difficulties_resolved,
+            open=fig_data.difficulties_open,
+        ),
+        t("io.report.kpi_overdue", days=fig_data.cadence_days, count=len(fig_data.overdue)),
+    ]
+    fig.text(
+        0.08,
+        0.915,
+        "\n".join(f"• {k}" for k in kpis),
+        va="top",
+        fontsize=10.5,
+        fontfamily=family,
+        linespacing=1.6,
+        bbox={"boxstyle": "round", "facecolor": "#F3F7FB", "edgecolor": "#BFD3E6"},
+    )
+    if not fig_data.cadres:
+        fig.text(0.5, 0.5, t("io.report.no_cadres"), ha="center", fontsize=12, fontfamily=family)
+    else:
+        n = len(names)
+        ax1 = fig.add_axes((0.22, 0.40, 0.70, 0.32))
+        ax2 = fig.add_axes((0.22, 0.05, 0.70, 0.28))
+        ys = list(range(n))
+        h = 0.38
+        ax1.barh(
+            [y - h / 2 for y in ys],
+            [c.visit_target for c in fig_data.cadres],
+            h,
+            color="#C9D6E3",
+            label=t("io.report.target"),
         )
+        ax1.barh(
+            [y + h / 2 for y in ys],
+            [c.visits for c in fig_data.cadres],
+            h,
+            color="#2E75B6",
+            label=t("io.report.visits"),
+        )
+        ax1.set_title(t("io.report.visits_chart"), fontsize=11, fontfamily=family)
+        ax2.barh(
+            [y - h / 2 for y in ys],
+            [c.day_target for c in fig_data.cadres],
+            h,
+            color="#E2D4BF",
+            label=t("io.report.target"),
+        )
+        ax2.barh(
+            [y + h / 2 for y in ys],
+            [c.days for c in fig_data.cadres],
+            h,
+            color="#C55A11",
+            label=t("io.report.days"),
+        )
+        ax2.set_title(t("io.report.days_chart"), fontsize=11, fontfamily=family)
+        for ax in (ax1, ax2):
+            ax.set_yticks(ys, names, fontsize=8 if n > 12 else 9, fontfamily=family)
+            ax.invert_yaxis()
+            ax.legend(prop={"family": family, "size": 8}, loc="lower right")
+            ax.grid(axis="x", alpha=0.3)
+            ax.spines[["top", "right"]].set_visible(False)
+    if font is None:
         fig.text(
-            0.5,
-            0.945,
-            t("io.report.period", start=fig_data.month.isoformat(), end=fig_data.as_of.isoformat()),
-            ha="center",
-            fontsize=9,
-            color="#555555",
+            0.99,
+            0.005,
+            t("io.report.font_missing"),
+            ha="right",
+            fontsize=6,
+            color="#888888",
+            fontfamily=family,
         )
-        v_done, v_target = fig_data.visits
-        d_done, d_target = fig_data.days
-        season_label = t(f"io.report.season.{fig_data.season.value}")
-        kpis = [
-            t("io.report.kpi_visits", done=v_done, target=v_target, pct=_pct(v_done, v_target)),
-            t("io.report.kpi_days", done=d_done, target=d_target, pct=_pct(d_done, d_target)),
-            t(
-                "io.report.kpi_season",
-                season=Safe(season_label),
-                done=fig_data.season_done,
-                total=fig_data.season_total,
-                pct=_pct(fig_data.season_done, fig_data.season_total),
-            ),
-            t(
-                "io.report.kpi_difficulties",
-                new=fig_data.difficulties_new,
-                resolved=fig_data.difficulties_resolved,
-                open=fig_data.difficulties_open,
-            ),
-            t("io.report.kpi_overdue", days=fig_data.cadence_days, count=len(fig_data.overdue)),
-        ]
-        fig.text(
-            0.08,
-            0.915,
-            "\n".join(f"• {k}" for k in kpis),
-            va="top",
-            fontsize=10.5,
-            linespacing=1.6,
-            bbox={"boxstyle": "round", "facecolor": "#F3F7FB", "edgecolor": "#BFD3E6"},
-        )
-        if not fig_data.cadres:
-            fig.text(0.5, 0.5, t("io.report.no_cadres"), ha="center", fontsize=12)
-        else:
-            n = len(names)
-            ax1 = fig.add_axes((0.22, 0.40, 0.70, 0.32))
-            ax2 = fig.add_axes((0.22, 0.05, 0.70, 0.28))
-            ys = list(range(n))
-            h = 0.38
-            ax1.barh(
-                [y - h / 2 for y in ys],
-                [c.visit_target for c in fig_data.cadres],
-                h,
-                color="#C9D6E3",
-                label=t("io.report.target"),
-            )
-            ax1.barh(
-                [y + h / 2 for y in ys],
-                [c.visits for c in fig_data.cadres],
-                h,
-                color="#2E75B6",
-                label=t("io.report.visits"),
-            )
-            ax1.set_title(t("io.report.visits_chart"), fontsize=11)
-            ax2.barh(
-                [y - h / 2 for y in ys],
-                [c.day_target for c in fig_data.cadres],
-                h,
-                color="#E2D4BF",
-                label=t("io.report.target"),
-            )
-            ax2.barh(
-                [y + h / 2 for y in ys],
-                [c.days for c in fig_data.cadres],
-                h,
-                color="#C55A11",
-                label=t("io.report.days"),
-            )
-            ax2.set_title(t("io.report.days_chart"), fontsize=11)
-            for ax in (ax1, ax2):
-                ax.set_yticks(ys, names, fontsize=8 if n > 12 else 9)
-                ax.invert_yaxis()
-                ax.legend(fontsize=8, loc="lower right")
-                ax.grid(axis="x", alpha=0.3)
-                ax.spines[["top", "right"]].set_visible(False)
-        if font is None:
-            fig.text(0.99, 0.005, t("io.report.font_missing"), ha="right", fontsize=6, color="#888888")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     return buf.getvalue()
 
 
@@ -645,5 +655,6 @@ async def monthly_report(
         t = t or catalogs.get("zh_CN")
         latin = latin or catalogs.get("en")
     figures = await monthly_figures(session, month, team_id, targets=targets, tz=tz, today=today)
-    png = render_png(figures, t, latin)
+    # Drawing takes a second or two: keep it off the event loop that serves the chat.
+    png = await asyncio.to_thread(render_png, figures, t, latin)
     return png, render_xlsx(figures, t, png)

@@ -175,7 +175,7 @@ def sample_rows(households: int = 30, seed: int = 7) -> dict[str, list[list[Any]
         birth = date(1950, 1, 1) + timedelta(days=rng.randrange(365 * 45))
         size = rng.randint(1, 5)
         status = rng.choice(list(HouseholdStatus))
-        cadre = cadre_by_team[team][n % len(cadre_by_team[team])]
+        cadre = cadre_by_team[team][(n // 2) % len(cadre_by_team[team])]
         hh_rows.append(
             [
                 code,
@@ -228,7 +228,7 @@ def sample_rows(households: int = 30, seed: int = 7) -> dict[str, list[list[Any]
                 ]
             )
         if n % 7 == 0:  # an earlier cadre, handed over at the start of 2026: pairing history
-            prev = cadre_by_team[team][(n + 1) % len(cadre_by_team[team])]
+            prev = cadre_by_team[team][(n // 2 + 1) % len(cadre_by_team[team])]
             pairing_rows.append([code, head, prev[0], prev[1], "2024-03-01", "2025-12-31", "工作调整"])
     return {
         "villages": villages,
