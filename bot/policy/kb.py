@@ -50,6 +50,7 @@ class Topic:
     objects: tuple[str, ...]  # things (拖拉机, 大学): strong only in a question that asks for help or money
     terms: tuple[str, ...]
     combos: tuple[tuple[tuple[str, ...], ...], ...]  # each part: alternatives ("低保|特困 + 看病|住院")
+    fallback_combos: tuple[tuple[tuple[str, ...], ...], ...]  # only when no topic has a strong word
     examples: tuple[str, ...]
     params: dict[str, Param]
     answer: dict[str, str]
@@ -99,6 +100,18 @@ def _str_tuple(raw: Any) -> tuple[str, ...]:
     return tuple(str(x).strip() for x in raw if str(x).strip())
 
 
+def _combos(raw: Any) -> tuple[tuple[tuple[str, ...], ...], ...]:
+    """ "低保|特困 + 看病|住院" → ((低保, 特困), (看病, 住院))."""
+    return tuple(
+        tuple(
+            tuple(a.strip() for a in part.split("|") if a.strip())
+            for part in str(c).split("+")
+            if part.strip()
+        )
+        for c in raw or ()
+    )
+
+
 def _param(name: str, raw: Any, *, local: bool = False) -> Param:
     raw = raw if isinstance(raw, dict) else {"value": raw}
     unit = raw.get("unit") or {}
@@ -136,14 +149,8 @@ def _load_topic(path: Path, problems: list[str]) -> Topic | None:
         synonyms=_str_tuple(raw.get("synonyms")),
         objects=_str_tuple(raw.get("objects")),
         terms=_str_tuple(raw.get("terms")),
-        combos=tuple(
-            tuple(
-                tuple(a.strip() for a in part.split("|") if a.strip())
-                for part in str(c).split("+")
-                if part.strip()
-            )
-            for c in raw.get("combos") or ()
-        ),
+        combos=_combos(raw.get("combos")),
+        fallback_combos=_combos(raw.get("fallback_combos")),
         examples=_str_tuple(raw.get("examples")),
         params=params,
         answer=_as_str_dict(raw.get("answer")),

@@ -158,6 +158,7 @@ class TopicMatcher:
         self._norm = normalizer
         self.index: dict[str, dict[str, float]] = defaultdict(dict)
         self.combos: list[tuple[tuple[tuple[str, ...], ...], str]] = []
+        self.fallbacks: list[tuple[tuple[tuple[str, ...], ...], str]] = []
         self.levels: dict[str, str] = {}  # hospital-level word -> level id
         self.objects: dict[str, set[str]] = defaultdict(set)  # object word -> topics it is an object of
         strong: set[str] = set()
@@ -181,6 +182,9 @@ class TopicMatcher:
         self._log_floor = -log_total  # jieba's score for a character it does not know
         self._add_example_words()
         self.max_len = max((len(t) for t in self.index), default=1)
+        self._fallback_sets = [
+            (tuple(frozenset(alts) for alts in parts), tid) for parts, tid in self.fallbacks
+        ]
         self._combo_sets = [(tuple(frozenset(alts) for alts in parts), tid) for parts, tid in self.combos]
         self._combos_by_word: dict[str, list[int]] = defaultdict(list)
         for i, (parts, _) in enumerate(self.combos):
@@ -188,7 +192,7 @@ class TopicMatcher:
                 self._combos_by_word[word].append(i)
         # Combo words by first character, so a question only checks words that could be in it.
         self._combo_by_char: dict[str, list[str]] = defaultdict(list)
-        for word in {a for parts, _ in self.combos for alts in parts for a in alts}:
+        for word in {a for parts, _ in self.combos + self.fallbacks for alts in parts for a in alts}:
             self._combo_by_char[word[0]].append(word)
         self._typo_index: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for term in strong:
@@ -226,6 +230,8 @@ class TopicMatcher:
             strong.add(self._simplify(w))  # typo matching covers hints too ("医报" → 医保)
         for parts in topic.combos:
             self.combos.append((tuple(tuple(self._simplify(a) for a in alts) for alts in parts), topic.id))
+        for parts in topic.fallback_combos:
+            self.fallbacks.append((tuple(tuple(self._simplify(a) for a in alts) for alts in parts), topic.id))
         for level, words in topic.levels.items():
             for w in words:
                 self._add(w, topic.id, W_TERM)
@@ -447,4 +453,9 @@ class TopicMatcher:
                 if all(not present.isdisjoint(alts) for alts in parts):
                     scores[tid] += W_COMBO
                     fired.add(tid)
+            if self._fallback_sets and max(scores.values(), default=0.0) < W_SYNONYM:
+                for parts, tid in self._fallback_sets:
+                    if all(not present.isdisjoint(alts) for alts in parts):
+                        scores[tid] += W_COMBO
+                        break
         return dict(scores), hits
