@@ -25,7 +25,7 @@ async def _visit(app: App, world: World, head: str, day: date, cadre: int) -> No
 
 
 async def test_overdue_lists_only_households_past_cadence(app: App, world: World) -> None:
-    c1, c2 = world.cadre_ids
+    c1 = world.cadre_ids[0]
     await _visit(app, world, "张大山", date(2026, 11, 20), c1)  # 8 days ago: fine
     await _visit(app, world, "张小山", date(2026, 10, 1), c1)  # 58 days ago: overdue
     leader = Chat(app, "300")
@@ -62,3 +62,32 @@ async def test_cadre_cannot_use_leader_commands(app: App, world: World) -> None:
     for cmd in ("/overdue", "/week", "/export", "/report"):
         await cadre.send(cmd)
         assert "没有权限" in cadre.last_text
+
+
+async def test_export_sends_workbook_of_own_team(app: App, world: World) -> None:
+    import io
+
+    import openpyxl
+
+    c1, _ = world.cadre_ids
+    await _visit(app, world, "张大山", date(2026, 11, 20), c1)
+    leader = Chat(app, "304")
+    await bind(app, leader, person_id=world.leader_id)
+    await leader.send("/export")
+    replies = await leader.press("ex:visits")
+    [doc] = [r.document for r in replies if r.document]
+    wb = openpyxl.load_workbook(io.BytesIO(doc.data))
+    cells = [str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.value is not None]
+    assert any("张大山" in c for c in cells) and any("王建国" in c for c in cells)
+    await leader.press("ex:../../etc")  # forged kind
+    assert leader.toasts()[-1]
+
+
+async def test_report_sends_chart_and_workbook(app: App, world: World) -> None:
+    leader = Chat(app, "305")
+    await bind(app, leader, person_id=world.leader_id)
+    replies = await leader.send("/report 2026-11")
+    assert any(r.photo and r.photo.data and r.photo.data[:4] == b"\x89PNG" for r in replies)
+    assert any(r.document and r.document.filename.endswith(".xlsx") for r in replies)
+    await leader.send("/report 13月")
+    assert "月份" in leader.last_text

@@ -89,7 +89,7 @@ async def export_kind(ctx: Ctx) -> None:
     kind = parts[1]
     to = ctx.today
     start = date(to.year, 1, 1)
-    data = await export_workbook(ctx.session, kind, start, to, team_id)
+    data = await export_workbook(ctx.session, kind, start, to, team_id, tz=ctx.core.settings.timezone)
     ctx.answer_callback()
     name = f"{kind}_{start.isoformat()}_{to.isoformat()}.xlsx"
     ctx.reply_document(
@@ -113,7 +113,15 @@ async def report(ctx: Ctx) -> None:
     if month is None:
         ctx.reply("leader.report.bad_month")
         return
-    png, xlsx = await monthly_report(ctx.session, month, team_id)
+    png, xlsx = await monthly_report(
+        ctx.session,
+        month,
+        team_id,
+        tz=ctx.core.settings.timezone,
+        today=ctx.today,
+        t=ctx.t,
+        latin=ctx.core.catalogs.get("en"),
+    )
     label = f"{month.year}-{month.month:02d}"
     ctx.reply_photo(
         Photo(data=png, filename=f"report_{label}.png"), caption=ctx.t("leader.report.caption", month=label)
