@@ -106,6 +106,10 @@ async def test_date_typed_as_qiantian(app: App, world: World, cadre: Chat) -> No
 
 async def test_invalid_dates_reasked_keeping_the_household(app: App, world: World, cadre: Chat) -> None:
     await cadre.send("/visit")
+    await cadre.send("山")
+    assert "2户" in cadre.replies[-2].text  # type: ignore[union-attr]  # ambiguous: asked again
+    await cadre.send("陈秀英")  # paired with another cadre: not offered
+    assert "没有名字含" in cadre.replies[-2].text  # type: ignore[union-attr]
     await cadre.send("小山")  # part of the head's name: one match
     assert "张小山" in cadre.last_text
     await cadre.send("下个月吧")
@@ -129,20 +133,24 @@ async def test_invalid_dates_reasked_keeping_the_household(app: App, world: Worl
     assert visit.kind == "spring" and len(visit.done) == app.core.settings.max_text_length
 
 
-async def test_ambiguous_name_asks_again(app: App, world: World, cadre: Chat) -> None:
-    await cadre.send("/visit")
-    await cadre.send("山")
-    assert "2户" in cadre.replies[-2].text  # type: ignore[union-attr]
-    await cadre.send("陈秀英")  # paired with another cadre: not offered
-    assert "没有名字含" in cadre.replies[-2].text  # type: ignore[union-attr]
-    await cadre.press_text("张大山")
-    assert "走访张大山家是哪天" in cadre.last_text
-
-
 async def test_double_press_on_save_makes_one_visit(app: App, world: World, cadre: Chat) -> None:
+    from bot.core.types import Incoming, User
+
     await log_visit_until_summary(cadre)
     save = cadre.button("保存")
-    await cadre.press(save)
+    # The same update delivered twice (a runner retry): the second delivery does nothing.
+    inc = Incoming(
+        channel="telegram",
+        user=User("201", "王建国"),
+        chat_id="201",
+        update_id="redelivered-1",
+        callback_data=save,
+        callback_id="cbx",
+    )
+    first = await app.core.handle(inc)
+    again = await app.core.handle(inc)
+    assert first.actions and again.actions == []
+    # A second press of the same button: a friendly "already saved", still one visit.
     await cadre.press(save)
     assert "已经保存过了" in cadre.last_text
     assert await count(app, Visit) == 1
@@ -185,9 +193,13 @@ async def test_restart_mid_visit_continues_with_data(
         await app2.close()
 
 
-async def test_draft_parked_by_reminder_and_resumed(app: App, world: World, cadre: Chat) -> None:
-    await cadre.send("/visit")
-    await cadre.press_text("张大山")
+async def test_reminders_park_and_resume_drafts(app: App, world: World, cadre: Chat, clock: object) -> None:
+    # A visit reminder's button pre-selects the household, only if it is the cadre's own.
+    await cadre.press(f"rm:visit:{world.households['陈秀英']}")  # another cadre's household
+    assert "不是您现在结对" in cadre.last_text
+    assert await count(app, DialogState) == 0
+    await cadre.press(f"rm:visit:{world.households['张大山']}")
+    assert "走访张大山家是哪天" in cadre.last_text
     await cadre.send("昨天")
     # A check-in reminder arrives mid-dialog; pressing it parks the visit as a draft.
     await cadre.press("rm:checkin")
@@ -206,14 +218,13 @@ async def test_draft_parked_by_reminder_and_resumed(app: App, world: World, cadr
     await cadre.press_text("保存")
     [visit] = await rows(app, Visit)
     assert visit.household_id == world.households["张大山"] and visit.visit_date == date(2026, 11, 27)
-
-
-async def test_visit_reminder_preselects_only_own_household(app: App, world: World, cadre: Chat) -> None:
-    await cadre.press(f"rm:visit:{world.households['陈秀英']}")  # another cadre's household
-    assert "不是您现在结对" in cadre.last_text
-    assert await count(app, DialogState) == 0
-    await cadre.press(f"rm:visit:{world.households['张小山']}")
-    assert "走访张小山家是哪天" in cadre.last_text
+    # A draft older than the keep period is not offered any more.
+    await cadre.send("/visit")
+    await cadre.press_text("刘老四")
+    await cadre.send("/checkin")  # parks the visit draft
+    clock.advance(days=app.core.settings.draft_keep_days + 1)  # type: ignore[attr-defined]
+    await cadre.send("/visit")
+    assert "没填完" not in cadre.last_text and "走访的是哪一户" in cadre.last_text
 
 
 async def test_villager_no_is_flagged_to_leader(app: App, world: World, cadre: Chat, leader: Chat) -> None:
@@ -236,24 +247,6 @@ async def test_villager_no_is_flagged_to_leader(app: App, world: World, cadre: C
     assert visit.villager_confirmed is False and visit.flagged
 
 
-async def test_redelivered_save_update_does_nothing_twice(app: App, world: World, cadre: Chat) -> None:
-    from bot.core.types import Incoming, User
-
-    await log_visit_until_summary(cadre)
-    inc = Incoming(
-        channel="telegram",
-        user=User("201", "王建国"),
-        chat_id="201",
-        update_id="redelivered-1",
-        callback_data=cadre.button("保存"),
-        callback_id="cbx",
-    )
-    first = await app.core.handle(inc)
-    again = await app.core.handle(inc)
-    assert first.actions and again.actions == []
-    assert await count(app, Visit) == 1
-
-
 async def test_photo_required_by_county(app: App, world: World, cadre: Chat, files: BytesFiles) -> None:
     app.core.settings = app.core.settings.model_copy(update={"visit_photo_required": True})
     await cadre.send("/visit")
@@ -270,14 +263,3 @@ async def test_photo_required_by_county(app: App, world: World, cadre: Chat, fil
     await cadre.photo("p")
     await cadre.press_text("完成")
     assert "位置" in cadre.last_text
-
-
-async def test_draft_older_than_keep_days_is_not_offered(
-    app: App, world: World, cadre: Chat, clock: object
-) -> None:
-    await cadre.send("/visit")
-    await cadre.press_text("张大山")
-    await cadre.press_text("今天")
-    clock.advance(days=app.core.settings.draft_keep_days + 1)  # type: ignore[attr-defined]
-    await cadre.send("/visit")
-    assert "没填完" not in cadre.last_text and "走访的是哪一户" in cadre.last_text
