@@ -7,6 +7,7 @@ The households and pairings exports use the roster import format, so they re-imp
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zipfile
 from collections import defaultdict
@@ -542,7 +543,8 @@ async def export_workbook(
 ) -> bytes:
     """The xlsx bytes of one ledger kind (or several, one sheet each) for the period and team."""
     ledgers, _ = await build_ledgers(session, kind, date_from, date_to, team_id, tz=tz)
-    return _write(ledgers)
+    # Writing a large workbook takes seconds: keep it off the event loop that serves the chat.
+    return await asyncio.to_thread(_write, ledgers)
 
 
 async def export_zip(
@@ -563,6 +565,10 @@ async def export_zip(
     ledgers, refs = await build_ledgers(
         session, kind, date_from, date_to, team_id, tz=tz, media_dir=media_dir
     )
+    return await asyncio.to_thread(_pack, ledgers, refs, workbook_name)
+
+
+def _pack(ledgers: list[Ledger], refs: list[PhotoRef], workbook_name: str) -> bytes:
     buf = io.BytesIO()
     missing: list[str] = []
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:

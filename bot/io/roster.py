@@ -12,6 +12,7 @@ The caller owns the transaction: nothing here commits.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -911,7 +912,7 @@ async def import_file(
 ) -> ImportResult:
     """Read and import a roster file's bytes (xlsx or csv); an unreadable file is a problem, not a crash."""
     try:
-        roster = read_roster(content, filename)
+        roster = await asyncio.to_thread(read_roster, content, filename)
     except RosterError as e:
         return ImportResult(problems=[Problem(e.key, e.args_)])
     return await import_roster(
