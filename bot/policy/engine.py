@@ -144,7 +144,10 @@ class PolicyEngine:
         scores, _hits = self.matcher.score(text)
         prev_topic = prev.get("topic") if prev else None
         if prev_topic in self.kb.topics and (norm.followup or len(text) <= 6):
-            scores[prev_topic] = scores.get(prev_topic, 0.0) + FOLLOWUP_BONUS
+            bonus = FOLLOWUP_BONUS
+            if norm.amounts and self.kb.topics[prev_topic].calculator:
+                bonus += 1.0  # "三万呢" after an estimate: a new bill for the same estimate
+            scores[prev_topic] = scores.get(prev_topic, 0.0) + bonus
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         if not ranked or ranked[0][1] < ANSWER_MIN:
             top = ranked[0][1] if ranked else 0.0

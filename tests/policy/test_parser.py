@@ -76,6 +76,9 @@ def test_followups_keep_context_for_a_few_minutes(county_engine: PolicyEngine) -
     assert "乡镇卫生院：" not in second.text  # only the level asked about
     third = county_engine.answer("那大病呢", context=second.context, now=NOW + timedelta(minutes=3))
     assert third.topic == "medical.serious_illness"
+    new_bill = county_engine.answer("三万呢", context=second.context, now=NOW + timedelta(minutes=3))
+    assert new_bill.topic == "medical.inpatient"
+    assert "县级医院：（30000 − 起付线500）× 75% = 22125元" in new_bill.text  # level kept, bill replaced
     stale = county_engine.answer("县医院呢", context=second.context, now=NOW + timedelta(minutes=9))
     assert stale.decision == "decline"
     assert county_engine.answer("县医院呢", now=NOW).decision == "decline"
