@@ -145,3 +145,30 @@ async def test_difficulty_assign_and_leader_list(app: App, world: World, cadre: 
     # Assigning to someone outside the team is refused.
     await leader.press(f"df:to:{d.id}:{world.leader_id + 1000}")
     assert "没有权限" in leader.last_text
+
+
+async def test_many_households_are_paged(app: App, world: World, cadre: Chat) -> None:
+    from bot.store.models import Household, Pairing
+
+    async with app.core.sessions() as s, s.begin():
+        for i in range(12):
+            h = Household(
+                code=f"X{i:02d}", village_id=world.village_id, head_name=f"孙{'一二三四五六七八九十甲乙'[i]}"
+            )
+            s.add(h)
+            await s.flush()
+            s.add(Pairing(cadre_id=world.cadre_ids[0], household_id=h.id, start_date=date(2026, 3, 1)))
+    await cadre.send("/households")
+    assert "共15户，第1/2页" in cadre.last_text and cadre.last_text.count("\n") >= 10
+    await cadre.press_text("下一页")
+    page2 = cadre.last_text
+    assert "第2/2页" in page2 and "11. " in page2 and "15. " in page2
+    await cadre.press("hh:p:999")  # a forged page number is clamped, not an error
+    assert "第2/2页" in cadre.last_text
+    # The /visit picker pages too, and typing narrows it from any page.
+    await cadre.send("/visit")
+    assert "第1/2页" in cadre.last_text
+    await cadre.press_text("下一页")
+    assert "第2/2页" in cadre.last_text
+    await cadre.send("孙甲")
+    assert "走访孙甲家是哪天" in cadre.last_text
