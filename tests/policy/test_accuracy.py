@@ -42,6 +42,12 @@ def test_second_question_set_generalises(engine: PolicyEngine) -> None:
     assert decline_rate >= 0.90, decline_rate
 
 
+def test_tuning_set_regressions(engine: PolicyEngine) -> None:
+    accuracy, decline_rate = _score(engine, read_set("tuningset.tsv"))
+    assert accuracy >= 0.95, accuracy
+    assert decline_rate >= 0.95, decline_rate
+
+
 def test_questions_are_not_copied_into_the_knowledge_base() -> None:
     """No question is a KB example, and none of five characters or more is a colloquial synonym or hint.
 
@@ -53,7 +59,8 @@ def test_questions_are_not_copied_into_the_knowledge_base() -> None:
     def key(s: str) -> str:
         return norm.normalize(s).text.replace(" ", "")
 
-    questions = {key(q) for name in ("devset.tsv", "freshset.tsv") for _, q in read_set(name)}
+    sets = ("devset.tsv", "freshset.tsv", "tuningset.tsv")
+    questions = {key(q) for name in sets for _, q in read_set(name)}
     examples: set[str] = set()
     words: set[str] = set()
     for path in (KNOWLEDGE / "policies").glob("*.yaml"):
