@@ -372,18 +372,6 @@ async def _households(session: AsyncSession, team_id: int | None, today: date) -
             current.setdefault(h.id, c)
     current_start = {h.id: p.start_date for p, h, _c in pairings if p.end_date is None}
 
-    village_ids = {h.village_id for h, _ in hh_rows}
-    teams_q = select(Team, Village.code).outerjoin(Village, Team.village_id == Village.id).order_by(Team.name)
-    if team_id is not None:
-        teams_q = teams_q.where(Team.id == team_id)
-    teams = (await session.execute(teams_q)).all()
-    village_ids |= {t.village_id for t, _ in teams if t.village_id}
-    villages = [
-        v
-        for v in (await session.scalars(select(Village).order_by(Village.code))).all()
-        if v.id in village_ids
-    ]
-    team_names = {t.id: t.name for t, _ in teams}
     cadre_ids = {c.id for _p, _h, c in pairings}
     people_q = (
         select(Person, Village.code)
@@ -395,6 +383,20 @@ async def _households(session: AsyncSession, team_id: int | None, today: date) -
         (p, vcode)
         for p, vcode in (await session.execute(people_q)).all()
         if team_id is None or p.team_id == team_id or p.id in cadre_ids
+    ]
+    # Everything the exported rows refer to goes along, so the file imports into an empty database.
+    teams_q = select(Team, Village.code).outerjoin(Village, Team.village_id == Village.id).order_by(Team.name)
+    if team_id is not None:
+        wanted = {team_id} | {p.team_id for p, _ in people if p.team_id is not None}
+        teams_q = teams_q.where(Team.id.in_(wanted))
+    teams = (await session.execute(teams_q)).all()
+    village_ids = {h.village_id for h, _ in hh_rows}
+    village_ids |= {t.village_id for t, _ in teams if t.village_id}
+    village_ids |= {p.village_id for p, _ in people if p.village_id}
+    villages = [
+        v
+        for v in (await session.scalars(select(Village).order_by(Village.code))).all()
+        if v.id in village_ids
     ]
     all_team_names = {t.id: t.name for t in (await session.scalars(select(Team))).all()}
     members: dict[int, list[HouseholdMember]] = defaultdict(list)
@@ -416,7 +418,6 @@ async def _households(session: AsyncSession, team_id: int | None, today: date) -
             "是" if p.active else "否",
         ]
         for p, vcode in people
-        if team_id is None or p.team_id in team_names or p.id in cadre_ids
     ]
     household_rows, member_rows = [], []
     for h, vcode in hh_rows:

@@ -336,3 +336,29 @@ async def test_households_export_reimports_into_another_database(
             assert dict(again.counts["pairings"]) == {"unchanged": len(source["pairings"])}
     finally:
         await engine.dispose()
+
+
+async def test_team_households_export_carries_what_it_refers_to(
+    sqlite_sessions: Any, new_sqlite_url: Callable[[], str], io_clock: Any
+) -> None:
+    rows = sample_rows()
+    # A household of 石桥村 looked after by a cadre of the other team.
+    outsider = next(p for p in rows["people"] if p[3] == "青山村驻村工作队" and p[1].startswith("1"))
+    first = rows["households"][0]
+    first[H["cadre_name"]], first[H["cadre_phone"]] = outsider[0], outsider[1]
+    await _load_sample(sqlite_sessions, io_clock, rows)
+    async with sqlite_sessions() as s:
+        team = await s.scalar(select(Team.id).where(Team.name == "石桥村驻村工作队"))
+        exported = await export_workbook(s, "households", NOV1, NOV30, team)
+    engine = create_engine(new_sqlite_url())
+    try:
+        async with session_factory(engine)() as s:
+            result = await import_file(s, exported, "team.xlsx", clock=io_clock)
+            assert result.applied, [(p.key, p.args, p.row) for p in result.problems]
+            codes = set((await s.scalars(select(Household.code))).all())
+            assert codes == {
+                h[H["code"]] for h in rows["households"] if h[H["village_code"]] == "999999101201"
+            }
+            assert await s.scalar(select(Person.team_id).where(Person.phone == outsider[1])) is not None
+    finally:
+        await engine.dispose()
