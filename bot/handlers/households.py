@@ -31,44 +31,117 @@ def excerpt(text: str, n: int = EXCERPT) -> str:
 
 @router.command("households", roles=STAFF)
 async def households(ctx: Ctx) -> None:
-    await _show_page(ctx, 0)
+    rows = await _rows(ctx)
+    if rows is None:
+        return
+    assert ctx.person is not None
+    if ctx.role is not Role.CADRE and any(r.cadre_id != ctx.person.id for r in rows):
+        _team_summary(ctx, rows)
+    else:
+        _show_page(ctx, rows, 0)
 
 
 @router.callback("hh", roles=STAFF)
 async def on_button(ctx: Ctx) -> None:
+    """hh:p:<page> (whole list), hh:c:<cadre_id>:<page> (one cadre's), hh:o:<household_id> (file)."""
     parts = callback_parts(ctx)
     if len(parts) == 3 and parts[1] == "p" and parts[2].isdigit() and len(parts[2]) < 6:
-        await _show_page(ctx, int(parts[2]))
+        rows = await _rows(ctx)
+        if rows is not None:
+            _show_page(ctx, rows, int(parts[2]))
+    elif len(parts) == 4 and parts[1] == "c" and parts[3].isdigit() and len(parts[3]) < 6:
+        cadre_id = parse_id(parts[2])
+        rows = await _rows(ctx)
+        if rows is None:
+            return
+        # Only cadres already in the speaker's own scope: a forged cadre id shows nothing.
+        mine = [r for r in rows if r.cadre_id == cadre_id]
+        if not mine:
+            ctx.answer_callback("core.not_allowed", alert=True)
+            ctx.reply("core.not_allowed")
+            return
+        _show_page(ctx, mine, int(parts[3]), cadre_id=cadre_id)
     elif len(parts) == 3 and parts[1] == "o":
         await _show_file(ctx, parse_id(parts[2]))
     else:
         ctx.answer_callback("core.button_expired")
 
 
-async def _show_page(ctx: Ctx, page: int) -> None:
+async def _rows(ctx: Ctx) -> list[HouseholdRow] | None:
+    """What the speaker may see, or None (and a reply) when that is nothing."""
     assert ctx.person is not None
-    rules = rules_of(ctx.core)
-    today = ctx.today
-    rows = await rows_for(ctx.session, ctx.person, today, rules)
+    rows = await rows_for(ctx.session, ctx.person, ctx.today, rules_of(ctx.core))
     if not rows:
         ctx.reply("cadre.no_households")
-        return
-    team_view = ctx.role is not Role.CADRE and any(r.cadre_id != ctx.person.id for r in rows)
+        return None
+    return rows
+
+
+def _season_line(ctx: Ctx) -> str | None:
+    season = current_season(rules_of(ctx.core), ctx.today)
+    if season is None:
+        return None
+    return ctx.t(
+        "households.season_now",
+        season=ctx.t(f"visit.kind.{season.name}"),
+        start=fmt_date(ctx, season.start),
+        end=fmt_date(ctx, season.end),
+    )
+
+
+def _team_summary(ctx: Ctx, rows: list[HouseholdRow]) -> None:
+    """The leader's first view: one line per cadre (households, overdue, seasonal, difficulties)."""
+    cadence = rules_of(ctx.core).visits.cadence_days
+    today = ctx.today
+    by_cadre: dict[int, list[HouseholdRow]] = {}
+    for r in rows:
+        by_cadre.setdefault(r.cadre_id, []).append(r)
+    lines = [ctx.t("households.team_head", n=len(rows), cadres=len(by_cadre))]
+    if (season := _season_line(ctx)) is not None:
+        lines.append(season)
+    buttons: list[tuple[Button, ...]] = []
+    for cadre_id, mine in by_cadre.items():
+        overdue = sum(1 for r in mine if _days_unvisited(r, today) > cadence)
+        parts = [ctx.t("households.team_cadre", name=mine[0].cadre_name, n=len(mine))]
+        if overdue:
+            parts.append(ctx.t("households.team_overdue", n=overdue, days=cadence))
+        missing = sum(1 for r in mine if r.season_done is False)
+        if missing:
+            parts.append(ctx.t("households.team_season_missing", n=missing))
+        diffs = sum(r.open_difficulties for r in mine)
+        if diffs:
+            parts.append(ctx.t("households.open_difficulties", n=diffs))
+        lines.append(" · ".join(parts))
+        buttons.append((Button(mine[0].cadre_name, f"hh:c:{cadre_id}:0"),))
+    buttons.append((Button(ctx.t("households.btn_all"), "hh:p:0"),))
+    lines.append(ctx.t("households.team_hint"))
+    ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
+
+
+def _days_unvisited(r: HouseholdRow, today: date) -> int:
+    """Days since the last visit; a never-visited household counts from the pairing's start."""
+    days = r.days_since(today)
+    return (today - r.pairing_start).days if days is None else days
+
+
+def _show_page(ctx: Ctx, rows: list[HouseholdRow], page: int, cadre_id: int | None = None) -> None:
+    """One page of the list; the team's is grouped by cadre (rows come sorted by cadre)."""
+    assert ctx.person is not None
+    today = ctx.today
+    team_view = cadre_id is None and any(r.cadre_id != ctx.person.id for r in rows)
     pages = -(-len(rows) // PAGE_SIZE)
     page = min(max(page, 0), pages - 1)
     shown = rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
-    head_key = "households.head_team" if team_view else "households.head"
-    lines = [ctx.t(head_key, n=len(rows), page=page + 1, pages=pages)]
-    season = current_season(rules, today)
-    if season is not None:
-        lines.append(
-            ctx.t(
-                "households.season_now",
-                season=ctx.t(f"visit.kind.{season.name}"),
-                start=fmt_date(ctx, season.start),
-                end=fmt_date(ctx, season.end),
-            )
+    if cadre_id is not None and cadre_id != ctx.person.id:
+        head = ctx.t(
+            "households.head_cadre", name=rows[0].cadre_name, n=len(rows), page=page + 1, pages=pages
         )
+    else:
+        head_key = "households.head_team" if team_view else "households.head"
+        head = ctx.t(head_key, n=len(rows), page=page + 1, pages=pages)
+    lines = [head]
+    if (season := _season_line(ctx)) is not None:
+        lines.append(season)
     per_cadre: dict[int, int] = {}
     for r in rows:
         per_cadre[r.cadre_id] = per_cadre.get(r.cadre_id, 0) + 1
@@ -81,11 +154,12 @@ async def _show_page(ctx: Ctx, page: int) -> None:
     buttons: list[tuple[Button, ...]] = []
     for j in range(0, len(shown), 2):
         buttons.append(tuple(Button(r.head_name, f"hh:o:{r.household_id}") for r in shown[j : j + 2]))
+    base = "hh:p:" if cadre_id is None else f"hh:c:{cadre_id}:"
     nav: list[Button] = []
     if page > 0:
-        nav.append(Button(ctx.t("cadre.btn_prev"), f"hh:p:{page - 1}"))
+        nav.append(Button(ctx.t("cadre.btn_prev"), f"{base}{page - 1}"))
     if page < pages - 1:
-        nav.append(Button(ctx.t("cadre.btn_next"), f"hh:p:{page + 1}"))
+        nav.append(Button(ctx.t("cadre.btn_next"), f"{base}{page + 1}"))
     if nav:
         buttons.append(tuple(nav))
     lines.append(ctx.t("households.open_hint"))
@@ -96,6 +170,8 @@ def _line(ctx: Ctx, i: int, r: HouseholdRow, today: date) -> str:
     parts = [ctx.t("households.line_name", i=i, name=r.head_name)]
     if r.last_visit is None:
         parts.append(ctx.t("households.never_visited"))
+    elif r.last_visit >= today:
+        parts.append(ctx.t("households.last_visit_today"))
     else:
         parts.append(
             ctx.t("households.last_visit", date=fmt_date(ctx, r.last_visit), days=r.days_since(today))

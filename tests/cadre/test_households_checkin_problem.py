@@ -52,15 +52,19 @@ async def test_forged_household_button_refused(app: App, world: World, cadre: Ch
     assert "不能查看" in cadre.last_text
     await cadre.press("hh:o:../1")
     assert "不能查看" in cadre.last_text
-    # The team leader sees the whole team, grouped by cadre, and may open it.
+    await cadre.press(f"hh:c:{world.cadre_ids[1]}:0")  # another cadre's list
+    assert "没有权限" in cadre.last_text and "陈秀英" not in cadre.last_text
+    # The team leader sees the whole team, by cadre, and may open any of its households.
     await leader.send("/households")
-    assert (
-        "共4户" in leader.last_text
-        and "<b>李红梅</b>" in leader.last_text
-        and "<b>王建国</b>" in leader.last_text
-    )
-    await leader.press(f"hh:o:{world.households['陈秀英']}")
+    summary = leader.last_text
+    assert "4户，2位干部" in summary and "<b>李红梅</b>：1户" in summary and "<b>王建国</b>：3户" in summary
+    assert "超过30天未走访3户" in summary  # paired since 1 March, never visited
+    await leader.press_text("李红梅")
+    assert "李红梅的帮扶户" in leader.last_text and "陈秀英" in leader.last_text
+    await leader.press_text("陈秀英")
     assert "一户一档：陈秀英" in leader.last_text
+    await leader.press_text("全部帮扶户")
+    assert "<b>李红梅</b>（1户）" in leader.last_text and "<b>王建国</b>（3户）" in leader.last_text
 
 
 async def test_checkin_once_a_day_and_week_count(
