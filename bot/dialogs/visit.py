@@ -101,7 +101,7 @@ async def ask_household(ctx: Ctx, st: State, key: str, extra: list[list[Button]]
         nav.append(st.btn(ctx.t("cadre.btn_next"), f"page:{page + 1}"))
     rows.append(nav)
     if matches:
-        rows.append([st.btn(ctx.t("cadre.btn_show_all"), "page:0")])
+        rows.append([st.btn(ctx.t("cadre.btn_show_all"), "all")])
     rows.extend(extra or [])
     ctx.reply(key, st.keyboard(ctx, rows), page=page + 1, pages=pages)
 
@@ -121,10 +121,10 @@ async def pick_household(ctx: Ctx, st: State, ask: Any) -> Household | Next:
     assert ctx.person is not None
     value = st.value(ctx)
     households = await own_households(ctx.session, ctx.person.id)
-    if value is not None and value.startswith("page:"):
-        page = parse_id(value[5:]) or 0
+    if value is not None and (value.startswith("page:") or value == "all"):
+        page = 0 if value == "all" else (parse_id(value[5:]) or 0)
         st.set(page=page)
-        if value == "page:0":
+        if value == "all":
             st.drop("matches")
         await ask(ctx, st)
         return Replace()
