@@ -116,6 +116,10 @@ class PolicyEngine:
         matcher = TopicMatcher(kb, normalizer)
         return cls(kb, chosen, Messages.load(locales_dir), normalizer, matcher, clock or SystemClock())
 
+    def topic_ids(self) -> list[str]:
+        """The topic ids this engine can answer (to validate a clarify button's data)."""
+        return list(self.kb.topics)
+
     def check(self) -> list[str]:
         """Problems in the knowledge base (empty when all is well)."""
         problems = check_knowledge(self.kb)

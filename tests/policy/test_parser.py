@@ -93,6 +93,7 @@ def test_clarify_then_button(engine: PolicyEngine) -> None:
     assert (picked.decision, picked.topic) == ("answer", "employment.support")
     forged = engine.answer_topic("medical.nonsense", context=a.context, now=NOW)
     assert forged.decision == "decline" and forged.topic == "none"
+    assert "employment.support" in engine.topic_ids() and "medical.nonsense" not in engine.topic_ids()
 
 
 def test_out_of_scope_is_declined(engine: PolicyEngine) -> None:
