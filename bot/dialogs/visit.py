@@ -167,6 +167,17 @@ class VisitDialog(Dialog):
             return None
         hid = args.get("household_id")
         chosen = next((h for h in households if h.id == hid), None)
+        query = str(args.get("query") or "").strip()[:64]
+        if chosen is None and query:
+            # "/visit 张大山": the name typed with the command.
+            found = match_households(households, query)
+            if len(found) == 1:
+                chosen = found[0]
+            elif found:
+                st.set(matches=[h.id for h in found], page=0)
+                ctx.reply("cadre.hh_ambiguous", text=query, n=len(found))
+            else:
+                ctx.reply("cadre.hh_not_found", text=query)
         if chosen is None and len(households) == 1:
             chosen = households[0]
         if chosen is not None:

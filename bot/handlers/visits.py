@@ -22,7 +22,9 @@ router = Router("visits")
 
 @router.command("visit", roles=STAFF)
 async def visit(ctx: Ctx) -> None:
-    await ctx.core.start_dialog(ctx, "visit")
+    """/visit, or "/visit 张大山" to pick the household by name at once."""
+    query = ctx.inc.args.strip()
+    await ctx.core.start_dialog(ctx, "visit", {"query": query} if query else None)
 
 
 async def start_visit_for(ctx: Ctx, household_id: int | None) -> None:

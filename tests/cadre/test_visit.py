@@ -97,6 +97,9 @@ async def test_far_location_is_kept_flagged_and_leader_told(
 
 
 async def test_date_typed_as_qiantian(app: App, world: World, cadre: Chat) -> None:
+    await cadre.send("/visit 大山")  # the household named with the command
+    assert "走访张大山家是哪天" in cadre.last_text
+    await cadre.send("/cancel")
     await log_visit_until_summary(cadre, date_text="前天")
     assert "11月26日" in cadre.last_text
     await cadre.press_text("保存")
