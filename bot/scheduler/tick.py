@@ -56,6 +56,13 @@ class Context:
     recipients: dict[int, list[Recipient]]
     teams: dict[int, due.TeamRow]
     snaps: dict[str, str]
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    async def overdue(self, s: AsyncSession) -> list[due.HouseholdDue]:
+        """Today's overdue list, computed once per tick (the cadre and the leader rules share it)."""
+        if "overdue" not in self.cache:
+            self.cache["overdue"] = await due.overdue_households(s, self.today, self.rules.visits.cadence_days)
+        return self.cache["overdue"]  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -195,7 +202,7 @@ async def _vd_shortfall(s: AsyncSession, ctx: Context, plan: Plan) -> None:
 
 async def _visit_cadre(s: AsyncSession, ctx: Context, plan: Plan) -> None:
     cadence = ctx.rules.visits.cadence_days
-    rows = await due.overdue_households(s, ctx.today, cadence)
+    rows = await ctx.overdue(s)
     period = ctx.today.isoformat()
     for _cid, grp in groupby(rows, key=lambda r: r.cadre_id):
         items = list(grp)
@@ -218,7 +225,7 @@ def _digest_of(rows: list[due.HouseholdDue]) -> str:
 
 async def _visit_leader(s: AsyncSession, ctx: Context, plan: Plan) -> None:
     cadence = ctx.rules.visits.cadence_days
-    rows = await due.overdue_households(s, ctx.today, cadence)
+    rows = await ctx.overdue(s)
     period = ctx.today.isoformat()
     by_team: dict[int, list[due.HouseholdDue]] = defaultdict(list)
     for r in rows:
@@ -352,8 +359,8 @@ async def load_recipients(s: AsyncSession) -> dict[int, list[Recipient]]:
 async def _upsert_marks(s: AsyncSession, marks: dict[str, str], now: datetime) -> None:
     if not marks:
         return
-    ins = postgresql.insert(SchedulerMark) if s.get_bind().dialect.name == "postgresql" else sqlite.insert(
-        SchedulerMark)
+    table = SchedulerMark.__table__
+    ins = postgresql.insert(table) if s.get_bind().dialect.name == "postgresql" else sqlite.insert(table)
     stmt = ins.on_conflict_do_update(index_elements=["key"], set_={"value": ins.excluded.value,
                                                                    "updated_at": ins.excluded.updated_at})
     await s.execute(stmt, [{"key": k, "value": v, "updated_at": now} for k, v in marks.items()])
