@@ -213,10 +213,8 @@ class ResolveNoteDialog(Dialog):
 @router.callback("pb", roles=STAFF)
 async def problem_for_household(ctx: Ctx) -> None:
     """ "反映困难" under a household file: start /problem with that household (if it is one's own)."""
-    from sqlalchemy import select
-
+    from bot.handlers.visits import has_live_draft
     from bot.services.visits import pairing_start
-    from bot.store.models import DialogState
 
     parts = callback_parts(ctx)
     hid = parse_id(parts[1]) if len(parts) == 2 else None
@@ -224,9 +222,7 @@ async def problem_for_household(ctx: Ctx) -> None:
         ctx.answer_callback("cadre.hh_not_yours", alert=True)
         ctx.reply("cadre.hh_not_yours")
         return
-    q = select(DialogState).where(DialogState.account_id == ctx.account.id, DialogState.dialog == "problem")
-    draft = (await ctx.session.execute(q)).scalar_one_or_none()
-    if draft is not None and draft.history:
+    if await has_live_draft(ctx, "problem"):
         await ctx.core.start_dialog(ctx, "problem")  # offers to resume; a draft is never thrown away
         return
     await ctx.core.start_dialog(ctx, "problem", {"household_id": hid}, fresh=True)

@@ -3,6 +3,8 @@ villager's confirmation (vc:<visit_id>:y|n), and the scheduler's reminder button
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from bot.core.context import Ctx
@@ -37,16 +39,27 @@ async def start_visit_for(ctx: Ctx, household_id: int | None) -> None:
         ctx.answer_callback("cadre.hh_not_yours", alert=True)
         ctx.reply("cadre.hh_not_yours")
         return
-    draft = await _visit_state(ctx)
-    if draft is not None and draft.history:
+    if await has_live_draft(ctx, "visit"):
         await ctx.core.start_dialog(ctx, "visit")
         return
     await ctx.core.start_dialog(ctx, "visit", {"household_id": household_id}, fresh=True)
 
 
-async def _visit_state(ctx: Ctx) -> DialogState | None:
-    q = select(DialogState).where(DialogState.account_id == ctx.account.id, DialogState.dialog == "visit")
+async def _state(ctx: Ctx, name: str) -> DialogState | None:
+    q = select(DialogState).where(DialogState.account_id == ctx.account.id, DialogState.dialog == name)
     return (await ctx.session.execute(q)).scalar_one_or_none()
+
+
+async def _visit_state(ctx: Ctx) -> DialogState | None:
+    return await _state(ctx, "visit")
+
+
+async def has_live_draft(ctx: Ctx, name: str) -> bool:
+    """Whether the account has a draft of dialog `name` the engine would offer to resume."""
+    row = await _state(ctx, name)
+    if row is None or not row.history:
+        return False
+    return ctx.now - row.updated_at < timedelta(days=ctx.core.settings.draft_keep_days)
 
 
 @router.callback("vs", roles=STAFF)
