@@ -21,6 +21,8 @@ from bot.store.models import DialogState, Household, Person, Visit
 
 router = Router("visits")
 
+CONFIRM_WITHIN_DAYS = 7  # villagers are asked to confirm visits of the last week only
+
 
 @router.command("visit", roles=STAFF)
 async def visit(ctx: Ctx) -> None:
@@ -128,7 +130,13 @@ async def notify_leader(
 
 
 async def ask_villager(ctx: Ctx, visit: Visit, cadre: Person) -> None:
-    """A short, polite question to the household's bound account(s). No answer is no mark against anyone."""
+    """A short, polite question to the household's bound account(s). No answer is no mark against anyone.
+
+    Only for recent visits: nobody can confirm a visit back-filled from months ago, and a cadre
+    catching up on the ledger must not flood a family with questions.
+    """
+    if (ctx.today - visit.visit_date).days > CONFIRM_WITHIN_DAYS:
+        return
     accounts = await household_accounts(ctx.session, visit.household_id)
     for account in accounts:
         t = ctx.core.translator_for(account)

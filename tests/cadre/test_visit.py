@@ -85,6 +85,8 @@ async def test_photo_without_file_source_keeps_file_id(app: App, world: World, c
 async def test_far_location_is_kept_flagged_and_leader_told(
     app: App, world: World, cadre: Chat, leader: Chat
 ) -> None:
+    await leader.send("/lang")
+    await leader.press("lang:en")  # the leader reads English: the notice is rendered for them
     await log_visit_until_summary(cadre, "张小山")
     await cadre.press_text("改位置")
     await cadre.location(25.05, 102.75)  # ~7 km away
@@ -93,7 +95,8 @@ async def test_far_location_is_kept_flagged_and_leader_told(
     [visit] = await rows(app, Visit)
     assert visit.location_status == "far" and visit.flagged and (visit.distance_m or 0) > 5000
     told = to(cadre, "209")
-    assert len(told) == 1 and "张小山" in told[0] and "王建国" in told[0] and "核实" in told[0]
+    assert len(told) == 1 and "张小山" in told[0] and "王建国" in told[0]
+    assert "Please check" in told[0] and "km" in told[0] and "28/11" in told[0]
 
 
 async def test_date_typed_as_qiantian(app: App, world: World, cadre: Chat) -> None:
@@ -248,6 +251,11 @@ async def test_villager_no_is_flagged_to_leader(app: App, world: World, cadre: C
     await villager.press(f"vc:{visit.id}:y")  # answered already: not changed
     [visit] = await rows(app, Visit)
     assert visit.villager_confirmed is False and visit.flagged
+    # A visit back-filled from months ago is not put to the family.
+    asked = len(to(cadre, "302"))
+    await log_visit_until_summary(cadre, date_text="2026-03-05")
+    await cadre.press_text("保存")
+    assert await count(app, Visit) == 2 and len(to(cadre, "302")) == asked
 
 
 async def test_photo_required_by_county(app: App, world: World, cadre: Chat, files: BytesFiles) -> None:
