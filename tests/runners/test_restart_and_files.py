@@ -136,3 +136,27 @@ async def test_photo_reaches_core_and_downloads_over_http(
     finally:
         await runner.stop()
         await app.close()
+
+
+@pytest.mark.parametrize("kind", ["aiogram", "ptb"])
+async def test_one_users_updates_run_in_order_while_users_run_concurrently(
+    kind: str, settings: Settings, clock: FixedClock, api: FakeBotAPI
+) -> None:
+    s = telegram_settings(settings, api)
+    # Queued before the runner starts, so they arrive in one getUpdates batch and are handled as
+    # concurrent tasks: without per-user ordering the dialog steps would race each other.
+    users = [FakeUser(7100 + i) for i in range(3)]
+    for step in ("/survey", "张三", "石桥村"):
+        for u in users:
+            api.inject_message(u, f"{step}{u.id % 10}" if step != "/survey" else step)
+    app = build_test_app(s, clock)
+    runner: Any = make_runner(kind, app, s)
+    await runner.start()
+    try:
+        for u in users:
+            n = u.id % 10
+            await api.wait_for_sent(u.id, lambda m, n=n: m["text"] == f"confirm 张三{n} / 石桥村{n}?", since=0)
+            assert [m["text"] for m in api.sent_to(u.id)] == ["ask name", "ask village", f"confirm 张三{n} / 石桥村{n}?"]
+    finally:
+        await runner.stop()
+        await app.close()

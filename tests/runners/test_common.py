@@ -1,0 +1,78 @@
+"""Translation of Bot API updates into Incoming, keyboards into Bot API JSON, and per-user ordering."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.core.types import Button, InlineKeyboard, KeyButton, RemoveKeyboard, ReplyKeyboard
+from bot.runners.telegram_common import UserSequencer, incoming_from_update, markup_to_api, split_text
+
+SENDER = {"id": 42, "is_bot": False, "first_name": "建国", "last_name": "王", "language_code": "zh-hans"}
+CHAT = {"id": 42, "type": "private"}
+
+
+def _msg(**content: object) -> dict[str, object]:
+    return {"update_id": 9, "message": {"message_id": 5, "date": 0, "chat": CHAT, "from": SENDER, **content}}
+
+
+def test_commands_text_and_addressing() -> None:
+    inc = incoming_from_update(_msg(text="/start@Bangfu_Bot ABC123"), "bangfu_bot")
+    assert inc is not None and (inc.command, inc.args, inc.update_id, inc.user.name) == ("start", "ABC123", "9", "建国 王")
+    assert incoming_from_update(_msg(text="/help@other_bot"), "bangfu_bot") is None
+    plain = incoming_from_update(_msg(text="低保怎么申请"), "bangfu_bot")
+    assert plain is not None and plain.command is None and plain.text == "低保怎么申请"
+    assert incoming_from_update({"update_id": 1, "edited_message": {"text": "x"}}) is None
+
+
+def test_location_contact_photo_document_callback() -> None:
+    loc = incoming_from_update(_msg(location={"latitude": 25.5, "longitude": 102.25}))
+    assert loc is not None and loc.location is not None and (loc.location.lat, loc.location.lon) == (25.5, 102.25)
+    c = incoming_from_update(_msg(contact={"phone_number": "+8613900000001", "first_name": "王", "user_id": 42}))
+    assert c is not None and c.contact is not None and (c.contact.phone, c.contact.user_id) == ("+8613900000001", "42")
+    sizes = [{"file_id": f"f{i}", "file_unique_id": f"u{i}", "width": w, "height": w} for i, w in enumerate([90, 1280, 320])]
+    p = incoming_from_update(_msg(photo=sizes, caption="门前"))
+    assert p is not None and [f.file_id for f in p.files] == ["f1"] and p.text == "门前"
+    d = incoming_from_update(_msg(document={"file_id": "d1", "file_unique_id": "du", "file_name": "a.pdf"}))
+    assert d is not None and d.files[0].kind == "document" and d.files[0].name == "a.pdf"
+    cq = incoming_from_update({"update_id": 3, "callback_query": {
+        "id": "cq7", "from": SENDER, "chat_instance": "x", "data": "lang:en",
+        "message": {"message_id": 77, "date": 0, "chat": CHAT}}})
+    assert cq is not None and (cq.callback_data, cq.callback_id, cq.chat_id, cq.message_id) == ("lang:en", "cq7", "42", "77")
+
+
+def test_markup_shapes() -> None:
+    assert markup_to_api(InlineKeyboard(((Button("保存", "d:1:ok"), Button("看", url="https://x")),))) == {
+        "inline_keyboard": [[{"text": "保存", "callback_data": "d:1:ok"}, {"text": "看", "url": "https://x"}]]
+    }
+    kb = markup_to_api(ReplyKeyboard(((KeyButton("手机号", request_contact=True),),), one_time=False))
+    assert kb == {"keyboard": [[{"text": "手机号", "request_contact": True}]], "one_time_keyboard": False,
+                  "resize_keyboard": True}
+    assert markup_to_api(RemoveKeyboard()) == {"remove_keyboard": True}
+
+
+def test_split_text_keeps_everything() -> None:
+    text = "\n".join("行" * 100 for _ in range(100)) + "\n" + "长" * 9000
+    parts = split_text(text)
+    assert all(len(p) <= 4096 for p in parts) and "".join(parts).replace("\n", "") == text.replace("\n", "")
+
+
+async def test_sequencer_orders_one_key_and_overlaps_keys() -> None:
+    seq = UserSequencer()
+    log: list[str] = []
+    running: set[str] = set()
+    overlap = False
+
+    async def job(key: str, n: int) -> None:
+        nonlocal overlap
+        async with seq.hold(key):
+            assert key not in running  # never two of one user at once
+            running.add(key)
+            overlap = overlap or len(running) > 1
+            await asyncio.sleep(0.01 * (3 - n))  # earlier jobs are slower: order must still hold
+            log.append(f"{key}{n}")
+            running.discard(key)
+
+    await asyncio.gather(*(job(k, n) for n in range(3) for k in ("a", "b")))
+    assert [x for x in log if x[0] == "a"] == ["a0", "a1", "a2"]
+    assert [x for x in log if x[0] == "b"] == ["b0", "b1", "b2"]
+    assert overlap and len(seq) == 0
