@@ -149,6 +149,7 @@ def _show_page(ctx: Ctx, rows: list[HouseholdRow], page: int, cadre_id: int | No
     for i, r in enumerate(shown, page * PAGE_SIZE + 1):
         if team_view and r.cadre_id != current_cadre:
             current_cadre = r.cadre_id
+            lines.append("")  # a blank line before each cadre's group
             lines.append(ctx.t("households.cadre_head", name=r.cadre_name, n=per_cadre[r.cadre_id]))
         lines.append(_line(ctx, i, r, today))
     buttons: list[tuple[Button, ...]] = []
