@@ -35,6 +35,12 @@ V_RE = re.compile(rb"<v(?:\s[^>]*)?>(.*?)</v>", re.S)
 T_RE = re.compile(rb"<t(?:\s[^>]*)?>(.*?)</t>", re.S)
 RPH_RE = re.compile(rb"<rPh\b.*?</rPh>", re.S)
 SI_RE = re.compile(rb"<si>(.*?)</si>|<si/>", re.S)
+# The common cell shapes in one expression (attributes in the order Excel, WPS and openpyxl write them);
+# a row with any other shape is scanned cell by cell with the general expressions above.
+FAST_CELL_RE = re.compile(
+    rb'<c r="([A-Z]{1,3})\d+"(?: s="(\d+)")?(?: t="(\w+)")?(?: [^>/]*)?'
+    rb"(?:/>|>(?:<v>([^<]*)</v>|<is><t(?: [^>]*)?>([^<]*)</t></is>)?</c>)"
+)
 CHUNK = 4 << 20
 
 
@@ -88,6 +94,7 @@ class XlsxReader:
         self.sheets = self._sheets()
         self.shared = self._shared_strings()
         self.date_styles, self.epoch_1904 = self._styles()
+        self._cols: dict[bytes, int] = {}
 
     def _xml(self, name: str) -> Element:
         from xml.etree.ElementTree import fromstring
@@ -186,9 +193,37 @@ class XlsxReader:
                     return
                 buf = buf[cut:] + chunk
 
+    def _fast_row(self, body: bytes, epoch: datetime | None) -> list[Any] | None:
+        cells = FAST_CELL_RE.findall(body)
+        if len(cells) != body.count(b"<c ") + body.count(b"<c>"):
+            return None
+        values: list[Any] = []
+        cols = self._cols
+        for letters, style, t, v, inline in cells:
+            if not v and not inline:  # an empty cell, or an empty string: both blank
+                continue
+            col = cols.get(letters)
+            if col is None:
+                col = cols[letters] = _col_index(letters.decode())
+            if t == b"inlineStr":
+                value: Any = _unescape(inline)
+            elif t == b"s":
+                value = self.shared[int(v)]
+            else:
+                value = self._convert(t.decode() or "n", _unescape(v), int(style) if style else None, epoch)
+            if col >= len(values):
+                values.extend([None] * (col + 1 - len(values)))
+            values[col] = value
+        return values
+
     def _scan(self, data: bytes, epoch: datetime | None) -> Iterator[tuple[int, list[Any]]]:
         for row in ROW_RE.finditer(data):
             attrs = dict(ATTR_RE.findall(row.group(1)))
+            fast = self._fast_row(row.group(2) or b"", epoch)
+            if fast is not None:
+                r = attrs.get(b"r")
+                yield (int(r) if r else -1), fast
+                continue
             values: list[Any] = []
             next_col = 0
             for cell in CELL_RE.finditer(row.group(2) or b""):
