@@ -52,11 +52,17 @@ class _LeaveJoin:
         ).outerjoin(self.cover, self.cover.id == lv.covered_by_id)
 
 
-async def _tune(session: AsyncSession) -> None:
-    """PostgreSQL's JIT compiles these one-shot reporting queries for about a second, longer than
-    running them; switch it off for this transaction only."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SET LOCAL jit = off"))
+async def _run(session: AsyncSession, stmt: Any) -> Any:
+    """Execute on the session's connection as plain Core (tens of thousands of rows: the ORM's
+    per-row result processing would cost more than the query).
+
+    On PostgreSQL the JIT is switched off for this transaction: it spends about a second compiling
+    these one-shot queries, longer than running them.
+    """
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SET LOCAL jit = off"))
+    return await conn.execute(stmt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +125,19 @@ async def overdue_households(
         .join(Person, Person.id == Pairing.cadre_id)
         .join(Household, Household.id == Pairing.household_id)
     )
-    stmt = lj.apply(stmt, Pairing.cadre_id).where(Pairing.end_date.is_(None), Pairing.start_date < cutoff, ~recent)
+    stmt = (
+        lj.apply(stmt, Pairing.cadre_id)
+        .where(Pairing.end_date.is_(None), Pairing.start_date < cutoff, ~recent)
+        # Most overdue first within each cadre (never visited first, then the oldest last visit).
+        .order_by(Person.team_id, Pairing.cadre_id, last.nulls_first(), Pairing.start_date, Pairing.household_id)
+    )
     if team_id is not None:
         stmt = stmt.where(Person.team_id == team_id)
     if cadre_id is not None:
         stmt = stmt.where(Pairing.cadre_id == cadre_id)
-    await _tune(session)
     out = []
     seen: set[tuple[int, int]] = set()
-    for r in (await session.execute(stmt)).all():
+    for r in (await _run(session, stmt)).all():
         if (r[0], r[3]) in seen:
             continue
         seen.add((r[0], r[3]))
@@ -147,8 +157,6 @@ async def overdue_households(
                 covered_by=r[9],
             )
         )
-    # Most overdue first within each cadre; sorting 20k rows here is cheaper than in SQL on SQLite.
-    out.sort(key=lambda h: (h.team_id or 0, h.cadre_id, -h.days_overdue, h.household_id))
     return out
 
 
@@ -188,9 +196,8 @@ async def season_missing(
     )
     if team_id is not None:
         stmt = stmt.where(Person.team_id == team_id)
-    await _tune(session)
     out: dict[tuple[int, int], HouseholdDue] = {}
-    for r in (await session.execute(stmt)).mappings().all():
+    for r in (await _run(session, stmt)).mappings().all():
         out.setdefault(
             (r["cadre_id"], r["household_id"]),
             HouseholdDue(
@@ -274,9 +281,8 @@ async def cadre_weeks(
         stmt = stmt.where(Person.team_id == team_id)
     if cadre_ids is not None:
         stmt = stmt.where(Person.id.in_(cadre_ids))
-    await _tune(session)
     out: dict[int, CadreWeek] = {}
-    for r in (await session.execute(stmt)).all():
+    for r in (await _run(session, stmt)).all():
         out.setdefault(r[0], CadreWeek(
             cadre_id=r[0],
             cadre_name=r[1],
@@ -347,7 +353,7 @@ async def late_difficulties(
     )
     if team_id is not None:
         stmt = stmt.where(Difficulty.team_id == team_id)
-    rows = (await session.execute(stmt)).all()
+    rows = (await _run(session, stmt)).all()
     return [
         LateDifficulty(
             id=r[0],
