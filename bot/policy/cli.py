@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +66,15 @@ def _print(answer: PolicyAnswer, as_json: bool) -> None:
 
 
 def _ask(args: argparse.Namespace) -> int:
+    try:
+        return _ask_inner(args)
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error. Keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _ask_inner(args: argparse.Namespace) -> int:
     if args.batch is None and not args.question:
         print("give a question, or --batch FILE", file=sys.stderr)
         return 2
