@@ -11,6 +11,7 @@ simply waits for the lock.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections import defaultdict
@@ -73,6 +74,15 @@ class Plan:
     marks: dict[str, str] = field(default_factory=dict)  # key -> value (run marks and snapshots)
     escalate: set[int] = field(default_factory=set)  # difficulty ids to raise to level 1
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _since_yield: int = 0
+
+    async def breathe(self) -> None:
+        """Let other tasks (the sender) run now and then while a big tick renders thousands of
+        messages on the event loop."""
+        self._since_yield += 1
+        if self._since_yield >= 100:
+            self._since_yield = 0
+            await asyncio.sleep(0)
 
     def send(self, ctx: Context, person_id: int | None, rule: str, period: str,
              build: Callable[[Translator], tuple[str | None, Any, Photo | None]]) -> None:
@@ -157,6 +167,7 @@ async def _vd_plan(s: AsyncSession, ctx: Context, plan: Plan) -> None:
     target = ctx.rules.village_days.target
     period = due.iso_week_label(ctx.today)
     for r in rows:
+        await plan.breathe()
         if r.on_leave:
             continue
         plan.send(ctx, r.cadre_id, "vd.plan", period,
@@ -169,6 +180,7 @@ async def _vd_nudge(s: AsyncSession, ctx: Context, plan: Plan) -> None:
     rows = await due.cadre_weeks(s, monday, upto=ctx.today, below=target)
     period = due.iso_week_label(ctx.today)
     for r in rows:
+        await plan.breathe()
         if r.on_leave:
             continue
         plan.send(ctx, r.cadre_id, "vd.nudge", period, lambda t, r=r: (
@@ -183,6 +195,7 @@ async def _vd_shortfall(s: AsyncSession, ctx: Context, plan: Plan) -> None:
     rows = await due.cadre_weeks(s, monday, below=target)
     period = due.iso_week_label(last_week)
     for team_id, grp in groupby(rows, key=lambda r: r.team_id):
+        await plan.breathe()
         team = ctx.teams.get(team_id) if team_id is not None else None
         if team is None:
             continue
@@ -205,6 +218,7 @@ async def _visit_cadre(s: AsyncSession, ctx: Context, plan: Plan) -> None:
     rows = await ctx.overdue(s)
     period = ctx.today.isoformat()
     for _cid, grp in groupby(rows, key=lambda r: r.cadre_id):
+        await plan.breathe()
         items = list(grp)
         if items[0].on_leave:
             continue  # not nagged on leave; the leader's alert shows who covers
@@ -232,6 +246,7 @@ async def _visit_leader(s: AsyncSession, ctx: Context, plan: Plan) -> None:
         if r.team_id is not None:
             by_team[r.team_id].append(r)
     for team in ctx.teams.values():
+        await plan.breathe()
         if team.leader_id is None:
             continue
         items = by_team.get(team.id, [])
@@ -261,21 +276,22 @@ def _season_kind(ctx: Context, name: str) -> str | None:
 def _season_open(name: str, first: date, last: date) -> RuleFn:
     async def run(s: AsyncSession, ctx: Context, plan: Plan) -> None:
         rows = await due.season_missing(s, first, ctx.today, ctx.today, kind=_season_kind(ctx, name))
-        _cadre_season_messages(ctx, plan, rows, f"season.open.{name}", "sched.season.open", name, first, last)
+        await _cadre_season_messages(ctx, plan, rows, f"season.open.{name}", "sched.season.open", name, first, last)
     return run
 
 
 def _season_nudge(name: str, first: date, last: date) -> RuleFn:
     async def run(s: AsyncSession, ctx: Context, plan: Plan) -> None:
         rows = await due.season_missing(s, first, ctx.today, ctx.today, kind=_season_kind(ctx, name))
-        _cadre_season_messages(ctx, plan, rows, f"season.nudge.{name}", "sched.season.nudge", name, first, last)
+        await _cadre_season_messages(ctx, plan, rows, f"season.nudge.{name}", "sched.season.nudge", name, first, last)
     return run
 
 
-def _cadre_season_messages(ctx: Context, plan: Plan, rows: list[due.HouseholdDue], rule: str, key: str,
+async def _cadre_season_messages(ctx: Context, plan: Plan, rows: list[due.HouseholdDue], rule: str, key: str,
                            name: str, first: date, last: date) -> None:
     period = f"{name}-{first.year}"
     for _cid, grp in groupby(rows, key=lambda r: r.cadre_id):
+        await plan.breathe()
         items = list(grp)
         if items[0].on_leave:
             continue
@@ -292,6 +308,7 @@ def _season_close(name: str, first: date, last: date) -> RuleFn:
         rows = await due.season_missing(s, first, last, ctx.today, kind=_season_kind(ctx, name))
         period = f"{name}-{first.year}"
         for team_id, grp in groupby(rows, key=lambda r: r.team_id):
+            await plan.breathe()
             team = ctx.teams.get(team_id) if team_id is not None else None
             if team is None:
                 continue
@@ -312,6 +329,7 @@ async def _difficulties(s: AsyncSession, ctx: Context, plan: Plan) -> None:
     cal = ctx.rules.difficulties
     rows = await due.late_difficulties(s, ctx.today, ctx.rules)
     for d in rows:
+        await plan.breathe()
         team = ctx.teams.get(d.team_id) if d.team_id is not None else None
         if team is None:
             continue
