@@ -161,10 +161,18 @@ async def _load_existing(session: AsyncSession) -> _Existing:
 
 
 def _parse_rows(raw: RawSheet, full_id: bool) -> Iterator[Row]:
+    columns = list(raw.columns.items())
+    # What an empty cell parses to, per column: most cells of a roster are empty or optional.
+    blank = {col.key: (None if col.key == "head_id_number" else col.parse(None)) for _, col in columns}
     for number, cells in raw.rows:
         row = Row(raw, number, cells, {})
-        for i, col in raw.columns.items():
-            cell = cells[i] if i < len(cells) else None
+        width = len(cells)
+        for i, col in columns:
+            cell = cells[i] if i < width else None
+            if cell is None and not col.required:
+                empty = blank[col.key]
+                row.values[col.key] = [] if isinstance(empty, list) else empty  # never share a list
+                continue
             try:
                 value = v.id_number(cell, full=full_id) if col.key == "head_id_number" else col.parse(cell)
             except v.BadValue as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from operator import mul
 from typing import Any
 
 from bot.store.enums import HOUSEHOLD_STATUS_ZH, POVERTY_CAUSE_ZH, HouseholdStatus, PovertyCause, Role
@@ -37,6 +38,8 @@ def text(value: Any) -> str:
     """A cell as trimmed text; numbers that Excel stored as floats lose their '.0'."""
     if value is None:
         return ""
+    if type(value) is str:  # the common case first: this runs for every cell of a roster
+        return (value.replace("\u3000", " ") if "\u3000" in value else value).strip()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, datetime):
@@ -74,7 +77,7 @@ def id_checksum_ok(number: str) -> bool:
     """GB 11643: the 18th character is the ISO 7064 MOD 11-2 check of the first 17 digits."""
     if len(number) != 18 or not number[:17].isdigit():
         return False
-    total = sum(int(c) * w for c, w in zip(number[:17], ID_WEIGHTS, strict=True))
+    total = sum(map(mul, map(int, number[:17]), ID_WEIGHTS))
     return ID_CHECK[total % 11] == number[17].upper()
 
 
