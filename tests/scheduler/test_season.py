@@ -190,3 +190,33 @@ async def test_two_schedulers_same_tick(sched_url: str, rules: Rules, catalogs: 
     finally:
         await e1.dispose()
         await e2.dispose()
+
+
+async def test_seasonal_kind_option_and_hand_over(sessions: Sessions) -> None:
+    """A routine visit counts for the window unless the county requires the seasonal kind; a new
+    pairing (hand-over) gets a full cadence from its start date."""
+    from bot.scheduler import due
+    from bot.store.models import Pairing
+
+    w = await seed_team(sessions)
+    await add_visit(sessions, w.hh["H1"], w.a, date(2026, 3, 15), kind="routine")
+    await add_visit(sessions, w.hh["H2"], w.a, date(2026, 3, 16), kind="spring")
+    first, last = date(2026, 3, 10), date(2026, 4, 30)
+    async with sessions() as s:
+        any_kind = {r.household_code for r in await due.season_missing(s, first, last, last)}
+        spring_only = {r.household_code for r in await due.season_missing(s, first, last, last, kind="spring")}
+    assert any_kind == {"H3", "H4"}
+    assert spring_only == {"H1", "H3", "H4"}
+
+    # H4 is handed from C to B on 20 April; last visited never (pairing start 1 Feb for C).
+    async with sessions() as s, s.begin():
+        old = await s.scalar(select(Pairing).where(Pairing.household_id == w.hh["H4"]))
+        assert old is not None
+        old.end_date = date(2026, 4, 20)
+        s.add(Pairing(cadre_id=w.b, household_id=w.hh["H4"], start_date=date(2026, 4, 20)))
+    async with sessions() as s:
+        may10 = {r.household_code: r for r in await due.overdue_households(s, date(2026, 5, 10), 30)}
+        may21 = {r.household_code: r for r in await due.overdue_households(s, date(2026, 5, 21), 30)}
+    assert "H4" not in may10  # B has 30 days from the hand-over
+    assert may21["H4"].cadre_id == w.b and may21["H4"].days_overdue == 1
+    assert may21["H1"].days_overdue == (date(2026, 5, 21) - date(2026, 4, 14)).days  # due 14 April
