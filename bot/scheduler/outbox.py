@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -292,5 +292,20 @@ async def fail_unreachable(session: AsyncSession) -> int:
         )
         .values(status=OutboxStatus.FAILED.value, last_error="unreachable")
         .execution_options(synchronize_session=False)
+    )
+    return res.rowcount or 0  # type: ignore[attr-defined]
+
+
+async def prune(session: AsyncSession, *, now: datetime, keep_days: int = 90) -> int:
+    """Delete sent rows older than keep_days (the table would otherwise grow by every reminder).
+
+    Kept long enough that a rule re-run for a recent period still finds its dedup keys; the per-
+    difficulty alerts may come back once after that if the difficulty is still late (a reminder).
+    """
+    res = await session.execute(
+        delete(Outbox.__table__).where(
+            Outbox.__table__.c.status == OutboxStatus.SENT.value,
+            Outbox.__table__.c.sent_at < now - timedelta(days=keep_days),
+        )
     )
     return res.rowcount or 0  # type: ignore[attr-defined]

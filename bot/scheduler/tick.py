@@ -21,14 +21,14 @@ from datetime import date, datetime, time, timedelta
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.types import Photo, Reply
 from bot.i18n import Catalogs, Safe, Translator
 from bot.scheduler import due, render
-from bot.scheduler.outbox import OutMessage, enqueue
+from bot.scheduler.outbox import OutMessage, enqueue, prune
 from bot.scheduler.rules import Rules
 from bot.store.models import Account, Difficulty, Person, SchedulerMark
 
@@ -420,6 +420,11 @@ async def run_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, cat
                                                      Difficulty.escalation_level < 1)
                             .values(escalation_level=1).execution_options(synchronize_session=False))
         await _upsert_marks(s, plan.marks, now)
+        if any(c.rule == "visit.cadre" for c in todo):  # once a day: retention
+            await prune(s, now=now)
+            await s.execute(delete(SchedulerMark.__table__).where(
+                SchedulerMark.__table__.c.key.like("run:%"),
+                SchedulerMark.__table__.c.updated_at < now - timedelta(days=400)))
     log.info("tick %s: ran %s, %d new outbox rows", local.isoformat(timespec="minutes"),
              [c.rule for c in todo], written)
     return TickResult([c.rule for c in todo], written, dict(plan.counts))

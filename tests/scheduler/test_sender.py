@@ -182,3 +182,23 @@ async def test_photo_payload_reaches_server(
     [got] = fake_api.accepted
     assert got.method == "sendPhoto" and got.photo_size == len(png) and got.text == "图表"
     assert got.reply_markup == {"inline_keyboard": [[{"text": "打卡", "callback_data": "rm:checkin"}]]}
+
+
+async def test_prune_keeps_pending_and_recent(sqlite_sessions: Sessions) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from bot.scheduler.outbox import prune
+
+    now = local(2026, 6, 1, 9)
+    async with sqlite_sessions() as s, s.begin():
+        await enqueue(s, [OutMessage(dedup_key=f"p:{i}", rule="t", reply=Reply(chat_id="1", text=str(i)))
+                          for i in range(3)], now=now)
+        await s.execute(update(Outbox).where(Outbox.dedup_key == "p:0")
+                        .values(status="sent", sent_at=now - timedelta(days=120)))
+        await s.execute(update(Outbox).where(Outbox.dedup_key == "p:1")
+                        .values(status="sent", sent_at=now - timedelta(days=10)))
+        assert await prune(s, now=now) == 1
+    async with sqlite_sessions() as s:
+        assert sorted((await s.scalars(select(Outbox.dedup_key))).all()) == ["p:1", "p:2"]
