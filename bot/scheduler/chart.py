@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from bot.i18n import Translator
 
@@ -73,7 +74,7 @@ def week_chart(
     n = max(len(names), 1)
     fig = Figure(figsize=(max(6.0, 0.7 * n + 2), 4.2), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    kw = {"fontfamily": font} if font else {}
+    kw: dict[str, Any] = {"fontfamily": font} if font else {}
     xs = list(range(len(names)))
     w = 0.38
     ax.bar([x - w / 2 for x in xs], visits, w, label=t.raw("sched.chart.visits"), color="#4C72B0")
@@ -82,7 +83,7 @@ def week_chart(
     ax.set_xticks(xs)
     ax.set_xticklabels(names, rotation=30 if n > 6 else 0, ha="right" if n > 6 else "center", **kw)
     ax.set_title(title, **kw)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
     legend = ax.legend(loc="upper right", fontsize=8)
     if font:
         for txt in legend.get_texts():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -42,19 +42,19 @@ class QuietHours(_Model):
 
 
 class VillageDays(_Model):
-    target: int = Field(2, ge=0, le=7)
-    plan_weekday: int = Field(1, ge=1, le=7)
+    target: Annotated[int, Field(ge=0, le=7)] = 2
+    plan_weekday: Annotated[int, Field(ge=1, le=7)] = 1
     plan_at: time = time(8, 0)
-    nudge_weekday: int = Field(4, ge=1, le=7)
+    nudge_weekday: Annotated[int, Field(ge=1, le=7)] = 4
     nudge_at: time = time(9, 0)
-    shortfall_weekday: int = Field(1, ge=1, le=7)
+    shortfall_weekday: Annotated[int, Field(ge=1, le=7)] = 1
     shortfall_at: time = time(8, 30)
 
     _hhmm = field_validator("plan_at", "nudge_at", "shortfall_at", mode="before")(_parse_hhmm)
 
 
 class Visits(_Model):
-    cadence_days: int = Field(30, ge=1)
+    cadence_days: Annotated[int, Field(ge=1)] = 30
     cadre_reminder_at: time = time(8, 0)
     leader_alert_at: time = time(8, 30)
     require_seasonal_kind: bool = False
@@ -112,8 +112,8 @@ class Seasons(_Model):
 
 
 class Difficulties(_Model):
-    ack_working_days: int = Field(2, ge=0)
-    decide_working_days: int = Field(20, ge=0)
+    ack_working_days: Annotated[int, Field(ge=0)] = 2
+    decide_working_days: Annotated[int, Field(ge=0)] = 20
     check_at: time = time(9, 0)
     holidays: tuple[date, ...] = ()
 
@@ -133,7 +133,7 @@ class Difficulties(_Model):
 
 
 class Digest(_Model):
-    weekday: int = Field(1, ge=1, le=7)
+    weekday: Annotated[int, Field(ge=1, le=7)] = 1
     at: time = time(8, 30)
 
     _hhmm = field_validator("at", mode="before")(_parse_hhmm)

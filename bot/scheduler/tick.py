@@ -19,18 +19,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from itertools import groupby
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.types import Photo, Reply
-from bot.i18n import Catalogs, Safe, Translator
+from bot.i18n import Catalogs, Safe
 from bot.scheduler import due, render
 from bot.scheduler.outbox import OutMessage, enqueue, prune
 from bot.scheduler.rules import Rules
 from bot.store.models import Account, Difficulty, Person, SchedulerMark
+
+MARKS = cast(Table, SchedulerMark.__table__)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,8 @@ class Context:
         """Today's overdue list, computed once per tick (the cadre and the leader rules share it)."""
         if "overdue" not in self.cache:
             self.cache["overdue"] = await due.overdue_households(s, self.today, self.rules.visits.cadence_days)
-        return self.cache["overdue"]  # type: ignore[no-any-return]
+        rows: list[due.HouseholdDue] = self.cache["overdue"]
+        return rows
 
 
 @dataclass
@@ -85,7 +88,7 @@ class Plan:
             await asyncio.sleep(0)
 
     def send(self, ctx: Context, person_id: int | None, rule: str, period: str,
-             build: Callable[[Translator], tuple[str | None, Any, Photo | None]]) -> None:
+             build: Callable[..., tuple[str | None, Any, Photo | None]]) -> None:
         """One message per reachable account of person, rendered in that account's language."""
         if person_id is None:
             return
@@ -370,14 +373,15 @@ async def load_recipients(s: AsyncSession) -> dict[int, list[Recipient]]:
     )
     out: dict[int, list[Recipient]] = defaultdict(list)
     for pid, aid, chat, channel, alang, plang in (await s.execute(stmt)).all():
-        out[pid].append(Recipient(pid, aid, chat, channel, alang or plang))
+        if pid is not None:
+            out[pid].append(Recipient(pid, aid, chat, channel, alang or plang))
     return out
 
 
 async def _upsert_marks(s: AsyncSession, marks: dict[str, str], now: datetime) -> None:
     if not marks:
         return
-    table = SchedulerMark.__table__
+    table = MARKS
     ins = postgresql.insert(table) if s.get_bind().dialect.name == "postgresql" else sqlite.insert(table)
     stmt = ins.on_conflict_do_update(index_elements=["key"], set_={"value": ins.excluded.value,
                                                                    "updated_at": ins.excluded.updated_at})
@@ -422,9 +426,9 @@ async def run_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, cat
         await _upsert_marks(s, plan.marks, now)
         if any(c.rule == "visit.cadre" for c in todo):  # once a day: retention
             await prune(s, now=now)
-            await s.execute(delete(SchedulerMark.__table__).where(
-                SchedulerMark.__table__.c.key.like("run:%"),
-                SchedulerMark.__table__.c.updated_at < now - timedelta(days=400)))
+            await s.execute(delete(MARKS).where(
+                MARKS.c.key.like("run:%"),
+                MARKS.c.updated_at < now - timedelta(days=400)))
     log.info("tick %s: ran %s, %d new outbox rows", local.isoformat(timespec="minutes"),
              [c.rule for c in todo], written)
     return TickResult([c.rule for c in todo], written, dict(plan.counts))
