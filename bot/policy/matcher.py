@@ -74,6 +74,13 @@ class Hit:
     typo: str = ""  # the homophone typed instead ("底保" for 低保), empty for an exact hit
 
 
+def _combo_set(parts: tuple[tuple[str, ...], ...]) -> tuple[tuple[frozenset[str], ...], frozenset[str]]:
+    """Required parts (one word of each must appear) and excluded words (a part written "!报|!报销")."""
+    required = tuple(frozenset(alts) for alts in parts if not alts[0].startswith("!"))
+    excluded = frozenset(a.lstrip("!") for alts in parts if alts[0].startswith("!") for a in alts)
+    return required, excluded
+
+
 def _cache_dir() -> Path:
     configured = os.environ.get("BANGFU_POLICY_CACHE")
     d = Path(configured) if configured else Path(tempfile.gettempdir()) / "bangfu-policy"
@@ -156,17 +163,16 @@ class TopicMatcher:
         self._log_floor = -log_total  # jieba's score for a character it does not know
         self._add_example_words()
         self.max_len = max((len(t) for t in self.index), default=1)
-        self._fallback_sets = [
-            (tuple(frozenset(alts) for alts in parts), tid) for parts, tid in self.fallbacks
-        ]
-        self._combo_sets = [(tuple(frozenset(alts) for alts in parts), tid) for parts, tid in self.combos]
+        self._fallback_sets = [(*_combo_set(parts), tid) for parts, tid in self.fallbacks]
+        self._combo_sets = [(*_combo_set(parts), tid) for parts, tid in self.combos]
         self._combos_by_word: dict[str, list[int]] = defaultdict(list)
-        for i, (parts, _) in enumerate(self.combos):
-            for word in {a for alts in parts for a in alts}:
+        for i, (required, _, _) in enumerate(self._combo_sets):
+            for word in {a for alts in required for a in alts}:
                 self._combos_by_word[word].append(i)
         # Combo words by first character, so a question only checks words that could be in it.
         self._combo_by_char: dict[str, list[str]] = defaultdict(list)
-        for word in {a for parts, _ in self.combos + self.fallbacks for alts in parts for a in alts}:
+        words = {a.lstrip("!") for parts, _ in self.combos + self.fallbacks for alts in parts for a in alts}
+        for word in words:
             self._combo_by_char[word[0]].append(word)
         self._typo_index: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for term in strong:
@@ -420,16 +426,18 @@ class TopicMatcher:
             combos_by_word = self._combos_by_word
             candidates = sorted({i for a in present for i in combos_by_word[a]})
             for i in candidates:
-                parts, tid = self._combo_sets[i]
+                required, excluded, tid = self._combo_sets[i]
                 # A combo stands in for a missing strong word; it does not pile onto one already found.
                 if tid in fired or strong_before.get(tid, 0.0) >= W_SYNONYM:
                     continue
-                if all(not present.isdisjoint(alts) for alts in parts):
+                if excluded.isdisjoint(present) and all(not present.isdisjoint(alts) for alts in required):
                     scores[tid] += W_COMBO
                     fired.add(tid)
             if self._fallback_sets and max(scores.values(), default=0.0) < W_SYNONYM:
-                for parts, tid in self._fallback_sets:
-                    if all(not present.isdisjoint(alts) for alts in parts):
+                for required, excluded, tid in self._fallback_sets:
+                    if excluded.isdisjoint(present) and all(
+                        not present.isdisjoint(alts) for alts in required
+                    ):
                         scores[tid] += W_COMBO
                         break
         return dict(scores), hits

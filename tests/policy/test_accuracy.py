@@ -43,7 +43,7 @@ def test_second_question_set_generalises(engine: PolicyEngine) -> None:
 
 
 def test_tuning_and_probe_set_regressions(engine: PolicyEngine) -> None:
-    for name in ("tuningset.tsv", "probeset.tsv", "probe2set.tsv"):
+    for name in ("tuningset.tsv", "probeset.tsv", "probe2set.tsv", "probe3set.tsv"):
         accuracy, decline_rate = _score(engine, read_set(name))
         assert accuracy >= 0.95, (name, accuracy)
         assert decline_rate >= 0.95, (name, decline_rate)
@@ -60,7 +60,7 @@ def test_questions_are_not_copied_into_the_knowledge_base() -> None:
     def key(s: str) -> str:
         return norm.normalize(s).text.replace(" ", "")
 
-    sets = ("devset.tsv", "freshset.tsv", "tuningset.tsv", "probeset.tsv", "probe2set.tsv")
+    sets = ("devset.tsv", "freshset.tsv", "tuningset.tsv", "probeset.tsv", "probe2set.tsv", "probe3set.tsv")
     questions = {key(q) for name in sets for _, q in read_set(name)}
     examples: set[str] = set()
     words: set[str] = set()
