@@ -53,11 +53,29 @@ def is_blank(value: Any) -> bool:
     return text(value) == ""
 
 
+_PHONE_SPLIT = re.compile(r"[/／,，、;；]|\s{2,}")
+
+
 def phone(value: Any) -> str | None:
-    """A mainland mobile (11 digits) or a landline normalised to 0AAA-NNNNNNN[-EXT]; None when blank."""
+    """A mainland mobile (11 digits) or a landline normalised to 0AAA-NNNNNNN[-EXT]; None when blank.
+
+    Rosters often list two numbers in one cell ("138…/0871-…"): the first valid one is kept.
+    """
     s = text(value)
     if not s:
         return None
+    parts = [p for p in _PHONE_SPLIT.split(s) if p.strip()]
+    if len(parts) > 1:
+        for part in parts:
+            try:
+                return _one_phone(part)
+            except BadValue:
+                continue
+        raise BadValue("io.err.phone", value=s)
+    return _one_phone(s)
+
+
+def _one_phone(s: str) -> str:
     s = re.sub(r"[\s()（）]", "", s).replace("—", "-").replace("－", "-")
     if s.startswith("+86"):
         s = s[3:]
@@ -137,6 +155,34 @@ def day(value: Any) -> date | None:
         raise BadValue("io.err.date", value=s) from None
 
 
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+    "十": 10,
+}
+
+
+def _cn_number(s: str) -> int:
+    """一 … 九十九 written in Chinese numerals (村民小组 are often 三组, 十二组)."""
+    if "十" not in s:
+        n = 0
+        for c in s:
+            n = n * 10 + _CN_DIGITS[c]
+        return n
+    tens, _, ones = s.partition("十")
+    return (_CN_DIGITS[tens] if tens else 1) * 10 + (_CN_DIGITS[ones] if ones else 0)
+
+
 def integer(value: Any, *, lo: int = 0, hi: int = 10**9, unit: str = "") -> int | None:
     """A whole number in [lo, hi]; a trailing unit such as 人 or 组 is tolerated."""
     s = text(value)
@@ -146,6 +192,8 @@ def integer(value: Any, *, lo: int = 0, hi: int = 10**9, unit: str = "") -> int 
         if u and s.endswith(u):
             s = s[: -len(u)].strip()
     s = s.removeprefix("第")
+    if s and all(c in _CN_DIGITS for c in s):
+        s = str(_cn_number(s))
     try:
         f = float(s)
     except ValueError:

@@ -25,6 +25,8 @@ from bot.io.template import fake_id_number
         ("010-12345678", "010-12345678"),
         ("02012345678", "020-12345678"),
         ("0871-5551234-802", "0871-5551234-802"),
+        ("13800138000/0871-5551234", "13800138000"),  # two numbers in one cell: the first valid one
+        ("无，13800138000", "13800138000"),
         ("", None),
         (None, None),
     ],
@@ -94,6 +96,7 @@ def test_amounts_counts_causes_status() -> None:
         v.money("-5")
     assert v.integer("4人") == 4
     assert v.integer("第3组") == 3
+    assert (v.integer("三组"), v.integer("第十二组"), v.integer("二十"), v.integer("十")) == (3, 12, 20, 10)
     with pytest.raises(v.BadValue):
         v.integer("3.5")
     assert v.poverty_causes("因病致贫、缺劳动力，因病") == ["illness", "labour"]
