@@ -143,6 +143,7 @@ class TopicMatcher:
         self.levels: dict[str, str] = {}  # hospital-level word -> level id
         self.objects: dict[str, set[str]] = defaultdict(set)  # object word -> topics it is an object of
         strong: set[str] = set()
+        self._names: set[str] = set()  # formal names (keywords): the ones people clip ("公益岗")
         for topic in kb.topics.values():
             self._add_topic_words(topic, strong)
         kb_terms = sorted(self.index)
@@ -174,6 +175,17 @@ class TopicMatcher:
         words = {a.lstrip("!") for parts, _ in self.combos + self.fallbacks for alts in parts for a in alts}
         for word in words:
             self._combo_by_char[word[0]].append(word)
+        # The first three characters of a longer strong name, when they point to one topic only and are
+        # not themselves a dictionary word (a clipped name, not a different word).
+        starts: dict[str, set[str]] = defaultdict(set)
+        for term in self._names:
+            if len(term) >= 4 and all(_is_cjk(c) for c in term[:3]):
+                starts[term[:3]].add(term)
+        self._prefix_index: dict[str, str] = {}
+        for start, terms in starts.items():
+            topics = {tid for t in terms for tid in self.index[t]}
+            if len(topics) == 1 and start not in self.index and not self._freq.get(start):
+                self._prefix_index[start] = min(terms, key=len)
         self._typo_index: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for term in strong:
             if 2 <= len(term) <= 4 and all(_is_cjk(c) for c in term):
@@ -198,6 +210,7 @@ class TopicMatcher:
         for w in (topic.title.get("zh", ""), *topic.keywords):
             self._add(w, topic.id, W_KEYWORD)
             strong.add(self._simplify(w))
+            self._names.add(self._simplify(w))
         for w in topic.synonyms:
             self._add(w, topic.id, W_SYNONYM)
             strong.add(self._simplify(w))
@@ -338,9 +351,27 @@ class TopicMatcher:
                     else:
                         i += 1
             pos += n
+        if not all(covered):
+            found.extend(self._prefixes(text, covered))
         if self._typo_index and not all(covered):
             found.extend(self._typos(text, covered, in_word))
         return found
+
+    def _prefixes(self, text: str, covered: list[bool]) -> list[Hit]:
+        """Clipped names: "公益岗" for 公益岗位, "小额贷" for 小额贷款 (3-character starts of longer names)."""
+        out: list[Hit] = []
+        prefixes = self._prefix_index
+        i = 0
+        n = len(text)
+        while i + 3 <= n:
+            term = prefixes.get(text[i : i + 3])
+            if term is not None and not any(covered[i : i + 3]):
+                out.append(Hit(term, typo=text[i : i + 3]))
+                covered[i : i + 3] = [True, True, True]
+                i += 3
+            else:
+                i += 1
+        return out
 
     def _typos(self, text: str, covered: list[bool], in_word: list[bool]) -> list[Hit]:
         out: list[Hit] = []
