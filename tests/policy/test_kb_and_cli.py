@@ -31,7 +31,16 @@ def test_check_finds_problems(tmp_path: Path) -> None:
     raw = tekun.read_text(encoding="utf-8")
     en_start = raw.index("  en: |", raw.index("answer:"))
     tekun.write_text(raw[:en_start] + '  en: ""\n' + raw[raw.index("how_to_apply:") :], encoding="utf-8")
+    county = kb / "counties" / "example.yaml"
+    county.write_text(
+        county.read_text(encoding="utf-8")
+        .replace("      per_mu:", "      per_acre:")
+        .replace("ratio: 85", "ratio: 850"),
+        encoding="utf-8",
+    )
     problems = PolicyEngine.load(kb).check()
+    assert any("subsidy.farmland has no parameter per_acre" in p for p in problems)
+    assert any("township.ratio must be a percentage" in p for p in problems)
     assert any("subsidy.biogas has no knowledge-base entry" in p for p in problems)
     assert any("{no_such_figure}" in p for p in problems)
     assert any("welfare.tekun.yaml: empty answer.en" in p for p in problems)

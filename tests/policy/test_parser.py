@@ -61,6 +61,26 @@ def test_typos_and_traditional(engine: PolicyEngine, question: str, topic: str) 
     assert (a.decision, a.topic) == ("answer", topic)
 
 
+@pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        ("雨露计咋申请", "education.rain_dew"),
+        ("危房改要啥条件", "subsidy.housing"),  # clipped formal names
+        ("新农合报销多少钱", "medical.inpatient"),
+        ("合作医疗一年多少钱", "medical.enrollment"),  # "!报" exclusion
+        ("拖拉机补贴多少", "subsidy.machinery"),
+    ],
+)
+def test_clipped_names_and_combos(engine: PolicyEngine, question: str, topic: str) -> None:
+    a = engine.answer(question, now=NOW)
+    assert (a.decision, a.topic) == ("answer", topic)
+
+
+def test_objects_need_a_benefit_word(engine: PolicyEngine) -> None:
+    for q in ("拖拉机坏了去哪修", "大学志愿怎么填", "厕所在哪里"):
+        assert engine.answer(q, now=NOW).decision == "decline", q
+
+
 def test_homophone_needs_one_right_character(engine: PolicyEngine) -> None:
     # "一包" sounds like 医保 but shares no character with it: not a typo of it.
     assert engine.answer("买一包烟多少钱", now=NOW).decision == "decline"
