@@ -84,8 +84,15 @@ def _combo_set(parts: tuple[tuple[str, ...], ...]) -> tuple[tuple[frozenset[str]
 def _cache_dir() -> Path:
     configured = os.environ.get("BANGFU_POLICY_CACHE")
     d = Path(configured) if configured else Path(tempfile.gettempdir()) / "bangfu-policy"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if os.access(d, os.W_OK):
+            return d
+    except OSError:
+        pass
+    # An unwritable cache folder only costs start-up time: build into a private one.
+    log.warning("policy cache folder %s is not writable; using a temporary one", d)
+    return Path(tempfile.mkdtemp(prefix="bangfu-policy-"))
 
 
 def _is_cjk(ch: str) -> bool:
