@@ -17,6 +17,7 @@ from openpyxl import Workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
 
 from bot.io.format import HOUSEHOLDS, MEMBERS, PAIRINGS, PEOPLE, SHEETS, TEAMS, VILLAGES, Sheet
 from bot.io.validate import ID_CHECK, ID_WEIGHTS, ROLE_ZH
@@ -39,6 +40,17 @@ def style_header(ws: Any, widths: Iterable[int]) -> None:
     ws.freeze_panes = "A2"
 
 
+# Columns with a closed list of values get a drop-down in the template, so nobody has to guess spelling.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "status": tuple(HOUSEHOLD_STATUS_ZH.values()),
+    "role": tuple(ROLE_ZH.values()),
+    "registered_poor": ("是", "否"),
+    "active": ("是", "否"),
+    "gender": ("男", "女"),
+}
+TEMPLATE_ROWS = 5000
+
+
 def _data_sheet(wb: Workbook, sheet: Sheet, rows: Iterable[list[Any]] = ()) -> None:
     ws = wb.create_sheet(sheet.title)
     ws.append([c.header for c in sheet.columns])
@@ -48,6 +60,13 @@ def _data_sheet(wb: Workbook, sheet: Sheet, rows: Iterable[list[Any]] = ()) -> N
             cell.fill = REQUIRED_FILL
         if col.note:
             cell.comment = Comment(col.note, "帮扶通")
+        if col.key in CHOICES:
+            dv = DataValidation(
+                type="list", formula1='"' + ",".join(CHOICES[col.key]) + '"', allow_blank=True
+            )
+            letter = get_column_letter(i)
+            dv.add(f"{letter}2:{letter}{TEMPLATE_ROWS}")
+            ws.add_data_validation(dv)
     style_header(ws, (max(c.width, len(c.header) * 2 + 2) for c in sheet.columns))
     for r in rows:
         ws.append(r)
