@@ -98,6 +98,7 @@ def _print_result(result: Any, t: Translator) -> None:
 
 
 async def _import(args: argparse.Namespace) -> int:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bot.clock import SystemClock
@@ -117,7 +118,8 @@ async def _import(args: argparse.Namespace) -> int:
         return 2
     path = Path(args.file)
     try:
-        roster = await asyncio.to_thread(read_roster, path)
+        with Console(stderr=True).status(t("io.import.reading", file=Safe(str(path)))):
+            roster = await asyncio.to_thread(read_roster, path)
     except RosterError as e:
         from bot.io.roster import Problem
 
