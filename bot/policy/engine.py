@@ -296,6 +296,12 @@ class PolicyEngine:
             return self.messages.get(lang, "policy.param.varies_ref", value=shown)
         return shown
 
+    def _document_line(self, lang: str, document: str, year: str) -> str:
+        """"Based on: document (year)", without repeating a year the document's name already carries."""
+        if not year or year in document:
+            return self.messages.get(lang, "policy.document_no_year", document=document)
+        return self.messages.get(lang, "policy.document", document=document, year=year)
+
     def _body(self, topic: Topic, lang: str) -> str:
         key = lang_key(lang)
         local = self._local_params(topic)
@@ -343,7 +349,7 @@ class PolicyEngine:
         tail = [
             self.messages.get(lang, "policy.how_to_apply", text=topic.how_to_apply.get(key, "")),
             self.messages.get(lang, "policy.ask_whom", text=topic.ask.get(key, "")),
-            self.messages.get(lang, "policy.document", document=topic.document.get(key, ""), year=doc_year),
+            self._document_line(lang, topic.document.get(key, ""), str(doc_year)),
             self.messages.get(
                 lang, "policy.footer", region=region, year=year or doc_year, office=topic.ask.get(key)
             ),
