@@ -216,9 +216,14 @@ class Sender:
             await self._deliver(row)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            # A bug or a database hiccup must not kill the loop; the lease brings the row back.
+        except Exception as e:
+            # A bug or a database hiccup must not kill the loop; the lease brings the row back, and a
+            # row that keeps failing this way is given up after max_attempts claims.
             log.exception("delivering outbox row %s failed unexpectedly", row.id)
+            if row.attempts >= self.cfg.max_attempts:
+                with contextlib.suppress(Exception):
+                    await self._write(outbox.mark_failed, row.id, error=f"unexpected: {e!r}")
+                    self.stats.failed += 1
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * (2**attempt))
