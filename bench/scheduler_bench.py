@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
 from bot.i18n import Catalogs
@@ -43,7 +44,7 @@ from bot.scheduler.tick import run_tick
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
-from bot.store.models import Base
+from bot.store.models import Base, Outbox, SchedulerMark
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -260,7 +261,11 @@ async def measure(url: str, label: str) -> dict[str, tuple[float, float, int]]:
             print(f"  {label:<9} {name:<30} first {first * 1000:8.1f} ms   warm {med * 1000:8.1f} ms   rows {n}")
 
         # One whole daily tick (Tuesday 09:00: cadre reminders, leader alerts, difficulties): computing,
-        # rendering every message and writing the outbox. Run once: a second run would find it done.
+        # rendering every message and writing the outbox. Run once: a second run would find it done,
+        # so an earlier run's outbox and marks are cleared first (for --url).
+        async with sessions() as s, s.begin():
+            await s.execute(delete(Outbox))
+            await s.execute(delete(SchedulerMark))
         t0 = time.perf_counter()
         res = await run_tick(sessions, rules, catalogs, datetime.combine(TODAY, datetime.min.time(), tzinfo=TZ)
                              + timedelta(hours=9))
