@@ -134,13 +134,14 @@ class Stats:
                 f"p99 {p(0.99):6.2f} ms   max {lat[-1] * 1000:7.1f} ms{sql}")
 
 
-async def setup(url: str) -> tuple[App, list[Sim]]:
+async def setup(url: str, migrate: bool = True) -> tuple[App, list[Sim]]:
     """Migrate, seed the demo village, bind every staff member through an invite; return users to simulate."""
     from bot.demo import seed_demo
     from bot.services.onboarding import create_invite
     from bot.store.models import Person
 
-    await upgrade_async(url)
+    if migrate:
+        await upgrade_async(url)
     settings = Settings(database_url=url, telegram_token=None, media_dir=Path(tempfile.mkdtemp()) / "media")
     clock = SystemClock(settings.timezone)
     app = build_core(settings, clock)
@@ -203,33 +204,26 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
 
 def inline_aiosqlite() -> None:
     """EXPERIMENT (--inline-sqlite): run aiosqlite's calls on the event-loop thread instead of handing each
-    one to its worker thread. Only safe with one transaction at a time per process (a BEGIN IMMEDIATE
-    waiting for the lock would block the loop), i.e. a single pooled SQLite connection."""
+    one to its worker thread (connections are still opened by that thread, hence check_same_thread=False).
+    Only safe with one transaction at a time per process: a BEGIN IMMEDIATE waiting for the lock would
+    block the loop — i.e. it needs a single pooled SQLite connection in production."""
+    import sqlite3
+
     import aiosqlite.core as core
 
+    connect = sqlite3.connect
+
+    def connect_any_thread(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        kwargs["check_same_thread"] = False
+        return connect(*args, **kwargs)
+
     async def _execute(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if not self._connection:
+        if not self._running or not self._connection:
             raise ValueError("Connection closed")
         return fn(*args, **kwargs)
 
-    async def _connect(self: Any) -> Any:
-        if self._connection is None:
-            self._connection = self._connector()
-        return self
-
-    async def close(self: Any) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def stop(self: Any) -> None:
-        self._running = False
-
+    sqlite3.connect = connect_any_thread  # type: ignore[assignment]
     core.Connection._execute = _execute  # type: ignore[method-assign]
-    core.Connection._connect = _connect  # type: ignore[method-assign]
-    core.Connection.__await__ = lambda self: self._connect().__await__()  # type: ignore[method-assign]
-    core.Connection.close = close  # type: ignore[method-assign]
-    core.Connection.stop = stop  # type: ignore[method-assign,assignment]
 
 
 # --------------------------------------------------------------------------- bare aiogram
@@ -321,6 +315,7 @@ async def bench_backend(label: str, url: str, args: argparse.Namespace, record: 
             prof = cProfile.Profile()
             prof.enable()
         out.append(await drive(app, sims, args.updates, 1, f"core {label}, 1 user at a time", record))
+        print(out[-1].line(), flush=True)
         if args.profile and label == "sqlite":
             prof.disable()
             pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
@@ -328,6 +323,7 @@ async def bench_backend(label: str, url: str, args: argparse.Namespace, record: 
         if args.concurrency > 1:
             out.append(await drive(app, sims, args.updates, args.concurrency,
                                    f"core {label}, {args.concurrency} users in flight"))
+            print(out[-1].line(), flush=True)
         return out
     finally:
         await app.close()
@@ -364,9 +360,11 @@ async def main() -> None:
         else:
             print(f"PostgreSQL not reachable at {PG_URL}; skipped")
     if args.inline_sqlite:
-        inline_aiosqlite()
         with tempfile.TemporaryDirectory() as tmp:
-            app, sims = await setup(f"sqlite+aiosqlite:///{tmp}/inline.sqlite3")
+            url = f"sqlite+aiosqlite:///{tmp}/inline.sqlite3"
+            await upgrade_async(url)  # migrations keep the stock driver (alembic runs its own loop in a thread)
+            inline_aiosqlite()
+            app, sims = await setup(url, migrate=False)
             try:
                 await drive(app, sims, args.warmup, 1, "warm-inline")
                 results.append(await drive(app, sims, args.updates, 1, "core sqlite INLINE driver (experiment)"))
