@@ -152,8 +152,12 @@ def due_rules(rules: Rules, local: datetime) -> list[DueRule]:
             out.append(DueRule(f"season.open.{name}", period, _season_open(name, first, last)))
         if today == mid and at(ss.nudge_at) and mid != first:
             out.append(DueRule(f"season.nudge.{name}", period, _season_nudge(name, first, last)))
-        if today == last + timedelta(days=1) and at(ss.close_at):
-            out.append(DueRule(f"season.close.{name}", period, _season_close(name, first, last)))
+        # The close alert is due the day after the last day, which is next year for a window
+        # ending on 31 December.
+        for year in (today.year, today.year - 1):
+            c_first, c_last = window.dates(year)
+            if today == c_last + timedelta(days=1) and at(ss.close_at):
+                out.append(DueRule(f"season.close.{name}", f"{name}-{year}", _season_close(name, c_first, c_last)))
     if at(rules.difficulties.check_at):
         out.append(DueRule("diff", today.isoformat(), _difficulties))
     if wd == rules.digest.weekday and at(rules.digest.at):
