@@ -46,7 +46,7 @@ def checkin_button(t: Translator) -> InlineKeyboard:
     return InlineKeyboard(rows=((Button(text=t("sched.btn.checkin"), data=CB_CHECKIN),),))
 
 
-def join_limited(t: Translator, head: str, lines: Iterable[str], *, more_key: str = "sched.more") -> str:
+def join_limited(t: Translator, head: str, lines: Iterable[str], *, more_key: str = "sched.more.plain") -> str:
     """Header plus as many lines as fit one message; the rest summarised as "...and N more"."""
     out = [head]
     size = len(head)

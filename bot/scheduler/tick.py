@@ -269,7 +269,7 @@ async def _visit_leader(s: AsyncSession, ctx: Context, plan: Plan) -> None:
         plan.send(ctx, team.leader_id, "visit.leader", f"{period}:t{team.id}", lambda t, items=items: (
             render.join_limited(
                 t, t("sched.visit.leader.head", date=period, count=len(items), cadence=cadence),
-                render.grouped_overdue_lines(t, items)),
+                render.grouped_overdue_lines(t, items), more_key="sched.more"),
             None, None))
 
 

@@ -103,3 +103,14 @@ def test_rules_override(tmp_path: Path) -> None:
     bad.write_text('[seasons.autumn]\nstart = "10-31"\nend = "09-01"\n', encoding="utf-8")
     with pytest.raises(ValidationError):
         load_rules(bad)
+
+
+def test_long_lists_fit_one_message(catalogs: Catalogs) -> None:
+    from bot.scheduler.render import MAX_TEXT, join_limited, paginate
+
+    t = catalogs.get("zh_CN")
+    lines = [f"• 户主{i}（H{i:05d}）超期 {i} 天" for i in range(100)]
+    text = join_limited(t, "标题", lines)
+    assert text.endswith("……还有 40 条没列出。") and "户主59" in text and "户主60" not in text
+    pages = paginate("标题", lines * 10)
+    assert all(len(p) <= MAX_TEXT for p in pages) and sum(p.count("•") for p in pages) == 1000
