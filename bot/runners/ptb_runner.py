@@ -126,6 +126,13 @@ class PTBTransport:
             msg_id = str(msg.message_id)
         return msg_id
 
+    async def typing(self, chat_id: str) -> None:
+        """Show "typing…" in the chat."""
+        try:
+            await self.bot.send_chat_action(chat_id_value(chat_id), "typing")
+        except TelegramError as e:
+            raise SendError(e.message) from e
+
     async def download(self, file_id: str) -> bytes:
         """getFile, then fetch the bytes from the file endpoint."""
         try:

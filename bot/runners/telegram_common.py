@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bot.core.types import (
+    AnswerCallback,
     Contact,
     FileRef,
     Incoming,
@@ -40,6 +41,7 @@ CAPTION_LIMIT = 1024
 # Waiting longer than this for a 429 inside an update handler would stall the user's queue;
 # the outbox sender (scheduler) handles long waits itself.
 MAX_INLINE_RETRY_WAIT = 5.0
+TYPING_AFTER = 0.8  # seconds of handling before the chat shows "typing…"
 
 Json = dict[str, Any]
 
@@ -287,13 +289,31 @@ class Bridge:
             inc = incoming_from_update(update, self.bot_username)
             if inc is None:
                 return
-            result = await self.core.handle(inc)
-            await execute(self.transport, result.actions)
+            typing = asyncio.create_task(self._typing_later(inc.chat_id))
+            try:
+                result = await self.core.handle(inc)
+            finally:
+                typing.cancel()
+            actions = list(result.actions)
+            if inc.callback_id and not any(isinstance(a, AnswerCallback) for a in actions):
+                # Even when the core failed: an unanswered press leaves the button spinning on the phone.
+                actions.insert(0, AnswerCallback(inc.callback_id))
+            await execute(self.transport, actions)
         except Exception:
             log.exception("failed to process update %s", update.get("update_id"))
         finally:
             if task is not None:
                 self._in_flight.discard(task)
+
+    async def _typing_later(self, chat_id: str) -> None:
+        """Show "typing…" when an update takes a while (a report, a slow database), so the user waits."""
+        await asyncio.sleep(TYPING_AFTER)
+        typing = getattr(self.transport, "typing", None)
+        if typing is not None:
+            try:
+                await typing(chat_id)
+            except SendError:
+                pass
 
     async def drain(self, grace: float = 10.0) -> None:
         """Wait (bounded) for updates being processed to finish."""

@@ -3,6 +3,7 @@ database, not in the process) and a user's photo fetched back through getFile ov
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any, ClassVar
 
@@ -66,6 +67,16 @@ def _test_router() -> Router:
         ctx.reply_text(f"{f.kind} {len(data)} {hashlib.sha256(data).hexdigest()[:16]}")
 
     router._add("file", [""], None)(photo)
+
+    @router.command("slow")
+    async def slow(ctx: Ctx) -> None:
+        await asyncio.sleep(0.3)
+        ctx.reply_text("done")
+
+    @router.callback("boom")
+    async def boom(ctx: Ctx) -> None:
+        raise RuntimeError("handler bug")
+
     return router
 
 
@@ -157,6 +168,32 @@ async def test_one_users_updates_run_in_order_while_users_run_concurrently(
             n = u.id % 10
             await api.wait_for_sent(u.id, lambda m, n=n: m["text"] == f"confirm 张三{n} / 石桥村{n}?", since=0)
             assert [m["text"] for m in api.sent_to(u.id)] == ["ask name", "ask village", f"confirm 张三{n} / 石桥村{n}?"]
+    finally:
+        await runner.stop()
+        await app.close()
+
+
+@pytest.mark.parametrize("kind", ["aiogram", "ptb"])
+async def test_typing_shown_for_slow_updates_and_failed_press_still_answered(
+    kind: str, settings: Settings, clock: FixedClock, api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.runners import telegram_common
+
+    monkeypatch.setattr(telegram_common, "TYPING_AFTER", 0.05)
+    s = telegram_settings(settings, api)
+    app = build_test_app(s, clock)
+    runner: Any = make_runner(kind, app, s)
+    await runner.start()
+    try:
+        api.inject_message(FakeUser(7200), "/slow")
+        assert (await api.wait_for_sent(7200))["text"] == "done"
+        action = api.calls("sendChatAction")[-1]
+        assert action.params["action"] == "typing" and str(action.params["chat_id"]) == "7200"
+        api.inject_callback(FakeUser(7200), "boom:1")
+        error = await api.wait_for_sent(7200)
+        assert error["text"] == app.core.catalogs.get("zh_CN")("core.error")
+        answered = await api.wait_for_request("answerCallbackQuery")
+        assert answered.params["callback_query_id"].startswith("cq")
     finally:
         await runner.stop()
         await app.close()
