@@ -7,9 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import RunningClock, local, seed_team
 from fake_botapi_lite import FakeBotAPI
 from pydantic import ValidationError
+from sched_helpers import RunningClock, local, seed_team
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import Catalogs

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, timedelta
 
-from conftest import Team1, local, seed_team
+from sched_helpers import Team1, local, seed_team
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 

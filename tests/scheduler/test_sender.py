@@ -6,8 +6,8 @@ import asyncio
 from collections import Counter
 
 import pytest
-from conftest import RunningClock, local, seed_team
 from fake_botapi_lite import FakeBotAPI
+from sched_helpers import RunningClock, local, seed_team
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
