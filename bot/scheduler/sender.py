@@ -71,6 +71,7 @@ class RateLimiter:
         self._log: deque[float] = deque()
         self._last = -1e9
         self._global = asyncio.Lock()
+        self._room = asyncio.Event()
         self._chat_next: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -90,7 +91,10 @@ class RateLimiter:
                     due = max(due, self._log[0] + 1.0)
                 if due <= now:
                     break
-                await asyncio.sleep(due - now)
+                # Sleep until due, or until a refund (a 429) makes room in the window earlier.
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), due - now)
                 slept = True
             # After a wait, record when the send was due rather than when the sleep ended (a busy loop
             # oversleeps, and that drift would add up to a lower rate), forgiving at most a few ms so
@@ -129,6 +133,7 @@ class RateLimiter:
         """Take a send back out of the overall budget (the channel refused it; nothing was delivered)."""
         with contextlib.suppress(ValueError):
             self._log.remove(ticket)
+            self._room.set()
 
     def hold_chat(self, chat_id: str, seconds: float) -> None:
         self._chat_next[chat_id] = max(self._chat_next.get(chat_id, 0.0), self._now() + seconds)
