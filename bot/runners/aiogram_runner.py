@@ -297,6 +297,7 @@ class AiogramRunner:
     async def wait(self) -> None:
         """Until polling ends by itself (a fatal error) — forever in webhook mode."""
         if self._task is not None:
-            await self._task
+            # Shielded: a caller giving up waiting must not cancel polling mid-request; stop() ends it.
+            await asyncio.shield(self._task)
         else:
             await asyncio.Event().wait()

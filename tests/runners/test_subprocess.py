@@ -57,4 +57,6 @@ async def test_bangfu_run_subprocess(api: FakeBotAPI, tmp_path: Path) -> None:
     log = out.decode(errors="replace")
     assert proc.returncode == 0, log
     assert "bangfu stopped" in log
-    assert "Traceback" not in log
+    assert "Failed to fetch updates" not in log  # the long poll was ended, not cut
+    # Nothing of ours failed (aiogram logs its cancelled long poll; APScheduler a tick cut short by the stop).
+    assert "ERROR bot." not in log, log
