@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import BodyPartReader, ClientSession, ClientTimeout, web
 
 Json = dict[str, Any]
 
@@ -614,12 +614,12 @@ async def _read_params(request: web.Request) -> tuple[Json, dict[str, tuple[str,
         elif ctype == "multipart/form-data":
             reader = await request.multipart()
             async for part in reader:
-                if part is None or not hasattr(part, "read"):
-                    continue
+                if not isinstance(part, BodyPartReader):
+                    continue  # nested multipart: Telegram clients never send one
                 name = part.name or ""
-                data = await part.read()  # type: ignore[union-attr]
-                if part.filename:  # type: ignore[union-attr]
-                    files[name] = (part.filename, bytes(data))  # type: ignore[union-attr]
+                data = await part.read()
+                if part.filename:
+                    files[name] = (part.filename, bytes(data))
                 else:
                     params[name] = bytes(data).decode("utf-8")
         else:
