@@ -51,4 +51,4 @@ async def test_reminder_mid_dialog(app: App, world: World) -> None:
     async with app.core.sessions() as s:
         drafts = [d.data for d in (await s.scalars(select(DialogState))).all()]
     # The visit under way keeps its household and the date typed after the reminder came.
-    assert any(d.get("hh_name") == "张小山" and d.get("date") == "2026-11-27" for d in drafts)
+    assert any({"张小山", "2026-11-27"} <= {str(v) for v in d.values()} for d in drafts)
