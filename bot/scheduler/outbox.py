@@ -255,12 +255,27 @@ async def claim(session: AsyncSession, *, now: datetime, limit: int, lease: time
     return out
 
 
-async def mark_sent(session: AsyncSession, row_id: int, *, now: datetime) -> None:
+def strip_media(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload without photo/document bytes (kept: everything else), or None if it has none.
+
+    A sent weekly chart is ~40 KB of base64; a thousand teams a week would bloat the table."""
+    if not any(isinstance(payload.get(k), dict) and payload[k].get("data") for k in ("photo", "document")):
+        return None
+    out = dict(payload)
+    for k in ("photo", "document"):
+        if isinstance(out.get(k), dict) and out[k].get("data"):
+            out[k] = {**out[k], "data": None, "sent_bytes": len(base64.b64decode(out[k]["data"]))}
+    return out
+
+
+async def mark_sent(session: AsyncSession, row_id: int, *, now: datetime,
+                    payload: dict[str, Any] | None = None) -> None:
+    """Mark a row sent; `payload` replaces the stored one (e.g. without its media bytes)."""
+    values: dict[str, Any] = {"status": OutboxStatus.SENT.value, "sent_at": now, "last_error": ""}
+    if payload is not None:
+        values["payload"] = payload
     await session.execute(
-        update(Outbox)
-        .where(Outbox.id == row_id)
-        .values(status=OutboxStatus.SENT.value, sent_at=now, last_error="")
-        .execution_options(synchronize_session=False)
+        update(Outbox).where(Outbox.id == row_id).values(**values).execution_options(synchronize_session=False)
     )
 
 

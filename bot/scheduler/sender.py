@@ -265,7 +265,8 @@ class Sender:
                 self.stats.failed += 1
                 return
             if err is None:
-                await self._write(outbox.mark_sent, row.id, now=self.clock.now())
+                await self._write(outbox.mark_sent, row.id, now=self.clock.now(),
+                                  payload=outbox.strip_media(row.payload))
                 self.stats.sent += 1
                 return
             if isinstance(err, RetryAfter):

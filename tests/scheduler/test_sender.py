@@ -181,6 +181,11 @@ async def test_photo_payload_reaches_server(
         await Sender(sqlite_sessions, transport, clock, rules, catalogs, FAST).run(asyncio.Event(), until_idle=True)
     [got] = fake_api.accepted
     assert got.method == "sendPhoto" and got.photo_size == len(png) and got.text == "图表"
+    async with sqlite_sessions() as s:
+        row = await s.scalar(select(Outbox))
+        assert row is not None and row.status == "sent"
+        # Once sent, the bytes are dropped from the stored payload (the size is kept).
+        assert row.payload["photo"]["data"] is None and row.payload["photo"]["sent_bytes"] == len(png)
     assert got.reply_markup == {"inline_keyboard": [[{"text": "打卡", "callback_data": "rm:checkin"}]]}
 
 
