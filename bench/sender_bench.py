@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from bot.core.types import Reply
 from bot.i18n import Catalogs
-from bot.scheduler.http_transport import HttpTransport
+from bot.runners.http_transport import HttpTransport
 from bot.scheduler.outbox import OutMessage, enqueue
 from bot.scheduler.rules import load_rules
 from bot.scheduler.sender import Sender, SenderConfig

@@ -1,4 +1,5 @@
-"""A minimal Telegram Bot API client over aiohttp, implementing the `Transport` port for the sender.
+"""A minimal Telegram Bot API client over aiohttp, implementing the `Transport` port for the outbox sender
+(`bangfu scheduler` runs without a bot library).
 
 Only what reminders need: sendMessage, sendPhoto (multipart upload or file_id), sendDocument,
 answerCallbackQuery, setMyCommands. Errors map onto the port's: 429 → RetryAfter(retry_after),
@@ -15,48 +16,22 @@ import aiohttp
 
 from bot.core.types import (
     AnswerCallback,
-    InlineKeyboard,
     Markup,
     Outgoing,
-    RemoveKeyboard,
     Reply,
-    ReplyKeyboard,
-    RetryAfter,
     SendError,
     SetCommands,
     TransientError,
-    Unreachable,
 )
+from bot.runners.telegram_common import classify_error, markup_to_api
 
 DEFAULT_API_URL = "https://api.telegram.org"
 
 
 def markup_json(m: Markup | None) -> str | None:
     """The Bot API reply_markup JSON for a Markup."""
-    if m is None:
-        return None
-    if isinstance(m, InlineKeyboard):
-        rows = [
-            [{"text": b.text, **({"url": b.url} if b.url else {"callback_data": b.data or ""})} for b in row]
-            for row in m.rows
-        ]
-        return json.dumps({"inline_keyboard": rows}, ensure_ascii=False)
-    if isinstance(m, ReplyKeyboard):
-        kb = [
-            [
-                {"text": b.text, **({"request_location": True} if b.request_location else {}),
-                 **({"request_contact": True} if b.request_contact else {})}
-                for b in row
-            ]
-            for row in m.rows
-        ]
-        d: dict[str, Any] = {"keyboard": kb, "resize_keyboard": True, "one_time_keyboard": m.one_time}
-        if m.placeholder:
-            d["input_field_placeholder"] = m.placeholder
-        return json.dumps(d, ensure_ascii=False)
-    if isinstance(m, RemoveKeyboard):
-        return json.dumps({"remove_keyboard": True})
-    raise TypeError(f"unknown markup {type(m).__name__}")
+    api = markup_to_api(m)
+    return None if api is None else json.dumps(api, ensure_ascii=False)
 
 
 class HttpTransport:
@@ -107,16 +82,8 @@ class HttpTransport:
         if status == 200 and body.get("ok"):
             return body.get("result")
         desc = str(body.get("description") or f"HTTP {status}")
-        if status == 429:
-            params = body.get("parameters") or {}
-            raise RetryAfter(float(params.get("retry_after") or 1))
-        if status == 403:
-            raise Unreachable(desc)
-        if status == 400 and ("chat not found" in desc.lower() or "user is deactivated" in desc.lower()):
-            raise Unreachable(desc)
-        if status >= 500 or status == 0:
-            raise TransientError(f"{method}: {desc}")
-        raise SendError(f"{method}: {desc}")
+        retry_after = (body.get("parameters") or {}).get("retry_after") if status == 429 else None
+        raise classify_error(status or None, f"{method}: {desc}", float(retry_after) if retry_after else None)
 
     async def send(self, action: Outgoing) -> str | None:
         """Send one action; returns the message id for messages."""

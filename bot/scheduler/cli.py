@@ -33,7 +33,7 @@ def _cmd(args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings, *, once: bool) -> int:
     from bot.clock import SystemClock
-    from bot.scheduler.http_transport import HttpTransport
+    from bot.runners.http_transport import HttpTransport
     from bot.scheduler.runner import run_scheduler
     from bot.store.migrate import upgrade_async
 

@@ -13,8 +13,8 @@ from sched_helpers import RunningClock, local, seed_team
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import Catalogs
+from bot.runners.http_transport import HttpTransport
 from bot.scheduler.chart import week_chart
-from bot.scheduler.http_transport import HttpTransport
 from bot.scheduler.reports import overdue_report, week_report, weekly_digest
 from bot.scheduler.rules import Rules, load_rules
 from bot.scheduler.runner import run_scheduler

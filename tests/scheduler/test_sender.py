@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import FixedClock
 from bot.core.types import Button, InlineKeyboard, KeyButton, Photo, Reply, ReplyKeyboard
 from bot.i18n import Catalogs
-from bot.scheduler.http_transport import HttpTransport
+from bot.runners.http_transport import HttpTransport
 from bot.scheduler.outbox import OutMessage, enqueue, reply_from_dict, reply_to_dict
 from bot.scheduler.rules import Rules
 from bot.scheduler.sender import Sender, SenderConfig
