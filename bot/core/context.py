@@ -12,7 +12,7 @@ from bot.clock import local_today
 from bot.core.types import AnswerCallback, Document, Incoming, Markup, Outgoing, Photo, Reply
 from bot.i18n import Translator
 from bot.store.enums import Role
-from bot.store.models import Account, AuditLog, Person
+from bot.store.models import Account, AuditLog, DialogState, Person
 
 if TYPE_CHECKING:
     from bot.core.engine import Core
@@ -30,6 +30,9 @@ class Ctx:
     t: Translator
     actions: list[Outgoing] = field(default_factory=list)
     callback_answered: bool = False
+    # The active dialog row, read at most once per update (see Core.active_state).
+    active_loaded: bool = False
+    active_row: DialogState | None = None
 
     # --- who ---
     @property

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, inspect, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -68,8 +69,7 @@ class Core:
             async with self.sessions() as session, session.begin():
                 if inc.update_id is not None and not await self._first_delivery(session, inc):
                     return Result()
-                account = await self._account(session, inc)
-                person = await session.get(Person, account.person_id) if account.person_id else None
+                account, person = await self._account(session, inc)
                 ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
                 await self._dispatch(ctx)
                 self._menu(ctx)
@@ -130,44 +130,60 @@ class Core:
             updated_at=ctx.now,
         )
         ctx.session.add(row)
+        ctx.active_loaded, ctx.active_row = True, row
         st = State(row)
         step = await dialog.on_start(ctx, st, args or {})
         if step is None:
-            await ctx.session.delete(row)
+            ctx.session.expunge(row)  # still pending: never written
+            ctx.active_row = None
             return
         row.step = step
         await dialog.ask(ctx, st)
 
     async def active_state(self, ctx: Ctx) -> DialogState | None:
-        """The account's active dialog, if any."""
-        return (
+        """The account's active dialog, if any (read once per update; the engine keeps the cache true)."""
+        if ctx.active_loaded:
+            row = ctx.active_row
+            if row is None or not row.active or row in ctx.session.deleted or inspect(row).was_deleted:
+                return None
+            return row
+        row = (
             await ctx.session.execute(
                 select(DialogState).where(
                     DialogState.account_id == ctx.account.id, DialogState.active.is_(True)
                 )
             )
         ).scalar_one_or_none()
+        ctx.active_loaded, ctx.active_row = True, row
+        return row
 
     # ----------------------------------------------------------------- internals
     async def _first_delivery(self, session: AsyncSession, inc: Incoming) -> bool:
-        exists = await session.get(ProcessedUpdate, (inc.channel, str(inc.update_id)))
-        if exists is not None:
+        """Record the update id; False when it was handled before (one INSERT ... ON CONFLICT DO NOTHING)."""
+        insert = pg_insert if self._lock_accounts else sqlite_insert
+        stmt = (
+            insert(ProcessedUpdate)
+            .values(channel=inc.channel, update_id=str(inc.update_id), at=self.clock.now())
+            .on_conflict_do_nothing()
+            .returning(ProcessedUpdate.update_id)
+        )
+        if (await session.execute(stmt)).first() is None:
             log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
-            return False
-        session.add(ProcessedUpdate(channel=inc.channel, update_id=str(inc.update_id), at=self.clock.now()))
-        try:
-            await session.flush()
-        except IntegrityError:
             return False
         return True
 
-    async def _account(self, session: AsyncSession, inc: Incoming) -> Account:
-        q = select(Account).where(Account.channel == inc.channel, Account.external_id == inc.user.id)
+    async def _account(self, session: AsyncSession, inc: Incoming) -> tuple[Account, Person | None]:
+        """The speaker's account (created on first contact) and the roster person bound to it, in one query."""
+        q = (
+            select(Account, Person)
+            .outerjoin(Person, Person.id == Account.person_id)
+            .where(Account.channel == inc.channel, Account.external_id == inc.user.id)
+        )
         if self._lock_accounts:
             # Serialise one user's updates across workers: dialog state is read-modify-write.
-            q = q.with_for_update()
-        account = (await session.execute(q)).scalar_one_or_none()
-        if account is None:
+            q = q.with_for_update(of=Account)
+        row = (await session.execute(q)).first()
+        if row is None:
             account = Account(
                 channel=inc.channel,
                 external_id=inc.user.id,
@@ -177,9 +193,11 @@ class Core:
             )
             session.add(account)
             await session.flush()
-        elif inc.chat_type == "private" and account.chat_id != inc.chat_id:
+            return account, None
+        account, person = row
+        if inc.chat_type == "private" and account.chat_id != inc.chat_id:
             account.chat_id = inc.chat_id
-        return account
+        return account, person
 
     def _route(self, ctx: Ctx, kind: str, key: str) -> Route | None:
         for route in self._routes.get((kind, key), []):
@@ -255,6 +273,7 @@ class Core:
             await self._park_active(ctx, except_dialog=name)
             row.active = True
             row.updated_at = ctx.now
+            ctx.active_loaded, ctx.active_row = True, row
             await self.dialogs[name].ask(ctx, State(row))
             return
         route = self._route(ctx, "callback", prefix)
