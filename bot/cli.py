@@ -146,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     if not args.verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        if args.command in ("chat", "demo", "ask", "policies"):
+            # Interactive commands: log lines would interleave with the conversation.
+            logging.getLogger().setLevel(logging.WARNING)
     sys.exit(args.func(args) or 0)
 
 

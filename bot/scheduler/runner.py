@@ -61,10 +61,15 @@ async def run_scheduler(
     rules = rules or load_rules(settings.rules_file, timezone=settings.timezone)
     catalogs = catalogs or Catalogs(settings.locales_dir, settings.default_language)
     sched = AsyncIOScheduler(timezone=rules.tz)
+    ticking = asyncio.Lock()
+
+    async def tick() -> None:
+        async with ticking:
+            await safe_tick(sessions, rules, catalogs, clock)
+
     sched.add_job(
-        safe_tick,
+        tick,
         CronTrigger(second=0, timezone=rules.tz),
-        args=(sessions, rules, catalogs, clock),
         id="tick",
         max_instances=1,  # a slow tick is not overlapped by the next one...
         coalesce=True,  # ...and missed minutes collapse into one run
@@ -77,6 +82,11 @@ async def run_scheduler(
     try:
         await sender.run(stop_event)
     finally:
+        # Let a tick in progress finish (its outbox rows are one transaction) rather than cancel it mid-way.
+        sched.pause()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                await ticking.acquire()
         sched.shutdown(wait=False)
         if engine is not None:
             await engine.dispose()
