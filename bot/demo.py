@@ -232,9 +232,11 @@ async def _create(session: AsyncSession, today: date, rng: random.Random) -> Non
     for n, h in enumerate(registered_hh):
         cadre = cadres[n % len(cadres)]
         session.add(Pairing(cadre_id=cadre.id, household_id=h.id, start_date=start))
-        # A few months of visits; some households deliberately left without a recent one.
-        day = start + timedelta(days=rng.randint(0, 20))
-        while day < today - timedelta(days=rng.randint(3, 60)):
+        # Months of visits, counted back from the latest: most households were seen within the
+        # 30-day cadence, about one in five is overdue so /overdue has something to show.
+        gap = rng.randint(1, 28) if rng.random() < 0.8 else rng.randint(31, 75)
+        day = today - timedelta(days=gap)
+        while day >= start:
             kind = _season_kind(day) if rng.random() < 0.6 else VisitKind.ROUTINE
             session.add(
                 Visit(
@@ -251,7 +253,7 @@ async def _create(session: AsyncSession, today: date, rng: random.Random) -> Non
                     created_at=datetime.combine(day, time(15, 0), tzinfo=utc),
                 )
             )
-            day += timedelta(days=rng.randint(20, 45))
+            day -= timedelta(days=rng.randint(20, 35))
     # Village days: the last four weeks, most cadres twice a week, some short.
     for cadre in cadres:
         per_week = rng.choice((1, 2, 2, 3))
