@@ -69,8 +69,9 @@ class Core:
             async with self.sessions() as session, session.begin():
                 if inc.update_id is not None and not await self._first_delivery(session, inc):
                     return Result()
-                account, person = await self._account(session, inc)
+                account, person, active = await self._account(session, inc)
                 ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
+                ctx.active_loaded, ctx.active_row = True, active
                 await self._dispatch(ctx)
                 self._menu(ctx)
                 if inc.callback_id and not ctx.callback_answered:
@@ -172,11 +173,15 @@ class Core:
             return False
         return True
 
-    async def _account(self, session: AsyncSession, inc: Incoming) -> tuple[Account, Person | None]:
-        """The speaker's account (created on first contact) and the roster person bound to it, in one query."""
+    async def _account(
+        self, session: AsyncSession, inc: Incoming
+    ) -> tuple[Account, Person | None, DialogState | None]:
+        """The speaker's account (created on first contact), the roster person bound to it and the active
+        dialog, in one query."""
         q = (
-            select(Account, Person)
+            select(Account, Person, DialogState)
             .outerjoin(Person, Person.id == Account.person_id)
+            .outerjoin(DialogState, (DialogState.account_id == Account.id) & DialogState.active.is_(True))
             .where(Account.channel == inc.channel, Account.external_id == inc.user.id)
         )
         if self._lock_accounts:
@@ -193,11 +198,11 @@ class Core:
             )
             session.add(account)
             await session.flush()
-            return account, None
-        account, person = row
+            return account, None, None
+        account, person, active = row
         if inc.chat_type == "private" and account.chat_id != inc.chat_id:
             account.chat_id = inc.chat_id
-        return account, person
+        return account, person, active
 
     def _route(self, ctx: Ctx, kind: str, key: str) -> Route | None:
         for route in self._routes.get((kind, key), []):
