@@ -56,7 +56,7 @@ W_OBJECT_INTENT = 1.5  # added to an object word's hint weight when the question
 # Words that show a question asks about a benefit. "拖拉机坏了去哪修" names a machine but asks for none.
 INTENT_WORDS = tuple(
     "补贴 补助 补 奖 政策 申请 办理 报销 报 领 发 钱 贷 免 资助 救助 扶持 帮扶 帮 优惠 条件 标准 待遇 国家 政府 "
-    "困难 照顾 享受 穷 没钱 交不起 供不起 贫困户 脱贫户".split()
+    "困难 照顾 享受 穷 没钱 交不起 供不起 贫困户 脱贫户 咋办 怎么办 找谁 管不管".split()
 )
 # Grammatical characters: a typo never replaces one of these with a homophone.
 FUNCTION_CHARS = frozenset("不没了的地得是有在要能会就都也还吗呢吧啊呀我你他她它这那个几多少")
