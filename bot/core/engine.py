@@ -56,6 +56,9 @@ class Core:
         self.dialogs = {d.name: d for d in dialogs}
         self.services: dict[str, Any] = services or {}
         self.files: FileSource | None = None  # set by the runner (Telegram getFile)
+        # Bytes of files in updates being handled, fetched before the update's transaction opens so a slow
+        # download never holds a database lock; taken (and dropped) by file_source.download().
+        self._prefetched: dict[str, bytes] = {}
         self._lock_accounts = not is_sqlite(str(sessions.kw["bind"].url))
         self._routes: dict[tuple[str, str], list[Route]] = {}
         for r in self.routers:
@@ -63,8 +66,26 @@ class Core:
                 self._routes.setdefault((route.kind, route.key), []).append(route)
 
     # ------------------------------------------------------------------ public
+    @property
+    def file_source(self) -> FileSource | None:
+        """Where dialogs fetch a user's file bytes: the prefetched copy, else the runner's source."""
+        return None if self.files is None else _PrefetchedSource(self)
+
+    async def _prefetch(self, inc: Incoming) -> None:
+        if self.files is None:
+            return
+        for ref in inc.files:
+            if ref.file_id in self._prefetched:
+                continue
+            try:
+                self._prefetched[ref.file_id] = await self.files.download(ref.file_id)
+            except Exception:  # the dialog retries the download itself and keeps the file id if it fails
+                log.warning("prefetch of %s failed", ref.file_id, exc_info=True)
+
     async def handle(self, inc: Incoming) -> Result:
         """Handle one update: dedup, resolve the speaker, dispatch, commit once; never raises."""
+        if inc.files:
+            await self._prefetch(inc)
         try:
             async with self.sessions() as session, session.begin():
                 if inc.update_id is not None and not await self._first_delivery(session, inc):
@@ -81,6 +102,9 @@ class Core:
             log.exception("update failed: %r", inc)
             t = self.catalogs.get(normalize_language(inc.user.language_code))
             return Result([Reply(chat_id=inc.chat_id, text=t("core.error"), channel=inc.channel)])
+        finally:
+            for ref in inc.files:  # whatever the update did not use is not kept
+                self._prefetched.pop(ref.file_id, None)
 
     def translator_for(
         self, account: Account, person: Person | None = None, inc: Incoming | None = None
@@ -362,6 +386,20 @@ class Core:
         cutoff = self.clock.now() - timedelta(days=self.settings.draft_keep_days)
         res = await session.execute(delete(DialogState).where(DialogState.updated_at < cutoff))
         return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class _PrefetchedSource:
+    """A FileSource that hands out a prefetched copy once, then falls back to the runner's source."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    async def download(self, file_id: str) -> bytes:
+        data = self._core._prefetched.pop(file_id, None)
+        if data is not None:
+            return data
+        assert self._core.files is not None
+        return await self._core.files.download(file_id)
 
 
 def _aware(dt: Any) -> Any:

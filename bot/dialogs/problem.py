@@ -127,7 +127,7 @@ class ProblemDialog(Dialog):
         photos: list[dict[str, Any]] = []
         if ctx.inc.files:
             ref = ctx.inc.files[0]
-            photos.append(await fetch_photo(ctx.core.files, ctx.core.settings.media_dir, ref, ctx.now))
+            photos.append(await fetch_photo(ctx.core.file_source, ctx.core.settings.media_dir, ref, ctx.now))
         elif value != "skip":
             return Retry("problem.photo_hint")
         await self._save(ctx, st, photos)

@@ -391,7 +391,7 @@ class VisitDialog(Dialog):
                 return Retry("visit.photos_max", {"max": MAX_PHOTOS})
             if any(p["file_id"] == ref.file_id for p in photos):
                 continue  # the same message redelivered by the client
-            photos.append(await fetch_photo(ctx.core.files, ctx.core.settings.media_dir, ref, ctx.now))
+            photos.append(await fetch_photo(ctx.core.file_source, ctx.core.settings.media_dir, ref, ctx.now))
         st.set(photos=photos)
         return photos
 

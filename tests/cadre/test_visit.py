@@ -274,3 +274,42 @@ async def test_photo_required_by_county(app: App, world: World, cadre: Chat, fil
     await cadre.photo("p")
     await cadre.press_text("完成")
     assert "位置" in cadre.last_text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_photo_is_downloaded_before_the_update_takes_the_write_lock(
+    app: App, world: World, cadre: Chat, settings: Settings
+) -> None:
+    """A slow getFile must not hold SQLite's single write lock: the bytes are fetched before the
+    update's transaction opens, so another connection can still write meanwhile."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    db_path = make_url(settings.database_url).database
+    writable: list[bool] = []
+
+    class ProbingFiles:
+        async def download(self, file_id: str) -> bytes:
+            conn = sqlite3.connect(str(db_path), timeout=0.2, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+                writable.append(True)
+            except sqlite3.OperationalError:
+                writable.append(False)
+            finally:
+                conn.close()
+            return b"\xff\xd8\xff\xe0" + file_id.encode() * 20
+
+    app.core.files = ProbingFiles()
+    await cadre.send("/visit")
+    await cadre.press_text("张大山")
+    await cadre.press_text("今天")
+    await cadre.press_text("日常走访")
+    await cadre.send("看望")
+    await cadre.send("无")
+    await cadre.photo("probe-1")
+    assert "第1张" in cadre.last_text
+    assert writable == [True]  # downloaded once, outside the transaction
+    assert app.core._prefetched == {}  # nothing kept after the update

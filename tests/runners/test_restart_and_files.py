@@ -61,9 +61,10 @@ def _test_router() -> Router:
         await ctx.core.start_dialog(ctx, "survey")
 
     async def photo(ctx: Ctx) -> None:
-        assert ctx.core.files is not None
+        source = ctx.core.file_source
+        assert source is not None
         f = ctx.inc.files[0]
-        data = await ctx.core.files.download(f.file_id)
+        data = await source.download(f.file_id)
         ctx.reply_text(f"{f.kind} {len(data)} {hashlib.sha256(data).hexdigest()[:16]}")
 
     router._add("file", [""], None)(photo)
