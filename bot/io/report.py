@@ -12,10 +12,12 @@ import asyncio
 import calendar
 import io
 import logging
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -361,7 +363,11 @@ def cjk_font() -> str | None:
 def _pinyin(name: str) -> str:
     from pypinyin import lazy_pinyin
 
-    return " ".join(p.capitalize() for p in lazy_pinyin(name)) if any(ord(c) > 127 for c in name) else name
+    if not any(ord(c) > 127 for c in name):
+        return name
+    # Full-width punctuation has no glyph in a Latin font either: fold it to ASCII first.
+    name = unicodedata.normalize("NFKC", name)
+    return " ".join(p.capitalize() for p in lazy_pinyin(name) if p.strip())
 
 
 def _pct(done: int, target: int) -> str:
@@ -391,9 +397,10 @@ def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None
     # reports may be drawn in worker threads at the same time.
     fig = Figure(figsize=(8.27, 11.69), dpi=110)  # A4 portrait: one printable page
     m = fig_data.month
+    title = t("io.report.title", team=Safe(team), year=m.year, month=m.month, ym=f"{m.year}-{m.month:02d}")
     fig.suptitle(
-        t("io.report.title", team=Safe(team), year=m.year, month=m.month, ym=f"{m.year}-{m.month:02d}"),
-        fontsize=15,
+        title,
+        fontsize=15 if len(title) <= 48 else 12,  # a long team name in pinyin must still fit the page
         fontfamily=family,
         fontweight="bold",
         y=0.975,
@@ -446,36 +453,19 @@ def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None
         ax2 = fig.add_axes((0.22, 0.05, 0.70, 0.28))
         ys = list(range(n))
         h = 0.38
-        ax1.barh(
-            [y - h / 2 for y in ys],
-            [c.visit_target for c in fig_data.cadres],
-            h,
-            color="#C9D6E3",
-            label=t("io.report.target"),
-        )
-        ax1.barh(
-            [y + h / 2 for y in ys],
-            [c.visits for c in fig_data.cadres],
-            h,
-            color="#2E75B6",
-            label=t("io.report.visits"),
-        )
-        ax1.set_title(t("io.report.visits_chart"), fontsize=11, fontfamily=family)
-        ax2.barh(
-            [y - h / 2 for y in ys],
-            [c.day_target for c in fig_data.cadres],
-            h,
-            color="#E2D4BF",
-            label=t("io.report.target"),
-        )
-        ax2.barh(
-            [y + h / 2 for y in ys],
-            [c.days for c in fig_data.cadres],
-            h,
-            color="#C55A11",
-            label=t("io.report.days"),
-        )
-        ax2.set_title(t("io.report.days_chart"), fontsize=11, fontfamily=family)
+
+        def target_and_actual(ax: Any, target: list[int], actual: list[int], colors: tuple[str, str],
+                              label: str, title: str) -> None:
+            """Two bars per cadre: the target (pale) and what was done."""
+            ax.barh([y - h / 2 for y in ys], target, h, color=colors[0], label=t("io.report.target"))
+            ax.barh([y + h / 2 for y in ys], actual, h, color=colors[1], label=label)
+            ax.set_title(title, fontsize=11, fontfamily=family)
+
+        cadres = fig_data.cadres
+        target_and_actual(ax1, [c.visit_target for c in cadres], [c.visits for c in cadres],
+                          ("#C9D6E3", "#2E75B6"), t("io.report.visits"), t("io.report.visits_chart"))
+        target_and_actual(ax2, [c.day_target for c in cadres], [c.days for c in cadres],
+                          ("#E2D4BF", "#C55A11"), t("io.report.days"), t("io.report.days_chart"))
         for ax in (ax1, ax2):
             ax.set_yticks(ys, names, fontsize=8 if n > 12 else 9, fontfamily=family)
             ax.invert_yaxis()
