@@ -4,8 +4,8 @@ built through the same composition root as production, a small seeded world, and
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -29,39 +29,9 @@ from bot.core.types import (
     User,
 )
 from bot.settings import Settings
+from tests.pg import database_url, pg_execute, require_pg, truncate_all
 
-PG_URL = os.environ.get("BANGFU_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
-def _pg_reachable() -> bool:
-    import socket
-
-    from sqlalchemy.engine import make_url
-
-    u = make_url(PG_URL)
-    try:
-        with socket.create_connection((u.host or "127.0.0.1", u.port or 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-PG_AVAILABLE = _pg_reachable()
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    u = make_url(PG_URL)
-    conn = await asyncpg.connect(
-        host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres", database=u.database
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def _in_thread(fn: Any, *args: Any) -> Any:
@@ -79,43 +49,25 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
     _in_thread(upgrade, f"sqlite+aiosqlite:///{path}")
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.execute("PRAGMA journal_mode=DELETE")  # one self-contained file to copy
+    con.close()
     return path
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A PostgreSQL database migrated once per test session; tests empty it before use."""
-    if not PG_AVAILABLE:
-        yield ""
-        return
-    from sqlalchemy.engine import make_url
-
+    require_pg()
     from bot.store.migrate import upgrade
 
     name = f"bangfu_t_{uuid.uuid4().hex[:10]}"
-    _in_thread(lambda: asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"')))
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    _in_thread(lambda: asyncio.run(pg_execute(f'CREATE DATABASE "{name}"')))
+    url = database_url(name)
     _in_thread(upgrade, url)
     yield url
-    _in_thread(lambda: asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
-
-
-async def _pg_truncate_all(url: str) -> None:
-    """Empty every table (ids restart), keeping the migrated schema: much faster than a new database."""
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    conn = await asyncpg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username, database=u.database)
-    try:
-        tables = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        )
-        if tables:
-            names = ", ".join(f'"{r["tablename"]}"' for r in tables)
-            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    finally:
-        await conn.close()
+    _in_thread(lambda: asyncio.run(pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -128,12 +80,9 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         shutil.copyfile(template, target)
         yield f"sqlite+aiosqlite:///{target}"
         return
-    if not PG_AVAILABLE:
-        if os.environ.get("BANGFU_TEST_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL required (BANGFU_TEST_REQUIRE_POSTGRES) but {PG_URL} is not reachable")
-        pytest.skip("PostgreSQL not reachable")
+    require_pg()
     url: str = request.getfixturevalue("pg_database")
-    await _pg_truncate_all(url)
+    await truncate_all(url)
     yield url
 
 

@@ -3,15 +3,11 @@ reachable), session factories, catalogs, a small team with chat accounts, and th
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from fake_botapi_lite import FakeBotAPI
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import Catalogs
@@ -19,29 +15,7 @@ from bot.scheduler.rules import Rules, load_rules
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade_async
-
-PG_URL = os.environ.get("BANGFU_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
-def _pg_reachable() -> bool:
-    u = make_url(PG_URL)
-    try:
-        with socket.create_connection((u.host or "127.0.0.1", u.port or 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    u = make_url(PG_URL)
-    conn = await asyncpg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
-                                 database=u.database)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+from tests.pg import require_pg, truncate_all
 
 
 @pytest.fixture
@@ -53,22 +27,16 @@ async def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def sched_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A migrated database on each backend: a SQLite file, and a uniquely named PostgreSQL scratch DB."""
+    """A migrated database on each backend: a SQLite file, and the session's PostgreSQL database emptied."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'sched.sqlite3'}"
         await upgrade_async(url)
         yield url
         return
-    if not _pg_reachable():
-        pytest.skip("PostgreSQL not reachable")
-    name = f"bangfu_sched_{uuid.uuid4().hex[:10]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        await upgrade_async(url)
-        yield url
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    require_pg()
+    url: str = request.getfixturevalue("pg_database")  # the session's database, from tests/conftest.py
+    await truncate_all(url)
+    yield url
 
 
 @pytest.fixture
