@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import logging
 import signal
 import sys
@@ -61,23 +60,22 @@ def make_runner(kind: str, app: Any, settings: Settings, polling_timeout: int = 
     return AiogramRunner(app, settings, polling_timeout)
 
 
-async def _start_scheduler(settings: Settings, app: Any, transport: Any, stop: asyncio.Event) -> asyncio.Task[Any] | None:
-    """Start the reminder scheduler next to the bot if that feature is installed."""
-    run_scheduler = None
-    for module in ("bot.scheduler.runner", "bot.scheduler.service"):
-        try:
-            run_scheduler = getattr(__import__(module, fromlist=["run_scheduler"]), "run_scheduler", None)
-        except ImportError:
-            continue
-        if run_scheduler is not None:
-            break
-    if run_scheduler is None:
-        log.info("no scheduler installed; reminders are not sent by this process")
-        return None
-    params = inspect.signature(run_scheduler).parameters
-    shared = {"sessions": app.core.sessions, "catalogs": app.core.catalogs}
-    kwargs = {k: v for k, v in shared.items() if k in params}
-    return asyncio.create_task(run_scheduler(settings, app.core.clock, transport, stop, **kwargs), name="scheduler")
+def _start_scheduler(settings: Settings, app: Any, transport: Any, stop: asyncio.Event) -> asyncio.Task[Any]:
+    """Run the reminder scheduler next to the bot, sharing its sessions, catalogs and rules."""
+    from bot.scheduler.runner import run_scheduler
+
+    return asyncio.create_task(
+        run_scheduler(
+            settings,
+            app.core.clock,
+            transport,
+            stop,
+            sessions=app.core.sessions,
+            catalogs=app.core.catalogs,
+            rules=app.core.services.get("rules"),
+        ),
+        name="scheduler",
+    )
 
 
 async def serve(
@@ -104,7 +102,7 @@ async def serve(
         mode = "webhook" if settings.webhook_url else "polling"
         log.info("bangfu running: %s runner, %s as @%s", runner.name, mode, runner.bridge.bot_username)
         if scheduler:
-            sched_task = await _start_scheduler(settings, app, runner.transport, sched_stop)
+            sched_task = _start_scheduler(settings, app, runner.transport, sched_stop)
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(runner.wait())]
         if sched_task is not None:
             waiters.append(sched_task)
