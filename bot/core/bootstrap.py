@@ -32,7 +32,7 @@ def build_core(
     services: dict[str, Any] | None = None,
 ) -> App:
     """Wire settings, clock, database, catalogs, routers and dialogs into a Core. No I/O happens here
-    except loading catalogs (and the policy knowledge base when the policy feature is present)."""
+    except loading catalogs, the reminder rules and the policy knowledge base (once per process)."""
     from bot.dialogs import all_dialogs
     from bot.handlers import all_routers
 
@@ -57,17 +57,13 @@ def _load_policy(settings: Settings) -> Any:
 @functools.lru_cache(maxsize=4)
 def _policy_engine(knowledge_dir: Path, county: str | None) -> Any:
     """The loaded knowledge base is read-only, so one per (folder, county) is shared by every core in a process."""
-    try:
-        from bot.policy.engine import PolicyEngine  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
+    from bot.policy.engine import PolicyEngine
+
     return PolicyEngine.load(knowledge_dir, county)
 
 
 def _load_rules(settings: Settings) -> Any:
     """The county's reminder rules (shipped defaults + the override file)."""
-    try:
-        from bot.scheduler.rules import load_rules
-    except ImportError:
-        return None
+    from bot.scheduler.rules import load_rules
+
     return load_rules(settings.rules_file, timezone=settings.timezone)
