@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BANGFU_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///var/bangfu.sqlite3"
+    # SQLite only: run the bot's per-update statements on the event-loop thread (bot.store.sqlite_loop)
+    # instead of aiosqlite's worker thread; the scheduler and exports always use the thread.
+    sqlite_on_loop: bool = True
     telegram_token: SecretStr | None = None
     telegram_api_url: str | None = None  # root URL of a self-hosted Bot API server
     bot_username: str = "bangfu_bot"

@@ -38,7 +38,7 @@ def build_core(
 
     settings = settings or Settings()
     clock = clock or SystemClock(settings.timezone)
-    engine = engine or create_engine(settings.database_url)
+    engine = engine or create_engine(settings.database_url, on_loop=settings.sqlite_on_loop)
     catalogs = Catalogs(settings.locales_dir, settings.default_language)
     svc: dict[str, Any] = dict(services or {})
     if "policy" not in svc:

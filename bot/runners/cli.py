@@ -61,8 +61,12 @@ def make_runner(kind: str, app: Any, settings: Settings, polling_timeout: int = 
 
 
 def _start_scheduler(settings: Settings, app: Any, transport: Any, stop: asyncio.Event) -> asyncio.Task[Any]:
-    """Run the reminder scheduler next to the bot, sharing its sessions, catalogs and rules."""
+    """Run the reminder scheduler next to the bot, sharing its catalogs and rules, and its sessions on
+    PostgreSQL. On SQLite the bot's engine runs statements on the event loop (short per-update
+    transactions), so the scheduler opens its own threaded engine: its set-based queries never stall
+    the loop, and the two take turns on the file's write lock."""
     from bot.scheduler.runner import run_scheduler
+    from bot.store.db import is_sqlite
 
     return asyncio.create_task(
         run_scheduler(
@@ -70,7 +74,7 @@ def _start_scheduler(settings: Settings, app: Any, transport: Any, stop: asyncio
             app.core.clock,
             transport,
             stop,
-            sessions=app.core.sessions,
+            sessions=None if is_sqlite(settings.database_url) else app.core.sessions,
             catalogs=app.core.catalogs,
             rules=app.core.services.get("rules"),
         ),

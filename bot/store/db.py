@@ -14,19 +14,31 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, **kw: Any) -> AsyncEngine:
-    """An async engine; for SQLite the file's folder is created and WAL + foreign keys switched on."""
+def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
+    """An async engine; for SQLite the file's folder is created and WAL + foreign keys switched on.
+
+    `on_loop=True` runs a SQLite file's statements on the event-loop thread (`bot.store.sqlite_loop`):
+    several times cheaper per statement, for short transactions like the bot's one-per-update. Without
+    it (the default, for the scheduler's and exports' heavier queries) aiosqlite's worker thread runs them.
+    """
     if is_sqlite(url):
         u = make_url(url)
+        if on_loop and u.database and u.database != ":memory:":
+            from bot.store import sqlite_loop  # noqa: F401 - registers the sqlite+bangfu dialect
+
+            u = u.set(drivername="sqlite+bangfu")
+            url = u.render_as_string(hide_password=False)
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        if u.database and u.database != ":memory:":
             # SQLite has one writer anyway: one pooled connection makes waiting transactions queue in
             # order in the pool instead of sleeping in SQLite's busy handler (p99 under concurrency).
             kw.setdefault("pool_size", 1)
             kw.setdefault("max_overflow", 0)
             kw.setdefault("pool_timeout", 60)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kw)
+        # The loop dialect has no C busy handler (it waits with asyncio.sleep); the threaded one waits 30 s.
+        connect_args = {} if u.drivername == "sqlite+bangfu" else {"timeout": 30}
+        engine = create_async_engine(url, connect_args=connect_args, **kw)
+        busy_ms = 0 if u.drivername == "sqlite+bangfu" else 30000
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -37,7 +49,7 @@ def create_engine(url: str, **kw: Any) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
 
         @event.listens_for(engine.sync_engine, "begin")

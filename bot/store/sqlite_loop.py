@@ -1,0 +1,227 @@
+"""SQLite on the event-loop thread: an async SQLAlchemy dialect that calls `sqlite3` directly.
+
+Why: a statement on a local SQLite file takes microseconds; handing each DBAPI call to aiosqlite's
+worker thread (queue, thread wake-up, future, self-pipe to wake the loop) costs far more than the
+statement itself — in `bench/core_bench.py` the hop was about three quarters of an update's CPU.
+The bot's per-update transactions are a handful of indexed statements, so running them inline is both
+faster and simpler.
+
+What keeps the loop responsive:
+- SQLite's C busy handler is off (`timeout=0`). When another connection holds the write lock (another
+  process such as `bangfu scheduler`, or the scheduler's threaded engine in `bangfu run`), a statement
+  fails with SQLITE_BUSY at once and is retried after an *asyncio* sleep, so the loop serves other users
+  meanwhile instead of sleeping inside SQLite.
+- Within one process, transactions queue for the single pooled connection in asyncio (pool_size=1).
+- Heavy read queries (the scheduler's set-based computations, a county-wide export) belong on the
+  threaded aiosqlite engine: `bot.store.db.create_engine(url)` without `on_loop`.
+
+The driver is shaped like aiosqlite (async connection and cursor objects) so SQLAlchemy's own asyncio
+adapter classes drive it exactly as they drive aiosqlite; only the thread is gone.
+Use it through `bot.store.db.create_engine(url, on_loop=True)` or the URL `sqlite+bangfu:///path`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import pool
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection, AsyncAdapt_dbapi_cursor
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi, SQLiteDialect_aiosqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.util.concurrency import await_
+
+#: how long a statement keeps retrying SQLITE_BUSY before giving up (what the threaded engine waits)
+BUSY_DEADLINE = 30.0
+_FIRST_WAIT = 0.001
+_MAX_WAIT = 0.05
+
+T = TypeVar("T")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock; nothing was done."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc)
+
+
+async def retry_busy(fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args); on SQLITE_BUSY wait (1 ms doubling to 50 ms, in asyncio) and retry until BUSY_DEADLINE.
+
+    A statement that fails with SQLITE_BUSY has had no effect, and inside an explicit transaction the
+    transaction stays open, so retrying the same statement is what SQLite's documentation prescribes.
+    """
+    wait, deadline = _FIRST_WAIT, 0.0
+    while True:
+        try:
+            return fn(*args)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            now = time.monotonic()
+            deadline = deadline or now + BUSY_DEADLINE
+            if now >= deadline:
+                raise
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, _MAX_WAIT)
+
+
+class LoopCursor:
+    """An aiosqlite-shaped cursor whose coroutines run sqlite3 at once on the calling thread."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self._cur = cur
+
+    async def __aenter__(self) -> LoopCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._cur.close()
+
+    async def execute(self, sql: str, parameters: Any = ()) -> LoopCursor:
+        await retry_busy(self._cur.execute, sql, parameters)
+        return self
+
+    async def executemany(self, sql: str, seq_of_parameters: Any) -> LoopCursor:
+        seq = seq_of_parameters if isinstance(seq_of_parameters, list | tuple) else list(seq_of_parameters)
+        await retry_busy(self._cur.executemany, sql, seq)
+        return self
+
+    async def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    async def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cur.fetchmany(size if size is not None else self._cur.arraysize)
+
+    async def close(self) -> None:
+        self._cur.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cur.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cur.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cur.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cur.arraysize = value
+
+
+class LoopDriverConnection:
+    """An aiosqlite-shaped connection over a plain sqlite3 connection used on the loop's thread."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def cursor(self) -> LoopCursor:
+        return LoopCursor(self.conn.cursor())
+
+    async def commit(self) -> None:
+        await retry_busy(self.conn.commit)
+
+    async def rollback(self) -> None:
+        self.conn.rollback()
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
+class LoopAdaptedConnection(AsyncAdapt_dbapi_connection):
+    """What SQLAlchemy's pool holds: its stock asyncio adapter, plus sqlite3's connection-level API."""
+
+    __slots__ = ()
+    _connection: LoopDriverConnection  # type: ignore[assignment]
+    _cursor_cls = AsyncAdapt_dbapi_cursor
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._connection.conn.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self._connection.conn.isolation_level = value  # type: ignore[assignment]
+
+    def create_function(self, *args: Any, **kw: Any) -> None:
+        self._connection.conn.create_function(*args, **kw)
+
+    def rollback(self) -> None:
+        await_(self._connection.rollback())
+
+    def commit(self) -> None:
+        await_(self._connection.commit())
+
+    def close(self) -> None:
+        self._connection.conn.close()
+
+
+class LoopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI "module" of the dialect: sqlite3's exceptions and constants, LoopAdaptedConnections."""
+
+    def __init__(self) -> None:
+        super().__init__(sqlite3, sqlite3)
+
+    def connect(self, *args: Any, **kw: Any) -> LoopAdaptedConnection:  # type: ignore[override]
+        kw.pop("async_creator_fn", None)
+        driver = LoopDriverConnection(sqlite3.connect(*args, **kw))
+        return LoopAdaptedConnection(self, driver)  # type: ignore[arg-type]  # duck-typed like aiosqlite
+
+
+class SQLiteDialect_loop(SQLiteDialect_aiosqlite):
+    """The aiosqlite dialect with the worker thread taken out: `sqlite+bangfu:///path`."""
+
+    driver = "bangfu"
+    supports_statement_cache = True
+    supports_server_side_cursors = False
+    has_terminate = False
+
+    @classmethod
+    def import_dbapi(cls) -> LoopDBAPI:
+        return LoopDBAPI()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.has_terminate = False
+
+    @classmethod
+    def get_pool_class(cls, url: URL) -> type[pool.Pool]:
+        return pool.AsyncAdaptedQueuePool if cls._is_url_file_db(url) else pool.StaticPool
+
+    def create_connect_args(self, url: URL) -> Any:
+        args, kw = super().create_connect_args(url)
+        kw["timeout"] = 0  # no C busy handler: BUSY comes back at once and is retried with an asyncio sleep
+        return args, kw
+
+    def retrieve_dbapi_version(self, dbapi: Any) -> Any:
+        from sqlalchemy import util
+
+        return util.parse_version_string(sqlite3.sqlite_version)
+
+
+registry.register("sqlite.bangfu", __name__, "SQLiteDialect_loop")
+
+__all__ = ["BUSY_DEADLINE", "LoopAdaptedConnection", "SQLiteDialect_loop", "is_busy", "retry_busy"]
