@@ -30,6 +30,11 @@ async def test_follow_up_keeps_context(app: App, world: World) -> None:
     await chat.send("那大病呢")
     qs = await _questions(app)
     assert qs[-1].topic == "medical.serious_illness"
+    # A follow-up that names no topic at all is understood only through the stored context.
+    await chat.send("住院能报多少")
+    await chat.send("县医院呢")
+    qs = await _questions(app)
+    assert (qs[-1].topic, qs[-1].answered) == ("medical.inpatient", True)
 
 
 async def test_declined_question_forwarded_to_cadre_and_reply_returned(app: App, world: World) -> None:

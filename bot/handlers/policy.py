@@ -42,6 +42,9 @@ async def answer_question(ctx: Ctx, text: str) -> None:
         ctx.reply("core.text_too_long", limit=limit, length=len(text))
         return
     engine = ctx.core.services.get("policy")
+    # The previous question's context is read before this question is added: with autoflush, adding it
+    # first made it the "last question" itself, so follow-ups ("县医院呢") never saw their context.
+    context = await _last_context(ctx) if engine is not None else None
     question = PolicyQuestion(account_id=ctx.account.id, text=text, created_at=ctx.now, context={})
     ctx.session.add(question)
     if engine is None:
@@ -49,7 +52,7 @@ async def answer_question(ctx: Ctx, text: str) -> None:
         ctx.reply("ask.unavailable")
         await _offer_forward(ctx, question)
         return
-    res = engine.answer(text, ctx.t.lang, context=await _last_context(ctx), now=ctx.now)
+    res = engine.answer(text, ctx.t.lang, context=context, now=ctx.now)
     question.topic = res.topic
     question.confidence = float(res.confidence)
     question.answered = res.decision == "answer"
