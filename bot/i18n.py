@@ -52,19 +52,19 @@ def compile_catalogs(locales_dir: Path) -> None:
 
 
 class Translator:
-    """Renders message keys in one language."""
+    """Renders message keys in one language, from one merged key -> text table."""
 
-    def __init__(self, lang: str, translations: gettext.NullTranslations) -> None:
+    def __init__(self, lang: str, catalog: dict[str, str]) -> None:
         self.lang = lang
-        self._t = translations
+        self._catalog = catalog
 
     def raw(self, key: str) -> str:
         """The catalog text for key (the key itself when missing)."""
-        return self._t.gettext(key)
+        return self._catalog.get(key, key)
 
     def __call__(self, key: str, /, **args: object) -> str:
         """Render key with args; arguments are HTML-escaped unless Safe."""
-        text = self._t.gettext(key)
+        text = self._catalog.get(key, key)
         if not args:
             return text
         safe = {k: (v if isinstance(v, Safe) else html.escape(str(v), quote=False)) for k, v in args.items()}
@@ -75,38 +75,36 @@ class Translator:
             return text
 
     def has(self, key: str) -> bool:
-        return self._t.gettext(key) != key
+        return key in self._catalog
 
 
 class Catalogs:
-    """All languages, each merged from every domain's catalog."""
+    """All languages, each merged from every domain's catalog into one table at start-up (a lookup is
+    one dict access, not a walk down a chain of gettext fallbacks on every message)."""
 
     def __init__(self, locales_dir: Path, default: str = DEFAULT_LANGUAGE) -> None:
         self.dir = locales_dir
         self.default = default
         compile_catalogs(locales_dir)
-        self._by_lang: dict[str, Translator] = {}
-        for lang in LANGUAGES:
-            merged: gettext.NullTranslations = gettext.NullTranslations()
-            domains = sorted(p.stem for p in (locales_dir / lang / "LC_MESSAGES").glob("*.mo"))
-            for domain in domains:
-                t = gettext.translation(domain, localedir=str(locales_dir), languages=[lang])
-                t._fallback = merged  # type: ignore[attr-defined]  # later domains first, then earlier
-                merged = t
-            self._by_lang[lang] = Translator(lang, merged)
+        tables = {lang: _read_language(locales_dir, lang) for lang in LANGUAGES}
         # English falls back to Chinese for a key not yet translated, never to the bare key.
-        zh = self._by_lang[DEFAULT_LANGUAGE]._t
-        en = self._by_lang["en"]._t
-        if en is not zh:
-            _set_last_fallback(en, zh)
+        for lang in LANGUAGES:
+            if lang != DEFAULT_LANGUAGE:
+                tables[lang] = {**tables[DEFAULT_LANGUAGE], **tables[lang]}
+        self._by_lang = {lang: Translator(lang, table) for lang, table in tables.items()}
 
     def get(self, lang: str | None) -> Translator:
         """The translator for lang (falling back to the default language)."""
         return self._by_lang.get(lang or self.default) or self._by_lang[self.default]
 
 
-def _set_last_fallback(t: gettext.NullTranslations, fb: gettext.NullTranslations) -> None:
-    while getattr(t, "_fallback", None) is not None:
-        t = t._fallback  # type: ignore[attr-defined]
-    if t is not fb:
-        t._fallback = fb  # type: ignore[attr-defined]
+def _read_language(locales_dir: Path, lang: str) -> dict[str, str]:
+    """Every domain's compiled catalog for lang, merged (domains never share keys; a later one wins)."""
+    table: dict[str, str] = {}
+    for mo in sorted((locales_dir / lang / "LC_MESSAGES").glob("*.mo")):
+        with mo.open("rb") as f:
+            t = gettext.GNUTranslations(f)
+        table.update(
+            (k, v) for k, v in t._catalog.items() if isinstance(k, str) and k and v  # type: ignore[attr-defined]
+        )
+    return table

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, inspect, select
+from sqlalchemy import bindparam, delete, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -60,6 +60,7 @@ class Core:
         # download never holds a database lock; taken (and dropped) by file_source.download().
         self._prefetched: dict[str, bytes] = {}
         self._lock_accounts = not is_sqlite(str(sessions.kw["bind"].url))
+        self._stmts = _HotStatements(postgres=self._lock_accounts)
         self._routes: dict[tuple[str, str], list[Route]] = {}
         for r in self.routers:
             for route in r.routes:
@@ -173,26 +174,23 @@ class Core:
                 return None
             return row
         row = (
-            await ctx.session.execute(
-                select(DialogState).where(
-                    DialogState.account_id == ctx.account.id, DialogState.active.is_(True)
-                )
-            )
+            await ctx.session.execute(self._stmts.active_dialog, {"account_id": ctx.account.id})
         ).scalar_one_or_none()
         ctx.active_loaded, ctx.active_row = True, row
         return row
 
     # ----------------------------------------------------------------- internals
     async def _first_delivery(self, session: AsyncSession, inc: Incoming) -> bool:
-        """Record the update id; False when it was handled before (one INSERT ... ON CONFLICT DO NOTHING)."""
-        insert = pg_insert if self._lock_accounts else sqlite_insert
-        stmt = (
-            insert(ProcessedUpdate)
-            .values(channel=inc.channel, update_id=str(inc.update_id), at=self.clock.now())
-            .on_conflict_do_nothing()
-            .returning(ProcessedUpdate.update_id)
-        )
-        if (await session.execute(stmt)).first() is None:
+        """Record the update id; False when it was handled before (one INSERT ... ON CONFLICT DO NOTHING,
+        a statement built once and run as plain Core on the session's connection)."""
+        conn = await session.connection()
+        row = (
+            await conn.execute(
+                self._stmts.record_update,
+                {"channel": inc.channel, "update_id": str(inc.update_id), "at": self.clock.now()},
+            )
+        ).first()
+        if row is None:
             log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
             return False
         return True
@@ -202,16 +200,9 @@ class Core:
     ) -> tuple[Account, Person | None, DialogState | None]:
         """The speaker's account (created on first contact), the roster person bound to it and the active
         dialog, in one query."""
-        q = (
-            select(Account, Person, DialogState)
-            .outerjoin(Person, Person.id == Account.person_id)
-            .outerjoin(DialogState, (DialogState.account_id == Account.id) & DialogState.active.is_(True))
-            .where(Account.channel == inc.channel, Account.external_id == inc.user.id)
-        )
-        if self._lock_accounts:
-            # Serialise one user's updates across workers: dialog state is read-modify-write.
-            q = q.with_for_update(of=Account)
-        row = (await session.execute(q)).first()
+        row = (
+            await session.execute(self._stmts.speaker, {"channel": inc.channel, "external_id": inc.user.id})
+        ).first()
         if row is None:
             account = Account(
                 channel=inc.channel,
@@ -364,9 +355,7 @@ class Core:
 
     async def _state(self, session: AsyncSession, account_id: int, name: str) -> DialogState | None:
         return (
-            await session.execute(
-                select(DialogState).where(DialogState.account_id == account_id, DialogState.dialog == name)
-            )
+            await session.execute(self._stmts.dialog_by_name, {"account_id": account_id, "dialog": name})
         ).scalar_one_or_none()
 
     def _menu(self, ctx: Ctx) -> None:
@@ -386,6 +375,36 @@ class Core:
         cutoff = self.clock.now() - timedelta(days=self.settings.draft_keep_days)
         res = await session.execute(delete(DialogState).where(DialogState.updated_at < cutoff))
         return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class _HotStatements:
+    """The statements every update runs, built once with bound parameters.
+
+    Building a select() and computing its cache key costs more than running it on SQLite; a statement
+    object built once keeps its memoised cache key, so each update pays only for binding and running.
+    """
+
+    def __init__(self, postgres: bool) -> None:
+        table = ProcessedUpdate.__table__
+        insert = pg_insert if postgres else sqlite_insert
+        self.record_update = (
+            insert(table).on_conflict_do_nothing().returning(table.c.update_id)  # type: ignore[arg-type]
+        )
+        speaker = (
+            select(Account, Person, DialogState)
+            .outerjoin(Person, Person.id == Account.person_id)
+            .outerjoin(DialogState, (DialogState.account_id == Account.id) & DialogState.active.is_(True))
+            .where(Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id"))
+        )
+        # On PostgreSQL, serialise one user's updates across workers: dialog state is read-modify-write.
+        # (On SQLite, BEGIN IMMEDIATE already serialises every transaction.)
+        self.speaker = speaker.with_for_update(of=Account) if postgres else speaker
+        self.active_dialog = select(DialogState).where(
+            DialogState.account_id == bindparam("account_id"), DialogState.active.is_(True)
+        )
+        self.dialog_by_name = select(DialogState).where(
+            DialogState.account_id == bindparam("account_id"), DialogState.dialog == bindparam("dialog")
+        )
 
 
 class _PrefetchedSource:

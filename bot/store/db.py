@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -54,8 +54,16 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:
-            # One writer at a time, queued by busy_timeout: an update's read-modify-write is serialised.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # One writer at a time (queued by the busy wait): an update's read-modify-write is serialised.
+            # Straight on the DBAPI cursor: this runs once per update, and SQLAlchemy's statement
+            # machinery costs more than the BEGIN itself.
+            cur = conn.connection.dbapi_connection.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except Exception as e:
+                raise exc.OperationalError("BEGIN IMMEDIATE", None, e) from e
+            finally:
+                cur.close()
 
         return engine
     kw.setdefault("pool_size", 10)
