@@ -14,10 +14,9 @@ from bot.dialogs.base import Dialog, Finish, Goto, Next, Retry, State, StepEnum
 from bot.dialogs.visit import ask_household, pick_household, text_input
 from bot.handlers.router import STAFF
 from bot.services import difficulties as dsvc
-from bot.services.households import own_households
+from bot.services.households import OwnHousehold, own_households
 from bot.services.media import fetch_photo
 from bot.store.enums import DifficultyCategory, Role, Urgency
-from bot.store.models import Household
 
 VILLAGE = "village"
 _VILLAGE_WORDS = {"全村", "村里", "整个村", "全村的问题", "村"}
@@ -93,7 +92,7 @@ class ProblemDialog(Dialog):
                 st.drop("matches", "page")
                 return Goto(Step.CATEGORY.value)
             picked = await pick_household(ctx, st, self.ask)
-            if not isinstance(picked, Household):
+            if not isinstance(picked, OwnHousehold):
                 return picked
             st.set(hh=picked.id, hh_name=picked.head_name)
             st.drop("matches", "page")

@@ -18,7 +18,7 @@ from bot.handlers.router import STAFF, parse_id
 from bot.i18n import Translator
 from bot.services import visits as vs
 from bot.services.dates import parse_date
-from bot.services.households import match_households, own_households, pairing_rows
+from bot.services.households import OwnHousehold, match_households, own_households, pairing_rows
 from bot.services.media import fetch_photo
 from bot.store.enums import LocationStatus, Role, VisitKind
 from bot.store.models import Household
@@ -75,15 +75,9 @@ def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
 async def ask_household(ctx: Ctx, st: State, key: str, extra: list[list[Button]] | None = None) -> None:
     """Household buttons (paged, or the matches of an ambiguous name), plus any extra rows."""
     assert ctx.person is not None
-    households = await own_households(ctx.session, ctx.person.id)
     # Most overdue first: the household a cadre is about to log is usually near the top.
-    order = {
-        r.household_id: i
-        for i, r in enumerate(
-            await pairing_rows(ctx.session, ctx.today, vs.rules_of(ctx.core), cadre_ids=[ctx.person.id])
-        )
-    }
-    households.sort(key=lambda h: order.get(h.id, len(order)))
+    rows_now = await pairing_rows(ctx.session, ctx.today, vs.rules_of(ctx.core), cadre_ids=[ctx.person.id])
+    households = [r.as_own() for r in rows_now]
     matches = st.data.get("matches")
     if matches:
         households = [h for h in households if h.id in set(matches)]
@@ -106,14 +100,14 @@ async def ask_household(ctx: Ctx, st: State, key: str, extra: list[list[Button]]
     ctx.reply(key, st.keyboard(ctx, rows), page=page + 1, pages=pages)
 
 
-def _hh_label(ctx: Ctx, h: Household) -> str:
+def _hh_label(ctx: Ctx, h: OwnHousehold) -> str:
     # Button labels are plain text, not HTML: format without escaping.
     if h.group_no:
         return ctx.t.raw("cadre.hh_button_group").format(name=h.head_name, group=h.group_no)
     return h.head_name
 
 
-async def pick_household(ctx: Ctx, st: State, ask: Any) -> Household | Next:
+async def pick_household(ctx: Ctx, st: State, ask: Any) -> OwnHousehold | Next:
     """Interpret input at a household step: a button, a page turn, or part of a head's name.
 
     Returns the chosen household, or what the step should do next (Retry / Replace).
@@ -187,7 +181,7 @@ class VisitDialog(Dialog):
             return Step.DATE.value
         return self.first_step
 
-    async def _set_household(self, ctx: Ctx, st: State, h: Household) -> None:
+    async def _set_household(self, ctx: Ctx, st: State, h: OwnHousehold) -> None:
         assert ctx.person is not None
         since = await vs.pairing_start(ctx.session, ctx.person.id, h.id)
         st.set(hh=h.id, hh_name=h.head_name, since=since.isoformat() if since else None)
@@ -306,7 +300,7 @@ class VisitDialog(Dialog):
             return Retry("visit.photo_early", {"n": len(photos)})
         if step is Step.HOUSEHOLD:
             picked = await pick_household(ctx, st, self.ask)
-            if not isinstance(picked, Household):
+            if not isinstance(picked, OwnHousehold):
                 return picked
             await self._set_household(ctx, st, picked)
             visit_date = self._date(st)

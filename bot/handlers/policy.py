@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from bot.core.context import Ctx
 from bot.core.types import Button, InlineKeyboard
@@ -21,16 +21,18 @@ router = Router("policy")
 FOLLOW_UP_MINUTES = 10
 
 
+_LAST_CONTEXT = (
+    select(PolicyQuestion.context)
+    .where(PolicyQuestion.account_id == bindparam("account_id"), PolicyQuestion.created_at >= bindparam("since"))
+    .order_by(PolicyQuestion.id.desc())
+    .limit(1)
+)
+
+
 async def _last_context(ctx: Ctx) -> dict[str, Any] | None:
-    q = await ctx.session.execute(
-        select(PolicyQuestion.context)
-        .where(
-            PolicyQuestion.account_id == ctx.account.id,
-            PolicyQuestion.created_at >= ctx.now - timedelta(minutes=FOLLOW_UP_MINUTES),
-        )
-        .order_by(PolicyQuestion.id.desc())
-        .limit(1)
-    )
+    """The context of the speaker's last question in the follow-up window, if any."""
+    since = ctx.now - timedelta(minutes=FOLLOW_UP_MINUTES)
+    q = await ctx.session.execute(_LAST_CONTEXT, {"account_id": ctx.account.id, "since": since})
     return q.scalar_one_or_none() or None
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler.rules import Rules
@@ -38,6 +38,10 @@ class HouseholdRow:
     last_visit: date | None
     season_done: bool | None  # None outside a seasonal window
     open_difficulties: int
+    group_no: int | None = None
+
+    def as_own(self) -> OwnHousehold:
+        return OwnHousehold(self.household_id, self.code, self.head_name, self.group_no)
 
     def days_since(self, today: date) -> int | None:
         return (today - self.last_visit).days if self.last_visit else None
@@ -79,6 +83,7 @@ async def pairing_rows(
         Pairing.start_date,
         last.label("last_visit"),
         open_count.label("open_count"),
+        Household.group_no,
     ]
     if season is not None:
         cond = [
@@ -110,7 +115,8 @@ async def pairing_rows(
             pairing_start=r[5],
             last_visit=r[6],
             open_difficulties=int(r[7] or 0),
-            season_done=bool(r[8]) if season is not None else None,
+            group_no=r[8],
+            season_done=bool(r[9]) if season is not None else None,
         )
         for r in rows
     ]
@@ -140,18 +146,30 @@ async def rows_for(session: AsyncSession, person: Person, today: date, rules: Ru
     return await pairing_rows(session, today, rules, cadre_ids=[person.id])
 
 
-async def own_households(session: AsyncSession, cadre_id: int) -> list[Household]:
-    """Households currently paired with the cadre, by head name."""
-    q = (
-        select(Household)
-        .join(Pairing, Pairing.household_id == Household.id)
-        .where(Pairing.cadre_id == cadre_id, Pairing.end_date.is_(None))
-        .order_by(Household.head_name, Household.id)
-    )
-    return list((await session.execute(q)).scalars())
+@dataclass(frozen=True, slots=True)
+class OwnHousehold:
+    """What a household picker needs of a cadre's household: no full ORM object per button."""
+
+    id: int
+    code: str
+    head_name: str
+    group_no: int | None
 
 
-def match_households(households: Sequence[Household], text: str) -> list[Household]:
+_OWN = (
+    select(Household.id, Household.code, Household.head_name, Household.group_no)
+    .join(Pairing, Pairing.household_id == Household.id)
+    .where(Pairing.cadre_id == bindparam("cadre_id"), Pairing.end_date.is_(None))
+    .order_by(Household.head_name, Household.id)
+)
+
+
+async def own_households(session: AsyncSession, cadre_id: int) -> list[OwnHousehold]:
+    """Households currently paired with the cadre, by head name (one indexed query, built once)."""
+    return [OwnHousehold(*r) for r in (await session.execute(_OWN, {"cadre_id": cadre_id})).all()]
+
+
+def match_households(households: Sequence[OwnHousehold], text: str) -> list[OwnHousehold]:
     """Households whose head name contains the typed text (or whose code equals it); an exact name
     wins over partial matches, so 张山 is not ambiguous with 张山林."""
     s = text.strip().replace(" ", "")
