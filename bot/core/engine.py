@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, delete, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.core.context import Ctx
@@ -87,23 +88,29 @@ class Core:
         """Handle one update: dedup, resolve the speaker, dispatch, commit once; never raises."""
         if inc.files:
             await self._prefetch(inc)
+        session = self.sessions()
+        closed = False
         try:
-            async with self.sessions() as session, session.begin():
-                if inc.update_id is not None and not await self._first_delivery(session, inc):
-                    return Result()
-                account, person, active = await self._account(session, inc)
-                ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
-                ctx.active_loaded, ctx.active_row = True, active
-                await self._dispatch(ctx)
-                self._menu(ctx)
-                if inc.callback_id and not ctx.callback_answered:
-                    ctx.answer_callback()
-                return Result(ctx.actions)
+            opened = await session.run_sync(self._open, inc)
+            if opened is None:
+                return Result()
+            account, person, active = opened
+            ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
+            ctx.active_loaded, ctx.active_row = True, active
+            await self._dispatch(ctx)
+            self._menu(ctx)
+            if inc.callback_id and not ctx.callback_answered:
+                ctx.answer_callback()
+            await session.run_sync(_commit_and_close)  # nothing is sent unless this commit succeeded
+            closed = True
+            return Result(ctx.actions)
         except Exception:
             log.exception("update failed: %r", inc)
             t = self.catalogs.get(normalize_language(inc.user.language_code))
             return Result([Reply(chat_id=inc.chat_id, text=t("core.error"), channel=inc.channel)])
         finally:
+            if not closed:
+                await session.close()  # rolls back whatever this update did
             for ref in inc.files:  # whatever the update did not use is not kept
                 self._prefetched.pop(ref.file_id, None)
 
@@ -180,29 +187,22 @@ class Core:
         return row
 
     # ----------------------------------------------------------------- internals
-    async def _first_delivery(self, session: AsyncSession, inc: Incoming) -> bool:
-        """Record the update id; False when it was handled before (one INSERT ... ON CONFLICT DO NOTHING,
-        a statement built once and run as plain Core on the session's connection)."""
-        conn = await session.connection()
-        row = (
-            await conn.execute(
-                self._stmts.record_update,
-                {"channel": inc.channel, "update_id": str(inc.update_id), "at": self.clock.now()},
-            )
-        ).first()
-        if row is None:
-            log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
-            return False
-        return True
+    def _open(
+        self, session: Session, inc: Incoming
+    ) -> tuple[Account, Person | None, DialogState | None] | None:
+        """Record the update and load the speaker, in one trip into SQLAlchemy's sync layer (it runs
+        through AsyncSession.run_sync: one greenlet for both statements instead of one per call).
 
-    async def _account(
-        self, session: AsyncSession, inc: Incoming
-    ) -> tuple[Account, Person | None, DialogState | None]:
-        """The speaker's account (created on first contact), the roster person bound to it and the active
-        dialog, in one query."""
-        row = (
-            await session.execute(self._stmts.speaker, {"channel": inc.channel, "external_id": inc.user.id})
-        ).first()
+        None when the update was handled before (one INSERT ... ON CONFLICT DO NOTHING). Otherwise the
+        speaker's account (created on first contact), the roster person bound to it and the active dialog,
+        in one query. Both statements are built once (`_HotStatements`).
+        """
+        if inc.update_id is not None:
+            params = {"channel": inc.channel, "update_id": str(inc.update_id), "at": self.clock.now()}
+            if session.connection().execute(self._stmts.record_update, params).first() is None:
+                log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
+                return None
+        row = session.execute(self._stmts.speaker, {"channel": inc.channel, "external_id": inc.user.id}).first()
         if row is None:
             account = Account(
                 channel=inc.channel,
@@ -212,7 +212,7 @@ class Core:
                 created_at=self.clock.now(),
             )
             session.add(account)
-            await session.flush()
+            session.flush()
             return account, None, None
         account, person, active = row
         if inc.chat_type == "private" and account.chat_id != inc.chat_id:
@@ -375,6 +375,12 @@ class Core:
         cutoff = self.clock.now() - timedelta(days=self.settings.draft_keep_days)
         res = await session.execute(delete(DialogState).where(DialogState.updated_at < cutoff))
         return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _commit_and_close(session: Session) -> None:
+    """End an update's transaction: flush, commit, release the connection (one greenlet for all three)."""
+    session.commit()
+    session.close()
 
 
 class _HotStatements:

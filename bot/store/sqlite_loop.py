@@ -23,6 +23,7 @@ Use it through `bot.store.db.create_engine(url, on_loop=True)` or the URL `sqlit
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import time
 from collections.abc import Callable
@@ -151,12 +152,46 @@ class LoopDriverConnection:
         self.conn.close()
 
 
+async def _nothing() -> None:
+    return None
+
+
+class LoopAdaptedCursor(AsyncAdapt_dbapi_cursor):
+    """SQLAlchemy's asyncio cursor adapter with a synchronous fast path.
+
+    The stock adapter wraps every execute in a coroutine, an asyncio.Lock and a greenlet round trip to the
+    loop; here the statement simply runs, and only SQLITE_BUSY goes to the loop (to wait in asyncio).
+    One no-op await per statement stays: SQLAlchemy's AsyncConnection.execute checks that the driver awaited.
+    """
+
+    __slots__ = ()
+    _cursor: LoopCursor  # type: ignore[assignment]
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        cur = self._cursor._cur
+        params = () if parameters is None else parameters
+        try:
+            try:
+                cur.execute(operation, params)
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                await_(retry_busy(cur.execute, operation, params))
+            else:
+                await_(_nothing())
+            if cur.description:
+                self._rows = collections.deque(cur.fetchall())
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        return None
+
+
 class LoopAdaptedConnection(AsyncAdapt_dbapi_connection):
     """What SQLAlchemy's pool holds: its stock asyncio adapter, plus sqlite3's connection-level API."""
 
     __slots__ = ()
     _connection: LoopDriverConnection  # type: ignore[assignment]
-    _cursor_cls = AsyncAdapt_dbapi_cursor
+    _cursor_cls = LoopAdaptedCursor
 
     @property
     def isolation_level(self) -> str | None:
