@@ -4,9 +4,9 @@ question, or an honest "not sure" with an offer to forward the question to their
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, insert, select
 
 from bot.core.context import Ctx
 from bot.core.types import Button, InlineKeyboard
@@ -44,40 +44,48 @@ async def answer_question(ctx: Ctx, text: str) -> None:
         ctx.reply("core.text_too_long", limit=limit, length=len(text))
         return
     engine = ctx.core.services.get("policy")
-    # The previous question's context is read before this question is added: with autoflush, adding it
-    # first made it the "last question" itself, so follow-ups ("县医院呢") never saw their context.
+    # The previous question's context is read before this question is logged: otherwise the new question
+    # would be its own "previous", and follow-ups ("县医院呢") would never see their context.
     context = await _last_context(ctx) if engine is not None else None
-    question = PolicyQuestion(account_id=ctx.account.id, text=text, created_at=ctx.now, context={})
-    ctx.session.add(question)
     if engine is None:
-        await ctx.session.flush()
+        qid = await _log_question(ctx, text)
         ctx.reply("ask.unavailable")
-        await _offer_forward(ctx, question)
+        _offer_forward(ctx, qid)
         return
     res = engine.answer(text, ctx.t.lang, context=context, now=ctx.now)
-    question.topic = res.topic
-    question.confidence = float(res.confidence)
-    question.answered = res.decision == "answer"
-    question.context = res.context or {}
-    await ctx.session.flush()
+    qid = await _log_question(
+        ctx, text, topic=res.topic, confidence=float(res.confidence), answered=res.decision == "answer",
+        context=res.context or {},
+    )
     if res.decision == "answer":
         ctx.reply_text(res.text)
     elif res.decision == "clarify":
-        rows = tuple((Button(label, f"pq:topic:{question.id}:{tid}"),) for tid, label in res.options)
+        rows = tuple((Button(label, f"pq:topic:{qid}:{tid}"),) for tid, label in res.options)
         ctx.reply_text(res.text or ctx.t("policy.clarify_prompt"), InlineKeyboard(rows))
     else:
         if res.text:
             ctx.reply_text(res.text)
-        await _offer_forward(ctx, question)
+        _offer_forward(ctx, qid)
 
 
-async def _offer_forward(ctx: Ctx, question: PolicyQuestion) -> None:
+_QUESTIONS = cast(Table, PolicyQuestion.__table__)
+# Plain Core on the table: the ORM's insert path (bulk persistence, unit of work) costs more than the row.
+_LOG_QUESTION = insert(_QUESTIONS).returning(_QUESTIONS.c.id)
+
+
+async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
+    """Log the question (every question is kept) and return its id, for the buttons that refer to it."""
+    values = {"account_id": ctx.account.id, "text": text, "created_at": ctx.now, "context": {}, **fields}
+    return int((await ctx.session.execute(_LOG_QUESTION, values)).scalar_one())
+
+
+def _offer_forward(ctx: Ctx, question_id: int) -> None:
     ctx.reply(
         "policy.forward_offer",
         InlineKeyboard(
             (
-                (Button(ctx.t("policy.forward_yes"), f"pq:fwd:{question.id}"),),
-                (Button(ctx.t("policy.forward_no"), f"pq:nofwd:{question.id}"),),
+                (Button(ctx.t("policy.forward_yes"), f"pq:fwd:{question_id}"),),
+                (Button(ctx.t("policy.forward_no"), f"pq:nofwd:{question_id}"),),
             )
         ),
     )

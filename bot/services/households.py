@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -51,20 +52,13 @@ def _open_difficulty() -> Any:
     return Difficulty.status != DifficultyStatus.RESOLVED.value
 
 
-async def pairing_rows(
-    session: AsyncSession,
-    today: date,
-    rules: Rules,
-    *,
-    cadre_ids: Sequence[int] | None = None,
-    team_ids: Sequence[int] | None = None,
-) -> list[HouseholdRow]:
-    """Current pairings (of some cadres, or of some teams' cadres; all when neither is given) with
-    last visit, this season's visit and open difficulties, in one statement. Most overdue first."""
-    season = current_season(rules, today)
+@functools.lru_cache(maxsize=16)
+def _pairing_rows_statement(seasonal: bool, seasonal_kind: bool, by: str) -> Any:
+    """The pairing list statement for one shape (in season or not, kind required or not, filtered by
+    cadres, teams or nothing), built once with bound parameters: building it costs more than running it."""
     last = (
         select(func.max(Visit.visit_date))
-        .where(Visit.household_id == Pairing.household_id, Visit.visit_date <= today)
+        .where(Visit.household_id == Pairing.household_id, Visit.visit_date <= bindparam("today"))
         .correlate(Pairing)
         .scalar_subquery()
     )
@@ -85,14 +79,14 @@ async def pairing_rows(
         open_count.label("open_count"),
         Household.group_no,
     ]
-    if season is not None:
+    if seasonal:
         cond = [
             Visit.household_id == Pairing.household_id,
-            Visit.visit_date >= season.start,
-            Visit.visit_date <= min(season.end, today),
+            Visit.visit_date >= bindparam("season_start"),
+            Visit.visit_date <= bindparam("season_end"),
         ]
-        if rules.visits.require_seasonal_kind:
-            cond.append(Visit.kind == season.name)
+        if seasonal_kind:
+            cond.append(Visit.kind == bindparam("season_kind"))
         cols.append(exists(select(Visit.id).where(and_(*cond))).correlate(Pairing).label("season_done"))
     q = (
         select(*cols)
@@ -100,11 +94,37 @@ async def pairing_rows(
         .join(Person, Person.id == Pairing.cadre_id)
         .where(Pairing.end_date.is_(None))
     )
+    if by == "cadres":
+        q = q.where(Pairing.cadre_id.in_(bindparam("ids", expanding=True)))
+    elif by == "teams":
+        q = q.where(Person.team_id.in_(bindparam("ids", expanding=True)))
+    return q
+
+
+async def pairing_rows(
+    session: AsyncSession,
+    today: date,
+    rules: Rules,
+    *,
+    cadre_ids: Sequence[int] | None = None,
+    team_ids: Sequence[int] | None = None,
+) -> list[HouseholdRow]:
+    """Current pairings (of some cadres, or of some teams' cadres; all when neither is given) with
+    last visit, this season's visit and open difficulties, in one statement. Most overdue first."""
+    season = current_season(rules, today)
+    by = "cadres" if cadre_ids is not None else "teams" if team_ids is not None else "all"
+    seasonal_kind = season is not None and rules.visits.require_seasonal_kind
+    q = _pairing_rows_statement(season is not None, seasonal_kind, by)
+    params: dict[str, Any] = {"today": today}
+    if season is not None:
+        params.update(season_start=season.start, season_end=min(season.end, today))
+        if seasonal_kind:
+            params["season_kind"] = season.name
     if cadre_ids is not None:
-        q = q.where(Pairing.cadre_id.in_(list(cadre_ids)))
-    if team_ids is not None:
-        q = q.where(Person.team_id.in_(list(team_ids)))
-    rows = (await session.execute(q)).all()
+        params["ids"] = list(cadre_ids)
+    elif team_ids is not None:
+        params["ids"] = list(team_ids)
+    rows = (await session.execute(q, params)).all()
     out = [
         HouseholdRow(
             household_id=r[0],
