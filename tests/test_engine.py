@@ -145,6 +145,9 @@ async def test_redelivered_update_is_dropped(app: App, clock: FixedClock) -> Non
     assert first.actions and not again.actions
     async with app.core.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(ProcessedUpdate)) == 1
+        # Recorded on the fast path (straight to the DBAPI on SQLite): read back as SQLAlchemy wrote it.
+        row = await s.scalar(select(ProcessedUpdate))
+        assert row is not None and (row.channel, row.update_id, row.at) == ("telegram", "777", clock.now())
 
 
 async def test_draft_parked_and_resumed(app: App, clock: FixedClock) -> None:

@@ -61,7 +61,7 @@ class Core:
         # download never holds a database lock; taken (and dropped) by file_source.download().
         self._prefetched: dict[str, bytes] = {}
         self._lock_accounts = not is_sqlite(str(sessions.kw["bind"].url))
-        self._stmts = _HotStatements(postgres=self._lock_accounts)
+        self._stmts = _HotStatements(sessions.kw["bind"].dialect, postgres=self._lock_accounts)
         self._routes: dict[tuple[str, str], list[Route]] = {}
         for r in self.routers:
             for route in r.routes:
@@ -198,8 +198,21 @@ class Core:
         in one query. Both statements are built once (`_HotStatements`).
         """
         if inc.update_id is not None:
-            params = {"channel": inc.channel, "update_id": str(inc.update_id), "at": self.clock.now()}
-            if session.connection().execute(self._stmts.record_update, params).first() is None:
+            conn = session.connection()
+            if self._stmts.record_update_raw is not None:
+                # SQLite: straight to the DBAPI cursor (the statement is compiled once, below); SQLAlchemy's
+                # execution context costs several times the INSERT itself.
+                sql, at = self._stmts.record_update_raw
+                cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    cur.execute(sql, (inc.channel, str(inc.update_id), at(self.clock.now())))
+                    fresh = cur.fetchone() is not None
+                finally:
+                    cur.close()
+            else:
+                params = {"channel": inc.channel, "update_id": str(inc.update_id), "at": self.clock.now()}
+                fresh = conn.execute(self._stmts.record_update, params).first() is not None
+            if not fresh:
                 log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
                 return None
         row = session.execute(self._stmts.speaker, {"channel": inc.channel, "external_id": inc.user.id}).first()
@@ -390,12 +403,18 @@ class _HotStatements:
     object built once keeps its memoised cache key, so each update pays only for binding and running.
     """
 
-    def __init__(self, postgres: bool) -> None:
+    def __init__(self, dialect: Any, postgres: bool) -> None:
         table = ProcessedUpdate.__table__
         insert = pg_insert if postgres else sqlite_insert
         self.record_update = (
             insert(table).on_conflict_do_nothing().returning(table.c.update_id)  # type: ignore[arg-type]
         )
+        self.record_update_raw: tuple[str, Any] | None = None
+        if not postgres:
+            compiled = self.record_update.compile(dialect=dialect)
+            assert compiled.positiontup == ["channel", "update_id", "at"], compiled.positiontup
+            to_db = table.c.at.type.bind_processor(dialect) or (lambda v: v)
+            self.record_update_raw = (compiled.string, to_db)
         speaker = (
             select(Account, Person, DialogState)
             .outerjoin(Person, Person.id == Account.person_id)
