@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+_CHECKPOINTERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def wal_checkpointer(engine: AsyncEngine) -> Any:
+    """The background WAL checkpointer of an on-loop SQLite engine (None for other engines)."""
+    return _CHECKPOINTERS.get(engine.sync_engine)
 
 
 def is_sqlite(url: str) -> bool:
@@ -40,6 +48,14 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
         engine = create_async_engine(url, connect_args=connect_args, **kw)
         busy_ms = 0 if u.drivername == "sqlite+bangfu" else 30000
 
+        on_loop_file = u.drivername == "sqlite+bangfu" and bool(u.database) and u.database != ":memory:"
+        checkpointer = None
+        if on_loop_file:
+            from bot.store.sqlite_loop import WalCheckpointer
+
+            checkpointer = WalCheckpointer(str(u.database))
+            _CHECKPOINTERS[engine.sync_engine] = checkpointer
+
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             # We issue BEGIN ourselves (below): the driver's implicit deferred BEGIN would let two
@@ -50,7 +66,20 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cur.execute("PRAGMA journal_size_limit=67108864")  # a reset WAL is truncated back to 64 MiB
+            if checkpointer is not None:
+                # Checkpoints (page copies + fsync) run in a thread, never inside a COMMIT on the loop.
+                cur.execute("PRAGMA wal_autocheckpoint=0")
+                checkpointer.start()
             cur.close()
+
+        if checkpointer is not None:
+            cp = checkpointer
+
+            @event.listens_for(engine.sync_engine.pool, "close")
+            def _stop_checkpoints(_dbapi_conn: Any, _record: Any) -> None:
+                # The pool's one connection closed (engine disposed): no more writes from here.
+                cp.stop()
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:

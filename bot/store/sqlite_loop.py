@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -35,6 +38,8 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi, SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.util.concurrency import await_
+
+log = logging.getLogger(__name__)
 
 #: how long a statement keeps retrying SQLITE_BUSY before giving up (what the threaded engine waits)
 BUSY_DEADLINE = 30.0
@@ -259,4 +264,83 @@ class SQLiteDialect_loop(SQLiteDialect_aiosqlite):
 
 registry.register("sqlite.bangfu", __name__, "SQLiteDialect_loop")
 
-__all__ = ["BUSY_DEADLINE", "LoopAdaptedConnection", "SQLiteDialect_loop", "is_busy", "retry_busy"]
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite file's WAL from a background thread.
+
+    With statements on the event loop, SQLite's automatic checkpoint would run inside a COMMIT on the loop:
+    copying up to a thousand pages back into the database file and fsyncing it, a stall of tens of
+    milliseconds for every user at once, every few hundred updates. The loop's connection therefore turns
+    automatic checkpoints off and this thread checkpoints on its own connection every `interval` seconds:
+    first PASSIVE (copies what it can while writers go on; never waits), then, once the WAL holds more than
+    `restart_frames`, RESTART, which holds new writers back only for the short rest and lets the next
+    writer start the WAL file over (a busy writer would otherwise never let it reset, and it would grow
+    without end). A writer held back waits in asyncio (see retry_busy), so the loop itself never stops.
+    """
+
+    def __init__(self, path: str, interval: float = 1.0, restart_frames: int = 1000) -> None:
+        self.path = path
+        self.interval = interval
+        self.restart_frames = restart_frames  # SQLite's own auto-checkpoint threshold (about 4 MiB)
+        self.checkpoints = 0  # completed checkpoint calls (for tests and logs)
+        self.frames = 0  # WAL frames copied back into the database file so far
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        with self._lock:
+            if self.running:
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="sqlite-wal-checkpoint", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def checkpoint(self, con: sqlite3.Connection) -> None:
+        _busy, frames, done = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames >= self.restart_frames:
+            busy, frames, done = con.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            if busy:
+                log.debug("WAL restart of %s postponed: a reader or writer held on", self.path)
+        self.checkpoints += 1
+        self.frames += max(int(done), 0)
+
+    def _run(self) -> None:
+        con: sqlite3.Connection | None = None
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    # This thread may wait for the lock (up to 1 s); the loop never does.
+                    con = con or sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
+                    self.checkpoint(con)
+                except sqlite3.Error:
+                    log.warning("WAL checkpoint of %s failed; retrying in %ss", self.path, self.interval,
+                                exc_info=True)
+            if con is not None:  # a last one on the way out, so a clean shutdown leaves a small WAL
+                with contextlib.suppress(sqlite3.Error):
+                    self.checkpoint(con)
+        finally:
+            if con is not None:
+                con.close()
+
+
+__all__ = [
+    "BUSY_DEADLINE",
+    "LoopAdaptedConnection",
+    "SQLiteDialect_loop",
+    "WalCheckpointer",
+    "is_busy",
+    "retry_busy",
+]
