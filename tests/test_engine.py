@@ -198,3 +198,17 @@ async def test_concurrent_users_on_one_database(app: App, clock: FixedClock) -> 
         assert texts[-1] == f"confirm name{n} {n}"
     async with app.core.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(DialogState)) == 20
+
+
+def test_startup_heap_is_frozen_out_of_the_collectors_sight(app: App) -> None:
+    import gc
+
+    from bot.core.bootstrap import freeze_startup_heap
+
+    catalogs = app.core.catalogs
+    try:
+        assert freeze_startup_heap() > 0
+        # Long-lived start-up objects are no longer walked by full collections.
+        assert not any(o is catalogs for o in gc.get_objects(generation=2))
+    finally:
+        gc.unfreeze()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,19 @@ def build_core(
         svc["rules"] = _load_rules(settings)
     core = Core(settings, clock, session_factory(engine), catalogs, all_routers(), all_dialogs(), svc)
     return App(core, engine)
+
+
+def freeze_startup_heap() -> int:
+    """Take everything allocated at start-up (the knowledge base, jieba's dictionary, catalogs, SQLAlchemy's
+    mappers and compiled statements) out of the cyclic garbage collector's sight; returns how many objects.
+
+    Those objects live as long as the process, yet every full collection walks them all: measured in
+    bench/core_bench.py, one full collection stalled every user for ~70 ms. After a freeze it took ~2 ms.
+    Call it once, when start-up is done, before serving updates.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def _load_policy(settings: Settings) -> Any:

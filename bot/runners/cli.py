@@ -87,7 +87,7 @@ async def serve(
 ) -> int:
     """Migrate, build the core, run the bot (and the scheduler) until SIGINT/SIGTERM or `stop` is set."""
     from bot.clock import SystemClock
-    from bot.core.bootstrap import build_core
+    from bot.core.bootstrap import build_core, freeze_startup_heap
     from bot.store.migrate import upgrade_async
 
     await upgrade_async(settings.database_url)
@@ -103,6 +103,8 @@ async def serve(
     code = 0
     try:
         await runner.start()
+        frozen = freeze_startup_heap()
+        log.debug("start-up heap frozen: %d objects out of the garbage collector's sight", frozen)
         mode = "webhook" if settings.webhook_url else "polling"
         log.info("bangfu running: %s runner, %s as @%s", runner.name, mode, runner.bridge.bot_username)
         if scheduler:

@@ -43,6 +43,10 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
             kw.setdefault("pool_size", 1)
             kw.setdefault("max_overflow", 0)
             kw.setdefault("pool_timeout", 60)
+        if u.drivername == "sqlite+bangfu":
+            # Every transaction on it ends in an explicit COMMIT or ROLLBACK (the Session's or the
+            # Connection's own), so the pool's extra rollback on each check-in only costs time.
+            kw.setdefault("pool_reset_on_return", None)
         # The loop dialect has no C busy handler (it waits with asyncio.sleep); the threaded one waits 30 s.
         connect_args = {} if u.drivername == "sqlite+bangfu" else {"timeout": 30}
         engine = create_async_engine(url, connect_args=connect_args, **kw)
