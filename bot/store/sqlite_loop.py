@@ -112,7 +112,7 @@ class LoopCursor:
     async def fetchmany(self, size: int | None = None) -> list[Any]:
         return self._cur.fetchmany(size if size is not None else self._cur.arraysize)
 
-    async def close(self) -> None:
+    def close(self) -> None:  # synchronous: LoopAdaptedCursor declares _awaitable_cursor_close = False
         self._cur.close()
 
     @property
@@ -171,6 +171,10 @@ class LoopAdaptedCursor(AsyncAdapt_dbapi_cursor):
 
     __slots__ = ()
     _cursor: LoopCursor  # type: ignore[assignment]
+    _awaitable_cursor_close = False  # close() runs at once, no trip to the loop
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor  # nothing to enter: no trip to the loop per cursor
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         cur = self._cursor._cur
@@ -210,10 +214,22 @@ class LoopAdaptedConnection(AsyncAdapt_dbapi_connection):
         self._connection.conn.create_function(*args, **kw)
 
     def rollback(self) -> None:
-        await_(self._connection.rollback())
+        try:
+            self._connection.conn.rollback()
+        except Exception as error:
+            self._handle_exception(error)
 
     def commit(self) -> None:
-        await_(self._connection.commit())
+        conn = self._connection.conn
+        try:
+            try:
+                conn.commit()
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                await_(retry_busy(conn.commit))
+        except Exception as error:
+            self._handle_exception(error)
 
     def close(self) -> None:
         self._connection.conn.close()
