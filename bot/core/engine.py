@@ -148,26 +148,33 @@ class Core:
                 when=_aware(row.updated_at).astimezone(self.clock.tz).strftime("%m-%d %H:%M"),
             )
             return
+        reused = row is not None
         if row is not None:
-            await ctx.session.delete(row)
-            await ctx.session.flush()
-        row = DialogState(
-            account_id=ctx.account.id,
-            dialog=name,
-            nonce=new_nonce(),
-            step=dialog.first_step,
-            data={},
-            history=[],
-            active=True,
-            created_at=ctx.now,
-            updated_at=ctx.now,
-        )
-        ctx.session.add(row)
+            # Start over in the same row (one UPDATE at commit): deleting it and inserting a new one would
+            # need a flush in between, as (account, dialog) is unique. The new nonce voids its old buttons.
+            row.nonce, row.step, row.data, row.history = new_nonce(), dialog.first_step, {}, []
+            row.active, row.created_at, row.updated_at = True, ctx.now, ctx.now
+        else:
+            row = DialogState(
+                account_id=ctx.account.id,
+                dialog=name,
+                nonce=new_nonce(),
+                step=dialog.first_step,
+                data={},
+                history=[],
+                active=True,
+                created_at=ctx.now,
+                updated_at=ctx.now,
+            )
+            ctx.session.add(row)
         ctx.active_loaded, ctx.active_row = True, row
         st = State(row)
         step = await dialog.on_start(ctx, st, args or {})
         if step is None:
-            ctx.session.expunge(row)  # still pending: never written
+            if reused:
+                await ctx.session.delete(row)  # the old draft goes, as it would have on a fresh start
+            else:
+                ctx.session.expunge(row)  # still pending: never written
             ctx.active_row = None
             return
         row.step = step

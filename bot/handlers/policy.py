@@ -21,12 +21,16 @@ router = Router("policy")
 FOLLOW_UP_MINUTES = 10
 
 
+_QUESTIONS = cast(Table, PolicyQuestion.__table__)
+# Plain Core on the table (no ORM entities): these two run for every question asked.
 _LAST_CONTEXT = (
-    select(PolicyQuestion.context)
-    .where(PolicyQuestion.account_id == bindparam("account_id"), PolicyQuestion.created_at >= bindparam("since"))
-    .order_by(PolicyQuestion.id.desc())
+    select(_QUESTIONS.c.context)
+    .where(_QUESTIONS.c.account_id == bindparam("account_id"), _QUESTIONS.c.created_at >= bindparam("since"))
+    .order_by(_QUESTIONS.c.id.desc())
     .limit(1)
 )
+# The ORM's insert path (bulk persistence, unit of work) would cost more than the row.
+_LOG_QUESTION = insert(_QUESTIONS).returning(_QUESTIONS.c.id)
 
 
 async def _last_context(ctx: Ctx) -> dict[str, Any] | None:
@@ -66,11 +70,6 @@ async def answer_question(ctx: Ctx, text: str) -> None:
         if res.text:
             ctx.reply_text(res.text)
         _offer_forward(ctx, qid)
-
-
-_QUESTIONS = cast(Table, PolicyQuestion.__table__)
-# Plain Core on the table: the ORM's insert path (bulk persistence, unit of work) costs more than the row.
-_LOG_QUESTION = insert(_QUESTIONS).returning(_QUESTIONS.c.id)
 
 
 async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
