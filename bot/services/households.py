@@ -213,42 +213,33 @@ class HouseholdFile:
     difficulties: list[Difficulty]  # open first, then recent resolved
 
 
+_MEMBERS = (
+    select(HouseholdMember).where(HouseholdMember.household_id == bindparam("hid")).order_by(HouseholdMember.id)
+)
+_RECENT_VISITS = (
+    select(Visit, Person.name)
+    .join(Person, Person.id == Visit.cadre_id)
+    .where(Visit.household_id == bindparam("hid"))
+    .order_by(Visit.visit_date.desc(), Visit.id.desc())
+    .limit(bindparam("n"))
+)
+_RECENT_DIFFICULTIES = (
+    select(Difficulty)
+    .where(Difficulty.household_id == bindparam("hid"))
+    .order_by((Difficulty.status == DifficultyStatus.RESOLVED.value), Difficulty.id.desc())
+    .limit(bindparam("n"))
+)
+
+
 async def household_file(session: AsyncSession, household: Household, recent: int = 5) -> HouseholdFile:
-    """Load the household file."""
+    """Load the household file (its statements are built once: the card is opened often)."""
     from bot.services.people import cadre_for_household
     from bot.store.models import Village
 
-    members = list(
-        (
-            await session.execute(
-                select(HouseholdMember)
-                .where(HouseholdMember.household_id == household.id)
-                .order_by(HouseholdMember.id)
-            )
-        ).scalars()
-    )
-    visits = [
-        (v, name)
-        for v, name in (
-            await session.execute(
-                select(Visit, Person.name)
-                .join(Person, Person.id == Visit.cadre_id)
-                .where(Visit.household_id == household.id)
-                .order_by(Visit.visit_date.desc(), Visit.id.desc())
-                .limit(recent)
-            )
-        ).all()
-    ]
-    diffs = list(
-        (
-            await session.execute(
-                select(Difficulty)
-                .where(Difficulty.household_id == household.id)
-                .order_by((Difficulty.status == DifficultyStatus.RESOLVED.value), Difficulty.id.desc())
-                .limit(recent)
-            )
-        ).scalars()
-    )
+    params = {"hid": household.id, "n": recent}
+    members = list((await session.execute(_MEMBERS, params)).scalars())
+    visits = [(v, name) for v, name in (await session.execute(_RECENT_VISITS, params)).all()]
+    diffs = list((await session.execute(_RECENT_DIFFICULTIES, params)).scalars())
     village = await session.get(Village, household.village_id)
     cadre = await cadre_for_household(session, household.id)
     return HouseholdFile(

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.enums import Role
 from bot.store.models import Household, Pairing, Person, Team
 
+_CADRE_FOR_HOUSEHOLD = (
+    select(Person)
+    .join(Pairing, Pairing.cadre_id == Person.id)
+    .where(Pairing.household_id == bindparam("hid"), Pairing.end_date.is_(None), Person.active.is_(True))
+    .order_by(Pairing.start_date.desc())
+    .limit(1)
+)
+_PAIRED_NOW = (
+    select(Pairing.id)
+    .where(Pairing.cadre_id == bindparam("cadre_id"), Pairing.household_id == bindparam("hid"),
+           Pairing.end_date.is_(None))
+    .limit(1)
+)
+
 
 async def cadre_for_household(session: AsyncSession, household_id: int) -> Person | None:
     """The cadre currently paired with the household, if any."""
-    q = (
-        select(Person)
-        .join(Pairing, Pairing.cadre_id == Person.id)
-        .where(Pairing.household_id == household_id, Pairing.end_date.is_(None), Person.active.is_(True))
-        .order_by(Pairing.start_date.desc())
-        .limit(1)
-    )
-    return (await session.execute(q)).scalar_one_or_none()
+    return (await session.execute(_CADRE_FOR_HOUSEHOLD, {"hid": household_id})).scalar_one_or_none()
 
 
 async def leader_for_village(session: AsyncSession, village_id: int) -> Person | None:
@@ -45,10 +52,8 @@ async def can_see_household(session: AsyncSession, person: Person | None, househ
     if role is Role.ADMIN:
         return True
     if role is Role.CADRE:
-        q = select(Pairing.id).where(
-            Pairing.cadre_id == person.id, Pairing.household_id == household.id, Pairing.end_date.is_(None)
-        )
-        return (await session.execute(q.limit(1))).first() is not None
+        params = {"cadre_id": person.id, "hid": household.id}
+        return (await session.execute(_PAIRED_NOW, params)).first() is not None
     if role in (Role.LEADER, Role.TOWNSHIP):
         # The household is paired (now) with someone in a team the person leads or contacts for.
         q = (
