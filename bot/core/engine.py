@@ -247,7 +247,14 @@ class Core:
         ORM's unit of work costs several times the statement for this one row. New, deleted and other
         objects are flushed by the ORM as usual.
         """
-        if active is not None and active in session.dirty and session.is_modified(active):
+        state = inspect(active) if active is not None else None
+        if (
+            active is not None
+            and state is not None
+            and state.persistent
+            and state.modified
+            and session.is_modified(active)
+        ):
             session.connection().execute(
                 self._stmts.save_dialog,
                 {
