@@ -4,15 +4,18 @@ never blocks the event loop — it waits in asyncio and goes on when the lock is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.bootstrap import build_core
 from bot.settings import Settings
@@ -37,6 +40,21 @@ def _hold_write_lock(path: Path, seconds: float, started: threading.Event) -> No
     time.sleep(seconds)
     con.execute("COMMIT")
     con.close()
+
+
+@contextlib.asynccontextmanager
+async def _locked_for(path: Path, seconds: float) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions of an on-loop engine on a file whose write lock another connection holds for `seconds`."""
+    engine = create_engine(f"sqlite+aiosqlite:///{path}", on_loop=True)
+    started = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(path, seconds, started))
+    holder.start()
+    started.wait(5)
+    try:
+        yield session_factory(engine)
+    finally:
+        holder.join()
+        await engine.dispose()
 
 
 async def test_core_uses_the_loop_dialect_by_default(sqlite_file: Path, tmp_path: Path) -> None:
@@ -75,12 +93,6 @@ async def test_orm_and_core_statements_work_on_the_loop(sqlite_file: Path) -> No
 
 
 async def test_a_locked_database_waits_in_asyncio_not_in_sqlite(sqlite_file: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{sqlite_file}", on_loop=True)
-    sessions = session_factory(engine)
-    started = threading.Event()
-    holder = threading.Thread(target=_hold_write_lock, args=(sqlite_file, 0.4, started))
-    holder.start()
-    started.wait(5)
     ticks = 0
 
     async def ticker() -> None:
@@ -89,18 +101,17 @@ async def test_a_locked_database_waits_in_asyncio_not_in_sqlite(sqlite_file: Pat
             await asyncio.sleep(0.01)
             ticks += 1
 
-    tick_task = asyncio.create_task(ticker())
-    try:
-        t0 = time.monotonic()
-        async with sessions() as s, s.begin():  # BEGIN IMMEDIATE: BUSY until the other writer commits
-            s.add(Village(name="西坡村", code="XP"))
-        waited = time.monotonic() - t0
-        async with sessions() as s:
-            codes = set((await s.execute(select(Village.code))).scalars())
-    finally:
-        tick_task.cancel()
-        holder.join()
-        await engine.dispose()
+    async with _locked_for(sqlite_file, 0.4) as sessions:
+        tick_task = asyncio.create_task(ticker())
+        try:
+            t0 = time.monotonic()
+            async with sessions() as s, s.begin():  # BEGIN IMMEDIATE: BUSY until the other writer commits
+                s.add(Village(name="西坡村", code="XP"))
+            waited = time.monotonic() - t0
+            async with sessions() as s:
+                codes = set((await s.execute(select(Village.code))).scalars())
+        finally:
+            tick_task.cancel()
     assert codes == {"LOCK", "XP"}  # both writes landed, in order
     assert waited >= 0.2  # it really waited for the lock...
     assert ticks >= 10  # ...while the loop kept serving other work (a blocked loop would tick ~0 times)
@@ -110,19 +121,10 @@ async def test_a_lock_held_past_the_deadline_fails_clearly(
     sqlite_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_loop, "BUSY_DEADLINE", 0.1)
-    engine = create_engine(f"sqlite+aiosqlite:///{sqlite_file}", on_loop=True)
-    sessions = session_factory(engine)
-    started = threading.Event()
-    holder = threading.Thread(target=_hold_write_lock, args=(sqlite_file, 0.5, started))
-    holder.start()
-    started.wait(5)
-    try:
+    async with _locked_for(sqlite_file, 0.5) as sessions:
         with pytest.raises(OperationalError, match="locked"):
             async with sessions() as s, s.begin():
                 s.add(Village(name="西坡村", code="XP"))
-    finally:
-        holder.join()
-        await engine.dispose()
 
 
 async def test_wal_is_checkpointed_in_a_thread_not_in_a_commit_on_the_loop(sqlite_file: Path) -> None:
