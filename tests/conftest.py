@@ -29,6 +29,7 @@ from bot.core.types import (
     User,
 )
 from bot.settings import Settings
+from tests.fakebotapi import FakeBotAPI
 from tests.pg import database_url, pg_execute, require_pg, truncate_all
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -84,6 +85,13 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     url: str = request.getfixturevalue("pg_database")
     await truncate_all(url)
     yield url
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotAPI]:
+    """The local fake Telegram Bot API server (tests/fakebotapi.py), started for the test."""
+    async with FakeBotAPI() as server:
+        yield server
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ workbook back with openpyxl."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
@@ -22,12 +21,6 @@ from tests.fakebotapi import FakeBotAPI, FakeUser
 from tests.runners.conftest import make_runner, telegram_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as server:
-        yield server
 
 
 def _button(msg: dict[str, Any], label: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -215,9 +215,18 @@ def classify_error(status: int | None, description: str, retry_after: float | No
     return SendError(description)
 
 
-async def execute(transport: Transport, actions: Iterable[Outgoing]) -> None:
+Park = Callable[[Reply], Awaitable[None]]
+
+
+async def execute(transport: Transport, actions: Iterable[Outgoing], park: Park | None = None) -> None:
     """Run the core's actions in order. One failed action (a blocked recipient of a notification,
-    say) must not stop the rest; a short 429 is waited out once."""
+    say) must not stop the rest; a short 429 is waited out once.
+
+    A message that could not go out for a passing reason (Telegram or the network down, a long 429) is
+    handed to `park`, which puts it in the outbox: the scheduler's sender retries it with backoff. A
+    leader's alert or a villager's answer is then late, not lost. Button acknowledgements and menus are
+    not parked (they mean nothing later).
+    """
     for action in actions:
         try:
             try:
@@ -227,6 +236,15 @@ async def execute(transport: Transport, actions: Iterable[Outgoing]) -> None:
                     raise
                 await asyncio.sleep(e.seconds)
                 await transport.send(action)
+        except (TransientError, RetryAfter) as e:
+            if park is None or not isinstance(action, Reply):
+                log.warning("could not send %s: %r", describe(action), e)
+                continue
+            try:
+                await park(action)
+                log.warning("could not send %s now (%r); left in the outbox for the sender", describe(action), e)
+            except Exception:
+                log.exception("could not send %s (%r), nor put it in the outbox", describe(action), e)
         except SendError as e:
             target = getattr(action, "chat_id", None) or getattr(action, "callback_id", "?")
             log.warning("could not send %s to %s: %r", type(action).__name__, target, e)
@@ -298,12 +316,22 @@ class Bridge:
             if inc.callback_id and not any(isinstance(a, AnswerCallback) for a in actions):
                 # Even when the core failed: an unanswered press leaves the button spinning on the phone.
                 actions.insert(0, AnswerCallback(inc.callback_id))
-            await execute(self.transport, actions)
+            await execute(self.transport, actions, self.park)
         except Exception:
             log.exception("failed to process update %s", update.get("update_id"))
         finally:
             if task is not None:
                 self._in_flight.discard(task)
+
+    async def park(self, reply: Reply) -> None:
+        """Put a message that could not be sent into the outbox, for the sender to retry."""
+        import uuid
+
+        from bot.scheduler.outbox import OutMessage, enqueue
+
+        message = OutMessage(dedup_key=f"relay:{uuid.uuid4().hex}", reply=reply, rule="relay")
+        async with self.core.sessions() as s, s.begin():
+            await enqueue(s, [message], now=self.core.clock.now())
 
     async def _typing_later(self, chat_id: str) -> None:
         """Show "typing…" when an update takes a while (a report, a slow database), so the user waits."""

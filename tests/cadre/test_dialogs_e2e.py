@@ -3,7 +3,6 @@ runners over HTTP against the fake Bot API server, one bot serving a cadre and t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,12 +17,6 @@ from tests.runners.conftest import make_runner, telegram_settings
 
 # The dialogs run on both databases in the chat-driver tests; these are about the Telegram path.
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as server:
-        yield server
 
 
 class Phone:

@@ -4,7 +4,6 @@ photos fetched back through getFile and stored locally, and a shared location.""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,6 @@ from tests.runners.conftest import make_runner, telegram_settings
 # One backend is enough here: the dialog itself runs on both in test_visit.py; this test is about the
 # Telegram path (runner, HTTP, getFile).
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as server:
-        yield server
 
 
 def _button(msg: dict[str, Any], label: str) -> str:

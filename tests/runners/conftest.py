@@ -33,12 +33,6 @@ def make_runner(kind: str, app: App, settings: Settings) -> Any:
     return PTBRunner(app, settings, polling_timeout=1)
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as server:
-        yield server
-
-
 @pytest.fixture(params=RUNNERS)
 async def runner(request: pytest.FixtureRequest, app: App, settings: Settings, api: FakeBotAPI) -> AsyncIterator[Any]:
     r = make_runner(request.param, app, telegram_settings(settings, api))

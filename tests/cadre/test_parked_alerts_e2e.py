@@ -1,0 +1,71 @@
+"""A message the bot could not send for a passing reason (Telegram answering 5xx) is not lost: the runner
+leaves it in the outbox and the scheduler's sender delivers it. End to end over the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from bot.core.bootstrap import App
+from bot.scheduler.sender import Sender, SenderConfig
+from bot.settings import Settings
+from bot.store.models import Outbox
+from tests.cadre.test_dialogs_e2e import Phone, _login
+from tests.conftest import World
+from tests.fakebotapi import FakeBotAPI, FakeUser
+from tests.runners.conftest import make_runner, telegram_settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+
+
+@pytest.mark.parametrize("runner_kind", ["aiogram", "ptb"])
+async def test_alert_that_failed_to_send_is_delivered_from_the_outbox(
+    app: App, world: World, settings: Settings, api: FakeBotAPI, runner_kind: str
+) -> None:
+    runner = make_runner(runner_kind, app, telegram_settings(settings, api))
+    await runner.start()
+    try:
+        cadre = Phone(api, FakeUser(6201, "建国"))
+        leader = Phone(api, FakeUser(6202, "队长"))
+        await _login(app, cadre, world.cadre_ids[0], "王建国")
+        await _login(app, leader, world.leader_id, "赵队长")
+
+        cadre.send("/problem")
+        await cadre.said("是哪一户的困难")
+        cadre.send("刘老")
+        await cadre.said("是哪方面的困难")
+        await cadre.press("饮水安全", "请说说具体情况")
+        cadre.send("自来水管冻裂，全家没水喝")
+        await cadre.said("有多急")
+        await cadre.press("紧急", "有照片可以发一张")
+        mark = len(api.sent)
+        api.fail_next("sendMessage", n=1, status=502, chat_id=leader.user.id)  # Telegram has a bad moment
+        await cadre.press("不发照片", "已记入问题台账")  # the cadre's own answer still arrives
+
+        async def parked() -> list[Outbox]:
+            async with app.core.sessions() as s:
+                return list((await s.execute(select(Outbox).where(Outbox.rule == "relay"))).scalars())
+
+        for _ in range(100):  # the runner parks it right after the failed send
+            if await parked():
+                break
+            await asyncio.sleep(0.05)
+        [row] = await parked()
+        assert row.chat_id == str(leader.user.id) and row.status == "pending"
+        assert not [m for m in api.sent_to(leader.user.id)[mark:] if "刘老四" in (m.get("text") or "")]
+
+        # The sender (in `bangfu run`, or `bangfu scheduler`) delivers it, buttons and all.
+        fast = SenderConfig(rate_per_s=100, per_chat_interval_s=0, poll_interval_s=0.05)
+        sender = Sender(app.core.sessions, runner.transport, app.core.clock, app.core.services["rules"],
+                        app.core.catalogs, fast)
+        await sender.run(asyncio.Event(), until_idle=True)
+        alert = await leader.said("刘老四", since=mark)
+        assert "紧急" in alert["text"]
+        await leader.press("已知悉", "")  # its buttons work like the original's would have
+        await cadre.said("已受理", since=mark)
+    finally:
+        await runner.stop()
+    [row] = await parked()
+    assert row.status == "sent"
