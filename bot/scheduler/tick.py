@@ -31,6 +31,7 @@ from bot.scheduler import due, render
 from bot.scheduler.outbox import OutMessage, enqueue, prune
 from bot.scheduler.rules import Rules
 from bot.store.models import Account, Difficulty, Person, SchedulerMark
+from bot.store.retention import prune_processed_updates
 
 MARKS = cast(Table, SchedulerMark.__table__)
 
@@ -430,6 +431,7 @@ async def run_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, cat
         await _upsert_marks(s, plan.marks, now)
         if any(c.rule == "visit.cadre" for c in todo):  # once a day: retention
             await prune(s, now=now)
+            await prune_processed_updates(s, now=now)
             await s.execute(delete(MARKS).where(
                 MARKS.c.key.like("run:%"),
                 MARKS.c.updated_at < now - timedelta(days=400)))

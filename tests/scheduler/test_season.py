@@ -220,3 +220,19 @@ async def test_seasonal_kind_option_and_hand_over(sessions: Sessions) -> None:
     assert "H4" not in may10  # B has 30 days from the hand-over
     assert may21["H4"].cadre_id == w.b and may21["H4"].days_overdue == 1
     assert may21["H1"].days_overdue == (date(2026, 5, 21) - date(2026, 4, 14)).days  # due 14 April
+
+
+async def test_daily_tick_forgets_old_update_ids(sessions: Sessions, rules: Rules, catalogs: Catalogs) -> None:
+    """The core records every update id (so a redelivered one does nothing twice); the daily retention in
+    the tick forgets ids older than a week, or the table would grow by one row per update for ever."""
+    from bot.store.models import ProcessedUpdate
+
+    await seed_team(sessions)
+    morning = local(2026, 3, 9, 8, 0)
+    async with sessions() as s, s.begin():
+        for days in (30, 8, 6, 0):
+            s.add(ProcessedUpdate(channel="telegram", update_id=f"u{days}", at=morning - timedelta(days=days)))
+    assert "visit.cadre" in (await run_tick(sessions, rules, catalogs, morning)).ran  # the daily rule ran
+    async with sessions() as s:
+        kept = sorted((await s.scalars(select(ProcessedUpdate.update_id))).all())
+    assert kept == ["u0", "u6"]
