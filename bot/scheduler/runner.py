@@ -12,6 +12,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -37,6 +38,17 @@ async def safe_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, ca
     except Exception:
         log.exception("scheduler tick failed")
         return None
+
+
+def shared_limiter(settings: Settings, cfg: SenderConfig) -> Any:
+    """With BANGFU_REDIS_URL, Telegram's send limits shared by every sender process through Redis (several
+    scheduler processes or webhook workers at once); without it, None: each sender paces itself."""
+    if not settings.redis_url:
+        return None
+    from bot.scheduler.shared_limit import RedisRateLimiter
+
+    log.info("send limits shared through Redis at %s", settings.redis_url)
+    return RedisRateLimiter.from_url(settings.redis_url, cfg.rate_per_s, cfg.per_chat_interval_s)
 
 
 async def run_scheduler(
@@ -76,7 +88,8 @@ async def run_scheduler(
         misfire_grace_time=50,
         next_run_time=datetime.now(rules.tz),  # one tick right away: catch up after a restart
     )
-    sender = Sender(sessions, transport, clock, rules, catalogs, sender_config)
+    limiter = shared_limiter(settings, sender_config or SenderConfig())
+    sender = Sender(sessions, transport, clock, rules, catalogs, sender_config, limiter)
     sched.start()
     log.info("scheduler started (timezone %s)", rules.timezone)
     try:
@@ -90,6 +103,8 @@ async def run_scheduler(
         sched.shutdown(wait=False)
         if engine is not None:
             await engine.dispose()
+        if limiter is not None:
+            await limiter.close()
         log.info("scheduler stopped")
 
 

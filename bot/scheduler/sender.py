@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -129,13 +130,13 @@ class RateLimiter:
         if len(self._chat_next) > 10_000:
             self._prune()
 
-    def refund(self, ticket: float) -> None:
+    async def refund(self, ticket: float) -> None:
         """Take a send back out of the overall budget (the channel refused it; nothing was delivered)."""
         with contextlib.suppress(ValueError):
             self._log.remove(ticket)
             self._room.set()
 
-    def hold_chat(self, chat_id: str, seconds: float) -> None:
+    async def hold_chat(self, chat_id: str, seconds: float) -> None:
         self._chat_next[chat_id] = max(self._chat_next.get(chat_id, 0.0), self._now() + seconds)
 
     def _prune(self) -> None:
@@ -164,14 +165,17 @@ class Sender:
         rules: Rules,
         catalogs: Catalogs,
         config: SenderConfig | None = None,
+        limiter: Any = None,
     ) -> None:
+        """`limiter`: a RateLimiter (this process alone, the default) or a shared one such as
+        bot.scheduler.shared_limit.RedisRateLimiter when several senders run at once."""
         self.sessions = sessions
         self.transport = transport
         self.clock = clock
         self.rules = rules
         self.catalogs = catalogs
         self.cfg = config or SenderConfig()
-        self.limiter = RateLimiter(self.cfg.rate_per_s, self.cfg.per_chat_interval_s)
+        self.limiter = limiter or RateLimiter(self.cfg.rate_per_s, self.cfg.per_chat_interval_s)
         self.stats = SenderStats()
         # Chats that just answered "unreachable": rows to them already in flight are not tried. Kept a
         # minute only, so a user who unblocks the bot (and is marked reachable again) gets messages.
@@ -255,8 +259,8 @@ class Sender:
                     except SendError as e:
                         err = e
                     if isinstance(err, RetryAfter):
-                        self.limiter.refund(ticket)
-                        self.limiter.hold_chat(reply.chat_id, err.seconds)
+                        await self.limiter.refund(ticket)
+                        await self.limiter.hold_chat(reply.chat_id, err.seconds)
                     elif isinstance(err, Unreachable):
                         self._dead[reply.chat_id] = asyncio.get_running_loop().time()
             # Database writes and backoff sleeps happen after the chat's turn is given back.
