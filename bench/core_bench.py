@@ -14,7 +14,8 @@ the previous one, like a real chat; `--concurrency` users are in flight at once.
 Each configuration runs `--rounds` rounds of `--updates` updates after a warm-up; the median round's
 updates/s is printed (a shared machine slows single rounds down, and the median does not flatter like
 the best would), and latency percentiles are over all rounds' updates together. The bare aiogram
-baseline replays the first round's updates the same number of times. The start-up heap is frozen out
+baseline replays the first round's updates right after each SQLite round (one user at a time), so each
+pair is measured in the same minute of a shared machine whose speed drifts; their ratio is printed. The start-up heap is frozen out
 of the garbage collector's sight first, as `bangfu run` does.
 """
 
@@ -220,10 +221,12 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
             result = await app.core.handle(inc)
             latencies.append(time.perf_counter() - t0)
             sim.saw(result.actions)
-            # A runner sends the reply (network I/O) before that user's next update arrives: yield to the
-            # loop here as it would. (On the loop-SQLite driver an update may finish without ever
-            # suspending; without this, one worker could take the only connection again and again.)
-            await asyncio.sleep(0)
+            if concurrency > 1:
+                # Users in flight take turns as a runner's tasks would (each yields while its reply goes
+                # out). On the loop-SQLite driver an update may finish without ever suspending; without
+                # this, one worker could take the only connection again and again. One user at a time,
+                # like the bare aiogram baseline, needs no extra turn of the loop.
+                await asyncio.sleep(0)
 
     from sqlalchemy import event
 
@@ -340,17 +343,23 @@ async def _pg_admin(sql: str) -> bool:
 
 
 async def measure(app: App, sims: list[Sim], args: argparse.Namespace, concurrency: int, label: str,
-                  record: list[Incoming] | None = None) -> Stats:
-    """`args.rounds` rounds of `args.updates` updates; only the first round's updates are recorded."""
+                  record: list[Incoming] | None = None, baseline: list[Stats] | None = None) -> Stats:
+    """`args.rounds` rounds of `args.updates` updates; only the first round's updates are recorded.
+
+    With `baseline`, a round of the bare aiogram dispatcher on the recorded updates follows each core
+    round, so both are measured in the same minutes of a machine whose speed drifts."""
     rounds = []
     for i in range(args.rounds):
         rounds.append(await drive(app, sims, args.updates, concurrency, label, record if i == 0 else None))
+        if baseline is not None and record:
+            baseline.append(await bare_aiogram(record))
     out = Stats.merge(label, rounds)
     print(out.line(), flush=True)
     return out
 
 
-async def bench_backend(label: str, url: str, args: argparse.Namespace, record: list[Incoming] | None) -> list[Stats]:
+async def bench_backend(label: str, url: str, args: argparse.Namespace, record: list[Incoming] | None,
+                        baseline: list[Stats] | None = None) -> list[Stats]:
     app, sims = await setup(url)
     try:
         await drive(app, sims, args.warmup, 1, f"warm-{label}")
@@ -358,7 +367,7 @@ async def bench_backend(label: str, url: str, args: argparse.Namespace, record: 
         if args.profile and label == "sqlite":
             prof = cProfile.Profile()
             prof.enable()
-        out.append(await measure(app, sims, args, 1, f"core {label}, 1 user at a time", record))
+        out.append(await measure(app, sims, args, 1, f"core {label}, 1 user at a time", record, baseline))
         if args.profile and label == "sqlite":
             prof.disable()
             pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
@@ -388,8 +397,10 @@ async def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     results: list[Stats] = []
     recorded: list[Incoming] = []
+    baseline: list[Stats] = []
     with tempfile.TemporaryDirectory() as tmp:
-        results += await bench_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.sqlite3", args, recorded)
+        results += await bench_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.sqlite3", args, recorded,
+                                       baseline)
     if not args.no_postgres:
         from sqlalchemy.engine import make_url
 
@@ -412,8 +423,7 @@ async def main() -> None:
                 results.append(await measure(app, sims, args, 1, "core sqlite, aiosqlite thread, 1 at a time"))
             finally:
                 await app.close()
-    results.append(Stats.merge("bare aiogram echo (same updates)",
-                               [await bare_aiogram(recorded) for _ in range(args.rounds)]))
+    results.append(Stats.merge("bare aiogram echo (same updates)", baseline))
 
     kinds: dict[str, int] = {}
     for inc in recorded:
@@ -425,6 +435,11 @@ async def main() -> None:
         print(s.line())
     print("\nSQL/upd: statements the database ran per update, BEGIN/COMMIT not counted (on the aiosqlite row,"
           "\nthe per-update INSERT that records the update id runs on the DBAPI cursor, out of the count).")
+    core1, base = results[0], results[-1]
+    ratios = sorted(c / b for c, b in zip(core1.rates, base.rates, strict=False))
+    if ratios:
+        print(f"\ncore (SQLite, one at a time) / bare aiogram, round by round (each pair measured back to back):"
+              f" {', '.join(f'{r:.3f}' for r in ratios)}")
     ok = results[0].rate >= 1000 and results[0].p99 < 0.020
     print(f"\ntarget (SQLite, one user at a time): >= 1000 upd/s and p99 < 20 ms: {'met' if ok else 'NOT met'}")
     if args.concurrency > 1:
