@@ -63,7 +63,7 @@ async def _once(settings: Settings, clock: Any, transport: Any) -> int:
         sessions = session_factory(engine)
         rules = load_rules(settings.rules_file, timezone=settings.timezone)
         catalogs = Catalogs(settings.locales_dir, settings.default_language)
-        result = await run_tick(sessions, rules, catalogs, clock.now())
+        result = await run_tick(sessions, rules, catalogs, clock.now(), draft_keep_days=settings.draft_keep_days)
         stats = await Sender(sessions, transport, clock, rules, catalogs).run(asyncio.Event(), until_idle=True)
         print(f"rules run: {', '.join(result.ran) or '-'}; new messages: {result.written}; "
               f"sent {stats.sent}, failed {stats.failed}, retried {stats.retried}")

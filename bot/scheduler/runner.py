@@ -31,10 +31,10 @@ log = logging.getLogger(__name__)
 
 
 async def safe_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, catalogs: Catalogs,
-                    clock: Clock) -> TickResult | None:
+                    clock: Clock, draft_keep_days: int = 7) -> TickResult | None:
     """One tick; an error is logged and the next minute tries again (ticks are idempotent)."""
     try:
-        return await run_tick(sessions, rules, catalogs, clock.now())
+        return await run_tick(sessions, rules, catalogs, clock.now(), draft_keep_days=draft_keep_days)
     except Exception:
         log.exception("scheduler tick failed")
         return None
@@ -77,7 +77,7 @@ async def run_scheduler(
 
     async def tick() -> None:
         async with ticking:
-            await safe_tick(sessions, rules, catalogs, clock)
+            await safe_tick(sessions, rules, catalogs, clock, settings.draft_keep_days)
 
     sched.add_job(
         tick,

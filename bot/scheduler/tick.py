@@ -31,7 +31,7 @@ from bot.scheduler import due, render
 from bot.scheduler.outbox import OutMessage, enqueue, prune
 from bot.scheduler.rules import Rules
 from bot.store.models import Account, Difficulty, Person, SchedulerMark
-from bot.store.retention import prune_processed_updates
+from bot.store.retention import prune_processed_updates, prune_stale_dialogs
 
 MARKS = cast(Table, SchedulerMark.__table__)
 
@@ -401,7 +401,7 @@ class TickResult:
 
 
 async def run_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, catalogs: Catalogs,
-                   now: datetime) -> TickResult:
+                   now: datetime, *, draft_keep_days: int = 7) -> TickResult:
     """Run every rule due at `now` that has not run for its period yet; write the outbox."""
     local = now.astimezone(rules.tz)
     candidates = due_rules(rules, local)
@@ -432,6 +432,7 @@ async def run_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, cat
         if any(c.rule == "visit.cadre" for c in todo):  # once a day: retention
             await prune(s, now=now)
             await prune_processed_updates(s, now=now)
+            await prune_stale_dialogs(s, now=now, keep_days=draft_keep_days)
             await s.execute(delete(MARKS).where(
                 MARKS.c.key.like("run:%"),
                 MARKS.c.updated_at < now - timedelta(days=400)))

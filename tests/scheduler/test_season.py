@@ -222,17 +222,26 @@ async def test_seasonal_kind_option_and_hand_over(sessions: Sessions) -> None:
     assert may21["H1"].days_overdue == (date(2026, 5, 21) - date(2026, 4, 14)).days  # due 14 April
 
 
-async def test_daily_tick_forgets_old_update_ids(sessions: Sessions, rules: Rules, catalogs: Catalogs) -> None:
-    """The core records every update id (so a redelivered one does nothing twice); the daily retention in
-    the tick forgets ids older than a week, or the table would grow by one row per update for ever."""
-    from bot.store.models import ProcessedUpdate
+async def test_daily_tick_forgets_old_update_ids_and_stale_drafts(
+    sessions: Sessions, rules: Rules, catalogs: Catalogs
+) -> None:
+    """The core records every update id (so a redelivered one does nothing twice) and keeps dialogs in the
+    database; the daily retention in the tick forgets ids older than a week and dialogs untouched for
+    longer than drafts are offered back, or both tables would only ever grow."""
+    from bot.store.models import DialogState, ProcessedUpdate
 
-    await seed_team(sessions)
+    w = await seed_team(sessions)
     morning = local(2026, 3, 9, 8, 0)
     async with sessions() as s, s.begin():
         for days in (30, 8, 6, 0):
             s.add(ProcessedUpdate(channel="telegram", update_id=f"u{days}", at=morning - timedelta(days=days)))
-    assert "visit.cadre" in (await run_tick(sessions, rules, catalogs, morning)).ran  # the daily rule ran
+        for name, days in (("visit", 9), ("problem", 2)):
+            at = morning - timedelta(days=days)
+            s.add(DialogState(account_id=w.account[w.a], dialog=name, nonce="n", step="s", data={"x": 1},
+                              history=["a"], active=name == "problem", created_at=at, updated_at=at))
+    assert "visit.cadre" in (await run_tick(sessions, rules, catalogs, morning, draft_keep_days=7)).ran
     async with sessions() as s:
         kept = sorted((await s.scalars(select(ProcessedUpdate.update_id))).all())
+        dialogs = (await s.scalars(select(DialogState.dialog))).all()
     assert kept == ["u0", "u6"]
+    assert dialogs == ["problem"]  # the 9-day-old draft went; the one from two days ago is still offered
