@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, inspect, select, update
+from sqlalchemy import Table, bindparam, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -422,12 +422,6 @@ class Core:
         ctx.actions.append(
             SetCommands(ctx.inc.chat_id, tuple(commands_for(ctx.role, ctx.t)), channel=ctx.inc.channel)
         )
-
-    async def purge_drafts(self, session: AsyncSession) -> int:
-        """Delete dialog drafts older than the keep period."""
-        cutoff = self.clock.now() - timedelta(days=self.settings.draft_keep_days)
-        res = await session.execute(delete(DialogState).where(DialogState.updated_at < cutoff))
-        return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
 class _HotStatements:
