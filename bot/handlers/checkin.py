@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from bot.core.context import Ctx
 from bot.core.types import KeyButton, RemoveKeyboard
 from bot.dialogs.base import Dialog, Finish, Next, Retry, State, reply_keyboard
+from bot.dialogs.visit import distance_text
 from bot.handlers.router import STAFF, Router
 from bot.services import checkins
 from bot.services.visits import rules_of, valid_coordinates
@@ -21,6 +22,14 @@ def week_target(ctx: Ctx) -> int:
         return rules_of(ctx.core).village_days.target
     except Exception:  # a broken rules file must not stop a check-in
         return checkins.DEFAULT_WEEK_TARGET
+
+
+def far_meters(ctx: Ctx) -> int:
+    """Distance from the village point past which a check-in is marked for the leader (the rules)."""
+    try:
+        return rules_of(ctx.core).village_days.far_meters
+    except Exception:  # a broken rules file must not stop a check-in
+        return 3000
 
 
 async def week_message(ctx: Ctx) -> None:
@@ -90,7 +99,12 @@ class CheckinDialog(Dialog):
         if row is None:
             ctx.reply("checkin.already_short")
         else:
-            ctx.audit("checkin", "checkin", row.id, location=loc is not None)
-            ctx.reply("checkin.done" if loc else "checkin.done_no_location")
+            far = row.distance_m is not None and row.distance_m > far_meters(ctx)
+            ctx.audit("checkin", "checkin", row.id, location=loc is not None, far=far)
+            if far:
+                # It counts (GPS can be wrong), but the cadre hears it is marked, and why.
+                ctx.reply("checkin.done_far", distance=distance_text(ctx.t, row.distance_m or 0.0))
+            else:
+                ctx.reply("checkin.done" if loc else "checkin.done_no_location")
         await week_message(ctx)
         return Finish()

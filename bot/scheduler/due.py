@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, literal, or_, select, text
+from sqlalchemy import and_, case, exists, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -218,6 +218,7 @@ class CadreWeek:
     visits: int
     on_leave: bool
     covered_by: str | None
+    far_checkins: int = 0  # check-ins located farther than the rules' far_meters from the village point
 
 
 async def cadre_weeks(
@@ -228,6 +229,7 @@ async def cadre_weeks(
     below: int | None = None,
     team_id: int | None = None,
     cadre_ids: list[int] | None = None,
+    far_m: float = 3000.0,
 ) -> list[CadreWeek]:
     """Check-in days and visits per active cadre in the ISO week starting monday (up to `upto`).
 
@@ -238,7 +240,11 @@ async def cadre_weeks(
     if upto is not None:
         last = min(last, upto)
     ck = (
-        select(CheckIn.cadre_id, func.count().label("n"))
+        select(
+            CheckIn.cadre_id,
+            func.count().label("n"),
+            func.sum(case((CheckIn.distance_m > far_m, 1), else_=0)).label("far"),
+        )
         .where(CheckIn.day >= monday, CheckIn.day <= last)
         .group_by(CheckIn.cadre_id)
         .subquery()
@@ -259,6 +265,7 @@ async def cadre_weeks(
             days.label("days"),
             func.coalesce(vs.c.n, 0).label("visits"),
             *lj.cols,
+            func.coalesce(ck.c.far, 0).label("far"),
         )
         .outerjoin(ck, ck.c.cadre_id == Person.id)
         .outerjoin(vs, vs.c.cadre_id == Person.id)
@@ -282,6 +289,7 @@ async def cadre_weeks(
             visits=int(r[4]),
             on_leave=r[5] is not None,
             covered_by=r[6],
+            far_checkins=int(r[-1] or 0),
         ))
     return list(out.values())
 

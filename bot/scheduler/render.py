@@ -30,6 +30,11 @@ def leave_note(t: Translator, on_leave: bool, covered_by: str | None) -> Safe:
     return Safe(t("sched.leave_note_nocover"))
 
 
+def far_note(t: Translator, far_checkins: int) -> str:
+    """" (2 check-ins far from the village)" or "": the leader sees where a check-in was not in the village."""
+    return t("sched.far_note", n=far_checkins) if far_checkins else ""
+
+
 def visit_buttons(t: Translator, rows: Sequence[HouseholdDue]) -> InlineKeyboard | None:
     """One "log a visit" button per household (the first few), callback rm:visit:<household_id>."""
     if not rows:
@@ -126,7 +131,7 @@ def week_lines(t: Translator, rows: Sequence[CadreWeek], target: int) -> list[st
             days=r.checkin_days,
             target=target,
             visits=r.visits,
-            note=leave_note(t, r.on_leave, r.covered_by),
+            note=Safe(leave_note(t, r.on_leave, r.covered_by) + far_note(t, r.far_checkins)),
         )
         for r in rows
     ]

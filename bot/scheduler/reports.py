@@ -82,7 +82,8 @@ async def week_report(
     monday, sunday = due.iso_week_bounds(today)
     rows: list[due.CadreWeek] = []
     for team_id, _name in teams:
-        rows.extend(await due.cadre_weeks(session, monday, upto=today, team_id=team_id))
+        rows.extend(await due.cadre_weeks(session, monday, upto=today, team_id=team_id,
+                                          far_m=rules.village_days.far_meters))
     short = sum(1 for r in rows if r.checkin_days < target and not r.on_leave)
     head = t("sched.report.week.head", start=monday.isoformat(), end=sunday.isoformat(), target=target,
              count=len(rows), short=short)
@@ -130,7 +131,7 @@ async def weekly_digest(
     if not teams:
         return Digest(t("sched.report.no_team"), None, "")
     team_id, team_name = teams[0]
-    weeks = await due.cadre_weeks(session, monday, team_id=team_id)
+    weeks = await due.cadre_weeks(session, monday, team_id=team_id, far_m=rules.village_days.far_meters)
     overdue = await due.overdue_households(session, today, rules.visits.cadence_days, team_id=team_id)
     late = await due.late_difficulties(session, today, rules, team_id=team_id)
     text = _digest_text(t, team_name, monday, target, weeks, len(overdue), late)
@@ -147,7 +148,7 @@ async def build_digests(s: AsyncSession, ctx: Context, plan: Plan) -> None:
     monday, _ = due.iso_week_bounds(last_week)
     period = due.iso_week_label(last_week)
     weeks_by: dict[int, list[due.CadreWeek]] = defaultdict(list)
-    for w in await due.cadre_weeks(s, monday):
+    for w in await due.cadre_weeks(s, monday, far_m=rules.village_days.far_meters):
         if w.team_id is not None:
             weeks_by[w.team_id].append(w)
     overdue_by: dict[int, int] = defaultdict(int)

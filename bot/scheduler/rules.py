@@ -49,6 +49,9 @@ class VillageDays(_Model):
     nudge_at: time = time(9, 0)
     shortfall_weekday: Annotated[int, Field(ge=1, le=7)] = 1
     shortfall_at: time = time(8, 30)
+    # A check-in located farther than this from the village's recorded point still counts, but is marked
+    # for the leader (GPS can be off; a cadre checking in from town should not go unnoticed).
+    far_meters: Annotated[int, Field(ge=100)] = 3000
 
     _hhmm = field_validator("plan_at", "nudge_at", "shortfall_at", mode="before")(_parse_hhmm)
 

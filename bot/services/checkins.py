@@ -7,7 +7,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.store.models import CheckIn, Person
+from bot.services.visits import haversine_m
+from bot.store.models import CheckIn, Person, Village
 
 DEFAULT_WEEK_TARGET = 2  # used only when no scheduler rules are available
 
@@ -30,7 +31,13 @@ async def check_in(
     """Record today's check-in; None when the cadre already checked in that day."""
     if await checkin_on(session, cadre.id, day) is not None:
         return None
-    row = CheckIn(cadre_id=cadre.id, day=day, at=now, lat=lat, lon=lon, village_id=cadre.village_id)
+    distance = None
+    if lat is not None and lon is not None and cadre.village_id is not None:
+        village = await session.get(Village, cadre.village_id)
+        if village is not None and village.lat is not None and village.lon is not None:
+            distance = haversine_m(lat, lon, village.lat, village.lon)
+    row = CheckIn(cadre_id=cadre.id, day=day, at=now, lat=lat, lon=lon, village_id=cadre.village_id,
+                  distance_m=distance)
     session.add(row)
     await session.flush()
     return row

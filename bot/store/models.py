@@ -222,6 +222,8 @@ class CheckIn(Base):
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"))
+    # Metres from the village's recorded point (None: no location, or the village has no point).
+    distance_m: Mapped[float | None] = mapped_column(Float)
 
 
 class Difficulty(Base):

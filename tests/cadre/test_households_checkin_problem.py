@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from bot.clock import FixedClock
 from bot.core.bootstrap import App
+from bot.core.types import Reply
 from bot.store.models import CheckIn, Difficulty, Photo, Visit
 from tests.cadre.conftest import BytesFiles, count, rows, to
 from tests.conftest import Chat, World, bind
@@ -176,3 +177,26 @@ async def test_many_households_are_paged(app: App, world: World, cadre: Chat) ->
     assert "第2/2页" in cadre.last_text
     await cadre.send("孙甲")
     assert "走访孙甲家是哪天" in cadre.last_text
+
+
+async def test_checkin_far_from_the_village_counts_but_is_marked_for_the_leader(
+    app: App, world: World, cadre: Chat, leader: Chat
+) -> None:
+    # The village's recorded point is 25.0, 102.7; 25.1 is about 11 km north of it (the county town, say).
+    await cadre.send("/checkin")
+    await cadre.location(25.1, 102.7)
+    told = "\n".join(r.text or "" for r in cadre.replies[-2:] if isinstance(r, Reply))
+    assert "今天已打卡" in told and "离村委会约11.1公里" in told and "工作队长能看到" in told
+    assert "本周已驻村1天" in cadre.last_text  # it still counts: GPS can be wrong
+    [c] = await rows(app, CheckIn)
+    assert c.distance_m is not None and 11_000 < c.distance_m < 11_200
+    await leader.send("/week")
+    week = leader.last_text
+    assert "王建国（1次打卡定位离村较远）" in week and "驻村 1/2 天" in week
+    # A check-in at the village point is not marked (the next day, same week).
+    app.core.clock.advance(days=1)  # type: ignore[attr-defined]
+    await cadre.send("/checkin")
+    await cadre.location(25.0005, 102.7)
+    assert "离村委会" not in "\n".join(r.text or "" for r in cadre.replies[-2:] if isinstance(r, Reply))
+    await leader.send("/week")
+    assert "1次打卡定位离村较远" in leader.last_text and "驻村 2/2 天" in leader.last_text
