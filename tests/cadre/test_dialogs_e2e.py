@@ -55,6 +55,18 @@ async def _login(app: App, phone: Phone, person_id: int, name: str) -> None:
     await phone.said(name)
 
 
+async def report_burst_pipe(cadre: Phone) -> None:
+    """/problem for 刘老四's frozen water pipe, urgent, up to the question about a photo."""
+    cadre.send("/problem")
+    await cadre.said("是哪一户的困难")
+    cadre.send("刘老")
+    await cadre.said("是哪方面的困难")
+    await cadre.press("饮水安全", "请说说具体情况")
+    cadre.send("自来水管冻裂，全家没水喝")
+    await cadre.said("有多急")
+    await cadre.press("紧急", "有照片可以发一张")
+
+
 @pytest.mark.parametrize("runner_kind", ["aiogram", "ptb"])
 async def test_checkin_problem_and_forged_button_over_http(
     app: App, world: World, settings: Settings, api: FakeBotAPI, runner_kind: str
@@ -81,14 +93,7 @@ async def test_checkin_problem_and_forged_button_over_http(
 
         # A difficulty reaches the leader at once; the leader's resolution reaches the cadre.
         mark = len(api.sent)
-        cadre.send("/problem")
-        await cadre.said("是哪一户的困难")
-        cadre.send("刘老")
-        await cadre.said("是哪方面的困难")
-        await cadre.press("饮水安全", "请说说具体情况")
-        cadre.send("自来水管冻裂，全家没水喝")
-        await cadre.said("有多急")
-        await cadre.press("紧急", "有照片可以发一张")
+        await report_burst_pipe(cadre)
         await cadre.press("不发照片", "已记入问题台账")
         alert = await leader.said("刘老四", since=mark)
         assert "紧急" in alert["text"]

@@ -12,7 +12,7 @@ from bot.core.bootstrap import App
 from bot.scheduler.sender import Sender, SenderConfig
 from bot.settings import Settings
 from bot.store.models import Outbox
-from tests.cadre.test_dialogs_e2e import Phone, _login
+from tests.cadre.test_dialogs_e2e import Phone, _login, report_burst_pipe
 from tests.conftest import World
 from tests.fakebotapi import FakeBotAPI, FakeUser
 from tests.runners.conftest import make_runner, telegram_settings
@@ -32,14 +32,7 @@ async def test_alert_that_failed_to_send_is_delivered_from_the_outbox(
         await _login(app, cadre, world.cadre_ids[0], "王建国")
         await _login(app, leader, world.leader_id, "赵队长")
 
-        cadre.send("/problem")
-        await cadre.said("是哪一户的困难")
-        cadre.send("刘老")
-        await cadre.said("是哪方面的困难")
-        await cadre.press("饮水安全", "请说说具体情况")
-        cadre.send("自来水管冻裂，全家没水喝")
-        await cadre.said("有多急")
-        await cadre.press("紧急", "有照片可以发一张")
+        await report_burst_pipe(cadre)
         mark = len(api.sent)
         api.fail_next("sendMessage", n=1, status=502, chat_id=leader.user.id)  # Telegram has a bad moment
         await cadre.press("不发照片", "已记入问题台账")  # the cadre's own answer still arrives
