@@ -16,7 +16,7 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.scheduler.rules import Difficulties, Rules
+from bot.scheduler.rules import Calendar, Rules
 from bot.store.enums import DifficultyStatus, Role
 from bot.store.models import CheckIn, Difficulty, Household, Leave, Pairing, Person, Team, Visit
 
@@ -309,7 +309,7 @@ class LateDifficulty:
     decide_late: bool  # not resolved past the decision deadline
 
 
-def _latest_breached(today: date, n: int, cal: Difficulties) -> date:
+def _latest_breached(today: date, n: int, cal: Calendar) -> date:
     """The latest local creation date whose n-working-day deadline ended before today."""
     d = today
     while cal.add_working_days(d, n) >= today:
@@ -325,10 +325,11 @@ async def late_difficulties(
     session: AsyncSession, today: date, rules: Rules, *, team_id: int | None = None
 ) -> list[LateDifficulty]:
     """Unresolved difficulties past the acknowledgement or the decision deadline (working days)."""
-    cal = rules.difficulties
+    cal = rules.calendar
     tz = rules.tz
-    ack_cut = _local_midnight_utc(_latest_breached(today, cal.ack_working_days, cal) + timedelta(days=1), tz)
-    dec_cut = _local_midnight_utc(_latest_breached(today, cal.decide_working_days, cal) + timedelta(days=1), tz)
+    limits = rules.difficulties
+    ack_cut = _local_midnight_utc(_latest_breached(today, limits.ack_working_days, cal) + timedelta(days=1), tz)
+    dec_cut = _local_midnight_utc(_latest_breached(today, limits.decide_working_days, cal) + timedelta(days=1), tz)
     ack_late = and_(Difficulty.status == DifficultyStatus.OPEN.value, Difficulty.created_at < ack_cut)
     dec_late = Difficulty.created_at < dec_cut
     stmt = (

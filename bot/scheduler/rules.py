@@ -114,16 +114,37 @@ class Seasons(_Model):
         return {"spring": self.spring, "summer": self.summer, "autumn": self.autumn}
 
 
-class Difficulties(_Model):
-    ack_working_days: Annotated[int, Field(ge=0)] = 2
-    decide_working_days: Annotated[int, Field(ge=0)] = 20
-    check_at: time = time(9, 0)
-    holidays: tuple[date, ...] = ()
+class Calendar(_Model):
+    """The county's official calendar: holidays (放假) and the weekend days worked instead (调休上班).
 
-    _hhmm = field_validator("check_at", mode="before")(_parse_hhmm)
+    Working days (for difficulty deadlines) are Monday..Friday plus `workdays`, minus `holidays`; on a
+    holiday no reminder or report goes out (urgent difficulty alerts still do).
+    """
+
+    holidays: tuple[date, ...] = ()
+    workdays: tuple[date, ...] = ()
+
+    @field_validator("holidays", "workdays", mode="before")
+    @classmethod
+    def _ranges(cls, v: Any) -> Any:
+        """Each entry a date "YYYY-MM-DD" or a range "YYYY-MM-DD..YYYY-MM-DD" (both ends included)."""
+        out: list[Any] = []
+        for item in v or ():
+            text = str(item)
+            if ".." in text:
+                first, last = (date.fromisoformat(x.strip()) for x in text.split("..", 1))
+                if last < first:
+                    raise ValueError(f"range ends before it starts: {text}")
+                out.extend(first + timedelta(days=i) for i in range((last - first).days + 1))
+            else:
+                out.append(item)
+        return out
+
+    def is_holiday(self, d: date) -> bool:
+        return d in self.holidays
 
     def is_working_day(self, d: date) -> bool:
-        return d.isoweekday() <= 5 and d not in self.holidays
+        return (d.isoweekday() <= 5 or d in self.workdays) and d not in self.holidays
 
     def add_working_days(self, start: date, n: int) -> date:
         """The date n working days after start (start itself not counted)."""
@@ -133,6 +154,15 @@ class Difficulties(_Model):
             if self.is_working_day(d):
                 n -= 1
         return d
+
+
+class Difficulties(_Model):
+    ack_working_days: Annotated[int, Field(ge=0)] = 2
+    decide_working_days: Annotated[int, Field(ge=0)] = 20
+    check_at: time = time(9, 0)
+    holidays: tuple[date, ...] = ()  # older place for calendar.holidays; merged into it on load
+
+    _hhmm = field_validator("check_at", mode="before")(_parse_hhmm)
 
 
 class Digest(_Model):
@@ -152,6 +182,16 @@ class Rules(_Model):
     seasons: Seasons = Seasons()
     difficulties: Difficulties = Difficulties()
     digest: Digest = Digest()
+    calendar: Calendar = Calendar()
+
+    @model_validator(mode="after")
+    def _merge_old_holidays(self) -> Rules:
+        """A county file from before [calendar] listed holidays under [difficulties]: they still count."""
+        extra = [d for d in self.difficulties.holidays if d not in self.calendar.holidays]
+        if extra:
+            merged = Calendar(holidays=(*self.calendar.holidays, *extra), workdays=self.calendar.workdays)
+            object.__setattr__(self, "calendar", merged)
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -127,6 +127,10 @@ def due_rules(rules: Rules, local: datetime) -> list[DueRule]:
     today, now_t = local.date(), local.time().replace(tzinfo=None)
     if rules.quiet_hours.contains(now_t):
         return []
+    if rules.calendar.is_holiday(today):
+        # 放假: nobody is nagged or sent reports; an urgent difficulty past its deadline still is. (Its
+        # deadline is counted in working days, so a holiday does not make it late.)
+        return [DueRule("diff", today.isoformat(), _difficulties)] if now_t >= rules.difficulties.check_at else []
     out: list[DueRule] = []
     wd = today.isoweekday()
     week = due.iso_week_label(today)

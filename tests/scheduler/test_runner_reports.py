@@ -98,7 +98,7 @@ def test_rules_override(tmp_path: Path) -> None:
     assert r.seasons.summer == load_rules().seasons.summer  # untouched keys keep the default
     assert r.village_days.target == 3 and r.village_days.nudge_weekday == 4
     assert r.timezone == "Asia/Urumqi" and r.quiet_hours.end.hour == 7
-    assert r.difficulties.add_working_days(date(2026, 3, 6), 2) == date(2026, 3, 10)  # Fri + 2 = Tue
+    assert r.calendar.add_working_days(date(2026, 3, 6), 2) == date(2026, 3, 10)  # Fri + 2 = Tue
     bad = tmp_path / "bad.toml"
     bad.write_text('[seasons.autumn]\nstart = "10-31"\nend = "09-01"\n', encoding="utf-8")
     with pytest.raises(ValidationError):

@@ -245,3 +245,36 @@ async def test_daily_tick_forgets_old_update_ids_and_stale_drafts(
         dialogs = (await s.scalars(select(DialogState.dialog))).all()
     assert kept == ["u0", "u6"]
     assert dialogs == ["problem"]  # the 9-day-old draft went; the one from two days ago is still offered
+
+
+async def test_holidays_and_make_up_workdays(sessions: Sessions, catalogs: Catalogs, tmp_path: object) -> None:
+    """The county's calendar: on a holiday nobody is reminded, but a difficulty past its deadline still
+    alerts; deadlines count working days, where a make-up Saturday (调休) counts and a holiday does not."""
+    from pathlib import Path
+
+    from bot.scheduler.rules import load_rules
+
+    county = Path(str(tmp_path)) / "county.toml"
+    county.write_text('[calendar]\nholidays = ["2026-10-01..2026-10-07"]\nworkdays = ["2026-10-10"]\n'
+                      '[difficulties]\nholidays = ["2026-12-31"]\n', encoding="utf-8")
+    rules = load_rules(county)
+    cal = rules.calendar
+    assert cal.is_holiday(date(2026, 10, 3)) and not cal.is_working_day(date(2026, 10, 5))  # a holiday Monday
+    assert cal.is_working_day(date(2026, 10, 10))  # the make-up Saturday
+    assert cal.is_holiday(date(2026, 12, 31))  # the older [difficulties] list still counts
+    # Reported on Wednesday 30 September: two working days later is Friday 9 October, not 2 October.
+    assert cal.add_working_days(date(2026, 9, 30), 2) == date(2026, 10, 9)
+    assert cal.add_working_days(date(2026, 10, 9), 1) == date(2026, 10, 10)  # Friday + 1 = the 调休 Saturday
+
+    w = await seed_team(sessions)
+    for code, cadre in (("H1", w.a), ("H2", w.a), ("H3", w.b), ("H4", w.c)):
+        await add_visit(sessions, w.hh[code], cadre, date(2026, 7, 1))  # all long overdue by October
+    async with sessions() as s, s.begin():
+        s.add(Difficulty(idem_key="d-oct", reporter_id=w.a, team_id=w.team_id, household_id=w.hh["H1"],
+                         category="water", description="水管冻裂", created_at=local(2026, 9, 24, 10)))
+    holiday = await run_tick(sessions, rules, catalogs, local(2026, 10, 5, 10, 0))  # a holiday Monday
+    assert holiday.ran == ["diff"]  # no plan, overdue list, digest or leader alert; the late difficulty yes
+    assert [r.chat_id for r in await outbox(sessions, "diff.ack")] == [w.chat[w.leader]]
+    assert await outbox(sessions, "visit.cadre") == [] and await outbox(sessions, "digest") == []
+    after = await run_tick(sessions, rules, catalogs, local(2026, 10, 8, 10, 0))  # back at work
+    assert "visit.cadre" in after.ran and await outbox(sessions, "visit.cadre")
