@@ -23,6 +23,9 @@ class App:
     engine: AsyncEngine
 
     async def close(self) -> None:
+        from bot.core.engine import close_cores
+
+        await close_cores(self.engine)
         await self.engine.dispose()
 
 

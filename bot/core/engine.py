@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, cast
@@ -10,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
@@ -34,6 +36,16 @@ from bot.store.enums import Role
 from bot.store.models import Account, DialogState, Person, ProcessedUpdate
 
 log = logging.getLogger(__name__)
+
+# The cores built on each engine, so closing an app gives back every core's kept connection first
+# (held strongly until then: a core dropped early must still return its connection to the pool).
+_CORES: weakref.WeakKeyDictionary[Any, list[Core]] = weakref.WeakKeyDictionary()
+
+
+async def close_cores(engine: AsyncEngine) -> None:
+    """Give back the connections kept by every core on this engine (before the engine is disposed)."""
+    for core in _CORES.pop(engine.sync_engine, []):
+        await core.aclose()
 
 
 class Core:
@@ -62,6 +74,12 @@ class Core:
         self._prefetched: dict[str, bytes] = {}
         self._lock_accounts = not is_sqlite(str(sessions.kw["bind"].url))
         self._stmts = _HotStatements(sessions.kw["bind"].dialect, postgres=self._lock_accounts)
+        self._engine: AsyncEngine = sessions.kw["bind"]
+        on_loop = self._engine.dialect.driver == "bangfu"
+        self._update_lock: asyncio.Lock | None = asyncio.Lock() if on_loop else None
+        self._update_conn: AsyncConnection | None = None
+        if on_loop:
+            _CORES.setdefault(self._engine.sync_engine, []).append(self)
         self._routes: dict[tuple[str, str], list[Route]] = {}
         for r in self.routers:
             for route in r.routes:
@@ -88,7 +106,26 @@ class Core:
         """Handle one update: dedup, resolve the speaker, dispatch, commit once; never raises."""
         if inc.files:
             await self._prefetch(inc)
-        session = self.sessions()
+        if self._update_lock is None:
+            return await self._handle(inc, self.sessions())
+        # Loop SQLite: updates take turns on one connection the core keeps (a pool check-out and a new
+        # Connection per update cost ~5% of an update); SQLite has one writer at a time anyway.
+        async with self._update_lock:
+            conn = self._update_conn
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self._update_conn = await self._engine.connect()
+            elif conn.in_transaction():
+                await conn.rollback()  # never join what a failed update may have left behind
+            session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
+            return await self._handle(inc, session)
+
+    async def aclose(self) -> None:
+        """Give back the connection the core keeps for its updates (App.close does this)."""
+        conn, self._update_conn = self._update_conn, None
+        if conn is not None and not conn.closed:
+            await conn.close()
+
+    async def _handle(self, inc: Incoming, session: AsyncSession) -> Result:
         closed = False
         try:
             opened = await session.run_sync(self._open, inc)

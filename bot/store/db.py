@@ -41,7 +41,10 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
             # SQLite has one writer anyway: one pooled connection makes waiting transactions queue in
             # order in the pool instead of sleeping in SQLite's busy handler (p99 under concurrency).
             kw.setdefault("pool_size", 1)
-            kw.setdefault("max_overflow", 0)
+            # On the loop dialect the core keeps one connection for its updates (Core._update_connection);
+            # anything else in the process (a report's own session, the outbox parking a message) borrows
+            # one more and contends for the write lock through the asyncio busy wait.
+            kw.setdefault("max_overflow", 4 if on_loop else 0)
             kw.setdefault("pool_timeout", 60)
         if u.drivername == "sqlite+bangfu":
             # Every transaction on it ends in an explicit COMMIT or ROLLBACK (the Session's or the
@@ -74,16 +77,20 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
             if checkpointer is not None:
                 # Checkpoints (page copies + fsync) run in a thread, never inside a COMMIT on the loop.
                 cur.execute("PRAGMA wal_autocheckpoint=0")
+                open_connections[0] += 1
                 checkpointer.start()
             cur.close()
 
+        open_connections = [0]
         if checkpointer is not None:
             cp = checkpointer
 
             @event.listens_for(engine.sync_engine.pool, "close")
             def _stop_checkpoints(_dbapi_conn: Any, _record: Any) -> None:
-                # The pool's one connection closed (engine disposed): no more writes from here.
-                cp.stop()
+                # The last connection of this engine closed (it was disposed): no more writes from here.
+                open_connections[0] -= 1
+                if open_connections[0] <= 0:
+                    cp.stop()
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:
