@@ -119,6 +119,11 @@ class Core:
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
             return await self._handle(inc, session)
 
+    @property
+    def update_connection(self) -> AsyncConnection | None:
+        """The connection this core keeps for its updates on loop SQLite (None elsewhere, or not yet)."""
+        return self._update_conn
+
     async def aclose(self) -> None:
         """Give back the connection the core keeps for its updates (App.close does this)."""
         conn, self._update_conn = self._update_conn, None
