@@ -248,7 +248,7 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
     sqlite_conn = None
     kept = app.core.update_connection  # the connection the core keeps for its updates (after the warm-up)
     if app.engine.dialect.driver == "bangfu" and kept is not None:
-        sqlite_conn = (await kept.get_raw_connection()).driver_connection.conn  # type: ignore[union-attr]
+        sqlite_conn = (await kept.get_raw_connection()).driver_connection
         sqlite_conn.set_trace_callback(traced)
     else:
         event.listen(app.engine.sync_engine, "before_cursor_execute", count)

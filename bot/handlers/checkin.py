@@ -9,6 +9,7 @@ from bot.core.types import KeyButton, RemoveKeyboard
 from bot.dialogs.base import Dialog, Finish, Next, Retry, State, reply_keyboard
 from bot.dialogs.visit import distance_text
 from bot.handlers.router import STAFF, Router
+from bot.scheduler.rules import VillageDays
 from bot.services import checkins
 from bot.services.visits import rules_of, valid_coordinates
 from bot.store.enums import Role
@@ -29,7 +30,7 @@ def far_meters(ctx: Ctx) -> int:
     try:
         return rules_of(ctx.core).village_days.far_meters
     except Exception:  # a broken rules file must not stop a check-in
-        return 3000
+        return VillageDays().far_meters
 
 
 async def week_message(ctx: Ctx) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,6 +33,7 @@ from bot.core.types import (
     Unreachable,
     User,
 )
+from bot.scheduler.outbox import OutMessage, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -325,10 +327,6 @@ class Bridge:
 
     async def park(self, reply: Reply) -> None:
         """Put a message that could not be sent into the outbox, for the sender to retry."""
-        import uuid
-
-        from bot.scheduler.outbox import OutMessage, enqueue
-
         message = OutMessage(dedup_key=f"relay:{uuid.uuid4().hex}", reply=reply, rule="relay")
         async with self.core.sessions() as s, s.begin():
             await enqueue(s, [message], now=self.core.clock.now())

@@ -16,7 +16,7 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.scheduler.rules import Calendar, Rules
+from bot.scheduler.rules import Calendar, Rules, VillageDays
 from bot.store.enums import DifficultyStatus, Role
 from bot.store.models import CheckIn, Difficulty, Household, Leave, Pairing, Person, Team, Visit
 
@@ -229,7 +229,7 @@ async def cadre_weeks(
     below: int | None = None,
     team_id: int | None = None,
     cadre_ids: list[int] | None = None,
-    far_m: float = 3000.0,
+    far_m: float = VillageDays().far_meters,
 ) -> list[CadreWeek]:
     """Check-in days and visits per active cadre in the ISO week starting monday (up to `upto`).
 

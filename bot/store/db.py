@@ -57,6 +57,7 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
 
         on_loop_file = u.drivername == "sqlite+bangfu" and bool(u.database) and u.database != ":memory:"
         checkpointer = None
+        open_connections = [0]  # the engine's open connections: the checkpointer stops with the last
         if on_loop_file:
             from bot.store.sqlite_loop import WalCheckpointer
 
@@ -81,7 +82,6 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
                 checkpointer.start()
             cur.close()
 
-        open_connections = [0]
         if checkpointer is not None:
             cp = checkpointer
 

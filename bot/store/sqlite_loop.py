@@ -15,8 +15,8 @@ What keeps the loop responsive:
 - Heavy read queries (the scheduler's set-based computations, a county-wide export) belong on the
   threaded aiosqlite engine: `bot.store.db.create_engine(url)` without `on_loop`.
 
-The driver is shaped like aiosqlite (async connection and cursor objects) so SQLAlchemy's own asyncio
-adapter classes drive it exactly as they drive aiosqlite; only the thread is gone.
+SQLAlchemy's own asyncio adapter classes drive a plain sqlite3 connection and cursor, as they drive
+aiosqlite's; only the thread (and the per-call trips to the loop) is gone.
 Use it through `bot.store.db.create_engine(url, on_loop=True)` or the URL `sqlite+bangfu:///path`.
 """
 
@@ -80,159 +80,90 @@ async def retry_busy(fn: Callable[..., T], *args: Any) -> T:
             wait = min(wait * 2, _MAX_WAIT)
 
 
-class LoopCursor:
-    """An aiosqlite-shaped cursor whose coroutines run sqlite3 at once on the calling thread."""
-
-    __slots__ = ("_cur",)
-
-    def __init__(self, cur: sqlite3.Cursor) -> None:
-        self._cur = cur
-
-    async def __aenter__(self) -> LoopCursor:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._cur.close()
-
-    async def execute(self, sql: str, parameters: Any = ()) -> LoopCursor:
-        await retry_busy(self._cur.execute, sql, parameters)
-        return self
-
-    async def executemany(self, sql: str, seq_of_parameters: Any) -> LoopCursor:
-        seq = seq_of_parameters if isinstance(seq_of_parameters, list | tuple) else list(seq_of_parameters)
-        await retry_busy(self._cur.executemany, sql, seq)
-        return self
-
-    async def fetchall(self) -> list[Any]:
-        return self._cur.fetchall()
-
-    async def fetchone(self) -> Any:
-        return self._cur.fetchone()
-
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        return self._cur.fetchmany(size if size is not None else self._cur.arraysize)
-
-    def close(self) -> None:  # synchronous: LoopAdaptedCursor declares _awaitable_cursor_close = False
-        self._cur.close()
-
-    @property
-    def description(self) -> Any:
-        return self._cur.description
-
-    @property
-    def rowcount(self) -> int:
-        return self._cur.rowcount
-
-    @property
-    def lastrowid(self) -> int | None:
-        return self._cur.lastrowid
-
-    @property
-    def arraysize(self) -> int:
-        return self._cur.arraysize
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._cur.arraysize = value
-
-
-class LoopDriverConnection:
-    """An aiosqlite-shaped connection over a plain sqlite3 connection used on the loop's thread."""
-
-    __slots__ = ("conn",)
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def cursor(self) -> LoopCursor:
-        return LoopCursor(self.conn.cursor())
-
-    async def commit(self) -> None:
-        await retry_busy(self.conn.commit)
-
-    async def rollback(self) -> None:
-        self.conn.rollback()
-
-    async def close(self) -> None:
-        self.conn.close()
-
-
 async def _nothing() -> None:
     return None
 
 
-class LoopAdaptedCursor(AsyncAdapt_dbapi_cursor):
-    """SQLAlchemy's asyncio cursor adapter with a synchronous fast path.
+def _run(fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args) at once; only on SQLITE_BUSY does the greenlet go to the loop, to wait in asyncio.
+    Otherwise one no-op await: SQLAlchemy's AsyncConnection.execute checks that the driver awaited."""
+    try:
+        result = fn(*args)
+    except sqlite3.OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        return await_(retry_busy(fn, *args))
+    await_(_nothing())
+    return result
 
-    The stock adapter wraps every execute in a coroutine, an asyncio.Lock and a greenlet round trip to the
-    loop; here the statement simply runs, and only SQLITE_BUSY goes to the loop (to wait in asyncio).
-    One no-op await per statement stays: SQLAlchemy's AsyncConnection.execute checks that the driver awaited.
+
+class LoopAdaptedCursor(AsyncAdapt_dbapi_cursor):
+    """SQLAlchemy's asyncio cursor adapter over a plain sqlite3 cursor, run synchronously.
+
+    The stock adapter wraps every call in a coroutine, an asyncio.Lock and a greenlet round trip to the
+    loop, and expects an aiosqlite cursor; here the sqlite3 cursor itself is the driver's cursor, each
+    statement simply runs, and only SQLITE_BUSY goes to the loop (see `_run`).
     """
 
     __slots__ = ()
-    _cursor: LoopCursor  # type: ignore[assignment]
-    _awaitable_cursor_close = False  # close() runs at once, no trip to the loop
+    _cursor: sqlite3.Cursor  # type: ignore[assignment]
+    _awaitable_cursor_close = False  # sqlite3's close() runs at once, no trip to the loop
 
     def _aenter_cursor(self, cursor: Any) -> Any:
-        return cursor  # nothing to enter: no trip to the loop per cursor
+        return cursor  # a sqlite3 cursor: nothing to enter
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
-        cur = self._cursor._cur
-        params = () if parameters is None else parameters
+        cur = self._cursor
         try:
-            try:
-                cur.execute(operation, params)
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc):
-                    raise
-                await_(retry_busy(cur.execute, operation, params))
-            else:
-                await_(_nothing())
+            _run(cur.execute, operation, () if parameters is None else parameters)
             if cur.description:
                 self._rows = collections.deque(cur.fetchall())
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         return None
 
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        seq = seq_of_parameters if isinstance(seq_of_parameters, list | tuple) else list(seq_of_parameters)
+        try:
+            _run(self._cursor.executemany, operation, seq)
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        return None
+
 
 class LoopAdaptedConnection(AsyncAdapt_dbapi_connection):
-    """What SQLAlchemy's pool holds: its stock asyncio adapter, plus sqlite3's connection-level API."""
+    """What SQLAlchemy's pool holds: its stock asyncio adapter around a plain sqlite3 connection (the
+    driver connection), with sqlite3's connection-level API."""
 
     __slots__ = ()
-    _connection: LoopDriverConnection  # type: ignore[assignment]
+    _connection: sqlite3.Connection  # type: ignore[assignment]
     _cursor_cls = LoopAdaptedCursor
 
     @property
     def isolation_level(self) -> str | None:
-        return self._connection.conn.isolation_level
+        return self._connection.isolation_level
 
     @isolation_level.setter
     def isolation_level(self, value: str | None) -> None:
-        self._connection.conn.isolation_level = value  # type: ignore[assignment]
+        self._connection.isolation_level = value  # type: ignore[assignment]
 
     def create_function(self, *args: Any, **kw: Any) -> None:
-        self._connection.conn.create_function(*args, **kw)
+        self._connection.create_function(*args, **kw)
 
     def rollback(self) -> None:
         try:
-            self._connection.conn.rollback()
+            self._connection.rollback()
         except Exception as error:
             self._handle_exception(error)
 
     def commit(self) -> None:
-        conn = self._connection.conn
         try:
-            try:
-                conn.commit()
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc):
-                    raise
-                await_(retry_busy(conn.commit))
+            _run(self._connection.commit)
         except Exception as error:
             self._handle_exception(error)
 
     def close(self) -> None:
-        self._connection.conn.close()
+        self._connection.close()
 
 
 class LoopDBAPI(AsyncAdapt_aiosqlite_dbapi):
@@ -243,8 +174,7 @@ class LoopDBAPI(AsyncAdapt_aiosqlite_dbapi):
 
     def connect(self, *args: Any, **kw: Any) -> LoopAdaptedConnection:  # type: ignore[override]
         kw.pop("async_creator_fn", None)
-        driver = LoopDriverConnection(sqlite3.connect(*args, **kw))
-        return LoopAdaptedConnection(self, driver)  # type: ignore[arg-type]  # duck-typed like aiosqlite
+        return LoopAdaptedConnection(self, sqlite3.connect(*args, **kw))
 
 
 class SQLiteDialect_loop(SQLiteDialect_aiosqlite):

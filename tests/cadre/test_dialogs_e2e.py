@@ -3,6 +3,8 @@ runners over HTTP against the fake Bot API server, one bot serving a cadre and t
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -67,17 +69,29 @@ async def report_burst_pipe(cadre: Phone) -> None:
     await cadre.press("紧急", "有照片可以发一张")
 
 
+@contextlib.asynccontextmanager
+async def cadre_and_leader(
+    app: App, world: World, settings: Settings, api: FakeBotAPI, runner_kind: str, user_id: int
+) -> AsyncIterator[tuple[Any, Phone, Phone]]:
+    """A started runner with the world's first cadre (Telegram user `user_id`) and the team leader
+    (`user_id + 1`) logged in; the runner stops on the way out."""
+    runner = make_runner(runner_kind, app, telegram_settings(settings, api))
+    await runner.start()
+    try:
+        cadre = Phone(api, FakeUser(user_id, "建国"))
+        leader = Phone(api, FakeUser(user_id + 1, "队长"))
+        await _login(app, cadre, world.cadre_ids[0], "王建国")
+        await _login(app, leader, world.leader_id, "赵队长")
+        yield runner, cadre, leader
+    finally:
+        await runner.stop()
+
+
 @pytest.mark.parametrize("runner_kind", ["aiogram", "ptb"])
 async def test_checkin_problem_and_forged_button_over_http(
     app: App, world: World, settings: Settings, api: FakeBotAPI, runner_kind: str
 ) -> None:
-    runner = make_runner(runner_kind, app, telegram_settings(settings, api))
-    await runner.start()
-    try:
-        cadre = Phone(api, FakeUser(6101, "建国"))
-        leader = Phone(api, FakeUser(6102, "队长"))
-        await _login(app, cadre, world.cadre_ids[0], "王建国")
-        await _login(app, leader, world.leader_id, "赵队长")
+    async with cadre_and_leader(app, world, settings, api, runner_kind, 6101) as (_runner, cadre, leader):
 
         # Village-day check-in: one tap plus the location; the week's count comes back.
         cadre.send("/checkin")
@@ -103,8 +117,6 @@ async def test_checkin_problem_and_forged_button_over_http(
         leader.send("已联系水务站，明天换管")
         done = await cadre.said("已办结", since=mark)
         assert "明天换管" in done["text"]
-    finally:
-        await runner.stop()
 
     assert len(await rows(app, CheckIn)) == 1
     [d] = await rows(app, Difficulty)

@@ -12,10 +12,9 @@ from bot.core.bootstrap import App
 from bot.scheduler.sender import Sender, SenderConfig
 from bot.settings import Settings
 from bot.store.models import Outbox
-from tests.cadre.test_dialogs_e2e import Phone, _login, report_burst_pipe
+from tests.cadre.test_dialogs_e2e import cadre_and_leader, report_burst_pipe
 from tests.conftest import World
-from tests.fakebotapi import FakeBotAPI, FakeUser
-from tests.runners.conftest import make_runner, telegram_settings
+from tests.fakebotapi import FakeBotAPI
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
@@ -24,14 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], in
 async def test_alert_that_failed_to_send_is_delivered_from_the_outbox(
     app: App, world: World, settings: Settings, api: FakeBotAPI, runner_kind: str
 ) -> None:
-    runner = make_runner(runner_kind, app, telegram_settings(settings, api))
-    await runner.start()
-    try:
-        cadre = Phone(api, FakeUser(6201, "建国"))
-        leader = Phone(api, FakeUser(6202, "队长"))
-        await _login(app, cadre, world.cadre_ids[0], "王建国")
-        await _login(app, leader, world.leader_id, "赵队长")
-
+    async with cadre_and_leader(app, world, settings, api, runner_kind, 6201) as (runner, cadre, leader):
         await report_burst_pipe(cadre)
         mark = len(api.sent)
         api.fail_next("sendMessage", n=1, status=502, chat_id=leader.user.id)  # Telegram has a bad moment
@@ -58,7 +50,5 @@ async def test_alert_that_failed_to_send_is_delivered_from_the_outbox(
         assert "紧急" in alert["text"]
         await leader.press("已知悉", "")  # its buttons work like the original's would have
         await cadre.said("已受理", since=mark)
-    finally:
-        await runner.stop()
     [row] = await parked()
     assert row.status == "sent"
