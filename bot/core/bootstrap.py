@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock, SystemClock
-from bot.core.engine import Core
+from bot.core.engine import Core, close_cores
 from bot.i18n import Catalogs
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
@@ -23,8 +23,6 @@ class App:
     engine: AsyncEngine
 
     async def close(self) -> None:
-        from bot.core.engine import close_cores
-
         await close_cores(self.engine)
         await self.engine.dispose()
 
