@@ -105,7 +105,7 @@ class VisitDialog(Dialog):
             ctx.reply("visit.ask_date", st.keyboard(ctx, rows), name=name)
         elif step is Step.KIND:
             kinds = list(VisitKind)
-            season = vs.current_season(vs.rules_of(ctx.core), self._date(st) or ctx.today)
+            season = vs.current_season(ctx.core.services.rules, self._date(st) or ctx.today)
             if season is not None:
                 # The season's own kind first: it is the likely answer inside a window.
                 kinds.sort(key=lambda k: k.value != season.name)

@@ -46,7 +46,7 @@ async def answer_question(ctx: Ctx, text: str) -> None:
     if len(text) > limit:
         ctx.reply("core.text_too_long", limit=limit, length=len(text))
         return
-    engine = ctx.core.services.get("policy")
+    engine = ctx.core.services.policy
     # The previous question's context is read before this question is logged: otherwise the new question
     # would be its own "previous", and follow-ups ("县医院呢") would never see their context.
     context = await _last_context(ctx) if engine is not None else None
@@ -117,7 +117,7 @@ async def on_button(ctx: Ctx) -> None:
         ctx.answer_callback("core.button_expired")
         ctx.reply("core.button_expired")
         return
-    engine = ctx.core.services.get("policy")
+    engine = ctx.core.services.policy
     if action == "topic" and len(parts) == 4 and engine is not None and parts[3] in engine.topic_ids():
         res = engine.answer_topic(parts[3], ctx.t.lang, context=question.context or None, now=ctx.now)
         question.topic, question.answered, question.context = parts[3], True, res.context or {}
