@@ -16,8 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
+from bot.core.callbacks import prefix_of
 from bot.core.context import Ctx
-from bot.core.dialog import BACK, CANCEL, Dialog, Finish, Goto, Replace, Retry, State, new_nonce
+from bot.core.dialog import (
+    BACK,
+    CANCEL,
+    DIALOG_BUTTON,
+    RESUME_DRAFT,
+    Dialog,
+    Finish,
+    Goto,
+    Replace,
+    Retry,
+    State,
+    new_nonce,
+)
 from bot.core.router import Route, Router
 from bot.core.services import Services
 from bot.core.types import (
@@ -38,6 +51,8 @@ from bot.store.enums import Role
 from bot.store.models import Account, DialogState, Person, ProcessedUpdate
 
 log = logging.getLogger(__name__)
+
+ENGINE_PREFIXES = (DIALOG_BUTTON.prefix, RESUME_DRAFT.prefix)  # button prefixes no router may claim
 
 # The cores built on each engine, so closing an app gives back every core's kept connection first
 # (held strongly until then: a core dropped early must still return its connection to the pool).
@@ -82,10 +97,7 @@ class Core:
         self._update_conn: AsyncConnection | None = None
         if on_loop:
             _CORES.setdefault(self._engine.sync_engine, []).append(self)
-        self._routes: dict[tuple[str, str], list[Route]] = {}
-        for r in self.routers:
-            for route in r.routes:
-                self._routes.setdefault((route.kind, route.key), []).append(route)
+        self._routes = routing_table(self.routers)
 
     # ------------------------------------------------------------------ public
     @property
@@ -184,8 +196,8 @@ class Core:
                 "core.resume_offer",
                 InlineKeyboard(
                     (
-                        (Button(ctx.t("core.btn_resume"), f"dr:{name}:resume"),),
-                        (Button(ctx.t("core.btn_restart"), f"dr:{name}:new"),),
+                        (Button(ctx.t("core.btn_resume"), RESUME_DRAFT.pack(name, "resume")),),
+                        (Button(ctx.t("core.btn_restart"), RESUME_DRAFT.pack(name, "new")),),
                     )
                 ),
                 title=title,
@@ -367,24 +379,25 @@ class Core:
 
     async def _on_callback(self, ctx: Ctx) -> None:
         data = ctx.inc.callback_data or ""
-        prefix, _, rest = data.partition(":")
-        if prefix == "d":
-            nonce, _, value = rest.partition(":")
+        prefix = prefix_of(data)
+        if prefix == DIALOG_BUTTON.prefix:
+            button = DIALOG_BUTTON.parse(data)
             row = await self.active_state(ctx)
-            if row is None or row.nonce != nonce:
+            if row is None or button is None or row.nonce != button[0]:
                 ctx.answer_callback("core.button_expired")
                 ctx.reply("core.button_expired")
                 return
-            if value in (BACK, CANCEL):
-                await self._nav(ctx, value)
+            if button[1] in (BACK, CANCEL):
+                await self._nav(ctx, button[1])
             else:
                 await self._step(ctx, row)
             return
-        if prefix == "dr":
-            name, _, choice = rest.partition(":")
-            if name not in self.dialogs or choice not in ("resume", "new"):
+        if prefix == RESUME_DRAFT.prefix:
+            draft = RESUME_DRAFT.parse(data)
+            if draft is None or draft[0] not in self.dialogs:
                 ctx.answer_callback("core.button_expired")
                 return
+            name, choice = draft
             if choice == "new":
                 await self.start_dialog(ctx, name, fresh=True)
                 return
@@ -471,6 +484,23 @@ class Core:
         ctx.actions.append(
             SetCommands(ctx.inc.chat_id, tuple(commands_for(ctx.role, ctx.t)), channel=ctx.inc.channel)
         )
+
+
+def routing_table(routers: Sequence[Router]) -> dict[tuple[str, str], list[Route]]:
+    """Routes by (kind, key), in router order. A command or a button prefix belongs to one route: two
+    claiming it (or a button prefix the engine keeps for dialogs) is refused at start-up, not left to
+    whichever comes first."""
+    table: dict[tuple[str, str], list[Route]] = {}
+    owner: dict[tuple[str, str], str] = {("callback", p): "the engine" for p in ENGINE_PREFIXES}
+    for r in routers:
+        for route in r.routes:
+            slot = (route.kind, route.key)
+            if route.kind in ("command", "callback"):
+                if slot in owner:
+                    raise ValueError(f"{route.kind} {route.key!r} claimed by {owner[slot]} and router {r.name!r}")
+                owner[slot] = f"router {r.name!r}"
+            table.setdefault(slot, []).append(route)
+    return table
 
 
 class _HotStatements:
