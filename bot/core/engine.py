@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -44,13 +44,14 @@ from bot.core.types import (
     SetCommands,
 )
 from bot.i18n import Catalogs, Translator, normalize_language
-from bot.services.menu import commands_for
 from bot.settings import Settings
 from bot.store.db import is_sqlite
 from bot.store.enums import Role
 from bot.store.models import Account, DialogState, Person, ProcessedUpdate
 
 log = logging.getLogger(__name__)
+
+Menu = Callable[[Role, Translator], list[tuple[str, str]]]  # (command, description) pairs for a role
 
 ENGINE_PREFIXES = (DIALOG_BUTTON.prefix, RESUME_DRAFT.prefix)  # button prefixes no router may claim
 
@@ -77,6 +78,7 @@ class Core:
         routers: Sequence[Router],
         dialogs: Sequence[Dialog],
         services: Services,
+        menu: Menu | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -85,6 +87,7 @@ class Core:
         self.routers = list(routers)
         self.dialogs = {d.name: d for d in dialogs}
         self.services = services
+        self.menu = menu  # the command menu per role and language (SetCommands); None: no menus
         self.files: FileSource | None = None  # set by the runner (Telegram getFile)
         # Bytes of files in updates being handled, fetched before the update's transaction opens so a slow
         # download never holds a database lock; taken (and dropped) by file_source.download().
@@ -478,11 +481,11 @@ class Core:
     def _menu(self, ctx: Ctx) -> None:
         """Send the role's command menu when the role or language changed since it was last set."""
         scope = f"{ctx.role.value}:{ctx.t.lang}"
-        if ctx.account.commands_scope == scope or ctx.inc.chat_type != "private":
+        if self.menu is None or ctx.account.commands_scope == scope or ctx.inc.chat_type != "private":
             return
         ctx.account.commands_scope = scope
         ctx.actions.append(
-            SetCommands(ctx.inc.chat_id, tuple(commands_for(ctx.role, ctx.t)), channel=ctx.inc.channel)
+            SetCommands(ctx.inc.chat_id, tuple(self.menu(ctx.role, ctx.t)), channel=ctx.inc.channel)
         )
 
 
