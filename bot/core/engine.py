@@ -94,12 +94,12 @@ class Core:
         self._prefetched: dict[str, bytes] = {}
         self._lock_accounts = not is_sqlite(str(sessions.kw["bind"].url))
         self._stmts = _HotStatements(sessions.kw["bind"].dialect, postgres=self._lock_accounts)
-        self._engine: AsyncEngine = sessions.kw["bind"]
-        on_loop = self._engine.dialect.driver == "bangfu"
+        self._db: AsyncEngine = sessions.kw["bind"]  # the database engine (SQLAlchemy)
+        on_loop = self._db.dialect.driver == "bangfu"
         self._update_lock: asyncio.Lock | None = asyncio.Lock() if on_loop else None
         self._update_conn: AsyncConnection | None = None
         if on_loop:
-            _CORES.setdefault(self._engine.sync_engine, []).append(self)
+            _CORES.setdefault(self._db.sync_engine, []).append(self)
         self._routes = routing_table(self.routers)
 
     # ------------------------------------------------------------------ public
@@ -130,7 +130,7 @@ class Core:
         async with self._update_lock:
             conn = self._update_conn
             if conn is None or conn.closed or conn.invalidated:
-                conn = self._update_conn = await self._engine.connect()
+                conn = self._update_conn = await self._db.connect()
             elif conn.in_transaction():
                 await conn.rollback()  # never join what a failed update may have left behind
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)

@@ -47,16 +47,16 @@ async def answer_question(ctx: Ctx, text: str) -> None:
     if len(text) > limit:
         ctx.reply("core.text_too_long", limit=limit, length=len(text))
         return
-    engine = ctx.core.services.policy
+    advisor = ctx.core.services.policy
     # The previous question's context is read before this question is logged: otherwise the new question
     # would be its own "previous", and follow-ups ("县医院呢") would never see their context.
-    context = await _last_context(ctx) if engine is not None else None
-    if engine is None:
+    context = await _last_context(ctx) if advisor is not None else None
+    if advisor is None:
         qid = await _log_question(ctx, text)
         ctx.reply("ask.unavailable")
         _offer_forward(ctx, qid)
         return
-    res = engine.answer(text, ctx.t.lang, context=context, now=ctx.now)
+    res = advisor.answer(text, ctx.t.lang, context=context, now=ctx.now)
     qid = await _log_question(
         ctx, text, topic=res.topic, confidence=float(res.confidence), answered=res.decision == "answer",
         context=res.context or {},
@@ -118,9 +118,9 @@ async def on_button(ctx: Ctx) -> None:
         ctx.answer_callback("core.button_expired")
         ctx.reply("core.button_expired")
         return
-    engine = ctx.core.services.policy
-    if topic is not None and engine is not None and topic[1] in engine.topic_ids():
-        res = engine.answer_topic(topic[1], ctx.t.lang, context=question.context or None, now=ctx.now)
+    advisor = ctx.core.services.policy
+    if topic is not None and advisor is not None and topic[1] in advisor.topic_ids():
+        res = advisor.answer_topic(topic[1], ctx.t.lang, context=question.context or None, now=ctx.now)
         question.topic, question.answered, question.context = topic[1], True, res.context or {}
         ctx.reply_text(res.text)
     elif forward is not None:

@@ -119,18 +119,6 @@ def _user(u: Json) -> User:
     return User(str(u.get("id")), name, u.get("username"), u.get("language_code"))
 
 
-def user_key(update: Json) -> str:
-    """What must be processed in order: one user's updates (dialog state is read-modify-write)."""
-    for kind in ("callback_query", "message", "edited_message", "my_chat_member"):
-        if part := update.get(kind):
-            sender = part.get("from") or {}
-            if sender.get("id") is not None:
-                return str(sender["id"])
-            chat = part.get("chat") or (part.get("message") or {}).get("chat") or {}
-            return f"chat:{chat.get('id')}"
-    return f"update:{update.get('update_id')}"
-
-
 # --------------------------------------------------------------------------- actions out
 def chat_id_value(chat_id: str) -> int | str:
     """Telegram chat ids are integers; "@channel" names stay strings."""
