@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import html
 import itertools
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,21 +35,13 @@ from bot.core.types import (
     User,
 )
 from bot.i18n import Translator
+from bot.runners.render import plain
 from bot.services.onboarding import create_invite, find_person
 from bot.settings import Settings
 from bot.store.migrate import upgrade_async
 from bot.store.models import Account, Person
 
 CHANNEL = "console"
-_TAG = re.compile(r"<[^>]+>")
-_LINK = re.compile(r'<a\s+href="([^"]*)"[^>]*>(.*?)</a>', re.S)
-
-
-def plain(text: str) -> str:
-    """Telegram HTML to terminal text: links keep their address, tags go, entities are unescaped."""
-    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(1) != m.group(2) else m.group(2), text)
-    text = re.sub(r"<br\s*/?>", "\n", text)
-    return html.unescape(_TAG.sub("", text))
 
 
 class LocalFiles:
@@ -154,7 +145,7 @@ class Console:
                 lines.append(self.t("console.document", name=a.document.filename, size=len(a.document.data),
                                     path=str(saved)))
             if a.text:
-                lines.append(a.text)
+                lines.append(a.text if a.format == "markup" else html.escape(a.text, quote=False))
             mine = a.chat_id == self.user.id and a.channel == CHANNEL
             if a.markup is not None and mine:
                 markup_seen = True
