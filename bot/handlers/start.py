@@ -10,6 +10,7 @@ from bot.dialogs.base import Dialog, Finish, Next, Replace, Retry, State
 from bot.handlers.menu import help_text
 from bot.handlers.router import EVERYONE, Router
 from bot.services import onboarding
+from bot.services.visits import rules_of
 from bot.store.enums import Role
 
 router = Router("start")
@@ -33,7 +34,7 @@ async def _welcome_bound(ctx: Ctx, binding: onboarding.Binding) -> None:
             name=binding.person.name,
             role=ctx.t(f"role.{binding.person.role}"),
         )
-        ctx.reply_text(help_text(Role(binding.person.role), ctx.t))
+        ctx.reply_text(help_text(Role(binding.person.role), ctx.t, rules_of(ctx.core).village_days.target))
     elif binding.household is not None:
         ctx.reply("start.bound_household", RemoveKeyboard(), head=binding.household.head_name)
     ctx.audit(
@@ -57,7 +58,7 @@ async def start(ctx: Ctx) -> None:
         return
     if ctx.person is not None:
         ctx.reply("start.hello_again", name=ctx.person.name)
-        ctx.reply_text(help_text(ctx.role, ctx.t))
+        ctx.reply_text(help_text(ctx.role, ctx.t, rules_of(ctx.core).village_days.target))
         return
     await ctx.core.start_dialog(ctx, "onboard", fresh=True)
 
@@ -84,7 +85,7 @@ async def _bind_contact(ctx: Ctx) -> bool:
 
 @router.command("help")
 async def help_(ctx: Ctx) -> None:
-    ctx.reply_text(help_text(ctx.role, ctx.t))
+    ctx.reply_text(help_text(ctx.role, ctx.t, rules_of(ctx.core).village_days.target))
 
 
 class OnboardDialog(Dialog):

@@ -18,7 +18,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -32,6 +32,9 @@ from bot.io.template import style_header
 from bot.scheduler.rules import Rules, Window
 from bot.store.enums import Role, VisitKind
 from bot.store.models import CheckIn, Difficulty, Household, Pairing, Person, Team, Village, Visit
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -403,6 +406,13 @@ def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None
 
     latin is the translator used when no CJK font is installed (English; t itself when not given).
     """
+    buf = io.BytesIO()
+    report_figure(fig_data, t, latin).savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def report_figure(fig_data: MonthlyFigures, t: Translator, latin: Translator | None = None) -> Figure:
+    """The one-page summary's figure (laid out, not yet saved)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -505,9 +515,7 @@ def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None
             color="#888888",
             fontfamily=family,
         )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.fonts import cjk_font
 from bot.i18n import Translator
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _ascii_name(name: str) -> str:
@@ -41,6 +44,22 @@ def week_chart(
 
     `fallback` is the translator used when no CJK font is installed (English labels).
     """
+    buf = io.BytesIO()
+    week_figure(t, fallback, team, week_start, names, visits, days, target).savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def week_figure(
+    t: Translator,
+    fallback: Translator,
+    team: str,
+    week_start: str,
+    names: Sequence[str],
+    visits: Sequence[int],
+    days: Sequence[int],
+    target: int,
+) -> Figure:
+    """The digest's figure (laid out, not yet saved)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -82,6 +101,4 @@ def week_chart(
     # The legend goes between the title and the plot, in one row: it never covers a bar.
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False,
               prop={"family": family, "size": 9})
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig
