@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from bot.core.context import Ctx
+from bot.core.router import LEADERS, Router, callback_parts
 from bot.core.types import Button, Document, InlineKeyboard, Photo
-from bot.handlers.router import LEADERS, Router, callback_parts
 from bot.scheduler.rules import Rules
 from bot.services.visits import rules_of
 
