@@ -240,6 +240,8 @@ async def _export(args: argparse.Namespace) -> int:
         await engine.dispose()
     await asyncio.to_thread(out.parent.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(out.write_bytes, data)
+    _say(t, "report.cli.export_period", start=date_from.isoformat(), end=date_to.isoformat(),
+         kinds=", ".join(args.kind))
     _say(t, "io.export.written", file=out)
     return 0
 
