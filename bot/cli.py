@@ -92,14 +92,14 @@ def invite_link_text(bot_username: str | None, code: str) -> str:
 
 def _demo(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock, local_today
+    from bot.core.services import county_rules
     from bot.demo import seed_demo
-    from bot.scheduler.rules import load_rules
     from bot.store.db import create_engine, session_factory
     from bot.store.migrate import upgrade
 
     settings = Settings()
     upgrade(settings.database_url)
-    rules = load_rules(settings.rules_file, timezone=settings.timezone)
+    rules = county_rules(settings)
 
     async def seed() -> DemoSummary:
         engine = create_engine(settings.database_url)

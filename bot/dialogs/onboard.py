@@ -10,7 +10,6 @@ from bot.core.router import EVERYONE
 from bot.core.types import KeyButton, RemoveKeyboard, ReplyKeyboard
 from bot.services import onboarding
 from bot.services.menu import help_text
-from bot.services.visits import rules_of
 from bot.store.enums import Role
 
 
@@ -32,7 +31,7 @@ async def welcome_bound(ctx: Ctx, binding: onboarding.Binding) -> None:
             name=binding.person.name,
             role=ctx.t(f"role.{binding.person.role}"),
         )
-        ctx.reply_text(help_text(Role(binding.person.role), ctx.t, rules_of(ctx.core).village_days.target))
+        ctx.reply_text(help_text(Role(binding.person.role), ctx.t, ctx.core.services.rules.village_days.target))
     elif binding.household is not None:
         ctx.reply("start.bound_household", RemoveKeyboard(), head=binding.household.head_name)
     ctx.audit(

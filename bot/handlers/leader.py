@@ -8,7 +8,6 @@ from bot.core.context import Ctx
 from bot.core.router import LEADERS, Router, callback_parts
 from bot.core.types import Button, Document, InlineKeyboard, Photo
 from bot.scheduler.rules import Rules
-from bot.services.visits import rules_of
 
 router = Router("leader")
 
@@ -16,7 +15,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _rules(ctx: Ctx) -> Rules:
-    return rules_of(ctx.core)
+    return ctx.core.services.rules
 
 
 def _person_id(ctx: Ctx) -> int:
@@ -174,7 +173,7 @@ async def _send_report(ctx: Ctx, team_id: int, month: date) -> None:
         ctx.session,
         month,
         team_id,
-        rules=rules_of(ctx.core),
+        rules=_rules(ctx),
         today=ctx.today,
         t=ctx.t,
         latin=ctx.core.catalogs.get("en"),

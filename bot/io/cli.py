@@ -254,8 +254,8 @@ async def _report(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from bot.clock import SystemClock, local_today
+    from bot.core.services import county_rules
     from bot.io.report import monthly_report, parse_month
-    from bot.scheduler.rules import load_rules
     from bot.store.db import session_factory
     from bot.store.models import Team
 
@@ -268,7 +268,7 @@ async def _report(args: argparse.Namespace) -> int:
         _say(t, "io.report.bad_month", value=args.month)
         return 1
     # The reminders' rules (the county's file over the shipped defaults): one truth for both.
-    rules = load_rules(settings.rules_file, timezone=settings.timezone)
+    rules = county_rules(settings)
     out = Path(args.output)
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     today = local_today(SystemClock(settings.timezone))
