@@ -218,7 +218,7 @@ def _in_window(day: date, rules: Rules) -> VisitKind | None:
 
 
 async def _create(session: AsyncSession, today: date, rng: random.Random, rules: Rules) -> None:
-    utc = UTC
+    utc, local = UTC, rules.tz
     village = Village(
         code=DEMO_VILLAGE_CODE,
         name="青石村（演示）",
@@ -325,22 +325,25 @@ async def _create(session: AsyncSession, today: date, rng: random.Random, rules:
                     lat=h.lat,
                     lon=h.lon,
                     location_status="ok" if h.lat else "none",
-                    created_at=datetime.combine(day, time(15, 0), tzinfo=utc),
+                    created_at=datetime.combine(day, time(15, 0), tzinfo=local).astimezone(utc),
                 )
             )
             day -= timedelta(days=rng.randint(20, 35))
-    # Village days: the last four weeks, most cadres twice a week, some short.
+    # Village days since the pairings began (so every month's report has them): most cadres twice a
+    # week, some often short; the days of this week so far too.
+    weeks = (today - start).days // 7 + 1
     for cadre in cadres:
-        per_week = rng.choice((1, 2, 2, 3))
-        for w in range(4):
-            monday = today - timedelta(days=today.weekday() + 7 * (w + 1))
-            for d in rng.sample(range(5), per_week):
+        habit = rng.choice(((2, 2, 2, 3), (2, 2, 1, 3), (1, 2, 1, 2), (2, 3, 2, 2)))
+        for w in range(weeks):
+            monday = today - timedelta(days=today.weekday() + 7 * w)
+            days = [d for d in rng.sample(range(5), rng.choice(habit)) if start <= monday + timedelta(days=d) < today]
+            for d in days:
                 day = monday + timedelta(days=d)
                 session.add(
                     CheckIn(
                         cadre_id=cadre.id,
                         day=day,
-                        at=datetime.combine(day, time(9, 0), tzinfo=utc),
+                        at=datetime.combine(day, time(9, 0), tzinfo=local).astimezone(utc),
                         lat=village.lat,
                         lon=village.lon,
                         village_id=village.id,

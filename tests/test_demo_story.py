@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -122,3 +123,18 @@ def test_invite_without_a_bot_username_says_how_to_set_it() -> None:
     assert "BANGFU_BOT_USERNAME" in text and "t.me" in text and "/start ABCD2345" in text
     assert "https://t.me/" not in text  # no placeholder link
     assert invite_link_text("@qingshi_bot", "ABCD2345") == "https://t.me/qingshi_bot?start=ABCD2345"
+
+
+async def test_every_month_of_the_demo_has_village_days(app: App) -> None:
+    """Last month's report is as full as this one's: check-ins go back to the pairings' start."""
+    from bot.io.report import monthly_figures
+
+    await _seed(app)
+    today = app.core.clock.now().date()
+    last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    async with app.core.sessions() as s:
+        f = await monthly_figures(s, last_month, None, rules=load_rules(), today=today)
+    done, target = f.days
+    assert target and 0.6 <= done / target <= 1.4
+    done, target = f.visits
+    assert target and done / target >= 0.6
