@@ -38,7 +38,7 @@ from bot.runners.render import photo_upload, plain, split_bytes, wecom_content
 TEXT_LIMIT = 2048  # bytes, text and markdown messages alike
 BUTTONS_PER_CARD = 6  # button_interaction: button_list holds at most 6
 TITLE_LIMIT = 36  # characters WeCom shows of a card's main title
-BUTTON_TEXT_LIMIT = 10
+BUTTON_TEXT_LIMIT = 20  # WeCom advises 10 characters; household names with their group need more
 TEXT_KEY = "~t:"  # a card button standing for a typed text (a reply keyboard's choice)
 Json = dict[str, Any]
 
