@@ -159,6 +159,8 @@ class FakeWeCom:
             token = "AT" + uuid.uuid4().hex
             self.tokens.add(token)
             self.token_fetches += 1
+            async with self._changed:
+                self._changed.notify_all()
             return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200})
         token = q.get("access_token", "")
         if not token:

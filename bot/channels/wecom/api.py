@@ -16,8 +16,9 @@ from typing import Any
 
 import aiohttp
 
-from bot.channels.wecom.token import TokenCache
+from bot.channels.wecom.token import DbTokenStore, RedisTokenStore, TokenCache, TokenStore
 from bot.core.types import RetryAfter, SendError, TransientError, Unreachable
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +165,19 @@ class WeComAPI:
     async def agent(self) -> Json:
         data: Json = await self.call("GET", "agent/get", params={"agentid": self.agent_id})
         return data
+
+
+def make_api(settings: Settings, sessions: Any) -> WeComAPI:
+    """The app's API client with its token shared through Redis (when configured) or the database
+    (`sessions`: an async_sessionmaker on the deployment's database)."""
+    cfg = settings.require_wecom()
+    api = WeComAPI(settings.wecom_api_url or DEFAULT_URL, cfg.corp_id, cfg.secret, cfg.agent_id)
+    store: TokenStore
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        store = RedisTokenStore(Redis.from_url(settings.redis_url))
+    else:
+        store = DbTokenStore(sessions)
+    api.tokens = TokenCache(store, api.token_key, api.fetch_token)
+    return api

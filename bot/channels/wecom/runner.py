@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 from urllib.parse import urlparse
 
 from aiohttp import web
 
-from bot.channels.wecom.api import DEFAULT_URL, WeComAPI
+from bot.channels.wecom.api import make_api
 from bot.channels.wecom.crypto import BadCallback, CallbackCrypto, parse
 from bot.channels.wecom.inbound import to_incoming
-from bot.channels.wecom.token import DbTokenStore, RedisTokenStore, TokenCache, TokenStore
 from bot.channels.wecom.transport import WeComTransport
 from bot.core.bootstrap import App
 from bot.core.types import AnswerCallback, Incoming
@@ -32,21 +30,6 @@ from bot.runners.telegram_common import Bridge, execute
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def make_api(settings: Settings, sessions: Any) -> WeComAPI:
-    """The app's API client with its token shared through Redis (when configured) or the database."""
-    cfg = settings.require_wecom()
-    api = WeComAPI(settings.wecom_api_url or DEFAULT_URL, cfg.corp_id, cfg.secret, cfg.agent_id)
-    store: TokenStore
-    if settings.redis_url:
-        from redis.asyncio import Redis
-
-        store = RedisTokenStore(Redis.from_url(settings.redis_url))
-    else:
-        store = DbTokenStore(sessions)
-    api.tokens = TokenCache(store, api.token_key, api.fetch_token)
-    return api
 
 
 class WeComBridge(Bridge):
