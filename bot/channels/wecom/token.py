@@ -79,6 +79,28 @@ class DbTokenStore:
             )
 
 
+class MemoryTokenStore:
+    """The token in this process only (`bangfu wecom check`, tests)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[str | None, datetime | None, bool]] = {}
+
+    async def read(self, key: str) -> tuple[str | None, datetime | None]:
+        token, expires, _ = self._rows.get(key, (None, None, False))
+        return token, expires
+
+    async def claim(self, key: str, stale: str | None) -> bool:
+        token, expires, leased = self._rows.get(key, (None, None, False))
+        fresh = token is not None and expires is not None and expires > _now() + timedelta(seconds=MARGIN_S)
+        if leased or (fresh and token != stale):
+            return False
+        self._rows[key] = (token, expires, True)
+        return True
+
+    async def write(self, key: str, token: str, expires_at: datetime) -> None:
+        self._rows[key] = (token, expires_at, False)
+
+
 class RedisTokenStore:
     """The token in Redis (BANGFU_REDIS_URL): a JSON value with its expiry, and a SET NX lease."""
 
@@ -119,6 +141,10 @@ class TokenCache:
         self._expires: datetime | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0  # gettoken calls made by this process (tests and the bench read it)
+
+    def expires_in(self) -> float:
+        """Seconds this process's token has left (0 without one)."""
+        return max((self._expires - _now()).total_seconds(), 0.0) if self._expires else 0.0
 
     def _usable(self, token: str | None, expires: datetime | None, stale: str | None) -> bool:
         return (token is not None and token != stale and expires is not None
