@@ -251,8 +251,8 @@ class PolicyEngine:
         if kind == "chat" and kind_p >= KIND_MIN and not strong and len(text) <= CHAT_MAX_LEN:
             key = "policy.triage.thanks" if any(w in text for w in ("谢", "thank", "辛苦")) else "policy.triage.chat"
             return self._route(kind, kind_p, NONE_TOPIC, lang, prev, now, key)
-        if kind == "other" and not agree and (kind_p >= KIND_MIN or ng_best == NONE_TOPIC):
-            # Out of scope by the kind head, and the topic head sees no policy either (or is sure).
+        if kind == "other" and not agree and (kind_p >= KIND_MIN or (ng_best == NONE_TOPIC and s1 < VETO_BELOW)):
+            # Out of scope by the kind head: sure, or the topic head sees no policy and no formal name is named.
             return self._route(kind, kind_p, NONE_TOPIC, lang, prev, now)
 
         # The topic both voices support, if any (also tags a case or hardship).
