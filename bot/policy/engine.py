@@ -42,12 +42,12 @@ NG_DISAGREE = 0.5  # the n-gram model prefers another topic this strongly: ask w
 NG_VETO = 0.8  # the n-gram model says "no policy topic" this strongly over a keyword answer: decline
 VETO_BELOW = 3.0  # ...unless the keyword parser's score is at least this (a formal name, or two words)
 NG_ALONE = 0.75  # the keyword parser found nothing and the n-gram model is this sure: answer
-NG_CLARIFY = 0.35  # ...this sure: ask, with its best topics as buttons (one topic: "您问的是…吗？")
+NG_CLARIFY = 0.45  # ...this sure: ask, with its best topics as buttons (one topic: "您问的是…吗？")
 NG_WEAK = 0.5  # the keyword parser has only a hint (score ≥ 1) for the n-gram model's topic, this sure: answer
 NG_TAG = 0.4  # a case or hardship is tagged with the n-gram model's topic from this probability
 KIND_MIN = 0.55  # a non-question kind needs this probability to override a policy answer
 CHAT_MAX_LEN = 12  # chit-chat is short
-SHORT_MAX = 300  # the first message of an answer, in characters: a farmer reads it to the end
+SHORT_MAX = {"zh_CN": 300, "en": 700}  # the first message, in characters: a farmer reads it to the end
 STALE_YEARS = 3  # a figure older than this is shown with its year, never as the current standard
 # What a question asks for, by its words; the answer's first message gives that part of the entry.
 ASPECTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -303,7 +303,8 @@ class PolicyEngine:
             close = [t for t, p in ng_ranked[:3] if p >= 0.15][:3]
             if kw_best in self.kb.topics and kw_best not in close and s1 >= ANSWER_MIN / 2:
                 close.append(kw_best)
-            if close:
+            # One topic alone is offered only when the n-gram model is fairly sure or a keyword hints at it.
+            if len(close) >= 2 or (close and (pn >= NG_WEAK or scores.get(close[0], 0.0) > 0)):
                 return self._clarify(close, lang, now, round(pn, 3), *self._keep(prev, close[0], amount, level))
         if kind in ("case", "hardship"):
             # A topic-less personal line ("那笔钱还扣不扣？") goes to a person, never a guess.
@@ -575,8 +576,9 @@ class PolicyEngine:
         if fig:
             pieces.append(parts.footer)
         text = "\n".join(p for p in pieces if p)
-        if len(text) > SHORT_MAX:
-            room = SHORT_MAX - (len(text) - len(focus)) - 1
+        limit = SHORT_MAX.get(lang, SHORT_MAX["zh_CN"])
+        if len(text) > limit:
+            room = limit - (len(text) - len(focus)) - 1
             cut = focus[:room]
             # Whole lines first (an estimate's levels), else whole sentences, else whole clauses.
             stop = cut.rfind("\n")
