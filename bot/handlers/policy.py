@@ -62,14 +62,23 @@ async def answer_question(ctx: Ctx, text: str) -> None:
         context=res.context or {},
     )
     if res.decision == "answer":
-        ctx.reply_text(res.text)
+        ctx.reply_text(res.text, _more_button(ctx, qid) if res.detail else None)
     elif res.decision == "clarify":
         rows = tuple((Button(label, f"pq:topic:{qid}:{tid}"),) for tid, label in res.options)
         ctx.reply_text(res.text or ctx.t("policy.clarify_prompt"), InlineKeyboard(rows))
+    elif res.kind == "chat":
+        ctx.reply_text(res.text)  # hello / thanks: a short reply, never forwarded
+    elif res.kind == "question":
+        _offer_forward(ctx, qid)  # the offer says "not sure" once: no second decline sentence
     else:
-        if res.text:
-            ctx.reply_text(res.text)
-        _offer_forward(ctx, qid)
+        # Out of scope (who usually handles it), a case or a hardship: say so, then offer to pass it on.
+        ctx.reply_text(res.text)
+        _offer_forward(ctx, qid, "policy.forward_offer_short")
+
+
+def _more_button(ctx: Ctx, question_id: int) -> InlineKeyboard:
+    """The "详细说明" button under a short answer: the whole entry on demand."""
+    return InlineKeyboard(((Button(ctx.t("policy.more_button"), f"pq:more:{question_id}"),),))
 
 
 async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
@@ -78,9 +87,9 @@ async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
     return int((await ctx.session.execute(_LOG_QUESTION, values)).scalar_one())
 
 
-def _offer_forward(ctx: Ctx, question_id: int) -> None:
+def _offer_forward(ctx: Ctx, question_id: int, key: str = "policy.forward_offer") -> None:
     ctx.reply(
-        "policy.forward_offer",
+        key,
         InlineKeyboard(
             (
                 (Button(ctx.t("policy.forward_yes"), f"pq:fwd:{question_id}"),),
@@ -122,7 +131,11 @@ async def on_button(ctx: Ctx) -> None:
     if action == "topic" and len(parts) == 4 and engine is not None and parts[3] in engine.topic_ids():
         res = engine.answer_topic(parts[3], ctx.t.lang, context=question.context or None, now=ctx.now)
         question.topic, question.answered, question.context = parts[3], True, res.context or {}
-        ctx.reply_text(res.text)
+        ctx.reply_text(res.text, _more_button(ctx, question.id) if res.detail else None)
+    elif action == "more" and engine is not None and question.topic in engine.topic_ids():
+        res = engine.answer_topic(question.topic, ctx.t.lang, context=question.context or None, now=ctx.now)
+        ctx.answer_callback()
+        ctx.reply_text(res.detail or res.text)
     elif action == "fwd":
         await _forward(ctx, question)
     elif action == "nofwd":

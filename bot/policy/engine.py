@@ -249,7 +249,8 @@ class PolicyEngine:
 
         # Chit-chat and out-of-scope messages: never a policy answer unless both voices name a topic.
         if kind == "chat" and kind_p >= KIND_MIN and not strong and len(text) <= CHAT_MAX_LEN:
-            key = "policy.triage.thanks" if any(w in text for w in ("谢", "thank", "辛苦")) else "policy.triage.chat"
+            raw = question.lower()
+            key = "policy.triage.thanks" if any(w in raw for w in ("谢", "thank", "辛苦")) else "policy.triage.chat"
             return self._route(kind, kind_p, NONE_TOPIC, lang, prev, now, key)
         if kind == "other" and not agree and (kind_p >= KIND_MIN or (ng_best == NONE_TOPIC and s1 < VETO_BELOW)):
             # Out of scope by the kind head: sure, or the topic head sees no policy and no formal name is named.
