@@ -261,8 +261,17 @@ def batch_process(rows: list[tuple[str, str, str]], lines: int) -> dict[str, flo
     try:
         t = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-m", "bot.policy.cli", "ask", "--json", "--batch", path, "--knowledge-dir",
-             str(REPO / "knowledge")],
+            [
+                sys.executable,
+                "-m",
+                "bot.policy.cli",
+                "ask",
+                "--json",
+                "--batch",
+                path,
+                "--knowledge-dir",
+                str(REPO / "knowledge"),
+            ],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -325,14 +334,24 @@ def main() -> None:
         print(f"\nset: {label} — {len(rows)} messages, {n_topic} with a topic, {len(rows) - n_topic} without")
         clarified = sum(1 for _, lab, q in rows if lab != NONE and engine.answer(q).decision == "clarify")
         results = [
-            evaluate("this parser", parser, rows, args.repeat, f"{clarified} messages with a topic got a question back"),
+            evaluate(
+                "this parser",
+                parser,
+                rows,
+                args.repeat,
+                f"{clarified} messages with a topic got a question back",
+            ),
             evaluate("keyword parser alone", keyword_parser, rows, args.repeat),
         ]
         topic_rows = [(t, q) for _, t, q in rows]
         pred, note = bm25_method(engine, topic_rows)
-        results.append(evaluate("BM25 (rank-bm25, jieba tokens)", as_full(pred), rows, max(1, args.repeat // 4), note))
+        results.append(
+            evaluate("BM25 (rank-bm25, jieba tokens)", as_full(pred), rows, max(1, args.repeat // 4), note)
+        )
         pred, note = tfidf_method(engine, topic_rows)
-        results.append(evaluate("char 1-3gram TF-IDF + LogReg", as_full(pred), rows, max(1, args.repeat // 4), note))
+        results.append(
+            evaluate("char 1-3gram TF-IDF + LogReg", as_full(pred), rows, max(1, args.repeat // 4), note)
+        )
         print(
             f"{'method':32} {'right topic':>11} {'conf. wrong':>11} {'OOS declined':>12} {'q/s (1 core)':>12} "
             f"{'p99 ms':>7} {'p99 CPU':>8}"

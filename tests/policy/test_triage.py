@@ -71,7 +71,9 @@ def test_everyday_words_reach_the_topic(engine: PolicyEngine, text: str, topic: 
     assert a.decision in ("answer", "clarify") and a.topic == topic, (a.decision, a.topic)
 
 
-@pytest.mark.parametrize("text", ["明天下雨不", "征地补偿一亩多少钱", "老板欠了三个月工资不给", "修公路占了我家地给多少补偿"])
+@pytest.mark.parametrize(
+    "text", ["明天下雨不", "征地补偿一亩多少钱", "老板欠了三个月工资不给", "修公路占了我家地给多少补偿"]
+)
 def test_shared_words_do_not_drag_to_a_policy(engine: PolicyEngine, text: str) -> None:
     assert engine.answer(text, now=NOW).decision != "answer"
 
@@ -85,7 +87,9 @@ def test_topicless_lines_go_to_a_person_or_follow_the_conversation(engine: Polic
     assert (after.decision, after.topic) == ("forward", "welfare.dibao")
 
 
-def test_context_forgets_the_amount_on_another_topic_and_after_the_window(county_engine: PolicyEngine) -> None:
+def test_context_forgets_the_amount_on_another_topic_and_after_the_window(
+    county_engine: PolicyEngine,
+) -> None:
     e = county_engine
     a = e.answer("我妈住院花了两万能报多少", now=NOW)
     assert "20000" in a.text
@@ -137,12 +141,23 @@ def test_weights_are_built_from_the_training_file() -> None:
     model = NgramModel.load(MODEL_FILE)
     assert model.digest == data_digest(TRAIN_FILE), "run: python -m bot.policy.ngram build"
     assert set(model.kind.classes) == {"question", "case", "hardship", "other", "chat"}
-    assert len([line for line in TRAIN_FILE.read_text(encoding="utf-8").splitlines() if line[:1] != "#"]) >= 3000
+    assert (
+        len([line for line in TRAIN_FILE.read_text(encoding="utf-8").splitlines() if line[:1] != "#"]) >= 3000
+    )
 
 
 def test_cli_json_has_kind() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "bot.policy.cli", "ask", "--json", "--knowledge-dir", str(KNOWLEDGE), "我家低保咋停了"],
+        [
+            sys.executable,
+            "-m",
+            "bot.policy.cli",
+            "ask",
+            "--json",
+            "--knowledge-dir",
+            str(KNOWLEDGE),
+            "我家低保咋停了",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
