@@ -218,3 +218,66 @@ def test_the_half_hour_marks_are_avoided() -> None:
     assert mark_wait(at(8, 0, 10)) == pytest.approx(50)
     assert mark_wait(at(8, 30, 0)) == pytest.approx(60)
     assert mark_wait(at(8, 1, 0)) == 0 and mark_wait(at(8, 29, 59)) == 0
+
+
+async def test_token_shared_through_redis(wecom: FakeWeCom) -> None:
+    import uuid
+
+    from redis.asyncio import Redis
+
+    from bot.channels.wecom.token import RedisTokenStore
+
+    redis = Redis.from_url("redis://127.0.0.1:6379")
+    try:
+        await redis.ping()
+    except Exception:
+        await redis.aclose()
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    prefix = f"bangfu-test:{uuid.uuid4().hex}:"
+    clients = []
+    try:
+        for _ in range(6):
+            c = WeComAPI(wecom.url, wecom.corp_id, wecom.secret, wecom.agent_id)
+            c.tokens = TokenCache(RedisTokenStore(redis, prefix), c.token_key, c.fetch_token)
+            clients.append(c)
+        tokens = await asyncio.gather(*(c.tokens.token() for c in clients if c.tokens))
+        assert len(set(tokens)) == 1 and wecom.token_fetches == 1
+        fresh = await asyncio.gather(*(c.tokens.token(tokens[0]) for c in clients if c.tokens))
+        assert len(set(fresh)) == 1 and fresh[0] != tokens[0] and wecom.token_fetches == 2
+    finally:
+        for c in clients:
+            await c.close()
+        async for key in redis.scan_iter(prefix + "*"):
+            await redis.delete(key)
+        await redis.aclose()
+
+
+async def test_outbox_sender_keeps_the_member_windows(app: App, wecom: FakeWeCom) -> None:
+    """Reminders to one member through the outbox sender and WeComTransport: within the (scaled) window at
+    WeCom's side, none twice, a rate-limit errcode retried."""
+    from bot.clock import FixedClock
+    from bot.core.services import county_rules
+    from bot.scheduler.outbox import OutMessage, enqueue
+    from bot.scheduler.sender import Sender, SenderConfig
+    from bot.settings import Settings
+
+    clock = app.core.clock
+    assert isinstance(clock, FixedClock)
+    rows = [OutMessage(dedup_key=f"w:{i}", rule="t", reply=Reply(chat_id="wjg", text=f"提醒{i}", channel="wecom"))
+            for i in range(8)]
+    async with app.core.sessions() as s, s.begin():
+        await enqueue(s, rows, now=clock.now())
+    api = WeComAPI(wecom.url, wecom.corp_id, wecom.secret, wecom.agent_id)
+    api.tokens = TokenCache(DbTokenStore(app.core.sessions), api.token_key, api.fetch_token)
+    wecom.fail_next("message/send", errcode=45033)
+    limiter = WindowLimiter(windows=((3, 0.4),), rate_per_s=100, avoid_marks=False)
+    sender = Sender(app.core.sessions, WeComTransport(api), clock, county_rules(Settings()), app.core.catalogs,
+                    SenderConfig(poll_interval_s=0.05), limiters={"wecom": limiter})
+    try:
+        stats = await sender.run(asyncio.Event(), until_idle=True)
+    finally:
+        await api.close()
+    stamps = [m.at for m in wecom.sent]
+    assert sorted(m.text for m in wecom.sent) == sorted(f"提醒{i}" for i in range(8))  # each once
+    assert all(stamps[i + 3] - stamps[i] >= 0.4 for i in range(len(stamps) - 3))
+    assert stats.sent == 8 and stats.retried == 1
