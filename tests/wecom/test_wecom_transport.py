@@ -100,6 +100,9 @@ async def test_photos_uploaded_and_user_media_downloaded(api: WeComAPI, wecom: F
     img = wecom.sent[-2]
     assert img.msgtype == "image" and wecom.media[img.body["media_id"]] == (png, "image/png")
     assert wecom.sent[-1].text == "本月走访"
+    # A photo by an id WeCom does not know (another channel's, or expired): the text still goes.
+    await t.send(reply("照片见附件", photo=Photo(file_id="AgACAgIAAxkBAAIB-telegram")))
+    assert wecom.sent[-1].text == "照片见附件"
     mid = wecom.add_media(b"\xff\xd8\xffjpeg")
     assert await t.download(mid) == b"\xff\xd8\xffjpeg"
 
