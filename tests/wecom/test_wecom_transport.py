@@ -284,3 +284,40 @@ async def test_outbox_sender_keeps_the_member_windows(app: App, wecom: FakeWeCom
     assert sorted(m.text for m in wecom.sent) == sorted(f"提醒{i}" for i in range(8))  # each once
     assert all(stamps[i + 3] - stamps[i] >= 0.4 for i in range(len(stamps) - 3))
     assert stats.sent == 8 and stats.retried == 1
+
+
+async def test_member_windows_shared_by_two_senders_through_redis() -> None:
+    import uuid
+
+    from redis.asyncio import Redis
+
+    from bot.scheduler.member_limits import RedisWindowLimiter
+
+    redis = Redis.from_url("redis://127.0.0.1:6379")
+    try:
+        await redis.ping()
+    except Exception:
+        await redis.aclose()
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    prefix = f"bangfu-test:{uuid.uuid4().hex}"
+    two = [RedisWindowLimiter(redis, windows=((3, 0.3),), rate_per_s=1000, avoid_marks=False, prefix=prefix)
+           for _ in range(2)]
+    stamps: list[float] = []
+
+    async def send(lim: RedisWindowLimiter) -> None:
+        async with lim.turn("wjg"):
+            await asyncio.sleep(0.002)
+            stamps.append(time.monotonic())
+
+    try:
+        await asyncio.gather(*(send(two[i % 2]) for i in range(8)))
+        stamps.sort()
+        assert all(stamps[i + 3] - stamps[i] >= 0.29 for i in range(len(stamps) - 3))
+        # A refused send is taken back out of the window.
+        async with two[0].turn("lhm") as ticket:
+            await two[0].refund(ticket)
+        assert await redis.zcard(f"{prefix}:m:lhm") == 0
+    finally:
+        async for key in redis.scan_iter(prefix + "*"):
+            await redis.delete(key)
+        await redis.aclose()
