@@ -295,6 +295,7 @@ class Core:
             and state is not None
             and state.persistent
             and state.modified
+            and active not in session.deleted  # a finished or cancelled dialog: the ORM flushes its DELETE
             and session.is_modified(active)
         ):
             session.connection().execute(
