@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.core.context import Ctx
+from bot.core.normalize import normalize_incoming
 from bot.core.types import (
     Button,
     FileSource,
@@ -104,6 +105,7 @@ class Core:
 
     async def handle(self, inc: Incoming) -> Result:
         """Handle one update: dedup, resolve the speaker, dispatch, commit once; never raises."""
+        inc = normalize_incoming(inc)  # hostile text made harmless before anything looks at it
         if inc.files:
             await self._prefetch(inc)
         if self._update_lock is None:

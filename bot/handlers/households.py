@@ -9,7 +9,7 @@ from datetime import date
 from bot.core.context import Ctx
 from bot.core.types import Button, InlineKeyboard
 from bot.dialogs.visit import fmt_date
-from bot.handlers.router import STAFF, Router, callback_parts, parse_id
+from bot.handlers.router import STAFF, Router, callback_parts, parse_id, parse_number
 from bot.services.households import HouseholdRow, household_file, rows_for
 from bot.services.people import can_see_household
 from bot.services.visits import current_season, pairing_start, rules_of
@@ -45,11 +45,12 @@ async def households(ctx: Ctx) -> None:
 async def on_button(ctx: Ctx) -> None:
     """hh:p:<page> (whole list), hh:c:<cadre_id>:<page> (one cadre's), hh:o:<household_id> (file)."""
     parts = callback_parts(ctx)
-    if len(parts) == 3 and parts[1] == "p" and parts[2].isdigit() and len(parts[2]) < 6:
+    page = parse_number(parts[-1], 5)
+    if len(parts) == 3 and parts[1] == "p" and page is not None:
         rows = await _rows(ctx)
         if rows is not None:
-            _show_page(ctx, rows, int(parts[2]))
-    elif len(parts) == 4 and parts[1] == "c" and parts[3].isdigit() and len(parts[3]) < 6:
+            _show_page(ctx, rows, page)
+    elif len(parts) == 4 and parts[1] == "c" and page is not None:
         cadre_id = parse_id(parts[2])
         rows = await _rows(ctx)
         if rows is None:
@@ -60,7 +61,7 @@ async def on_button(ctx: Ctx) -> None:
             ctx.answer_callback("core.not_allowed", alert=True)
             ctx.reply("core.not_allowed")
             return
-        _show_page(ctx, mine, int(parts[3]), cadre_id=cadre_id)
+        _show_page(ctx, mine, page, cadre_id=cadre_id)
     elif len(parts) == 3 and parts[1] == "o":
         await _show_file(ctx, parse_id(parts[2]))
     else:

@@ -69,8 +69,16 @@ def callback_parts(ctx: Ctx) -> list[str]:
 
 
 def parse_id(raw: str | None) -> int | None:
-    """A positive integer id from untrusted input, or None."""
-    if raw is None or not raw.isdigit() or len(raw) > 18:
+    """A positive integer id from untrusted input (ASCII digits only), or None."""
+    value = parse_number(raw, 18)
+    return value if value is not None and value > 0 else None
+
+
+def parse_number(raw: str | None, max_digits: int = 6) -> int | None:
+    """A non-negative integer (a page number, a menu choice) from untrusted input, or None.
+
+    ASCII digits only: str.isdigit() is also true for "²" or "①", which int() then refuses, and
+    int() itself would take full-width "３" or a leading "+"/"_"."""
+    if raw is None or not 0 < len(raw) <= max_digits or not raw.isascii() or not raw.isdigit():
         return None
-    value = int(raw)
-    return value if value > 0 else None
+    return int(raw)
