@@ -322,7 +322,17 @@ class Core:
             return route
         return None
 
+    def _private_only(self, ctx: Ctx) -> bool:
+        """In a group chat, say that this is answered in a private chat only; True when refused so."""
+        if ctx.inc.chat_type == "private":
+            return False
+        ctx.answer_callback("core.private_only", alert=True)
+        ctx.reply("core.private_only")
+        return True
+
     async def _call(self, ctx: Ctx, route: Route) -> None:
+        if route.private_only and self._private_only(ctx):
+            return
         if ctx.role not in route.roles:
             ctx.answer_callback("core.not_allowed")
             ctx.reply("core.not_allowed")
@@ -335,6 +345,8 @@ class Core:
             await self._on_callback(ctx)
             return
         if inc.command in ("cancel", "back"):
+            if self._private_only(ctx):  # dialogs are private
+                return
             await self._nav(ctx, CANCEL if inc.command == "cancel" else BACK)
             return
         if inc.command is not None:
@@ -344,7 +356,7 @@ class Core:
                 return
             await self._call(ctx, route)
             return
-        row = await self.active_state(ctx)
+        row = await self.active_state(ctx) if inc.chat_type == "private" else None  # dialogs are private
         if row is not None:
             text = (inc.text or "").strip()
             if text and text == ctx.t("core.btn_cancel"):
@@ -357,6 +369,8 @@ class Core:
         kind = "contact" if inc.contact else "location" if inc.location else "file" if inc.files else "text"
         for route in self._routes.get((kind, ""), []):
             if ctx.role in route.roles:
+                if route.private_only and self._private_only(ctx):
+                    return
                 await route.fn(ctx)
                 return
         ctx.reply("core.not_understood")
@@ -364,6 +378,8 @@ class Core:
     async def _on_callback(self, ctx: Ctx) -> None:
         data = ctx.inc.callback_data or ""
         prefix, _, rest = data.partition(":")
+        if prefix in ("d", "dr") and self._private_only(ctx):  # dialogs are private
+            return
         if prefix == "d":
             nonce, _, value = rest.partition(":")
             row = await self.active_state(ctx)

@@ -106,7 +106,7 @@ async def _own_question(ctx: Ctx, raw_id: str | None) -> PolicyQuestion | None:
     return question
 
 
-@router.callback("pq")
+@router.callback("pq", private_only=True)
 async def on_button(ctx: Ctx) -> None:
     parts = callback_parts(ctx)
     action = parts[1] if len(parts) > 1 else ""

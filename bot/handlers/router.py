@@ -23,6 +23,9 @@ class Route:
     key: str  # command name, callback prefix, or "" for contact/location/file/text
     fn: HandlerFn
     roles: frozenset[Role]
+    # Answered in a private chat only (staff routes, anything with personal data): in a group the engine
+    # says so and does nothing else. Default: True unless everyone may use the route.
+    private_only: bool = True
 
 
 @dataclass
@@ -33,27 +36,34 @@ class Router:
     routes: list[Route] = field(default_factory=list)
 
     def _add(
-        self, kind: Kind, keys: Iterable[str], roles: Iterable[Role] | None
+        self, kind: Kind, keys: Iterable[str], roles: Iterable[Role] | None, private_only: bool | None = None
     ) -> Callable[[HandlerFn], HandlerFn]:
         allowed = frozenset(roles) if roles is not None else EVERYONE
+        private = private_only if private_only is not None else allowed != EVERYONE
 
         def deco(fn: HandlerFn) -> HandlerFn:
             for key in keys:
-                self.routes.append(Route(kind, key, fn, allowed))
+                self.routes.append(Route(kind, key, fn, allowed, private))
             return fn
 
         return deco
 
-    def command(self, *names: str, roles: Iterable[Role] | None = None) -> Callable[[HandlerFn], HandlerFn]:
+    def command(
+        self, *names: str, roles: Iterable[Role] | None = None, private_only: bool | None = None
+    ) -> Callable[[HandlerFn], HandlerFn]:
         """Handle /name (and its aliases)."""
-        return self._add("command", names, roles)
+        return self._add("command", names, roles, private_only)
 
-    def callback(self, prefix: str, roles: Iterable[Role] | None = None) -> Callable[[HandlerFn], HandlerFn]:
+    def callback(
+        self, prefix: str, roles: Iterable[Role] | None = None, private_only: bool | None = None
+    ) -> Callable[[HandlerFn], HandlerFn]:
         """Handle inline buttons whose data starts with "prefix:". The rest must be validated by the handler."""
-        return self._add("callback", [prefix], roles)
+        return self._add("callback", [prefix], roles, private_only)
 
-    def contact(self, roles: Iterable[Role] | None = None) -> Callable[[HandlerFn], HandlerFn]:
-        return self._add("contact", [""], roles)
+    def contact(
+        self, roles: Iterable[Role] | None = None, private_only: bool | None = None
+    ) -> Callable[[HandlerFn], HandlerFn]:
+        return self._add("contact", [""], roles, private_only)
 
     def location(self, roles: Iterable[Role] | None = None) -> Callable[[HandlerFn], HandlerFn]:
         return self._add("location", [""], roles)

@@ -43,7 +43,7 @@ async def _welcome_bound(ctx: Ctx, binding: onboarding.Binding) -> None:
     )
 
 
-@router.command("start")
+@router.command("start", private_only=True)
 async def start(ctx: Ctx) -> None:
     code = ctx.inc.args.strip()
     if code:
@@ -62,7 +62,7 @@ async def start(ctx: Ctx) -> None:
     await ctx.core.start_dialog(ctx, "onboard", fresh=True)
 
 
-@router.contact()
+@router.contact(private_only=True)
 async def contact(ctx: Ctx) -> None:
     await _bind_contact(ctx)
 

@@ -161,7 +161,7 @@ async def ask_villager(ctx: Ctx, visit: Visit, cadre: Person) -> None:
         )
 
 
-@router.callback("vc", roles=EVERYONE)
+@router.callback("vc", roles=EVERYONE, private_only=True)
 async def villager_confirms(ctx: Ctx) -> None:
     """The villager's 是 / 否: only an account bound to the visited household may answer, once."""
     parts = callback_parts(ctx)
