@@ -197,10 +197,13 @@ class FakeBotAPI:
             {"message": self._message(u, location={"latitude": lat, "longitude": lon})}
         )
 
-    def inject_contact(self, user: FakeUser | int, phone: str, own: bool = True) -> int:
-        """A shared contact; `own=False` shares somebody else's card."""
+    def inject_contact(self, user: FakeUser | int, phone: str, own: bool | None = True) -> int:
+        """A shared contact; `own=False` shares somebody else's card, `own=None` a card picked from the
+        phone's address book (no user_id at all)."""
         u = _as_user(user)
-        contact = {"phone_number": phone, "first_name": u.first_name, "user_id": u.id if own else u.id + 1}
+        contact: Json = {"phone_number": phone, "first_name": u.first_name}
+        if own is not None:
+            contact["user_id"] = u.id if own else u.id + 1
         return self.inject_update({"message": self._message(u, contact=contact)})
 
     def inject_photo(self, user: FakeUser | int, data: bytes, caption: str | None = None) -> tuple[int, str]:

@@ -31,10 +31,11 @@ from bot.core.types import (
 from bot.dialogs.base import BACK, CANCEL, Dialog, Finish, Goto, Replace, Retry, State, new_nonce
 from bot.handlers.router import Route, Router
 from bot.i18n import Catalogs, Translator, normalize_language
+from bot.services import limits
 from bot.settings import Settings
 from bot.store.db import is_sqlite
 from bot.store.enums import Role
-from bot.store.models import Account, DialogState, Person, ProcessedUpdate
+from bot.store.models import Account, DialogState, Person, ProcessedUpdate, RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,13 @@ class Core:
             opened = await session.run_sync(self._open, inc)
             if opened is None:
                 return Result()
+            if isinstance(opened, str):  # over the message budget: the count is kept, nothing else done
+                await session.run_sync(_commit_and_close)
+                closed = True
+                if opened != "too_fast":
+                    return Result()
+                t = self.catalogs.get(normalize_language(inc.user.language_code))
+                return Result([Reply(chat_id=inc.chat_id, text=t("security.too_fast"), channel=inc.channel)])
             account, person, active = opened
             ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
             ctx.active_loaded, ctx.active_row = True, active
@@ -240,7 +248,7 @@ class Core:
     # ----------------------------------------------------------------- internals
     def _open(
         self, session: Session, inc: Incoming
-    ) -> tuple[Account, Person | None, DialogState | None] | None:
+    ) -> tuple[Account, Person | None, DialogState | None] | str | None:
         """Record the update and load the speaker, in one trip into SQLAlchemy's sync layer (it runs
         through AsyncSession.run_sync: one greenlet for both statements instead of one per call).
 
@@ -266,6 +274,10 @@ class Core:
             if not fresh:
                 log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
                 return None
+        if self.settings.messages_per_minute > 0:
+            over = self._count_message(session, inc)
+            if over is not None:
+                return over
         row = session.execute(self._stmts.speaker, {"channel": inc.channel, "external_id": inc.user.id}).first()
         if row is None:
             account = Account(
@@ -282,6 +294,29 @@ class Core:
         if inc.chat_type == "private" and account.chat_id != inc.chat_id:
             account.chat_id = inc.chat_id
         return account, person, active
+
+    def _count_message(self, session: Session, inc: Incoming) -> str | None:
+        """Count the update against the account's budget for this minute (one UPSERT; issue 10 #3):
+        None within it, "too_fast" for the first one over it (answered once), "quiet" after that."""
+        key = limits.message_key(inc.channel, inc.user.id)
+        window = limits.minute_window(self.clock.now())
+        conn = session.connection()
+        if self._stmts.count_message_raw is not None:
+            sql, at = self._stmts.count_message_raw
+            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cur.execute(sql, (key, at(window)))
+                n = int(cur.fetchone()[0])
+            finally:
+                cur.close()
+        else:
+            n = int(conn.execute(self._stmts.count_message, {"key": key, "window_start": window}).scalar_one())
+        budget = self.settings.messages_per_minute
+        if n <= budget:
+            return None
+        if n == budget + 1:
+            log.warning("account %s/%s over its message budget", inc.channel, inc.user.id)
+        return "too_fast" if n == budget + 1 else "quiet"
 
     def _finish(self, session: Session, active: DialogState | None) -> None:
         """End the update's transaction: write, commit, release the connection (one greenlet for all).
@@ -504,6 +539,13 @@ class _HotStatements:
             assert compiled.positiontup == ["channel", "update_id", "at"], compiled.positiontup
             to_db = table.c.at.type.bind_processor(dialect) or (lambda v: v)
             self.record_update_raw = (compiled.string, to_db)
+        self.count_message = limits.message_counter(postgres)
+        self.count_message_raw: tuple[str, Any] | None = None
+        if not postgres:
+            compiled = self.count_message.compile(dialect=dialect)
+            assert compiled.positiontup == ["key", "window_start"], compiled.positiontup
+            to_db = RateLimit.__table__.c.window_start.type.bind_processor(dialect) or (lambda v: v)
+            self.count_message_raw = (compiled.string, to_db)
         speaker = (
             select(Account, Person, DialogState)
             .outerjoin(Person, Person.id == Account.person_id)
@@ -547,6 +589,11 @@ class _PrefetchedSource:
             return data
         assert self._core.files is not None
         return await self._core.files.download(file_id)
+
+
+def _commit_and_close(session: Session) -> None:
+    session.commit()
+    session.close()
 
 
 def _aware(dt: Any) -> Any:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.core.bootstrap import App
 from bot.core.types import Incoming, Reply, Result
-from bot.store.models import Account, Difficulty, DialogState
+from bot.store.models import Account, DialogState, Difficulty
 from tests.cadre.conftest import count, log_visit_until_summary, rows
 from tests.conftest import Chat, World, bind
 
