@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from bot import logsafe
 from bot.settings import Settings
 
 # Feature modules that contribute subcommands, in the order shown by --help.
@@ -138,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else getattr(logging, Settings().log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logsafe.install()
     if not args.verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         if args.command in ("chat", "demo", "ask", "policies"):

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import logsafe
 from bot.clock import Clock, SystemClock
 from bot.core.engine import Core, close_cores
 from bot.i18n import Catalogs
@@ -38,6 +39,7 @@ def build_core(
     from bot.dialogs import all_dialogs
     from bot.handlers import all_routers
 
+    logsafe.install()  # bot tokens never reach a log line
     settings = settings or Settings()
     clock = clock or SystemClock(settings.timezone)
     engine = engine or create_engine(settings.database_url, on_loop=settings.sqlite_on_loop)

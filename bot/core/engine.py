@@ -157,7 +157,15 @@ class Core:
             closed = True
             return Result(ctx.actions)
         except Exception:
-            log.exception("update failed: %r", inc)
+            # Ids only: the update's texts (notes, names, phones) stay out of the logs.
+            log.exception(
+                "update failed: channel=%s update=%s user=%s chat=%s kind=%s",
+                inc.channel,
+                inc.update_id,
+                inc.user.id,
+                inc.chat_id,
+                _kind(inc),
+            )
             t = self.catalogs.get(normalize_language(inc.user.language_code))
             return Result([Reply(chat_id=inc.chat_id, text=t("core.error"), channel=inc.channel)])
         finally:
@@ -589,6 +597,15 @@ class _PrefetchedSource:
             return data
         assert self._core.files is not None
         return await self._core.files.download(file_id)
+
+
+def _kind(inc: Incoming) -> str:
+    """What an update was, for a log line without its content."""
+    if inc.callback_data is not None:
+        return "callback:" + inc.callback_data.partition(":")[0][:16]
+    if inc.command is not None:
+        return "command:" + inc.command[:32]
+    return "contact" if inc.contact else "location" if inc.location else "file" if inc.files else "text"
 
 
 def _commit_and_close(session: Session) -> None:

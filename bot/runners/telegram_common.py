@@ -255,7 +255,7 @@ async def execute(transport: Transport, actions: Iterable[Outgoing], park: Park 
 def describe(action: Outgoing) -> str:
     """Short log form of an action."""
     if isinstance(action, Reply):
-        return f"Reply(chat={action.chat_id}, text={(action.text or '')[:40]!r})"
+        return f"Reply(chat={action.chat_id}, chars={len(action.text or '')})"  # no personal text in logs
     return repr(action)
 
 
