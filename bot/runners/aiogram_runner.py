@@ -50,11 +50,11 @@ from bot.core.types import (
     TransientError,
 )
 from bot.runners.telegram_common import (
-    CAPTION_LIMIT,
     CHANNEL,
     Bridge,
     chat_id_value,
     classify_error,
+    fits_caption,
     markup_to_api,
     split_text,
 )
@@ -130,7 +130,7 @@ class AiogramTransport:
         markup = _markup(r.markup)
         text = r.text or ""
         if r.photo is not None or r.document is not None:
-            caption = text if len(text) <= CAPTION_LIMIT else None
+            caption = text if fits_caption(text) else None
             if r.photo is not None:
                 photo: Any = r.photo.file_id or BufferedInputFile(r.photo.data or b"", r.photo.filename)
                 msg = await self.bot.send_photo(
@@ -150,7 +150,7 @@ class AiogramTransport:
         return await self._text(chat, text, r.parse_mode, markup)
 
     async def _text(self, chat: int | str, text: str, parse_mode: str | None, markup: AnyMarkup | None) -> str:
-        parts = split_text(text)
+        parts = split_text(text, html=parse_mode == "HTML")
         msg_id = ""
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
