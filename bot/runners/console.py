@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from bot.clock import Clock
 from bot.core.bootstrap import App, build_core
+from bot.core.router import parse_number
 from bot.core.types import (
     AnswerCallback,
     Contact,
@@ -35,7 +36,6 @@ from bot.core.types import (
     ReplyKeyboard,
     User,
 )
-from bot.handlers.router import parse_number
 from bot.i18n import Translator
 from bot.services.onboarding import create_invite, find_person
 from bot.settings import Settings

@@ -12,8 +12,8 @@ import pytest
 
 from bot.core.bootstrap import App
 from bot.core.normalize import clean_text, normalize_incoming
+from bot.core.router import parse_id, parse_number
 from bot.core.types import Contact, FileRef, Incoming, User
-from bot.handlers.router import parse_id, parse_number
 from bot.io.export import export_workbook
 from bot.store.models import Difficulty, Visit
 from tests.cadre.conftest import rows
