@@ -127,3 +127,62 @@ async def test_message_budget_answers_once_then_quiet(app: App, world: World) ->
     async with app.core.sessions() as s:
         row = await s.get(RateLimit, "msg:telegram:740")
         assert row is not None and row.count == 1
+
+
+async def _flood(chats: list[Chat], n: int) -> list[list[Reply]]:
+    out = []
+    for i in range(n):
+        out.append(await chats[i % len(chats)].send("住院能报多少"))
+    return out
+
+
+async def test_message_budget_holds_across_processes_and_restarts(app: App, world: World) -> None:
+    """Two cores on one database (two worker processes, or one restarted) share the account's budget."""
+    from bot.core.bootstrap import build_core
+
+    other = build_core(app.core.settings, app.core.clock)
+    try:
+        budget = app.core.settings.messages_per_minute
+        chats = [Chat(app, "750"), Chat(other, "750")]
+        chats[1]._update = 10_000  # distinct update ids, as Telegram would give
+        answered = await _flood(chats, budget + 6)
+        assert all(answered[:budget])
+        assert [r.text for r in answered[budget]] == [app.core.catalogs.get("zh_CN")("security.too_fast")]
+        assert not any(answered[budget + 1 :])
+    finally:
+        await other.close()
+
+
+async def test_message_budget_in_redis_shared_by_workers(app: App, world: World) -> None:
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from bot.core.bootstrap import build_core
+
+    url = "redis://127.0.0.1:6379/0"
+    probe = aioredis.from_url(url)
+    try:
+        await probe.ping()
+    except Exception:
+        import pytest
+
+        pytest.skip("Redis is not reachable")
+    finally:
+        await probe.aclose()
+    settings = app.core.settings.model_copy(update={"redis_url": url})
+    a, b = build_core(settings, app.core.clock), build_core(settings, app.core.clock)
+    try:
+        budget = settings.messages_per_minute
+        uid = f"r{uuid.uuid4().hex[:8]}"  # a fresh Redis key for this run
+        chats = [Chat(a, uid), Chat(b, uid)]
+        chats[1]._update = 10_000
+        answered = await _flood(chats, budget + 6)
+        assert all(answered[:budget])
+        assert [r.text for r in answered[budget]] == [app.core.catalogs.get("zh_CN")("security.too_fast")]
+        assert not any(answered[budget + 1 :])
+        async with app.core.sessions() as s:  # counted in Redis: the database is not written for it
+            assert await s.get(RateLimit, f"msg:telegram:{uid}") is None
+    finally:
+        await a.close()
+        await b.close()

@@ -81,7 +81,12 @@ class Core:
         on_loop = self._engine.dialect.driver == "bangfu"
         self._update_lock: asyncio.Lock | None = asyncio.Lock() if on_loop else None
         self._update_conn: AsyncConnection | None = None
-        if on_loop:
+        self._budget: limits.RedisBudget | None = (
+            limits.RedisBudget.from_url(settings.redis_url)
+            if settings.redis_url and settings.messages_per_minute > 0
+            else None
+        )
+        if on_loop or self._budget is not None:  # something to give back when the app closes
             _CORES.setdefault(self._engine.sync_engine, []).append(self)
         self._routes: dict[tuple[str, str], list[Route]] = {}
         for r in self.routers:
@@ -108,10 +113,20 @@ class Core:
     async def handle(self, inc: Incoming) -> Result:
         """Handle one update: dedup, resolve the speaker, dispatch, commit once; never raises."""
         inc = normalize_incoming(inc)  # hostile text made harmless before anything looks at it
+        counted = False
+        if self._budget is not None:  # the message budget in Redis, before any database work
+            n = await self._budget.count(
+                limits.message_key(inc.channel, inc.user.id), limits.minute_window(self.clock.now())
+            )
+            if n is not None:
+                counted = True
+                over = limits.verdict(n, self.settings.messages_per_minute)
+                if over is not None:
+                    return self._too_fast(inc) if over == "too_fast" else Result()
         if inc.files:
             await self._prefetch(inc)
         if self._update_lock is None:
-            return await self._handle(inc, self.sessions())
+            return await self._handle(inc, self.sessions(), counted)
         # Loop SQLite: updates take turns on one connection the core keeps (a pool check-out and a new
         # Connection per update cost ~5% of an update); SQLite has one writer at a time anyway.
         async with self._update_lock:
@@ -121,7 +136,7 @@ class Core:
             elif conn.in_transaction():
                 await conn.rollback()  # never join what a failed update may have left behind
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
-            return await self._handle(inc, session)
+            return await self._handle(inc, session, counted)
 
     @property
     def update_connection(self) -> AsyncConnection | None:
@@ -133,20 +148,20 @@ class Core:
         conn, self._update_conn = self._update_conn, None
         if conn is not None and not conn.closed:
             await conn.close()
+        budget, self._budget = self._budget, None
+        if budget is not None:
+            await budget.aclose()
 
-    async def _handle(self, inc: Incoming, session: AsyncSession) -> Result:
+    async def _handle(self, inc: Incoming, session: AsyncSession, counted: bool = False) -> Result:
         closed = False
         try:
-            opened = await session.run_sync(self._open, inc)
+            opened = await session.run_sync(self._open, inc, counted)
             if opened is None:
                 return Result()
             if isinstance(opened, str):  # over the message budget: the count is kept, nothing else done
                 await session.run_sync(_commit_and_close)
                 closed = True
-                if opened != "too_fast":
-                    return Result()
-                t = self.catalogs.get(normalize_language(inc.user.language_code))
-                return Result([Reply(chat_id=inc.chat_id, text=t("security.too_fast"), channel=inc.channel)])
+                return self._too_fast(inc) if opened == "too_fast" else Result()
             account, person, active = opened
             ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
             ctx.active_loaded, ctx.active_row = True, active
@@ -256,7 +271,7 @@ class Core:
 
     # ----------------------------------------------------------------- internals
     def _open(
-        self, session: Session, inc: Incoming
+        self, session: Session, inc: Incoming, counted: bool = False
     ) -> tuple[Account, Person | None, DialogState | None] | str | None:
         """Record the update and load the speaker, in one trip into SQLAlchemy's sync layer (it runs
         through AsyncSession.run_sync: one greenlet for both statements instead of one per call).
@@ -283,7 +298,7 @@ class Core:
             if not fresh:
                 log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
                 return None
-        if self.settings.messages_per_minute > 0:
+        if self.settings.messages_per_minute > 0 and not counted:
             over = self._count_message(session, inc)
             if over is not None:
                 return over
@@ -315,17 +330,18 @@ class Core:
             cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 cur.execute(sql, (key, at(window)))
-                n = int(cur.fetchone()[0])
+                n = int(cur.fetchone()[0])  # type: ignore[index]  # RETURNING always yields the row
             finally:
                 cur.close()
         else:
             n = int(conn.execute(self._stmts.count_message, {"key": key, "window_start": window}).scalar_one())
-        budget = self.settings.messages_per_minute
-        if n <= budget:
-            return None
-        if n == budget + 1:
-            log.warning("account %s/%s over its message budget", inc.channel, inc.user.id)
-        return "too_fast" if n == budget + 1 else "quiet"
+        return limits.verdict(n, self.settings.messages_per_minute)
+
+    def _too_fast(self, inc: Incoming) -> Result:
+        """The one answer to the first update over the message budget."""
+        log.warning("account %s/%s over its message budget", inc.channel, inc.user.id)
+        t = self.catalogs.get(normalize_language(inc.user.language_code))
+        return Result([Reply(chat_id=inc.chat_id, text=t("security.too_fast"), channel=inc.channel)])
 
     def _finish(self, session: Session, active: DialogState | None) -> None:
         """End the update's transaction: write, commit, release the connection (one greenlet for all).

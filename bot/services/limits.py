@@ -13,7 +13,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, literal_column
+from sqlalchemy import ColumnElement, bindparam, case, literal_column
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +43,7 @@ def message_counter(postgres: bool) -> Any:
     included (parameters: key, window_start). Built once by the engine."""
     table = RateLimit.__table__
     insert = pg_insert if postgres else sqlite_insert
-    one = literal_column("1")
+    one: ColumnElement[int] = literal_column("1")
     stmt = insert(table).values(  # type: ignore[arg-type]
         key=bindparam("key"), window_start=bindparam("window_start"), count=one, strikes=literal_column("0")
     )
@@ -81,3 +81,41 @@ async def invite_failed(session: AsyncSession, key: str, now: datetime) -> int |
     row.count = 0
     row.locked_until = now + lock
     return max(1, math.ceil(lock.total_seconds() / 60))
+
+
+def verdict(count: int, budget: int) -> str | None:
+    """None within the budget; "too_fast" for the first update over it (answered once); "quiet" after."""
+    if count <= budget:
+        return None
+    return "too_fast" if count == budget + 1 else "quiet"
+
+
+class RedisBudget:
+    """The message budget counted in Redis (BANGFU_REDIS_URL) instead of the database: one INCR per update
+    on a key per account and minute that expires by itself, shared by every worker process."""
+
+    def __init__(self, redis: Any, prefix: str = "bangfu:budget") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisBudget:
+        import redis.asyncio as aioredis
+
+        return cls(aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5))
+
+    async def count(self, key: str, window: datetime) -> int | None:
+        """This update's number in the account's minute; None when Redis cannot be asked (the database
+        counts it then)."""
+        name = f"{self._prefix}:{key}:{int(window.timestamp())}"
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.incr(name)
+            pipe.expire(name, 120)
+            n, _ = await pipe.execute()
+            return int(n)
+        except Exception:  # Redis down: fall back to the database, never to no limit
+            return None
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
