@@ -57,6 +57,8 @@ async def test_bound_household_needs_leaders_confirmation(app: App, world: World
     assert "工作队长确认" in second.last_text
     assert any("陈秀英" in (r.text or "") and "工作队长" in (r.text or "") for r in replies if r.chat_id == "712")
     [ask] = [r for r in replies if r.chat_id == "710"]
+    again = await second.contact("13800000004")  # asking again tells nobody again
+    assert [r.chat_id for r in again] == ["713"] and "工作队长确认" in second.last_text
     leader.replies.append(ask)
     ok = leader.button("确认换绑")
     # Only the team leader decides: a cadre's forged press changes nothing.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from sqlalchemy import select
+
 from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Next, Replace, Retry, State
 from bot.core.router import EVERYONE, STAFF
@@ -109,6 +111,17 @@ async def _request_rebind(ctx: Ctx, match: onboarding.Binding, owners: list[Acco
     leader_accounts = await reachable_accounts(ctx.session, leader.id) if leader is not None else []
     if not leader_accounts:
         ctx.reply("security.rebind_no_leader", RemoveKeyboard())
+        return
+    waiting = await ctx.session.execute(
+        select(RebindRequest.id).where(
+            RebindRequest.account_id == ctx.account.id,
+            RebindRequest.person_id == (match.person.id if match.person else None),
+            RebindRequest.household_id == (match.household.id if match.household else None),
+            RebindRequest.decided_at.is_(None),
+        )
+    )
+    if waiting.first() is not None:  # asked already: nobody is told twice
+        ctx.reply("security.rebind_pending", RemoveKeyboard())
         return
     request = RebindRequest(
         account_id=ctx.account.id,
