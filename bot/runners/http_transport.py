@@ -23,6 +23,7 @@ from bot.core.types import (
     SetCommands,
     TransientError,
 )
+from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import classify_error, fits_caption, markup_to_api, split_text
 
 DEFAULT_API_URL = "https://api.telegram.org"
@@ -110,14 +111,15 @@ class HttpTransport:
             long_caption = bool(r.text) and not fits_caption(r.text or "")
             if r.text and not long_caption:
                 form.add_field("caption", r.text)
-                if r.parse_mode:
-                    form.add_field("parse_mode", r.parse_mode)
+                if parse_mode := telegram_parse_mode(r):
+                    form.add_field("parse_mode", parse_mode)
             if markup:
                 form.add_field("reply_markup", markup)
             if r.photo is not None and r.photo.data is None:
                 form.add_field("photo", r.photo.file_id or "")
             elif r.photo is not None:
-                form.add_field(field, r.photo.data, filename=r.photo.filename, content_type="image/png")
+                filename, content_type = photo_upload(r.photo)
+                form.add_field(field, r.photo.data, filename=filename, content_type=content_type)
             elif r.document is not None:
                 form.add_field(field, r.document.data, filename=r.document.filename,
                                content_type=r.document.mime)
@@ -132,12 +134,13 @@ class HttpTransport:
 
     async def _send_text(self, r: Reply, markup: str | None) -> Any:
         """sendMessage, split by Telegram's length in UTF-16 units (markup on the last part)."""
-        parts = split_text(r.text or "", html=r.parse_mode == "HTML")
+        parse_mode = telegram_parse_mode(r)
+        parts = split_text(r.text or "", html=parse_mode == "HTML")
         result: Any = None
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             result = await self.call("sendMessage", {
-                "chat_id": r.chat_id, "text": part, "parse_mode": r.parse_mode,
+                "chat_id": r.chat_id, "text": part, "parse_mode": parse_mode,
                 "reply_markup": json.loads(markup) if markup and last else None,
             })
         return result

@@ -46,8 +46,8 @@ def test_split_html_units() -> None:
 
 async def _send_all(transport: Any) -> None:
     for text in (EMOJI, AMPS * 5, LONG_LINE, ONLY_EMOJI):
-        await transport.send(Reply(chat_id=CHAT, text=text))
-    await transport.send(Reply(chat_id=CHAT, text="🌾" * 600, photo=Photo(data=b"\x89PNG fake", filename="a.png")))
+        await transport.send(Reply(chat_id=CHAT, text=text, channel="telegram"))
+    await transport.send(Reply(chat_id=CHAT, text="🌾" * 600, photo=Photo(data=b"\x89PNG\r\n\x1a\n" + b"0" * 32, filename="a.png"), channel="telegram"))
 
 
 def _sent_texts(api: FakeBotAPI) -> list[str]:
