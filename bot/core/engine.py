@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
+from bot.core import limits
 from bot.core.callbacks import prefix_of
 from bot.core.context import Ctx
 from bot.core.dialog import (
@@ -45,7 +46,6 @@ from bot.core.types import (
     SetCommands,
 )
 from bot.i18n import Catalogs, Translator, normalize_language
-from bot.services import limits
 from bot.settings import Settings
 from bot.store.db import is_sqlite
 from bot.store.enums import Role

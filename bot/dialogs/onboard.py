@@ -6,11 +6,12 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
+from bot.core import limits
 from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Next, Replace, Retry, State
 from bot.core.router import EVERYONE, STAFF
 from bot.core.types import Button, InlineKeyboard, KeyButton, RemoveKeyboard, ReplyKeyboard
-from bot.services import limits, onboarding
+from bot.services import onboarding
 from bot.services.households import reachable_accounts
 from bot.services.menu import help_text
 from bot.services.people import leader_for_village, team_leader
