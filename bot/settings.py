@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
     wecom_listen: str = "127.0.0.1:8081"  # host:port the callback URL is served on (behind the https proxy)
     wecom_path: str = "/wecom/callback"
+    # The web dashboard (bangfu web): the public address links point to, where it listens, cookies
+    web_url: str = "http://127.0.0.1:8090"  # as users reach it (https://… behind the reverse proxy)
+    web_listen: str = "127.0.0.1:8090"
+    web_secure_cookies: bool | None = None  # None: Secure when web_url is https
+    web_session_hours: int = 12
     default_language: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
     county: str | None = None  # county code for policy figures and rules overrides

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "bot"
 
 FEATURES = ("bot.handlers", "bot.dialogs", "bot.notices")
-ENTRY = ("bot.cli", "bot.runners", "bot.channels", "bot.demo", "bot.__main__")
+ENTRY = ("bot.cli", "bot.runners", "bot.channels", "bot.demo", "bot.__main__", "bot.web")
 
 # package -> (forbidden import prefixes, allowed exceptions). The most specific package wins.
 RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -291,6 +291,33 @@ class WeComToken(Base):
     refreshing_until: Mapped[datetime | None] = mapped_column(TS)  # a refresh lease (one process at a time)
 
 
+class WebLink(Base):
+    """A one-time sign-in link to the web dashboard (bangfu web): stored by the hash of its token; used once."""
+
+    __tablename__ = "web_links"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    expires_at: Mapped[datetime] = mapped_column(TS)
+    used_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class WebPerson(Base):
+    """A person's web sessions: bumping `generation` signs every session of theirs out."""
+
+    __tablename__ = "web_people"
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WebKey(Base):
+    """The key the web dashboard signs links and session cookies with (made once, shared by every process)."""
+
+    __tablename__ = "web_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+
+
 class Invite(Base):
     """A one-time invite code binding a chat account to a person or a household."""
 
