@@ -218,17 +218,21 @@ async def signed_out(request: web.Request) -> web.StreamResponse:
     return _page(t, t("web.signed_out_title"), f'<p class="msg">{t("web.signed_out")}</p>', status=401)
 
 
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
 async def logout(req: Req, request: web.Request) -> web.StreamResponse:
-    resp = web.HTTPSeeOther("/signed-out")
+    resp = _redirect("/signed-out")
     resp.del_cookie(COOKIE, path="/")
-    raise resp
+    return resp
 
 
 async def logout_all(req: Req, request: web.Request) -> web.StreamResponse:
     await sign_out_everywhere(req.s, req.person.id)
-    resp = web.HTTPSeeOther("/signed-out")
+    resp = _redirect("/signed-out")
     resp.del_cookie(COOKIE, path="/")
-    raise resp
+    return resp
 
 
 async def style(request: web.Request) -> web.StreamResponse:
@@ -604,6 +608,9 @@ async def _difficulty_in_scope(req: Req, did: int, lock: bool = False) -> Diffic
     return (await req.s.execute(q)).scalar()
 
 
+_STATUSES = tuple(s.value for s in DifficultyStatus)
+
+
 async def difficulties(req: Req, request: web.Request) -> web.StreamResponse:
     t, q = req.t, request.query
     status = q.get("status", "unresolved")
@@ -618,8 +625,9 @@ async def difficulties(req: Req, request: web.Request) -> web.StreamResponse:
     rows = (await req.s.execute(stmt.order_by(order, Difficulty.id).limit(200))).all()
     now = req.w.clock.now()
     options = "".join(
-        f'<option value="{s}"{" selected" if s == status else ""}>{t("web.status." + s)}</option>'
-        for s in ("unresolved", *[s.value for s in DifficultyStatus], "all"))
+        f'<option value="{s}"{" selected" if s == status else ""}>'
+        f'{t(("difficulty.status." if s in _STATUSES else "web.status.") + s)}</option>'
+        for s in ("unresolved", *_STATUSES, "all"))
     body = (f'<form class="filters" method="get"><select name="status">{options}</select>'
             f'<select name="sort"><option value="age">{t("web.sort.oldest")}</option>'
             f'<option value="new"{" selected" if sort == "new" else ""}>{t("web.sort.newest")}</option></select>'
@@ -711,7 +719,7 @@ async def difficulty_action(req: Req, request: web.Request) -> web.StreamRespons
     messages = [OutMessage(dedup_key=f"web:{uuid.uuid4().hex}", reply=a, rule="relay")
                 for a in ctx.actions if isinstance(a, Reply)]
     await enqueue(req.s, messages, now=now)
-    raise web.HTTPSeeOther(f"/difficulties/{d.id}?done={done}")
+    return _redirect(f"/difficulties/{d.id}?done={done}")  # returned, not raised: the transaction commits
 
 
 async def _ctx(req: Req) -> Ctx:

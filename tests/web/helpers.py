@@ -1,0 +1,53 @@
+"""Shared pieces of the web dashboard tests: a second team out of the leader's scope, a difficulty."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from bot.core.bootstrap import App
+from bot.store.models import Difficulty, Household, Pairing, Person, Team, Village
+
+LINK = re.compile(r"/login/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
+
+
+def token_of(text: str) -> str:
+    found = LINK.search(text)
+    assert found, text
+    return found.group(1)
+
+
+async def other_team(app: App) -> dict[str, int]:
+    """Another village and team (another leader), with one household: outside the world's leader's scope."""
+    async with app.core.sessions() as s, s.begin():
+        v = Village(code="V002", name="河口村", township="平安镇", county="示例县", lat=25.1, lon=102.8)
+        s.add(v)
+        await s.flush()
+        team = Team(name="河口村工作队", village_id=v.id)
+        s.add(team)
+        await s.flush()
+        leader = Person(name="钱队长", phone="13900000100", role="leader", team_id=team.id, village_id=v.id)
+        cadre = Person(name="孙干部", phone="13900000101", role="cadre", team_id=team.id, village_id=v.id)
+        s.add_all([leader, cadre])
+        await s.flush()
+        team.leader_id = leader.id
+        h = Household(code="H900", village_id=v.id, head_name="周外村", members_count=2, address="河口村1组")
+        s.add(h)
+        await s.flush()
+        s.add(Pairing(cadre_id=cadre.id, household_id=h.id, start_date=date(2026, 3, 1)))
+        d = Difficulty(idem_key="other-1", reporter_id=cadre.id, team_id=team.id, household_id=h.id,
+                       village_id=v.id, category="housing", description="外村的问题", urgency="normal",
+                       status="open", created_at=app.core.clock.now())
+        s.add(d)
+        await s.flush()
+        return {"household": h.id, "difficulty": d.id, "leader": leader.id, "team": team.id}
+
+
+async def add_difficulty(app: App, reporter_id: int, team_id: int, household_id: int, text: str) -> int:
+    async with app.core.sessions() as s, s.begin():
+        d = Difficulty(idem_key=f"web-{text}", reporter_id=reporter_id, team_id=team_id,
+                       household_id=household_id, category="housing", description=text, urgency="high",
+                       status="open", created_at=app.core.clock.now())
+        s.add(d)
+        await s.flush()
+        return d.id
