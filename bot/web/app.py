@@ -110,6 +110,7 @@ def make_app(settings: Settings, clock: Clock | None = None, engine: AsyncEngine
     r.add_get("/login/{token}", login)
     r.add_get("/signed-out", signed_out)
     r.add_get("/static/style.css", style)
+    r.add_get("/favicon.ico", favicon)
     r.add_get("/lang/{lang}", set_lang)
     for path, fn in [
         ("/", overview), ("/households", households), ("/households/{id}", household),
@@ -215,7 +216,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def signed_out(request: web.Request) -> web.StreamResponse:
     t = _translator(request.app[WEB], request)
-    return _page(t, t("web.signed_out_title"), f'<p class="msg">{t("web.signed_out")}</p>', status=401)
+    return _page(t, t("web.signed_out_title"), f'<p class="msg">{t("web.signed_out")}</p>')
 
 
 def _redirect(location: str) -> web.Response:
@@ -237,6 +238,10 @@ async def logout_all(req: Req, request: web.Request) -> web.StreamResponse:
 
 async def style(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "style.css", headers={"Cache-Control": "max-age=3600"})
+
+
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204, headers={"Cache-Control": "max-age=86400"})
 
 
 async def set_lang(request: web.Request) -> web.StreamResponse:
