@@ -113,6 +113,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     summary = asyncio.run(seed())
     print(demo_banner(summary))
+    from bot.web.cli import demo_web
+
+    print(demo_web(settings, summary.leader[1], start=not args.no_chat))
     if args.no_chat:
         return 0
     from bot.runners.console import run_console

@@ -464,7 +464,7 @@ async def households(req: Req, request: web.Request) -> web.StreamResponse:
     if overdue_only:
         stmt = stmt.where(Household.id.in_(list(overdue)[:20000]))
     if season_only:
-        kind, first, last, _, _ = await _cached(req, "season", lambda: _season(req))
+        _kind, first, last, _, _ = await _cached(req, "season", lambda: _season(req))
         ids: list[int] = []
         for team in req.scope.teams_for_queries():
             ids += [d.household_id for d in await due.season_missing(req.s, first, min(last, req.today),
@@ -593,8 +593,12 @@ async def village_map(req: Req, request: web.Request) -> web.StreamResponse:
         points: list[tuple[float, float, bool, str]] = []
         for c, name in (await req.s.execute(cq.limit(500))).all():
             far = c.distance_m is not None and c.distance_m > far_m
+            if c.lat is None or c.lon is None:
+                continue
             points.append((c.lat, c.lon, far, t("web.map.checkin", name=name, date=c.day.isoformat())))
         for vis, name in (await req.s.execute(vq2.limit(500))).all():
+            if vis.lat is None or vis.lon is None:
+                continue
             points.append((vis.lat, vis.lon, bool(vis.flagged),
                            t("web.map.visit", name=name, date=vis.visit_date.isoformat())))
         n_far = sum(1 for p in points if p[2])

@@ -93,7 +93,7 @@ async def test_scope_other_team_is_404(app: App, world: World, web: TestClient) 
     assert r.status == 404 and "外村的问题" not in await r.text()
     assert "外村的问题" not in await (await web.get("/difficulties?status=all")).text()
     assert "周外村" not in await (await web.get("/households")).text()
-    assert (await web.get("/export?kind=visits&team=%d" % other["team"])).status == 404
+    assert (await web.get(f"/export?kind=visits&team={other['team']}")).status == 404
     page = await web.get(f"/difficulties/{other['difficulty']}")
     csrf = CSRF.search(await (await web.get("/")).text())
     assert csrf and page.status == 404
