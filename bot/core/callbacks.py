@@ -25,6 +25,7 @@ SEP = ":"
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _HEX = re.compile(r"[0-9a-f]{1,16}")
 _WORD = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_MONTH = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ def _token(raw: str) -> str | None:
     return raw if _HEX.fullmatch(raw) else None
 
 
+def _month(raw: str) -> str | None:
+    return raw if _MONTH.fullmatch(raw) else None
+
+
 def _text(raw: str) -> str | None:
     return raw if raw.isprintable() else None
 
@@ -64,6 +69,7 @@ ID = Field("id", _id)  # a positive row id, ASCII digits
 COUNT = Field("count", _count)  # a small non-negative number (a page)
 WORD = Field("word", _word)  # an identifier: [A-Za-z0-9_.-]
 TOKEN = Field("token", _token)  # a dialog nonce: lowercase hex
+MONTH = Field("month", _month)  # a calendar month, "2026-11"
 REST = Field("rest", _text, rest=True)  # printable text to the end (a dialog's own button value)
 
 
