@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.core.services import county_rules
+from bot.core.transports import Transports
 from bot.core.types import Transport
 from bot.i18n import Catalogs
 from bot.scheduler.rules import Rules
@@ -54,7 +55,7 @@ def shared_limiter(settings: Settings, cfg: SenderConfig) -> Any:
 async def run_scheduler(
     settings: Settings,
     clock: Clock,
-    transport: Transport,
+    transport: Transport | Transports,
     stop_event: asyncio.Event,
     *,
     sessions: async_sessionmaker[AsyncSession] | None = None,
@@ -62,7 +63,8 @@ async def run_scheduler(
     catalogs: Catalogs | None = None,
     sender_config: SenderConfig | None = None,
 ) -> None:
-    """Tick every minute and drain the outbox until stop_event is set (`bangfu scheduler`).
+    """Tick every minute and drain the outbox until stop_event is set (`bangfu scheduler`). `transport`:
+    one channel's transport, or a `Transports` registry when the outbox holds several channels.
 
     Pass `sessions` / `catalogs` / `rules` to share them with a bot in the same process.
     """
