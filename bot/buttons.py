@@ -42,5 +42,8 @@ EXPORT_LEDGER = Callback("ex", None, WORD)
 EXPORT_PERIOD = Callback("ex", None, WORD, WORD)
 REPORT_MONTH = Callback("rp", None, MONTH)
 
+# The team leader's decision on rebinding a person or household to another account: rb:ok|no:<request id>
+REBIND_DECISION = Callback("rb", None, one_of("ok", "no"), ID)
+
 # /lang
 LANGUAGE = Callback("lang", None, WORD)
