@@ -22,6 +22,7 @@ from bot.core.services import county_rules
 from bot.core.transports import Transports
 from bot.core.types import Transport
 from bot.i18n import Catalogs
+from bot.scheduler.member_limits import channel_limiters
 from bot.scheduler.rules import Rules
 from bot.scheduler.sender import Sender, SenderConfig
 from bot.scheduler.tick import TickResult, run_tick
@@ -91,7 +92,9 @@ async def run_scheduler(
         next_run_time=datetime.now(rules.tz),  # one tick right away: catch up after a restart
     )
     limiter = shared_limiter(settings, sender_config or SenderConfig())
-    sender = Sender(sessions, transport, clock, rules, catalogs, sender_config, limiter)
+    transports = Transports.of(transport)
+    limiters = channel_limiters((t.channel for t in transports), settings.redis_url)
+    sender = Sender(sessions, transports, clock, rules, catalogs, sender_config, limiter, limiters)
     sched.start()
     log.info("scheduler started (timezone %s)", rules.timezone)
     try:
@@ -107,4 +110,7 @@ async def run_scheduler(
             await engine.dispose()
         if limiter is not None:
             await limiter.close()
+        for own in limiters.values():
+            if hasattr(own, "close"):
+                await own.close()
         log.info("scheduler stopped")
