@@ -60,7 +60,8 @@ PAGE = 50
 STATIC = Path(__file__).parent / "static"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_KINDS = ("visits", "difficulties", "households", "villagedays")
-CACHE_SECONDS = 30.0
+CACHE_SECONDS = 60.0  # this week's figures
+TREND_CACHE_SECONDS = 600.0  # past weeks: they change only by late entries
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -132,7 +133,9 @@ def make_app(settings: Settings, clock: Clock | None = None, engine: AsyncEngine
 
 @web.middleware
 async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
     resp = await handler(request)
+    resp.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("X-Frame-Options", "DENY")
     resp.headers.setdefault("Referrer-Policy", "no-referrer")  # the sign-in link never leaks onwards
@@ -302,12 +305,12 @@ def _week_label(t: Translator, monday: date) -> str:
 
 
 # ------------------------------------------------------------------------------------------ figures
-async def _cached(req: Req, name: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+async def _cached(req: Req, name: str, compute: Callable[[], Awaitable[Any]], ttl: float = CACHE_SECONDS) -> Any:
     """Figures of a scope for a short while: the overview is opened often and changes slowly."""
     cache = req.w.cache if req.w.cache is not None else {}
     key = (name, req.scope.team_ids, req.today)
     hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+    if hit is not None and time.monotonic() - hit[0] < ttl:
         return hit[1]
     value = await compute()
     if len(cache) > 2000:
@@ -402,7 +405,7 @@ async def overview(req: Req, request: web.Request) -> web.StreamResponse:
             open_.append(float(sum(await _open_difficulty_ages(req, at))))
         return days, overdue, open_
 
-    days_t, overdue_t, open_t = await _cached(req, "trends", trends)
+    days_t, overdue_t, open_t = await _cached(req, "trends", trends, TREND_CACHE_SECONDS)
     this_week = await _cached(req, "week", lambda: _weeks(req, monday, today))
     overdue_now = await _cached(req, "overdue", lambda: _overdue(req, today))
     kind, first, last, missing, paired = await _cached(req, "season", lambda: _season(req))
