@@ -38,6 +38,7 @@ from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.store.models import Person
 
+ROOT = str(Path(__file__).resolve().parents[1])
 PAGES = ["/", "/households", "/households?overdue=1", "/households?q=1", "/difficulties", "/cadres"]
 
 
@@ -152,8 +153,9 @@ async def main() -> None:
         people = [1, n_teams + 1, admin]
         users = [1 + (i % n_teams) for i in range(args.users - 5)] + [n_teams + 1 + i for i in range(4)] + [admin]
         env = {**os.environ, "BANGFU_DATABASE_URL": url, "BANGFU_WEB_LISTEN": f"127.0.0.1:{args.port}",
-               "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "web"], env=env, stdout=subprocess.DEVNULL)
+               "PYTHONPATH": ROOT}
+        proc = await asyncio.to_thread(
+            subprocess.Popen, [sys.executable, "-m", "bot", "web"], env=env, stdout=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{args.port}"
         for _ in range(100):
             try:
