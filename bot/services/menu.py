@@ -7,7 +7,7 @@ from bot.scheduler.rules import VillageDays
 from bot.store.enums import Role
 
 _CADRE = ["households", "visit", "checkin", "problem"]
-_LEADER = [*_CADRE, "overdue", "week", "digest", "difficulties", "export", "report"]
+_LEADER = [*_CADRE, "overdue", "week", "digest", "difficulties", "export", "report", "web"]
 MENU: dict[Role, list[str]] = {
     Role.VILLAGER: ["ask", "start"],
     Role.CADRE: _CADRE,

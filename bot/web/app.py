@@ -7,6 +7,7 @@ bot/services/difficulties.py and the same notices as the chat, whose messages go
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -169,7 +170,7 @@ async def _session_person(w: Web, s: AsyncSession, value: str | None) -> Person 
     if len(parts) != 4 or not all(p.isascii() and p.isdigit() for p in parts[:3]):
         return None
     pid, gen, exp = int(parts[0]), int(parts[1]), int(parts[2])
-    if sign(await _key(w, s), "session", ".".join(parts[:3])) != parts[3]:
+    if not hmac.compare_digest(sign(await _key(w, s), "session", ".".join(parts[:3])), parts[3]):
         return None
     if exp < w.clock.now().timestamp() or gen != await generation(s, pid):
         return None
@@ -191,7 +192,7 @@ def signed_in(fn: Callable[[Req, web.Request], Awaitable[web.StreamResponse]], p
             csrf = sign(await _key(w, s), "csrf", cookie or "")
             if post:
                 form = await request.post()
-                if form.get("csrf") != csrf:
+                if not hmac.compare_digest(str(form.get("csrf", "")), csrf):
                     return _page(t, t("web.csrf_refused"), f'<p class="msg">{t("web.csrf_refused")}</p>',
                                  status=403)
             req = Req(w, s, person, await scope_for(s, person), t, csrf, local_today(w.clock))
