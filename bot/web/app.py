@@ -7,7 +7,10 @@ bot/services/difficulties.py and the same notices as the chat, whose messages go
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hmac
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -53,6 +56,7 @@ from bot.store.models import (
 from bot.web import svg
 from bot.web.scope import Scope, scope_for
 
+log = logging.getLogger(__name__)
 COOKIE = "bangfu_web"
 LANG_COOKIE = "bangfu_lang"
 WEB_ROLES = (Role.LEADER, Role.TOWNSHIP, Role.ADMIN)
@@ -77,6 +81,10 @@ class Web:
     rules: Rules
     key: bytes | None = None
     cache: dict[Any, tuple[float, Any]] | None = None
+    inflight: dict[Any, asyncio.Task[Any]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.sessions = session_factory(self.engine)
 
     @property
     def secure(self) -> bool:
@@ -184,7 +192,7 @@ def signed_in(fn: Callable[[Req, web.Request], Awaitable[web.StreamResponse]], p
     async def handler(request: web.Request) -> web.StreamResponse:
         w = request.app[WEB]
         t = _translator(w, request)
-        async with session_factory(w.engine)() as s, s.begin():
+        async with w.sessions() as s, s.begin():
             cookie = request.cookies.get(COOKIE)
             person = await _session_person(w, s, cookie)
             if person is None:
@@ -204,7 +212,7 @@ def signed_in(fn: Callable[[Req, web.Request], Awaitable[web.StreamResponse]], p
 async def login(request: web.Request) -> web.StreamResponse:
     w = request.app[WEB]
     t = _translator(w, request)
-    async with session_factory(w.engine)() as s, s.begin():
+    async with w.sessions() as s, s.begin():
         person = await use_link(s, request.match_info["token"], w.clock.now())
         if person is None or Role(person.role) not in WEB_ROLES:
             return _page(t, t("web.link_refused"), f'<p class="msg">{t("web.link_refused")}</p>', status=403)
@@ -306,18 +314,53 @@ def _week_label(t: Translator, monday: date) -> str:
 
 
 # ------------------------------------------------------------------------------------------ figures
-async def _cached(req: Req, name: str, compute: Callable[[], Awaitable[Any]], ttl: float = CACHE_SECONDS) -> Any:
-    """Figures of a scope for a short while: the overview is opened often and changes slowly."""
+async def _cached(req: Req, name: str, compute: Callable[[Req], Awaitable[Any]], ttl: float = CACHE_SECONDS,
+                  wait: float = 30.0) -> Any:
+    """Figures of a scope, kept for `ttl` seconds: the overview is opened often and changes slowly.
+
+    On PostgreSQL computed by a background task on its own session (one per scope and figure at a time, however many
+    people ask); a stale value is served while it is refreshed. Waits at most `wait` seconds for a first
+    value, then answers None (the page says the figure is being computed), so one scope's slow first
+    computation never holds a request for long.
+    """
     cache = req.w.cache if req.w.cache is not None else {}
     key = (name, req.scope.team_ids, req.today)
     hit = cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < ttl:
         return hit[1]
-    value = await compute()
-    if len(cache) > 2000:
-        cache.clear()
-    cache[key] = (time.monotonic(), value)
-    return value
+    if req.w.engine.dialect.name == "sqlite":
+        # One connection (the request holds it): computed in the request, as a small install needs.
+        value = await compute(req)
+        if len(cache) > 2000:
+            cache.clear()
+        cache[key] = (time.monotonic(), value)
+        return value
+    task = req.w.inflight.get(key)
+    if task is None:
+        task = asyncio.create_task(_compute(req, compute))
+        req.w.inflight[key] = task
+
+        def done(t: asyncio.Task[Any], key: Any = key) -> None:
+            req.w.inflight.pop(key, None)
+            if not t.cancelled() and t.exception() is None:
+                if len(cache) > 2000:
+                    cache.clear()
+                cache[key] = (time.monotonic(), t.result())
+            elif not t.cancelled():
+                log.warning("web figure %s failed", key[0], exc_info=t.exception())
+
+        task.add_done_callback(done)
+    if hit is not None:
+        return hit[1]
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), wait)
+    except TimeoutError:
+        return None
+
+
+async def _compute(req: Req, compute: Callable[[Req], Awaitable[Any]]) -> Any:
+    async with req.w.sessions() as s, s.begin():
+        return await compute(dataclasses.replace(req, s=s))
 
 
 async def _overdue(req: Req, on: date) -> list[due.HouseholdDue]:
@@ -396,48 +439,56 @@ async def overview(req: Req, request: web.Request) -> web.StreamResponse:
     mondays = [monday - timedelta(weeks=k) for k in range(TREND_WEEKS - 1, -1, -1)]
     labels = [_week_label(t, m) for m in mondays]
 
-    async def trends() -> tuple[list[float], list[float], list[float]]:
+    async def trends(r: Req) -> tuple[list[float], list[float], list[float]]:
         days, overdue, open_ = [], [], []
         for m in mondays:
             end = min(m + timedelta(days=6), today)
-            days.append(_days_met(await _weeks(req, m, end), target))
-            overdue.append(float(len(await _overdue(req, end))))
+            days.append(_days_met(await _weeks(r, m, end), target))
+            overdue.append(float(len(await _overdue(r, end))))
             at = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=rules.tz)
-            open_.append(float(sum(await _open_difficulty_ages(req, at))))
+            open_.append(float(sum(await _open_difficulty_ages(r, at))))
         return days, overdue, open_
 
-    days_t, overdue_t, open_t = await _cached(req, "trends", trends, TREND_CACHE_SECONDS)
-    this_week = await _cached(req, "week", lambda: _weeks(req, monday, today))
-    overdue_now = await _cached(req, "overdue", lambda: _overdue(req, today))
-    kind, first, last, missing, paired = await _cached(req, "season", lambda: _season(req))
+    trend = await _cached(req, "trends", trends, TREND_CACHE_SECONDS, wait=1.0)
+    pending = f'<p class="msg">{t("web.trend_pending")}</p>'
+    days_t, overdue_t, open_t = trend if trend is not None else (None, None, None)
+    this_week = await _cached(req, "week", lambda r: _weeks(r, monday, today)) or []
+    overdue_now = await _cached(req, "overdue", lambda r: _overdue(r, today)) or []
+    season = await _cached(req, "season", _season)
     ages = await _open_difficulty_ages(req, req.w.clock.now())
-    topics = await _cached(req, "topics", lambda: _topics(req))
+    topics = await _cached(req, "topics", _topics) or []
 
     short = sorted(this_week, key=lambda w: (w.checkin_days, w.cadre_name))[:12]
     week_rows = [[f'<a href="/cadres/{w.cadre_id}">{escape(w.cadre_name)}</a>',
                   t("web.days_of", done=w.checkin_days, target=target)
                   + (f' <span class="far">{t("web.far_n", n=w.far_checkins)}</span>' if w.far_checkins else ""),
                   str(w.visits)] for w in short]
-    covered = paired - missing
+    if season is None:
+        season_card = f'<div class="card"><h2>{t("web.ov.season", season="")}</h2>{pending}</div>'
+    else:
+        kind, first, last, missing, paired = season
+        season_card = (
+            f'<div class="card"><h2>{t("web.ov.season", season=t("web.season." + kind.value))}</h2>'
+            f'<div class="big">{paired - missing}/{paired}</div>'
+            f'<p>{t("web.ov.season_note", first=first.isoformat(), last=last.isoformat(), missing=missing)}</p>'
+            f'<a class="more" href="/households?season=1">{t("web.more")}</a></div>'
+        )
     age_labels = [t("web.age.0_3"), t("web.age.3_7"), t("web.age.8_30"), t("web.age.30_")]
     cards = [
         f'<div class="card"><h2>{t("web.ov.village_days")}</h2>'
         f'<div class="big">{_days_met(this_week, target):.0f}%</div>'
         f'<p>{t("web.ov.village_days_note", target=target)}</p>'
-        f'{svg.bars(labels, days_t, title=t("web.ov.village_days"), unit="%")}'
+        f'{svg.bars(labels, days_t, title=t("web.ov.village_days"), unit="%") if days_t else pending}'
         f'{_table([t("web.col.cadre"), t("web.col.days"), t("web.col.visits")], week_rows)}'
         f'<a class="more" href="/cadres">{t("web.more")}</a></div>',
         f'<div class="card"><h2>{t("web.ov.overdue")}</h2><div class="big late">{len(overdue_now)}</div>'
         f'<p>{t("web.ov.overdue_note", days=rules.visits.cadence_days)}</p>'
-        f'{svg.bars(labels, overdue_t, title=t("web.ov.overdue"))}'
+        f'{svg.bars(labels, overdue_t, title=t("web.ov.overdue")) if overdue_t else pending}'
         f'<a class="more" href="/households?overdue=1">{t("web.more")}</a></div>',
-        f'<div class="card"><h2>{t("web.ov.season", season=t("web.season." + kind.value))}</h2>'
-        f'<div class="big">{covered}/{paired}</div>'
-        f'<p>{t("web.ov.season_note", first=first.isoformat(), last=last.isoformat(), missing=missing)}</p>'
-        f'<a class="more" href="/households?season=1">{t("web.more")}</a></div>',
+        season_card,
         f'<div class="card"><h2>{t("web.ov.difficulties")}</h2><div class="big">{sum(ages)}</div>'
         f'{svg.bars(age_labels, [float(a) for a in ages], title=t("web.ov.difficulties_age"), highlight_last=False)}'
-        f'{svg.bars(labels, open_t, title=t("web.ov.difficulties"))}'
+        f'{svg.bars(labels, open_t, title=t("web.ov.difficulties")) if open_t else pending}'
         f'<a class="more" href="/difficulties">{t("web.more")}</a></div>',
         f'<div class="card"><h2>{t("web.ov.topics")}</h2>'
         + (svg.bars([_topic_label(t, k) for k, _ in topics], [float(n) for _, n in topics],
@@ -464,18 +515,26 @@ async def households(req: Req, request: web.Request) -> web.StreamResponse:
     if text:
         like = "%" + text.replace("\\", "").replace("%", "").replace("_", "") + "%"
         stmt = stmt.where(Household.head_name.like(like) | Household.code.like(like))
-    overdue = {d.household_id: d for d in await _cached(req, "overdue", lambda: _overdue(req, req.today))}
-    if overdue_only:
-        stmt = stmt.where(Household.id.in_(list(overdue)[:20000]))
+    overdue_rows: list[due.HouseholdDue] = await _cached(req, "overdue", lambda r: _overdue(r, r.today)) or []
+    overdue = {d.household_id: d for d in overdue_rows}
+    if overdue_only and not text:
+        # The overdue list is already known (cached): sort and page it here, then read only that page.
+        key = {"name": lambda d: (d.head_name, d.household_id), "village": lambda d: (d.household_code,)}.get(
+            sort, lambda d: (d.household_code,))
+        chosen = sorted(overdue_rows, key=key)[page * PAGE: page * PAGE + PAGE + 1]
+        stmt = stmt.where(Household.id.in_([d.household_id for d in chosen]))
+    elif overdue_only:
+        stmt = stmt.where(Household.id.in_(list(overdue)[:5000]))
     if season_only:
-        _kind, first, last, _, _ = await _cached(req, "season", lambda: _season(req))
+        _kind, first, last, _, _ = await _cached(req, "season", _season)
         ids: list[int] = []
         for team in req.scope.teams_for_queries():
             ids += [d.household_id for d in await due.season_missing(req.s, first, min(last, req.today),
                                                                    req.today, team_id=team)]
         stmt = stmt.where(Household.id.in_(ids[:20000]))
     order = {"name": Household.head_name, "village": Village.name}.get(sort, Household.code)
-    rows = (await req.s.execute(stmt.order_by(order, Household.id).offset(page * PAGE).limit(PAGE + 1))).all()
+    offset = 0 if overdue_only and not text else page * PAGE
+    rows = (await req.s.execute(stmt.order_by(order, Household.id).offset(offset).limit(PAGE + 1))).all()
     body = (
         f'<form class="filters" method="get"><input name="q" value="{escape(text)}" '
         f'placeholder="{t("web.hh.search")}"><label><input type="checkbox" name="overdue" value="1"'
@@ -530,10 +589,10 @@ async def household(req: Req, request: web.Request) -> web.StreamResponse:
 async def cadres(req: Req, request: web.Request) -> web.StreamResponse:
     t, today = req.t, req.today
     monday = today - timedelta(days=today.weekday())
-    weeks = await _cached(req, "week", lambda: _weeks(req, monday, today))
+    weeks = await _cached(req, "week", lambda r: _weeks(r, monday, today)) or []
     target = req.w.rules.village_days.target
     rows, classes = [], []
-    for w in sorted(weeks, key=lambda w: (w.checkin_days, w.cadre_name)):
+    for w in sorted(weeks, key=lambda w: (w.checkin_days, w.cadre_name))[:300]:  # the shortfall first
         rows.append([f'<a href="/cadres/{w.cadre_id}">{escape(w.cadre_name)}</a>',
                      t("web.days_of", done=w.checkin_days, target=target), str(w.visits),
                      f'<span class="far">{w.far_checkins}</span>' if w.far_checkins else "0",
