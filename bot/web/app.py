@@ -449,7 +449,7 @@ async def overview(req: Req, request: web.Request) -> web.StreamResponse:
             open_.append(float(sum(await _open_difficulty_ages(r, at))))
         return days, overdue, open_
 
-    trend = await _cached(req, "trends", trends, TREND_CACHE_SECONDS, wait=1.0)
+    trend = await _cached(req, "trends", trends, TREND_CACHE_SECONDS, wait=0.2)
     pending = f'<p class="msg">{t("web.trend_pending")}</p>'
     days_t, overdue_t, open_t = trend if trend is not None else (None, None, None)
     this_week = await _cached(req, "week", lambda r: _weeks(r, monday, today)) or []
