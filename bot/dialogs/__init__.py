@@ -9,6 +9,7 @@ def all_dialogs() -> list[Dialog]:
     """Every dialog, instantiated."""
     from bot.dialogs.problem import ProblemDialog
     from bot.dialogs.visit import VisitDialog
+    from bot.handlers.cases import CaseReplyDialog
     from bot.handlers.checkin import CheckinDialog
     from bot.handlers.difficulties import ResolveNoteDialog
     from bot.handlers.policy import PolicyReplyDialog
@@ -16,4 +17,5 @@ def all_dialogs() -> list[Dialog]:
 
     dialogs: list[Dialog] = [OnboardDialog(), PolicyReplyDialog()]
     dialogs += [VisitDialog(), ProblemDialog(), CheckinDialog(), ResolveNoteDialog()]
+    dialogs.append(CaseReplyDialog())
     return dialogs

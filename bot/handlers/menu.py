@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.i18n import Translator
 from bot.store.enums import Role
 
-_CADRE = ["households", "visit", "checkin", "problem"]
+_CADRE = ["households", "visit", "checkin", "problem", "cases"]
 _LEADER = [*_CADRE, "overdue", "week", "digest", "difficulties", "export", "report"]
 MENU: dict[Role, list[str]] = {
     Role.VILLAGER: ["ask", "start"],

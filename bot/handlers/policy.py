@@ -11,8 +11,11 @@ from sqlalchemy import Table, bindparam, insert, select
 from bot.core.context import Ctx
 from bot.core.types import Button, InlineKeyboard
 from bot.dialogs.base import Dialog, Finish, Next, Retry, State
+from bot.handlers.cases import route_message
 from bot.handlers.router import EVERYONE, STAFF, Router, callback_parts, parse_id
+from bot.services.cases import storable_text
 from bot.services.people import cadre_for_household, leader_for_village
+from bot.services.triage import kind_of
 from bot.store.enums import Role
 from bot.store.models import Account, Household, PolicyQuestion
 
@@ -57,11 +60,16 @@ async def answer_question(ctx: Ctx, text: str) -> None:
         _offer_forward(ctx, qid)
         return
     res = engine.answer(text, ctx.t.lang, context=context, now=ctx.now)
+    # Triage (villagers only): a personal case, a hardship, something out of scope or chit-chat is not
+    # answered with a policy leaflet (bot/handlers/cases.py routes it).
+    kind = kind_of(res, text) if ctx.role is Role.VILLAGER else "question"
     qid = await _log_question(
-        ctx, text, topic=res.topic, confidence=float(res.confidence), answered=res.decision == "answer",
-        context=res.context or {},
+        ctx, text, topic=res.topic, confidence=float(res.confidence),
+        answered=kind == "question" and res.decision == "answer", context=res.context or {},
     )
-    if res.decision == "answer":
+    if kind != "question":
+        await route_message(ctx, kind, res.topic, qid, text)
+    elif res.decision == "answer":
         ctx.reply_text(res.text)
     elif res.decision == "clarify":
         rows = tuple((Button(label, f"pq:topic:{qid}:{tid}"),) for tid, label in res.options)
@@ -74,7 +82,7 @@ async def answer_question(ctx: Ctx, text: str) -> None:
 
 async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
     """Log the question (every question is kept) and return its id, for the buttons that refer to it."""
-    values = {"account_id": ctx.account.id, "text": text, "created_at": ctx.now, "context": {}, **fields}
+    values = {"account_id": ctx.account.id, "text": storable_text(text), "created_at": ctx.now, "context": {}, **fields}
     return int((await ctx.session.execute(_LOG_QUESTION, values)).scalar_one())
 
 

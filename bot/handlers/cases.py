@@ -1,0 +1,396 @@
+"""Villagers' messages that are not policy questions, and the cadres' side of them.
+
+- Triage routing (called by the policy handler for a villager's free text): a case or a hardship becomes a
+  tracked case sent to the paired cadre and copied to the team leader; "other" is declined kindly with
+  who usually handles it and a button to pass it on anyway; chit-chat gets a short reply, never forwarded.
+- Voice messages, photos and documents from villagers: an honest "I cannot understand these yet" and one
+  button asking the paired cadre to call back (which opens a case).
+- /cases for staff: open cases and forwarded questions waiting for a reply, with reply, resolve and hand
+  to the leader; leaders also see their team's cases with their age and the topics asked most this month.
+
+Buttons: cs:pass:<question id>, cs:call:<v|p|d>:<message id>, cs:open|rep|res|lead:<case id>.
+Every press is re-checked against who may handle the case; state changes are idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from bot.core.context import Ctx
+from bot.core.types import Button, InlineKeyboard
+from bot.dialogs.base import Dialog, Finish, Next, Retry, State
+from bot.handlers.router import STAFF, Router, callback_parts, parse_id
+from bot.i18n import Safe, Translator
+from bot.services import cases as csvc
+from bot.services.households import reachable_accounts
+from bot.services.visits import rules_of
+from bot.store.enums import CaseKind, CaseStatus, Role
+from bot.store.models import Account, Case, Household, Person, PolicyQuestion, Team
+
+router = Router("cases")
+
+LIST_LIMIT = 30
+VILLAGER = frozenset({Role.VILLAGER})
+_FILE_KINDS = {"voice": "v", "photo": "p", "document": "d"}
+_WHAT = {"v": "voice", "p": "photo", "d": "document"}
+
+
+# --------------------------------------------------------------------------- shared rendering
+def topic_label(ctx: Ctx, t: Translator, topic: str) -> str:
+    """A policy topic's title in t's language; "未分类" for none or an unknown id."""
+    engine = ctx.core.services.get("policy")
+    kb = getattr(engine, "kb", None)
+    entry = kb.topics.get(topic) if kb is not None and topic != "none" else None
+    if entry is None:
+        return t("case.topic_none")
+    return str(entry.title.get("en" if t.lang == "en" else "zh") or entry.title["zh"])
+
+
+async def _villager_name(ctx: Ctx, case: Case) -> str:
+    household = await ctx.session.get(Household, case.household_id) if case.household_id else None
+    if household is not None:
+        return household.head_name
+    account = await ctx.session.get(Account, case.account_id) if case.account_id else None
+    return account.display_name if account else ""
+
+
+def _age_days(ctx: Ctx, case: Case) -> int:
+    return (ctx.today - case.created_at.astimezone(ctx.core.clock.tz).date()).days
+
+
+async def _card(ctx: Ctx, t: Translator, case: Case) -> str:
+    """The case as one message in t's language (user text escaped by the translator)."""
+    cadre = await ctx.session.get(Person, case.cadre_id) if case.cadre_id else None
+    household = await ctx.session.get(Household, case.household_id) if case.household_id else None
+    local = case.created_at.astimezone(ctx.core.clock.tz)
+    text = t(
+        "case.card",
+        number=case.id,
+        kind=t(f"case.kind.{case.kind}"),
+        status=t(f"case.status.{case.status}"),
+        topic=topic_label(ctx, t, case.topic),
+        villager=await _villager_name(ctx, case),
+        phone=(household.phone if household and household.phone else "—"),
+        cadre=cadre.name if cadre else "—",
+        date=t("cadre.date_md", m=local.month, d=local.day),
+        age=_age_days(ctx, case),
+        text=case.text or "—",
+    )
+    if case.reply_text:
+        text += "\n" + t("case.card_reply", reply=case.reply_text)
+    return text
+
+
+def _actions(t: Translator, case: Case, role: Role) -> InlineKeyboard | None:
+    if case.status == CaseStatus.RESOLVED.value:
+        return None
+    row = [Button(t("case.btn_reply"), f"cs:rep:{case.id}"), Button(t("case.btn_resolve"), f"cs:res:{case.id}")]
+    if role is Role.CADRE and case.status != CaseStatus.LEADER.value:
+        row.append(Button(t("case.btn_lead"), f"cs:lead:{case.id}"))
+    return InlineKeyboard((tuple(row),))
+
+
+async def _leader_of(ctx: Ctx, case: Case) -> Person | None:
+    team = await ctx.session.get(Team, case.team_id) if case.team_id else None
+    if team is None or team.leader_id is None:
+        return None
+    leader = await ctx.session.get(Person, team.leader_id)
+    return leader if leader is not None and leader.active else None
+
+
+async def _tell_villager(ctx: Ctx, case: Case, key: str, **args: object) -> None:
+    """Every change of a case's status is told to the villager who raised it."""
+    account = await ctx.session.get(Account, case.account_id) if case.account_id else None
+    if account is not None and not account.unreachable:
+        ctx.send_to(account, key, None, number=case.id, **args)
+
+
+async def _notify_new(ctx: Ctx, case: Case) -> int:
+    """Send a new case to the paired cadre (at once; a hardship marked urgent) and copy the team leader."""
+    told = 0
+    leader = await _leader_of(ctx, case)
+    if case.kind == CaseKind.CALLBACK.value:
+        head = "case.new_callback"
+    elif case.hardship:
+        head = "case.new_hardship"
+    else:
+        head = "case.new_case"
+    for person_id, role, copy in ((case.cadre_id, Role.CADRE, False), (leader.id if leader else None, Role.LEADER, True)):
+        if person_id is None or (copy and person_id == case.cadre_id):
+            continue
+        for account in await reachable_accounts(ctx.session, person_id):
+            t = ctx.core.translator_for(account)
+            lines = [t(head, days=rules_of(ctx.core).cases.first_reply_working_days)]
+            if copy:
+                lines.insert(0, t("case.copy_to_leader"))
+            lines.append(await _card(ctx, t, case))
+            ctx.send_to(account, "cadre.raw", _actions(t, case, role), text=Safe("\n".join(lines)))
+            told += 1
+    return told
+
+
+def _monitoring_self_report(ctx: Ctx, case: Case) -> bool:
+    """HOOK for the monitoring issue: offer the villager the hardship self-report (防返贫监测 自主申报).
+
+    When that feature exists it registers a service `ctx.core.services["monitoring"]` with
+    `offer_self_report(ctx, case) -> bool`; until then the hardship stays a case marked hardship."""
+    monitoring = ctx.core.services.get("monitoring")
+    offer = getattr(monitoring, "offer_self_report", None)
+    return bool(offer(ctx, case)) if callable(offer) else False
+
+
+async def open_and_tell(
+    ctx: Ctx, kind: CaseKind, idem_key: str, text: str, *, topic: str = "none", question_id: int | None = None
+) -> Case | None:
+    """Open a case for the speaking villager (once per idem_key), tell them its number and tell the cadre.
+    None (and an explanation) when the villager has no household to route it by."""
+    if ctx.account.household_id is None:
+        ctx.reply("case.no_household")
+        return None
+    opened = await csvc.open_case(
+        ctx.session, idem_key=idem_key, account=ctx.account, kind=kind, text=text, now=ctx.now, topic=topic,
+        question_id=question_id,
+    )
+    case = opened.case
+    if not opened.created:
+        ctx.answer_callback()
+        ctx.reply("case.already_open", number=case.id)
+        return case
+    ctx.audit("case.opened", "case", case.id, kind=case.kind, hardship=case.hardship)
+    await _notify_new(ctx, case)
+    cadre = await ctx.session.get(Person, case.cadre_id) if case.cadre_id else None
+    name = cadre.name if cadre else ctx.t("case.your_team")
+    if case.kind == CaseKind.CALLBACK.value:
+        ctx.reply("case.opened_callback", number=case.id, cadre=name)
+    elif case.hardship:
+        ctx.reply("case.opened_hardship", number=case.id, cadre=name)
+        _monitoring_self_report(ctx, case)
+    else:
+        ctx.reply("case.opened", number=case.id, cadre=name, days=rules_of(ctx.core).cases.first_reply_working_days)
+    return case
+
+
+# --------------------------------------------------------------------------- triage routing
+async def route_message(ctx: Ctx, kind: str, topic: str, question_id: int, text: str) -> None:
+    """A villager's message the triage did not call a policy question (kind case/hardship/other/chat)."""
+    if kind == "chat":
+        ctx.reply("case.chat_reply")
+    elif kind == "other":
+        ctx.reply(
+            "case.other",
+            InlineKeyboard(
+                (
+                    (Button(ctx.t("case.btn_pass"), f"cs:pass:{question_id}"),),
+                    (Button(ctx.t("case.btn_no"), "cs:no"),),
+                )
+            ),
+        )
+    else:
+        case_kind = CaseKind.HARDSHIP if kind == "hardship" else CaseKind.CASE
+        await open_and_tell(ctx, case_kind, f"q{question_id}", text, topic=topic, question_id=question_id)
+
+
+# --------------------------------------------------------------------------- voice and pictures
+async def on_file(ctx: Ctx) -> None:
+    """A villager's voice message, photo or document outside any dialog."""
+    ref = ctx.inc.files[0]
+    code = _FILE_KINDS.get(ref.kind, "d")
+    msg = ctx.inc.message_id if (ctx.inc.message_id or "").isdigit() else "0"
+    key = "case.voice_reply" if code == "v" else "case.picture_reply"
+    ctx.reply(key, InlineKeyboard(((Button(ctx.t("case.btn_callback"), f"cs:call:{code}:{msg}"),),)))
+
+
+router._add("file", [""], VILLAGER)(on_file)
+
+
+# --------------------------------------------------------------------------- buttons
+@router.callback("cs")
+async def on_button(ctx: Ctx) -> None:
+    parts = callback_parts(ctx)
+    action = parts[1] if len(parts) > 1 else ""
+    if action == "no":
+        ctx.answer_callback()
+        ctx.reply("case.not_passed")
+    elif action == "pass" and len(parts) == 3:
+        await _pass_on(ctx, parts[2])
+    elif action == "call" and len(parts) == 4 and parts[2] in _WHAT and parts[3].isdigit() and len(parts[3]) <= 18:
+        what = ctx.t(f"case.what.{_WHAT[parts[2]]}")
+        await open_and_tell(ctx, CaseKind.CALLBACK, f"call:{ctx.account.id}:{parts[3]}", what)
+    elif action in ("open", "rep", "res", "lead") and len(parts) == 3:
+        if ctx.role not in STAFF:
+            _refuse(ctx, parse_id(parts[2]))
+            return
+        case = await _load(ctx, parts[2])
+        if case is not None:
+            await _staff_action(ctx, action, case)
+    else:
+        ctx.answer_callback("core.button_expired")
+        ctx.reply("core.button_expired")
+
+
+async def _pass_on(ctx: Ctx, raw: str) -> None:
+    """The villager asks to pass an out-of-scope matter on: it becomes a case (once)."""
+    qid = parse_id(raw)
+    question = await ctx.session.get(PolicyQuestion, qid) if qid else None
+    if question is None or question.account_id != ctx.account.id:
+        ctx.answer_callback("core.button_expired")
+        ctx.reply("core.button_expired")
+        return
+    await open_and_tell(ctx, CaseKind.OTHER, f"q{question.id}", question.text, topic=question.topic,
+                        question_id=question.id)
+
+
+def _refuse(ctx: Ctx, case_id: int | None) -> None:
+    ctx.audit("case.refused", "case", case_id, data=(ctx.inc.callback_data or "")[:64])
+    ctx.answer_callback("core.not_allowed", alert=True)
+    ctx.reply("core.not_allowed")
+
+
+async def _load(ctx: Ctx, raw: str) -> Case | None:
+    """The case if the speaker may handle it; otherwise a polite refusal and an audit row."""
+    cid = parse_id(raw)
+    case = await ctx.session.get(Case, cid) if cid else None
+    person_id = ctx.person.id if ctx.person else None
+    if case is None or not await csvc.can_handle(ctx.session, person_id, ctx.role, case):
+        _refuse(ctx, cid)
+        return None
+    return case
+
+
+async def _staff_action(ctx: Ctx, action: str, case: Case) -> None:
+    if action == "open":
+        ctx.reply_text(await _card(ctx, ctx.t, case), _actions(ctx.t, case, ctx.role))
+        return
+    if case.status == CaseStatus.RESOLVED.value:
+        ctx.answer_callback("case.already_resolved", number=case.id)
+        ctx.reply("case.already_resolved", number=case.id)
+        return
+    if action == "rep":
+        await ctx.core.start_dialog(ctx, "case_reply", {"case_id": case.id}, fresh=True)
+    elif action == "res":
+        csvc.resolve(case, "", ctx.now)
+        ctx.audit("case.resolved", "case", case.id)
+        ctx.answer_callback()
+        ctx.reply("case.resolved", number=case.id)
+        await _tell_villager(ctx, case, "case.resolved_to_villager")
+    else:
+        leader = await _leader_of(ctx, case)
+        if leader is None:
+            ctx.reply("case.no_leader")
+            return
+        if not csvc.hand_to_leader(case, ctx.now):
+            ctx.answer_callback()
+            ctx.reply("case.already_with_leader", number=case.id, leader=leader.name)
+            return
+        ctx.audit("case.to_leader", "case", case.id, to=leader.id)
+        ctx.answer_callback()
+        ctx.reply("case.handed", number=case.id, leader=leader.name)
+        for account in await reachable_accounts(ctx.session, leader.id):
+            t = ctx.core.translator_for(account)
+            text = t("case.handed_to_you", cadre=ctx.person.name if ctx.person else "") + "\n" + await _card(
+                ctx, t, case
+            )
+            ctx.send_to(account, "cadre.raw", _actions(t, case, Role.LEADER), text=Safe(text))
+        await _tell_villager(ctx, case, "case.with_leader_to_villager", leader=leader.name)
+
+
+class CaseReplyDialog(Dialog):
+    """A cadre or leader writes a reply to the villager of a case."""
+
+    name = "case_reply"
+    roles: ClassVar[frozenset[Role]] = STAFF
+    first_step = "text"
+    title_key = "case.reply_title"
+
+    async def on_start(self, ctx: Ctx, st: State, args: dict[str, Any]) -> str | None:
+        st.set(case_id=int(args["case_id"]))
+        return self.first_step
+
+    async def ask(self, ctx: Ctx, st: State) -> None:
+        ctx.reply("case.ask_reply", st.keyboard(ctx, [], back=False), number=st.data["case_id"])
+
+    async def on_input(self, ctx: Ctx, st: State) -> Next:
+        text = (ctx.inc.text or "").strip()
+        if not text:
+            return Retry("case.ask_reply_retry")
+        limit = ctx.core.settings.max_text_length
+        if len(text) > limit:
+            return Retry("core.text_too_long", {"limit": limit, "length": len(text)})
+        case = await ctx.session.get(Case, st.data["case_id"])
+        person_id = ctx.person.id if ctx.person else None
+        if case is None or not await csvc.can_handle(ctx.session, person_id, ctx.role, case):
+            ctx.reply("core.not_allowed")
+            return Finish()
+        text = csvc.storable_text(text)
+        csvc.record_reply(case, text, ctx.now)
+        ctx.audit("case.replied", "case", case.id)
+        await _tell_villager(ctx, case, "case.reply_to_villager", cadre=ctx.person.name if ctx.person else "",
+                             reply=text)
+        ctx.reply("case.reply_sent", number=case.id)
+        return Finish()
+
+
+# --------------------------------------------------------------------------- /cases
+@router.command("cases", roles=STAFF)
+async def list_cases(ctx: Ctx) -> None:
+    assert ctx.person is not None
+    rules = rules_of(ctx.core)
+    cases = await csvc.open_cases_for(ctx.session, ctx.person.id, ctx.role, limit=LIST_LIMIT)
+    questions = await csvc.waiting_questions(ctx.session, ctx.person.id, limit=LIST_LIMIT)
+    lines: list[str] = []
+    buttons: list[tuple[Button, ...]] = []
+    if cases:
+        lines.append(ctx.t("case.list_head", n=len(cases)))
+    for case in cases:
+        late = case.first_reply_at is None and rules.calendar.add_working_days(
+            case.created_at.astimezone(ctx.core.clock.tz).date(), rules.cases.first_reply_working_days
+        ) < ctx.today
+        villager = await _villager_name(ctx, case)
+        lines.append(
+            ctx.t(
+                "case.list_line",
+                mark="⚠️" if case.hardship else ("⏰" if late else "•"),
+                number=case.id,
+                villager=villager,
+                kind=ctx.t(f"case.kind.{case.kind}"),
+                status=ctx.t(f"case.status.{case.status}"),
+                age=_age_days(ctx, case),
+            )
+        )
+        buttons.append((Button(ctx.t("case.btn_open", number=case.id, villager=villager), f"cs:open:{case.id}"),))
+    if questions:
+        lines.append(ctx.t("case.questions_head", n=len(questions)))
+    for q in questions:
+        account = await ctx.session.get(Account, q.account_id) if q.account_id else None
+        household = (
+            await ctx.session.get(Household, account.household_id) if account and account.household_id else None
+        )
+        villager = household.head_name if household else (account.display_name if account else "")
+        age = (ctx.today - q.created_at.astimezone(ctx.core.clock.tz).date()).days
+        lines.append(ctx.t("case.question_line", villager=villager, text=_short(q.text), age=age))
+        buttons.append((Button(ctx.t("case.btn_answer", villager=villager), f"pq:reply:{q.id}"),))
+    if not lines:
+        lines.append(ctx.t("case.none_open"))
+    if ctx.role in (Role.LEADER, Role.TOWNSHIP, Role.ADMIN):
+        lines.append("")
+        lines.extend(await _topics_lines(ctx))
+    ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons[:40])) if buttons else None)
+
+
+async def _topics_lines(ctx: Ctx) -> list[str]:
+    """The topics villagers asked most this month (what the knowledge base should grow next)."""
+    assert ctx.person is not None
+    teams = None if ctx.role is Role.ADMIN else await csvc.led_team_ids(ctx.session, ctx.person.id)
+    since, until = csvc.month_bounds(ctx.today, ctx.core.clock.tz)
+    rows = await csvc.top_topics(ctx.session, teams, since, until)
+    if not rows:
+        return [ctx.t("case.topics_none")]
+    lines = [ctx.t("case.topics_head")]
+    for topic, n, answered in rows:
+        lines.append(ctx.t("case.topics_line", topic=topic_label(ctx, ctx.t, topic), n=n, answered=answered))
+    return lines
+
+
+def _short(s: str, n: int = 40) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[: n - 1] + "…"
