@@ -195,7 +195,8 @@ async def on_file(ctx: Ctx) -> None:
     """A villager's voice message, photo or document outside any dialog."""
     ref = ctx.inc.files[0]
     code = _FILE_KINDS.get(ref.kind, "d")
-    msg = ctx.inc.message_id if (ctx.inc.message_id or "").isdigit() else "0"
+    # The message id ties the button to this message: one case per message, however often it is pressed.
+    msg = ctx.inc.message_id if (ctx.inc.message_id or "").isdigit() else str(int(ctx.now.timestamp()))
     key = "case.voice_reply" if code == "v" else "case.picture_reply"
     ctx.reply(key, InlineKeyboard(((Button(ctx.t("case.btn_callback"), f"cs:call:{code}:{msg}"),),)))
 
