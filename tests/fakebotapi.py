@@ -229,6 +229,15 @@ class FakeBotAPI:
                "file_size": len(data)}
         return self.inject_update({"message": self._message(u, document=doc)}), fid
 
+    def inject_voice(self, user: FakeUser | int, data: bytes, duration: int = 5) -> tuple[int, str]:
+        """A voice message (OGG/Opus, as clients record it); returns (update_id, file_id)."""
+        u = _as_user(user)
+        fid = self.register_file(data, f"voice/file_{next(self._file_seq)}.oga")
+        meta = self.files[fid]
+        voice = {"file_id": fid, "file_unique_id": meta["file_unique_id"], "duration": duration,
+                 "mime_type": "audio/ogg", "file_size": len(data)}
+        return self.inject_update({"message": self._message(u, voice=voice)}), fid
+
     def register_file(self, data: bytes, path: str | None = None) -> str:
         """Make bytes downloadable through getFile; returns the file_id."""
         n = next(self._file_seq)

@@ -95,7 +95,7 @@ class Core:
         if self.files is None:
             return
         for ref in inc.files:
-            if ref.file_id in self._prefetched:
+            if ref.kind == "voice" or ref.file_id in self._prefetched:  # voice: never read, not fetched
                 continue
             try:
                 self._prefetched[ref.file_id] = await self.files.download(ref.file_id)
@@ -348,6 +348,10 @@ class Core:
                 await self._nav(ctx, CANCEL)
             elif text and text == ctx.t("core.btn_back"):
                 await self._nav(ctx, BACK)
+            elif inc.files and all(f.kind == "voice" for f in inc.files) and row.dialog in self.dialogs:
+                # No dialog step takes a voice message (it is not a photo): say so and ask again.
+                ctx.reply("case.voice_in_dialog")
+                await self.dialogs[row.dialog].ask(ctx, State(row))
             else:
                 await self._step(ctx, row)
             return

@@ -37,7 +37,7 @@ class FileRef:
 
     file_id: str
     unique_id: str | None = None
-    kind: Literal["photo", "document"] = "photo"
+    kind: Literal["photo", "document", "voice"] = "photo"  # voice: a voice message (or an audio note)
     size: int | None = None
     name: str | None = None
 

@@ -98,6 +98,11 @@ def incoming_from_update(update: Json, bot_username: str | None = None) -> Incom
         files.append(
             FileRef(doc["file_id"], doc.get("file_unique_id"), "document", doc.get("file_size"), doc.get("file_name"))
         )
+    for key in ("voice", "audio", "video_note"):
+        # Spoken messages: the core cannot understand them yet, but must know one came (not "empty text").
+        if v := msg.get(key):
+            files.append(FileRef(v["file_id"], v.get("file_unique_id"), "voice", v.get("file_size")))
+            break
     return Incoming(
         channel=CHANNEL,
         user=_user(msg["from"]),

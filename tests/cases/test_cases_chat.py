@@ -94,7 +94,7 @@ async def test_hardship_alerts_the_cadre_at_once(app: App, world: World) -> None
 
 
 async def test_chit_chat_is_answered_and_never_forwarded(app: App, world: World) -> None:
-    villager, cadre, leader = await _people(app, world)
+    villager, _cadre, _leader = await _people(app, world)
     for text in ("你好", "谢谢"):
         out = await villager.send(text)
         assert [r.chat_id for r in out] == [villager.user_id]
@@ -104,7 +104,7 @@ async def test_chit_chat_is_answered_and_never_forwarded(app: App, world: World)
 
 
 async def test_out_of_scope_is_declined_kindly_and_passed_on_only_when_asked(app: App, world: World) -> None:
-    villager, cadre, leader = await _people(app, world)
+    villager, cadre, _leader = await _people(app, world)
     out = await villager.send("我们组的路坑坑洼洼好几年了，什么时候修路")
     assert [r.chat_id for r in out] == [villager.user_id]
     assert "12345" in villager.last_text and "村委会" in villager.last_text
@@ -123,7 +123,7 @@ async def test_out_of_scope_is_declined_kindly_and_passed_on_only_when_asked(app
 
 
 async def test_voice_gets_the_call_back_button(app: App, world: World) -> None:
-    villager, cadre, leader = await _people(app, world)
+    villager, cadre, _leader = await _people(app, world)
     voice = (FileRef(file_id="VOICE1", unique_id="VOICE1u", kind="voice", size=5000),)
     out = await villager._go(files=voice, message_id="77")
     assert [r.chat_id for r in out] == [villager.user_id]
@@ -185,7 +185,7 @@ async def test_villager_without_household_and_masked_ids(app: App, world: World)
     loose = Chat(app, "8010")
     await loose.send(CASE_TEXT)
     assert "还没有绑定" in loose.last_text and await _cases(app) == []
-    villager, cadre, leader = await _people(app, world)
+    villager, _cadre, _leader = await _people(app, world)
     await villager.send("我身份证号110101199003074512，补贴一直没到账")
     [case] = await _cases(app)
     assert "110101199003074512" not in case.text and "**************4512" in case.text
