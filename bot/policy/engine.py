@@ -23,6 +23,7 @@ from bot.policy.kb import (
 )
 from bot.policy.matcher import TopicMatcher
 from bot.policy.messages import Messages
+from bot.policy.ngram import KINDS, MODEL_FILE, NgramModel, prepare
 from bot.policy.text import Normalizer
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,15 @@ CLARIFY_RATIO = 0.8  # second topic this close to the first: ask which one
 FOLLOWUP_BONUS = 1.5  # a short or "那…呢" question leans towards the previous topic
 CONTEXT_TTL = timedelta(minutes=5)
 CONTEXT_VERSION = 1
+# Combining the two voices (keyword parser, n-gram model). Calibrated on the tests/policy question sets
+# (dev, fresh, probe*, tuning) so that a wrong answer is rarer than a decline; see README.md.
+NG_SUPPORT = 0.15  # the n-gram model gives the keyword parser's topic at least this: they agree
+NG_DISAGREE = 0.45  # the n-gram model prefers another topic this strongly: ask which one
+NG_VETO = 0.6  # the n-gram model says "no policy topic" this strongly over a keyword answer: decline
+NG_ALONE = 0.75  # the keyword parser found nothing and the n-gram model is this sure: answer
+NG_CLARIFY = 0.4  # ...this sure: ask, with its best topics as buttons
+KIND_MIN = 0.55  # a non-question kind needs this probability to override a policy answer
+CHAT_MAX_LEN = 12  # chit-chat is short
 
 
 @dataclass
@@ -42,10 +52,12 @@ class PolicyAnswer:
     topic: str  # a contract topic id, or "none"
     confidence: float  # 0–1
     alternatives: list[str]  # other candidate topic ids, best first
-    decision: str  # "answer" | "clarify" | "decline"
+    decision: str  # "answer" | "clarify" | "decline" | "forward" (a person must handle it: case, hardship)
     text: str  # HTML-escaped text, ready for Telegram HTML parse mode
     options: list[tuple[str, str]] = field(default_factory=list)  # (topic id, label) buttons for clarify
     context: dict[str, Any] = field(default_factory=dict)  # pass back into the next answer() for follow-ups
+    kind: str = "question"  # "question" | "case" | "hardship" | "other" | "chat" (see POLICY_API.md)
+    kind_confidence: float = 1.0  # the n-gram model's probability of that kind
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's --json output)."""
@@ -81,6 +93,7 @@ class PolicyEngine:
         self.normalizer = normalizer
         self.matcher = matcher
         self.clock = clock
+        self.ngram: NgramModel | None = None
         # Answer texts depend only on the topic, language and county: render them once, at load.
         self._static: dict[str, dict[str, tuple[str, str]]] = {
             lang: {tid: self._render_static(topic, lang) for tid, topic in kb.topics.items()}
@@ -114,7 +127,9 @@ class PolicyEngine:
                 locales_dir = data_dir("locales")
         normalizer = Normalizer()
         matcher = TopicMatcher(kb, normalizer)
-        return cls(kb, chosen, Messages.load(locales_dir), normalizer, matcher, clock or SystemClock())
+        engine = cls(kb, chosen, Messages.load(locales_dir), normalizer, matcher, clock or SystemClock())
+        engine.ngram = NgramModel.load(MODEL_FILE)
+        return engine
 
     def topic_ids(self) -> list[str]:
         """The topic ids this engine can answer (to validate a clarify button's data)."""
@@ -130,6 +145,17 @@ class PolicyEngine:
 
     # ---- deciding -------------------------------------------------------------------------------------
 
+    def triage(self, text: str) -> tuple[str, float]:
+        """The message's kind ("question", "case", "hardship", "other", "chat") and its probability.
+
+        The n-gram model alone, no context: usable on its own (e.g. to route a message before answering).
+        """
+        if self.ngram is None:
+            return "question", 0.0
+        kinds, _ = self.ngram.predict(prepare(self.normalizer, text))
+        kind = max(kinds, key=lambda k: kinds[k])
+        return kind, round(kinds[kind], 3)
+
     def answer(
         self,
         question: str,
@@ -138,38 +164,132 @@ class PolicyEngine:
         *,
         now: datetime | None = None,
     ) -> PolicyAnswer:
-        """Answer, clarify or decline one question; context is the previous answer's context (follow-ups)."""
+        """Triage one message, then answer, clarify, decline or forward it; context is the previous answer's."""
         now = self._now(now)
         prev = self._live_context(context, now)
         norm = self.normalizer.normalize(question)
         text = norm.text.replace(" ", "")
-        if not text:
+        if self.ngram is not None:
+            kinds, topics = self.ngram.predict(prepare(self.normalizer, question))
+        else:
+            kinds, topics = {"question": 1.0}, {}
+        kind = max(kinds, key=lambda k: kinds[k])
+        kind_p = kinds[kind]
+        if not text and kind != "chat":
             return self._decline(lang, prev, now, 0.0, [])
-        scores, _hits = self.matcher.score(text)
+        scores, _hits = self.matcher.score(text) if text else ({}, [])
         prev_topic = prev.get("topic") if prev else None
-        if prev_topic in self.kb.topics and (norm.followup or len(text) <= 6):
+        followup = prev_topic in self.kb.topics and (norm.followup or len(text) <= 6)
+        if followup and prev_topic is not None:
             bonus = FOLLOWUP_BONUS
             if norm.amounts and self.kb.topics[prev_topic].calculator:
                 bonus += 1.0  # "三万呢" after an estimate: a new bill for the same estimate
             scores[prev_topic] = scores.get(prev_topic, 0.0) + bonus
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        if not ranked or ranked[0][1] < ANSWER_MIN:
-            top = ranked[0][1] if ranked else 0.0
-            return self._decline(lang, prev, now, top, [t for t, s in ranked[:3] if s >= ANSWER_MIN / 2])
-        best, s1 = ranked[0]
+        kw_best, s1 = ranked[0] if ranked else (NONE_TOPIC, 0.0)
         s2 = ranked[1][1] if len(ranked) > 1 else 0.0
-        confidence = self._confidence(s1, s2)
-        alternatives = [t for t, s in ranked[1:4] if s >= ANSWER_MIN / 2]
+        ng_ranked = sorted(((t, p) for t, p in topics.items() if t != NONE_TOPIC), key=lambda kv: -kv[1])
+        ng_best, pn = ng_ranked[0] if ng_ranked else (NONE_TOPIC, 0.0)
+        p_none = topics.get(NONE_TOPIC, 0.0)
+        if p_none > pn:
+            ng_best = NONE_TOPIC
+        strong = s1 >= ANSWER_MIN
+        agree = strong and (
+            kw_best == ng_best
+            or topics.get(kw_best, 0.0) >= NG_SUPPORT
+            or (followup and kw_best == prev_topic)  # the conversation is the second voice ("三万呢")
+        )
+
+        # Chit-chat and out-of-scope messages: never a policy answer unless both voices name a topic.
+        if kind == "chat" and kind_p >= KIND_MIN and not strong and len(text) <= CHAT_MAX_LEN:
+            key = "policy.triage.thanks" if any(w in text for w in ("谢", "thank", "辛苦")) else "policy.triage.chat"
+            return self._route(kind, kind_p, NONE_TOPIC, lang, prev, now, key)
+        if kind == "other" and kind_p >= KIND_MIN and not agree:
+            return self._route(kind, kind_p, NONE_TOPIC, lang, prev, now)
+
+        # The topic both voices support, if any (also tags a case or hardship).
+        if agree:
+            topic = kw_best
+        elif not strong and ng_best != NONE_TOPIC and pn >= NG_ALONE:
+            topic = ng_best
+        else:
+            topic = NONE_TOPIC
+        if followup and strong and kw_best == prev_topic and kind != "hardship":
+            kind, kind_p = "question", kinds.get("question", 0.0)  # "三万呢" right after an estimate
+        if kind in ("case", "hardship") and kind_p >= KIND_MIN:
+            if topic == NONE_TOPIC and followup and prev_topic:
+                topic = prev_topic  # "是不是弄错了？" right after an answer: about that topic
+            return self._route(kind, kind_p, topic, lang, prev, now)
+
         level = self.matcher.level(text)
         amount = norm.amounts[0] if norm.amounts else None
-        if prev and (prev_topic == best or (amount is None and level is None)):
-            # A follow-up keeps the bill and hospital level the villager already gave ("县医院呢").
+        if strong:
+            confidence = self._confidence(s1, s2)
+            alternatives = [t for t, s in ranked[1:4] if s >= ANSWER_MIN / 2]
+            if s2 >= CLARIFY_RATIO * s1 and s2 >= ANSWER_MIN * 0.8:
+                close = [t for t, s in ranked[:3] if s >= CLARIFY_RATIO * s1][:3]
+                return self._clarify(close, lang, now, confidence, *self._keep(prev, close[0], amount, level))
+            if agree:
+                best = kw_best
+            elif ng_best != NONE_TOPIC and pn >= NG_DISAGREE:
+                close = [kw_best, ng_best]
+                return self._clarify(close, lang, now, confidence, *self._keep(prev, kw_best, amount, level))
+            elif ng_best == NONE_TOPIC and p_none >= NG_VETO:
+                return self._decline(lang, prev, now, s1 / 2, [kw_best])
+            else:
+                best = kw_best
+            return self._render(best, lang, now, confidence, alternatives, *self._keep(prev, best, amount, level))
+        if topic != NONE_TOPIC:
+            alternatives = [t for t, p in ng_ranked[1:3] if p >= 0.1]
+            return self._render(
+                topic, lang, now, round(pn, 3), alternatives, *self._keep(prev, topic, amount, level)
+            )
+        if ng_best != NONE_TOPIC and pn >= NG_CLARIFY:
+            close = [t for t, p in ng_ranked[:3] if p >= 0.15][:3]
+            if kw_best in self.kb.topics and kw_best not in close and s1 >= ANSWER_MIN / 2:
+                close.append(kw_best)
+            if len(close) >= 2:
+                return self._clarify(close, lang, now, round(pn, 3), *self._keep(prev, close[0], amount, level))
+        if kind in ("case", "hardship"):
+            # A topic-less personal line ("那笔钱还扣不扣？") goes to a person, never a guess.
+            return self._route(kind, kind_p, prev_topic or NONE_TOPIC, lang, prev, now)
+        declined = self._decline(lang, prev, now, s1, [t for t, s in ranked[:3] if s >= ANSWER_MIN / 2])
+        declined.kind, declined.kind_confidence = kind, round(kind_p, 3)
+        return declined
+
+    @staticmethod
+    def _keep(
+        prev: dict[str, Any] | None, topic: str, amount: float | None, level: str | None
+    ) -> tuple[float | None, str | None]:
+        """A follow-up on the same topic keeps the bill and hospital level already given ("县医院呢").
+
+        Another topic forgets them: an old bill is not the new question's.
+        """
+        if prev and prev.get("topic") == topic:
             amount = amount if amount is not None else prev.get("amount")
             level = level or prev.get("level")
-        if s2 >= CLARIFY_RATIO * s1 and s2 >= ANSWER_MIN * 0.8:
-            close = [t for t, s in ranked[:3] if s >= CLARIFY_RATIO * s1][:3]
-            return self._clarify(close, lang, now, confidence, amount, level)
-        return self._render(best, lang, now, confidence, alternatives, amount, level)
+        return amount, level
+
+    def _route(
+        self,
+        kind: str,
+        kind_p: float,
+        topic: str,
+        lang: str,
+        prev: dict[str, Any] | None,
+        now: datetime,
+        key: str = "policy.triage.chat",
+    ) -> PolicyAnswer:
+        """Chat, out-of-scope, case or hardship: a short reply; case and hardship go to a person."""
+        if kind == "chat":
+            decision = "decline"
+        elif kind == "other":
+            key, decision = "policy.triage.other", "decline"
+        else:
+            key, decision = f"policy.triage.{kind}", "forward"
+        text = html.escape(self.messages.get(lang, key), quote=False)
+        context = dict(prev) if prev else self._context(now, None, None, None)
+        return PolicyAnswer(topic, round(kind_p, 3), [], decision, text, [], context, kind, round(kind_p, 3))
 
     def answer_topic(
         self,

@@ -15,10 +15,10 @@ def _score(engine: PolicyEngine, rows: list[tuple[str, str]]) -> tuple[float, fl
         a = engine.answer(question)
         if label == "none":
             oos += 1
-            declined += a.decision == "decline"
+            declined += a.decision in ("decline", "forward")  # declined, or routed to a person
         else:
             total += 1
-            right += a.decision != "decline" and a.topic == label
+            right += a.decision in ("answer", "clarify", "forward") and a.topic == label
     return right / total, declined / oos
 
 
