@@ -172,10 +172,8 @@ async def open_and_tell(
 
 # --------------------------------------------------------------------------- triage routing
 async def route_message(ctx: Ctx, kind: str, topic: str, question_id: int, text: str) -> None:
-    """A villager's message the triage did not call a policy question (kind case/hardship/other/chat)."""
-    if kind == "chat":
-        ctx.reply("case.chat_reply")
-    elif kind == "other":
+    """A villager's message the triage called a case, a hardship or out of scope ("other")."""
+    if kind == "other":
         ctx.reply(
             "case.other",
             InlineKeyboard(

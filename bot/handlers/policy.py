@@ -15,7 +15,6 @@ from bot.handlers.cases import route_message
 from bot.handlers.router import EVERYONE, STAFF, Router, callback_parts, parse_id
 from bot.services.cases import storable_text
 from bot.services.people import cadre_for_household, leader_for_village
-from bot.services.triage import kind_of
 from bot.store.enums import Role
 from bot.store.models import Account, Household, PolicyQuestion
 
@@ -62,13 +61,20 @@ async def answer_question(ctx: Ctx, text: str) -> None:
     res = engine.answer(text, ctx.t.lang, context=context, now=ctx.now)
     # Triage (villagers only): a personal case, a hardship, something out of scope or chit-chat is not
     # answered with a policy leaflet (bot/handlers/cases.py routes it).
-    kind = kind_of(res, text) if ctx.role is Role.VILLAGER else "question"
+    kind = res.kind
     qid = await _log_question(
         ctx, text, topic=res.topic, confidence=float(res.confidence),
         answered=kind == "question" and res.decision == "answer", context=res.context or {},
     )
-    if kind != "question":
+    if kind == "chat":  # hello, thanks, ok: a short reply, never forwarded
+        if res.text:
+            ctx.reply_text(res.text)
+        else:
+            ctx.reply("case.chat_reply")
+    elif kind != "question" and ctx.role is Role.VILLAGER:
         await route_message(ctx, kind, res.topic, qid, text)
+    elif kind != "question":
+        ctx.reply("case.staff_hint")  # staff do not open villagers' cases by typing; /problem, /cases
     elif res.decision == "answer":
         ctx.reply_text(res.text)
     elif res.decision == "clarify":
