@@ -115,9 +115,12 @@ async def _notify_new(ctx: Ctx, case: Case) -> int:
         head = "case.new_hardship"
     else:
         head = "case.new_case"
-    for person_id, role, copy in ((case.cadre_id, Role.CADRE, False), (leader.id if leader else None, Role.LEADER, True)):
+    # The leader's message is marked a copy only when there is a cadre to handle the case.
+    recipients = ((case.cadre_id, Role.CADRE, False), (leader.id if leader else None, Role.LEADER, True))
+    for person_id, role, copy in recipients:
         if person_id is None or (copy and person_id == case.cadre_id):
             continue
+        copy = copy and case.cadre_id is not None
         for account in await reachable_accounts(ctx.session, person_id):
             t = ctx.core.translator_for(account)
             lines = [t(head, days=rules_of(ctx.core).cases.first_reply_working_days)]

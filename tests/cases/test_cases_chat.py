@@ -204,3 +204,28 @@ async def test_villager_without_household_and_masked_ids(app: App, world: World)
     async with app.core.sessions() as s:
         texts = (await s.execute(select(PolicyQuestion.text))).scalars().all()
     assert all("110101199003074512" not in t for t in texts)
+
+
+async def test_household_without_cadre_goes_to_the_leader(app: App, world: World) -> None:
+    from datetime import date
+
+    from sqlalchemy import update
+
+    from bot.store.models import Pairing
+
+    async with app.core.sessions() as s, s.begin():
+        await s.execute(update(Pairing).where(Pairing.household_id == world.households["张小山"])
+                        .values(end_date=date(2026, 11, 1)))
+    villager = Chat(app, "8020")
+    await bind(app, villager, household_id=world.households["张小山"])
+    leader = Chat(app, "8021")
+    await bind(app, leader, person_id=world.leader_id)
+    out = await villager.send(CASE_TEXT)
+    [case] = await _cases(app)
+    assert case.cadre_id is None and case.team_id == world.team_id
+    to_leader = _texts(_to(out, leader))
+    assert "没到账" in to_leader and "抄送" not in to_leader
+    assert "工作队" in villager.last_text
+    await leader.press(leader.button("回复"))
+    back = await leader.send("这周我来核实")
+    assert "这周我来核实" in _texts(_to(back, villager))
