@@ -14,18 +14,24 @@ Every press is re-checked against who may handle the case; state changes are ide
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from bot.core.context import Ctx
+from bot.core.router import STAFF, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
-from bot.dialogs.base import Dialog, Finish, Next, Retry, State
-from bot.handlers.router import STAFF, Router, callback_parts, parse_id
-from bot.i18n import Safe, Translator
+from bot.notices.cases import (
+    actions,
+    age_days,
+    card,
+    leader_of,
+    notify_handed,
+    notify_new,
+    tell_villager,
+    topic_label,
+    villager_name,
+)
 from bot.services import cases as csvc
-from bot.services.households import reachable_accounts
 from bot.services.visits import rules_of
 from bot.store.enums import CaseKind, CaseStatus, Role
-from bot.store.models import Account, Case, Household, Person, PolicyQuestion, Team
+from bot.store.models import Account, Case, Household, Person, PolicyQuestion
 
 router = Router("cases")
 
@@ -33,103 +39,6 @@ LIST_LIMIT = 30
 VILLAGER = frozenset({Role.VILLAGER})
 _FILE_KINDS = {"voice": "v", "photo": "p", "document": "d"}
 _WHAT = {"v": "voice", "p": "photo", "d": "document"}
-
-
-# --------------------------------------------------------------------------- shared rendering
-def topic_label(ctx: Ctx, t: Translator, topic: str) -> str:
-    """A policy topic's title in t's language; "未分类" for none or an unknown id."""
-    engine = ctx.core.services.get("policy")
-    kb = getattr(engine, "kb", None)
-    entry = kb.topics.get(topic) if kb is not None and topic != "none" else None
-    if entry is None:
-        return t("case.topic_none")
-    return str(entry.title.get("en" if t.lang == "en" else "zh") or entry.title["zh"])
-
-
-async def _villager_name(ctx: Ctx, case: Case) -> str:
-    household = await ctx.session.get(Household, case.household_id) if case.household_id else None
-    if household is not None:
-        return household.head_name
-    account = await ctx.session.get(Account, case.account_id) if case.account_id else None
-    return account.display_name if account else ""
-
-
-def _age_days(ctx: Ctx, case: Case) -> int:
-    return (ctx.today - case.created_at.astimezone(ctx.core.clock.tz).date()).days
-
-
-async def _card(ctx: Ctx, t: Translator, case: Case) -> str:
-    """The case as one message in t's language (user text escaped by the translator)."""
-    cadre = await ctx.session.get(Person, case.cadre_id) if case.cadre_id else None
-    household = await ctx.session.get(Household, case.household_id) if case.household_id else None
-    local = case.created_at.astimezone(ctx.core.clock.tz)
-    text = t(
-        "case.card",
-        number=case.id,
-        kind=t(f"case.kind.{case.kind}"),
-        status=t(f"case.status.{case.status}"),
-        topic=topic_label(ctx, t, case.topic),
-        villager=await _villager_name(ctx, case),
-        phone=(household.phone if household and household.phone else "—"),
-        cadre=cadre.name if cadre else "—",
-        date=t("cadre.date_md", m=local.month, d=local.day),
-        age=_age_days(ctx, case),
-        text=case.text or "—",
-    )
-    if case.reply_text:
-        text += "\n" + t("case.card_reply", reply=case.reply_text)
-    return text
-
-
-def _actions(t: Translator, case: Case, role: Role) -> InlineKeyboard | None:
-    if case.status == CaseStatus.RESOLVED.value:
-        return None
-    row = [Button(t("case.btn_reply"), f"cs:rep:{case.id}"), Button(t("case.btn_resolve"), f"cs:res:{case.id}")]
-    if role is Role.CADRE and case.status != CaseStatus.LEADER.value:
-        row.append(Button(t("case.btn_lead"), f"cs:lead:{case.id}"))
-    return InlineKeyboard((tuple(row),))
-
-
-async def _leader_of(ctx: Ctx, case: Case) -> Person | None:
-    team = await ctx.session.get(Team, case.team_id) if case.team_id else None
-    if team is None or team.leader_id is None:
-        return None
-    leader = await ctx.session.get(Person, team.leader_id)
-    return leader if leader is not None and leader.active else None
-
-
-async def _tell_villager(ctx: Ctx, case: Case, key: str, **args: object) -> None:
-    """Every change of a case's status is told to the villager who raised it."""
-    account = await ctx.session.get(Account, case.account_id) if case.account_id else None
-    if account is not None and not account.unreachable:
-        ctx.send_to(account, key, None, number=case.id, **args)
-
-
-async def _notify_new(ctx: Ctx, case: Case) -> int:
-    """Send a new case to the paired cadre (at once; a hardship marked urgent) and copy the team leader."""
-    told = 0
-    leader = await _leader_of(ctx, case)
-    if case.kind == CaseKind.CALLBACK.value:
-        head = "case.new_callback"
-    elif case.hardship:
-        head = "case.new_hardship"
-    else:
-        head = "case.new_case"
-    # The leader's message is marked a copy only when there is a cadre to handle the case.
-    recipients = ((case.cadre_id, Role.CADRE, False), (leader.id if leader else None, Role.LEADER, True))
-    for person_id, role, copy in recipients:
-        if person_id is None or (copy and person_id == case.cadre_id):
-            continue
-        copy = copy and case.cadre_id is not None
-        for account in await reachable_accounts(ctx.session, person_id):
-            t = ctx.core.translator_for(account)
-            lines = [t(head, days=rules_of(ctx.core).cases.first_reply_working_days)]
-            if copy:
-                lines.insert(0, t("case.copy_to_leader"))
-            lines.append(await _card(ctx, t, case))
-            ctx.send_to(account, "cadre.raw", _actions(t, case, role), text=Safe("\n".join(lines)))
-            told += 1
-    return told
 
 
 def _monitoring_self_report(ctx: Ctx, case: Case) -> bool:
@@ -160,7 +69,7 @@ async def open_and_tell(
         ctx.reply("case.already_open", number=case.id)
         return case
     ctx.audit("case.opened", "case", case.id, kind=case.kind, hardship=case.hardship)
-    await _notify_new(ctx, case)
+    await notify_new(ctx, case)
     cadre = await ctx.session.get(Person, case.cadre_id) if case.cadre_id else None
     name = cadre.name if cadre else ctx.t("case.your_team")
     if case.kind == CaseKind.CALLBACK.value:
@@ -192,6 +101,7 @@ async def route_message(ctx: Ctx, kind: str, topic: str, question_id: int, text:
 
 
 # --------------------------------------------------------------------------- voice and pictures
+@router.file(roles=VILLAGER)
 async def on_file(ctx: Ctx) -> None:
     """A villager's voice message, photo or document outside any dialog."""
     ref = ctx.inc.files[0]
@@ -202,7 +112,6 @@ async def on_file(ctx: Ctx) -> None:
     ctx.reply(key, InlineKeyboard(((Button(ctx.t("case.btn_callback"), f"cs:call:{code}:{msg}"),),)))
 
 
-router._add("file", [""], VILLAGER)(on_file)
 
 
 # --------------------------------------------------------------------------- buttons
@@ -261,7 +170,7 @@ async def _load(ctx: Ctx, raw: str) -> Case | None:
 
 async def _staff_action(ctx: Ctx, action: str, case: Case) -> None:
     if action == "open":
-        ctx.reply_text(await _card(ctx, ctx.t, case), _actions(ctx.t, case, ctx.role))
+        ctx.reply_text(await card(ctx, ctx.t, case), actions(ctx.t, case, ctx.role))
         return
     if case.status == CaseStatus.RESOLVED.value:
         ctx.answer_callback("case.already_resolved", number=case.id)
@@ -274,9 +183,9 @@ async def _staff_action(ctx: Ctx, action: str, case: Case) -> None:
         ctx.audit("case.resolved", "case", case.id)
         ctx.answer_callback()
         ctx.reply("case.resolved", number=case.id)
-        await _tell_villager(ctx, case, "case.resolved_to_villager")
+        await tell_villager(ctx, case, "case.resolved_to_villager")
     else:
-        leader = await _leader_of(ctx, case)
+        leader = await leader_of(ctx, case)
         if leader is None:
             ctx.reply("case.no_leader")
             return
@@ -287,49 +196,7 @@ async def _staff_action(ctx: Ctx, action: str, case: Case) -> None:
         ctx.audit("case.to_leader", "case", case.id, to=leader.id)
         ctx.answer_callback()
         ctx.reply("case.handed", number=case.id, leader=leader.name)
-        for account in await reachable_accounts(ctx.session, leader.id):
-            t = ctx.core.translator_for(account)
-            text = t("case.handed_to_you", cadre=ctx.person.name if ctx.person else "") + "\n" + await _card(
-                ctx, t, case
-            )
-            ctx.send_to(account, "cadre.raw", _actions(t, case, Role.LEADER), text=Safe(text))
-        await _tell_villager(ctx, case, "case.with_leader_to_villager", leader=leader.name)
-
-
-class CaseReplyDialog(Dialog):
-    """A cadre or leader writes a reply to the villager of a case."""
-
-    name = "case_reply"
-    roles: ClassVar[frozenset[Role]] = STAFF
-    first_step = "text"
-    title_key = "case.reply_title"
-
-    async def on_start(self, ctx: Ctx, st: State, args: dict[str, Any]) -> str | None:
-        st.set(case_id=int(args["case_id"]))
-        return self.first_step
-
-    async def ask(self, ctx: Ctx, st: State) -> None:
-        ctx.reply("case.ask_reply", st.keyboard(ctx, [], back=False), number=st.data["case_id"])
-
-    async def on_input(self, ctx: Ctx, st: State) -> Next:
-        text = (ctx.inc.text or "").strip()
-        if not text:
-            return Retry("case.ask_reply_retry")
-        limit = ctx.core.settings.max_text_length
-        if len(text) > limit:
-            return Retry("core.text_too_long", {"limit": limit, "length": len(text)})
-        case = await ctx.session.get(Case, st.data["case_id"])
-        person_id = ctx.person.id if ctx.person else None
-        if case is None or not await csvc.can_handle(ctx.session, person_id, ctx.role, case):
-            ctx.reply("core.not_allowed")
-            return Finish()
-        text = csvc.storable_text(text)
-        csvc.record_reply(case, text, ctx.now)
-        ctx.audit("case.replied", "case", case.id)
-        await _tell_villager(ctx, case, "case.reply_to_villager", cadre=ctx.person.name if ctx.person else "",
-                             reply=text)
-        ctx.reply("case.reply_sent", number=case.id)
-        return Finish()
+        await notify_handed(ctx, case, leader)
 
 
 # --------------------------------------------------------------------------- /cases
@@ -347,7 +214,7 @@ async def list_cases(ctx: Ctx) -> None:
         late = case.first_reply_at is None and rules.calendar.add_working_days(
             case.created_at.astimezone(ctx.core.clock.tz).date(), rules.cases.first_reply_working_days
         ) < ctx.today
-        villager = await _villager_name(ctx, case)
+        villager = await villager_name(ctx, case)
         lines.append(
             ctx.t(
                 "case.list_line",
@@ -356,7 +223,7 @@ async def list_cases(ctx: Ctx) -> None:
                 villager=villager,
                 kind=ctx.t(f"case.kind.{case.kind}"),
                 status=ctx.t(f"case.status.{case.status}"),
-                age=_age_days(ctx, case),
+                age=age_days(ctx, case),
             )
         )
         buttons.append((Button(ctx.t("case.btn_open", number=case.id, villager=villager), f"cs:open:{case.id}"),))
