@@ -176,12 +176,17 @@ async def top_topics(
     session: AsyncSession, team_ids: list[int] | None, since: datetime, until: datetime, limit: int = 5
 ) -> list[tuple[str, int, int]]:
     """(topic, questions, answered) villagers of the teams' villages asked most in [since, until);
-    team_ids None: everywhere. Questions no topic was found for are counted under "none"."""
+    team_ids None: everywhere. Messages with no topic (chit-chat among them) are not ranked."""
     answered = func.sum(func.cast(PolicyQuestion.answered, type_=Integer))
     q = (
         select(PolicyQuestion.topic, func.count(PolicyQuestion.id), answered)
         .join(Account, Account.id == PolicyQuestion.account_id)
-        .where(PolicyQuestion.created_at >= since, PolicyQuestion.created_at < until, Account.person_id.is_(None))
+        .where(
+            PolicyQuestion.created_at >= since,
+            PolicyQuestion.created_at < until,
+            PolicyQuestion.topic != "none",
+            Account.person_id.is_(None),
+        )
         .group_by(PolicyQuestion.topic)
         .order_by(func.count(PolicyQuestion.id).desc(), PolicyQuestion.topic)
         .limit(limit)

@@ -182,6 +182,7 @@ async def test_cases_list_buttons_are_checked_and_idempotent(app: App, world: Wo
     await leader.send("/cases")
     assert f"{case.id}｜张大山" in leader.last_text and "0 天" in leader.last_text
     assert "本月群众问得最多" in leader.last_text
+    assert "农村最低生活保障（低保）：1 次，答上 0 次" in leader.last_text  # the case's topic; "none" not ranked
     out = await leader.press(f"cs:res:{case.id}")
     assert "已经办结" in _texts(_to(out, villager)) and "已办结" in leader.last_text
 
