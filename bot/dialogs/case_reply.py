@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Next, Retry, State
 from bot.core.router import STAFF
-from bot.notices.cases import tell_villager
+from bot.notices.cases import CaseReplied
 from bot.services import cases as csvc
 from bot.store.enums import Role
 from bot.store.models import Case
@@ -43,7 +43,6 @@ class CaseReplyDialog(Dialog):
         text = csvc.storable_text(text)
         csvc.record_reply(case, text, ctx.now)
         ctx.audit("case.replied", "case", case.id)
-        await tell_villager(ctx, case, "case.reply_to_villager", cadre=ctx.person.name if ctx.person else "",
-                            reply=text)
+        await ctx.notify(CaseReplied(case, ctx.person.name if ctx.person else "", text))
         ctx.reply("case.reply_sent", number=case.id)
         return Finish()

@@ -18,18 +18,19 @@ from bot.core.context import Ctx
 from bot.core.router import STAFF, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
 from bot.notices.cases import (
+    CaseResolved,
+    CaseWithLeader,
+    HandedToLeader,
+    NewCase,
+    NewCaseToLeader,
     actions,
     age_days,
     card,
     leader_of,
-    notify_handed,
-    notify_new,
-    tell_villager,
     topic_label,
     villager_name,
 )
 from bot.services import cases as csvc
-from bot.services.visits import rules_of
 from bot.store.enums import CaseKind, CaseStatus, Role
 from bot.store.models import Account, Case, Household, Person, PolicyQuestion
 
@@ -41,14 +42,11 @@ _FILE_KINDS = {"voice": "v", "photo": "p", "document": "d"}
 _WHAT = {"v": "voice", "p": "photo", "d": "document"}
 
 
-def _monitoring_self_report(ctx: Ctx, case: Case) -> bool:
-    """HOOK for the monitoring issue: offer the villager the hardship self-report (防返贫监测 自主申报).
-
-    When that feature exists it registers a service `ctx.core.services["monitoring"]` with
-    `offer_self_report(ctx, case) -> bool`; until then the hardship stays a case marked hardship."""
-    monitoring = ctx.core.services.get("monitoring")
-    offer = getattr(monitoring, "offer_self_report", None)
-    return bool(offer(ctx, case)) if callable(offer) else False
+def offer_hardship_self_report(ctx: Ctx, case: Case) -> bool:
+    """HOOK for the monitoring issue: offer the villager the hardship self-report (防返贫监测 自主申报) and
+    return True. That report does not exist yet, so a hardship stays a case marked hardship (the cadre
+    has been alerted already). Replace this body when it lands; nothing else needs to change."""
+    return False
 
 
 async def open_and_tell(
@@ -69,16 +67,17 @@ async def open_and_tell(
         ctx.reply("case.already_open", number=case.id)
         return case
     ctx.audit("case.opened", "case", case.id, kind=case.kind, hardship=case.hardship)
-    await notify_new(ctx, case)
+    await ctx.notify(NewCase(case))
+    await ctx.notify(NewCaseToLeader(case))
     cadre = await ctx.session.get(Person, case.cadre_id) if case.cadre_id else None
     name = cadre.name if cadre else ctx.t("case.your_team")
     if case.kind == CaseKind.CALLBACK.value:
         ctx.reply("case.opened_callback", number=case.id, cadre=name)
     elif case.hardship:
         ctx.reply("case.opened_hardship", number=case.id, cadre=name)
-        _monitoring_self_report(ctx, case)
+        offer_hardship_self_report(ctx, case)
     else:
-        ctx.reply("case.opened", number=case.id, cadre=name, days=rules_of(ctx.core).cases.first_reply_working_days)
+        ctx.reply("case.opened", number=case.id, cadre=name, days=ctx.core.services.rules.cases.first_reply_working_days)
     return case
 
 
@@ -183,7 +182,7 @@ async def _staff_action(ctx: Ctx, action: str, case: Case) -> None:
         ctx.audit("case.resolved", "case", case.id)
         ctx.answer_callback()
         ctx.reply("case.resolved", number=case.id)
-        await tell_villager(ctx, case, "case.resolved_to_villager")
+        await ctx.notify(CaseResolved(case))
     else:
         leader = await leader_of(ctx, case)
         if leader is None:
@@ -196,14 +195,15 @@ async def _staff_action(ctx: Ctx, action: str, case: Case) -> None:
         ctx.audit("case.to_leader", "case", case.id, to=leader.id)
         ctx.answer_callback()
         ctx.reply("case.handed", number=case.id, leader=leader.name)
-        await notify_handed(ctx, case, leader)
+        await ctx.notify(HandedToLeader(case, leader, ctx.person.name if ctx.person else ""))
+        await ctx.notify(CaseWithLeader(case, leader.name))
 
 
 # --------------------------------------------------------------------------- /cases
 @router.command("cases", roles=STAFF)
 async def list_cases(ctx: Ctx) -> None:
     assert ctx.person is not None
-    rules = rules_of(ctx.core)
+    rules = ctx.core.services.rules
     cases = await csvc.open_cases_for(ctx.session, ctx.person.id, ctx.role, limit=LIST_LIMIT)
     questions = await csvc.waiting_questions(ctx.session, ctx.person.id, limit=LIST_LIMIT)
     lines: list[str] = []

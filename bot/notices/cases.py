@@ -1,21 +1,23 @@
-"""Notices about a villager's case: a new one to the paired cadre (a hardship marked urgent) with a copy
-to the team leader, a hand-over to the leader, and every change of status to the villager who raised it.
+"""Notices about a villager's case: a new one to the paired cadre (a hardship marked urgent) and to the
+team leader, a hand-over to the leader, and every change of status to the villager who raised it.
 `card` and `actions` are also the cadre's and leader's own view of one case (/cases)."""
 
 from __future__ import annotations
 
-from bot.core.context import Ctx
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.core.context import Ctx, Rendered
 from bot.core.types import Button, InlineKeyboard
 from bot.i18n import Safe, Translator
 from bot.services.households import reachable_accounts
-from bot.services.visits import rules_of
 from bot.store.enums import CaseKind, CaseStatus, Role
 from bot.store.models import Account, Case, Household, Person, Team
 
 
 def topic_label(ctx: Ctx, t: Translator, topic: str) -> str:
     """A policy topic's title in t's language; "未分类" for none or an unknown id."""
-    engine = ctx.core.services.get("policy")
+    engine = ctx.core.services.policy
     kb = getattr(engine, "kb", None)
     entry = kb.topics.get(topic) if kb is not None and topic != "none" else None
     if entry is None:
@@ -78,46 +80,106 @@ async def leader_of(ctx: Ctx, case: Case) -> Person | None:
     return leader if leader is not None and leader.active else None
 
 
-async def tell_villager(ctx: Ctx, case: Case, key: str, **args: object) -> None:
-    """Every change of a case's status is told to the villager who raised it."""
+async def _villager_accounts(ctx: Ctx, case: Case) -> list[Account]:
     account = await ctx.session.get(Account, case.account_id) if case.account_id else None
-    if account is not None and not account.unreachable:
-        ctx.send_to(account, key, None, number=case.id, **args)
+    return [account] if account is not None and not account.unreachable else []
 
 
-async def notify_new(ctx: Ctx, case: Case) -> int:
-    """Send a new case to the paired cadre at once (a hardship marked urgent) and copy the team leader;
-    returns how many accounts were told."""
-    told = 0
-    leader = await leader_of(ctx, case)
+def _head_key(case: Case) -> str:
     if case.kind == CaseKind.CALLBACK.value:
-        head = "case.new_callback"
-    elif case.hardship:
-        head = "case.new_hardship"
-    else:
-        head = "case.new_case"
-    days = rules_of(ctx.core).cases.first_reply_working_days
-    # The leader's message is marked a copy only when there is a cadre to handle the case.
-    recipients = ((case.cadre_id, Role.CADRE, False), (leader.id if leader else None, Role.LEADER, True))
-    for person_id, role, copy in recipients:
-        if person_id is None or (copy and person_id == case.cadre_id):
-            continue
-        copy = copy and case.cadre_id is not None
-        for account in await reachable_accounts(ctx.session, person_id):
-            t = ctx.core.translator_for(account)
-            lines = [t(head, days=days)]
-            if copy:
-                lines.insert(0, t("case.copy_to_leader"))
-            lines.append(await card(ctx, t, case))
-            ctx.send_to(account, "cadre.raw", actions(t, case, role), text=Safe("\n".join(lines)))
-            told += 1
-    return told
+        return "case.new_callback"
+    return "case.new_hardship" if case.hardship else "case.new_case"
 
 
-async def notify_handed(ctx: Ctx, case: Case, leader: Person) -> None:
-    """A cadre handed the case to the leader: the leader gets it with buttons, the villager is told."""
-    for account in await reachable_accounts(ctx.session, leader.id):
-        t = ctx.core.translator_for(account)
-        text = t("case.handed_to_you", cadre=ctx.person.name if ctx.person else "") + "\n" + await card(ctx, t, case)
-        ctx.send_to(account, "cadre.raw", actions(t, case, Role.LEADER), text=Safe(text))
-    await tell_villager(ctx, case, "case.with_leader_to_villager", leader=leader.name)
+@dataclass(frozen=True)
+class NewCase:
+    """A new case, to the paired cadre at once (a hardship marked urgent), with reply / resolve / hand-over
+    buttons."""
+
+    case: Case
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        return await reachable_accounts(ctx.session, self.case.cadre_id) if self.case.cadre_id else []
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        head = t(_head_key(self.case), days=ctx.core.services.rules.cases.first_reply_working_days)
+        text = head + "\n" + await card(ctx, t, self.case)
+        return Rendered(t("cadre.raw", text=Safe(text)), actions(t, self.case, Role.CADRE))
+
+
+@dataclass(frozen=True)
+class NewCaseToLeader:
+    """The same case to the team leader: a copy when a cadre has it, the case itself when none does."""
+
+    case: Case
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        leader = await leader_of(ctx, self.case)
+        if leader is None or leader.id == self.case.cadre_id:
+            return []
+        return await reachable_accounts(ctx.session, leader.id)
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        lines = [t(_head_key(self.case), days=ctx.core.services.rules.cases.first_reply_working_days)]
+        if self.case.cadre_id is not None:
+            lines.insert(0, t("case.copy_to_leader"))
+        lines.append(await card(ctx, t, self.case))
+        return Rendered(t("cadre.raw", text=Safe("\n".join(lines))), actions(t, self.case, Role.LEADER))
+
+
+@dataclass(frozen=True)
+class HandedToLeader:
+    """A cadre handed the case to the team leader, who gets it with buttons."""
+
+    case: Case
+    leader: Person
+    cadre: str
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        return await reachable_accounts(ctx.session, self.leader.id)
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        text = t("case.handed_to_you", cadre=self.cadre) + "\n" + await card(ctx, t, self.case)
+        return Rendered(t("cadre.raw", text=Safe(text)), actions(t, self.case, Role.LEADER))
+
+
+@dataclass(frozen=True)
+class CaseReplied:
+    """To the villager: the cadre's (or leader's) reply to their case."""
+
+    case: Case
+    cadre: str
+    reply: str
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        return await _villager_accounts(ctx, self.case)
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        return Rendered(t("case.reply_to_villager", number=self.case.id, cadre=self.cadre, reply=self.reply))
+
+
+@dataclass(frozen=True)
+class CaseWithLeader:
+    """To the villager: their case is now with the team leader."""
+
+    case: Case
+    leader: str
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        return await _villager_accounts(ctx, self.case)
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        return Rendered(t("case.with_leader_to_villager", number=self.case.id, leader=self.leader))
+
+
+@dataclass(frozen=True)
+class CaseResolved:
+    """To the villager: their case is resolved."""
+
+    case: Case
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        return await _villager_accounts(ctx, self.case)
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        return Rendered(t("case.resolved_to_villager", number=self.case.id))

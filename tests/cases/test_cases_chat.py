@@ -230,3 +230,17 @@ async def test_household_without_cadre_goes_to_the_leader(app: App, world: World
     await leader.press(leader.button("回复"))
     back = await leader.send("这周我来核实")
     assert "这周我来核实" in _texts(_to(back, villager))
+
+
+async def test_each_person_is_told_in_their_own_language(app: App, world: World) -> None:
+    from sqlalchemy import update
+
+    from bot.store.models import Account
+
+    villager, cadre, leader = await _people(app, world)
+    async with app.core.sessions() as s, s.begin():
+        await s.execute(update(Account).where(Account.chat_id == leader.user_id).values(language="en"))
+    out = await villager.send(CASE_TEXT)
+    to_leader = _texts(_to(out, leader))
+    assert "(copy to the team leader)" in to_leader and "没到账" in to_leader  # the villager's words stay
+    assert "个人事项" in _texts(_to(out, cadre)) and "编号" in villager.last_text
