@@ -37,7 +37,6 @@ from bot.store.models import Account, Case, Household, Person, PolicyQuestion
 router = Router("cases")
 
 LIST_LIMIT = 30
-VILLAGER = frozenset({Role.VILLAGER})
 _FILE_KINDS = {"voice": "v", "photo": "p", "document": "d"}
 _WHAT = {"v": "voice", "p": "photo", "d": "document"}
 
@@ -100,9 +99,9 @@ async def route_message(ctx: Ctx, kind: str, topic: str, question_id: int, text:
 
 
 # --------------------------------------------------------------------------- voice and pictures
-@router.file(roles=VILLAGER)
-async def on_file(ctx: Ctx) -> None:
-    """A villager's voice message, photo or document outside any dialog."""
+def reply_to_file(ctx: Ctx) -> None:
+    """A villager's voice message, photo or document outside any dialog (routed by the policy handler, which
+    first answers a caption): say honestly it cannot be understood yet, and offer a call-back."""
     ref = ctx.inc.files[0]
     code = _FILE_KINDS.get(ref.kind, "d")
     # The message id ties the button to this message: one case per message, however often it is pressed.

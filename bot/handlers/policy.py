@@ -11,7 +11,7 @@ from sqlalchemy import Table, bindparam, insert, select
 from bot.core.context import Ctx
 from bot.core.router import EVERYONE, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
-from bot.handlers.cases import route_message
+from bot.handlers.cases import reply_to_file, route_message
 from bot.notices.policy import QuestionForwarded
 from bot.services.cases import storable_text
 from bot.services.people import cadre_for_household, leader_for_village
@@ -177,6 +177,15 @@ async def _start_reply(ctx: Ctx, raw_id: str | None) -> None:
         ctx.reply("core.not_allowed")
         return
     await ctx.core.start_dialog(ctx, "policy_reply", {"question_id": question.id}, fresh=True)
+
+
+@router.file(roles={Role.VILLAGER})
+async def villager_file(ctx: Ctx) -> None:
+    """A villager's voice message, photo or document: a caption is read like typed text first; the file
+    itself cannot be understood yet, so the villager is offered a call-back from their cadre."""
+    if (ctx.inc.text or "").strip():
+        await answer_question(ctx, ctx.inc.text or "")
+    reply_to_file(ctx)
 
 
 @router.text(roles=EVERYONE)

@@ -105,7 +105,6 @@ class CaseKind(StrEnum):
     HARDSHIP = "hardship"  # illness costs, disaster, lost income, a death or disability
     OTHER = "other"  # out of scope, passed on at the villager's request
     CALLBACK = "callback"  # a voice message or a picture: "please call me back"
-    QUESTION = "question"  # a policy question the parser declined, passed on
 
 
 class CaseStatus(StrEnum):

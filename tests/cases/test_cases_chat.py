@@ -138,9 +138,13 @@ async def test_voice_gets_the_call_back_button(app: App, world: World) -> None:
     assert case.kind == "callback" and case.cadre_id == world.cadre_ids[0]
     to_cadre = _texts(_to(out, cadre))
     assert "回电话" in to_cadre and "13800000001" in to_cadre
-    # A photo says it cannot read pictures; the next text message is a question again.
+    # A photo says it cannot read pictures; a caption is read like typed text, before that note.
     await villager.photo("PHOTO1")
     assert "看不懂图片" in villager.last_text
+    out = await villager._go(files=(FileRef(file_id="PHOTO2", unique_id="P2u"),), text="住院能报销多少",
+                             message_id="78")
+    assert [r.chat_id for r in out] == [villager.user_id] * 2
+    assert "住院" in (out[0].text or "") and "看不懂图片" in (out[1].text or "")
     await villager.send("住院能报销多少")
     assert "住院" in villager.last_text and len(await _cases(app)) == 1
 
