@@ -28,11 +28,10 @@ from bot.notices.cases import (
     card,
     leader_of,
     topic_label,
-    villager_name,
 )
 from bot.services import cases as csvc
 from bot.store.enums import CaseKind, CaseStatus, Role
-from bot.store.models import Account, Case, Household, Person, PolicyQuestion
+from bot.store.models import Case, Person, PolicyQuestion
 
 router = Router("cases")
 
@@ -209,11 +208,10 @@ async def list_cases(ctx: Ctx) -> None:
     buttons: list[tuple[Button, ...]] = []
     if cases:
         lines.append(ctx.t("case.list_head", n=len(cases)))
-    for case in cases:
+    for case, villager in cases:
         late = case.first_reply_at is None and rules.calendar.add_working_days(
             case.created_at.astimezone(ctx.core.clock.tz).date(), rules.cases.first_reply_working_days
         ) < ctx.today
-        villager = await villager_name(ctx, case)
         lines.append(
             ctx.t(
                 "case.list_line",
@@ -228,12 +226,7 @@ async def list_cases(ctx: Ctx) -> None:
         buttons.append((Button(ctx.t("case.btn_open", number=case.id, villager=villager), f"cs:open:{case.id}"),))
     if questions:
         lines.append(ctx.t("case.questions_head", n=len(questions)))
-    for q in questions:
-        account = await ctx.session.get(Account, q.account_id) if q.account_id else None
-        household = (
-            await ctx.session.get(Household, account.household_id) if account and account.household_id else None
-        )
-        villager = household.head_name if household else (account.display_name if account else "")
+    for q, villager in questions:
         age = (ctx.today - q.created_at.astimezone(ctx.core.clock.tz).date()).days
         lines.append(ctx.t("case.question_line", villager=villager, text=_short(q.text), age=age))
         buttons.append((Button(ctx.t("case.btn_answer", villager=villager), f"pq:reply:{q.id}"),))

@@ -49,7 +49,7 @@ async def card(ctx: Ctx, t: Translator, case: Case) -> str:
         kind=t(f"case.kind.{case.kind}"),
         status=t(f"case.status.{case.status}"),
         topic=topic_label(ctx, t, case.topic),
-        villager=await villager_name(ctx, case),
+        villager=household.head_name if household is not None else await villager_name(ctx, case),
         phone=(household.phone if household and household.phone else "—"),
         cadre=cadre.name if cadre else "—",
         date=t("cadre.date_md", m=local.month, d=local.day),

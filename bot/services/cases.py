@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Integer, func, or_, select
@@ -139,9 +140,22 @@ async def led_team_ids(session: AsyncSession, person_id: int) -> list[int]:
     return list((await session.execute(q)).scalars())
 
 
-async def open_cases_for(session: AsyncSession, person_id: int, role: Role, limit: int = 50) -> list[Case]:
-    """Unresolved cases the person handles, oldest first: a cadre's paired households; a leader's teams."""
-    q = select(Case).where(Case.status != CaseStatus.RESOLVED.value)
+def _villager() -> Any:
+    """The villager's name: the household head, else the chat account's display name."""
+    return func.coalesce(Household.head_name, Account.display_name, "")
+
+
+async def open_cases_for(
+    session: AsyncSession, person_id: int, role: Role, limit: int = 50
+) -> list[tuple[Case, str]]:
+    """Unresolved cases the person handles, hardships first, then oldest: a cadre's paired households; a
+    leader's teams. Each with the villager's name (one query for the list)."""
+    q = (
+        select(Case, _villager())
+        .outerjoin(Household, Household.id == Case.household_id)
+        .outerjoin(Account, Account.id == Case.account_id)
+        .where(Case.status != CaseStatus.RESOLVED.value)
+    )
     if role is not Role.ADMIN:
         paired = select(Pairing.household_id).where(Pairing.cadre_id == person_id, Pairing.end_date.is_(None))
         scope: ColumnElement[bool] = Case.household_id.in_(paired)
@@ -151,18 +165,22 @@ async def open_cases_for(session: AsyncSession, person_id: int, role: Role, limi
                 scope = or_(scope, Case.team_id.in_(teams))
         q = q.where(scope)
     q = q.order_by(Case.hardship.desc(), Case.created_at, Case.id).limit(limit)
-    return list((await session.execute(q)).scalars())
+    return [(c, str(name)) for c, name in (await session.execute(q)).all()]
 
 
-async def waiting_questions(session: AsyncSession, person_id: int, limit: int = 30) -> list[PolicyQuestion]:
-    """Questions forwarded to the person that have no reply yet, oldest first."""
+async def waiting_questions(
+    session: AsyncSession, person_id: int, limit: int = 30
+) -> list[tuple[PolicyQuestion, str]]:
+    """Questions forwarded to the person that have no reply yet, oldest first, with the villager's name."""
     q = (
-        select(PolicyQuestion)
+        select(PolicyQuestion, _villager())
+        .outerjoin(Account, Account.id == PolicyQuestion.account_id)
+        .outerjoin(Household, Household.id == Account.household_id)
         .where(PolicyQuestion.forwarded_to_id == person_id, PolicyQuestion.replied_at.is_(None))
         .order_by(PolicyQuestion.created_at, PolicyQuestion.id)
         .limit(limit)
     )
-    return list((await session.execute(q)).scalars())
+    return [(pq, str(name)) for pq, name in (await session.execute(q)).all()]
 
 
 def month_bounds(today: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
