@@ -8,14 +8,15 @@
 - /cases for staff: open cases and forwarded questions waiting for a reply, with reply, resolve and hand
   to the leader; leaders also see their team's cases with their age and the topics asked most this month.
 
-Buttons: cs:pass:<question id>, cs:call:<v|p|d>:<message id>, cs:open|rep|res|lead:<case id>.
+Buttons (bot/buttons.py): CASE_PASS / CASE_KEEP, CASE_CALL, CASE_OPEN / REPLY / RESOLVE / TO_LEADER.
 Every press is re-checked against who may handle the case; state changes are idempotent.
 """
 
 from __future__ import annotations
 
+from bot.buttons import CASE_CALL, CASE_KEEP, CASE_OPEN, CASE_PASS, CASE_REPLY, CASE_RESOLVE, CASE_TO_LEADER
 from bot.core.context import Ctx
-from bot.core.router import STAFF, Router, callback_parts, parse_id
+from bot.core.router import STAFF, Router
 from bot.core.types import Button, InlineKeyboard
 from bot.notices.cases import (
     CaseResolved,
@@ -87,8 +88,8 @@ async def route_message(ctx: Ctx, kind: str, topic: str, question_id: int, text:
             "case.other",
             InlineKeyboard(
                 (
-                    (Button(ctx.t("case.btn_pass"), f"cs:pass:{question_id}"),),
-                    (Button(ctx.t("case.btn_no"), "cs:no"),),
+                    (Button(ctx.t("case.btn_pass"), CASE_PASS.pack(question_id)),),
+                    (Button(ctx.t("case.btn_no"), CASE_KEEP.pack()),),
                 )
             ),
         )
@@ -104,42 +105,48 @@ def reply_to_file(ctx: Ctx) -> None:
     ref = ctx.inc.files[0]
     code = _FILE_KINDS.get(ref.kind, "d")
     # The message id ties the button to this message: one case per message, however often it is pressed.
-    msg = ctx.inc.message_id if (ctx.inc.message_id or "").isdigit() else str(int(ctx.now.timestamp()))
+    raw = ctx.inc.message_id or ""
+    msg = int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 10**18 else int(ctx.now.timestamp())
     key = "case.voice_reply" if code == "v" else "case.picture_reply"
-    ctx.reply(key, InlineKeyboard(((Button(ctx.t("case.btn_callback"), f"cs:call:{code}:{msg}"),),)))
+    ctx.reply(key, InlineKeyboard(((Button(ctx.t("case.btn_callback"), CASE_CALL.pack(code, msg)),),)))
 
 
 
 
 # --------------------------------------------------------------------------- buttons
-@router.callback("cs")
+_STAFF_ACTIONS = {"open": CASE_OPEN, "rep": CASE_REPLY, "res": CASE_RESOLVE, "lead": CASE_TO_LEADER}
+
+
+@router.callback(CASE_OPEN.prefix)
 async def on_button(ctx: Ctx) -> None:
-    parts = callback_parts(ctx)
-    action = parts[1] if len(parts) > 1 else ""
-    if action == "no":
+    data = ctx.inc.callback_data
+    if CASE_KEEP.parse(data) is not None:
         ctx.answer_callback()
         ctx.reply("case.not_passed")
-    elif action == "pass" and len(parts) == 3:
-        await _pass_on(ctx, parts[2])
-    elif action == "call" and len(parts) == 4 and parts[2] in _WHAT and parts[3].isdigit() and len(parts[3]) <= 18:
-        what = ctx.t(f"case.what.{_WHAT[parts[2]]}")
-        await open_and_tell(ctx, CaseKind.CALLBACK, f"call:{ctx.account.id}:{parts[3]}", what)
-    elif action in ("open", "rep", "res", "lead") and len(parts) == 3:
-        if ctx.role not in STAFF:
-            _refuse(ctx, parse_id(parts[2]))
+        return
+    if (passed := CASE_PASS.parse(data)) is not None:
+        await _pass_on(ctx, passed[0])
+        return
+    if (call := CASE_CALL.parse(data)) is not None:
+        what = ctx.t(f"case.what.{_WHAT[call[0]]}")
+        await open_and_tell(ctx, CaseKind.CALLBACK, f"call:{ctx.account.id}:{call[1]}", what)
+        return
+    for action, button in _STAFF_ACTIONS.items():
+        if (pressed := button.parse(data)) is not None:
+            if ctx.role not in STAFF:
+                _refuse(ctx, pressed[0])
+                return
+            case = await _load(ctx, pressed[0])
+            if case is not None:
+                await _staff_action(ctx, action, case)
             return
-        case = await _load(ctx, parts[2])
-        if case is not None:
-            await _staff_action(ctx, action, case)
-    else:
-        ctx.answer_callback("core.button_expired")
-        ctx.reply("core.button_expired")
+    ctx.answer_callback("core.button_expired")
+    ctx.reply("core.button_expired")
 
 
-async def _pass_on(ctx: Ctx, raw: str) -> None:
+async def _pass_on(ctx: Ctx, qid: int) -> None:
     """The villager asks to pass an out-of-scope matter on: it becomes a case (once)."""
-    qid = parse_id(raw)
-    question = await ctx.session.get(PolicyQuestion, qid) if qid else None
+    question = await ctx.session.get(PolicyQuestion, qid)
     if question is None or question.account_id != ctx.account.id:
         ctx.answer_callback("core.button_expired")
         ctx.reply("core.button_expired")
@@ -154,10 +161,9 @@ def _refuse(ctx: Ctx, case_id: int | None) -> None:
     ctx.reply("core.not_allowed")
 
 
-async def _load(ctx: Ctx, raw: str) -> Case | None:
+async def _load(ctx: Ctx, cid: int) -> Case | None:
     """The case if the speaker may handle it; otherwise a polite refusal and an audit row."""
-    cid = parse_id(raw)
-    case = await ctx.session.get(Case, cid) if cid else None
+    case = await ctx.session.get(Case, cid)
     person_id = ctx.person.id if ctx.person else None
     if case is None or not await csvc.can_handle(ctx.session, person_id, ctx.role, case):
         _refuse(ctx, cid)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.buttons import CASE_REPLY, CASE_RESOLVE, CASE_TO_LEADER
 from bot.core.context import Ctx, Rendered
 from bot.core.types import Button, InlineKeyboard
 from bot.i18n import Safe, Translator
@@ -65,9 +66,9 @@ def actions(t: Translator, case: Case, role: Role) -> InlineKeyboard | None:
     """Reply and resolve; a cadre may also hand the case to the leader."""
     if case.status == CaseStatus.RESOLVED.value:
         return None
-    row = [Button(t("case.btn_reply"), f"cs:rep:{case.id}"), Button(t("case.btn_resolve"), f"cs:res:{case.id}")]
+    row = [Button(t("case.btn_reply"), CASE_REPLY.pack(case.id)), Button(t("case.btn_resolve"), CASE_RESOLVE.pack(case.id))]
     if role is Role.CADRE and case.status != CaseStatus.LEADER.value:
-        row.append(Button(t("case.btn_lead"), f"cs:lead:{case.id}"))
+        row.append(Button(t("case.btn_lead"), CASE_TO_LEADER.pack(case.id)))
     return InlineKeyboard((tuple(row),))
 
 

@@ -166,9 +166,11 @@ async def test_cases_list_buttons_are_checked_and_idempotent(app: App, world: Wo
     await bind(app, other, person_id=world.cadre_ids[1])  # 李红梅: not paired with 张大山
     await other.send("/cases")
     assert "没有待处理" in other.last_text
-    for data in (f"cs:res:{case.id}", f"cs:open:{case.id}", "cs:res:99999999", "cs:lead:abc"):
+    for data in (f"cs:res:{case.id}", f"cs:open:{case.id}", "cs:res:99999999", f"cs:lead:{case.id}"):
         await other.press(data)
         assert "没有权限" in other.last_text
+    await other.press("cs:lead:abc")  # malformed: not even a case id
+    assert "失效" in other.last_text
     await villager.press(f"cs:res:{case.id}")
     assert "没有权限" in villager.last_text
     async with app.core.sessions() as s:
