@@ -14,11 +14,14 @@ Every press is re-checked against who may handle the case; state changes are ide
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.buttons import CASE_CALL, CASE_KEEP, CASE_OPEN, CASE_PASS, CASE_REPLY, CASE_RESOLVE, CASE_TO_LEADER
 from bot.core.context import Ctx
 from bot.core.router import STAFF, Router
 from bot.core.types import Button, InlineKeyboard
 from bot.notices.cases import (
+    CaseAdded,
     CaseResolved,
     CaseWithLeader,
     HandedToLeader,
@@ -37,6 +40,7 @@ from bot.store.models import Case, Person, PolicyQuestion
 router = Router("cases")
 
 LIST_LIMIT = 30
+SAME_SITTING_MINUTES = 30  # a case message this soon after an open case adds to it
 _FILE_KINDS = {"voice": "v", "photo": "p", "document": "d"}
 _WHAT = {"v": "voice", "p": "photo", "d": "document"}
 
@@ -94,8 +98,24 @@ async def route_message(ctx: Ctx, kind: str, topic: str, question_id: int, text:
             ),
         )
     else:
+        since = ctx.now - timedelta(minutes=SAME_SITTING_MINUTES)
+        open_case = await csvc.recent_open_case(ctx.session, ctx.account.id, since)
+        if open_case is not None:
+            await _add_to(ctx, open_case, text, kind == "hardship", topic)
+            return
         case_kind = CaseKind.HARDSHIP if kind == "hardship" else CaseKind.CASE
         await open_and_tell(ctx, case_kind, f"q{question_id}", text, topic=topic, question_id=question_id)
+
+
+async def _add_to(ctx: Ctx, case: Case, text: str, hardship: bool, topic: str) -> None:
+    """A further message in the same sitting (villagers write a matter in several short lines): added to
+    the open case; the cadre is told what was added, at once and urgently if it revealed a hardship."""
+    became_hardship = csvc.add_to(case, text, hardship, topic, ctx.now)
+    ctx.audit("case.added", "case", case.id, hardship=became_hardship)
+    await ctx.notify(CaseAdded(case, csvc.storable_text(text), became_hardship))
+    ctx.reply("case.added", number=case.id)
+    if became_hardship:
+        offer_hardship_self_report(ctx, case)
 
 
 # --------------------------------------------------------------------------- voice and pictures

@@ -129,6 +129,31 @@ class NewCaseToLeader:
 
 
 @dataclass(frozen=True)
+class CaseAdded:
+    """The villager added to their open case: the cadre (and the leader) get the addition; a hardship it
+    revealed is marked urgent."""
+
+    case: Case
+    added: str
+    became_hardship: bool
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        people = [self.case.cadre_id]
+        leader = await leader_of(ctx, self.case)
+        if leader is not None and leader.id != self.case.cadre_id:
+            people.append(leader.id)
+        accounts: list[Account] = []
+        for pid in people:
+            if pid is not None:
+                accounts += await reachable_accounts(ctx.session, pid)
+        return accounts
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        key = "case.added_hardship_to_staff" if self.became_hardship else "case.added_to_staff"
+        return Rendered(t(key, number=self.case.id, villager=await villager_name(ctx, self.case), text=self.added))
+
+
+@dataclass(frozen=True)
 class HandedToLeader:
     """A cadre handed the case to the team leader, who gets it with buttons."""
 

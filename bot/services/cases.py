@@ -105,6 +105,35 @@ async def can_handle(session: AsyncSession, person_id: int | None, role: Role, c
     return await can_see_household(session, person, household)
 
 
+async def recent_open_case(session: AsyncSession, account_id: int, since: datetime) -> Case | None:
+    """The villager's case (not a call-back) opened since `since` and still waiting for its first reply:
+    further messages in one sitting add to it instead of opening more cases."""
+    q = (
+        select(Case)
+        .where(
+            Case.account_id == account_id,
+            Case.created_at >= since,
+            Case.status == CaseStatus.OPEN.value,
+            Case.kind != CaseKind.CALLBACK.value,
+        )
+        .order_by(Case.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(q)).scalar_one_or_none()
+
+
+def add_to(case: Case, text: str, hardship: bool, topic: str, now: datetime) -> bool:
+    """Append a further message to an open case; True when it turned the case into a hardship."""
+    case.text = (case.text + "\n" + storable_text(text)).strip()
+    if case.topic == "none" and topic:
+        case.topic = topic
+    case.updated_at = now
+    if hardship and not case.hardship:
+        case.hardship = True
+        return True
+    return False
+
+
 def record_reply(case: Case, text: str, now: datetime) -> None:
     """The cadre (or leader) answered the villager; the case stays open until resolved."""
     case.reply_text = text

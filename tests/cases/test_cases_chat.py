@@ -250,3 +250,17 @@ async def test_each_person_is_told_in_their_own_language(app: App, world: World)
     to_leader = _texts(_to(out, leader))
     assert "(copy to the team leader)" in to_leader and "没到账" in to_leader  # the villager's words stay
     assert "个人事项" in _texts(_to(out, cadre)) and "编号" in villager.last_text
+
+
+async def test_further_lines_in_one_sitting_add_to_the_open_case(app: App, world: World) -> None:
+    villager, cadre, leader = await _people(app, world)
+    await villager.send(CASE_TEXT)
+    out = await villager.send("是不是弄错了？")
+    [case] = await _cases(app)
+    assert "弄错了" in case.text and f"<b>{case.id}</b>" in villager.last_text and "补充" in villager.last_text
+    assert "补充" in _texts(_to(out, cadre)) and _to(out, leader)
+    # A hardship revealed later turns the same case into a hardship and alerts the cadre urgently.
+    out = await villager.send(HARDSHIP_TEXT)
+    [case] = await _cases(app)
+    assert case.hardship and "付不起" in case.text
+    assert "⚠️" in _texts(_to(out, cadre))
