@@ -24,7 +24,7 @@ from bot.policy.kb import (
 )
 from bot.policy.matcher import TopicMatcher
 from bot.policy.messages import Messages
-from bot.policy.ngram import KINDS, MODEL_FILE, NgramModel, prepare
+from bot.policy.ngram import MODEL_FILE, NgramModel, prepare
 from bot.policy.text import Normalizer
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ NG_VETO = 0.8  # the n-gram model says "no policy topic" this strongly over a ke
 VETO_BELOW = 3.0  # ...unless the keyword parser's score is at least this (a formal name, or two words)
 NG_ALONE = 0.75  # the keyword parser found nothing and the n-gram model is this sure: answer
 NG_CLARIFY = 0.45  # ...this sure: ask, with its best topics as buttons (one topic: "您问的是…吗？")
-NG_WEAK = 0.5  # the keyword parser has only a hint (score ≥ 1) for the n-gram model's topic, this sure: answer
+NG_WEAK = (
+    0.5  # the keyword parser has only a hint (score ≥ 1) for the n-gram model's topic, this sure: answer
+)
 NG_TAG = 0.4  # a case or hardship is tagged with the n-gram model's topic from this probability
 KIND_MIN = 0.55  # a non-question kind needs this probability to override a policy answer
 CHAT_MAX_LEN = 12  # chit-chat is short
@@ -55,14 +57,64 @@ ASPECTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("where", ("哪里", "哪个部门", "找谁", "去哪", "在哪", "哪儿", "找哪", "什么地方", "哪个单位", "电话")),
     ("when", ("什么时候", "啥时候", "几月", "哪天", "多久", "截止", "时间", "几号", "好久")),
     ("amount", ("多少", "几多", "好多", "标准", "比例", "几个钱", "补几", "给几", "百分之", "金额", "钱")),
-    ("how", ("怎么申请", "如何申请", "咋申请", "怎么办理", "怎么办", "咋办", "流程", "怎么弄", "咋弄", "步骤", "怎么交", "咋交", "怎么报", "咋报", "申请")),
-    ("who", ("条件", "能不能", "能否", "可以", "符合", "够不够", "能办", "能吃", "能领", "能享受", "有没有", "谁能")),
+    (
+        "how",
+        (
+            "怎么申请",
+            "如何申请",
+            "咋申请",
+            "怎么办理",
+            "怎么办",
+            "咋办",
+            "流程",
+            "怎么弄",
+            "咋弄",
+            "步骤",
+            "怎么交",
+            "咋交",
+            "怎么报",
+            "咋报",
+            "申请",
+        ),
+    ),
+    (
+        "who",
+        (
+            "条件",
+            "能不能",
+            "能否",
+            "可以",
+            "符合",
+            "够不够",
+            "能办",
+            "能吃",
+            "能领",
+            "能享受",
+            "有没有",
+            "谁能",
+        ),
+    ),
 )
 # Words in the label of an answer's bullet ("· 要带：…") that show which aspect it covers.
 BULLET_ASPECTS: dict[str, tuple[str, ...]] = {
     "docs": ("要带", "材料", "资料", "带上", "准备"),
     "when": ("时间", "什么时候", "截止", "期限", "何时"),
-    "amount": ("多少", "标准", "比例", "补助", "金额", "起付", "封顶", "报销", "交", "发", "贷", "补", "额度", "利息"),
+    "amount": (
+        "多少",
+        "标准",
+        "比例",
+        "补助",
+        "金额",
+        "起付",
+        "封顶",
+        "报销",
+        "交",
+        "发",
+        "贷",
+        "补",
+        "额度",
+        "利息",
+    ),
     "how": ("流程", "怎么", "申请", "步骤", "办理", "程序"),
     "who": ("条件", "对象", "谁能", "哪些人", "范围", "适用"),
     "where": ("地点", "哪里", "找谁", "部门"),
@@ -82,7 +134,9 @@ class PolicyAnswer:
     context: dict[str, Any] = field(default_factory=dict)  # pass back into the next answer() for follow-ups
     kind: str = "question"  # "question" | "case" | "hardship" | "other" | "chat" (see POLICY_API.md)
     kind_confidence: float = 1.0  # the n-gram model's probability of that kind
-    detail: str = ""  # the whole answer (HTML-escaped) behind the "详细说明" button; "" when text is all of it
+    detail: str = (
+        ""  # the whole answer (HTML-escaped) behind the "详细说明" button; "" when text is all of it
+    )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's --json output)."""
@@ -213,10 +267,11 @@ class PolicyEngine:
         """Triage one message, then answer, clarify, decline or forward it; context is the previous answer's."""
         now = self._now(now)
         prev = self._live_context(context, now)
-        norm = self.normalizer.normalize(question)
+        simple = self.normalizer.simplify(question)
+        norm = self.normalizer.normalize(simple, simplified=True)
         text = norm.text.replace(" ", "")
         if self.ngram is not None:
-            kinds, topics = self.ngram.predict(prepare(self.normalizer, question))
+            kinds, topics = self.ngram.predict(prepare(self.normalizer, simple, simplified=True))
         else:
             kinds, topics = {"question": 1.0}, {}
         kind = max(kinds, key=lambda k: kinds[k])
@@ -249,17 +304,28 @@ class PolicyEngine:
 
         # Chit-chat and out-of-scope messages: never a policy answer unless both voices name a topic.
         if kind == "chat" and kind_p >= KIND_MIN and not strong and len(text) <= CHAT_MAX_LEN:
-            key = "policy.triage.thanks" if any(w in text for w in ("谢", "thank", "辛苦")) else "policy.triage.chat"
+            raw = question.lower()
+            key = (
+                "policy.triage.thanks"
+                if any(w in raw for w in ("谢", "thank", "辛苦"))
+                else "policy.triage.chat"
+            )
             return self._route(kind, kind_p, NONE_TOPIC, lang, prev, now, key)
-        if kind == "other" and not agree and (kind_p >= KIND_MIN or (ng_best == NONE_TOPIC and s1 < VETO_BELOW)):
+        if (
+            kind == "other"
+            and not agree
+            and (kind_p >= KIND_MIN or (ng_best == NONE_TOPIC and s1 < VETO_BELOW))
+        ):
             # Out of scope by the kind head: sure, or the topic head sees no policy and no formal name is named.
             return self._route(kind, kind_p, NONE_TOPIC, lang, prev, now)
 
         # The topic both voices support, if any (also tags a case or hardship).
         if agree:
             topic = kw_best
-        elif not strong and ng_best != NONE_TOPIC and (
-            pn >= NG_ALONE or (pn >= NG_WEAK and scores.get(ng_best, 0.0) >= 1.0)
+        elif (
+            not strong
+            and ng_best != NONE_TOPIC
+            and (pn >= NG_ALONE or (pn >= NG_WEAK and scores.get(ng_best, 0.0) >= 1.0))
         ):
             topic = ng_best  # the n-gram model alone and sure, or agreeing with a hint of the keyword parser
         else:
@@ -292,12 +358,26 @@ class PolicyEngine:
             else:
                 best = kw_best
             return self._render(
-                best, lang, now, confidence, alternatives, *self._keep(prev, best, amount, level), aspect, text
+                best,
+                lang,
+                now,
+                confidence,
+                alternatives,
+                *self._keep(prev, best, amount, level),
+                aspect,
+                text,
             )
         if topic != NONE_TOPIC:
             alternatives = [t for t, p in ng_ranked[1:3] if p >= 0.1]
             return self._render(
-                topic, lang, now, round(pn, 3), alternatives, *self._keep(prev, topic, amount, level), aspect, text
+                topic,
+                lang,
+                now,
+                round(pn, 3),
+                alternatives,
+                *self._keep(prev, topic, amount, level),
+                aspect,
+                text,
             )
         if ng_best != NONE_TOPIC and pn >= NG_CLARIFY:
             close = [t for t, p in ng_ranked[:3] if p >= 0.15][:3]
@@ -305,7 +385,9 @@ class PolicyEngine:
                 close.append(kw_best)
             # One topic alone is offered only when the n-gram model is fairly sure or a keyword hints at it.
             if len(close) >= 2 or (close and (pn >= NG_WEAK or scores.get(close[0], 0.0) > 0)):
-                return self._clarify(close, lang, now, round(pn, 3), *self._keep(prev, close[0], amount, level))
+                return self._clarify(
+                    close, lang, now, round(pn, 3), *self._keep(prev, close[0], amount, level)
+                )
         if kind in ("case", "hardship"):
             # A topic-less personal line ("那笔钱还扣不扣？") goes to a person, never a guess.
             return self._route(kind, kind_p, prev_topic or NONE_TOPIC, lang, prev, now)
@@ -489,7 +571,7 @@ class PolicyEngine:
         return shown
 
     def _document_line(self, lang: str, document: str, year: str) -> str:
-        """"Based on: document (year)", without repeating a year the document's name already carries."""
+        """ "Based on: document (year)", without repeating a year the document's name already carries."""
         if not year or year in document:
             return self.messages.get(lang, "policy.document_no_year", document=document)
         return self.messages.get(lang, "policy.document", document=document, year=year)
@@ -508,7 +590,9 @@ class PolicyEngine:
             try:
                 names = referenced_params(line)
                 # A figure is shown when a named parameter has a value (not "各地不一样").
-                fig = any((local.get(n) or topic.params[n]).value is not None for n in names if n in topic.params)
+                fig = any(
+                    (local.get(n) or topic.params[n]).value is not None for n in names if n in topic.params
+                )
                 out.append((line.format_map(values), fig))
             except (KeyError, ValueError, IndexError):
                 log.exception("knowledge base answer for %s/%s has a bad {field}", topic.id, key)
@@ -566,7 +650,8 @@ class PolicyEngine:
             # Of the lines about this aspect, the one sharing most two-character pieces with the question.
             pairs = {question[i : i + 2] for i in range(len(question) - 1)}
             focus, fig = max(
-                parts.bullets[aspect], key=lambda b: sum(1 for i in range(len(b[0]) - 1) if b[0][i : i + 2] in pairs)
+                parts.bullets[aspect],
+                key=lambda b: sum(1 for i in range(len(b[0]) - 1) if b[0][i : i + 2] in pairs),
             )
         else:
             focus, fig = parts.intro

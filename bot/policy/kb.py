@@ -73,9 +73,7 @@ class Office:
     topics: tuple[str, ...]  # topic ids, or "medical.*" for every topic of a group
 
     def handles(self, topic_id: str) -> bool:
-        return any(
-            t == topic_id or (t.endswith(".*") and topic_id.startswith(t[:-1])) for t in self.topics
-        )
+        return any(t == topic_id or (t.endswith(".*") and topic_id.startswith(t[:-1])) for t in self.topics)
 
 
 @dataclass(frozen=True)

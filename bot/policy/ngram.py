@@ -15,6 +15,7 @@ import hashlib
 import math
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,10 @@ _SEP = re.compile(r"[\W_]+")
 _DIGITS = re.compile(r"[0-9]+")
 
 
-def prepare(normalizer: Normalizer, text: str) -> str:
+def prepare(normalizer: Normalizer, text: str, *, simplified: bool = False) -> str:
     """The message as the n-gram model reads it: simplified, lower-case, digits as 0, words split by spaces."""
-    text = normalizer.simplify(text)
+    if not simplified:
+        text = normalizer.simplify(text)
     text = _DIGITS.sub("0", text)
     return " ".join(_SEP.sub(" ", text).split())
 
@@ -89,25 +91,26 @@ class NgramModel:
         self.kind = kind
         self.topic = topic
         self.digest = digest
+        # Both heads in one matrix: one gather and one product per message.
+        self._weights = np.ascontiguousarray(np.hstack([kind.weights, topic.weights]), dtype=np.float32)
+        self._bias = np.concatenate([kind.bias, topic.bias]).astype(np.float64)
+        self._split = len(kind.classes)
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> NgramModel:
         with np.load(path, allow_pickle=False) as z:
             words = str(z["vocab"]).split("\n")
             vocab = {w: i for i, w in enumerate(words)}
-            kind = Head(tuple(str(z["kind_classes"]).split("\n")), z["kind_w"].astype(np.float32), z["kind_b"])
+            kind = Head(
+                tuple(str(z["kind_classes"]).split("\n")), z["kind_w"].astype(np.float32), z["kind_b"]
+            )
             topic = Head(
                 tuple(str(z["topic_classes"]).split("\n")), z["topic_w"].astype(np.float32), z["topic_b"]
             )
             return cls(vocab, z["idf"].astype(np.float32), kind, topic, str(z["digest"]))
 
     def _features(self, prepared: str) -> tuple[np.ndarray, np.ndarray] | None:
-        counts: dict[int, int] = {}
-        vocab = self.vocab
-        for g in grams(prepared):
-            i = vocab.get(g)
-            if i is not None:
-                counts[i] = counts.get(i, 0) + 1
+        counts = Counter([i for i in map(self.vocab.get, grams(prepared)) if i is not None])
         if not counts:
             return None
         ids = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
@@ -116,28 +119,30 @@ class NgramModel:
         vals /= math.sqrt(float(vals @ vals))
         return ids, vals
 
-    @staticmethod
-    def _probs(head: Head, feats: tuple[np.ndarray, np.ndarray] | None) -> dict[str, float]:
-        if feats is None:
-            z = head.bias.astype(np.float64)
-        else:
-            ids, vals = feats
-            z = (vals @ head.weights[ids]).astype(np.float64) + head.bias
-        z = np.exp(z - z.max())
-        z /= z.sum()
-        return dict(zip(head.classes, z.tolist(), strict=True))
-
     def predict(self, prepared: str) -> tuple[dict[str, float], dict[str, float]]:
         """(kind → probability, topic or "none" → probability) for a prepared message."""
         feats = self._features(prepared)
-        return self._probs(self.kind, feats), self._probs(self.topic, feats)
+        if feats is None:
+            z = self._bias.copy()
+        else:
+            ids, vals = feats
+            z = (vals @ self._weights[ids]).astype(np.float64) + self._bias
+        return _softmax(self.kind.classes, z[: self._split]), _softmax(self.topic.classes, z[self._split :])
+
+
+def _softmax(classes: tuple[str, ...], z: np.ndarray) -> dict[str, float]:
+    e = np.exp(z - z.max())
+    e /= e.sum()
+    return dict(zip(classes, e.tolist(), strict=True))
 
 
 def _analyzer(prepared: str) -> list[str]:
     return grams(prepared)
 
 
-def build(train: Path = TRAIN_FILE, out: Path = MODEL_FILE, c_kind: float = 8.0, c_topic: float = 8.0) -> None:
+def build(
+    train: Path = TRAIN_FILE, out: Path = MODEL_FILE, c_kind: float = 8.0, c_topic: float = 8.0
+) -> None:
     """Train both heads with scikit-learn and write the weights (float16) for numpy to read."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
