@@ -70,17 +70,21 @@ async def open_and_tell(
         ctx.reply("case.already_open", number=case.id)
         return case
     ctx.audit("case.opened", "case", case.id, kind=case.kind, hardship=case.hardship)
-    await ctx.notify(NewCase(case))
-    await ctx.notify(NewCaseToLeader(case))
+    told = await ctx.notify(NewCase(case)) + await ctx.notify(NewCaseToLeader(case))
     cadre = await ctx.session.get(Person, case.cadre_id) if case.cadre_id else None
     name = cadre.name if cadre else ctx.t("case.your_team")
-    if case.kind == CaseKind.CALLBACK.value:
+    if not told:
+        # Kept for whoever takes the household on (the deadlines escalate it); the villager is not misled.
+        ctx.reply("case.opened_unrouted", number=case.id)
+    elif case.kind == CaseKind.CALLBACK.value:
         ctx.reply("case.opened_callback", number=case.id, cadre=name)
     elif case.hardship:
         ctx.reply("case.opened_hardship", number=case.id, cadre=name)
-        offer_hardship_self_report(ctx, case)
     else:
-        ctx.reply("case.opened", number=case.id, cadre=name, days=ctx.core.services.rules.cases.first_reply_working_days)
+        days = ctx.core.services.rules.cases.first_reply_working_days
+        ctx.reply("case.opened", number=case.id, cadre=name, days=days)
+    if case.hardship:
+        offer_hardship_self_report(ctx, case)
     return case
 
 

@@ -264,3 +264,13 @@ async def test_further_lines_in_one_sitting_add_to_the_open_case(app: App, world
     [case] = await _cases(app)
     assert case.hardship and "付不起" in case.text
     assert "⚠️" in _texts(_to(out, cadre))
+
+
+async def test_a_case_nobody_can_be_told_of_is_kept_and_said_so(app: App, world: World) -> None:
+    villager = Chat(app, "8030")  # 陈秀英's cadre 李红梅 and the leader have no chat accounts here
+    await bind(app, villager, household_id=world.households["陈秀英"])
+    out = await villager.send(CASE_TEXT)
+    [case] = await _cases(app)
+    assert [r.chat_id for r in out] == [villager.user_id]
+    assert f"<b>{case.id}</b>" in villager.last_text and "12345" in villager.last_text
+    assert case.cadre_id == world.cadre_ids[1] and case.status == "open"
