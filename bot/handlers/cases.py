@@ -1,10 +1,11 @@
 """Villagers' messages that are not policy questions, and the cadres' side of them.
 
-- Triage routing (called by the policy handler for a villager's free text): a case or a hardship becomes a
-  tracked case sent to the paired cadre and copied to the team leader; "other" is declined kindly with
-  who usually handles it and a button to pass it on anyway; chit-chat gets a short reply, never forwarded.
-- Voice messages, photos and documents from villagers: an honest "I cannot understand these yet" and one
-  button asking the paired cadre to call back (which opens a case).
+- Triage routing (called by the policy handler, which reads PolicyAnswer.kind, for a villager's free text):
+  a case or a hardship becomes a tracked case sent to the paired cadre and copied to the team leader
+  (further lines in the same sitting add to it); "other" is declined kindly with who usually handles it
+  and a button to pass it on anyway. Chit-chat never gets here: the policy handler replies briefly.
+- Voice messages, photos and documents from villagers (the policy handler's file route): an honest "I
+  cannot understand these yet" and one button asking the paired cadre to call back (which opens a case).
 - /cases for staff: open cases and forwarded questions waiting for a reply, with reply, resolve and hand
   to the leader; leaders also see their team's cases with their age and the topics asked most this month.
 
