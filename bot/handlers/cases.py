@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from bot.buttons import CASE_CALL, CASE_KEEP, CASE_OPEN, CASE_PASS, CASE_REPLY, CASE_RESOLVE, CASE_TO_LEADER
 from bot.core.context import Ctx
-from bot.core.router import STAFF, Router
+from bot.core.router import STAFF, Router, parse_id
 from bot.core.types import Button, InlineKeyboard
 from bot.notices.cases import (
     CaseAdded,
@@ -130,8 +130,7 @@ def reply_to_file(ctx: Ctx) -> None:
     ref = ctx.inc.files[0]
     code = _FILE_KINDS.get(ref.kind, "d")
     # The message id ties the button to this message: one case per message, however often it is pressed.
-    raw = ctx.inc.message_id or ""
-    msg = int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 10**18 else int(ctx.now.timestamp())
+    msg = parse_id(ctx.inc.message_id) or int(ctx.now.timestamp())
     key = "case.voice_reply" if code == "v" else "case.picture_reply"
     ctx.reply(key, InlineKeyboard(((Button(ctx.t("case.btn_callback"), CASE_CALL.pack(code, msg)),),)))
 
@@ -142,7 +141,7 @@ def reply_to_file(ctx: Ctx) -> None:
 _STAFF_ACTIONS = {"open": CASE_OPEN, "rep": CASE_REPLY, "res": CASE_RESOLVE, "lead": CASE_TO_LEADER}
 
 
-@router.callback(CASE_OPEN.prefix)
+@router.callback(CASE_OPEN.prefix, private_only=True)  # villagers press some of these: not staff-only
 async def on_button(ctx: Ctx) -> None:
     data = ctx.inc.callback_data
     if CASE_KEEP.parse(data) is not None:
@@ -161,7 +160,7 @@ async def on_button(ctx: Ctx) -> None:
             if ctx.role not in STAFF:
                 _refuse(ctx, pressed[0])
                 return
-            case = await _load(ctx, pressed[0])
+            case = await _load(ctx, pressed[0], lock=action != "open")
             if case is not None:
                 await _staff_action(ctx, action, case)
             return
@@ -186,9 +185,10 @@ def _refuse(ctx: Ctx, case_id: int | None) -> None:
     ctx.reply("core.not_allowed")
 
 
-async def _load(ctx: Ctx, cid: int) -> Case | None:
-    """The case if the speaker may handle it; otherwise a polite refusal and an audit row."""
-    case = await ctx.session.get(Case, cid)
+async def _load(ctx: Ctx, cid: int, *, lock: bool) -> Case | None:
+    """The case if the speaker may handle it; otherwise a polite refusal and an audit row. Locked for a
+    state change, so a cadre and the leader pressing at once change it (and tell the villager) once."""
+    case = await ctx.session.get(Case, cid, with_for_update=lock or None)
     person_id = ctx.person.id if ctx.person else None
     if case is None or not await csvc.can_handle(ctx.session, person_id, ctx.role, case):
         _refuse(ctx, cid)
