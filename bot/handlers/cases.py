@@ -90,11 +90,14 @@ async def open_and_tell(
 
 
 # --------------------------------------------------------------------------- triage routing
-async def route_message(ctx: Ctx, kind: str, topic: str, question_id: int, text: str) -> None:
-    """A villager's message the triage called a case, a hardship or out of scope ("other")."""
+async def route_message(ctx: Ctx, kind: str, topic: str, question_id: int, text: str, said: str = "") -> None:
+    """A villager's message the triage called a case, a hardship or out of scope ("other"). `said` is the
+    policy engine's own sentence for it (for "other": that it is out of scope and who usually handles it)."""
     if kind == "other":
+        if said:
+            ctx.reply_text(said)
         ctx.reply(
-            "case.other",
+            "case.pass_offer" if said else "case.other",
             InlineKeyboard(
                 (
                     (Button(ctx.t("case.btn_pass"), CASE_PASS.pack(question_id)),),

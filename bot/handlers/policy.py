@@ -73,7 +73,7 @@ async def answer_question(ctx: Ctx, text: str) -> None:
         else:
             ctx.reply("case.chat_reply")
     elif kind != "question" and ctx.role is Role.VILLAGER:
-        await route_message(ctx, kind, res.topic, qid, text)
+        await route_message(ctx, kind, res.topic, qid, text, res.text)
     elif kind != "question":
         ctx.reply("case.staff_hint")  # staff do not open villagers' cases by typing; /problem, /cases
     elif res.decision == "answer":
