@@ -7,7 +7,7 @@ Senders (handlers, dialogs, notices, the scheduler's reminders) `pack`, handlers
 
 from __future__ import annotations
 
-from bot.core.callbacks import COUNT, ID, TOKEN, WORD, Callback, one_of
+from bot.core.callbacks import COUNT, ID, MONTH, TOKEN, WORD, Callback, one_of
 
 # Reminders (the scheduler writes them, the visits router answers): rm:visit:<household_id>, rm:checkin
 VISIT_REMINDER = Callback("rm", "visit", ID)
@@ -46,6 +46,14 @@ CASE_OPEN = Callback("cs", "open", ID)
 CASE_REPLY = Callback("cs", "rep", ID)
 CASE_RESOLVE = Callback("cs", "res", ID)
 CASE_TO_LEADER = Callback("cs", "lead", ID)
+
+# Leaders: /export's ledger (ex:<kind>), then its period (ex:<kind>:<period>); /report's month (rp:2026-11)
+EXPORT_LEDGER = Callback("ex", None, WORD)
+EXPORT_PERIOD = Callback("ex", None, WORD, WORD)
+REPORT_MONTH = Callback("rp", None, MONTH)
+
+# The team leader's decision on rebinding a person or household to another account: rb:ok|no:<request id>
+REBIND_DECISION = Callback("rb", None, one_of("ok", "no"), ID)
 
 # /lang
 LANGUAGE = Callback("lang", None, WORD)
