@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
     redis_url: str | None = None
+    # A Telegram runner sends an update's messages itself right after the commit; the outbox sender takes
+    # over whatever the runner has not confirmed this many seconds later (the runner died, say).
+    outbox_handover_s: float = 30.0
     default_language: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
     county: str | None = None  # county code for policy figures and rules overrides

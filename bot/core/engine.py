@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
+import uuid
 import weakref
 from collections.abc import Sequence
 from datetime import timedelta
@@ -30,10 +33,11 @@ from bot.core.types import (
 from bot.dialogs.base import BACK, CANCEL, Dialog, Finish, Goto, Replace, Retry, State, new_nonce
 from bot.handlers.router import Route, Router
 from bot.i18n import Catalogs, Translator, normalize_language
+from bot.scheduler.outbox import reply_to_dict
 from bot.settings import Settings
 from bot.store.db import is_sqlite
-from bot.store.enums import Role
-from bot.store.models import Account, DialogState, Person, ProcessedUpdate
+from bot.store.enums import OutboxStatus, Role
+from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,11 @@ class Core:
         self._update_conn: AsyncConnection | None = None
         if on_loop:
             _CORES.setdefault(self._engine.sync_engine, []).append(self)
+        # Transactional outbox (set by the Telegram runners): the update's messages are written to the outbox
+        # in its own transaction, handed over to the sender this many seconds later unless the runner
+        # confirms it sent them. None: messages are only returned (console, tests of the core).
+        self.outbox_handover_s: float | None = None
+        self._outbox_stmts = _OutboxStatements(self._engine.dialect)
         self._routes: dict[tuple[str, str], list[Route]] = {}
         for r in self.routers:
             for route in r.routes:
@@ -143,7 +152,8 @@ class Core:
             self._menu(ctx)
             if inc.callback_id and not ctx.callback_answered:
                 ctx.answer_callback()
-            await session.run_sync(self._finish, ctx.active_row)  # nothing is sent unless this commit succeeded
+            queued = self._queue_outbox(ctx) if self.outbox_handover_s is not None else None
+            await session.run_sync(self._finish, ctx.active_row, queued)  # nothing is sent unless this commit succeeded
             closed = True
             return Result(ctx.actions)
         except Exception:
@@ -254,15 +264,17 @@ class Core:
                 sql, at = self._stmts.record_update_raw
                 cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                 try:
-                    cur.execute(sql, (inc.channel, str(inc.update_id), at(self.clock.now())))
+                    cur.execute(sql, (inc.channel, inc.bot_id, str(inc.update_id), at(self.clock.now())))
                     fresh = cur.fetchone() is not None
                 finally:
                     cur.close()
             else:
-                params = {"channel": inc.channel, "update_id": str(inc.update_id), "at": self.clock.now()}
+                params = {
+                    "channel": inc.channel, "bot_id": inc.bot_id, "update_id": str(inc.update_id), "at": self.clock.now()
+                }
                 fresh = conn.execute(self._stmts.record_update, params).first() is not None
             if not fresh:
-                log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
+                log.info("dropping redelivered update %s/%s/%s", inc.channel, inc.bot_id, inc.update_id)
                 return None
         row = session.execute(self._stmts.speaker, {"channel": inc.channel, "external_id": inc.user.id}).first()
         if row is None:
@@ -281,7 +293,7 @@ class Core:
             account.chat_id = inc.chat_id
         return account, person, active
 
-    def _finish(self, session: Session, active: DialogState | None) -> None:
+    def _finish(self, session: Session, active: DialogState | None, queued: list[Any] | None = None) -> None:
         """End the update's transaction: write, commit, release the connection (one greenlet for all).
 
         The active dialog's row changes on nearly every dialog step. When it is the row that changed, it
@@ -311,8 +323,36 @@ class Core:
                 },
             )
             session.expunge(active)
+        if queued:
+            self._outbox_stmts.write(session.connection(), queued)
         session.commit()
         session.close()
+
+    # ------------------------------------------------------------ transactional outbox
+    def _queue_outbox(self, ctx: Ctx) -> list[Any]:
+        """The update's messages as outbox rows (written by `_finish` in the update's transaction), and each
+        Reply in ctx.actions tagged with its row's key. A message to the speaker's own chat is rule "reply",
+        one to anybody else "notify" (bot/scheduler/README.md: what each kind does on an unknown outcome).
+        Button acknowledgements and command menus are not queued: they mean nothing later."""
+        inc = ctx.inc
+        now = self.clock.now()
+        handover = now + timedelta(seconds=self.outbox_handover_s or 0.0)
+        base = (
+            f"u:{inc.channel}:{inc.bot_id}:{inc.update_id}" if inc.update_id is not None else f"u:{uuid.uuid4().hex}"
+        )
+        rows: list[tuple[Any, ...]] = []
+        actions = ctx.actions
+        for i, action in enumerate(actions):
+            if not isinstance(action, Reply):
+                continue
+            key = f"{base}:{i}"[:191]
+            own = action.chat_id == inc.chat_id and action.channel == inc.channel
+            rows.append((
+                key, ctx.account.id if own else None, action.channel, action.chat_id,
+                "reply" if own else "notify", reply_to_dict(action), handover, now,
+            ))
+            actions[i] = dataclasses.replace(action, outbox_key=key)
+        return rows
 
     def _route(self, ctx: Ctx, kind: str, key: str) -> Route | None:
         for route in self._routes.get((kind, key), []):
@@ -482,7 +522,7 @@ class _HotStatements:
         self.record_update_raw: tuple[str, Any] | None = None
         if not postgres:
             compiled = self.record_update.compile(dialect=dialect)
-            assert compiled.positiontup == ["channel", "update_id", "at"], compiled.positiontup
+            assert compiled.positiontup == ["channel", "bot_id", "update_id", "at"], compiled.positiontup
             to_db = table.c.at.type.bind_processor(dialect) or (lambda v: v)
             self.record_update_raw = (compiled.string, to_db)
         speaker = (
@@ -514,6 +554,71 @@ class _HotStatements:
         self.dialog_by_name = select(DialogState).where(
             DialogState.account_id == bindparam("account_id"), DialogState.dialog == bindparam("dialog")
         )
+
+
+class _OutboxStatements:
+    """One multi-row INSERT of an update's outbox rows, built once per row count (up to 8; more rows go in
+    chunks). On SQLite the compiled SQL runs straight on the DBAPI cursor, as the dedup INSERT does."""
+
+    COLUMNS = (
+        "dedup_key", "account_id", "channel", "chat_id", "rule", "payload", "not_before", "created_at",
+        "status", "attempts", "last_error",
+    )
+    MAX = 8
+
+    def __init__(self, dialect: Any) -> None:
+        self._dialect = dialect
+        self._sqlite = dialect.name == "sqlite"
+        table = cast(Table, Outbox.__table__)
+        self._table = table
+        self._by_n: dict[int, Any] = {}
+        procs = {c: table.c[c].type.bind_processor(dialect) for c in ("payload", "not_before", "created_at")}
+        # The raw path serialises the JSON payload and timestamps as SQLAlchemy would for this dialect.
+        self._payload = procs["payload"] or json.dumps
+        self._ts = procs["not_before"] or (lambda v: v)
+        self._ts2 = procs["created_at"] or (lambda v: v)
+        self._col = {c: j for j, c in enumerate(self.COLUMNS)}
+        self._conv = {"payload": self._payload, "not_before": self._ts, "created_at": self._ts2}
+
+    def _statement(self, n: int) -> Any:
+        stmt = self._by_n.get(n)
+        if stmt is None:
+            values = [
+                {c: bindparam(f"{c}_{i}", type_=self._table.c[c].type) for c in self.COLUMNS} for i in range(n)
+            ]
+            ins = (sqlite_insert if self._sqlite else pg_insert)(self._table).values(values)
+            core = ins.on_conflict_do_nothing(index_elements=["dedup_key"])
+            if self._sqlite:
+                compiled = core.compile(dialect=self._dialect)
+                order = [name.rsplit("_", 1) for name in compiled.positiontup or []]
+                stmt = (compiled.string, [(c, int(i)) for c, i in order])
+            else:
+                stmt = core
+            self._by_n[n] = stmt
+        return stmt
+
+    def write(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        pending = OutboxStatus.PENDING.value
+        for start in range(0, len(rows), self.MAX):
+            chunk = rows[start : start + self.MAX]
+            stmt = self._statement(len(chunk))
+            full = [(*r, pending, 1, "") for r in chunk]  # attempts=1: the runner's own try
+            if self._sqlite:
+                sql, order = stmt
+                col, conv = self._col, self._conv
+                args = []
+                for c, i in order:
+                    v = full[i][col[c]]
+                    f = conv.get(c)
+                    args.append(f(v) if f is not None else v)
+                cur = conn.connection.dbapi_connection.cursor()
+                try:
+                    cur.execute(sql, args)
+                finally:
+                    cur.close()
+            else:
+                params = {f"{c}_{i}": v for i, r in enumerate(full) for c, v in zip(self.COLUMNS, r, strict=True)}
+                conn.execute(stmt, params)
 
 
 class _PrefetchedSource:
