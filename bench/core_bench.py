@@ -46,6 +46,7 @@ from bot.core.types import Incoming, InlineKeyboard, Reply, ReplyKeyboard, User
 from bot.settings import Settings
 from bot.store.migrate import upgrade_async
 
+NO_OUTBOX = False
 PG_URL = os.environ.get("BANGFU_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 QUESTIONS = [
     "低保怎么申请",
@@ -182,6 +183,8 @@ async def setup(url: str, migrate: bool = True, on_loop: bool = True) -> tuple[A
                         sqlite_on_loop=on_loop)
     clock = SystemClock(settings.timezone)
     app = build_core(settings, clock)
+    # As the Telegram runners run it: every Reply written to the outbox in the update's transaction.
+    app.core.outbox_handover_s = None if NO_OUTBOX else 30.0
     async with app.core.sessions() as s, s.begin():
         await seed_demo(s, local_today(clock))
         staff = list((await s.execute(select(Person).where(Person.role.in_(["cadre", "leader"])))).scalars())
@@ -391,7 +394,11 @@ async def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the SQLite run")
     parser.add_argument("--no-threaded", action="store_true",
                         help="skip the comparison run with SQLite on aiosqlite's worker thread")
+    parser.add_argument("--no-outbox", action="store_true",
+                        help="the core without the transactional outbox (Replies only returned)")
     args = parser.parse_args()
+    global NO_OUTBOX
+    NO_OUTBOX = args.no_outbox
 
     import logging
 
