@@ -89,6 +89,7 @@ class Core:
         # confirms it sent them. None: messages are only returned (console, tests of the core).
         self.outbox_handover_s: float | None = None
         self._outbox_stmts = _OutboxStatements(self._engine.dialect)
+        self._sent_keys: list[str] = []  # outbox rows the runner sent, marked with the next commit
         self._routes: dict[tuple[str, str], list[Route]] = {}
         for r in self.routers:
             for route in r.routes:
@@ -325,10 +326,54 @@ class Core:
             session.expunge(active)
         if queued:
             self._outbox_stmts.write(session.connection(), queued)
+        if self._sent_keys:
+            keys, self._sent_keys = self._sent_keys, []
+            session.connection().execute(self._outbox_stmts.mark_sent, {"keys": keys, "now": self.clock.now()})
         session.commit()
         session.close()
 
     # ------------------------------------------------------------ transactional outbox
+    def confirm_sent(self, key: str) -> None:
+        """The runner sent this outbox row: mark it sent with the next update's commit (no transaction of
+        its own on the hot path), or with `flush_sent` when no update comes along."""
+        self._sent_keys.append(key)
+
+    async def flush_sent(self) -> None:
+        """Mark the rows `confirm_sent` collected, in a transaction of their own (`write`)."""
+        if self._sent_keys:
+            await self.write(self._outbox_stmts.mark_sent, None)
+
+    async def write(self, statement: Any, params: dict[str, Any] | None) -> None:
+        """Run one short write in its own transaction, taking turns with the updates (on loop SQLite on the
+        connection the core keeps: a separate connection would wait for SQLite's write lock behind a
+        steady stream of updates). The runner confirms sent outbox rows through this."""
+        if self._update_lock is None:
+            if params is None:
+                if not self._sent_keys:
+                    return
+                keys, self._sent_keys = self._sent_keys, []
+                params = {"keys": keys, "now": self.clock.now()}
+            async with self.sessions() as s, s.begin():
+                await s.execute(statement, params)
+            return
+        async with self._update_lock:
+            conn = self._update_conn
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self._update_conn = await self._engine.connect()
+            elif conn.in_transaction():
+                await conn.rollback()
+            if params is None:  # the sent keys, taken only now (an update may have marked them meanwhile)
+                if not self._sent_keys:
+                    return
+                keys, self._sent_keys = self._sent_keys, []
+                params = {"keys": keys, "now": self.clock.now()}
+            try:
+                await conn.execute(statement, params)
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
+
     def _queue_outbox(self, ctx: Ctx) -> list[Any]:
         """The update's messages as outbox rows (written by `_finish` in the update's transaction), and each
         Reply in ctx.actions tagged with its row's key. A message to the speaker's own chat is rule "reply",
@@ -578,6 +623,12 @@ class _OutboxStatements:
         self._ts = procs["not_before"] or (lambda v: v)
         self._ts2 = procs["created_at"] or (lambda v: v)
         self._col = {c: j for j, c in enumerate(self.COLUMNS)}
+        self.mark_sent = (
+            update(table)
+            .where(table.c.dedup_key.in_(bindparam("keys", expanding=True)),
+                   table.c.status == OutboxStatus.PENDING.value)
+            .values(status=OutboxStatus.SENT.value, sent_at=bindparam("now"), last_error="")
+        )
         self._conv = {"payload": self._payload, "not_before": self._ts, "created_at": self._ts2}
 
     def _statement(self, n: int) -> Any:

@@ -46,18 +46,13 @@ class OutboxConfirmations:
 
     FLUSH_EVERY = 0.02  # seconds; a crash in between means the sender sends those again (at-least-once)
 
-    def __init__(self, sessions: Any, clock: Any) -> None:
-        self.sessions = sessions
-        self.clock = clock
+    def __init__(self, core: Any) -> None:
+        """`core`: the Core (`confirm_sent` / `flush_sent` / `write`, its clock)."""
+        self.core = core
+        self.clock = core.clock
         self.stats = DeliveryStats()
-        self._sent: list[str] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._mark_sent = (
-            update(OUTBOX)
-            .where(OUTBOX.c.dedup_key.in_(bindparam("keys", expanding=True)), OUTBOX.c.status == _PENDING)
-            .values(status=OutboxStatus.SENT.value, sent_at=bindparam("now"), last_error="")
-        )
         self._set = (
             update(OUTBOX)
             .where(OUTBOX.c.dedup_key == bindparam("key"), OUTBOX.c.status == _PENDING)
@@ -71,7 +66,7 @@ class OutboxConfirmations:
     def sent(self, key: str) -> None:
         """The channel accepted this message: its row is marked sent with the next flush."""
         self.stats.sent += 1
-        self._sent.append(key)
+        self.core.confirm_sent(key)
         self._wake.set()
 
     async def hand_over(self, key: str, delay_s: float, error: str) -> None:
@@ -90,19 +85,15 @@ class OutboxConfirmations:
 
     async def _write(self, key: str, status: str, delay_s: float, error: str) -> None:
         at = self.clock.now() + timedelta(seconds=delay_s)
-        async with self.sessions() as s, s.begin():
-            await s.execute(self._set, {"key": key, "status": status, "at": at, "error": error[:2000]})
+        await self.core.write(self._set, {"key": key, "status": status, "at": at, "error": error[:2000]})
 
     async def flush(self) -> None:
-        keys, self._sent = self._sent, []
-        if not keys:
-            return
+        """Mark what was sent, if no update's commit has done it meanwhile."""
         try:
-            async with self.sessions() as s, s.begin():
-                await s.execute(self._mark_sent, {"keys": keys, "now": self.clock.now()})
+            await self.core.flush_sent()
         except Exception:
             # Not marked: the sender sends them again after the hand-over time (a duplicate, not a loss).
-            log.exception("could not mark %d sent messages in the outbox", len(keys))
+            log.exception("could not mark sent messages in the outbox")
 
     async def _loop(self) -> None:
         while True:

@@ -375,7 +375,7 @@ class Bridge:
         """Every message of an update goes through the outbox in the update's transaction (the
         transactional outbox); this runner sends them at once and confirms them."""
         self.core.outbox_handover_s = handover_s
-        self.confirmations = OutboxConfirmations(self.core.sessions, self.core.clock)
+        self.confirmations = OutboxConfirmations(self.core)
         self.confirmations.start()
 
     async def close(self) -> None:

@@ -33,7 +33,7 @@ async def rows(app: App, *where: Any) -> list[Outbox]:
 async def settle(app: App, predicate: Any, timeout: float = 5.0) -> list[Outbox]:  # noqa: ASYNC109
     """Outbox rows once predicate(rows) holds (the runner writes confirmations a few ms after a send)."""
     async with asyncio.timeout(timeout):
-        while not predicate(found := await rows(app)):
+        while not predicate(found := await rows(app)):  # noqa: ASYNC110
             await asyncio.sleep(0.03)
     return found
 
