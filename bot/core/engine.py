@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.core.context import Ctx
+from bot.core.dialog import BACK, CANCEL, Dialog, Finish, Goto, Replace, Retry, State, new_nonce
+from bot.core.router import Route, Router
+from bot.core.services import Services
 from bot.core.types import (
     Button,
     FileSource,
@@ -30,10 +33,9 @@ from bot.core.types import (
     Result,
     SetCommands,
 )
-from bot.dialogs.base import BACK, CANCEL, Dialog, Finish, Goto, Replace, Retry, State, new_nonce
-from bot.handlers.router import Route, Router
 from bot.i18n import Catalogs, Translator, normalize_language
 from bot.scheduler.outbox import reply_to_dict
+from bot.services.menu import commands_for
 from bot.settings import Settings
 from bot.store.db import is_sqlite
 from bot.store.enums import OutboxStatus, Role
@@ -63,7 +65,7 @@ class Core:
         catalogs: Catalogs,
         routers: Sequence[Router],
         dialogs: Sequence[Dialog],
-        services: dict[str, Any] | None = None,
+        services: Services,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -71,7 +73,7 @@ class Core:
         self.catalogs = catalogs
         self.routers = list(routers)
         self.dialogs = {d.name: d for d in dialogs}
-        self.services: dict[str, Any] = services or {}
+        self.services = services
         self.files: FileSource | None = None  # set by the runner (Telegram getFile)
         # Bytes of files in updates being handled, fetched before the update's transaction opens so a slow
         # download never holds a database lock; taken (and dropped) by file_source.download().
@@ -436,6 +438,11 @@ class Core:
             else:
                 await self._step(ctx, row)
             return
+        await self._free_input(ctx)
+
+    async def _free_input(self, ctx: Ctx) -> None:
+        """Input outside any dialog: the first route of its kind the speaker's role may use."""
+        inc = ctx.inc
         kind = "contact" if inc.contact else "location" if inc.location else "file" if inc.files else "text"
         for route in self._routes.get((kind, ""), []):
             if ctx.role in route.roles:
@@ -500,6 +507,8 @@ class Core:
             await dialog.ask(ctx, st)
         elif isinstance(result, Finish):
             await ctx.session.delete(row)
+            if result.pass_on:
+                await self._free_input(ctx)
         elif isinstance(result, Replace):
             pass
 
@@ -544,8 +553,6 @@ class Core:
         if ctx.account.commands_scope == scope or ctx.inc.chat_type != "private":
             return
         ctx.account.commands_scope = scope
-        from bot.handlers.menu import commands_for
-
         ctx.actions.append(
             SetCommands(ctx.inc.chat_id, tuple(commands_for(ctx.role, ctx.t)), channel=ctx.inc.channel)
         )

@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import date
 
 from bot.core.context import Ctx
+from bot.core.router import STAFF, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
-from bot.dialogs.visit import fmt_date
-from bot.handlers.router import STAFF, Router, callback_parts, parse_id
 from bot.services.households import HouseholdRow, household_file, rows_for
 from bot.services.people import can_see_household
-from bot.services.visits import current_season, pairing_start, rules_of
+from bot.services.texts import fmt_date
+from bot.services.visits import current_season, pairing_start
 from bot.store.enums import Role
 from bot.store.models import Household
 
@@ -70,7 +70,7 @@ async def on_button(ctx: Ctx) -> None:
 async def _rows(ctx: Ctx) -> list[HouseholdRow] | None:
     """What the speaker may see, or None (and a reply) when that is nothing."""
     assert ctx.person is not None
-    rows = await rows_for(ctx.session, ctx.person, ctx.today, rules_of(ctx.core))
+    rows = await rows_for(ctx.session, ctx.person, ctx.today, ctx.core.services.rules)
     if not rows:
         ctx.reply("cadre.no_households")
         return None
@@ -78,7 +78,7 @@ async def _rows(ctx: Ctx) -> list[HouseholdRow] | None:
 
 
 def _season_line(ctx: Ctx) -> str | None:
-    season = current_season(rules_of(ctx.core), ctx.today)
+    season = current_season(ctx.core.services.rules, ctx.today)
     if season is None:
         return None
     return ctx.t(
@@ -91,7 +91,7 @@ def _season_line(ctx: Ctx) -> str | None:
 
 def _team_summary(ctx: Ctx, rows: list[HouseholdRow]) -> None:
     """The leader's first view: one line per cadre (households, overdue, seasonal, difficulties)."""
-    cadence = rules_of(ctx.core).visits.cadence_days
+    cadence = ctx.core.services.rules.visits.cadence_days
     today = ctx.today
     by_cadre: dict[int, list[HouseholdRow]] = {}
     for r in rows:

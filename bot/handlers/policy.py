@@ -4,17 +4,16 @@ question, or an honest "not sure" with an offer to forward the question to their
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select
 
 from bot.core.context import Ctx
+from bot.core.router import EVERYONE, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
-from bot.dialogs.base import Dialog, Finish, Next, Retry, State
-from bot.handlers.router import EVERYONE, STAFF, Router, callback_parts, parse_id
+from bot.notices.policy import QuestionForwarded
 from bot.services.people import cadre_for_household, leader_for_village
-from bot.store.enums import Role
-from bot.store.models import Account, Household, PolicyQuestion
+from bot.store.models import Household, PolicyQuestion
 
 router = Router("policy")
 
@@ -47,7 +46,7 @@ async def answer_question(ctx: Ctx, text: str) -> None:
     if len(text) > limit:
         ctx.reply("core.text_too_long", limit=limit, length=len(text))
         return
-    engine = ctx.core.services.get("policy")
+    engine = ctx.core.services.policy
     # The previous question's context is read before this question is logged: otherwise the new question
     # would be its own "previous", and follow-ups ("县医院呢") would never see their context.
     context = await _last_context(ctx) if engine is not None else None
@@ -118,7 +117,7 @@ async def on_button(ctx: Ctx) -> None:
         ctx.answer_callback("core.button_expired")
         ctx.reply("core.button_expired")
         return
-    engine = ctx.core.services.get("policy")
+    engine = ctx.core.services.policy
     if action == "topic" and len(parts) == 4 and engine is not None and parts[3] in engine.topic_ids():
         res = engine.answer_topic(parts[3], ctx.t.lang, context=question.context or None, now=ctx.now)
         question.topic, question.answered, question.context = parts[3], True, res.context or {}
@@ -143,31 +142,14 @@ async def _forward(ctx: Ctx, question: PolicyQuestion) -> None:
         target = await cadre_for_household(ctx.session, household.id) or await leader_for_village(
             ctx.session, household.village_id
         )
-    accounts = (
-        list(
-            (
-                await ctx.session.execute(
-                    select(Account).where(Account.person_id == target.id, Account.unreachable.is_(False))
-                )
-            ).scalars()
-        )
-        if target
-        else []
-    )
-    if target is None or not accounts:
+    if target is None:
+        ctx.reply("policy.forward_none")
+        return
+    villager = household.head_name if household else ctx.account.display_name
+    if not await ctx.notify(QuestionForwarded(question, target.id, villager)):
         ctx.reply("policy.forward_none")
         return
     question.forwarded_to_id = target.id
-    villager = household.head_name if household else ctx.account.display_name
-    for account in accounts:
-        t = ctx.core.translator_for(account)
-        ctx.send_to(
-            account,
-            "policy.question_to_cadre",
-            InlineKeyboard(((Button(t("policy.reply_button"), f"pq:reply:{question.id}"),),)),
-            villager=villager,
-            question=question.text,
-        )
     ctx.audit("policy.forwarded", "policy_question", question.id, to=target.id)
     ctx.reply("policy.forwarded")
 
@@ -180,45 +162,6 @@ async def _start_reply(ctx: Ctx, raw_id: str | None) -> None:
         ctx.reply("core.not_allowed")
         return
     await ctx.core.start_dialog(ctx, "policy_reply", {"question_id": question.id}, fresh=True)
-
-
-class PolicyReplyDialog(Dialog):
-    """A cadre answers a villager's forwarded question."""
-
-    name = "policy_reply"
-    roles: ClassVar[frozenset[Role]] = STAFF
-    first_step = "text"
-    title_key = "policy.reply_button"
-
-    async def on_start(self, ctx: Ctx, st: State, args: dict[str, Any]) -> str | None:
-        st.set(question_id=int(args["question_id"]))
-        return self.first_step
-
-    async def ask(self, ctx: Ctx, st: State) -> None:
-        question = await ctx.session.get(PolicyQuestion, st.data["question_id"])
-        ctx.reply(
-            "policy.ask_reply", st.keyboard(ctx, [], back=False), question=question.text if question else ""
-        )
-
-    async def on_input(self, ctx: Ctx, st: State) -> Next:
-        text = (ctx.inc.text or "").strip()
-        if not text:
-            return Retry("policy.ask_reply_retry")
-        limit = ctx.core.settings.max_text_length
-        if len(text) > limit:
-            return Retry("core.text_too_long", {"limit": limit, "length": len(text)})
-        question = await ctx.session.get(PolicyQuestion, st.data["question_id"])
-        if question is None or ctx.person is None or question.forwarded_to_id != ctx.person.id:
-            ctx.reply("core.not_allowed")
-            return Finish()
-        question.reply_text = text
-        question.replied_at = ctx.now
-        villager = await ctx.session.get(Account, question.account_id) if question.account_id else None
-        if villager is not None:
-            ctx.send_to(villager, "policy.reply_to_villager", cadre=ctx.person.name, reply=text)
-        ctx.audit("policy.replied", "policy_question", question.id)
-        ctx.reply("policy.reply_sent")
-        return Finish()
 
 
 @router.text(roles=EVERYONE)

@@ -12,11 +12,12 @@ import pytest
 from bot.clock import FixedClock
 from bot.core.bootstrap import App
 from bot.core.context import Ctx
+from bot.core.dialog import Dialog, Finish, Goto, Next, Retry, State
 from bot.core.engine import Core
+from bot.core.router import EVERYONE, Router
+from bot.core.services import Services, county_rules
 from bot.dialogs import all_dialogs
-from bot.dialogs.base import Dialog, Finish, Goto, Next, Retry, State
 from bot.handlers import all_routers
-from bot.handlers.router import EVERYONE, Router
 from bot.i18n import Catalogs
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
@@ -91,7 +92,7 @@ def build_test_app(settings: Settings, clock: FixedClock) -> App:
         Catalogs(settings.locales_dir, settings.default_language),
         [_test_router(), *all_routers()],
         [*all_dialogs(), SurveyDialog()],
-        {"policy": None},
+        Services(rules=county_rules(settings), policy=None),
     )
     return App(core, engine)
 
