@@ -39,7 +39,7 @@ async def settle(app: App, predicate: Any, timeout: float = 5.0) -> list[Outbox]
 
 
 async def drain(app: App, transport: Any) -> SenderStats:
-    sender = Sender(app.core.sessions, transport, app.core.clock, app.core.services["rules"], app.core.catalogs, FAST)
+    sender = Sender(app.core.sessions, transport, app.core.clock, app.core.services.rules, app.core.catalogs, FAST)
     return await sender.run(asyncio.Event(), until_idle=True)
 
 
