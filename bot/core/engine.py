@@ -328,10 +328,15 @@ class Core:
             session.expunge(active)
         if queued:
             self._outbox_stmts.write(session.connection(), queued)
-        if self._sent_keys:
-            keys, self._sent_keys = self._sent_keys, []
-            session.connection().execute(self._outbox_stmts.mark_sent, {"keys": keys, "now": self.clock.now()})
-        session.commit()
+        keys: list[str] = []
+        try:
+            if self._sent_keys:
+                keys, self._sent_keys = self._sent_keys, []
+                session.connection().execute(self._outbox_stmts.mark_sent, {"keys": keys, "now": self.clock.now()})
+            session.commit()
+        except BaseException:
+            self._sent_keys[:0] = keys  # marked with a later commit instead
+            raise
         session.close()
 
     # ------------------------------------------------------------ transactional outbox
