@@ -30,6 +30,7 @@ from bot.core.types import (
     ReplyKeyboard,
     RetryAfter,
     SendError,
+    SetCommands,
     TransientError,
     Transport,
     Unreachable,
@@ -130,18 +131,6 @@ def bot_id_from_token(token: str) -> str:
     """A Telegram bot's id is the part of its token before the colon (getMe says the same)."""
     head = token.split(":", 1)[0]
     return head if head.isdigit() else ""
-
-
-def user_key(update: Json) -> str:
-    """What must be processed in order: one user's updates (dialog state is read-modify-write)."""
-    for kind in ("callback_query", "message", "edited_message", "my_chat_member"):
-        if part := update.get(kind):
-            sender = part.get("from") or {}
-            if sender.get("id") is not None:
-                return str(sender["id"])
-            chat = part.get("chat") or (part.get("message") or {}).get("chat") or {}
-            return f"chat:{chat.get('id')}"
-    return f"update:{update.get('update_id')}"
 
 
 # --------------------------------------------------------------------------- actions out
@@ -271,6 +260,16 @@ async def execute(
     """
     for action in actions:
         key = action.outbox_key if isinstance(action, Reply) and confirm is not None else None
+        if isinstance(action, Reply) and action.channel != transport.channel:
+            # A message to someone on another channel (a notice to a console or WeCom user): the outbox
+            # sender routes it to that channel's transport.
+            if key is not None and confirm is not None:
+                await _hand_over_now(confirm, key, action)
+            elif park is not None:
+                await _park(park, action, "another channel")
+            continue
+        if isinstance(action, SetCommands) and action.channel != transport.channel:
+            continue
         try:
             try:
                 await transport.send(action)
@@ -317,6 +316,21 @@ async def _settle(
         log.warning("could not send %s to %s: %r", type(action).__name__, target, e)
     except Exception:
         log.exception("could not send %s (%r), nor settle it in the outbox", describe(action), e)
+
+
+async def _hand_over_now(confirm: OutboxConfirmations, key: str, reply: Reply) -> None:
+    try:
+        await confirm.hand_over(key, 0.0, "another channel")
+    except Exception:
+        log.exception("could not hand %s over to the sender (another channel)", describe(reply))
+
+
+async def _park(park: Park, reply: Reply, why: str, delay_s: float = 0.0) -> None:
+    try:
+        await park(reply, delay_s)
+        log.warning("could not send %s now (%s); left in the outbox for the sender", describe(reply), why)
+    except Exception:
+        log.exception("could not send %s (%s), nor put it in the outbox", describe(reply), why)
 
 
 def describe(action: Outgoing) -> str:
