@@ -396,6 +396,9 @@ class Bridge:
         """Confirm what was sent (after drain)."""
         if self.confirmations is not None:
             await self.confirmations.close()
+            st = self.confirmations.stats
+            log.info("delivery: sent %d, handed over to the sender %d, outcome unknown %d, refused %d",
+                     st.sent, st.handed_over, st.unknown, st.failed)
 
     async def handle_update(self, update: Json) -> None:
         """Translate, let the core decide, send what it returned. Never raises."""
