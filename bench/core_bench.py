@@ -43,6 +43,7 @@ from sqlalchemy import select
 from bot.clock import SystemClock, local_today
 from bot.core.bootstrap import App, build_core, freeze_startup_heap
 from bot.core.types import Incoming, InlineKeyboard, Reply, ReplyKeyboard, User
+from bot.scheduler.outbox import reply_to_dict
 from bot.settings import Settings
 from bot.store.migrate import upgrade_async
 
@@ -184,7 +185,8 @@ async def setup(url: str, migrate: bool = True, on_loop: bool = True) -> tuple[A
     clock = SystemClock(settings.timezone)
     app = build_core(settings, clock)
     # As the Telegram runners run it: every Reply written to the outbox in the update's transaction.
-    app.core.outbox_handover_s = None if NO_OUTBOX else 30.0
+    if not NO_OUTBOX:
+        app.core.use_outbox(30.0, reply_to_dict)
     async with app.core.sessions() as s, s.begin():
         await seed_demo(s, local_today(clock))
         staff = list((await s.execute(select(Person).where(Person.role.in_(["cadre", "leader"])))).scalars())

@@ -47,7 +47,6 @@ from bot.core.types import (
     SetCommands,
 )
 from bot.i18n import Catalogs, Translator, normalize_language
-from bot.scheduler.outbox import reply_to_dict
 from bot.settings import Settings
 from bot.store.db import is_sqlite
 from bot.store.enums import OutboxStatus, Role
@@ -108,6 +107,7 @@ class Core:
         # in its own transaction, handed over to the sender this many seconds later unless the runner
         # confirms it sent them. None: messages are only returned (console, tests of the core).
         self.outbox_handover_s: float | None = None
+        self._outbox_payload: Callable[[Reply], dict[str, Any]] | None = None
         self._outbox_stmts = _OutboxStatements(self._db.dialect)
         self._sent_keys: list[str] = []  # outbox rows the runner sent, marked with the next commit
         self._routes = routing_table(self.routers)
@@ -170,7 +170,7 @@ class Core:
             self._menu(ctx)
             if inc.callback_id and not ctx.callback_answered:
                 ctx.answer_callback()
-            queued = self._queue_outbox(ctx) if self.outbox_handover_s is not None else None
+            queued = self._queue_outbox(ctx) if self._outbox_payload is not None else None
             await session.run_sync(self._finish, ctx.active_row, queued)  # nothing is sent unless this commit succeeded
             closed = True
             return Result(ctx.actions)
@@ -355,6 +355,12 @@ class Core:
         session.close()
 
     # ------------------------------------------------------------ transactional outbox
+    def use_outbox(self, handover_s: float, payload: Callable[[Reply], dict[str, Any]]) -> None:
+        """Write every update's Replies to the outbox in the update's transaction (`payload` serialises a
+        Reply: bot.scheduler.outbox.reply_to_dict), due for the sender `handover_s` after the commit."""
+        self.outbox_handover_s = handover_s
+        self._outbox_payload = payload
+
     def confirm_sent(self, key: str) -> None:
         """The runner sent this outbox row: mark it sent with the next update's commit (no transaction of
         its own on the hot path), or with `flush_sent` when no update comes along."""
@@ -409,6 +415,8 @@ class Core:
         )
         rows: list[tuple[Any, ...]] = []
         actions = ctx.actions
+        payload = self._outbox_payload
+        assert payload is not None
         for i, action in enumerate(actions):
             if not isinstance(action, Reply):
                 continue
@@ -416,7 +424,7 @@ class Core:
             own = action.chat_id == inc.chat_id and action.channel == inc.channel
             rows.append((
                 key, ctx.account.id if own else None, action.channel, action.chat_id,
-                "reply" if own else "notify", reply_to_dict(action), handover, now,
+                "reply" if own else "notify", payload(action), handover, now,
             ))
             actions[i] = dataclasses.replace(action, outbox_key=key)
         return rows

@@ -37,7 +37,7 @@ from bot.core.types import (
     User,
 )
 from bot.runners.delivery import OutboxConfirmations
-from bot.scheduler.outbox import UNKNOWN_PREFIX, OutMessage, enqueue
+from bot.scheduler.outbox import UNKNOWN_PREFIX, OutMessage, enqueue, reply_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -388,7 +388,7 @@ class Bridge:
     def use_outbox(self, handover_s: float) -> None:
         """Every message of an update goes through the outbox in the update's transaction (the
         transactional outbox); this runner sends them at once and confirms them."""
-        self.core.outbox_handover_s = handover_s
+        self.core.use_outbox(handover_s, reply_to_dict)
         self.confirmations = OutboxConfirmations(self.core)
         self.confirmations.start()
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bot.core.bootstrap import App
 from bot.core.types import Incoming, Reply, User
+from bot.scheduler.outbox import reply_to_dict
 from bot.scheduler.sender import Sender, SenderConfig, SenderStats
 from bot.settings import Settings
 from bot.store.models import Outbox
@@ -60,7 +61,7 @@ async def test_dedup_is_per_bot(app: App) -> None:
 
 
 async def test_replies_are_outbox_rows_of_the_update_transaction(app: App) -> None:
-    app.core.outbox_handover_s = 30.0
+    app.core.use_outbox(30.0, reply_to_dict)
     inc = Incoming("telegram", User("78", "x"), "78", update_id="5", text="/help", command="help", bot_id="9")
     replies = [a for a in (await app.core.handle(inc)).actions if isinstance(a, Reply)]
     assert replies and all(r.outbox_key for r in replies)
