@@ -39,13 +39,13 @@ from bot.core.types import (
 from bot.runners.delivery import ConfirmingPoller
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
-    CAPTION_LIMIT,
     CHANNEL,
     Bridge,
     UserSequencer,
     bot_id_from_token,
     chat_id_value,
     classify_error,
+    fits_caption,
     markup_to_api,
     network_failure,
     split_text,
@@ -116,7 +116,7 @@ class PTBTransport:
         markup = _markup(r.markup)
         text = r.text or ""
         if r.photo is not None or r.document is not None:
-            caption = text if len(text) <= CAPTION_LIMIT else None
+            caption = text if fits_caption(text) else None
             extra: dict[str, Any] = {"caption": caption, "parse_mode": telegram_parse_mode(r) if caption else None}
             if caption is not None:
                 extra["reply_markup"] = markup
@@ -133,7 +133,7 @@ class PTBTransport:
         return await self._text(chat, text, telegram_parse_mode(r), markup)
 
     async def _text(self, chat: int | str, text: str, parse_mode: str | None, markup: AnyMarkup | None) -> str:
-        parts = split_text(text)
+        parts = split_text(text, html=parse_mode == "HTML")
         msg_id = ""
         for i, part in enumerate(parts):
             last = i == len(parts) - 1

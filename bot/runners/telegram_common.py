@@ -37,13 +37,14 @@ from bot.core.types import (
     User,
 )
 from bot.runners.delivery import OutboxConfirmations
+from bot.runners.splitting import CAPTION_LIMIT, TEXT_LIMIT, fits_caption, split_html
 from bot.scheduler.outbox import UNKNOWN_PREFIX, OutMessage, enqueue, reply_to_dict
+
+__all__ = ["CAPTION_LIMIT", "TEXT_LIMIT", "fits_caption", "split_text"]
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 # Waiting longer than this for a 429 inside an update handler would stall the user's queue;
 # the outbox sender (scheduler) handles long waits itself.
 MAX_INLINE_RETRY_WAIT = 5.0
@@ -183,28 +184,10 @@ def markup_to_api(markup: Markup | None) -> Json | None:
     raise TypeError(f"unknown markup {markup!r}")
 
 
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split a long message at line breaks so each part fits Telegram's limit."""
-    if len(text) <= limit:
-        return [text]
-    parts: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(line[:limit])
-            line = line[limit:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            parts.append(current)
-            current = line
-        else:
-            current = candidate
-    if current:
-        parts.append(current)
-    return parts
+def split_text(text: str, limit: int = TEXT_LIMIT, html: bool = True) -> list[str]:
+    """Split a long message so each part fits Telegram's limit in UTF-16 units, at line breaks where
+    possible, never inside an HTML tag or entity, tags balanced per part (bot/runners/splitting.py)."""
+    return split_html(text, limit, html)
 
 
 def classify_error(status: int | None, description: str, retry_after: float | None = None) -> SendError:
@@ -336,7 +319,7 @@ async def _park(park: Park, reply: Reply, why: str, delay_s: float = 0.0) -> Non
 def describe(action: Outgoing) -> str:
     """Short log form of an action."""
     if isinstance(action, Reply):
-        return f"Reply(chat={action.chat_id}, text={(action.text or '')[:40]!r})"
+        return f"Reply(chat={action.chat_id}, chars={len(action.text or '')})"  # no personal text in logs
     return repr(action)
 
 
