@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import uuid
@@ -743,9 +744,9 @@ class _OutboxStatements:
     """One multi-row INSERT of an update's outbox rows, built once per row count (up to 8; more rows go in
     chunks). On SQLite the compiled SQL runs straight on the DBAPI cursor, as the dedup INSERT does."""
 
-    COLUMNS = (
-        "dedup_key", "account_id", "channel", "chat_id", "rule", "payload", "not_before", "created_at",
-        "status", "attempts", "last_error",
+    COLUMNS = (  # the table's order, which the compiled VALUES follow
+        "dedup_key", "account_id", "channel", "chat_id", "rule", "payload", "status", "not_before", "attempts",
+        "last_error", "created_at",
     )
     MAX = 8
 
@@ -760,14 +761,14 @@ class _OutboxStatements:
         self._payload = procs["payload"] or json.dumps
         self._ts = procs["not_before"] or (lambda v: v)
         self._ts2 = procs["created_at"] or (lambda v: v)
-        self._col = {c: j for j, c in enumerate(self.COLUMNS)}
+        # JSON text as SQLAlchemy's JSON type reads it back; Chinese kept as UTF-8 (a third of "\uXXXX").
+        self._json = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
         self.mark_sent = (
             update(table)
             .where(table.c.dedup_key.in_(bindparam("keys", expanding=True)),
                    table.c.status == OutboxStatus.PENDING.value)
             .values(status=OutboxStatus.SENT.value, sent_at=bindparam("now"), last_error="")
         )
-        self._conv = {"payload": self._payload, "not_before": self._ts, "created_at": self._ts2}
 
     def _statement(self, n: int) -> Any:
         stmt = self._by_n.get(n)
@@ -779,8 +780,10 @@ class _OutboxStatements:
             core = ins.on_conflict_do_nothing(index_elements=["dedup_key"])
             if self._sqlite:
                 compiled = core.compile(dialect=self._dialect)
-                order = [name.rsplit("_", 1) for name in compiled.positiontup or []]
-                stmt = (compiled.string, [(c, int(i)) for c, i in order])
+                # Positional parameters row after row, columns in COLUMNS order: rows are bound flat.
+                expected = [f"{c}_{i}" for i in range(n) for c in self.COLUMNS]
+                assert list(compiled.positiontup or []) == expected, compiled.positiontup
+                stmt = compiled.string
             else:
                 stmt = core
             self._by_n[n] = stmt
@@ -791,22 +794,26 @@ class _OutboxStatements:
         for start in range(0, len(rows), self.MAX):
             chunk = rows[start : start + self.MAX]
             stmt = self._statement(len(chunk))
-            full = [(*r, pending, 1, "") for r in chunk]  # attempts=1: the runner's own try
             if self._sqlite:
-                sql, order = stmt
-                col, conv = self._col, self._conv
-                args = []
-                for c, i in order:
-                    v = full[i][col[c]]
-                    f = conv.get(c)
-                    args.append(f(v) if f is not None else v)
+                # The update's rows share their two timestamps: each is converted once.
+                nb_at, created = chunk[0][6], chunk[0][7]
+                nb_db, created_db = self._ts(nb_at), self._ts2(created)
+                args: list[Any] = []
+                for key, account, channel, chat, rule, payload, nb, at in chunk:
+                    args += (  # attempts=1: the runner's own try
+                        key, account, channel, chat, rule, self._json(payload), pending,
+                        nb_db if nb is nb_at else self._ts(nb), 1, "", created_db if at is created else self._ts2(at),
+                    )
                 cur = conn.connection.dbapi_connection.cursor()
                 try:
-                    cur.execute(sql, args)
+                    cur.execute(stmt, args)
                 finally:
                     cur.close()
             else:
-                params = {f"{c}_{i}": v for i, r in enumerate(full) for c, v in zip(self.COLUMNS, r, strict=True)}
+                params: dict[str, Any] = {}
+                for i, (key, account, channel, chat, rule, payload, nb, at) in enumerate(chunk):
+                    values = (key, account, channel, chat, rule, payload, pending, nb, 1, "", at)
+                    params.update({f"{c}_{i}": v for c, v in zip(self.COLUMNS, values, strict=True)})
                 conn.execute(stmt, params)
 
 
