@@ -235,9 +235,13 @@ class Claimed:
 
 
 async def claim(
-    session: AsyncSession, *, now: datetime, limit: int, lease: timedelta, only_rules: Sequence[str] | None = None
+    session: AsyncSession, *, now: datetime, limit: int, lease: timedelta,
+    channels: Sequence[str] | None = None, only_rules: Sequence[str] | None = None,
 ) -> list[Claimed]:
-    """Take up to `limit` due rows for this sender by pushing their not_before forward by `lease`.
+    """Take up to `limit` due rows for this sender by pushing their not_before forward by `lease`;
+    with `channels`, only rows for those channels (the ones this sender has transports for: a WeCom
+    process leaves Telegram's rows to the Telegram process, and the other way round); with `only_rules`,
+    only rows of those rules (quiet hours).
 
     One statement: on PostgreSQL the candidate rows are locked with SKIP LOCKED so concurrent
     senders take disjoint sets; SQLite serialises writers, so its single UPDATE is already atomic.
@@ -249,6 +253,8 @@ async def claim(
         .order_by(Outbox.not_before, Outbox.id)
         .limit(limit)
     )
+    if channels is not None:
+        pick = pick.where(Outbox.channel.in_(list(channels)))
     if only_rules is not None:  # quiet hours: only what may go out at any hour
         pick = pick.where(Outbox.rule.in_(list(only_rules)))
     if session.get_bind().dialect.name == "postgresql":
