@@ -118,3 +118,4 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"  # gave up after retries, or recipient unreachable
+    UNKNOWN = "unknown"  # sent, the answer was lost; not resent (bot/scheduler/README.md, "Unknown outcomes")

@@ -354,6 +354,8 @@ class ProcessedUpdate(Base):
 
     __tablename__ = "processed_updates"
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # The bot of the channel that received it (migration branch "delivery"): update ids are per bot.
+    bot_id: Mapped[str] = mapped_column(String(32), primary_key=True, default="", server_default="")
     update_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(TS, index=True)
 
