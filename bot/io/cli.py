@@ -65,6 +65,8 @@ def _print_result(result: Any, t: Translator) -> None:
         by_sheet.setdefault(sheet, []).append(header)
     for sheet, headers in by_sheet.items():
         _say(t, "io.import.ignored_columns", sheet=sheet, names="、".join(headers))
+    if result.neutralised:
+        _say(t, "io.import.neutralised", count=sum(result.neutralised.values()))
     for entity in ("villages", "teams", "people", "households", "members", "pairings"):
         c = result.counts.get(entity)
         if not c:

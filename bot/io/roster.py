@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock, local_today
 from bot.i18n import Safe, Translator
 from bot.io import validate as v
+from bot.io.cells import FORMULA_START, append_row, formula_like
 from bot.io.format import HOUSEHOLDS, PAIRINGS, PEOPLE, SHEET_BY_KEY, VILLAGES
 from bot.io.reader import RawSheet, Roster, RosterError, read_roster
 from bot.store.enums import POVERTY_CAUSE_ZH, HouseholdStatus, PovertyCause, Role
@@ -109,6 +110,8 @@ class ImportResult:
     rows_total: int = 0
     ignored_sheets: list[str] = field(default_factory=list)
     ignored_columns: list[tuple[str, str]] = field(default_factory=list)  # sheet, header
+    # Cells per sheet whose text could run as a formula, stored with a leading apostrophe.
+    neutralised: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -160,7 +163,9 @@ async def _load_existing(session: AsyncSession) -> _Existing:
 # Checking
 
 
-def _parse_rows(raw: RawSheet, full_id: bool) -> Iterator[Row]:
+def _parse_rows(raw: RawSheet, full_id: bool, neutralised: Counter[str] | None = None) -> Iterator[Row]:
+    """Each data row parsed; text that a spreadsheet could run as a formula is stored inert (a leading
+    apostrophe, `bot.io.cells.inert`) and counted in neutralised."""
     columns = list(raw.columns.items())
     # What an empty cell parses to, per column: most cells of a roster are empty or optional.
     blank = {col.key: (None if col.key == "head_id_number" else col.parse(None)) for _, col in columns}
@@ -181,6 +186,10 @@ def _parse_rows(raw: RawSheet, full_id: bool) -> Iterator[Row]:
             if col.required and (value is None or value == ""):
                 row.fail("io.err.required", col.key)
                 continue
+            if type(value) is str and value and value[0] in FORMULA_START and formula_like(value):
+                value = "'" + value
+                if neutralised is not None:
+                    neutralised[raw.title] += 1
             row.values[col.key] = value
         yield row
 
@@ -885,7 +894,7 @@ async def import_roster(
     rows: dict[str, list[Row]] = {k: [] for k in SHEET_BY_KEY}
     done = 0
     for raw in roster.sheets:
-        for row in _parse_rows(raw, full_id):
+        for row in _parse_rows(raw, full_id, result.neutralised):
             rows[raw.sheet.key].append(row)
             done += 1
             if progress and done % 1000 == 0:
@@ -949,7 +958,7 @@ def bad_rows_workbook(result: ImportResult, t: Translator) -> bytes:
             cell.font = Font(bold=True)
         for row in sorted(rows, key=lambda r: r.number):
             cells = [v.text(c) for c in row.cells] + [""] * (len(raw.headers) - len(row.cells))
-            ws.append([row.number, *cells[: len(raw.headers)], "；".join(p.render(t) for p in row.problems)])
+            append_row(ws, [row.number, *cells[: len(raw.headers)], "；".join(p.render(t) for p in row.problems)])
             ws.cell(ws.max_row, len(raw.headers) + 2).fill = PatternFill("solid", fgColor="FFF2CC")
         ws.freeze_panes = "B2"
         ws.column_dimensions[ws.cell(1, len(raw.headers) + 2).column_letter].width = 60
