@@ -35,6 +35,7 @@ from bot.core.types import (
     ReplyKeyboard,
     User,
 )
+from bot.fsperm import private_dir, write_private
 from bot.i18n import Translator
 from bot.services.onboarding import create_invite, find_person
 from bot.settings import Settings
@@ -186,10 +187,10 @@ class Console:
         return [r for r in rows if r]
 
     def _save(self, filename: str, data: bytes) -> Path:
-        folder = self.app.core.settings.media_dir / "console"
-        folder.mkdir(parents=True, exist_ok=True)
+        media = self.app.core.settings.media_dir
+        folder = private_dir(media / "console", root=media)
         path = folder / Path(filename).name
-        path.write_bytes(data)
+        write_private(path, data)
         return path
 
 
