@@ -179,7 +179,13 @@ def _parse_rows(raw: RawSheet, full_id: bool, neutralised: Counter[str] | None =
                 row.values[col.key] = [] if isinstance(empty, list) else empty  # never share a list
                 continue
             try:
-                value = v.id_number(cell, full=full_id) if col.key == "head_id_number" else col.parse(cell)
+                if col.key == "head_id_number":
+                    value = v.id_number(cell, full=True)
+                    if value and not value.startswith("*"):
+                        row.values["_id_full"] = value  # for the duplicate check, never written
+                        value = value if full_id else v.mask_id(value)
+                else:
+                    value = col.parse(cell)
             except v.BadValue as e:
                 row.fail(e.key, col.key, **e.args_)
                 continue
@@ -322,6 +328,7 @@ class _Checker:
             if row.values.get("cadre_name") or row.values.get("cadre_phone"):
                 # The household's own 帮扶责任人 column: a wrong cadre makes the household row bad.
                 row.values["_phone"] = self.cadre_phone(row)
+        self._unique_ids(rows["households"])
         self._unique(rows["households"], "code", self.households, "households")
         for row in rows["members"]:
             if not row.bad:
@@ -394,6 +401,32 @@ class _Checker:
         key = "io.err.ref_bad_household" if code in self.bad["households"] else "io.err.unknown_household"
         row.fail(key, "household", value=code)
         return False
+
+    def _unique_ids(self, rows: Sequence[Row]) -> None:
+        """One person heads one household: an ID number on two household rows refuses both (like a
+        duplicate 户编号), and one already stored in full for another household refuses the row.
+        Masked numbers (our own exports) are not compared: the last four digits tell no one apart."""
+        stored = {
+            r["head_id_number"]: code
+            for code, r in self.db.households.items()
+            if r.get("head_id_number") and not str(r["head_id_number"]).startswith("*")
+        }
+        seen: dict[str, Row] = {}
+        for row in rows:
+            full = row.values.get("_id_full")
+            if not full:
+                continue
+            shown = v.mask_id(full)
+            first = seen.get(full)
+            if first is not None:
+                row.fail("io.err.duplicate_id", "head_id_number", value=shown, first=first.number)
+                if not any(p.key == "io.err.duplicate_id" for p in first.problems):
+                    first.fail("io.err.duplicate_id", "head_id_number", value=shown, first=row.number)
+                continue
+            seen[full] = row
+            other = stored.get(full)
+            if other is not None and other != str(row.values.get("code")):
+                row.fail("io.err.duplicate_id_db", "head_id_number", value=shown, code=other)
 
     def _unique(self, rows: Sequence[Row], key: str, into: dict[str, Row], entity: str) -> None:
         for row in rows:
