@@ -70,7 +70,9 @@ def callback_parts(ctx: Ctx) -> list[str]:
 
 def parse_id(raw: str | None) -> int | None:
     """A positive integer id from untrusted input, or None."""
-    if raw is None or not raw.isdigit() or len(raw) > 18:
+    # ASCII digits only: "²".isdigit() is true and int("²") raises (found by tests/fuzz; the minimal fix
+    # at the point of the crash — issue 10 item 15's input normalisation is t-chatsec's).
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return None
     value = int(raw)
     return value if value > 0 else None

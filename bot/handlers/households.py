@@ -45,11 +45,12 @@ async def households(ctx: Ctx) -> None:
 async def on_button(ctx: Ctx) -> None:
     """hh:p:<page> (whole list), hh:c:<cadre_id>:<page> (one cadre's), hh:o:<household_id> (file)."""
     parts = callback_parts(ctx)
-    if len(parts) == 3 and parts[1] == "p" and parts[2].isdigit() and len(parts[2]) < 6:
+    # ASCII digits only ("²".isdigit() is true, int("²") raises; found by tests/fuzz, item 15 is t-chatsec's).
+    if len(parts) == 3 and parts[1] == "p" and parts[2].isascii() and parts[2].isdigit() and len(parts[2]) < 6:
         rows = await _rows(ctx)
         if rows is not None:
             _show_page(ctx, rows, int(parts[2]))
-    elif len(parts) == 4 and parts[1] == "c" and parts[3].isdigit() and len(parts[3]) < 6:
+    elif len(parts) == 4 and parts[1] == "c" and parts[3].isascii() and parts[3].isdigit() and len(parts[3]) < 6:
         cadre_id = parse_id(parts[2])
         rows = await _rows(ctx)
         if rows is None:

@@ -187,7 +187,7 @@ async def _team_id(session: Any, ref: str | None) -> int | None:
     if ref is None:
         return None
     q = select(Team.id).where(Team.name == ref)
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
         q = select(Team.id).where((Team.id == int(ref)) | (Team.name == ref))
     found = (await session.scalars(q)).first()
     if found is None:

@@ -93,7 +93,7 @@ def _one_phone(s: str) -> str:
 
 def id_checksum_ok(number: str) -> bool:
     """GB 11643: the 18th character is the ISO 7064 MOD 11-2 check of the first 17 digits."""
-    if len(number) != 18 or not number[:17].isdigit():
+    if len(number) != 18 or not (number[:17].isascii() and number[:17].isdigit()):
         return False
     total = sum(map(mul, map(int, number[:17]), ID_WEIGHTS))
     return ID_CHECK[total % 11] == number[17].upper()
@@ -114,7 +114,7 @@ def id_number(value: Any, *, full: bool = False) -> str | None:
         return None
     if MASKED_ID_RE.match(s):
         return s
-    if len(s) != 18 or not s[:17].isdigit() or not (s[17].isdigit() or s[17] == "X"):
+    if not s.isascii() or len(s) != 18 or not s[:17].isdigit() or not (s[17].isdigit() or s[17] == "X"):
         raise BadValue("io.err.id_format", value=s)
     try:
         date(int(s[6:10]), int(s[10:12]), int(s[12:14]))
