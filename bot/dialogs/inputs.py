@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.core.context import Ctx
 from bot.core.dialog import Retry
-from bot.services.privacy import mask_ids
+from bot.services.privacy import stored_text
 
 
 def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
@@ -16,4 +16,4 @@ def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
     if len(text) > limit:
         return None, Retry("core.text_too_long", {"limit": limit, "length": len(text)})
     # ID numbers typed into a note never reach the dialog's draft or the database.
-    return mask_ids(text), None
+    return stored_text(text), None

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Next, Retry, State
 from bot.core.router import STAFF
-from bot.services.privacy import mask_ids
+from bot.services.privacy import stored_text
 from bot.store.enums import Role
 from bot.store.models import Account, PolicyQuestion
 
@@ -41,7 +41,7 @@ class PolicyReplyDialog(Dialog):
         if question is None or ctx.person is None or question.forwarded_to_id != ctx.person.id:
             ctx.reply("core.not_allowed")
             return Finish()
-        text = mask_ids(text)
+        text = stored_text(text)
         question.reply_text = text
         question.replied_at = ctx.now
         villager = await ctx.session.get(Account, question.account_id) if question.account_id else None

@@ -12,7 +12,7 @@ from bot.core.context import Ctx
 from bot.core.router import EVERYONE, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
 from bot.services.people import cadre_for_household, leader_for_village
-from bot.services.privacy import mask_ids
+from bot.services.privacy import stored_text
 from bot.store.models import Account, Household, PolicyQuestion
 
 router = Router("policy")
@@ -73,7 +73,7 @@ async def answer_question(ctx: Ctx, text: str) -> None:
 
 async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
     """Log the question (every question is kept) and return its id, for the buttons that refer to it."""
-    values = {"account_id": ctx.account.id, "text": mask_ids(text), "created_at": ctx.now, "context": {}, **fields}
+    values = {"account_id": ctx.account.id, "text": stored_text(text), "created_at": ctx.now, "context": {}, **fields}
     return int((await ctx.session.execute(_LOG_QUESTION, values)).scalar_one())
 
 

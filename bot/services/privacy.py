@@ -54,3 +54,12 @@ def mask_ids(text: str) -> str:
     if " " in text or "\u3000" in text:
         text = _SPACED_RE.sub(_mask, text)
     return text
+
+
+def stored_text(text: str) -> str:
+    """Free text as it may be stored: ID numbers masked, NUL removed. PostgreSQL's text and jsonb cannot
+    hold NUL (every save with one failed; found by tests/fuzz). Normalising control characters at the
+    edge is issue 10 item 16 (t-chatsec); this is the minimal guard where free text is stored."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return mask_ids(text)

@@ -30,3 +30,30 @@ async def test_odd_digits_in_buttons_are_refused_not_crashed(app: App, world: Wo
     for data in ("hh:p:²", "hh:c:1:²", "hh:c:²:0", "hh:o:²", "pq:fwd:²", "pq:reply:²", "df:ack:²", "vc:ok:²"):
         replies = await cadre.press(data)
         assert all(r.text != error for r in replies), data
+
+
+async def test_nul_in_free_text_is_not_stored(app: App, world: World) -> None:
+    """PostgreSQL cannot store NUL in text or jsonb: a question or a visit note with one failed."""
+    from bot.store.models import PolicyQuestion, Visit
+    from tests.cadre.conftest import rows
+
+    error = app.core.catalogs.get("zh_CN")("core.error")
+    villager = Chat(app, "502")
+    await bind(app, villager, household_id=world.villager_household)
+    replies = await villager.send("住院\x00报销多少")
+    assert all(r.text != error for r in replies)
+    cadre = Chat(app, "201", name="王建国")
+    await bind(app, cadre, person_id=world.cadre_ids[0])
+    await cadre.send("/visit")
+    await cadre.press_text("张大山")
+    await cadre.press_text("今天")
+    await cadre.press_text("日常走访")
+    replies = await cadre.send("送\x00种子")
+    assert all(r.text != error for r in replies)
+    await cadre.press_text("没有")
+    await cadre.press_text("不拍照")
+    await cadre.send("没有信号，跳过")
+    await cadre.press_text("保存")
+    [q] = await rows(app, PolicyQuestion)
+    [v] = await rows(app, Visit)
+    assert (q.text, v.done) == ("住院报销多少", "送种子")
