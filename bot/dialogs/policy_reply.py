@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Next, Retry, State
 from bot.core.router import STAFF
+from bot.notices.policy import QuestionAnswered
 from bot.services.privacy import stored_text
 from bot.store.enums import Role
-from bot.store.models import Account, PolicyQuestion
+from bot.store.models import PolicyQuestion
 
 
 class PolicyReplyDialog(Dialog):
@@ -44,9 +45,7 @@ class PolicyReplyDialog(Dialog):
         text = stored_text(text)
         question.reply_text = text
         question.replied_at = ctx.now
-        villager = await ctx.session.get(Account, question.account_id) if question.account_id else None
-        if villager is not None:
-            ctx.send_to(villager, "policy.reply_to_villager", cadre=ctx.person.name, reply=text)
+        await ctx.notify(QuestionAnswered(question, ctx.person.name, text))
         ctx.audit("policy.replied", "policy_question", question.id)
         ctx.reply("policy.reply_sent")
         return Finish()

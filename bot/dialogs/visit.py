@@ -2,7 +2,7 @@
 
 Every entered value lives in the dialog's persisted data, so a wrong answer (Retry), a restart or a
 parked draft loses nothing. The summary's save button is handled by the visits router
-("vs:<nonce>") rather than as a dialog button, so that a second press after saving can be told
+(SAVE_VISIT, "vs:<nonce>") rather than as a dialog button, so that a second press after saving can be told
 "已保存过了" instead of "button expired".
 """
 
@@ -11,18 +11,19 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
+from bot.buttons import SAVE_VISIT
 from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Goto, Next, Replace, Retry, State, StepEnum, reply_keyboard
 from bot.core.router import STAFF
 from bot.core.types import Button, KeyButton, RemoveKeyboard
 from bot.dialogs.inputs import text_input
 from bot.dialogs.pickers import ask_household, pick_household
-from bot.notices.visits import ask_villager, notify_leader
+from bot.notices.visits import ConfirmRequest, FarVisit
 from bot.services import visits as vs
 from bot.services.dates import parse_date
 from bot.services.households import OwnHousehold, match_households, own_households
 from bot.services.media import fetch_photo
-from bot.services.texts import date_text, distance_text, fmt_date
+from bot.services.texts import distance_text, fmt_date
 from bot.store.enums import LocationStatus, Role, VisitKind
 from bot.store.models import Household, Visit
 
@@ -105,7 +106,7 @@ class VisitDialog(Dialog):
             ctx.reply("visit.ask_date", st.keyboard(ctx, rows), name=name)
         elif step is Step.KIND:
             kinds = list(VisitKind)
-            season = vs.current_season(vs.rules_of(ctx.core), self._date(st) or ctx.today)
+            season = vs.current_season(ctx.core.services.rules, self._date(st) or ctx.today)
             if season is not None:
                 # The season's own kind first: it is the likely answer inside a window.
                 kinds.sort(key=lambda k: k.value != season.name)
@@ -182,7 +183,7 @@ class VisitDialog(Dialog):
         )
         edits = [st.btn(ctx.t(f"visit.edit.{s.value}"), f"edit:{s.value}") for s in EDITABLE]
         rows = [
-            [Button(ctx.t("visit.btn_save"), f"vs:{st.nonce}")],
+            [Button(ctx.t("visit.btn_save"), SAVE_VISIT.pack(st.nonce))],
             edits[0:3],
             edits[3:5],
             edits[5:7],
@@ -393,16 +394,8 @@ async def after_save(ctx: Ctx, visit: Visit, household: Household) -> None:
     )
     ctx.audit("visit.saved", "visit", visit.id, household=household.id, location=visit.location_status)
     if visit.location_status == LocationStatus.FAR.value:
-        await notify_leader(
-            ctx,
-            ctx.person,
-            "visit.far_to_leader",
-            cadre=ctx.person.name,
-            name=household.head_name,
-            date=lambda t: date_text(t, visit.visit_date, ctx.today.year),
-            distance=lambda t: distance_text(t, visit.distance_m or 0),
-        )
-    await ask_villager(ctx, visit, ctx.person)
+        await ctx.notify(FarVisit(ctx.person, household, visit))
+    await ctx.notify(ConfirmRequest(visit, ctx.person))
 
 
 def _typed_done(ctx: Ctx) -> set[str]:

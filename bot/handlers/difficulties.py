@@ -3,14 +3,20 @@ df:open|ack|asg|res:<id>, df:to:<id>:<person_id>; the resolution note is a small
 
 from __future__ import annotations
 
+from bot.buttons import (
+    DIFFICULTY_ACK,
+    DIFFICULTY_ASSIGN,
+    DIFFICULTY_ASSIGN_TO,
+    DIFFICULTY_OPEN,
+    DIFFICULTY_RESOLVE,
+    PROBLEM_FOR_HOUSEHOLD,
+)
 from bot.core.context import Ctx
 from bot.core.dialog import has_live_draft
-from bot.core.router import LEADERS, STAFF, Router, callback_parts, parse_id
+from bot.core.router import LEADERS, STAFF, Router
 from bot.core.types import Button, InlineKeyboard
-from bot.i18n import Safe
-from bot.notices.difficulties import actions, card, tell_reporter
+from bot.notices.difficulties import AssignedToYou, StatusChanged, actions, card
 from bot.services import difficulties as dsvc
-from bot.services.households import reachable_accounts
 from bot.services.texts import fmt_date
 from bot.services.visits import pairing_start
 from bot.store.enums import DifficultyStatus
@@ -50,14 +56,13 @@ async def list_open(ctx: Ctx) -> None:
             )
         )
         buttons.append(
-            (Button(ctx.t.raw("difficulty.btn_open").format(id=d.id, scope=scope), f"df:open:{d.id}"),)
+            (Button(ctx.t.raw("difficulty.btn_open").format(id=d.id, scope=scope), DIFFICULTY_OPEN.pack(d.id)),)
         )
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons[:20])))
 
 
-async def _load(ctx: Ctx, raw: str | None, manage: bool) -> Difficulty | None:
-    did = parse_id(raw)
-    d = await ctx.session.get(Difficulty, did) if did else None
+async def _load(ctx: Ctx, did: int, manage: bool) -> Difficulty | None:
+    d = await ctx.session.get(Difficulty, did)
     if d is not None:
         if await dsvc.can_manage(ctx.session, ctx.person, d):
             return d
@@ -68,14 +73,22 @@ async def _load(ctx: Ctx, raw: str | None, manage: bool) -> Difficulty | None:
     return None
 
 
-@router.callback("df", roles=STAFF)
+_ACTIONS = {"open": DIFFICULTY_OPEN, "ack": DIFFICULTY_ACK, "asg": DIFFICULTY_ASSIGN, "res": DIFFICULTY_RESOLVE}
+
+
+@router.callback(DIFFICULTY_OPEN.prefix, roles=STAFF)
 async def on_button(ctx: Ctx) -> None:
-    parts = callback_parts(ctx)
-    action = parts[1] if len(parts) > 1 else ""
-    if action not in ("open", "ack", "asg", "res", "to") or len(parts) < 3:
+    data = ctx.inc.callback_data
+    action, did, pid = "", 0, 0
+    for name, button in _ACTIONS.items():
+        if (pressed := button.parse(data)) is not None:
+            action, did = name, pressed[0]
+    if (to := DIFFICULTY_ASSIGN_TO.parse(data)) is not None:
+        action, did, pid = "to", to[0], to[1]
+    if not action:
         ctx.answer_callback("core.button_expired")
         return
-    d = await _load(ctx, parts[2], manage=action != "open")
+    d = await _load(ctx, did, manage=action != "open")
     if d is None:
         return
     if action == "open":
@@ -90,17 +103,16 @@ async def on_button(ctx: Ctx) -> None:
         if dsvc.acknowledge(d, ctx.now):
             ctx.audit("difficulty.acknowledged", "difficulty", d.id)
             ctx.reply("difficulty.acknowledged", id=d.id)
-            await tell_reporter(ctx, d)
+            await ctx.notify(StatusChanged(d))
         else:
             ctx.reply("difficulty.ack_already", id=d.id, status=ctx.t(f"difficulty.status.{d.status}"))
     elif action == "asg":
         members = await dsvc.team_members(ctx.session, d.team_id)
-        rows = tuple((Button(p.name, f"df:to:{d.id}:{p.id}"),) for p in members)
+        rows = tuple((Button(p.name, DIFFICULTY_ASSIGN_TO.pack(d.id, p.id)),) for p in members)
         ctx.reply("difficulty.ask_assignee", InlineKeyboard(rows) if rows else None, id=d.id)
     elif action == "to":
-        pid = parse_id(parts[3]) if len(parts) == 4 else None
         by_id = {p.id: p for p in await dsvc.team_members(ctx.session, d.team_id)}
-        person = by_id.get(pid) if pid else None
+        person = by_id.get(pid)
         if person is None:
             ctx.answer_callback("core.not_allowed", alert=True)
             ctx.reply("core.not_allowed")
@@ -108,21 +120,17 @@ async def on_button(ctx: Ctx) -> None:
         dsvc.assign(d, person, ctx.now)
         ctx.audit("difficulty.assigned", "difficulty", d.id, to=person.id)
         ctx.reply("difficulty.assigned", id=d.id, name=person.name)
-        await tell_reporter(ctx, d)
-        if ctx.person is None or person.id != ctx.person.id:
-            for account in await reachable_accounts(ctx.session, person.id):
-                t = ctx.core.translator_for(account)
-                text = t("difficulty.assigned_to_you") + "\n" + await card(ctx, t, d)
-                ctx.send_to(account, "cadre.raw", text=Safe(text))
+        await ctx.notify(StatusChanged(d))
+        await ctx.notify(AssignedToYou(d, person))
     else:
         await ctx.core.start_dialog(ctx, "resolve_note", {"difficulty_id": d.id}, fresh=True)
 
 
-@router.callback("pb", roles=STAFF)
+@router.callback(PROBLEM_FOR_HOUSEHOLD.prefix, roles=STAFF)
 async def problem_for_household(ctx: Ctx) -> None:
     """ "反映困难" under a household file: start /problem with that household (if it is one's own)."""
-    parts = callback_parts(ctx)
-    hid = parse_id(parts[1]) if len(parts) == 2 else None
+    pressed = PROBLEM_FOR_HOUSEHOLD.parse(ctx.inc.callback_data)
+    hid = pressed[0] if pressed else None
     if hid is None or ctx.person is None or await pairing_start(ctx.session, ctx.person.id, hid) is None:
         ctx.answer_callback("cadre.hh_not_yours", alert=True)
         ctx.reply("cadre.hh_not_yours")
