@@ -130,11 +130,11 @@ def test_read_roster(file: tuple[bytes, str]) -> None:
 
 @pytest.fixture(scope="module")
 def policy() -> Any:
-    from bot.core.bootstrap import _policy_engine
+    from bot.core.services import policy_engine
     from bot.settings import Settings
 
     s = Settings(telegram_token=None)
-    return _policy_engine(s.knowledge_dir, s.county)
+    return policy_engine(s.knowledge_dir, s.county)
 
 
 POLICY_WORDS = st.sampled_from(

@@ -18,6 +18,7 @@ from bot.io.format import HOUSEHOLDS, MEMBERS
 from bot.io.report import monthly_report
 from bot.io.roster import bad_rows_workbook, import_file
 from bot.io.template import sample_rows
+from bot.scheduler.rules import load_rules
 from bot.store.models import CheckIn, Difficulty, Household, HouseholdMember, Pairing, Person, Visit
 
 H = {c.key: i for i, c in enumerate(HOUSEHOLDS.columns)}
@@ -115,7 +116,7 @@ async def test_import_stores_formula_text_inert_and_exports_carry_no_formula(
         assert again.counts["households"]["updated"] == 0
 
     async with sessions() as s:
-        _png, xlsx = await monthly_report(s, "2026-11", None, today=date(2026, 11, 28))
+        _png, xlsx = await monthly_report(s, "2026-11", None, rules=load_rules(None), today=date(2026, 11, 28))
     cells = _no_formulas(xlsx)
     assert DDE in {c.value for c in cells}
 
