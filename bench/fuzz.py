@@ -4,6 +4,7 @@ the count per target and the outcome.
 
     python bench/fuzz.py                 # 100,000 inputs (SQLite, and PostgreSQL too when reachable)
     python bench/fuzz.py --inputs 20000
+    python bench/fuzz.py -k "not postgres"   # extra arguments go to pytest
 
 Any crash fails the run with hypothesis's shrunk example; 0 crashes means every target passed.
 """
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--inputs", type=int, default=100_000)
-    args = p.parse_args()
+    args, extra = p.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "fuzz.json"
         env = {
@@ -36,7 +37,7 @@ def main() -> int:
         }
         t0 = time.perf_counter()
         rc = subprocess.call(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/fuzz"], cwd=ROOT, env=env
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/fuzz", *extra], cwd=ROOT, env=env
         )
         elapsed = time.perf_counter() - t0
         counts = json.loads(report.read_text()) if report.exists() else {"inputs": {}, "total": 0}
