@@ -180,6 +180,8 @@ def _cn_number(s: str) -> int:
             n = n * 10 + _CN_DIGITS[c]
         return n
     tens, _, ones = s.partition("十")
+    if len(tens) > 1 or len(ones) > 1 or "十" in ones:
+        raise KeyError(s)  # 十十, 二二十: no number
     return (_CN_DIGITS[tens] if tens else 1) * 10 + (_CN_DIGITS[ones] if ones else 0)
 
 
@@ -197,7 +199,10 @@ def integer(value: Any, *, lo: int = 0, hi: int = 10**9, unit: str = "") -> int 
             s = s[: -len(u)].strip()
     s = s.removeprefix("第")
     if s and all(c in _CN_DIGITS for c in s):
-        s = str(_cn_number(s))
+        try:
+            s = str(_cn_number(s))
+        except KeyError:  # 十十, 二二十: numerals that spell no number (found by tests/fuzz)
+            raise BadValue("io.err.integer", value=text(value)) from None
     try:
         f = float(s)
     except ValueError:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bot.core.bootstrap import App
 from bot.core.types import Contact, FileRef, Incoming, InlineKeyboard, Location, Reply, User
 from tests.conftest import Chat, World, bind
-from tests.fuzz.conftest import INPUTS, fuzz_settings
+from tests.fuzz.budget import INPUTS, fuzz_settings
 from tests.fuzz.strategies import ODD_DIGITS, digits, hostile, mixed, texts
 
 COMMANDS = [

@@ -19,7 +19,7 @@ from bot.io.reader import RosterError, read_roster
 from bot.io.roster import import_roster
 from bot.io.template import sample_rows
 from bot.store.db import create_engine, session_factory
-from tests.fuzz.conftest import INPUTS, fuzz_settings
+from tests.fuzz.budget import INPUTS, fuzz_settings
 from tests.fuzz.strategies import digits, hostile, texts
 
 SAMPLE = sample_rows()

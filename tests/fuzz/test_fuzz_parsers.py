@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bot.io import validate as v
 from bot.io.reader import RosterError, read_roster
 from bot.services.dates import parse_date
-from tests.fuzz.conftest import INPUTS, fuzz_settings
+from tests.fuzz.budget import INPUTS, fuzz_settings
 from tests.fuzz.strategies import ODD_DIGITS, dateish, digits, hostile, mixed, texts
 
 TODAY = st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31))

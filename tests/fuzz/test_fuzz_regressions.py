@@ -57,3 +57,10 @@ async def test_nul_in_free_text_is_not_stored(app: App, world: World) -> None:
     [q] = await rows(app, PolicyQuestion)
     [v] = await rows(app, Visit)
     assert (q.text, v.done) == ("住院报销多少", "送种子")
+
+
+@pytest.mark.parametrize("raw", ["十十十", "二二十", "十十"])
+def test_chinese_numerals_that_spell_no_number_are_a_bad_value(raw: str) -> None:
+    with pytest.raises(v.BadValue):
+        v.integer(raw)
+    assert v.integer("十二") == 12 and v.integer("三组") == 3
