@@ -13,7 +13,7 @@ FUZZ_DEFAULT_INPUTS = 2000
 TOTAL = int(os.environ.get("BANGFU_FUZZ_EXAMPLES") or FUZZ_DEFAULT_INPUTS)
 # Each target's share of the inputs, and how many inputs one hypothesis example pushes through.
 SHARES = {"dates": 0.25, "validators": 0.25, "reader": 0.05, "import": 0.02, "policy": 0.18, "dialogs": 0.25}
-PER_EXAMPLE = {"dates": 1, "validators": 1, "reader": 1, "import": 5, "policy": 2, "dialogs": 8}
+PER_EXAMPLE = {"dates": 1, "validators": 1, "reader": 1, "import": 3, "policy": 2, "dialogs": 6}
 INPUTS: Counter[str] = Counter()
 
 
