@@ -141,6 +141,7 @@ POLICY_WORDS = st.sampled_from(
     ["住院", "报销", "多少", "医保", "低保", "县医院", "呢", "三万", "2万元", "百分之八十", "?", "？", "大病", "养老", "补贴"]
 )
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
+DECISIONS = ("answer", "clarify", "decline", "forward")  # PolicyAnswer.decision
 
 
 @fuzz_settings("policy")
@@ -153,9 +154,9 @@ NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 def test_policy_answer(policy: Any, first: str, second: str, lang: str, topic: str) -> None:
     INPUTS["policy"] += 2
     a = policy.answer(first, lang, None, now=NOW)
-    assert a.decision in ("answer", "clarify", "decline")
+    assert a.decision in DECISIONS
     b = policy.answer(second, lang, a.context or None, now=NOW)  # a follow-up in the first one's context
-    assert b.decision in ("answer", "clarify", "decline")
+    assert b.decision in DECISIONS
     policy.answer_topic(topic, lang, b.context or None, now=NOW)
 
 
