@@ -986,7 +986,7 @@ def bad_rows_workbook(result: ImportResult, t: Translator) -> bytes:
     for title, rows in by_sheet.items():
         ws = wb.create_sheet(title[:31])
         raw = raws[title]
-        ws.append([t("io.bad.row_header"), *raw.headers, reason])
+        append_row(ws, [t("io.bad.row_header"), *raw.headers, reason])  # the file's own headers: user text
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for row in sorted(rows, key=lambda r: r.number):

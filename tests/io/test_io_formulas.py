@@ -129,5 +129,6 @@ async def test_refused_rows_file_has_no_formula(sqlite_sessions: Any, io_clock: 
         result = await import_file(s, _text_roster(rows), "r.xlsx", clock=io_clock, skip_bad=True)
         await s.rollback()
     assert result.bad_rows
+    result.bad_rows[0].raw.headers.append("=HYPERLINK(\"http://evil.example\")")  # headers come from the file too
     cells = _no_formulas(bad_rows_workbook(result, zh))
     assert {"=1+2", LINK} <= {c.value for c in cells}
