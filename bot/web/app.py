@@ -40,9 +40,10 @@ from bot.services import difficulties as dsvc
 from bot.services.weblinks import generation, sign, sign_out_everywhere, signing_key, use_link
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
-from bot.store.enums import DifficultyStatus, Role, VisitKind
+from bot.store.enums import CaseStatus, DifficultyStatus, Role, VisitKind
 from bot.store.models import (
     Account,
+    Case,
     CheckIn,
     Difficulty,
     Household,
@@ -420,6 +421,17 @@ async def _open_difficulty_ages(req: Req, at: datetime) -> list[int]:
     return buckets
 
 
+async def _cases(req: Req) -> list[tuple[str, int]]:
+    """Villagers' cases (bot/services/cases) of the scope's teams that are not resolved, per status."""
+    rows = (await req.s.execute(
+        select(Case.status, func.count()).where(req.scope.team_filter(Case.team_id),
+                                                Case.status != CaseStatus.RESOLVED.value)
+        .group_by(Case.status)
+    )).all()
+    found = {r[0]: int(r[1]) for r in rows}
+    return [(st.value, found.get(st.value, 0)) for st in CaseStatus if st is not CaseStatus.RESOLVED]
+
+
 async def _topics(req: Req) -> list[tuple[str, int]]:
     since = req.w.clock.now() - timedelta(days=30)
     q = select(PolicyQuestion.topic, func.count()).where(PolicyQuestion.created_at >= since,
@@ -457,6 +469,7 @@ async def overview(req: Req, request: web.Request) -> web.StreamResponse:
     season = await _cached(req, "season", _season)
     ages = await _open_difficulty_ages(req, req.w.clock.now())
     topics = await _cached(req, "topics", _topics) or []
+    cases = await _cached(req, "cases", _cases) or []
 
     short = sorted(this_week, key=lambda w: (w.checkin_days, w.cadre_name))[:12]
     week_rows = [[f'<a href="/cadres/{w.cadre_id}">{escape(w.cadre_name)}</a>',
@@ -490,6 +503,9 @@ async def overview(req: Req, request: web.Request) -> web.StreamResponse:
         f'{svg.bars(age_labels, [float(a) for a in ages], title=t("web.ov.difficulties_age"), highlight_last=False)}'
         f'{svg.bars(labels, open_t, title=t("web.ov.difficulties")) if open_t else pending}'
         f'<a class="more" href="/difficulties">{t("web.more")}</a></div>',
+        f'<div class="card"><h2>{t("web.ov.cases")}</h2><div class="big">{sum(n for _, n in cases)}</div>'
+        f'{svg.bars([t("case.status." + st) for st, _ in cases], [float(n) for _, n in cases], title=t("web.ov.cases"), highlight_last=False)}'
+        "</div>",
         f'<div class="card"><h2>{t("web.ov.topics")}</h2>'
         + (svg.bars([_topic_label(t, k) for k, _ in topics], [float(n) for _, n in topics],
                     title=t("web.ov.topics"), highlight_last=False) if topics else f'<p>{t("web.none")}</p>')
