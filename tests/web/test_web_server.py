@@ -51,6 +51,7 @@ async def test_link_signs_in_once_and_pages_answer(app: App, world: World, web: 
     page = await web.get("/")
     text = await page.text()
     assert page.status == 200 and "总览" in text and "逾期未走访农户" in text and "<svg" in text
+    assert "群众诉求" in text and "待回复" in text  # villagers' cases per status (none yet: zeros)
     async with app.core.sessions() as s:
         assert (await s.execute(select(WebLink.used_at))).scalar_one() is not None  # the use is recorded
     # The same link again: refused, in a fresh browser too.
