@@ -179,7 +179,7 @@ async def _create(session: AsyncSession, today: date, rng: random.Random) -> Non
         group = i % 10 + 1
         registered = i % 10 < 3  # 120 of 400
         status = rng.choice(
-            [HouseholdStatus.LIFTED] * 6 + [HouseholdStatus.MONITORED] * 2 + [HouseholdStatus.POOR]
+            [HouseholdStatus.LIFTED] * 7 + [HouseholdStatus.MONITORED] * 2
         )
         h = Household(
             code=f"DEMO{i + 1:04d}",
@@ -192,7 +192,7 @@ async def _create(session: AsyncSession, today: date, rng: random.Random) -> Non
             lat=village.lat + rng.uniform(-0.01, 0.01) if village.lat else None,
             lon=village.lon + rng.uniform(-0.01, 0.01) if village.lon else None,
             poverty_causes=[c.value for c in rng.sample(causes, rng.choice((1, 1, 2)))] if registered else [],
-            status=status.value if registered else HouseholdStatus.LIFTED.value,
+            status=status.value if registered else HouseholdStatus.GENERAL.value,
             registered_poor=registered,
             income_per_head=Decimal(rng.randint(5200, 16000)),
             income_year=today.year - 1,

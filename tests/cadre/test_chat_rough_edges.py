@@ -1,0 +1,125 @@
+"""Issue 11's rough edges in the cadre and leader chat, through the core (both databases): the
+household file's phone and member details, overdue marks in /households, distances, stray input,
+difficulty history, nudges and multi-kind visits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FixedClock
+from bot.core.bootstrap import App, build_core
+from bot.settings import Settings
+from bot.store.models import HouseholdMember, Visit
+from tests.conftest import Chat, World, bind, seed_world
+
+
+async def add_visit(app: App, world: World, head: str, day: date, cadre: int | None = None) -> None:
+    async with app.core.sessions() as s, s.begin():
+        s.add(
+            Visit(
+                idem_key=f"t-{head}-{day}",
+                household_id=world.households[head],
+                cadre_id=cadre or world.cadre_ids[0],
+                visit_date=day,
+                kind="routine",
+                created_at=datetime(2026, 11, 1, tzinfo=UTC),
+            )
+        )
+
+
+def file_lines(text: str) -> dict[str, str]:
+    """List lines by head name ("3. 张大山 · …")."""
+    return {ln.split(" · ")[0].split(". ")[1]: ln for ln in text.splitlines() if " · " in ln and ". " in ln}
+
+
+# ------------------------------------------------------------------ the household file
+async def test_household_file_shows_phone_as_plain_digits(app: App, world: World, cadre: Chat) -> None:
+    await cadre.send("/households")
+    await cadre.press_text("张大山")
+    file = cadre.last_text
+    # Telegram links a phone number written as plain digits (tap to call); no tel: anchor, no spaces.
+    assert "电话：13800000001" in file and "tel:" not in file
+    await cadre.press_text("返回")
+    await cadre.press_text("刘老四")  # no phone on the roster
+    assert "电话：未登记" in cadre.last_text
+
+
+async def test_member_details_follow_the_readers_language(app: App, world: World) -> None:
+    async with app.core.sessions() as s, s.begin():
+        hid = world.households["张大山"]
+        s.add_all(
+            [
+                HouseholdMember(household_id=hid, name="张大山", relation="户主", birth_year=1968, health="健康",
+                                education="初中", occupation="务农"),
+                HouseholdMember(household_id=hid, name="李桂兰", relation="配偶", birth_year=1970,
+                                health="长期慢性病", education="小学", occupation="务工"),
+                HouseholdMember(household_id=hid, name="张小明", relation="长子", birth_year=2008,
+                                health="健康", education="在校生", occupation="放牛娃"),
+            ]
+        )
+    zh = Chat(app, "201", name="王建国")
+    await bind(app, zh, person_id=world.cadre_ids[0])
+    await zh.press(f"hh:o:{hid}")
+    assert "李桂兰（配偶，1970年生，长期慢性病，小学，务工）" in zh.last_text
+    en = Chat(app, "202", name="Wang", language_code="en")
+    await bind(app, en, person_id=world.cadre_ids[0])
+    await en.press(f"hh:o:{hid}")
+    text = en.last_text
+    assert "李桂兰 (spouse, born 1970, chronic illness, primary school, works away from home)" in text
+    assert "张大山 (head of household, born 1968, healthy, junior high school, farming)" in text
+    # A word no table knows is shown as the roster wrote it, not dropped.
+    assert "张小明 (eldest son, born 2008, healthy, in school, 放牛娃)" in text
+    assert "Lifted out of poverty" in text
+
+
+async def test_no_pre_2021_status_is_offered_for_new_records() -> None:
+    from bot.io import validate
+    from bot.io.roster import HOUSEHOLD_DEFAULTS
+    from bot.io.template import CHOICES
+    from bot.store.enums import HOUSEHOLD_STATUS_ZH, HouseholdStatus
+
+    assert "未脱贫" not in CHOICES["status"] and set(CHOICES["status"]) == {"脱贫户", "监测户", "一般户"}
+    assert HouseholdStatus.POOR not in HOUSEHOLD_STATUS_ZH
+    assert HOUSEHOLD_DEFAULTS["status"] == "lifted"
+    assert validate.status("一般户") == "general" and validate.status("脱贫户") == "lifted"
+    assert validate.status("未脱贫") == "poor"  # an old roster still imports
+    with pytest.raises(validate.BadValue) as e:
+        validate.status("特困")
+    assert "未脱贫" not in str(e.value.args) + str(getattr(e.value, "args_", ""))
+
+
+# ------------------------------------------------------------------ overdue marks in /households
+@pytest.fixture
+async def app10(settings: Settings, clock: FixedClock, tmp_path: Path) -> AsyncIterator[App]:
+    """The core with a county rules file whose visit cadence is 10 days (not the shipped 30)."""
+    rules = tmp_path / "county.toml"
+    rules.write_text("[visits]\ncadence_days = 10\n", encoding="utf-8")
+    app = build_core(settings.model_copy(update={"rules_file": rules}), clock)
+    yield app
+    await app.close()
+
+
+async def test_households_marks_what_overdue_lists_with_the_county_cadence(app10: App) -> None:
+    world = await seed_world(app10)
+    c1 = world.cadre_ids[0]
+    await add_visit(app10, world, "张大山", date(2026, 11, 20), c1)  # 8 days ago: within 10 days
+    await add_visit(app10, world, "张小山", date(2026, 11, 13), c1)  # 15 days ago: 5 days overdue
+    cadre = Chat(app10, "201")
+    await bind(app10, cadre, person_id=c1)
+    await cadre.send("/households")
+    lines = file_lines(cadre.last_text)
+    assert "超期" not in lines["张大山"]
+    assert "⚠️超期5天" in lines["张小山"]
+    assert "⚠️超期262天" in lines["刘老四"]  # never visited: counted from the pairing's start, 1 March
+    leader = Chat(app10, "209")
+    await bind(app10, leader, person_id=world.leader_id)
+    await leader.send("/overdue")
+    overdue = leader.last_text
+    assert "张小山" in overdue and "刘老四" in overdue and "张大山" not in overdue
+    assert "超期 5 天" in overdue and "超期 262 天" in overdue
+    await leader.send("/households")
+    assert "超过10天未走访2户" in leader.last_text
