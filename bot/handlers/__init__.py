@@ -8,7 +8,7 @@ from bot.handlers.router import Router
 
 def all_routers() -> list[Router]:
     """Every feature's router, in dispatch order."""
-    from bot.handlers import checkin, difficulties, households, lang, leader, policy, start, visits
+    from bot.handlers import checkin, difficulties, households, lang, leader, nudge, policy, start, visits
 
     cadre = [households.router, visits.router, checkin.router, difficulties.router]
-    return [start.router, lang.router, leader.router, *cadre, policy.router]
+    return [start.router, lang.router, leader.router, nudge.router, *cadre, policy.router]

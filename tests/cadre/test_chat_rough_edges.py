@@ -123,3 +123,61 @@ async def test_households_marks_what_overdue_lists_with_the_county_cadence(app10
     assert "超期 5 天" in overdue and "超期 262 天" in overdue
     await leader.send("/households")
     assert "超过10天未走访2户" in leader.last_text
+
+
+# ------------------------------------------------------------------ /overdue nudges
+async def test_overdue_nudges_a_cadre_once_a_day(app: App, world: World, clock: FixedClock) -> None:
+    from tests.cadre.conftest import to
+
+    c1 = world.cadre_ids[0]
+    await add_visit(app, world, "张大山", date(2026, 11, 20), c1)
+    cadre = Chat(app, "201", name="王建国")
+    await bind(app, cadre, person_id=c1)
+    leader = Chat(app, "209", name="赵队长")
+    await bind(app, leader, person_id=world.leader_id)
+    await leader.send("/overdue")
+    assert "提醒" in leader.last_text
+    await leader.press_text("提醒王建国（2户）")
+    [reminder] = to(leader, "201")
+    assert "王建国同志，您好！赵队长提醒您" in reminder and "张小山" in reminder and "刘老四" in reminder
+    assert "张大山" not in reminder and "超过30天" in reminder
+    assert "已提醒王建国（2户）" in leader.last_text
+    # The reminder carries a "log a visit" button per household.
+    sent = [a for a in leader.replies if getattr(a, "chat_id", None) == "201"]
+    assert {b.data for row in sent[0].markup.rows for b in row} == {  # type: ignore[union-attr]
+        f"rm:visit:{world.households['张小山']}",
+        f"rm:visit:{world.households['刘老四']}",
+    }
+    # Pressed again (or from an old /overdue): told it was done today; nothing more reaches the cadre.
+    await leader.press_text("提醒王建国（2户）")
+    assert "今天已经提醒过王建国了" in leader.last_text and len(to(leader, "201")) == 1
+    await leader.send("/overdue")
+    await leader.press_text("提醒王建国")
+    assert len(to(leader, "201")) == 1
+    # The next local day the leader may nudge again.
+    clock.set(datetime(2026, 11, 29, 8, 0))
+    await leader.press_text("提醒王建国")
+    assert len(to(leader, "201")) == 2
+    # 李红梅 has no chat account: the leader is told to call.
+    await leader.press_text("提醒李红梅")
+    assert "发不出去" in leader.last_text
+
+
+async def test_nudge_refuses_a_cadre_outside_the_team_and_cadres(app: App, world: World) -> None:
+    from bot.store.models import Person
+
+    async with app.core.sessions() as s, s.begin():
+        other = Person(name="外村干部", phone="13900000099", role="cadre")
+        s.add(other)
+        await s.flush()
+        other_id = other.id
+    leader = Chat(app, "209")
+    await bind(app, leader, person_id=world.leader_id)
+    await leader.press(f"od:n:{other_id}")
+    assert "没有权限" in leader.last_text
+    await leader.press("od:n:abc")
+    assert "没有权限" in leader.last_text
+    cadre = Chat(app, "201")
+    await bind(app, cadre, person_id=world.cadre_ids[0])
+    await cadre.press(f"od:n:{world.cadre_ids[1]}")
+    assert "没有权限" in cadre.last_text

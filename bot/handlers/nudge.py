@@ -1,0 +1,82 @@
+"""/overdue's nudge buttons (od:n:<cadre_id>): the leader presses a cadre's name and the cadre gets a
+polite reminder naming their overdue households, at most once a day (a second press is told so)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.core.context import Ctx
+from bot.core.types import Button, InlineKeyboard
+from bot.handlers.router import LEADERS, Router, callback_parts, parse_id
+from bot.i18n import Safe
+from bot.scheduler import render
+from bot.scheduler.due import HouseholdDue
+from bot.services import nudges
+from bot.services.households import reachable_accounts
+from bot.services.visits import rules_of
+from bot.store.models import Person
+
+router = Router("nudge")
+
+MAX_CADRES = 20  # buttons under /overdue
+
+
+def nudge_keyboard(ctx: Ctx, rows: Sequence[HouseholdDue]) -> InlineKeyboard | None:
+    """One button per cadre with overdue households (as /overdue lists them)."""
+    by_cadre: dict[int, list[HouseholdDue]] = {}
+    for r in rows:
+        by_cadre.setdefault(r.cadre_id, []).append(r)
+    buttons = [
+        (Button(ctx.t.raw("leader.nudge.btn").format(name=mine[0].cadre_name, n=len(mine)), f"od:n:{cid}"),)
+        for cid, mine in list(by_cadre.items())[:MAX_CADRES]
+    ]
+    return InlineKeyboard(tuple(buttons)) if buttons else None
+
+
+def offer_nudges(ctx: Ctx, rows: Sequence[HouseholdDue]) -> None:
+    """After /overdue's pages: the buttons to remind each cadre."""
+    markup = nudge_keyboard(ctx, rows)
+    if markup is not None:
+        ctx.reply("leader.nudge.head", markup)
+
+
+@router.callback("od", roles=LEADERS)
+async def nudge_pressed(ctx: Ctx) -> None:
+    assert ctx.person is not None
+    parts = callback_parts(ctx)
+    cadre_id = parse_id(parts[2]) if len(parts) == 3 and parts[1] == "n" else None
+    cadre = await ctx.session.get(Person, cadre_id) if cadre_id else None
+    cadence = rules_of(ctx.core).visits.cadence_days
+    rows = (
+        await nudges.overdue_of(ctx.session, ctx.person.id, cadre.id, ctx.today, cadence)
+        if cadre is not None
+        else None
+    )
+    if cadre is None or rows is None:
+        ctx.answer_callback("core.not_allowed", alert=True)
+        ctx.reply("core.not_allowed")
+        if cadre is not None:
+            ctx.audit("overdue.nudge_refused", "person", cadre.id)
+        return
+    if await nudges.nudged_on(ctx.session, cadre.id, ctx.today, ctx.core.clock.tz):
+        ctx.answer_callback("leader.nudge.already", name=cadre.name)
+        ctx.reply("leader.nudge.already", name=cadre.name)
+        return
+    if not rows:
+        ctx.answer_callback()
+        ctx.reply("leader.nudge.none_left", name=cadre.name)
+        return
+    accounts = await reachable_accounts(ctx.session, cadre.id)
+    if not accounts:
+        ctx.answer_callback()
+        ctx.reply("leader.nudge.unreachable", name=cadre.name)
+        return
+    for account in accounts:
+        t = ctx.core.translator_for(account)
+        head = t("leader.nudge.to_cadre", cadre=cadre.name, leader=ctx.person.name, n=len(rows), cadence=cadence)
+        lines = [t("leader.nudge.line", head=r.head_name, code=r.household_code, days=r.days_overdue) for r in rows]
+        text = Safe(render.join_limited(t, head, lines))
+        ctx.send_to(account, "cadre.raw", render.visit_buttons(t, rows), text=text)
+    ctx.audit(nudges.ACTION, "person", cadre.id, households=[r.household_id for r in rows])
+    ctx.answer_callback("leader.nudge.sent", name=cadre.name, n=len(rows))
+    ctx.reply("leader.nudge.sent", name=cadre.name, n=len(rows))
