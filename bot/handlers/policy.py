@@ -13,6 +13,7 @@ from bot.core.types import Button, InlineKeyboard
 from bot.dialogs.base import Dialog, Finish, Next, Retry, State
 from bot.handlers.router import EVERYONE, STAFF, Router, callback_parts, parse_id
 from bot.services.people import cadre_for_household, leader_for_village
+from bot.services.stray import is_stray
 from bot.store.enums import Role
 from bot.store.models import Account, Household, PolicyQuestion
 
@@ -223,5 +224,9 @@ class PolicyReplyDialog(Dialog):
 
 @router.text(roles=EVERYONE)
 async def free_text(ctx: Ctx) -> None:
-    """Anything typed outside a dialog: villagers get the parser; staff get it too (it may be a question)."""
+    """Anything typed outside a dialog: villagers get the parser; staff get it too (it may be a question).
+    A lone "1" or "好" (say, after a dialog finished) is not a question: a short hint instead."""
+    if is_stray(ctx.inc.text or ""):
+        ctx.reply("core.stray.villager" if ctx.role is Role.VILLAGER else "core.stray.staff")
+        return
     await answer_question(ctx, ctx.inc.text or "")

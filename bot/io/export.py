@@ -155,7 +155,7 @@ async def _visits(
                 cadre.name,
                 cadre.phone,
                 team or "",
-                label(VISIT_KIND_ZH, visit.kind),
+                "、".join(label(VISIT_KIND_ZH, k) for k in visit.kinds or [visit.kind]),
                 visit.done,
                 visit.needs,
                 label(LOCATION_ZH, visit.location_status),

@@ -181,3 +181,27 @@ async def test_nudge_refuses_a_cadre_outside_the_team_and_cadres(app: App, world
     await bind(app, cadre, person_id=world.cadre_ids[0])
     await cadre.press(f"od:n:{world.cadre_ids[1]}")
     assert "没有权限" in cadre.last_text
+
+
+# ------------------------------------------------------------------ stray input
+async def test_lone_number_or_ok_after_a_dialog_is_not_a_policy_question(app: App, world: World) -> None:
+    from bot.store.models import PolicyQuestion
+    from tests.cadre.conftest import count
+
+    cadre = Chat(app, "201")
+    await bind(app, cadre, person_id=world.cadre_ids[0])
+    await cadre.send("/checkin")
+    await cadre.send("没有信号，跳过")
+    assert "本周已驻村" in cadre.last_text  # the dialog is over
+    for typed in ("1", "好", "OK", "１。"):
+        replies = await cadre.send(typed)
+        assert len(replies) == 1 and "/visit" in replies[0].text and "/help" in replies[0].text
+        assert replies[0].markup is None  # no offer to forward it to anyone
+    villager = Chat(app, "301")
+    await bind(app, villager, household_id=world.villager_household)
+    replies = await villager.send("好的")
+    assert len(replies) == 1 and "直接打字问我" in replies[0].text and replies[0].markup is None
+    assert await count(app, PolicyQuestion) == 0  # nothing logged as a question, nothing to forward
+    # A real question still goes to the parser.
+    await villager.send("住院能报多少")
+    assert await count(app, PolicyQuestion) == 1
