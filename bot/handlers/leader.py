@@ -25,13 +25,11 @@ def _person_id(ctx: Ctx) -> int:
 
 @router.command("overdue", roles=LEADERS)
 async def overdue(ctx: Ctx) -> None:
-    from bot.handlers.nudge import offer_nudges
+    from bot.handlers.nudge import show_with_nudges
     from bot.scheduler.reports import overdue_report
 
     report = await overdue_report(ctx.session, _person_id(ctx), ctx.today, t=ctx.t, rules=_rules(ctx))
-    for page in report.pages:
-        ctx.reply_text(page)
-    offer_nudges(ctx, report.overdue)
+    show_with_nudges(ctx, report.pages, report.overdue)
 
 
 @router.command("week", roles=LEADERS)

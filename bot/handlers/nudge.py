@@ -33,11 +33,14 @@ def nudge_keyboard(ctx: Ctx, rows: Sequence[HouseholdDue]) -> InlineKeyboard | N
     return InlineKeyboard(tuple(buttons)) if buttons else None
 
 
-def offer_nudges(ctx: Ctx, rows: Sequence[HouseholdDue]) -> None:
-    """After /overdue's pages: the buttons to remind each cadre."""
+def show_with_nudges(ctx: Ctx, pages: Sequence[str], rows: Sequence[HouseholdDue]) -> None:
+    """/overdue's pages; under the last, the buttons to remind each cadre listed."""
     markup = nudge_keyboard(ctx, rows)
-    if markup is not None:
-        ctx.reply("leader.nudge.head", markup)
+    for i, page in enumerate(pages):
+        if i < len(pages) - 1 or markup is None:
+            ctx.reply_text(page)
+        else:
+            ctx.reply_text(page + "\n\n" + ctx.t("leader.nudge.head"), markup)
 
 
 @router.callback("od", roles=LEADERS)

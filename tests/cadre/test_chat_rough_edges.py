@@ -205,3 +205,70 @@ async def test_lone_number_or_ok_after_a_dialog_is_not_a_policy_question(app: Ap
     # A real question still goes to the parser.
     await villager.send("住院能报多少")
     assert await count(app, PolicyQuestion) == 1
+
+
+# ------------------------------------------------------------------ visits of several kinds
+async def test_visit_of_several_kinds_is_saved_shown_and_exported(app: App, world: World, cadre: Chat) -> None:
+    import io
+
+    import openpyxl
+
+    from bot.io.export import export_workbook
+    from tests.cadre.conftest import rows
+
+    await cadre.send("/visit")
+    await cadre.press_text("张大山")
+    await cadre.press_text("今天")
+    await cadre.press_text("日常走访")
+    assert "已选：日常走访" in cadre.last_text and cadre.button("✅ 日常走访")
+    await cadre.press_text("政策宣讲")
+    await cadre.press_text("慰问")
+    await cadre.press_text("✅ 慰问")  # pressed again: not chosen after all
+    assert "已选：日常走访、政策宣讲" in cadre.last_text
+    replies = await cadre.send("3")  # a number where buttons are expected: re-asked, not taken as text
+    assert "“3”不是这里的选项" in replies[0].text and "已选：日常走访、政策宣讲" in cadre.last_text
+    await cadre.press_text("选好了")
+    assert "做了什么" in cadre.last_text
+    await cadre.send("讲解医保政策，了解收入")
+    await cadre.press_text("没有")
+    await cadre.press_text("不拍照")
+    await cadre.send("没有信号，跳过")
+    assert "类型：日常走访、政策宣讲" in cadre.last_text
+    await cadre.press_text("保存")
+    [visit] = await rows(app, Visit)
+    assert visit.kinds == ["routine", "policy"] and visit.kind == "routine"
+    await cadre.press(f"hh:o:{world.households['张大山']}")
+    assert "日常走访、政策宣讲：讲解医保政策" in cadre.last_text
+    async with app.core.sessions() as s:
+        data = await export_workbook(s, "visits", date(2026, 11, 1), date(2026, 11, 30), world.team_id)
+    sheet = openpyxl.load_workbook(io.BytesIO(data))["走访记录"]
+    header = [c.value for c in sheet[1]]
+    assert sheet.cell(2, header.index("走访类型") + 1).value == "日常走访、政策宣讲"
+
+
+async def test_seasonal_kind_among_several_counts_for_the_window(
+    app: App, world: World, cadre: Chat, clock: FixedClock
+) -> None:
+    from tests.cadre.conftest import rows
+
+    clock.set(datetime(2026, 4, 10, 9, 0))  # inside the spring window
+    await cadre.send("/visit 刘老四")
+    await cadre.press_text("今天")
+    await cadre.press_text("政策宣讲")
+    await cadre.press_text("春耕走访")
+    await cadre.send("讲解产业补贴")  # typed once kinds are chosen: taken as what was done
+    assert "需求" in cadre.last_text
+    await cadre.send("/back")
+    assert "做了什么" in cadre.last_text  # back goes to the step the text answered
+    await cadre.send("/back")
+    assert "已选：春耕走访、政策宣讲" in cadre.last_text
+    await cadre.press_text("选好了")
+    await cadre.send("讲解产业补贴，查看春耕")
+    await cadre.press_text("没有")
+    await cadre.press_text("不拍照")
+    await cadre.send("没有信号，跳过")
+    await cadre.press_text("保存")
+    [visit] = await rows(app, Visit)
+    assert visit.kind == "spring" and visit.kinds == ["spring", "policy"]
+    await cadre.send("/households")
+    assert "✅" in file_lines(cadre.last_text)["刘老四"]  # counted for the spring window
