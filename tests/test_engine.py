@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from bot.clock import FixedClock
 from bot.core.bootstrap import App, build_core
 from bot.core.context import Ctx
+from bot.core.dialog import Dialog, Finish, Goto, Next, Retry, State
 from bot.core.engine import Core
+from bot.core.router import EVERYONE, Router
 from bot.core.types import Incoming, User
-from bot.dialogs.base import Dialog, Finish, Goto, Next, Retry, State
 from bot.handlers import all_routers
-from bot.handlers.router import EVERYONE, Router
 from bot.settings import Settings
 from bot.store.enums import Role
 from bot.store.models import AuditLog, DialogState, ProcessedUpdate

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.core.context import Ctx
+from bot.core.dialog import BACK, CANCEL, Dialog, Finish, Goto, Replace, Retry, State, new_nonce
+from bot.core.router import Route, Router
 from bot.core.types import (
     Button,
     FileSource,
@@ -27,9 +29,8 @@ from bot.core.types import (
     Result,
     SetCommands,
 )
-from bot.dialogs.base import BACK, CANCEL, Dialog, Finish, Goto, Replace, Retry, State, new_nonce
-from bot.handlers.router import Route, Router
 from bot.i18n import Catalogs, Translator, normalize_language
+from bot.services.menu import commands_for
 from bot.settings import Settings
 from bot.store.db import is_sqlite
 from bot.store.enums import Role
@@ -351,6 +352,11 @@ class Core:
             else:
                 await self._step(ctx, row)
             return
+        await self._free_input(ctx)
+
+    async def _free_input(self, ctx: Ctx) -> None:
+        """Input outside any dialog: the first route of its kind the speaker's role may use."""
+        inc = ctx.inc
         kind = "contact" if inc.contact else "location" if inc.location else "file" if inc.files else "text"
         for route in self._routes.get((kind, ""), []):
             if ctx.role in route.roles:
@@ -415,6 +421,8 @@ class Core:
             await dialog.ask(ctx, st)
         elif isinstance(result, Finish):
             await ctx.session.delete(row)
+            if result.pass_on:
+                await self._free_input(ctx)
         elif isinstance(result, Replace):
             pass
 
@@ -459,8 +467,6 @@ class Core:
         if ctx.account.commands_scope == scope or ctx.inc.chat_type != "private":
             return
         ctx.account.commands_scope = scope
-        from bot.handlers.menu import commands_for
-
         ctx.actions.append(
             SetCommands(ctx.inc.chat_id, tuple(commands_for(ctx.role, ctx.t)), channel=ctx.inc.channel)
         )

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from bot.dialogs.base import Dialog
+from bot.core.dialog import Dialog
+from bot.dialogs.checkin import CheckinDialog
+from bot.dialogs.onboard import OnboardDialog
+from bot.dialogs.policy_reply import PolicyReplyDialog
+from bot.dialogs.problem import ProblemDialog
+from bot.dialogs.resolve_note import ResolveNoteDialog
+from bot.dialogs.visit import VisitDialog
 
 
 def all_dialogs() -> list[Dialog]:
     """Every dialog, instantiated."""
-    from bot.dialogs.problem import ProblemDialog
-    from bot.dialogs.visit import VisitDialog
-    from bot.handlers.checkin import CheckinDialog
-    from bot.handlers.difficulties import ResolveNoteDialog
-    from bot.handlers.policy import PolicyReplyDialog
-    from bot.handlers.start import OnboardDialog
-
     dialogs: list[Dialog] = [OnboardDialog(), PolicyReplyDialog()]
     dialogs += [VisitDialog(), ProblemDialog(), CheckinDialog(), ResolveNoteDialog()]
     return dialogs

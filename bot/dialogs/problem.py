@@ -10,9 +10,11 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from bot.core.context import Ctx
-from bot.dialogs.base import Dialog, Finish, Goto, Next, Retry, State, StepEnum
-from bot.dialogs.visit import ask_household, pick_household, text_input
-from bot.handlers.router import STAFF
+from bot.core.dialog import Dialog, Finish, Goto, Next, Retry, State, StepEnum
+from bot.core.router import STAFF
+from bot.dialogs.inputs import text_input
+from bot.dialogs.pickers import ask_household, pick_household
+from bot.notices.difficulties import notify_new
 from bot.services import difficulties as dsvc
 from bot.services.households import OwnHousehold, own_households
 from bot.services.media import fetch_photo
@@ -133,8 +135,6 @@ class ProblemDialog(Dialog):
         return Finish()
 
     async def _save(self, ctx: Ctx, st: State, photos: list[dict[str, Any]]) -> None:
-        from bot.handlers.difficulties import notify_new
-
         assert ctx.person is not None
         d = st.data
         hid = d.get("hh")

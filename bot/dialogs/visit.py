@@ -12,19 +12,22 @@ from datetime import date, timedelta
 from typing import Any, ClassVar
 
 from bot.core.context import Ctx
+from bot.core.dialog import Dialog, Finish, Goto, Next, Replace, Retry, State, StepEnum, reply_keyboard
+from bot.core.router import STAFF
 from bot.core.types import Button, KeyButton, RemoveKeyboard
-from bot.dialogs.base import Dialog, Finish, Goto, Next, Replace, Retry, State, StepEnum, reply_keyboard
-from bot.handlers.router import STAFF, parse_id
+from bot.dialogs.inputs import text_input
+from bot.dialogs.pickers import ask_household, pick_household
 from bot.i18n import Translator
+from bot.notices.visits import ask_villager, notify_leader
 from bot.services import visits as vs
 from bot.services.dates import parse_date
-from bot.services.households import OwnHousehold, match_households, own_households, pairing_rows
+from bot.services.households import OwnHousehold, match_households, own_households
 from bot.services.media import fetch_photo
 from bot.services.stray import is_number
+from bot.services.texts import date_text, distance_text, fmt_date
 from bot.store.enums import LocationStatus, Role, VisitKind
-from bot.store.models import Household
+from bot.store.models import Household, Visit
 
-PAGE_SIZE = 8
 _NO_NEEDS = {"没有", "无", "没", "暂无", "none", "no"}
 MAX_PHOTOS = 10
 
@@ -41,108 +44,6 @@ class Step(StepEnum):
 
 
 EDITABLE = (Step.HOUSEHOLD, Step.DATE, Step.KIND, Step.DONE, Step.NEEDS, Step.PHOTOS, Step.LOCATION)
-
-
-def date_text(t: Translator, d: date, this_year: int) -> str:
-    """A date as the reader reads it: "11月26日" (with the year when not this year)."""
-    key = "cadre.date_md" if d.year == this_year else "cadre.date_ymd"
-    return t(key, y=d.year, m=d.month, d=d.day)
-
-
-def fmt_date(ctx: Ctx, d: date) -> str:
-    """A date in the speaker's language."""
-    return date_text(ctx.t, d, ctx.today.year)
-
-
-def distance_text(t: Translator, meters: float) -> str:
-    """ "350米" or "12.5公里"."""
-    if meters >= 1000:
-        return t("cadre.km", n=f"{meters / 1000:.1f}")
-    return t("cadre.meters", n=round(meters))
-
-
-def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
-    """The typed text of this update, or the Retry that explains why it is not acceptable."""
-    text = (ctx.inc.text or "").strip()
-    if not text:
-        return None, Retry("cadre.need_text")
-    limit = ctx.core.settings.max_text_length
-    if len(text) > limit:
-        return None, Retry("core.text_too_long", {"limit": limit, "length": len(text)})
-    return text, None
-
-
-# ------------------------------------------------------------------ shared household picker
-async def ask_household(ctx: Ctx, st: State, key: str, extra: list[list[Button]] | None = None) -> None:
-    """Household buttons (paged, or the matches of an ambiguous name), plus any extra rows."""
-    assert ctx.person is not None
-    # Most overdue first: the household a cadre is about to log is usually near the top.
-    rows_now = await pairing_rows(ctx.session, ctx.today, vs.rules_of(ctx.core), cadre_ids=[ctx.person.id])
-    households = [r.as_own() for r in rows_now]
-    matches = st.data.get("matches")
-    if matches:
-        households = [h for h in households if h.id in set(matches)]
-    page = int(st.data.get("page", 0))
-    pages = max(1, -(-len(households) // PAGE_SIZE))
-    page = min(max(page, 0), pages - 1)
-    shown = households[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
-    rows: list[list[Button]] = []
-    for i in range(0, len(shown), 2):
-        rows.append([st.btn(_hh_label(ctx, h), f"hh:{h.id}") for h in shown[i : i + 2]])
-    nav = []
-    if page > 0:
-        nav.append(st.btn(ctx.t("cadre.btn_prev"), f"page:{page - 1}"))
-    if page < pages - 1:
-        nav.append(st.btn(ctx.t("cadre.btn_next"), f"page:{page + 1}"))
-    rows.append(nav)
-    if matches:
-        rows.append([st.btn(ctx.t("cadre.btn_show_all"), "all")])
-    rows.extend(extra or [])
-    ctx.reply(key, st.keyboard(ctx, rows), page=page + 1, pages=pages)
-
-
-def _hh_label(ctx: Ctx, h: OwnHousehold) -> str:
-    # Button labels are plain text, not HTML: format without escaping.
-    if h.group_no:
-        return ctx.t.raw("cadre.hh_button_group").format(name=h.head_name, group=h.group_no)
-    return h.head_name
-
-
-async def pick_household(ctx: Ctx, st: State, ask: Any) -> OwnHousehold | Next:
-    """Interpret input at a household step: a button, a page turn, or part of a head's name.
-
-    Returns the chosen household, or what the step should do next (Retry / Replace).
-    """
-    assert ctx.person is not None
-    value = st.value(ctx)
-    households = await own_households(ctx.session, ctx.person.id)
-    if value is not None and (value.startswith("page:") or value == "all"):
-        page = 0 if value == "all" else (parse_id(value[5:]) or 0)
-        st.set(page=page)
-        if value == "all":
-            st.drop("matches")
-        await ask(ctx, st)
-        return Replace()
-    if value is not None and value.startswith("hh:"):
-        hid = parse_id(value[3:])
-        chosen = next((h for h in households if h.id == hid), None)
-        if chosen is None:
-            return Retry("cadre.hh_not_yours")
-        return chosen
-    if value is not None:
-        return Retry("cadre.hh_pick")
-    text = (ctx.inc.text or "").strip()
-    if not text:
-        return Retry("cadre.hh_pick")
-    if len(text) > 64:
-        return Retry("cadre.hh_not_found", {"text": text[:20] + "…"})
-    found = match_households(households, text)
-    if not found:
-        return Retry("cadre.hh_not_found", {"text": text})
-    if len(found) > 1:
-        st.set(matches=[h.id for h in found], page=0)
-        return Retry("cadre.hh_ambiguous", {"text": text, "n": len(found)})
-    return found[0]
 
 
 # ------------------------------------------------------------------ the dialog
@@ -476,8 +377,6 @@ class VisitDialog(Dialog):
     async def save(self, ctx: Ctx, st: State) -> Finish:
         """Save the visit (idempotent on the dialog nonce), tell the leader about a far location and
         ask a bound villager to confirm."""
-        from bot.handlers.visits import after_save  # the handler owns notifications
-
         assert ctx.person is not None
         d = st.data
         household = await ctx.session.get(Household, d.get("hh"))
@@ -515,6 +414,35 @@ class VisitDialog(Dialog):
             return Finish()
         await after_save(ctx, visit, household)
         return Finish()
+
+
+async def after_save(ctx: Ctx, visit: Visit, household: Household) -> None:
+    """Confirm to the cadre; flag a far location to the leader; ask the household to confirm."""
+    assert ctx.person is not None
+    ctx.answer_callback("visit.saved_toast")
+    key = {
+        LocationStatus.FAR.value: "visit.saved_far",
+        LocationStatus.NONE.value: "visit.saved_no_location",
+    }.get(visit.location_status, "visit.saved")
+    ctx.reply(
+        key,
+        RemoveKeyboard(),
+        name=household.head_name,
+        date=fmt_date(ctx, visit.visit_date),
+        distance=distance_text(ctx.t, visit.distance_m or 0),
+    )
+    ctx.audit("visit.saved", "visit", visit.id, household=household.id, location=visit.location_status)
+    if visit.location_status == LocationStatus.FAR.value:
+        await notify_leader(
+            ctx,
+            ctx.person,
+            "visit.far_to_leader",
+            cadre=ctx.person.name,
+            name=household.head_name,
+            date=lambda t: date_text(t, visit.visit_date, ctx.today.year),
+            distance=lambda t: distance_text(t, visit.distance_m or 0),
+        )
+    await ask_villager(ctx, visit, ctx.person)
 
 
 def _chosen_kinds(st: State) -> list[str]:

@@ -3,12 +3,11 @@ the catch-all free-text route (policy questions) comes last."""
 
 from __future__ import annotations
 
-from bot.handlers.router import Router
+from bot.core.router import Router
+from bot.handlers import checkin, difficulties, households, lang, leader, nudge, policy, start, visits
 
 
 def all_routers() -> list[Router]:
     """Every feature's router, in dispatch order."""
-    from bot.handlers import checkin, difficulties, households, lang, leader, nudge, policy, start, visits
-
     cadre = [households.router, visits.router, checkin.router, difficulties.router]
     return [start.router, lang.router, leader.router, nudge.router, *cadre, policy.router]

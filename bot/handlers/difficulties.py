@@ -3,18 +3,18 @@ df:open|ack|asg|res:<id>, df:to:<id>:<person_id>; the resolution note is a small
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from bot.core.context import Ctx
+from bot.core.dialog import has_live_draft
+from bot.core.router import LEADERS, STAFF, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
-from bot.dialogs.base import Dialog, Finish, Next, State
-from bot.dialogs.visit import fmt_date, text_input
-from bot.handlers.router import LEADERS, STAFF, Router, callback_parts, parse_id
-from bot.i18n import Safe, Translator
+from bot.i18n import Safe
+from bot.notices.difficulties import actions, card, tell_reporter
 from bot.services import difficulties as dsvc
 from bot.services.households import reachable_accounts
-from bot.store.enums import DifficultyStatus, Role
-from bot.store.models import Difficulty, Household, Person
+from bot.services.texts import fmt_date
+from bot.services.visits import pairing_start
+from bot.store.enums import DifficultyStatus
+from bot.store.models import Difficulty, Household
 
 router = Router("difficulties")
 
@@ -24,66 +24,6 @@ LIST_LIMIT = 30
 @router.command("problem", roles=STAFF)
 async def problem(ctx: Ctx) -> None:
     await ctx.core.start_dialog(ctx, "problem")
-
-
-async def _card(ctx: Ctx, t: Translator, d: Difficulty) -> str:
-    """The difficulty as one message in t's language (user text escaped by the translator)."""
-    reporter = await ctx.session.get(Person, d.reporter_id)
-    household = await ctx.session.get(Household, d.household_id) if d.household_id else None
-    assignee = await ctx.session.get(Person, d.assigned_to_id) if d.assigned_to_id else None
-    card = t(
-        "difficulty.card",
-        id=d.id,
-        category=t(f"difficulty.category.{d.category}"),
-        urgency=t(f"difficulty.urgency.{d.urgency}"),
-        status=t(f"difficulty.status.{d.status}"),
-        scope=household.head_name if household else t("problem.whole_village"),
-        reporter=reporter.name if reporter else "",
-        date=t(
-            "cadre.date_md",
-            m=d.created_at.astimezone(ctx.core.clock.tz).month,
-            d=d.created_at.astimezone(ctx.core.clock.tz).day,
-        ),
-        description=d.description,
-    )
-    if assignee is not None:
-        card += "\n" + t("difficulty.card_assignee", name=assignee.name)
-    if d.resolution_note:
-        card += "\n" + t("difficulty.card_note", note=d.resolution_note)
-    return card
-
-
-def _actions(t: Translator, d: Difficulty) -> InlineKeyboard | None:
-    if d.status == DifficultyStatus.RESOLVED.value:
-        return None
-    row: list[Button] = []
-    if d.status == DifficultyStatus.OPEN.value:
-        row.append(Button(t("difficulty.btn_ack"), f"df:ack:{d.id}"))
-    row.append(Button(t("difficulty.btn_assign"), f"df:asg:{d.id}"))
-    row.append(Button(t("difficulty.btn_resolve"), f"df:res:{d.id}"))
-    return InlineKeyboard((tuple(row),))
-
-
-async def notify_new(ctx: Ctx, d: Difficulty) -> int:
-    """Tell the team leader about a new difficulty at once; returns how many accounts were told."""
-    told = 0
-    for manager in await dsvc.team_managers(ctx.session, d.team_id):
-        for account in await reachable_accounts(ctx.session, manager.id):
-            t = ctx.core.translator_for(account)
-            text = t("difficulty.new_to_leader") + "\n" + await _card(ctx, t, d)
-            ctx.send_to(account, "cadre.raw", _actions(t, d), text=Safe(text))
-            told += 1
-    return told
-
-
-async def tell_reporter(ctx: Ctx, d: Difficulty) -> None:
-    """Each status change is told to the cadre who reported it."""
-    if ctx.person is not None and ctx.person.id == d.reporter_id:
-        return
-    for account in await reachable_accounts(ctx.session, d.reporter_id):
-        t = ctx.core.translator_for(account)
-        text = t("difficulty.status_to_reporter", status=t(f"difficulty.status.{d.status}")) + "\n"
-        ctx.send_to(account, "cadre.raw", text=Safe(text + await _card(ctx, t, d)))
 
 
 @router.command("difficulties", roles=LEADERS)
@@ -140,7 +80,7 @@ async def on_button(ctx: Ctx) -> None:
         return
     if action == "open":
         can = await dsvc.can_manage(ctx.session, ctx.person, d)
-        ctx.reply_text(await _card(ctx, ctx.t, d), _actions(ctx.t, d) if can else None)
+        ctx.reply_text(await card(ctx, ctx.t, d), actions(ctx.t, d) if can else None)
         return
     if d.status == DifficultyStatus.RESOLVED.value:
         ctx.answer_callback("difficulty.already_resolved")
@@ -172,50 +112,15 @@ async def on_button(ctx: Ctx) -> None:
         if ctx.person is None or person.id != ctx.person.id:
             for account in await reachable_accounts(ctx.session, person.id):
                 t = ctx.core.translator_for(account)
-                text = t("difficulty.assigned_to_you") + "\n" + await _card(ctx, t, d)
+                text = t("difficulty.assigned_to_you") + "\n" + await card(ctx, t, d)
                 ctx.send_to(account, "cadre.raw", text=Safe(text))
     else:
         await ctx.core.start_dialog(ctx, "resolve_note", {"difficulty_id": d.id}, fresh=True)
 
 
-class ResolveNoteDialog(Dialog):
-    """The leader writes how a difficulty was resolved; the reporter is told."""
-
-    name = "resolve_note"
-    roles: ClassVar[frozenset[Role]] = LEADERS
-    first_step = "note"
-    title_key = "difficulty.resolve_title"
-
-    async def on_start(self, ctx: Ctx, st: State, args: dict[str, Any]) -> str | None:
-        st.set(difficulty_id=int(args["difficulty_id"]))
-        return self.first_step
-
-    async def ask(self, ctx: Ctx, st: State) -> None:
-        ctx.reply("difficulty.ask_note", st.keyboard(ctx, [], back=False), id=st.data["difficulty_id"])
-
-    async def on_input(self, ctx: Ctx, st: State) -> Next:
-        text, retry = text_input(ctx)
-        if retry:
-            return retry
-        d = await ctx.session.get(Difficulty, st.data["difficulty_id"])
-        if d is None or not await dsvc.can_manage(ctx.session, ctx.person, d):
-            ctx.reply("core.not_allowed")
-            return Finish()
-        if not dsvc.resolve(d, text or "", ctx.now):
-            ctx.reply("difficulty.already_resolved", id=d.id)
-            return Finish()
-        ctx.audit("difficulty.resolved", "difficulty", d.id)
-        ctx.reply("difficulty.resolved", id=d.id)
-        await tell_reporter(ctx, d)
-        return Finish()
-
-
 @router.callback("pb", roles=STAFF)
 async def problem_for_household(ctx: Ctx) -> None:
     """ "反映困难" under a household file: start /problem with that household (if it is one's own)."""
-    from bot.handlers.visits import has_live_draft
-    from bot.services.visits import pairing_start
-
     parts = callback_parts(ctx)
     hid = parse_id(parts[1]) if len(parts) == 2 else None
     if hid is None or ctx.person is None or await pairing_start(ctx.session, ctx.person.id, hid) is None:

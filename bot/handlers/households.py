@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import date
 
 from bot.core.context import Ctx
+from bot.core.router import STAFF, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
-from bot.dialogs.visit import fmt_date
-from bot.handlers.router import STAFF, Router, callback_parts, parse_id
 from bot.services.households import HouseholdRow, household_file, rows_for
 from bot.services.members import member_detail
 from bot.services.people import can_see_household
+from bot.services.texts import fmt_date
 from bot.services.visits import current_season, pairing_start, rules_of, visit_kinds
 from bot.store.enums import Role
 from bot.store.models import Household

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.core.context import Ctx
+from bot.core.router import Router, callback_parts
 from bot.core.types import Button, InlineKeyboard
-from bot.handlers.router import Router, callback_parts
 from bot.i18n import LANGUAGES
 
 router = Router("lang")

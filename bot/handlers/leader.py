@@ -6,8 +6,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from bot.core.context import Ctx
+from bot.core.router import LEADERS, Router, callback_parts
 from bot.core.types import Button, Document, InlineKeyboard, Photo
-from bot.handlers.router import LEADERS, Router, callback_parts
 
 router = Router("leader")
 

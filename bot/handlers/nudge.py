@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.core.context import Ctx
+from bot.core.router import LEADERS, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
-from bot.handlers.router import LEADERS, Router, callback_parts, parse_id
 from bot.i18n import Safe
 from bot.scheduler import render
 from bot.scheduler.due import HouseholdDue

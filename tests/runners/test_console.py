@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bot.clock import FixedClock
 from bot.core.bootstrap import App
-from bot.handlers.menu import help_text
 from bot.runners.console import LocalFiles, plain, run_console
+from bot.services.menu import help_text
 from bot.settings import Settings
 from bot.store.enums import Role
 from tests.conftest import World

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.bootstrap import App
-from bot.handlers.menu import commands_for
+from bot.services.menu import commands_for
 from bot.services.onboarding import create_invite
 from bot.store.enums import Role
 from bot.store.models import Person

@@ -12,11 +12,11 @@ import pytest
 from bot.clock import FixedClock
 from bot.core.bootstrap import App
 from bot.core.context import Ctx
+from bot.core.dialog import Dialog, Finish, Goto, Next, Retry, State
 from bot.core.engine import Core
+from bot.core.router import EVERYONE, Router
 from bot.dialogs import all_dialogs
-from bot.dialogs.base import Dialog, Finish, Goto, Next, Retry, State
 from bot.handlers import all_routers
-from bot.handlers.router import EVERYONE, Router
 from bot.i18n import Catalogs
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, ClassVar
+
+from sqlalchemy import select
 
 from bot.core.context import Ctx
 from bot.core.types import Button, InlineKeyboard, KeyButton, ReplyKeyboard
@@ -43,7 +46,10 @@ class Retry:
 
 @dataclass
 class Finish:
-    """The dialog is complete; its state is removed."""
+    """The dialog is complete; its state is removed. With pass_on, the input that ended it is then
+    handled as if no dialog were active (e.g. a question typed where an invite code was expected)."""
+
+    pass_on: bool = False
 
 
 @dataclass
@@ -108,6 +114,20 @@ def reply_keyboard(ctx: Ctx, *buttons: KeyButton, back: bool = True) -> ReplyKey
         else (KeyButton(ctx.t("core.btn_cancel")),)
     )
     return ReplyKeyboard(rows=(tuple(buttons), nav), one_time=True)
+
+
+async def dialog_state(ctx: Ctx, name: str) -> DialogState | None:
+    """The speaker's state row of dialog `name` (active or parked), if any."""
+    q = select(DialogState).where(DialogState.account_id == ctx.account.id, DialogState.dialog == name)
+    return (await ctx.session.execute(q)).scalar_one_or_none()
+
+
+async def has_live_draft(ctx: Ctx, name: str) -> bool:
+    """Whether the account has a draft of dialog `name` the engine would offer to resume."""
+    row = await dialog_state(ctx, name)
+    if row is None or not row.history:
+        return False
+    return ctx.now - row.updated_at < timedelta(days=ctx.core.settings.draft_keep_days)
 
 
 class Dialog:

@@ -1,0 +1,17 @@
+"""Typed input a dialog step accepts (shared by the dialogs)."""
+
+from __future__ import annotations
+
+from bot.core.context import Ctx
+from bot.core.dialog import Retry
+
+
+def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
+    """The typed text of this update, or the Retry that explains why it is not acceptable."""
+    text = (ctx.inc.text or "").strip()
+    if not text:
+        return None, Retry("cadre.need_text")
+    limit = ctx.core.settings.max_text_length
+    if len(text) > limit:
+        return None, Retry("core.text_too_long", {"limit": limit, "length": len(text)})
+    return text, None

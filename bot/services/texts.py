@@ -1,0 +1,29 @@
+"""Dates and distances as a reader reads them, in the reader's language (shared by every feature)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+from bot.i18n import Translator
+
+if TYPE_CHECKING:
+    from bot.core.context import Ctx
+
+
+def date_text(t: Translator, d: date, this_year: int) -> str:
+    """A date as the reader reads it: "11月26日" (with the year when not this year)."""
+    key = "cadre.date_md" if d.year == this_year else "cadre.date_ymd"
+    return t(key, y=d.year, m=d.month, d=d.day)
+
+
+def fmt_date(ctx: Ctx, d: date) -> str:
+    """A date in the speaker's language."""
+    return date_text(ctx.t, d, ctx.today.year)
+
+
+def distance_text(t: Translator, meters: float) -> str:
+    """ "350米" or "12.5公里"."""
+    if meters >= 1000:
+        return t("cadre.km", n=f"{meters / 1000:.1f}")
+    return t("cadre.meters", n=round(meters))
