@@ -272,3 +272,62 @@ async def test_seasonal_kind_among_several_counts_for_the_window(
     assert visit.kind == "spring" and visit.kinds == ["spring", "policy"]
     await cadre.send("/households")
     assert "✅" in file_lines(cadre.last_text)["刘老四"]  # counted for the spring window
+
+
+# ------------------------------------------------------------------ distances
+async def test_distances_read_in_metres_or_kilometres(app: App, world: World, clock: FixedClock) -> None:
+    from bot.services.texts import distance_text
+
+    cadre = Chat(app, "201")
+    await bind(app, cadre, person_id=world.cadre_ids[0])
+    told: list[str] = []
+    # The village's point is 25.0, 102.7: about 788 km and 3 km away, on two days (both marked far).
+    for day, (lat, lon) in enumerate(((32.087, 102.7), (25.027, 102.7))):
+        clock.set(datetime(2026, 11, 23 + day, 10, 0))
+        await cadre.send("/checkin")
+        await cadre.location(lat, lon)
+        told.append("\n".join(r.text or "" for r in cadre.replies[-2:] if getattr(r, "text", None)))
+    assert "约788公里" in told[0] and "788.0" not in told[0]
+    assert "约3公里" in told[1] and "3.0公里" not in told[1]
+    # The visit summary: 1.2 km from the household's point, then (location changed) 350 m.
+    clock.set(datetime(2026, 11, 28, 10, 0))
+    await cadre.send("/visit 张大山")
+    await cadre.press_text("今天")
+    await cadre.press_text("日常走访")
+    await cadre.press_text("选好了")
+    await cadre.send("看望")
+    await cadre.press_text("没有")
+    await cadre.press_text("不拍照")
+    await cadre.location(25.001 + 0.0108, 102.701)
+    assert "1.2公里" in cadre.last_text
+    await cadre.press_text("改位置")
+    await cadre.location(25.001 + 0.00315, 102.701)
+    assert "350米" in cadre.last_text
+    t = app.core.catalogs.get("en")
+    assert [distance_text(t, m) for m in (999.6, 1000, 99_960, 788_012.3)] == ["1 km", "1 km", "100 km", "788 km"]
+
+
+async def test_a_number_where_words_or_buttons_are_expected_is_reasked(app: App, world: World, cadre: Chat) -> None:
+    from bot.store.models import Difficulty
+    from tests.cadre.conftest import count
+
+    await cadre.send("/visit 张大山")
+    await cadre.press_text("今天")
+    await cadre.press_text("日常走访")
+    await cadre.press_text("选好了")
+    replies = await cadre.send("1")  # at "what was done"
+    assert "只有一个数字" in replies[0].text and "做了什么" in cadre.last_text
+    await cadre.send("看望老人")
+    replies = await cadre.send("2")  # at "needs", which has a 没有 button
+    assert "只有一个数字" in replies[0].text and "需求" in cadre.last_text
+    await cadre.press_text("没有")
+    await cadre.send("/cancel")
+    await cadre.send("/problem")
+    await cadre.press_text("张大山")
+    replies = await cadre.send("1")  # at the category buttons
+    assert "请点" in replies[0].text
+    await cadre.press_text("看病就医")
+    replies = await cadre.send("３")  # a full-width digit as the description
+    assert "只有一个数字" in replies[0].text
+    await cadre.send("/cancel")
+    assert await count(app, Difficulty) == 0
