@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot.core.context import Ctx
 from bot.core.dialog import has_live_draft
 from bot.core.router import LEADERS, STAFF, Router, callback_parts, parse_id
-from bot.core.types import Button, InlineKeyboard
+from bot.core.types import Button, InlineKeyboard, Photo
 from bot.i18n import Safe
 from bot.notices.difficulties import actions, card, tell_reporter
 from bot.services import difficulties as dsvc
@@ -18,7 +18,8 @@ from bot.store.models import Difficulty, Household
 
 router = Router("difficulties")
 
-LIST_LIMIT = 30
+PAGE_SIZE = 10  # difficulties per page of /difficulties
+OPEN_LIMIT = 500  # open ones sorted by urgency in Python: a team never has more
 
 
 @router.command("problem", roles=STAFF)
@@ -28,16 +29,56 @@ async def problem(ctx: Ctx) -> None:
 
 @router.command("difficulties", roles=LEADERS)
 async def list_open(ctx: Ctx) -> None:
-    assert ctx.person is not None
-    rows = await dsvc.open_for(ctx.session, ctx.person, limit=LIST_LIMIT)
-    if not rows:
-        ctx.reply("difficulty.none_open")
+    await _show_list(ctx, resolved=False, page=0)
+
+
+@router.callback("dl", roles=LEADERS)
+async def list_pressed(ctx: Ctx) -> None:
+    """dl:o:<page> (open), dl:r:<page> (resolved history), dl:x (the assignee picker's cancel)."""
+    parts = callback_parts(ctx)
+    if parts == ["dl", "x"]:
+        ctx.answer_callback()
+        ctx.reply("difficulty.assign_cancelled")
         return
-    lines = [ctx.t("difficulty.list_head", n=len(rows))]
+    if len(parts) != 3 or parts[1] not in ("o", "r") or not parts[2].isdigit() or len(parts[2]) > 5:
+        ctx.answer_callback("core.button_expired")
+        return
+    await _show_list(ctx, resolved=parts[1] == "r", page=int(parts[2]))
+
+
+async def _show_list(ctx: Ctx, resolved: bool, page: int) -> None:
+    """One page of the open difficulties (most urgent and oldest first) or of the resolved history
+    (most recently resolved first), with paging and a button to switch between the two."""
+    assert ctx.person is not None
+    if resolved:
+        rows, total = await dsvc.resolved_for(ctx.session, ctx.person, page * PAGE_SIZE, PAGE_SIZE)
+    else:
+        everything = await dsvc.open_for(ctx.session, ctx.person, limit=OPEN_LIMIT)
+        total = len(everything)
+        rows = everything[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    pages = max(1, -(-total // PAGE_SIZE))
+    if not rows and page > 0:  # the list got shorter since the button was sent
+        await _show_list(ctx, resolved, min(page, pages) - 1)
+        return
+    mode = "r" if resolved else "o"
+    switch = Button(
+        ctx.t("difficulty.btn_show_open" if resolved else "difficulty.btn_show_resolved"),
+        f"dl:{'o' if resolved else 'r'}:0",
+    )
+    if not rows:
+        ctx.reply(
+            "difficulty.none_resolved" if resolved else "difficulty.none_open", InlineKeyboard(((switch,),))
+        )
+        return
+    head_key = "difficulty.resolved_head" if resolved else "difficulty.list_head"
+    lines = [ctx.t(head_key, n=total)]
+    if pages > 1:
+        lines[0] += ctx.t("difficulty.list_page", page=page + 1, pages=pages)
     buttons: list[tuple[Button, ...]] = []
     for d in rows:
         household = await ctx.session.get(Household, d.household_id) if d.household_id else None
         scope = household.head_name if household else ctx.t("problem.whole_village")
+        when = d.resolved_at if resolved and d.resolved_at is not None else d.created_at
         lines.append(
             ctx.t(
                 "difficulty.list_line",
@@ -46,13 +87,21 @@ async def list_open(ctx: Ctx) -> None:
                 category=ctx.t(f"difficulty.category.{d.category}"),
                 urgency=ctx.t(f"difficulty.urgency.{d.urgency}"),
                 status=ctx.t(f"difficulty.status.{d.status}"),
-                date=fmt_date(ctx, d.created_at.astimezone(ctx.core.clock.tz).date()),
+                date=fmt_date(ctx, when.astimezone(ctx.core.clock.tz).date()),
             )
         )
         buttons.append(
             (Button(ctx.t.raw("difficulty.btn_open").format(id=d.id, scope=scope), f"df:open:{d.id}"),)
         )
-    ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons[:20])))
+    nav: list[Button] = []
+    if page > 0:
+        nav.append(Button(ctx.t("cadre.btn_prev"), f"dl:{mode}:{page - 1}"))
+    if page < pages - 1:
+        nav.append(Button(ctx.t("cadre.btn_next"), f"dl:{mode}:{page + 1}"))
+    if nav:
+        buttons.append(tuple(nav))
+    buttons.append((switch,))
+    ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
 
 
 async def _load(ctx: Ctx, raw: str | None, manage: bool) -> Difficulty | None:
@@ -80,6 +129,9 @@ async def on_button(ctx: Ctx) -> None:
         return
     if action == "open":
         can = await dsvc.can_manage(ctx.session, ctx.person, d)
+        photo = await dsvc.first_photo(ctx.session, d.id)
+        if photo is not None:  # what the reporter photographed, above the card and its buttons
+            ctx.reply_photo(Photo(file_id=photo.file_id), caption=ctx.t("difficulty.photo_caption", id=d.id))
         ctx.reply_text(await card(ctx, ctx.t, d), actions(ctx.t, d) if can else None)
         return
     if d.status == DifficultyStatus.RESOLVED.value:
@@ -96,7 +148,8 @@ async def on_button(ctx: Ctx) -> None:
     elif action == "asg":
         members = await dsvc.team_members(ctx.session, d.team_id)
         rows = tuple((Button(p.name, f"df:to:{d.id}:{p.id}"),) for p in members)
-        ctx.reply("difficulty.ask_assignee", InlineKeyboard(rows) if rows else None, id=d.id)
+        nav = (Button(ctx.t("core.btn_back"), f"df:open:{d.id}"), Button(ctx.t("core.btn_cancel"), "dl:x"))
+        ctx.reply("difficulty.ask_assignee", InlineKeyboard((*rows, nav)), id=d.id)
     elif action == "to":
         pid = parse_id(parts[3]) if len(parts) == 4 else None
         by_id = {p.id: p for p in await dsvc.team_members(ctx.session, d.team_id)}
@@ -108,7 +161,8 @@ async def on_button(ctx: Ctx) -> None:
         dsvc.assign(d, person, ctx.now)
         ctx.audit("difficulty.assigned", "difficulty", d.id, to=person.id)
         ctx.reply("difficulty.assigned", id=d.id, name=person.name)
-        await tell_reporter(ctx, d)
+        if person.id != d.reporter_id:  # a reporter given their own difficulty hears it once, below
+            await tell_reporter(ctx, d)
         if ctx.person is None or person.id != ctx.person.id:
             for account in await reachable_accounts(ctx.session, person.id):
                 t = ctx.core.translator_for(account)

@@ -76,8 +76,12 @@ async def nudge_pressed(ctx: Ctx) -> None:
         return
     for account in accounts:
         t = ctx.core.translator_for(account)
-        head = t("leader.nudge.to_cadre", cadre=cadre.name, leader=ctx.person.name, n=len(rows), cadence=cadence)
-        lines = [t("leader.nudge.line", head=r.head_name, code=r.household_code, days=r.days_overdue) for r in rows]
+        head = t(
+            "leader.nudge.to_cadre", cadre=cadre.name, leader=ctx.person.name, n=len(rows), cadence=cadence
+        )
+        lines = [
+            t("leader.nudge.line", head=r.head_name, code=r.household_code, days=r.days_overdue) for r in rows
+        ]
         text = Safe(render.join_limited(t, head, lines))
         ctx.send_to(account, "cadre.raw", render.visit_buttons(t, rows), text=text)
     ctx.audit(nudges.ACTION, "person", cadre.id, households=[r.household_id for r in rows])

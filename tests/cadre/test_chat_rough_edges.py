@@ -53,12 +53,33 @@ async def test_member_details_follow_the_readers_language(app: App, world: World
         hid = world.households["张大山"]
         s.add_all(
             [
-                HouseholdMember(household_id=hid, name="张大山", relation="户主", birth_year=1968, health="健康",
-                                education="初中", occupation="务农"),
-                HouseholdMember(household_id=hid, name="李桂兰", relation="配偶", birth_year=1970,
-                                health="长期慢性病", education="小学", occupation="务工"),
-                HouseholdMember(household_id=hid, name="张小明", relation="长子", birth_year=2008,
-                                health="健康", education="在校生", occupation="放牛娃"),
+                HouseholdMember(
+                    household_id=hid,
+                    name="张大山",
+                    relation="户主",
+                    birth_year=1968,
+                    health="健康",
+                    education="初中",
+                    occupation="务农",
+                ),
+                HouseholdMember(
+                    household_id=hid,
+                    name="李桂兰",
+                    relation="配偶",
+                    birth_year=1970,
+                    health="长期慢性病",
+                    education="小学",
+                    occupation="务工",
+                ),
+                HouseholdMember(
+                    household_id=hid,
+                    name="张小明",
+                    relation="长子",
+                    birth_year=2008,
+                    health="健康",
+                    education="在校生",
+                    occupation="放牛娃",
+                ),
             ]
         )
     zh = Chat(app, "201", name="王建国")
@@ -208,7 +229,9 @@ async def test_lone_number_or_ok_after_a_dialog_is_not_a_policy_question(app: Ap
 
 
 # ------------------------------------------------------------------ visits of several kinds
-async def test_visit_of_several_kinds_is_saved_shown_and_exported(app: App, world: World, cadre: Chat) -> None:
+async def test_visit_of_several_kinds_is_saved_shown_and_exported(
+    app: App, world: World, cadre: Chat
+) -> None:
     import io
 
     import openpyxl
@@ -304,10 +327,17 @@ async def test_distances_read_in_metres_or_kilometres(app: App, world: World, cl
     await cadre.location(25.001 + 0.00315, 102.701)
     assert "350米" in cadre.last_text
     t = app.core.catalogs.get("en")
-    assert [distance_text(t, m) for m in (999.6, 1000, 99_960, 788_012.3)] == ["1 km", "1 km", "100 km", "788 km"]
+    assert [distance_text(t, m) for m in (999.6, 1000, 99_960, 788_012.3)] == [
+        "1 km",
+        "1 km",
+        "100 km",
+        "788 km",
+    ]
 
 
-async def test_a_number_where_words_or_buttons_are_expected_is_reasked(app: App, world: World, cadre: Chat) -> None:
+async def test_a_number_where_words_or_buttons_are_expected_is_reasked(
+    app: App, world: World, cadre: Chat
+) -> None:
     from bot.store.models import Difficulty
     from tests.cadre.conftest import count
 
@@ -331,3 +361,104 @@ async def test_a_number_where_words_or_buttons_are_expected_is_reasked(app: App,
     assert "只有一个数字" in replies[0].text
     await cadre.send("/cancel")
     assert await count(app, Difficulty) == 0
+
+
+# ------------------------------------------------------------------ /difficulties
+async def _difficulties(app: App, world: World, n_open: int, n_resolved: int) -> list[int]:
+    from datetime import timedelta
+
+    from bot.store.models import Difficulty
+
+    ids = []
+    async with app.core.sessions() as s, s.begin():
+        for i in range(n_open + n_resolved):
+            done = i >= n_open
+            d = Difficulty(
+                idem_key=f"d{i}", reporter_id=world.cadre_ids[0], team_id=world.team_id,
+                household_id=world.households["张大山"], village_id=world.village_id, category="water",
+                description=f"困难{i}", urgency="normal", status="resolved" if done else "open",
+                created_at=datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=i),
+                resolved_at=datetime(2026, 11, 1, tzinfo=UTC) + timedelta(days=i) if done else None,
+                resolution_note="已解决" if done else None,
+            )  # fmt: skip
+            s.add(d)
+            await s.flush()
+            ids.append(d.id)
+    return ids
+
+
+async def test_difficulties_show_resolved_history_paged(app: App, world: World) -> None:
+    ids = await _difficulties(app, world, n_open=2, n_resolved=12)
+    leader = Chat(app, "209")
+    await bind(app, leader, person_id=world.leader_id)
+    await leader.send("/difficulties")
+    assert "待办2条" in leader.last_text and "已办结" not in leader.last_text
+    await leader.press_text("看已办结的")
+    page1 = leader.last_text
+    assert "已办结12条" in page1 and "第1/2页" in page1
+    # Most recently resolved first: the last one made (resolved 12 Nov) heads the list.
+    assert page1.splitlines()[1].startswith(f"#{ids[-1]} ") and f"#{ids[4]} " in page1
+    assert f"#{ids[3]} " not in page1  # on the second page
+    await leader.press_text("下一页")
+    page2 = leader.last_text
+    assert "第2/2页" in page2 and f"#{ids[3]} " in page2 and f"#{ids[2]} " in page2
+    await leader.press_text(f"#{ids[2]} ")
+    assert "已解决" in leader.last_text  # the resolved card, with its note, no action buttons
+    await leader.press_text("看待办的")
+    assert "待办2条" in leader.last_text
+    await leader.press("dl:r:99")  # an old page that no longer exists: the last one instead
+    assert "第2/2页" in leader.last_text
+    cadre = Chat(app, "201")
+    await bind(app, cadre, person_id=world.cadre_ids[0])
+    await cadre.press("dl:r:0")
+    assert "没有权限" in cadre.last_text
+
+
+async def test_assignee_picker_has_back_and_cancel_and_one_notice_for_reporter_assignee(
+    app: App, world: World
+) -> None:
+    from bot.store.models import Difficulty
+    from tests.cadre.conftest import rows, to
+
+    [did] = await _difficulties(app, world, n_open=1, n_resolved=0)
+    cadre = Chat(app, "201")
+    await bind(app, cadre, person_id=world.cadre_ids[0])
+    leader = Chat(app, "209")
+    await bind(app, leader, person_id=world.leader_id)
+    await leader.press(f"df:open:{did}")
+    await leader.press_text("指派")
+    assert "指派给谁" in leader.last_text
+    await leader.press_text("取消")
+    assert "先不指派" in leader.last_text
+    await leader.press_text("指派")
+    await leader.press_text("上一步")
+    assert f"#{did}" in leader.last_text and leader.button("指派")  # back to the card and its buttons
+    await leader.press_text("指派")
+    await leader.press_text("王建国")  # the reporter himself
+    notices = to(leader, "201")
+    assert len(notices) == 1 and "指派给您" in notices[0]
+    [d] = await rows(app, Difficulty)
+    assert d.assigned_to_id == world.cadre_ids[0]
+
+
+async def test_difficulty_photo_shows_in_its_detail(app: App, world: World) -> None:
+    from bot.core.types import Reply
+    from tests.cadre.conftest import BytesFiles
+
+    app.core.files = BytesFiles()
+    cadre = Chat(app, "201")
+    await bind(app, cadre, person_id=world.cadre_ids[0])
+    await cadre.send("/problem")
+    await cadre.press_text("张大山")
+    await cadre.press_text("饮水安全")
+    await cadre.send("水管冻裂了")
+    await cadre.press_text("紧急")
+    await cadre.photo("pipe-photo")
+    leader = Chat(app, "209")
+    await bind(app, leader, person_id=world.leader_id)
+    await leader.send("/difficulties")
+    replies = await leader.press_text("#")
+    assert replies[0].photo is not None and replies[0].photo.file_id == "pipe-photo"
+    assert "反映人拍的照片" in (replies[0].text or "")
+    assert isinstance(replies[-1], Reply) and "水管冻裂了" in (replies[-1].text or "")
+    assert leader.button("指派")  # the card with its buttons comes last
