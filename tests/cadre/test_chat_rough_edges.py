@@ -353,6 +353,8 @@ async def test_a_number_where_words_or_buttons_are_expected_is_reasked(
     await cadre.press_text("没有")
     await cadre.send("/cancel")
     await cadre.send("/problem")
+    replies = await cadre.send("2")  # at the household buttons
+    assert "“2”不是这里的选项" in replies[0].text
     await cadre.press_text("张大山")
     replies = await cadre.send("1")  # at the category buttons
     assert "请点" in replies[0].text
