@@ -1,17 +1,19 @@
-"""The one composition root: runners, console, scheduler, tests and benchmarks all call build_core()."""
+"""The one composition root: runners, console, scheduler, tests and benchmarks all call build_core().
+
+The only module of bot/core that knows the features (bot/handlers, bot/dialogs): it wires them in."""
 
 from __future__ import annotations
 
-import functools
 import gc
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock, SystemClock
 from bot.core.engine import Core, close_cores
+from bot.core.services import Services, load_services
+from bot.dialogs import all_dialogs
+from bot.handlers import all_routers
 from bot.i18n import Catalogs
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
@@ -31,23 +33,16 @@ def build_core(
     settings: Settings | None = None,
     clock: Clock | None = None,
     engine: AsyncEngine | None = None,
-    services: dict[str, Any] | None = None,
+    services: Services | None = None,
 ) -> App:
-    """Wire settings, clock, database, catalogs, routers and dialogs into a Core. No I/O happens here
-    except loading catalogs, the reminder rules and the policy knowledge base (once per process)."""
-    from bot.dialogs import all_dialogs
-    from bot.handlers import all_routers
-
+    """Wire settings, clock, database, catalogs, services, routers and dialogs into a Core. No I/O happens
+    here except loading catalogs, the reminder rules and the policy knowledge base (once per process)."""
     settings = settings or Settings()
     clock = clock or SystemClock(settings.timezone)
     engine = engine or create_engine(settings.database_url, on_loop=settings.sqlite_on_loop)
     catalogs = Catalogs(settings.locales_dir, settings.default_language)
-    svc: dict[str, Any] = dict(services or {})
-    if "policy" not in svc:
-        svc["policy"] = _load_policy(settings)
-    if "rules" not in svc:
-        svc["rules"] = _load_rules(settings)
-    core = Core(settings, clock, session_factory(engine), catalogs, all_routers(), all_dialogs(), svc)
+    services = services or load_services(settings)
+    core = Core(settings, clock, session_factory(engine), catalogs, all_routers(), all_dialogs(), services)
     return App(core, engine)
 
 
@@ -62,23 +57,3 @@ def freeze_startup_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
-
-
-def _load_policy(settings: Settings) -> Any:
-    """Load the policy engine once at start-up (jieba's dictionary too), never lazily on a first message."""
-    return _policy_engine(settings.knowledge_dir, settings.county)
-
-
-@functools.lru_cache(maxsize=4)
-def _policy_engine(knowledge_dir: Path, county: str | None) -> Any:
-    """The loaded knowledge base is read-only, so one per (folder, county) is shared by every core in a process."""
-    from bot.policy.engine import PolicyEngine
-
-    return PolicyEngine.load(knowledge_dir, county)
-
-
-def _load_rules(settings: Settings) -> Any:
-    """The county's reminder rules (shipped defaults + the override file)."""
-    from bot.scheduler.rules import load_rules
-
-    return load_rules(settings.rules_file, timezone=settings.timezone)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +17,27 @@ from bot.store.models import Account, AuditLog, DialogState, Person
 
 if TYPE_CHECKING:
     from bot.core.engine import Core
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A notice as one recipient reads it: text in their language (HTML-safe) and its buttons."""
+
+    text: str
+    markup: Markup | None = None
+
+
+class Notice(Protocol):
+    """What a feature tells other people after its own work (bot/notices/): a typed value that knows
+    who is to be told and how it reads in each reader's language. Emitted with `Ctx.notify`."""
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        """The accounts to tell (reachable ones only)."""
+        ...
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        """The notice in the language of translator t."""
+        ...
 
 
 @dataclass
@@ -76,9 +98,19 @@ class Ctx:
     def send_to(self, account: Account, key: str, markup: Markup | None = None, **args: object) -> None:
         """Message another account, rendered in that account's language."""
         t = self.core.translator_for(account)
-        self.actions.append(
-            Reply(chat_id=account.chat_id, text=t(key, **args), markup=markup, channel=account.channel)
-        )
+        self.deliver(account, t(key, **args), markup)
+
+    async def notify(self, notice: Notice) -> int:
+        """Tell a notice to its recipients, each in their own language; returns how many accounts."""
+        accounts = await notice.recipients(self)
+        for account in accounts:
+            rendered = await notice.render(self, self.core.translator_for(account))
+            self.deliver(account, rendered.text, rendered.markup)
+        return len(accounts)
+
+    def deliver(self, account: Account, text: str, markup: Markup | None = None) -> None:
+        """The one place a message to another account becomes an action of this update."""
+        self.actions.append(Reply(chat_id=account.chat_id, text=text, markup=markup, channel=account.channel))
 
     def answer_callback(self, key: str | None = None, alert: bool = False, **args: object) -> None:
         """Acknowledge the button press being handled (once)."""

@@ -19,6 +19,7 @@ from bot.clock import Clock
 from bot.core.context import Ctx
 from bot.core.dialog import BACK, CANCEL, Dialog, Finish, Goto, Replace, Retry, State, new_nonce
 from bot.core.router import Route, Router
+from bot.core.services import Services
 from bot.core.types import (
     Button,
     FileSource,
@@ -60,7 +61,7 @@ class Core:
         catalogs: Catalogs,
         routers: Sequence[Router],
         dialogs: Sequence[Dialog],
-        services: dict[str, Any] | None = None,
+        services: Services,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -68,7 +69,7 @@ class Core:
         self.catalogs = catalogs
         self.routers = list(routers)
         self.dialogs = {d.name: d for d in dialogs}
-        self.services: dict[str, Any] = services or {}
+        self.services = services
         self.files: FileSource | None = None  # set by the runner (Telegram getFile)
         # Bytes of files in updates being handled, fetched before the update's transaction opens so a slow
         # download never holds a database lock; taken (and dropped) by file_source.download().

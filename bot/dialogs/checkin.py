@@ -8,27 +8,20 @@ from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Next, Retry, State, reply_keyboard
 from bot.core.router import STAFF
 from bot.core.types import KeyButton, RemoveKeyboard
-from bot.scheduler.rules import VillageDays
 from bot.services import checkins
 from bot.services.texts import distance_text
-from bot.services.visits import rules_of, valid_coordinates
+from bot.services.visits import valid_coordinates
 from bot.store.enums import Role
 
 
 def week_target(ctx: Ctx) -> int:
     """Village days required per ISO week: the scheduler's rule (county-configurable)."""
-    try:
-        return rules_of(ctx.core).village_days.target
-    except Exception:  # a broken rules file must not stop a check-in
-        return checkins.DEFAULT_WEEK_TARGET
+    return ctx.core.services.rules.village_days.target
 
 
 def far_meters(ctx: Ctx) -> int:
     """Distance from the village point past which a check-in is marked for the leader (the rules)."""
-    try:
-        return rules_of(ctx.core).village_days.far_meters
-    except Exception:  # a broken rules file must not stop a check-in
-        return VillageDays().far_meters
+    return ctx.core.services.rules.village_days.far_meters
 
 
 async def week_message(ctx: Ctx) -> None:

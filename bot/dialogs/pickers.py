@@ -10,7 +10,6 @@ from bot.core.router import parse_id
 from bot.core.types import Button
 from bot.services.households import OwnHousehold, match_households, own_households, pairing_rows
 from bot.services.stray import is_number
-from bot.services.visits import rules_of
 
 PAGE_SIZE = 8
 
@@ -19,7 +18,7 @@ async def ask_household(ctx: Ctx, st: State, key: str, extra: list[list[Button]]
     """Household buttons (paged, or the matches of an ambiguous name), plus any extra rows."""
     assert ctx.person is not None
     # Most overdue first: the household a cadre is about to log is usually near the top.
-    rows_now = await pairing_rows(ctx.session, ctx.today, rules_of(ctx.core), cadre_ids=[ctx.person.id])
+    rows_now = await pairing_rows(ctx.session, ctx.today, ctx.core.services.rules, cadre_ids=[ctx.person.id])
     households = [r.as_own() for r in rows_now]
     matches = st.data.get("matches")
     if matches:

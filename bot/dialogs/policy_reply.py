@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Next, Retry, State
 from bot.core.router import STAFF
+from bot.notices.policy import QuestionAnswered
 from bot.store.enums import Role
-from bot.store.models import Account, PolicyQuestion
+from bot.store.models import PolicyQuestion
 
 
 class PolicyReplyDialog(Dialog):
@@ -42,9 +43,7 @@ class PolicyReplyDialog(Dialog):
             return Finish()
         question.reply_text = text
         question.replied_at = ctx.now
-        villager = await ctx.session.get(Account, question.account_id) if question.account_id else None
-        if villager is not None:
-            ctx.send_to(villager, "policy.reply_to_villager", cadre=ctx.person.name, reply=text)
+        await ctx.notify(QuestionAnswered(question, ctx.person.name, text))
         ctx.audit("policy.replied", "policy_question", question.id)
         ctx.reply("policy.reply_sent")
         return Finish()

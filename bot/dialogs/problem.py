@@ -14,7 +14,7 @@ from bot.core.dialog import Dialog, Finish, Goto, Next, Retry, State, StepEnum
 from bot.core.router import STAFF
 from bot.dialogs.inputs import text_input
 from bot.dialogs.pickers import ask_household, pick_household
-from bot.notices.difficulties import notify_new
+from bot.notices.difficulties import NewDifficulty
 from bot.services import difficulties as dsvc
 from bot.services.households import OwnHousehold, own_households
 from bot.services.media import fetch_photo
@@ -152,5 +152,5 @@ class ProblemDialog(Dialog):
             ctx.reply("problem.already_saved")
             return
         ctx.audit("difficulty.reported", "difficulty", row.id)
-        told = await notify_new(ctx, row)
+        told = await ctx.notify(NewDifficulty(row))
         ctx.reply("problem.saved" if told else "problem.saved_no_leader", id=row.id)

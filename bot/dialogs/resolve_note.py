@@ -8,7 +8,7 @@ from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Next, State
 from bot.core.router import LEADERS
 from bot.dialogs.inputs import text_input
-from bot.notices.difficulties import tell_reporter
+from bot.notices.difficulties import StatusChanged
 from bot.services import difficulties as dsvc
 from bot.store.enums import Role
 from bot.store.models import Difficulty
@@ -42,5 +42,5 @@ class ResolveNoteDialog(Dialog):
             return Finish()
         ctx.audit("difficulty.resolved", "difficulty", d.id)
         ctx.reply("difficulty.resolved", id=d.id)
-        await tell_reporter(ctx, d)
+        await ctx.notify(StatusChanged(d))
         return Finish()

@@ -18,13 +18,13 @@ from bot.core.types import Button, KeyButton, RemoveKeyboard
 from bot.dialogs.inputs import text_input
 from bot.dialogs.pickers import ask_household, pick_household
 from bot.i18n import Translator
-from bot.notices.visits import ask_villager, notify_leader
+from bot.notices.visits import ConfirmRequest, FarVisit
 from bot.services import visits as vs
 from bot.services.dates import parse_date
 from bot.services.households import OwnHousehold, match_households, own_households
 from bot.services.media import fetch_photo
 from bot.services.stray import is_number
-from bot.services.texts import date_text, distance_text, fmt_date
+from bot.services.texts import distance_text, fmt_date
 from bot.store.enums import LocationStatus, Role, VisitKind
 from bot.store.models import Household, Visit
 
@@ -129,7 +129,7 @@ class VisitDialog(Dialog):
     async def _ask_kinds(self, ctx: Ctx, st: State) -> None:
         """Kind buttons that toggle (✅ on the chosen ones; a visit can be several kinds) and 选好了."""
         kinds = list(VisitKind)
-        season = vs.current_season(vs.rules_of(ctx.core), self._date(st) or ctx.today)
+        season = vs.current_season(ctx.core.services.rules, self._date(st) or ctx.today)
         if season is not None:
             # The season's own kind first: it is the likely answer inside a window.
             kinds.sort(key=lambda k: k.value != season.name)
@@ -398,7 +398,7 @@ class VisitDialog(Dialog):
             vs.VisitInput(
                 household_id=household.id,
                 visit_date=visit_date,
-                kind=vs.main_kind(kinds, vs.current_season(vs.rules_of(ctx.core), visit_date)),
+                kind=vs.main_kind(kinds, vs.current_season(ctx.core.services.rules, visit_date)),
                 kinds=kinds,
                 done=d["done"],
                 needs=d.get("needs", ""),
@@ -433,16 +433,8 @@ async def after_save(ctx: Ctx, visit: Visit, household: Household) -> None:
     )
     ctx.audit("visit.saved", "visit", visit.id, household=household.id, location=visit.location_status)
     if visit.location_status == LocationStatus.FAR.value:
-        await notify_leader(
-            ctx,
-            ctx.person,
-            "visit.far_to_leader",
-            cadre=ctx.person.name,
-            name=household.head_name,
-            date=lambda t: date_text(t, visit.visit_date, ctx.today.year),
-            distance=lambda t: distance_text(t, visit.distance_m or 0),
-        )
-    await ask_villager(ctx, visit, ctx.person)
+        await ctx.notify(FarVisit(ctx.person, household, visit))
+    await ctx.notify(ConfirmRequest(visit, ctx.person))
 
 
 def _chosen_kinds(st: State) -> list[str]:

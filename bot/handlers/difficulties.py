@@ -7,10 +7,8 @@ from bot.core.context import Ctx
 from bot.core.dialog import has_live_draft
 from bot.core.router import LEADERS, STAFF, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard, Photo
-from bot.i18n import Safe
-from bot.notices.difficulties import actions, card, tell_reporter
+from bot.notices.difficulties import AssignedToYou, StatusChanged, actions, card
 from bot.services import difficulties as dsvc
-from bot.services.households import reachable_accounts
 from bot.services.texts import fmt_date
 from bot.services.visits import pairing_start
 from bot.store.enums import DifficultyStatus
@@ -142,7 +140,7 @@ async def on_button(ctx: Ctx) -> None:
         if dsvc.acknowledge(d, ctx.now):
             ctx.audit("difficulty.acknowledged", "difficulty", d.id)
             ctx.reply("difficulty.acknowledged", id=d.id)
-            await tell_reporter(ctx, d)
+            await ctx.notify(StatusChanged(d))
         else:
             ctx.reply("difficulty.ack_already", id=d.id, status=ctx.t(f"difficulty.status.{d.status}"))
     elif action == "asg":
@@ -162,12 +160,8 @@ async def on_button(ctx: Ctx) -> None:
         ctx.audit("difficulty.assigned", "difficulty", d.id, to=person.id)
         ctx.reply("difficulty.assigned", id=d.id, name=person.name)
         if person.id != d.reporter_id:  # a reporter given their own difficulty hears it once, below
-            await tell_reporter(ctx, d)
-        if ctx.person is None or person.id != ctx.person.id:
-            for account in await reachable_accounts(ctx.session, person.id):
-                t = ctx.core.translator_for(account)
-                text = t("difficulty.assigned_to_you") + "\n" + await card(ctx, t, d)
-                ctx.send_to(account, "cadre.raw", text=Safe(text))
+            await ctx.notify(StatusChanged(d))
+        await ctx.notify(AssignedToYou(d, person))
     else:
         await ctx.core.start_dialog(ctx, "resolve_note", {"difficulty_id": d.id}, fresh=True)
 

@@ -13,7 +13,7 @@ from bot.services.households import HouseholdRow, household_file, rows_for
 from bot.services.members import member_detail
 from bot.services.people import can_see_household
 from bot.services.texts import fmt_date
-from bot.services.visits import current_season, pairing_start, rules_of, visit_kinds
+from bot.services.visits import current_season, pairing_start, visit_kinds
 from bot.store.enums import Role
 from bot.store.models import Household
 
@@ -71,7 +71,7 @@ async def on_button(ctx: Ctx) -> None:
 async def _rows(ctx: Ctx) -> list[HouseholdRow] | None:
     """What the speaker may see, or None (and a reply) when that is nothing."""
     assert ctx.person is not None
-    rows = await rows_for(ctx.session, ctx.person, ctx.today, rules_of(ctx.core))
+    rows = await rows_for(ctx.session, ctx.person, ctx.today, ctx.core.services.rules)
     if not rows:
         ctx.reply("cadre.no_households")
         return None
@@ -79,7 +79,7 @@ async def _rows(ctx: Ctx) -> list[HouseholdRow] | None:
 
 
 def _season_line(ctx: Ctx) -> str | None:
-    season = current_season(rules_of(ctx.core), ctx.today)
+    season = current_season(ctx.core.services.rules, ctx.today)
     if season is None:
         return None
     return ctx.t(
@@ -92,7 +92,7 @@ def _season_line(ctx: Ctx) -> str | None:
 
 def _team_summary(ctx: Ctx, rows: list[HouseholdRow]) -> None:
     """The leader's first view: one line per cadre (households, overdue, seasonal, difficulties)."""
-    cadence = rules_of(ctx.core).visits.cadence_days
+    cadence = ctx.core.services.rules.visits.cadence_days
     today = ctx.today
     by_cadre: dict[int, list[HouseholdRow]] = {}
     for r in rows:
@@ -141,7 +141,7 @@ def _show_page(ctx: Ctx, rows: list[HouseholdRow], page: int, cadre_id: int | No
     for r in rows:
         per_cadre[r.cadre_id] = per_cadre.get(r.cadre_id, 0) + 1
     current_cadre: int | None = None
-    cadence = rules_of(ctx.core).visits.cadence_days
+    cadence = ctx.core.services.rules.visits.cadence_days
     for i, r in enumerate(shown, page * PAGE_SIZE + 1):
         if team_view and r.cadre_id != current_cadre:
             current_cadre = r.cadre_id

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 from bot.core.context import Ctx
 from bot.core.router import LEADERS, Router, callback_parts
 from bot.core.types import Button, Document, InlineKeyboard, Photo
+from bot.scheduler.rules import Rules
 
 router = Router("leader")
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _rules(ctx: Ctx) -> Any:
-    return ctx.core.services.get("rules")
+def _rules(ctx: Ctx) -> Rules:
+    return ctx.core.services.rules
 
 
 def _person_id(ctx: Ctx) -> int:

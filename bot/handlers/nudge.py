@@ -8,12 +8,9 @@ from collections.abc import Sequence
 from bot.core.context import Ctx
 from bot.core.router import LEADERS, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
-from bot.i18n import Safe
-from bot.scheduler import render
+from bot.notices.overdue import OverdueNudge
 from bot.scheduler.due import HouseholdDue
 from bot.services import nudges
-from bot.services.households import reachable_accounts
-from bot.services.visits import rules_of
 from bot.store.models import Person
 
 router = Router("nudge")
@@ -49,7 +46,7 @@ async def nudge_pressed(ctx: Ctx) -> None:
     parts = callback_parts(ctx)
     cadre_id = parse_id(parts[2]) if len(parts) == 3 and parts[1] == "n" else None
     cadre = await ctx.session.get(Person, cadre_id) if cadre_id else None
-    cadence = rules_of(ctx.core).visits.cadence_days
+    cadence = ctx.core.services.rules.visits.cadence_days
     rows = (
         await nudges.overdue_of(ctx.session, ctx.person.id, cadre.id, ctx.today, cadence)
         if cadre is not None
@@ -69,21 +66,10 @@ async def nudge_pressed(ctx: Ctx) -> None:
         ctx.answer_callback()
         ctx.reply("leader.nudge.none_left", name=cadre.name)
         return
-    accounts = await reachable_accounts(ctx.session, cadre.id)
-    if not accounts:
+    if not await ctx.notify(OverdueNudge(cadre, ctx.person, rows, cadence)):
         ctx.answer_callback()
         ctx.reply("leader.nudge.unreachable", name=cadre.name)
         return
-    for account in accounts:
-        t = ctx.core.translator_for(account)
-        head = t(
-            "leader.nudge.to_cadre", cadre=cadre.name, leader=ctx.person.name, n=len(rows), cadence=cadence
-        )
-        lines = [
-            t("leader.nudge.line", head=r.head_name, code=r.household_code, days=r.days_overdue) for r in rows
-        ]
-        text = Safe(render.join_limited(t, head, lines))
-        ctx.send_to(account, "cadre.raw", render.visit_buttons(t, rows), text=text)
     ctx.audit(nudges.ACTION, "person", cadre.id, households=[r.household_id for r in rows])
     ctx.answer_callback("leader.nudge.sent", name=cadre.name, n=len(rows))
     ctx.reply("leader.nudge.sent", name=cadre.name, n=len(rows))

@@ -11,10 +11,11 @@ from sqlalchemy import Table, bindparam, insert, select
 from bot.core.context import Ctx
 from bot.core.router import EVERYONE, Router, callback_parts, parse_id
 from bot.core.types import Button, InlineKeyboard
+from bot.notices.policy import QuestionForwarded
 from bot.services.people import cadre_for_household, leader_for_village
 from bot.services.stray import is_stray
 from bot.store.enums import Role
-from bot.store.models import Account, Household, PolicyQuestion
+from bot.store.models import Household, PolicyQuestion
 
 router = Router("policy")
 
@@ -47,7 +48,7 @@ async def answer_question(ctx: Ctx, text: str) -> None:
     if len(text) > limit:
         ctx.reply("core.text_too_long", limit=limit, length=len(text))
         return
-    engine = ctx.core.services.get("policy")
+    engine = ctx.core.services.policy
     # The previous question's context is read before this question is logged: otherwise the new question
     # would be its own "previous", and follow-ups ("县医院呢") would never see their context.
     context = await _last_context(ctx) if engine is not None else None
@@ -118,7 +119,7 @@ async def on_button(ctx: Ctx) -> None:
         ctx.answer_callback("core.button_expired")
         ctx.reply("core.button_expired")
         return
-    engine = ctx.core.services.get("policy")
+    engine = ctx.core.services.policy
     if action == "topic" and len(parts) == 4 and engine is not None and parts[3] in engine.topic_ids():
         res = engine.answer_topic(parts[3], ctx.t.lang, context=question.context or None, now=ctx.now)
         question.topic, question.answered, question.context = parts[3], True, res.context or {}
@@ -143,31 +144,14 @@ async def _forward(ctx: Ctx, question: PolicyQuestion) -> None:
         target = await cadre_for_household(ctx.session, household.id) or await leader_for_village(
             ctx.session, household.village_id
         )
-    accounts = (
-        list(
-            (
-                await ctx.session.execute(
-                    select(Account).where(Account.person_id == target.id, Account.unreachable.is_(False))
-                )
-            ).scalars()
-        )
-        if target
-        else []
-    )
-    if target is None or not accounts:
+    if target is None:
+        ctx.reply("policy.forward_none")
+        return
+    villager = household.head_name if household else ctx.account.display_name
+    if not await ctx.notify(QuestionForwarded(question, target.id, villager)):
         ctx.reply("policy.forward_none")
         return
     question.forwarded_to_id = target.id
-    villager = household.head_name if household else ctx.account.display_name
-    for account in accounts:
-        t = ctx.core.translator_for(account)
-        ctx.send_to(
-            account,
-            "policy.question_to_cadre",
-            InlineKeyboard(((Button(t("policy.reply_button"), f"pq:reply:{question.id}"),),)),
-            villager=villager,
-            question=question.text,
-        )
     ctx.audit("policy.forwarded", "policy_question", question.id, to=target.id)
     ctx.reply("policy.forwarded")
 

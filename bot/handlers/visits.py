@@ -8,9 +8,8 @@ from bot.core.dialog import State, dialog_state, has_live_draft
 from bot.core.router import EVERYONE, STAFF, Router, callback_parts, parse_id
 from bot.dialogs.checkin import start_checkin
 from bot.dialogs.visit import Step, VisitDialog, idem_key
-from bot.notices.visits import notify_leader
+from bot.notices.visits import VisitDenied
 from bot.services import visits as vs
-from bot.services.texts import date_text
 from bot.store.models import Household, Person, Visit
 
 router = Router("visits")
@@ -81,14 +80,7 @@ async def villager_confirms(ctx: Ctx) -> None:
         cadre = await ctx.session.get(Person, visit.cadre_id)
         household = await ctx.session.get(Household, visit.household_id)
         if cadre is not None and household is not None:
-            await notify_leader(
-                ctx,
-                cadre,
-                "visit.denied_to_leader",
-                cadre=cadre.name,
-                name=household.head_name,
-                date=lambda t: date_text(t, visit.visit_date, ctx.today.year),
-            )
+            await ctx.notify(VisitDenied(cadre, household, visit))
 
 
 @router.callback("rm", roles=STAFF)

@@ -1,14 +1,18 @@
-"""Notices about a difficulty: the new one to the team's managers, each status change to its reporter."""
+"""Notices about a difficulty: a new one to the team's managers, each status change to its reporter,
+an assignment to the assignee. `card` and `actions` are also the leader's own view of one."""
 
 from __future__ import annotations
 
-from bot.core.context import Ctx
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.core.context import Ctx, Rendered
 from bot.core.types import Button, InlineKeyboard
 from bot.i18n import Safe, Translator
 from bot.services import difficulties as dsvc
 from bot.services.households import reachable_accounts
 from bot.store.enums import DifficultyStatus
-from bot.store.models import Difficulty, Household, Person
+from bot.store.models import Account, Difficulty, Household, Person
 
 
 async def card(ctx: Ctx, t: Translator, d: Difficulty) -> str:
@@ -49,23 +53,53 @@ def actions(t: Translator, d: Difficulty) -> InlineKeyboard | None:
     return InlineKeyboard((tuple(row),))
 
 
-async def notify_new(ctx: Ctx, d: Difficulty) -> int:
-    """Tell the team leader about a new difficulty at once; returns how many accounts were told."""
-    told = 0
-    for manager in await dsvc.team_managers(ctx.session, d.team_id):
-        for account in await reachable_accounts(ctx.session, manager.id):
-            t = ctx.core.translator_for(account)
-            text = t("difficulty.new_to_leader") + "\n" + await card(ctx, t, d)
-            ctx.send_to(account, "cadre.raw", actions(t, d), text=Safe(text))
-            told += 1
-    return told
+@dataclass(frozen=True)
+class NewDifficulty:
+    """A difficulty just reported: the team's managers are told at once, with buttons to act on it."""
+
+    difficulty: Difficulty
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        accounts: list[Account] = []
+        for manager in await dsvc.team_managers(ctx.session, self.difficulty.team_id):
+            accounts += await reachable_accounts(ctx.session, manager.id)
+        return accounts
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        d = self.difficulty
+        text = t("difficulty.new_to_leader") + "\n" + await card(ctx, t, d)
+        return Rendered(t("cadre.raw", text=Safe(text)), actions(t, d))
 
 
-async def tell_reporter(ctx: Ctx, d: Difficulty) -> None:
-    """Each status change is told to the cadre who reported it."""
-    if ctx.person is not None and ctx.person.id == d.reporter_id:
-        return
-    for account in await reachable_accounts(ctx.session, d.reporter_id):
-        t = ctx.core.translator_for(account)
+@dataclass(frozen=True)
+class StatusChanged:
+    """Each status change is told to the cadre who reported the difficulty (unless they made it)."""
+
+    difficulty: Difficulty
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        if ctx.person is not None and ctx.person.id == self.difficulty.reporter_id:
+            return []
+        return await reachable_accounts(ctx.session, self.difficulty.reporter_id)
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        d = self.difficulty
         text = t("difficulty.status_to_reporter", status=t(f"difficulty.status.{d.status}")) + "\n"
-        ctx.send_to(account, "cadre.raw", text=Safe(text + await card(ctx, t, d)))
+        return Rendered(t("cadre.raw", text=Safe(text + await card(ctx, t, d))))
+
+
+@dataclass(frozen=True)
+class AssignedToYou:
+    """A difficulty assigned to someone other than the one assigning it: the assignee is told."""
+
+    difficulty: Difficulty
+    assignee: Person
+
+    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
+        if ctx.person is not None and ctx.person.id == self.assignee.id:
+            return []
+        return await reachable_accounts(ctx.session, self.assignee.id)
+
+    async def render(self, ctx: Ctx, t: Translator) -> Rendered:
+        text = t("difficulty.assigned_to_you") + "\n" + await card(ctx, t, self.difficulty)
+        return Rendered(t("cadre.raw", text=Safe(text)))

@@ -76,7 +76,7 @@ def _start_scheduler(settings: Settings, app: Any, transport: Any, stop: asyncio
             stop,
             sessions=None if is_sqlite(settings.database_url) else app.core.sessions,
             catalogs=app.core.catalogs,
-            rules=app.core.services.get("rules"),
+            rules=app.core.services.rules,
         ),
         name="scheduler",
     )

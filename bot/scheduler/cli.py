@@ -9,6 +9,7 @@ import signal
 import sys
 from typing import Any
 
+from bot.core.services import county_rules
 from bot.settings import Settings
 
 
@@ -24,9 +25,7 @@ def register(subparsers: Any) -> None:
 def _cmd(args: argparse.Namespace) -> int:
     settings = Settings()
     if args.check_rules:
-        from bot.scheduler.rules import load_rules
-
-        print(load_rules(settings.rules_file, timezone=settings.timezone).model_dump_json(indent=2))
+        print(county_rules(settings).model_dump_json(indent=2))
         return 0
     return asyncio.run(_run(settings, once=args.once))
 
@@ -53,7 +52,6 @@ async def _run(settings: Settings, *, once: bool) -> int:
 
 async def _once(settings: Settings, clock: Any, transport: Any) -> int:
     from bot.i18n import Catalogs
-    from bot.scheduler.rules import load_rules
     from bot.scheduler.sender import Sender
     from bot.scheduler.tick import run_tick
     from bot.store.db import create_engine, session_factory
@@ -61,7 +59,7 @@ async def _once(settings: Settings, clock: Any, transport: Any) -> int:
     engine = create_engine(settings.database_url)
     try:
         sessions = session_factory(engine)
-        rules = load_rules(settings.rules_file, timezone=settings.timezone)
+        rules = county_rules(settings)
         catalogs = Catalogs(settings.locales_dir, settings.default_language)
         result = await run_tick(sessions, rules, catalogs, clock.now(), draft_keep_days=settings.draft_keep_days)
         stats = await Sender(sessions, transport, clock, rules, catalogs).run(asyncio.Event(), until_idle=True)

@@ -19,7 +19,7 @@ from bot.core.types import Photo
 from bot.i18n import Translator
 from bot.scheduler import due, render
 from bot.scheduler.chart import week_chart
-from bot.scheduler.rules import Rules, load_rules
+from bot.scheduler.rules import Rules
 from bot.store.models import Person, Team
 
 if TYPE_CHECKING:
@@ -53,10 +53,9 @@ async def leader_teams(session: AsyncSession, leader_person_id: int) -> list[tup
 
 
 async def overdue_report(
-    session: AsyncSession, leader_person_id: int, today: date, *, t: Translator, rules: Rules | None = None
+    session: AsyncSession, leader_person_id: int, today: date, *, t: Translator, rules: Rules
 ) -> Report:
     """/overdue (逾期未走访): the leader's team's overdue households grouped by cadre, with days overdue."""
-    rules = rules or load_rules()
     cadence = rules.visits.cadence_days
     teams = await leader_teams(session, leader_person_id)
     if not teams:
@@ -71,10 +70,9 @@ async def overdue_report(
 
 
 async def week_report(
-    session: AsyncSession, leader_person_id: int, today: date, *, t: Translator, rules: Rules | None = None
+    session: AsyncSession, leader_person_id: int, today: date, *, t: Translator, rules: Rules
 ) -> Report:
     """/week (本周驻村情况): village days and visits per cadre so far this ISO week, against target."""
-    rules = rules or load_rules()
     target = rules.village_days.target
     teams = await leader_teams(session, leader_person_id)
     if not teams:
@@ -120,11 +118,10 @@ def _chart(t: Translator, fallback: Translator, team_name: str, monday: date, ta
 
 async def weekly_digest(
     session: AsyncSession, leader_person_id: int, today: date, *, t: Translator, fallback: Translator,
-    rules: Rules | None = None,
+    rules: Rules,
 ) -> Digest:
     """Last week's digest for a leader (on demand): per-cadre numbers, overdue count, late difficulties
     in red, and the bar chart."""
-    rules = rules or load_rules()
     target = rules.village_days.target
     monday, _ = due.iso_week_bounds(today - timedelta(days=7))
     teams = await leader_teams(session, leader_person_id)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +18,10 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.core.services import county_rules
 from bot.core.types import Transport
 from bot.i18n import Catalogs
-from bot.scheduler.rules import Rules, load_rules
+from bot.scheduler.rules import Rules
 from bot.scheduler.sender import Sender, SenderConfig
 from bot.scheduler.tick import TickResult, run_tick
 from bot.settings import Settings
@@ -70,7 +70,7 @@ async def run_scheduler(
     if sessions is None:
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
-    rules = rules or load_rules(settings.rules_file, timezone=settings.timezone)
+    rules = rules or county_rules(settings)
     catalogs = catalogs or Catalogs(settings.locales_dir, settings.default_language)
     sched = AsyncIOScheduler(timezone=rules.tz)
     ticking = asyncio.Lock()
@@ -106,37 +106,3 @@ async def run_scheduler(
         if limiter is not None:
             await limiter.close()
         log.info("scheduler stopped")
-
-
-@dataclass
-class SchedulerHandle:
-    """The scheduler running as a task inside another process (`bangfu run`)."""
-
-    task: asyncio.Task[None]
-    stop_event: asyncio.Event
-
-    async def stop(self) -> None:
-        self.stop_event.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-
-
-def start_in_background(
-    settings: Settings,
-    clock: Clock,
-    transport: Transport,
-    *,
-    sessions: async_sessionmaker[AsyncSession] | None = None,
-    catalogs: Catalogs | None = None,
-    rules: Rules | None = None,
-) -> SchedulerHandle:
-    """Start the scheduler next to a bot in the running event loop; `await handle.stop()` at shutdown.
-
-    Must be called from inside the loop (e.g. in the runner's start-up hook).
-    """
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_scheduler(settings, clock, transport, stop, sessions=sessions, rules=rules, catalogs=catalogs),
-        name="bangfu-scheduler",
-    )
-    return SchedulerHandle(task, stop)

@@ -10,8 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.services.visits import haversine_m
 from bot.store.models import CheckIn, Person, Village
 
-DEFAULT_WEEK_TARGET = 2  # used only when no scheduler rules are available
-
 
 def week_bounds(day: date) -> tuple[date, date]:
     """Monday and Sunday of the ISO week containing day."""

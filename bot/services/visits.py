@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.scheduler.rules import Rules, load_rules
+from bot.scheduler.rules import Rules
 from bot.services.media import photo_row
 from bot.store.enums import SEASONAL_KINDS, LocationStatus, VisitKind
 from bot.store.models import Household, Pairing, Visit
@@ -20,15 +20,8 @@ EARTH_RADIUS_M = 6_371_000.0
 
 
 def rules_of(core: Any) -> Rules:
-    """The county's reminder rules (seasonal windows, village-day target), loaded once per Core.
-
-    The scheduler's rules file is the single source of truth; it is cached in core.services so it is
-    read at most once per process and can be injected by tests.
-    """
-    rules = core.services.get("rules")
-    if not isinstance(rules, Rules):
-        rules = load_rules(core.settings.rules_file, timezone=core.settings.timezone)
-        core.services["rules"] = rules
+    """The county's reminder rules the core was built with (the same as `core.services.rules`)."""
+    rules: Rules = core.services.rules
     return rules
 
 

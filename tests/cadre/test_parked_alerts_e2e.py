@@ -43,7 +43,7 @@ async def test_alert_that_failed_to_send_is_delivered_from_the_outbox(
 
         # The sender (in `bangfu run`, or `bangfu scheduler`) delivers it, buttons and all.
         fast = SenderConfig(rate_per_s=100, per_chat_interval_s=0, poll_interval_s=0.05)
-        sender = Sender(app.core.sessions, runner.transport, app.core.clock, app.core.services["rules"],
+        sender = Sender(app.core.sessions, runner.transport, app.core.clock, app.core.services.rules,
                         app.core.catalogs, fast)
         await sender.run(asyncio.Event(), until_idle=True)
         alert = await leader.said("刘老四", since=mark)

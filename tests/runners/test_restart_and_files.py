@@ -15,6 +15,7 @@ from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Goto, Next, Retry, State
 from bot.core.engine import Core
 from bot.core.router import EVERYONE, Router
+from bot.core.services import Services, county_rules
 from bot.dialogs import all_dialogs
 from bot.handlers import all_routers
 from bot.i18n import Catalogs
@@ -91,7 +92,7 @@ def build_test_app(settings: Settings, clock: FixedClock) -> App:
         Catalogs(settings.locales_dir, settings.default_language),
         [_test_router(), *all_routers()],
         [*all_dialogs(), SurveyDialog()],
-        {"policy": None},
+        Services(rules=county_rules(settings), policy=None),
     )
     return App(core, engine)
 
