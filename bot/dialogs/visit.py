@@ -17,14 +17,13 @@ from bot.core.router import STAFF
 from bot.core.types import Button, KeyButton, RemoveKeyboard
 from bot.dialogs.inputs import text_input
 from bot.dialogs.pickers import ask_household, pick_household
-from bot.i18n import Translator
 from bot.notices.visits import ConfirmRequest, FarVisit
 from bot.services import visits as vs
 from bot.services.dates import parse_date
 from bot.services.households import OwnHousehold, match_households, own_households
 from bot.services.media import fetch_photo
 from bot.services.stray import is_number
-from bot.services.texts import distance_text, fmt_date
+from bot.services.texts import distance_text, fmt_date, kinds_text
 from bot.store.enums import LocationStatus, Role, VisitKind
 from bot.store.models import Household, Visit
 
@@ -134,16 +133,14 @@ class VisitDialog(Dialog):
             # The season's own kind first: it is the likely answer inside a window.
             kinds.sort(key=lambda k: k.value != season.name)
         chosen = _chosen_kinds(st)
-        # Button labels are plain text, not HTML: format without escaping.
-        mark = ctx.t.raw("visit.kind_chosen")
+
+        def label(kind: str) -> str:
+            # Button labels are plain text, not HTML: format without escaping.
+            name = ctx.t.raw(f"visit.kind.{kind}")
+            return ctx.t.raw("visit.kind_chosen").format(kind=name) if kind in chosen else name
+
         rows = [
-            [
-                st.btn(
-                    mark.format(kind=ctx.t(f"visit.kind.{k.value}")) if k.value in chosen else ctx.t(f"visit.kind.{k.value}"),
-                    f"kind:{k.value}",
-                )
-                for k in kinds[i : i + 2]
-            ]
+            [st.btn(label(k.value), f"kind:{k.value}") for k in kinds[i : i + 2]]
             for i in range(0, len(kinds), 2)
         ]
         rows.append([st.btn(ctx.t("visit.btn_kinds_done"), "kinds_done")])
@@ -443,11 +440,6 @@ def _chosen_kinds(st: State) -> list[str]:
     if kinds is None:
         kinds = [st.data["kind"]] if st.data.get("kind") else []
     return [k for k in kinds if k in VisitKind._value2member_map_]
-
-
-def kinds_text(t: Translator, kinds: list[str]) -> str:
-    """ "日常走访、政策宣讲" in the reader's language."""
-    return t.raw("visit.kinds_sep").join(t(f"visit.kind.{k}") for k in kinds)
 
 
 def _typed_kinds_done(ctx: Ctx) -> set[str]:

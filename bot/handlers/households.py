@@ -12,7 +12,7 @@ from bot.core.types import Button, InlineKeyboard
 from bot.services.households import HouseholdRow, household_file, rows_for
 from bot.services.members import member_detail
 from bot.services.people import can_see_household
-from bot.services.texts import fmt_date
+from bot.services.texts import fmt_date, kinds_text
 from bot.services.visits import current_season, pairing_start, visit_kinds
 from bot.store.enums import Role
 from bot.store.models import Household
@@ -234,7 +234,7 @@ async def _show_file(ctx: Ctx, household_id: int | None) -> None:
             t(
                 "households.file_visit",
                 date=fmt_date(ctx, v.visit_date),
-                kind=t.raw("visit.kinds_sep").join(t(f"visit.kind.{k}") for k in visit_kinds(v)),
+                kind=kinds_text(t, visit_kinds(v)),
                 done=excerpt(v.done),
                 cadre=cadre_name,
             )

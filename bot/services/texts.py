@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -30,3 +31,8 @@ def distance_text(t: Translator, meters: float) -> str:
     km = meters / 1000
     n = f"{km:.0f}" if km >= 100 else f"{km:.1f}".removesuffix(".0")
     return t("cadre.km", n=n)
+
+
+def kinds_text(t: Translator, kinds: Sequence[str]) -> str:
+    """A visit's kinds as the reader reads them: "日常走访、政策宣讲"."""
+    return t.raw("visit.kinds_sep").join(t(f"visit.kind.{k}") for k in kinds)

@@ -257,6 +257,12 @@ async def test_visit_of_several_kinds_is_saved_shown_and_exported(
     await cadre.press_text("不拍照")
     await cadre.send("没有信号，跳过")
     assert "类型：日常走访、政策宣讲" in cadre.last_text
+    await cadre.press_text("改类型")  # from the summary: toggles keep what was chosen, then back to the card
+    assert "已选：日常走访、政策宣讲" in cadre.last_text and "直接写" not in cadre.last_text
+    await cadre.press_text("慰问")
+    await cadre.press_text("✅ 慰问")
+    await cadre.press_text("选好了")
+    assert "请核对" in cadre.last_text and "类型：日常走访、政策宣讲" in cadre.last_text
     await cadre.press_text("保存")
     [visit] = await rows(app, Visit)
     assert visit.kinds == ["routine", "policy"] and visit.kind == "routine"
