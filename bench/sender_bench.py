@@ -65,7 +65,7 @@ async def run(n: int, chats: int, rate: float, fault_429: float, retry_after: fl
     clock = DaytimeClock()
     try:
         msgs = [OutMessage(dedup_key=f"b:{i}", rule="bench", reply=Reply(chat_id=f"{1000 + i % chats}",
-                                                                          text=f"提醒 {i}"))
+                                                                          text=f"提醒 {i}", channel="telegram"))
                 for i in range(n)]
         async with sessions() as s, s.begin():
             await enqueue(s, msgs, now=clock.now())

@@ -8,8 +8,12 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.demo import DemoSummary
 
 # Feature modules that contribute subcommands, in the order shown by --help.
 FEATURE_CLIS = ("bot.runners.cli", "bot.scheduler.cli", "bot.policy.cli", "bot.io.cli")
@@ -66,42 +70,79 @@ async def _invite_async(person_ref: str | None, household_code: str | None) -> i
                 invite = await create_invite(s, now, person=people[0])
                 who = f"{people[0].name} ({people[0].role})"
             print(f"{who}\n邀请码 / invite code: {invite.code}")
-            print(f"https://t.me/{settings.bot_username}?start={invite.code}")
+            print(invite_link_text(settings.bot_username, invite.code))
         return 0
     finally:
         await engine.dispose()
 
 
+def invite_link_text(bot_username: str | None, code: str) -> str:
+    """The t.me deep link for an invite, or how to get one when the bot's username is not configured."""
+    name = (bot_username or "").strip().lstrip("@")
+    if name:
+        return f"https://t.me/{name}?start={code}"
+    return (
+        "没有配置机器人用户名，所以没有链接。设置环境变量 BANGFU_BOT_USERNAME=机器人用户名（不带 @，"
+        "也可以写进 .env）再运行就会打印 t.me 链接；也可以让对方在机器人里发送 "
+        f"/start {code}\n"
+        "No bot username configured, so no link: set BANGFU_BOT_USERNAME=your_bot (without @, or put it in "
+        f".env) and run again for a t.me link; or have them send /start {code} to the bot."
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock, local_today
+    from bot.core.services import county_rules
     from bot.demo import seed_demo
     from bot.store.db import create_engine, session_factory
     from bot.store.migrate import upgrade
 
     settings = Settings()
     upgrade(settings.database_url)
+    rules = county_rules(settings)
 
-    async def seed() -> object:
+    async def seed() -> DemoSummary:
         engine = create_engine(settings.database_url)
         try:
             async with session_factory(engine)() as s, s.begin():
-                return await seed_demo(s, local_today(SystemClock(settings.timezone)))
+                return await seed_demo(s, local_today(SystemClock(settings.timezone)), rules=rules)
         finally:
             await engine.dispose()
 
     summary = asyncio.run(seed())
-    print(
-        f"演示村 / demo village: {summary.village} — {summary.households} 户, 建档立卡 {summary.registered} 户"  # type: ignore[attr-defined]
-        f"{'' if summary.created else '（已存在 / already there）'}"  # type: ignore[attr-defined]
-    )
-    print(f"帮扶干部 / cadre: {summary.cadre[0]} {summary.cadre[1]}")  # type: ignore[attr-defined]
-    print(f"工作队长 / team leader: {summary.leader[0]} {summary.leader[1]}")  # type: ignore[attr-defined]
-    print(f"试试 / try: bangfu chat --as {summary.cadre[1]}   或 / or   bangfu chat --as {summary.leader[1]}")  # type: ignore[attr-defined]
+    print(demo_banner(summary))
     if args.no_chat:
         return 0
     from bot.runners.console import run_console
 
-    return asyncio.run(run_console(settings, args.as_person or summary.cadre[1])) or 0  # type: ignore[attr-defined]
+    return asyncio.run(run_console(settings, args.as_person or summary.cadre[1])) or 0
+
+
+def demo_banner(summary: DemoSummary) -> str:
+    """Who is in the demo village: one person of each role, and the command to chat as them."""
+    lines = [
+        f"演示村 / demo village: {summary.village} — {summary.households} 户, 建档立卡 {summary.registered} 户"
+        f"{'' if summary.created else '（已存在 / already there）'}",
+        "试试每个身份 / try each role:",
+    ]
+    people = [
+        ("帮扶干部 / cadre", f"{summary.cadre[0]} {summary.cadre[1]}", summary.cadre[0]),
+        ("工作队长 / team leader", f"{summary.leader[0]} {summary.leader[1]}", summary.leader[0]),
+    ]
+    if summary.township[0]:
+        people.append(("乡镇联系人 / township", f"{summary.township[0]} {summary.township[1]}", summary.township[0]))
+    if summary.villager[0]:
+        head, phone, code = summary.villager
+        people.append((
+            "群众 / villager",
+            f"{head}（{code} 户主，帮扶干部 {summary.villager_cadre} / head of {code}, cadre {summary.villager_cadre}）",
+            phone,
+        ))
+    for role, who, ref in people:
+        lines.append(f"  {role}: {who}")
+        lines.append(f"      bangfu chat --as {ref}")
+    lines.append("（群众可以直接打字问政策，比如“住院能报多少” / a villager just types a question）")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     sqlite_on_loop: bool = True
     telegram_token: SecretStr | None = None
     telegram_api_url: str | None = None  # root URL of a self-hosted Bot API server
-    bot_username: str = "bangfu_bot"
+    bot_username: str | None = None  # the bot's @username (without @), for invite links
     webhook_url: str | None = None  # public URL; when set, runners use webhook mode
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443

@@ -79,6 +79,7 @@ def make_core(app: App, clock: FixedClock) -> Core:
         [survey_router(), *all_routers()],
         [*all_dialogs(), Survey()],
         app.core.services,
+        app.core.menu,
     )
 
 

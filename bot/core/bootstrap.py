@@ -15,6 +15,7 @@ from bot.core.services import Services, load_services
 from bot.dialogs import all_dialogs
 from bot.handlers import all_routers
 from bot.i18n import Catalogs
+from bot.services.menu import commands_for
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
 
@@ -42,7 +43,9 @@ def build_core(
     engine = engine or create_engine(settings.database_url, on_loop=settings.sqlite_on_loop)
     catalogs = Catalogs(settings.locales_dir, settings.default_language)
     services = services or load_services(settings)
-    core = Core(settings, clock, session_factory(engine), catalogs, all_routers(), all_dialogs(), services)
+    core = Core(
+        settings, clock, session_factory(engine), catalogs, all_routers(), all_dialogs(), services, commands_for
+    )
     return App(core, engine)
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
+from bot.core.callbacks import REST, TOKEN, WORD, Callback, one_of
 from bot.core.context import Ctx
 from bot.core.types import Button, InlineKeyboard, KeyButton, ReplyKeyboard
 from bot.store.enums import Role
@@ -23,6 +24,10 @@ from bot.store.models import DialogState
 
 BACK = "__back"
 CANCEL = "__cancel"
+# A dialog's own buttons: d:<nonce>:<value> (the value is the dialog's, e.g. "hh:12"); and the offer to
+# resume a parked draft: dr:<dialog>:resume|new. Both prefixes belong to the engine.
+DIALOG_BUTTON = Callback("d", None, TOKEN, REST)
+RESUME_DRAFT = Callback("dr", None, WORD, one_of("resume", "new"))
 
 
 def new_nonce() -> str:
@@ -87,7 +92,7 @@ class State:
 
     def btn(self, text: str, value: str) -> Button:
         """An inline button bound to this dialog instance."""
-        return Button(text=text, data=f"d:{self.nonce}:{value}")
+        return Button(text=text, data=DIALOG_BUTTON.pack(self.nonce, value))
 
     def nav_row(self, ctx: Ctx, back: bool = True) -> tuple[Button, ...]:
         """The shared back / cancel row."""
@@ -101,9 +106,8 @@ class State:
 
     def value(self, ctx: Ctx) -> str | None:
         """The value of a button of this dialog that was pressed, if any."""
-        data = ctx.inc.callback_data or ""
-        prefix = f"d:{self.nonce}:"
-        return data[len(prefix) :] if data.startswith(prefix) else None
+        parsed = DIALOG_BUTTON.parse(ctx.inc.callback_data)
+        return parsed[1] if parsed is not None and parsed[0] == self.nonce else None
 
 
 def reply_keyboard(ctx: Ctx, *buttons: KeyButton, back: bool = True) -> ReplyKeyboard:

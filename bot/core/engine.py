@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -16,8 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
+from bot.core.callbacks import prefix_of
 from bot.core.context import Ctx
-from bot.core.dialog import BACK, CANCEL, Dialog, Finish, Goto, Replace, Retry, State, new_nonce
+from bot.core.dialog import (
+    BACK,
+    CANCEL,
+    DIALOG_BUTTON,
+    RESUME_DRAFT,
+    Dialog,
+    Finish,
+    Goto,
+    Replace,
+    Retry,
+    State,
+    new_nonce,
+)
 from bot.core.router import Route, Router
 from bot.core.services import Services
 from bot.core.types import (
@@ -31,13 +44,16 @@ from bot.core.types import (
     SetCommands,
 )
 from bot.i18n import Catalogs, Translator, normalize_language
-from bot.services.menu import commands_for
 from bot.settings import Settings
 from bot.store.db import is_sqlite
 from bot.store.enums import Role
 from bot.store.models import Account, DialogState, Person, ProcessedUpdate
 
 log = logging.getLogger(__name__)
+
+Menu = Callable[[Role, Translator], list[tuple[str, str]]]  # (command, description) pairs for a role
+
+ENGINE_PREFIXES = (DIALOG_BUTTON.prefix, RESUME_DRAFT.prefix)  # button prefixes no router may claim
 
 # The cores built on each engine, so closing an app gives back every core's kept connection first
 # (held strongly until then: a core dropped early must still return its connection to the pool).
@@ -62,6 +78,7 @@ class Core:
         routers: Sequence[Router],
         dialogs: Sequence[Dialog],
         services: Services,
+        menu: Menu | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -70,22 +87,20 @@ class Core:
         self.routers = list(routers)
         self.dialogs = {d.name: d for d in dialogs}
         self.services = services
+        self.menu = menu  # the command menu per role and language (SetCommands); None: no menus
         self.files: FileSource | None = None  # set by the runner (Telegram getFile)
         # Bytes of files in updates being handled, fetched before the update's transaction opens so a slow
         # download never holds a database lock; taken (and dropped) by file_source.download().
         self._prefetched: dict[str, bytes] = {}
         self._lock_accounts = not is_sqlite(str(sessions.kw["bind"].url))
         self._stmts = _HotStatements(sessions.kw["bind"].dialect, postgres=self._lock_accounts)
-        self._engine: AsyncEngine = sessions.kw["bind"]
-        on_loop = self._engine.dialect.driver == "bangfu"
+        self._db: AsyncEngine = sessions.kw["bind"]  # the database engine (SQLAlchemy)
+        on_loop = self._db.dialect.driver == "bangfu"
         self._update_lock: asyncio.Lock | None = asyncio.Lock() if on_loop else None
         self._update_conn: AsyncConnection | None = None
         if on_loop:
-            _CORES.setdefault(self._engine.sync_engine, []).append(self)
-        self._routes: dict[tuple[str, str], list[Route]] = {}
-        for r in self.routers:
-            for route in r.routes:
-                self._routes.setdefault((route.kind, route.key), []).append(route)
+            _CORES.setdefault(self._db.sync_engine, []).append(self)
+        self._routes = routing_table(self.routers)
 
     # ------------------------------------------------------------------ public
     @property
@@ -115,7 +130,7 @@ class Core:
         async with self._update_lock:
             conn = self._update_conn
             if conn is None or conn.closed or conn.invalidated:
-                conn = self._update_conn = await self._engine.connect()
+                conn = self._update_conn = await self._db.connect()
             elif conn.in_transaction():
                 await conn.rollback()  # never join what a failed update may have left behind
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
@@ -184,8 +199,8 @@ class Core:
                 "core.resume_offer",
                 InlineKeyboard(
                     (
-                        (Button(ctx.t("core.btn_resume"), f"dr:{name}:resume"),),
-                        (Button(ctx.t("core.btn_restart"), f"dr:{name}:new"),),
+                        (Button(ctx.t("core.btn_resume"), RESUME_DRAFT.pack(name, "resume")),),
+                        (Button(ctx.t("core.btn_restart"), RESUME_DRAFT.pack(name, "new")),),
                     )
                 ),
                 title=title,
@@ -367,24 +382,25 @@ class Core:
 
     async def _on_callback(self, ctx: Ctx) -> None:
         data = ctx.inc.callback_data or ""
-        prefix, _, rest = data.partition(":")
-        if prefix == "d":
-            nonce, _, value = rest.partition(":")
+        prefix = prefix_of(data)
+        if prefix == DIALOG_BUTTON.prefix:
+            button = DIALOG_BUTTON.parse(data)
             row = await self.active_state(ctx)
-            if row is None or row.nonce != nonce:
+            if row is None or button is None or row.nonce != button[0]:
                 ctx.answer_callback("core.button_expired")
                 ctx.reply("core.button_expired")
                 return
-            if value in (BACK, CANCEL):
-                await self._nav(ctx, value)
+            if button[1] in (BACK, CANCEL):
+                await self._nav(ctx, button[1])
             else:
                 await self._step(ctx, row)
             return
-        if prefix == "dr":
-            name, _, choice = rest.partition(":")
-            if name not in self.dialogs or choice not in ("resume", "new"):
+        if prefix == RESUME_DRAFT.prefix:
+            draft = RESUME_DRAFT.parse(data)
+            if draft is None or draft[0] not in self.dialogs:
                 ctx.answer_callback("core.button_expired")
                 return
+            name, choice = draft
             if choice == "new":
                 await self.start_dialog(ctx, name, fresh=True)
                 return
@@ -465,12 +481,29 @@ class Core:
     def _menu(self, ctx: Ctx) -> None:
         """Send the role's command menu when the role or language changed since it was last set."""
         scope = f"{ctx.role.value}:{ctx.t.lang}"
-        if ctx.account.commands_scope == scope or ctx.inc.chat_type != "private":
+        if self.menu is None or ctx.account.commands_scope == scope or ctx.inc.chat_type != "private":
             return
         ctx.account.commands_scope = scope
         ctx.actions.append(
-            SetCommands(ctx.inc.chat_id, tuple(commands_for(ctx.role, ctx.t)), channel=ctx.inc.channel)
+            SetCommands(ctx.inc.chat_id, tuple(self.menu(ctx.role, ctx.t)), channel=ctx.inc.channel)
         )
+
+
+def routing_table(routers: Sequence[Router]) -> dict[tuple[str, str], list[Route]]:
+    """Routes by (kind, key), in router order. A command or a button prefix belongs to one route: two
+    claiming it (or a button prefix the engine keeps for dialogs) is refused at start-up, not left to
+    whichever comes first."""
+    table: dict[tuple[str, str], list[Route]] = {}
+    owner: dict[tuple[str, str], str] = {("callback", p): "the engine" for p in ENGINE_PREFIXES}
+    for r in routers:
+        for route in r.routes:
+            slot = (route.kind, route.key)
+            if route.kind in ("command", "callback"):
+                if slot in owner:
+                    raise ValueError(f"{route.kind} {route.key!r} claimed by {owner[slot]} and router {r.name!r}")
+                owner[slot] = f"router {r.name!r}"
+            table.setdefault(slot, []).append(route)
+    return table
 
 
 class _HotStatements:

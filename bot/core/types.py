@@ -125,17 +125,24 @@ class Document:
     mime: str = "application/octet-stream"
 
 
+# How a Reply's text is written. "markup": the core's simple semantic markup (<b>, <i>, <u>, <s>, <code>,
+# <pre>, <a href="...">, with & < > escaped as &amp; &lt; &gt;), what the catalogs and `Translator` produce;
+# "plain": literal text. Each channel renders it its own way (bot/runners/render.py): Telegram as HTML,
+# the console and channels without formatting as plain text.
+TextFormat = Literal["markup", "plain"]
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A message to one chat. Text is already rendered in the recipient's language, HTML parse mode."""
+    """A message to one chat on one channel. Text is already rendered in the recipient's language."""
 
     chat_id: str
     text: str | None = None
     markup: Markup | None = None
     photo: Photo | None = None
     document: Document | None = None
-    parse_mode: Literal["HTML"] | None = "HTML"
-    channel: str = "telegram"
+    format: TextFormat = "markup"
+    channel: str = field(kw_only=True)  # which channel's transport sends it (the account's channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +160,7 @@ class SetCommands:
 
     chat_id: str
     commands: tuple[tuple[str, str], ...]
-    channel: str = "telegram"
+    channel: str = field(kw_only=True)
 
 
 Outgoing = Reply | AnswerCallback | SetCommands

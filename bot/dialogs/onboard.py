@@ -31,7 +31,7 @@ async def welcome_bound(ctx: Ctx, binding: onboarding.Binding) -> None:
             name=binding.person.name,
             role=ctx.t(f"role.{binding.person.role}"),
         )
-        ctx.reply_text(help_text(Role(binding.person.role), ctx.t))
+        ctx.reply_text(help_text(Role(binding.person.role), ctx.t, ctx.core.services.rules.village_days.target))
     elif binding.household is not None:
         ctx.reply("start.bound_household", RemoveKeyboard(), head=binding.household.head_name)
     ctx.audit(

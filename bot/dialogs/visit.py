@@ -2,7 +2,7 @@
 
 Every entered value lives in the dialog's persisted data, so a wrong answer (Retry), a restart or a
 parked draft loses nothing. The summary's save button is handled by the visits router
-("vs:<nonce>") rather than as a dialog button, so that a second press after saving can be told
+(SAVE_VISIT, "vs:<nonce>") rather than as a dialog button, so that a second press after saving can be told
 "已保存过了" instead of "button expired".
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
+from bot.buttons import SAVE_VISIT
 from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Goto, Next, Replace, Retry, State, StepEnum, reply_keyboard
 from bot.core.router import STAFF
@@ -199,7 +200,7 @@ class VisitDialog(Dialog):
         )
         edits = [st.btn(ctx.t(f"visit.edit.{s.value}"), f"edit:{s.value}") for s in EDITABLE]
         rows = [
-            [Button(ctx.t("visit.btn_save"), f"vs:{st.nonce}")],
+            [Button(ctx.t("visit.btn_save"), SAVE_VISIT.pack(st.nonce))],
             edits[0:3],
             edits[3:5],
             edits[5:7],

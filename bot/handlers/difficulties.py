@@ -3,9 +3,19 @@ df:open|ack|asg|res:<id>, df:to:<id>:<person_id>; the resolution note is a small
 
 from __future__ import annotations
 
+from bot.buttons import (
+    DIFFICULTY_ACK,
+    DIFFICULTY_ASSIGN,
+    DIFFICULTY_ASSIGN_CANCEL,
+    DIFFICULTY_ASSIGN_TO,
+    DIFFICULTY_LIST,
+    DIFFICULTY_OPEN,
+    DIFFICULTY_RESOLVE,
+    PROBLEM_FOR_HOUSEHOLD,
+)
 from bot.core.context import Ctx
 from bot.core.dialog import has_live_draft
-from bot.core.router import LEADERS, STAFF, Router, callback_parts, parse_id
+from bot.core.router import LEADERS, STAFF, Router
 from bot.core.types import Button, InlineKeyboard, Photo
 from bot.notices.difficulties import AssignedToYou, StatusChanged, actions, card
 from bot.services import difficulties as dsvc
@@ -30,18 +40,20 @@ async def list_open(ctx: Ctx) -> None:
     await _show_list(ctx, resolved=False, page=0)
 
 
-@router.callback("dl", roles=LEADERS)
+@router.callback(DIFFICULTY_LIST.prefix, roles=LEADERS)
 async def list_pressed(ctx: Ctx) -> None:
     """dl:o:<page> (open), dl:r:<page> (resolved history), dl:x (the assignee picker's cancel)."""
-    parts = callback_parts(ctx)
-    if parts == ["dl", "x"]:
+    data = ctx.inc.callback_data
+    if DIFFICULTY_ASSIGN_CANCEL.matches(data):
         ctx.answer_callback()
         ctx.reply("difficulty.assign_cancelled")
         return
-    if len(parts) != 3 or parts[1] not in ("o", "r") or not parts[2].isdigit() or len(parts[2]) > 5:
+    pressed = DIFFICULTY_LIST.parse(data)
+    if pressed is None:
         ctx.answer_callback("core.button_expired")
         return
-    await _show_list(ctx, resolved=parts[1] == "r", page=int(parts[2]))
+    mode, page = pressed
+    await _show_list(ctx, resolved=mode == "r", page=page)
 
 
 async def _show_list(ctx: Ctx, resolved: bool, page: int) -> None:
@@ -61,7 +73,7 @@ async def _show_list(ctx: Ctx, resolved: bool, page: int) -> None:
     mode = "r" if resolved else "o"
     switch = Button(
         ctx.t("difficulty.btn_show_open" if resolved else "difficulty.btn_show_resolved"),
-        f"dl:{'o' if resolved else 'r'}:0",
+        DIFFICULTY_LIST.pack("o" if resolved else "r", 0),
     )
     if not rows:
         ctx.reply(
@@ -89,22 +101,21 @@ async def _show_list(ctx: Ctx, resolved: bool, page: int) -> None:
             )
         )
         buttons.append(
-            (Button(ctx.t.raw("difficulty.btn_open").format(id=d.id, scope=scope), f"df:open:{d.id}"),)
+            (Button(ctx.t.raw("difficulty.btn_open").format(id=d.id, scope=scope), DIFFICULTY_OPEN.pack(d.id)),)
         )
     nav: list[Button] = []
     if page > 0:
-        nav.append(Button(ctx.t("cadre.btn_prev"), f"dl:{mode}:{page - 1}"))
+        nav.append(Button(ctx.t("cadre.btn_prev"), DIFFICULTY_LIST.pack(mode, page - 1)))
     if page < pages - 1:
-        nav.append(Button(ctx.t("cadre.btn_next"), f"dl:{mode}:{page + 1}"))
+        nav.append(Button(ctx.t("cadre.btn_next"), DIFFICULTY_LIST.pack(mode, page + 1)))
     if nav:
         buttons.append(tuple(nav))
     buttons.append((switch,))
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
 
 
-async def _load(ctx: Ctx, raw: str | None, manage: bool) -> Difficulty | None:
-    did = parse_id(raw)
-    d = await ctx.session.get(Difficulty, did) if did else None
+async def _load(ctx: Ctx, did: int, manage: bool) -> Difficulty | None:
+    d = await ctx.session.get(Difficulty, did)
     if d is not None:
         if await dsvc.can_manage(ctx.session, ctx.person, d):
             return d
@@ -115,14 +126,22 @@ async def _load(ctx: Ctx, raw: str | None, manage: bool) -> Difficulty | None:
     return None
 
 
-@router.callback("df", roles=STAFF)
+_ACTIONS = {"open": DIFFICULTY_OPEN, "ack": DIFFICULTY_ACK, "asg": DIFFICULTY_ASSIGN, "res": DIFFICULTY_RESOLVE}
+
+
+@router.callback(DIFFICULTY_OPEN.prefix, roles=STAFF)
 async def on_button(ctx: Ctx) -> None:
-    parts = callback_parts(ctx)
-    action = parts[1] if len(parts) > 1 else ""
-    if action not in ("open", "ack", "asg", "res", "to") or len(parts) < 3:
+    data = ctx.inc.callback_data
+    action, did, pid = "", 0, 0
+    for name, button in _ACTIONS.items():
+        if (pressed := button.parse(data)) is not None:
+            action, did = name, pressed[0]
+    if (to := DIFFICULTY_ASSIGN_TO.parse(data)) is not None:
+        action, did, pid = "to", to[0], to[1]
+    if not action:
         ctx.answer_callback("core.button_expired")
         return
-    d = await _load(ctx, parts[2], manage=action != "open")
+    d = await _load(ctx, did, manage=action != "open")
     if d is None:
         return
     if action == "open":
@@ -145,13 +164,15 @@ async def on_button(ctx: Ctx) -> None:
             ctx.reply("difficulty.ack_already", id=d.id, status=ctx.t(f"difficulty.status.{d.status}"))
     elif action == "asg":
         members = await dsvc.team_members(ctx.session, d.team_id)
-        rows = tuple((Button(p.name, f"df:to:{d.id}:{p.id}"),) for p in members)
-        nav = (Button(ctx.t("core.btn_back"), f"df:open:{d.id}"), Button(ctx.t("core.btn_cancel"), "dl:x"))
+        rows = tuple((Button(p.name, DIFFICULTY_ASSIGN_TO.pack(d.id, p.id)),) for p in members)
+        nav = (
+            Button(ctx.t("core.btn_back"), DIFFICULTY_OPEN.pack(d.id)),
+            Button(ctx.t("core.btn_cancel"), DIFFICULTY_ASSIGN_CANCEL.pack()),
+        )
         ctx.reply("difficulty.ask_assignee", InlineKeyboard((*rows, nav)), id=d.id)
     elif action == "to":
-        pid = parse_id(parts[3]) if len(parts) == 4 else None
         by_id = {p.id: p for p in await dsvc.team_members(ctx.session, d.team_id)}
-        person = by_id.get(pid) if pid else None
+        person = by_id.get(pid)
         if person is None:
             ctx.answer_callback("core.not_allowed", alert=True)
             ctx.reply("core.not_allowed")
@@ -166,11 +187,11 @@ async def on_button(ctx: Ctx) -> None:
         await ctx.core.start_dialog(ctx, "resolve_note", {"difficulty_id": d.id}, fresh=True)
 
 
-@router.callback("pb", roles=STAFF)
+@router.callback(PROBLEM_FOR_HOUSEHOLD.prefix, roles=STAFF)
 async def problem_for_household(ctx: Ctx) -> None:
     """ "反映困难" under a household file: start /problem with that household (if it is one's own)."""
-    parts = callback_parts(ctx)
-    hid = parse_id(parts[1]) if len(parts) == 2 else None
+    pressed = PROBLEM_FOR_HOUSEHOLD.parse(ctx.inc.callback_data)
+    hid = pressed[0] if pressed else None
     if hid is None or ctx.person is None or await pairing_start(ctx.session, ctx.person.id, hid) is None:
         ctx.answer_callback("cadre.hh_not_yours", alert=True)
         ctx.reply("cadre.hh_not_yours")

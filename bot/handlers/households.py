@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from datetime import date
 
+from bot.buttons import (
+    CADRE_HOUSEHOLDS_PAGE,
+    HOUSEHOLD_FILE,
+    HOUSEHOLDS_PAGE,
+    PROBLEM_FOR_HOUSEHOLD,
+    VISIT_REMINDER,
+)
 from bot.core.context import Ctx
-from bot.core.router import STAFF, Router, callback_parts, parse_id
+from bot.core.router import STAFF, Router
 from bot.core.types import Button, InlineKeyboard
 from bot.services.households import HouseholdRow, household_file, rows_for
 from bot.services.members import member_detail
@@ -42,16 +49,16 @@ async def households(ctx: Ctx) -> None:
         _show_page(ctx, rows, 0)
 
 
-@router.callback("hh", roles=STAFF)
+@router.callback(HOUSEHOLDS_PAGE.prefix, roles=STAFF)
 async def on_button(ctx: Ctx) -> None:
-    """hh:p:<page> (whole list), hh:c:<cadre_id>:<page> (one cadre's), hh:o:<household_id> (file)."""
-    parts = callback_parts(ctx)
-    if len(parts) == 3 and parts[1] == "p" and parts[2].isdigit() and len(parts[2]) < 6:
+    """HOUSEHOLDS_PAGE (whole list), CADRE_HOUSEHOLDS_PAGE (one cadre's), HOUSEHOLD_FILE (一户一档)."""
+    data = ctx.inc.callback_data
+    if (page := HOUSEHOLDS_PAGE.parse(data)) is not None:
         rows = await _rows(ctx)
         if rows is not None:
-            _show_page(ctx, rows, int(parts[2]))
-    elif len(parts) == 4 and parts[1] == "c" and parts[3].isdigit() and len(parts[3]) < 6:
-        cadre_id = parse_id(parts[2])
+            _show_page(ctx, rows, page[0])
+    elif (cadre_page := CADRE_HOUSEHOLDS_PAGE.parse(data)) is not None:
+        cadre_id, page_no = cadre_page
         rows = await _rows(ctx)
         if rows is None:
             return
@@ -61,9 +68,9 @@ async def on_button(ctx: Ctx) -> None:
             ctx.answer_callback("core.not_allowed", alert=True)
             ctx.reply("core.not_allowed")
             return
-        _show_page(ctx, mine, int(parts[3]), cadre_id=cadre_id)
-    elif len(parts) == 3 and parts[1] == "o":
-        await _show_file(ctx, parse_id(parts[2]))
+        _show_page(ctx, mine, page_no, cadre_id=cadre_id)
+    elif (opened := HOUSEHOLD_FILE.parse(data)) is not None:
+        await _show_file(ctx, opened[0])
     else:
         ctx.answer_callback("core.button_expired")
 
@@ -113,8 +120,8 @@ def _team_summary(ctx: Ctx, rows: list[HouseholdRow]) -> None:
         if diffs:
             parts.append(ctx.t("households.open_difficulties", n=diffs))
         lines.append(" · ".join(parts))
-        buttons.append((Button(mine[0].cadre_name, f"hh:c:{cadre_id}:0"),))
-    buttons.append((Button(ctx.t("households.btn_all"), "hh:p:0"),))
+        buttons.append((Button(mine[0].cadre_name, CADRE_HOUSEHOLDS_PAGE.pack(cadre_id, 0)),))
+    buttons.append((Button(ctx.t("households.btn_all"), HOUSEHOLDS_PAGE.pack(0)),))
     lines.append(ctx.t("households.team_hint"))
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
 
@@ -150,13 +157,15 @@ def _show_page(ctx: Ctx, rows: list[HouseholdRow], page: int, cadre_id: int | No
         lines.append(_line(ctx, i, r, today, cadence))
     buttons: list[tuple[Button, ...]] = []
     for j in range(0, len(shown), 2):
-        buttons.append(tuple(Button(r.head_name, f"hh:o:{r.household_id}") for r in shown[j : j + 2]))
-    base = "hh:p:" if cadre_id is None else f"hh:c:{cadre_id}:"
+        buttons.append(tuple(Button(r.head_name, HOUSEHOLD_FILE.pack(r.household_id)) for r in shown[j : j + 2]))
+    def turn(to: int) -> str:
+        return HOUSEHOLDS_PAGE.pack(to) if cadre_id is None else CADRE_HOUSEHOLDS_PAGE.pack(cadre_id, to)
+
     nav: list[Button] = []
     if page > 0:
-        nav.append(Button(ctx.t("cadre.btn_prev"), f"{base}{page - 1}"))
+        nav.append(Button(ctx.t("cadre.btn_prev"), turn(page - 1)))
     if page < pages - 1:
-        nav.append(Button(ctx.t("cadre.btn_next"), f"{base}{page + 1}"))
+        nav.append(Button(ctx.t("cadre.btn_next"), turn(page + 1)))
     if nav:
         buttons.append(tuple(nav))
     lines.append(ctx.t("households.open_hint"))
@@ -256,9 +265,9 @@ async def _show_file(ctx: Ctx, household_id: int | None) -> None:
     if ctx.person is not None and await pairing_start(ctx.session, ctx.person.id, h.id) is not None:
         buttons.append(
             (
-                Button(t("households.btn_visit"), f"rm:visit:{h.id}"),
-                Button(t("households.btn_problem"), f"pb:{h.id}"),
+                Button(t("households.btn_visit"), VISIT_REMINDER.pack(h.id)),
+                Button(t("households.btn_problem"), PROBLEM_FOR_HOUSEHOLD.pack(h.id)),
             )
         )
-    buttons.append((Button(t("households.btn_back_list"), "hh:p:0"),))
+    buttons.append((Button(t("households.btn_back_list"), HOUSEHOLDS_PAGE.pack(0)),))
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bot.buttons import LANGUAGE
 from bot.core.context import Ctx
-from bot.core.router import Router, callback_parts
+from bot.core.router import Router
 from bot.core.types import Button, InlineKeyboard
 from bot.i18n import LANGUAGES
 
@@ -14,17 +15,17 @@ router = Router("lang")
 async def choose(ctx: Ctx) -> None:
     ctx.reply(
         "lang.choose",
-        InlineKeyboard(tuple((Button(ctx.t(f"lang.name.{code}"), f"lang:{code}"),) for code in LANGUAGES)),
+        InlineKeyboard(tuple((Button(ctx.t(f"lang.name.{code}"), LANGUAGE.pack(code)),) for code in LANGUAGES)),
     )
 
 
-@router.callback("lang")
+@router.callback(LANGUAGE.prefix)
 async def chosen(ctx: Ctx) -> None:
-    parts = callback_parts(ctx)
-    if len(parts) != 2 or parts[1] not in LANGUAGES:
+    pressed = LANGUAGE.parse(ctx.inc.callback_data)
+    if pressed is None or pressed[0] not in LANGUAGES:
         ctx.answer_callback("core.button_expired")
         return
-    ctx.account.language = parts[1]
-    ctx.t = ctx.core.catalogs.get(parts[1])
+    ctx.account.language = pressed[0]
+    ctx.t = ctx.core.catalogs.get(pressed[0])
     ctx.answer_callback()
     ctx.reply("lang.changed")

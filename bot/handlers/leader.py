@@ -59,6 +59,18 @@ async def digest(ctx: Ctx) -> None:
 
 
 _EXPORT_KINDS = ("visits", "difficulties", "households", "villagedays")
+_DATED_KINDS = ("visits", "difficulties", "villagedays")  # the households roster is as of today
+_PERIODS = ("this", "last", "year")  # this month, last month, 1 January to today
+
+
+def _period(name: str, today: date) -> tuple[date, date]:
+    """The export period a button names, counted from today (local)."""
+    if name == "this":
+        return today.replace(day=1), today
+    if name == "last":
+        end = today.replace(day=1) - timedelta(days=1)
+        return end.replace(day=1), end
+    return date(today.year, 1, 1), today
 
 
 @router.command("export", roles=LEADERS)
@@ -76,53 +88,105 @@ async def _leader_team(ctx: Ctx) -> int | None:
 
 @router.callback("ex", roles=LEADERS)
 async def export_kind(ctx: Ctx) -> None:
+    """ex:KIND asks for the period (dated ledgers); ex:KIND:PERIOD sends the workbook."""
     from bot.io.export import export_workbook
 
     parts = callback_parts(ctx)
-    if len(parts) != 2 or parts[1] not in _EXPORT_KINDS:
+    if not 2 <= len(parts) <= 3 or parts[1] not in _EXPORT_KINDS or (len(parts) == 3 and parts[2] not in _PERIODS):
+        ctx.answer_callback("core.button_expired")
+        return
+    kind = parts[1]
+    ledger = ctx.t(f"leader.export.{kind}")
+    if len(parts) == 2 and kind in _DATED_KINDS:
+        ctx.answer_callback()
+        buttons = []
+        for p in _PERIODS:
+            first, last = _period(p, ctx.today)
+            buttons.append([Button(ctx.t(f"report.period.{p}", start=first.isoformat(), end=last.isoformat()),
+                                   f"ex:{kind}:{p}")])
+        ctx.reply("report.export.which_period", InlineKeyboard(tuple(tuple(r) for r in buttons)), ledger=ledger)
+        return
+    team_id = await _leader_team(ctx)
+    if team_id is None:
+        ctx.reply("leader.no_team")
+        return
+    start, to = _period(parts[2] if len(parts) == 3 else "year", ctx.today)
+    data = await export_workbook(ctx.session, kind, start, to, team_id, tz=ctx.core.settings.timezone)
+    ctx.answer_callback()
+    if kind in _DATED_KINDS:
+        name = f"{kind}_{start.isoformat()}_{to.isoformat()}.xlsx"
+        caption = ctx.t("leader.export.caption", ledger=ledger, start=start.isoformat(), end=to.isoformat())
+    else:
+        name = f"{kind}_{to.isoformat()}.xlsx"
+        caption = ctx.t("report.export.caption_as_of", ledger=ledger, date=to.isoformat())
+    ctx.reply_document(Document(name, data, XLSX), caption=caption)
+
+
+def _month_label(month: date) -> str:
+    return f"{month.year}-{month.month:02d}"
+
+
+@router.command("report", roles=LEADERS)
+async def report(ctx: Ctx) -> None:
+    """/report offers this month and last month; /report 2026-11 (or 11月) goes straight to that month."""
+    team_id = await _leader_team(ctx)
+    if team_id is None:
+        ctx.reply("leader.no_team")
+        return
+    arg = ctx.inc.args.strip()
+    if not arg:
+        this = ctx.today.replace(day=1)
+        last = (this - timedelta(days=1)).replace(day=1)
+        rows = (
+            (Button(ctx.t("report.month.this", month=_month_label(this)), f"rp:{_month_label(this)}"),),
+            (Button(ctx.t("report.month.last", month=_month_label(last)), f"rp:{_month_label(last)}"),),
+        )
+        ctx.reply("report.choose_month", InlineKeyboard(rows))
+        return
+    month = _parse_month(arg, ctx.today)
+    if month is None:
+        ctx.reply("leader.report.bad_month")
+        return
+    await _send_report(ctx, team_id, month)
+
+
+@router.callback("rp", roles=LEADERS)
+async def report_month(ctx: Ctx) -> None:
+    parts = callback_parts(ctx)
+    month = _parse_month(parts[1], ctx.today) if len(parts) == 2 and len(parts[1]) == 7 else None
+    if month is None:
         ctx.answer_callback("core.button_expired")
         return
     team_id = await _leader_team(ctx)
     if team_id is None:
         ctx.reply("leader.no_team")
         return
-    kind = parts[1]
-    to = ctx.today
-    start = date(to.year, 1, 1)
-    data = await export_workbook(ctx.session, kind, start, to, team_id, tz=ctx.core.settings.timezone)
     ctx.answer_callback()
-    name = f"{kind}_{start.isoformat()}_{to.isoformat()}.xlsx"
-    ctx.reply_document(
-        Document(name, data, XLSX),
-        caption=ctx.t("leader.export.caption", start=start.isoformat(), end=to.isoformat()),
-    )
+    await _send_report(ctx, team_id, month)
 
 
-@router.command("report", roles=LEADERS)
-async def report(ctx: Ctx) -> None:
-    from bot.io.report import monthly_report
+async def _send_report(ctx: Ctx, team_id: int, month: date) -> None:
+    """The month's key figures as text, then the one-page chart and the workbook."""
+    from bot.io.report import kpi_lines, monthly_report_with_figures
 
-    team_id = await _leader_team(ctx)
-    if team_id is None:
-        ctx.reply("leader.no_team")
-        return
-    arg = ctx.inc.args.strip()
-    month = (
-        _parse_month(arg, ctx.today) if arg else (ctx.today.replace(day=1) - timedelta(days=1)).replace(day=1)
-    )
-    if month is None:
-        ctx.reply("leader.report.bad_month")
-        return
-    png, xlsx = await monthly_report(
+    png, xlsx, figures = await monthly_report_with_figures(
         ctx.session,
         month,
         team_id,
-        tz=ctx.core.settings.timezone,
+        rules=_rules(ctx),
         today=ctx.today,
         t=ctx.t,
         latin=ctx.core.catalogs.get("en"),
     )
-    label = f"{month.year}-{month.month:02d}"
+    label = _month_label(month)
+    head = ctx.t(
+        "report.text_head",
+        team=figures.team,
+        month=label,
+        start=figures.month.isoformat(),
+        end=figures.as_of.isoformat(),
+    )
+    ctx.reply_text("\n".join([head, *(f"• {line}" for line in kpi_lines(figures, ctx.t))]))
     ctx.reply_photo(
         Photo(data=png, filename=f"report_{label}.png"), caption=ctx.t("leader.report.caption", month=label)
     )

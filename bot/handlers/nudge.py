@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.buttons import OVERDUE_NUDGE
 from bot.core.context import Ctx
-from bot.core.router import LEADERS, Router, callback_parts, parse_id
+from bot.core.router import LEADERS, Router
 from bot.core.types import Button, InlineKeyboard
 from bot.notices.overdue import OverdueNudge
 from bot.scheduler.due import HouseholdDue
@@ -24,7 +25,12 @@ def nudge_keyboard(ctx: Ctx, rows: Sequence[HouseholdDue]) -> InlineKeyboard | N
     for r in rows:
         by_cadre.setdefault(r.cadre_id, []).append(r)
     buttons = [
-        (Button(ctx.t.raw("leader.nudge.btn").format(name=mine[0].cadre_name, n=len(mine)), f"od:n:{cid}"),)
+        (
+            Button(
+                ctx.t.raw("leader.nudge.btn").format(name=mine[0].cadre_name, n=len(mine)),
+                OVERDUE_NUDGE.pack(cid),
+            ),
+        )
         for cid, mine in list(by_cadre.items())[:MAX_CADRES]
     ]
     return InlineKeyboard(tuple(buttons)) if buttons else None
@@ -40,11 +46,11 @@ def show_with_nudges(ctx: Ctx, pages: Sequence[str], rows: Sequence[HouseholdDue
             ctx.reply_text(page + "\n\n" + ctx.t("leader.nudge.head"), markup)
 
 
-@router.callback("od", roles=LEADERS)
+@router.callback(OVERDUE_NUDGE.prefix, roles=LEADERS)
 async def nudge_pressed(ctx: Ctx) -> None:
     assert ctx.person is not None
-    parts = callback_parts(ctx)
-    cadre_id = parse_id(parts[2]) if len(parts) == 3 and parts[1] == "n" else None
+    pressed = OVERDUE_NUDGE.parse(ctx.inc.callback_data)
+    cadre_id = pressed[0] if pressed else None
     cadre = await ctx.session.get(Person, cadre_id) if cadre_id else None
     cadence = ctx.core.services.rules.visits.cadence_days
     rows = (

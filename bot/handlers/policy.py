@@ -8,8 +8,9 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select
 
+from bot.buttons import QUESTION_FORWARD, QUESTION_KEEP, QUESTION_REPLY, QUESTION_TOPIC
 from bot.core.context import Ctx
-from bot.core.router import EVERYONE, Router, callback_parts, parse_id
+from bot.core.router import EVERYONE, Router
 from bot.core.types import Button, InlineKeyboard
 from bot.notices.policy import QuestionForwarded
 from bot.services.people import cadre_for_household, leader_for_village
@@ -48,16 +49,16 @@ async def answer_question(ctx: Ctx, text: str) -> None:
     if len(text) > limit:
         ctx.reply("core.text_too_long", limit=limit, length=len(text))
         return
-    engine = ctx.core.services.policy
+    advisor = ctx.core.services.policy
     # The previous question's context is read before this question is logged: otherwise the new question
     # would be its own "previous", and follow-ups ("县医院呢") would never see their context.
-    context = await _last_context(ctx) if engine is not None else None
-    if engine is None:
+    context = await _last_context(ctx) if advisor is not None else None
+    if advisor is None:
         qid = await _log_question(ctx, text)
         ctx.reply("ask.unavailable")
         _offer_forward(ctx, qid)
         return
-    res = engine.answer(text, ctx.t.lang, context=context, now=ctx.now)
+    res = advisor.answer(text, ctx.t.lang, context=context, now=ctx.now)
     qid = await _log_question(
         ctx, text, topic=res.topic, confidence=float(res.confidence), answered=res.decision == "answer",
         context=res.context or {},
@@ -65,7 +66,7 @@ async def answer_question(ctx: Ctx, text: str) -> None:
     if res.decision == "answer":
         ctx.reply_text(res.text)
     elif res.decision == "clarify":
-        rows = tuple((Button(label, f"pq:topic:{qid}:{tid}"),) for tid, label in res.options)
+        rows = tuple((Button(label, QUESTION_TOPIC.pack(qid, tid)),) for tid, label in res.options)
         ctx.reply_text(res.text or ctx.t("policy.clarify_prompt"), InlineKeyboard(rows))
     else:
         if res.text:
@@ -84,8 +85,8 @@ def _offer_forward(ctx: Ctx, question_id: int) -> None:
         "policy.forward_offer",
         InlineKeyboard(
             (
-                (Button(ctx.t("policy.forward_yes"), f"pq:fwd:{question_id}"),),
-                (Button(ctx.t("policy.forward_no"), f"pq:nofwd:{question_id}"),),
+                (Button(ctx.t("policy.forward_yes"), QUESTION_FORWARD.pack(question_id)),),
+                (Button(ctx.t("policy.forward_no"), QUESTION_KEEP.pack(question_id)),),
             )
         ),
     )
@@ -99,34 +100,34 @@ async def ask(ctx: Ctx) -> None:
         ctx.reply("ask.prompt")
 
 
-async def _own_question(ctx: Ctx, raw_id: str | None) -> PolicyQuestion | None:
-    qid = parse_id(raw_id)
+async def _own_question(ctx: Ctx, qid: int | None) -> PolicyQuestion | None:
     question = await ctx.session.get(PolicyQuestion, qid) if qid else None
     if question is None or question.account_id != ctx.account.id:
         return None
     return question
 
 
-@router.callback("pq")
+@router.callback(QUESTION_REPLY.prefix)
 async def on_button(ctx: Ctx) -> None:
-    parts = callback_parts(ctx)
-    action = parts[1] if len(parts) > 1 else ""
-    if action == "reply":
-        await _start_reply(ctx, parts[2] if len(parts) > 2 else None)
+    data = ctx.inc.callback_data
+    if (reply := QUESTION_REPLY.parse(data)) is not None:
+        await _start_reply(ctx, reply[0])
         return
-    question = await _own_question(ctx, parts[2] if len(parts) > 2 else None)
+    topic, forward, keep = QUESTION_TOPIC.parse(data), QUESTION_FORWARD.parse(data), QUESTION_KEEP.parse(data)
+    pressed = topic or forward or keep
+    question = await _own_question(ctx, pressed[0] if pressed else None)
     if question is None:
         ctx.answer_callback("core.button_expired")
         ctx.reply("core.button_expired")
         return
-    engine = ctx.core.services.policy
-    if action == "topic" and len(parts) == 4 and engine is not None and parts[3] in engine.topic_ids():
-        res = engine.answer_topic(parts[3], ctx.t.lang, context=question.context or None, now=ctx.now)
-        question.topic, question.answered, question.context = parts[3], True, res.context or {}
+    advisor = ctx.core.services.policy
+    if topic is not None and advisor is not None and topic[1] in advisor.topic_ids():
+        res = advisor.answer_topic(topic[1], ctx.t.lang, context=question.context or None, now=ctx.now)
+        question.topic, question.answered, question.context = topic[1], True, res.context or {}
         ctx.reply_text(res.text)
-    elif action == "fwd":
+    elif forward is not None:
         await _forward(ctx, question)
-    elif action == "nofwd":
+    elif keep is not None:
         ctx.answer_callback()
     else:
         ctx.answer_callback("core.button_expired")
@@ -156,9 +157,8 @@ async def _forward(ctx: Ctx, question: PolicyQuestion) -> None:
     ctx.reply("policy.forwarded")
 
 
-async def _start_reply(ctx: Ctx, raw_id: str | None) -> None:
-    qid = parse_id(raw_id)
-    question = await ctx.session.get(PolicyQuestion, qid) if qid else None
+async def _start_reply(ctx: Ctx, qid: int) -> None:
+    question = await ctx.session.get(PolicyQuestion, qid)
     if question is None or ctx.person is None or question.forwarded_to_id != ctx.person.id:
         ctx.answer_callback("core.not_allowed")
         ctx.reply("core.not_allowed")

@@ -25,7 +25,7 @@ async def start(ctx: Ctx) -> None:
         return
     if ctx.person is not None:
         ctx.reply("start.hello_again", name=ctx.person.name)
-        ctx.reply_text(help_text(ctx.role, ctx.t))
+        ctx.reply_text(help_text(ctx.role, ctx.t, ctx.core.services.rules.village_days.target))
         return
     await ctx.core.start_dialog(ctx, "onboard", fresh=True)
 
@@ -37,4 +37,4 @@ async def contact(ctx: Ctx) -> None:
 
 @router.command("help")
 async def help_(ctx: Ctx) -> None:
-    ctx.reply_text(help_text(ctx.role, ctx.t))
+    ctx.reply_text(help_text(ctx.role, ctx.t, ctx.core.services.rules.village_days.target))

@@ -3,9 +3,10 @@ villager's confirmation (vc:<visit_id>:y|n), and the scheduler's reminder button
 
 from __future__ import annotations
 
+from bot.buttons import CHECKIN_REMINDER, CONFIRM_VISIT, SAVE_VISIT, VISIT_REMINDER
 from bot.core.context import Ctx
 from bot.core.dialog import State, dialog_state, has_live_draft
-from bot.core.router import EVERYONE, STAFF, Router, callback_parts, parse_id
+from bot.core.router import EVERYONE, STAFF, Router
 from bot.dialogs.checkin import start_checkin
 from bot.dialogs.visit import Step, VisitDialog, idem_key
 from bot.notices.visits import VisitDenied
@@ -38,11 +39,11 @@ async def start_visit_for(ctx: Ctx, household_id: int | None) -> None:
     await ctx.core.start_dialog(ctx, "visit", {"household_id": household_id}, fresh=True)
 
 
-@router.callback("vs", roles=STAFF)
+@router.callback(SAVE_VISIT.prefix, roles=STAFF)
 async def save_pressed(ctx: Ctx) -> None:
     """The summary's save button: save once; a second press is told it was saved already."""
-    parts = callback_parts(ctx)
-    nonce = parts[1] if len(parts) == 2 else ""
+    pressed = SAVE_VISIT.parse(ctx.inc.callback_data)
+    nonce = pressed[0] if pressed else ""
     row = await dialog_state(ctx, "visit")
     if row is not None and nonce and row.nonce == nonce and row.step == Step.SUMMARY.value:
         dialog = ctx.core.dialogs["visit"]
@@ -50,7 +51,7 @@ async def save_pressed(ctx: Ctx) -> None:
         await dialog.save(ctx, State(row))
         await ctx.session.delete(row)
         return
-    if nonce and await vs.visit_by_key(ctx.session, idem_key(ctx.account.id, nonce[:16])) is not None:
+    if nonce and await vs.visit_by_key(ctx.session, idem_key(ctx.account.id, nonce)) is not None:
         ctx.answer_callback("visit.already_saved")
         ctx.reply("visit.already_saved")
         return
@@ -58,17 +59,17 @@ async def save_pressed(ctx: Ctx) -> None:
     ctx.reply("core.button_expired")
 
 
-@router.callback("vc", roles=EVERYONE)
+@router.callback(CONFIRM_VISIT.prefix, roles=EVERYONE)
 async def villager_confirms(ctx: Ctx) -> None:
     """The villager's 是 / 否: only an account bound to the visited household may answer, once."""
-    parts = callback_parts(ctx)
-    vid = parse_id(parts[1]) if len(parts) == 3 and parts[2] in ("y", "n") else None
-    visit = await ctx.session.get(Visit, vid) if vid else None
+    pressed = CONFIRM_VISIT.parse(ctx.inc.callback_data)
+    visit = await ctx.session.get(Visit, pressed[0]) if pressed else None
     if visit is None or ctx.account.household_id is None or ctx.account.household_id != visit.household_id:
         ctx.answer_callback("core.not_allowed")
         ctx.reply("core.not_allowed")
         return
-    yes = parts[2] == "y"
+    assert pressed is not None
+    yes = pressed[1] == "y"
     if not vs.record_confirmation(visit, yes):
         ctx.answer_callback("visit.confirm_already")
         ctx.reply("visit.confirm_already")
@@ -83,13 +84,14 @@ async def villager_confirms(ctx: Ctx) -> None:
             await ctx.notify(VisitDenied(cadre, household, visit))
 
 
-@router.callback("rm", roles=STAFF)
+@router.callback(VISIT_REMINDER.prefix, roles=STAFF)
 async def reminder_pressed(ctx: Ctx) -> None:
-    """Buttons under the scheduler's reminders: rm:visit:<household_id> and rm:checkin."""
-    parts = callback_parts(ctx)
-    if len(parts) == 3 and parts[1] == "visit":
-        await start_visit_for(ctx, parse_id(parts[2]))
-    elif len(parts) == 2 and parts[1] == "checkin":
+    """Buttons under the scheduler's reminders (and a household file's "log a visit"): VISIT_REMINDER
+    and CHECKIN_REMINDER."""
+    data = ctx.inc.callback_data
+    if (visit := VISIT_REMINDER.parse(data)) is not None:
+        await start_visit_for(ctx, visit[0])
+    elif CHECKIN_REMINDER.matches(data):
         await start_checkin(ctx)
     else:
         ctx.answer_callback("core.button_expired")

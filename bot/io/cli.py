@@ -240,6 +240,8 @@ async def _export(args: argparse.Namespace) -> int:
         await engine.dispose()
     await asyncio.to_thread(out.parent.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(out.write_bytes, data)
+    _say(t, "report.cli.export_period", start=date_from.isoformat(), end=date_to.isoformat(),
+         kinds=", ".join(args.kind))
     _say(t, "io.export.written", file=out)
     return 0
 
@@ -252,7 +254,8 @@ async def _report(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from bot.clock import SystemClock, local_today
-    from bot.io.report import ReportTargets, monthly_report, parse_month
+    from bot.core.services import county_rules
+    from bot.io.report import monthly_report, parse_month
     from bot.store.db import session_factory
     from bot.store.models import Team
 
@@ -264,11 +267,8 @@ async def _report(args: argparse.Namespace) -> int:
     except ValueError:
         _say(t, "io.report.bad_month", value=args.month)
         return 1
-    targets = ReportTargets(
-        visits_per_cadre=args.visits_per_cadre,
-        village_days_per_week=args.village_days_per_week,
-        cadence_days=args.cadence_days,
-    )
+    # The reminders' rules (the county's file over the shipped defaults): one truth for both.
+    rules = county_rules(settings)
     out = Path(args.output)
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     today = local_today(SystemClock(settings.timezone))
@@ -297,8 +297,8 @@ async def _report(args: argparse.Namespace) -> int:
                     session,
                     month,
                     tid,
-                    targets=targets,
-                    tz=settings.timezone,
+                    rules=rules,
+                    visits_per_cadre=args.visits_per_cadre,
                     today=today,
                     t=t,
                     latin=catalogs.get("en"),
@@ -353,10 +353,8 @@ def register(subparsers: Any) -> None:
         "--visits-per-cadre",
         type=int,
         default=None,
-        help="monthly visit target per cadre (default: each paired household once per cadence)",
+        help="monthly visit target per cadre (default: each paired household once per the rules' cadence)",
     )
-    rep.add_argument("--village-days-per-week", type=float, default=2.0)
-    rep.add_argument("--cadence-days", type=int, default=30)
     rep.set_defaults(func=lambda a: asyncio.run(_report(a)))
 
 

@@ -29,9 +29,9 @@ from bot.io.labels import (
     DIFFICULTY_STATUS_ZH,
     ESCALATION_ZH,
     LOCATION_ZH,
-    URGENCY_ZH,
     VISIT_KIND_ZH,
     label,
+    urgency_label,
 )
 from bot.io.template import style_header
 from bot.io.validate import ROLE_ZH
@@ -239,7 +239,7 @@ async def _difficulties(
                 rep,
                 label(CATEGORY_ZH, d.category),
                 d.description,
-                label(URGENCY_ZH, d.urgency),
+                urgency_label(d.urgency),
                 label(DIFFICULTY_STATUS_ZH, d.status),
                 ass or "",
                 d.resolution_note,

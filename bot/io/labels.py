@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+
+from bot.i18n import Catalogs, Translator
 from bot.store.enums import DifficultyCategory, DifficultyStatus, LocationStatus, Urgency, VisitKind
 
 VISIT_KIND_ZH: dict[str, str] = {
@@ -27,7 +30,6 @@ CATEGORY_ZH: dict[str, str] = {
     DifficultyCategory.INFRASTRUCTURE: "基础设施",
     DifficultyCategory.OTHER: "其他",
 }
-URGENCY_ZH: dict[str, str] = {Urgency.LOW: "不急", Urgency.NORMAL: "一般", Urgency.HIGH: "紧急"}
 DIFFICULTY_STATUS_ZH: dict[str, str] = {
     DifficultyStatus.OPEN: "待受理",
     DifficultyStatus.ACKNOWLEDGED: "已受理",
@@ -42,3 +44,21 @@ def label(table: dict[str, str], value: str | None) -> str:
     if value is None:
         return ""
     return table.get(value, value)
+
+
+@cache
+def _zh() -> Translator:
+    from bot.settings import data_dir
+
+    return Catalogs(data_dir("locales")).get("zh_CN")
+
+
+def urgency_label(value: str | None) -> str:
+    """A difficulty's urgency as the chat shows it in Chinese (difficulty.urgency.* in cadre.po): one
+    label table for the button the cadre pressed, the cards and the ledger."""
+    if value is None:
+        return ""
+    try:
+        return _zh()(f"difficulty.urgency.{Urgency(value).value}")
+    except ValueError:  # a value newer than this code: shown as stored
+        return value

@@ -1,9 +1,11 @@
 """Monthly analysis (月分析) per work team: visits against target per cadre, village days, seasonal
 coverage, difficulties and overdue households, as a one-page PNG (matplotlib, Agg) and an xlsx.
 
-Targets are parameters with the county's usual defaults; nothing here reads the scheduler's rules.
-The chart needs a CJK font for Chinese; when none is installed it is drawn in English with names in
-pinyin instead of crashing or printing empty boxes.
+The report measures what the reminders measure: the county's loaded rules (`bot/scheduler/rules.py`)
+give the seasonal windows, the visit cadence and the weekly village-day target, and overdue households
+and seasonal coverage are counted the way `bot/scheduler/due.py` counts them (a new pairing counts
+from its start; a visit of any kind counts for a window unless the rules require the seasonal kind).
+The caller passes the rules it loaded once; nothing here reads a rules file.
 """
 
 from __future__ import annotations
@@ -14,67 +16,60 @@ import io
 import logging
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.fonts import cjk_font
 from bot.i18n import Catalogs, Safe, Translator
 from bot.io.labels import CATEGORY_ZH, DIFFICULTY_STATUS_ZH, label
 from bot.io.template import style_header
+from bot.scheduler.rules import Rules, Window
 from bot.store.enums import Role, VisitKind
 from bot.store.models import CheckIn, Difficulty, Household, Pairing, Person, Team, Village, Visit
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-CJK_FAMILIES = (
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Noto Serif CJK SC",
-    "Source Han Sans SC",
-    "Source Han Sans CN",
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "Microsoft YaHei",
-    "SimHei",
-    "PingFang SC",
-    "Heiti SC",
-    "STHeiti",
-    "Hiragino Sans GB",
-    "AR PL UMing CN",
-    "AR PL UKai CN",
-    "Droid Sans Fallback",
-    "Noto Sans CJK JP",
-)
-SEASONS: dict[VisitKind, tuple[int, int]] = {
-    VisitKind.SPRING: (3, 5),
-    VisitKind.SUMMER: (6, 8),
-    VisitKind.AUTUMN: (9, 11),
-}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ReportTargets:
-    """What a month is measured against. visits_per_cadre None: one visit per paired household per
-    cadence_days, prorated to the month's length."""
+    """What a month is measured against, taken from the rules the reminders use.
 
+    visits_per_cadre None: one visit per paired household per cadence_days, prorated to the days
+    counted. village_days_per_week: the rules' weekly village-day target, prorated likewise.
+    """
+
+    cadence_days: int
+    village_days_per_week: float
+    windows: dict[VisitKind, Window]
+    require_seasonal_kind: bool = False
     visits_per_cadre: int | None = None
-    village_days_per_week: float = 2
-    cadence_days: int = 30
-    seasons: dict[VisitKind, tuple[int, int]] = field(default_factory=lambda: dict(SEASONS))
 
-    def visit_target(self, households: int, days_in_month: int) -> int:
+    @classmethod
+    def from_rules(cls, rules: Rules, *, visits_per_cadre: int | None = None) -> ReportTargets:
+        return cls(
+            cadence_days=rules.visits.cadence_days,
+            village_days_per_week=rules.village_days.target,
+            windows={VisitKind(name): w for name, w in rules.seasons.windows().items()},
+            require_seasonal_kind=rules.visits.require_seasonal_kind,
+            visits_per_cadre=visits_per_cadre,
+        )
+
+    def visit_target(self, households: int, days: int) -> int:
         if self.visits_per_cadre is not None:
             return self.visits_per_cadre
-        return -(-households * days_in_month // self.cadence_days)  # ceiling
+        return -(-households * days // self.cadence_days)  # ceiling
 
-    def day_target(self, days_in_month: int) -> int:
-        return round(self.village_days_per_week * days_in_month / 7)
+    def day_target(self, days: int) -> int:
+        return round(self.village_days_per_week * days / 7)
 
 
 @dataclass
@@ -116,9 +111,11 @@ class MonthlyFigures:
     team: str
     month: date  # first day
     last_day: date
-    as_of: date
+    as_of: date  # the last day counted: the month's last day, or today in the current month
     cadres: list[CadreLine]
     season: VisitKind
+    season_start: date
+    season_end: date
     season_done: int
     season_total: int
     difficulties_new: int
@@ -127,6 +124,7 @@ class MonthlyFigures:
     overdue: list[OverdueLine]
     difficulties: list[DifficultyLine]
     cadence_days: int
+    village_days_per_week: float
 
     @property
     def visits(self) -> tuple[int, int]:
@@ -145,18 +143,19 @@ def parse_month(value: str | date) -> date:
     return date(int(y), int(m), 1)
 
 
-def season_for(month: date, seasons: dict[VisitKind, tuple[int, int]]) -> tuple[VisitKind, date, date]:
-    """The season a month is in, or the last one that ended before it, with its first and last day."""
-    for back in range(0, 13):
-        y, m = month.year, month.month - back
-        while m <= 0:
-            y, m = y - 1, m + 12
-        for kind, (m0, m1) in seasons.items():
-            if m0 <= m <= m1:
-                return kind, date(y, m0, 1), date(y, m1, calendar.monthrange(y, m1)[1])
-    kind = next(iter(seasons))
-    m0, m1 = seasons[kind]
-    return kind, date(month.year, m0, 1), date(month.year, m1, calendar.monthrange(month.year, m1)[1])
+def season_for(day: date, windows: dict[VisitKind, Window]) -> tuple[VisitKind, date, date]:
+    """The seasonal window open on day, or else the last one that opened before it, with its first and
+    last day (the rules' month-day bounds in that year)."""
+    best: tuple[VisitKind, date, date] | None = None
+    for year in (day.year, day.year - 1):
+        for kind, window in windows.items():
+            first, last = window.dates(year)
+            if first <= day and (best is None or first > best[1]):
+                best = (kind, first, last)
+    if best is None:  # no windows at all: an empty span
+        kind = next(iter(windows), VisitKind.SPRING)
+        return kind, day, day - timedelta(days=1)
+    return best
 
 
 def _utc(d: date, tz: ZoneInfo) -> datetime:
@@ -176,17 +175,18 @@ async def monthly_figures(
     month: str | date,
     team_id: int | None,
     *,
-    targets: ReportTargets | None = None,
-    tz: str = "Asia/Shanghai",
+    rules: Rules,
+    visits_per_cadre: int | None = None,
     today: date | None = None,
 ) -> MonthlyFigures:
-    """The month's numbers for one team (all teams when team_id is None)."""
-    targets = targets or ReportTargets()
-    zone = ZoneInfo(tz)
+    """The month's numbers for one team (all teams when team_id is None), measured by `rules`."""
+    targets = ReportTargets.from_rules(rules, visits_per_cadre=visits_per_cadre)
+    zone = rules.tz
     first = parse_month(month)
     ndays = calendar.monthrange(first.year, first.month)[1]
     last = first.replace(day=ndays)
     as_of = min(last, today) if today else last
+    counted_days = max((as_of - first).days + 1, 0)
     team_name = ""
     if team_id is not None:
         team = await session.get(Team, team_id)
@@ -202,60 +202,66 @@ async def monthly_figures(
     )
     staff = list((await session.scalars(staff_q.order_by(Person.name, Person.id))).all())
     ids = [p.id for p in staff]
-    lines = {p.id: CadreLine(p.id, p.name, p.phone or "") for p in staff}
 
     # Pairings active on the as-of day: whom each cadre looks after now.
-    active = select(Pairing.cadre_id, Pairing.household_id).where(
+    active = select(Pairing.cadre_id, Pairing.household_id, Pairing.start_date).where(
         Pairing.cadre_id.in_(ids),
         Pairing.start_date <= as_of,
         or_(Pairing.end_date.is_(None), Pairing.end_date >= as_of),
     )
-    pairs = (await session.execute(active)).all()
+    rows = (await session.execute(active)).all()
+    pairs = [(cid, hid) for cid, hid, _ in rows]
+    started = {hid: start for _, hid, start in rows}
     households_of: dict[int, set[int]] = defaultdict(set)
     for cid, hid in pairs:
         households_of[cid].add(hid)
     all_households = {hid for _, hid in pairs}
+    # Cadres have targets; a leader appears only when households are paired to them.
+    lines = {
+        p.id: CadreLine(p.id, p.name, p.phone or "")
+        for p in staff
+        if p.role == Role.CADRE.value or households_of.get(p.id)
+    }
 
     for cid, n in (
         await session.execute(
             select(Visit.cadre_id, func.count())
-            .where(Visit.cadre_id.in_(ids), Visit.visit_date >= first, Visit.visit_date <= last)
+            .where(Visit.cadre_id.in_(ids), Visit.visit_date >= first, Visit.visit_date <= as_of)
             .group_by(Visit.cadre_id)
         )
     ).all():
-        lines[cid].visits = n
+        if cid in lines:
+            lines[cid].visits = n
     for cid, n in (
         await session.execute(
             select(CheckIn.cadre_id, func.count())
-            .where(CheckIn.cadre_id.in_(ids), CheckIn.day >= first, CheckIn.day <= last)
+            .where(CheckIn.cadre_id.in_(ids), CheckIn.day >= first, CheckIn.day <= as_of)
             .group_by(CheckIn.cadre_id)
         )
     ).all():
-        lines[cid].days = n
+        if cid in lines:
+            lines[cid].days = n
     for line in lines.values():
         line.households = len(households_of.get(line.person_id, ()))
-        line.visit_target = targets.visit_target(line.households, ndays)
-        line.day_target = targets.day_target(ndays)
+        line.visit_target = targets.visit_target(line.households, counted_days)
+        line.day_target = targets.day_target(counted_days)
 
-    # Seasonal coverage: paired households with a visit of the season's kind within the season.
-    season, s0, s1 = season_for(first, targets.seasons)
+    # Seasonal coverage, as the window's close alert counts it: households paired by the window's
+    # last day (so far) with a visit inside the window (of the window's kind if the rules say so).
+    season, s0, s1 = season_for(as_of, targets.windows)
+    upto = min(s1, as_of)
+    season_households = {h for h in all_households if started[h] <= upto}
     covered: set[int] = set()
     hh_list = sorted(all_households)
     last_visit: dict[int, date] = {}
     for i in range(0, len(hh_list), 500):
         chunk = hh_list[i : i + 500]
-        covered |= set(
-            (
-                await session.scalars(
-                    select(Visit.household_id).where(
-                        Visit.household_id.in_(chunk),
-                        Visit.kind == season.value,
-                        Visit.visit_date >= s0,
-                        Visit.visit_date <= min(s1, as_of),
-                    )
-                )
-            ).all()
+        seasonal = select(Visit.household_id).where(
+            Visit.household_id.in_(chunk), Visit.visit_date >= s0, Visit.visit_date <= upto
         )
+        if targets.require_seasonal_kind:
+            seasonal = seasonal.where(Visit.kind == season.value)
+        covered |= set((await session.scalars(seasonal)).all())
         for hid, d in (
             await session.execute(
                 select(Visit.household_id, func.max(Visit.visit_date))
@@ -265,23 +271,29 @@ async def monthly_figures(
         ).all():
             last_visit[hid] = d
 
-    # Overdue: no visit within the cadence, counted on the as-of day.
-    limit = as_of - timedelta(days=targets.cadence_days)
-    overdue_ids = [h for h in hh_list if last_visit.get(h) is None or last_visit[h] < limit]
+    # Overdue on the as-of day, as the reminders count it: no visit in the last cadence_days days,
+    # and paired for longer than that (a new pairing counts from its start).
+    cutoff = as_of - timedelta(days=targets.cadence_days)
+    overdue_ids = [
+        h
+        for h in hh_list
+        if started[h] < cutoff and (last_visit.get(h) is None or last_visit[h] < cutoff)
+    ]
     names = {p.id: p.name for p in staff}
     cadre_of = {hid: cid for cid, hid in sorted(pairs)}
     overdue: list[OverdueLine] = []
     for i in range(0, len(overdue_ids), 500):
-        rows = (
+        rows2 = (
             await session.execute(
                 select(Household.id, Household.code, Household.head_name, Village.name)
                 .join(Village, Household.village_id == Village.id)
                 .where(Household.id.in_(overdue_ids[i : i + 500]))
             )
         ).all()
-        for hid, code, head, village in rows:
+        for hid, code, head, village in rows2:
             lv = last_visit.get(hid)
-            lines[cadre_of[hid]].overdue += 1
+            if cadre_of[hid] in lines:
+                lines[cadre_of[hid]].overdue += 1
             overdue.append(
                 OverdueLine(
                     code, head, village, names.get(cadre_of[hid], ""), lv, (as_of - lv).days if lv else None
@@ -315,49 +327,28 @@ async def monthly_figures(
         for d in diffs
     ]
     return MonthlyFigures(
-        team_name,
-        first,
-        last,
-        as_of,
-        list(lines.values()),
-        season,
-        len(covered & all_households),
-        len(all_households),
-        len(new),
-        len(resolved),
-        len(still_open),
-        overdue,
-        detail,
-        targets.cadence_days,
+        team=team_name,
+        month=first,
+        last_day=last,
+        as_of=as_of,
+        cadres=list(lines.values()),
+        season=season,
+        season_start=s0,
+        season_end=s1,
+        season_done=len(covered & season_households),
+        season_total=len(season_households),
+        difficulties_new=len(new),
+        difficulties_resolved=len(resolved),
+        difficulties_open=len(still_open),
+        overdue=overdue,
+        difficulties=detail,
+        cadence_days=targets.cadence_days,
+        village_days_per_week=targets.village_days_per_week,
     )
 
 
 # ---------------------------------------------------------------------------------------------------
 # Chart
-
-
-@cache
-def cjk_font() -> str | None:
-    """The family name of an installed font that can draw Chinese, or None."""
-    try:
-        from matplotlib import font_manager
-        from matplotlib.ft2font import FT2Font
-
-        fonts = font_manager.fontManager.ttflist
-        preferred = {name: i for i, name in enumerate(CJK_FAMILIES)}
-        candidates = sorted(
-            (f for f in fonts if f.name in preferred or "CJK" in f.name or "Hei" in f.name),
-            key=lambda f: preferred.get(f.name, len(preferred)),
-        )
-        for f in candidates:
-            try:
-                if FT2Font(f.fname).get_char_index(ord("帮")):
-                    return str(f.name)
-            except (OSError, RuntimeError):
-                continue
-    except Exception:  # a broken font cache must not break the report
-        log.exception("font detection failed")
-    return None
 
 
 def _pinyin(name: str) -> str:
@@ -374,11 +365,55 @@ def _pct(done: int, target: int) -> str:
     return f"{done / target:.0%}" if target else "—"
 
 
+def _days_per_week(value: float) -> str:
+    return f"{value:g}"
+
+
+def kpi_lines(f: MonthlyFigures, t: Translator) -> list[str]:
+    """The month's key figures, one line each (the chart's summary box and the chat's text)."""
+    v_done, v_target = f.visits
+    d_done, d_target = f.days
+    return [
+        t("io.report.kpi_visits", done=v_done, target=v_target, pct=_pct(v_done, v_target)),
+        t(
+            "report.kpi_days",
+            done=d_done,
+            target=d_target,
+            pct=_pct(d_done, d_target),
+            per_week=_days_per_week(f.village_days_per_week),
+        ),
+        t(
+            "report.kpi_season",
+            season=Safe(t(f"io.report.season.{f.season.value}")),
+            start=f"{f.season_start:%m-%d}",
+            end=f"{f.season_end:%m-%d}",
+            done=f.season_done,
+            total=f.season_total,
+            pct=_pct(f.season_done, f.season_total),
+        ),
+        t(
+            "io.report.kpi_difficulties",
+            new=f.difficulties_new,
+            resolved=f.difficulties_resolved,
+            open=f.difficulties_open,
+        ),
+        t("io.report.kpi_overdue", days=f.cadence_days, count=len(f.overdue)),
+    ]
+
+
 def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None = None) -> bytes:
     """Draw the one-page summary; uses the Agg canvas directly so no global pyplot state is touched.
 
     latin is the translator used when no CJK font is installed (English; t itself when not given).
     """
+    buf = io.BytesIO()
+    report_figure(fig_data, t, latin).savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def report_figure(fig_data: MonthlyFigures, t: Translator, latin: Translator | None = None) -> Figure:
+    """The one-page summary's figure (laid out, not yet saved)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     font = cjk_font()
@@ -391,75 +426,71 @@ def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None
     else:
         names = [c.name for c in fig_data.cadres]
         team = fig_data.team or t("io.report.all_teams")
-        family = [font, "DejaVu Sans"]
+        family = font.families()
 
     # Fonts are passed to each text rather than through rcParams: rcParams are process-global and
     # reports may be drawn in worker threads at the same time.
-    fig = Figure(figsize=(8.27, 11.69), dpi=110)  # A4 portrait: one printable page
+    width, height = 8.27, 11.69  # A4 portrait: one printable page
+    fig = Figure(figsize=(width, height), dpi=110)
+    renderer = FigureCanvasAgg(fig).get_renderer()
     m = fig_data.month
     title = t("io.report.title", team=Safe(team), year=m.year, month=m.month, ym=f"{m.year}-{m.month:02d}")
-    fig.suptitle(
-        title,
-        fontsize=15 if len(title) <= 48 else 12,  # a long team name in pinyin must still fit the page
-        fontfamily=family,
-        fontweight="bold",
-        y=0.975,
-    )
+    # The title shrinks until it fits the page width (a long team name must never be clipped).
+    size = 15.0
+    # (No bold: the Debian CJK fonts have one weight, and asking for another logs a warning.)
+    head = fig.text(0.5, 0.975, title, ha="center", va="top", fontsize=size, fontfamily=family)
+    while size > 8 and head.get_window_extent(renderer).width > 0.94 * width * fig.dpi:
+        size -= 0.5
+        head.set_fontsize(size)
     fig.text(
         0.5,
         0.945,
         t("io.report.period", start=fig_data.month.isoformat(), end=fig_data.as_of.isoformat()),
         ha="center",
+        va="top",
         fontsize=9,
         fontfamily=family,
         color="#555555",
     )
-    v_done, v_target = fig_data.visits
-    d_done, d_target = fig_data.days
-    season_label = t(f"io.report.season.{fig_data.season.value}")
-    kpis = [
-        t("io.report.kpi_visits", done=v_done, target=v_target, pct=_pct(v_done, v_target)),
-        t("io.report.kpi_days", done=d_done, target=d_target, pct=_pct(d_done, d_target)),
-        t(
-            "io.report.kpi_season",
-            season=Safe(season_label),
-            done=fig_data.season_done,
-            total=fig_data.season_total,
-            pct=_pct(fig_data.season_done, fig_data.season_total),
-        ),
-        t(
-            "io.report.kpi_difficulties",
-            new=fig_data.difficulties_new,
-            resolved=fig_data.difficulties_resolved,
-            open=fig_data.difficulties_open,
-        ),
-        t("io.report.kpi_overdue", days=fig_data.cadence_days, count=len(fig_data.overdue)),
-    ]
-    fig.text(
-        0.08,
-        0.915,
-        "\n".join(f"• {k}" for k in kpis),
+    box = fig.text(
+        0.06,
+        0.92,
+        "\n".join(f"• {k}" for k in kpi_lines(fig_data, t)),
         va="top",
         fontsize=10.5,
         fontfamily=family,
         linespacing=1.6,
-        bbox={"boxstyle": "round", "facecolor": "#F3F7FB", "edgecolor": "#BFD3E6"},
+        bbox={"boxstyle": "round,pad=0.6", "facecolor": "#F3F7FB", "edgecolor": "#BFD3E6"},
     )
+    # The charts start right under the summary box, whatever its height.
+    box.draw(renderer)  # lays out the box around the text
+    patch = box.get_bbox_patch()
+    assert patch is not None
+    box_bottom = patch.get_window_extent(renderer).y0 / (height * fig.dpi)
     if not fig_data.cadres:
-        fig.text(0.5, 0.5, t("io.report.no_cadres"), ha="center", fontsize=12, fontfamily=family)
+        fig.text(0.5, box_bottom - 0.1, t("io.report.no_cadres"), ha="center", fontsize=12, fontfamily=family)
     else:
         n = len(names)
-        ax1 = fig.add_axes((0.22, 0.40, 0.70, 0.32))
-        ax2 = fig.add_axes((0.22, 0.05, 0.70, 0.28))
+        top, bottom, gap = box_bottom - 0.055, 0.04, 0.075
+        each = (top - bottom - gap) / 2
+        left = 0.06 + min(max(len(x) for x in names), 12) * 0.012 + 0.03
+        ax1 = fig.add_axes((left, top - each, 0.94 - left, each))
+        ax2 = fig.add_axes((left, bottom, 0.94 - left, each))
         ys = list(range(n))
         h = 0.38
+        tick_size = 8 if n > 12 else 9
 
         def target_and_actual(ax: Any, target: list[int], actual: list[int], colors: tuple[str, str],
                               label: str, title: str) -> None:
-            """Two bars per cadre: the target (pale) and what was done."""
+            """Two bars per cadre: the target (pale) and what was done, with the numbers at the end."""
             ax.barh([y - h / 2 for y in ys], target, h, color=colors[0], label=t("io.report.target"))
-            ax.barh([y + h / 2 for y in ys], actual, h, color=colors[1], label=label)
-            ax.set_title(title, fontsize=11, fontfamily=family)
+            bars = ax.barh([y + h / 2 for y in ys], actual, h, color=colors[1], label=label)
+            ax.bar_label(bars, padding=2, fontsize=tick_size - 1, fontfamily=family)
+            ax.set_title(title, fontsize=11, fontfamily=family, loc="left", pad=8)
+            # The legend sits in the title row, right-aligned above the plot: it never covers a bar.
+            ax.legend(prop={"family": family, "size": 8}, loc="lower right", bbox_to_anchor=(1.0, 1.0),
+                      ncol=2, frameon=False, borderaxespad=0.2)
+            ax.set_xlim(0, max([*target, *actual, 1]) * 1.12)
 
         cadres = fig_data.cadres
         target_and_actual(ax1, [c.visit_target for c in cadres], [c.visits for c in cadres],
@@ -467,11 +498,13 @@ def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None
         target_and_actual(ax2, [c.day_target for c in cadres], [c.days for c in cadres],
                           ("#E2D4BF", "#C55A11"), t("io.report.days"), t("io.report.days_chart"))
         for ax in (ax1, ax2):
-            ax.set_yticks(ys, names, fontsize=8 if n > 12 else 9, fontfamily=family)
+            ax.set_yticks(ys, names, fontsize=tick_size, fontfamily=family)
             ax.invert_yaxis()
-            ax.legend(prop={"family": family, "size": 8}, loc="lower right")
+            ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
             ax.grid(axis="x", alpha=0.3)
             ax.spines[["top", "right"]].set_visible(False)
+            for tick in ax.get_xticklabels():
+                tick.set_fontfamily(family)
     if font is None:
         fig.text(
             0.99,
@@ -482,9 +515,7 @@ def render_png(fig_data: MonthlyFigures, t: Translator, latin: Translator | None
             color="#888888",
             fontfamily=family,
         )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -514,7 +545,15 @@ def render_xlsx(f: MonthlyFigures, t: Translator, png: bytes | None = None) -> b
         (t("io.report.col_visit_rate"), v_done / v_target if v_target else None),
         (t("io.report.col_days"), d_done),
         (t("io.report.col_day_target"), d_target),
-        (t(f"io.report.season.{f.season.value}"), f.season_done / f.season_total if f.season_total else None),
+        (
+            t(
+                "report.season_item",
+                season=Safe(t(f"io.report.season.{f.season.value}")),
+                start=f"{f.season_start:%m-%d}",
+                end=f"{f.season_end:%m-%d}",
+            ),
+            f.season_done / f.season_total if f.season_total else None,
+        ),
         (
             t(
                 "io.report.kpi_difficulties",
@@ -630,8 +669,8 @@ async def monthly_report(
     month: str | date,
     team_id: int | None,
     *,
-    targets: ReportTargets | None = None,
-    tz: str = "Asia/Shanghai",
+    rules: Rules,
+    visits_per_cadre: int | None = None,
     today: date | None = None,
     t: Translator | None = None,
     latin: Translator | None = None,
@@ -640,11 +679,31 @@ async def monthly_report(
 
     t renders the texts (Chinese by default); latin is used for the chart when no CJK font exists.
     """
+    png, xlsx, _ = await monthly_report_with_figures(
+        session, month, team_id, rules=rules, visits_per_cadre=visits_per_cadre, today=today, t=t, latin=latin
+    )
+    return png, xlsx
+
+
+async def monthly_report_with_figures(
+    session: AsyncSession,
+    month: str | date,
+    team_id: int | None,
+    *,
+    rules: Rules,
+    visits_per_cadre: int | None = None,
+    today: date | None = None,
+    t: Translator | None = None,
+    latin: Translator | None = None,
+) -> tuple[bytes, bytes, MonthlyFigures]:
+    """monthly_report, and the figures it drew (for a text summary next to the files)."""
     if t is None or latin is None:
         catalogs = default_catalogs()
         t = t or catalogs.get("zh_CN")
         latin = latin or catalogs.get("en")
-    figures = await monthly_figures(session, month, team_id, targets=targets, tz=tz, today=today)
+    figures = await monthly_figures(
+        session, month, team_id, rules=rules, visits_per_cadre=visits_per_cadre, today=today
+    )
     # Drawing takes a second or two: keep it off the event loop that serves the chat.
     png = await asyncio.to_thread(render_png, figures, t, latin)
-    return png, render_xlsx(figures, t, png)
+    return png, render_xlsx(figures, t, png), figures

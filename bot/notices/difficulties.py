@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.buttons import DIFFICULTY_ACK, DIFFICULTY_ASSIGN, DIFFICULTY_RESOLVE
 from bot.core.context import Ctx, Rendered
 from bot.core.types import Button, InlineKeyboard
 from bot.i18n import Safe, Translator
@@ -47,9 +48,9 @@ def actions(t: Translator, d: Difficulty) -> InlineKeyboard | None:
         return None
     row: list[Button] = []
     if d.status == DifficultyStatus.OPEN.value:
-        row.append(Button(t("difficulty.btn_ack"), f"df:ack:{d.id}"))
-    row.append(Button(t("difficulty.btn_assign"), f"df:asg:{d.id}"))
-    row.append(Button(t("difficulty.btn_resolve"), f"df:res:{d.id}"))
+        row.append(Button(t("difficulty.btn_ack"), DIFFICULTY_ACK.pack(d.id)))
+    row.append(Button(t("difficulty.btn_assign"), DIFFICULTY_ASSIGN.pack(d.id)))
+    row.append(Button(t("difficulty.btn_resolve"), DIFFICULTY_RESOLVE.pack(d.id)))
     return InlineKeyboard((tuple(row),))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from bot.buttons import QUESTION_REPLY
 from bot.core.context import Ctx, Rendered
 from bot.core.types import Button, InlineKeyboard
 from bot.i18n import Translator
@@ -27,7 +28,7 @@ class QuestionForwarded:
         return list((await ctx.session.execute(q)).scalars())
 
     async def render(self, ctx: Ctx, t: Translator) -> Rendered:
-        button = Button(t("policy.reply_button"), f"pq:reply:{self.question.id}")
+        button = Button(t("policy.reply_button"), QUESTION_REPLY.pack(self.question.id))
         return Rendered(
             t("policy.question_to_cadre", villager=self.villager, question=self.question.text),
             InlineKeyboard(((button,),)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.buttons import CONFIRM_VISIT
 from bot.core.context import Ctx, Rendered
 from bot.core.types import Button, InlineKeyboard
 from bot.i18n import Translator
@@ -92,6 +93,6 @@ class ConfirmRequest:
         when = t("visit.confirm_today") if v.visit_date == ctx.today else t("cadre.date_md", m=v.visit_date.month,
                                                                              d=v.visit_date.day)
         buttons = InlineKeyboard(
-            ((Button(t("visit.confirm_yes"), f"vc:{v.id}:y"), Button(t("visit.confirm_no"), f"vc:{v.id}:n")),)
+            ((Button(t("visit.confirm_yes"), CONFIRM_VISIT.pack(v.id, "y")), Button(t("visit.confirm_no"), CONFIRM_VISIT.pack(v.id, "n"))),)
         )
         return Rendered(t("visit.confirm_ask", when=when, surname=vs.surname(self.cadre.name)), buttons)

@@ -49,6 +49,7 @@ from bot.core.types import (
     SetCommands,
     TransientError,
 )
+from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CAPTION_LIMIT,
     CHANNEL,
@@ -132,22 +133,22 @@ class AiogramTransport:
         if r.photo is not None or r.document is not None:
             caption = text if len(text) <= CAPTION_LIMIT else None
             if r.photo is not None:
-                photo: Any = r.photo.file_id or BufferedInputFile(r.photo.data or b"", r.photo.filename)
+                photo: Any = r.photo.file_id or BufferedInputFile(r.photo.data or b"", photo_upload(r.photo)[0])
                 msg = await self.bot.send_photo(
-                    chat, photo, caption=caption, parse_mode=r.parse_mode if caption else None,
+                    chat, photo, caption=caption, parse_mode=telegram_parse_mode(r) if caption else None,
                     reply_markup=markup if caption is not None else None,
                 )
             else:
                 assert r.document is not None
                 msg = await self.bot.send_document(
                     chat, BufferedInputFile(r.document.data, r.document.filename), caption=caption,
-                    parse_mode=r.parse_mode if caption else None,
+                    parse_mode=telegram_parse_mode(r) if caption else None,
                     reply_markup=markup if caption is not None else None,
                 )
             if text and caption is None:
-                return await self._text(chat, text, r.parse_mode, markup)
+                return await self._text(chat, text, telegram_parse_mode(r), markup)
             return str(msg.message_id)
-        return await self._text(chat, text, r.parse_mode, markup)
+        return await self._text(chat, text, telegram_parse_mode(r), markup)
 
     async def _text(self, chat: int | str, text: str, parse_mode: str | None, markup: AnyMarkup | None) -> str:
         parts = split_text(text)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import html
 import itertools
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from bot.clock import Clock
 from bot.core.bootstrap import App, build_core
@@ -36,21 +35,13 @@ from bot.core.types import (
     User,
 )
 from bot.i18n import Translator
-from bot.services.onboarding import create_invite, find_person
+from bot.runners.render import plain
+from bot.services.onboarding import create_invite, find_person, normalize_phone
 from bot.settings import Settings
 from bot.store.migrate import upgrade_async
-from bot.store.models import Account, Person
+from bot.store.models import Account, Household, Person
 
 CHANNEL = "console"
-_TAG = re.compile(r"<[^>]+>")
-_LINK = re.compile(r'<a\s+href="([^"]*)"[^>]*>(.*?)</a>', re.S)
-
-
-def plain(text: str) -> str:
-    """Telegram HTML to terminal text: links keep their address, tags go, entities are unescaped."""
-    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(1) != m.group(2) else m.group(2), text)
-    text = re.sub(r"<br\s*/?>", "\n", text)
-    return html.unescape(_TAG.sub("", text))
 
 
 class LocalFiles:
@@ -146,15 +137,19 @@ class Console:
             if not isinstance(a, Reply):
                 continue  # the command menu has no meaning here
             lines: list[str] = []
-            if a.photo is not None:
-                size = len(a.photo.data) if a.photo.data else 0
-                lines.append(self.t("console.photo", name=a.photo.filename, size=size))
+            if a.photo is not None and a.photo.data:
+                # Saved like a document, so the chart or photo can be opened in an image viewer.
+                saved = self._save(a.photo.filename, a.photo.data)
+                lines.append(self.t("console.photo_saved", name=a.photo.filename, size=len(a.photo.data),
+                                    path=str(saved)))
+            elif a.photo is not None:  # a photo the channel already has (a file id): nothing to save here
+                lines.append(self.t("console.photo", name=a.photo.filename, size=0))
             if a.document is not None:
                 saved = self._save(a.document.filename, a.document.data)
                 lines.append(self.t("console.document", name=a.document.filename, size=len(a.document.data),
                                     path=str(saved)))
             if a.text:
-                lines.append(a.text)
+                lines.append(a.text if a.format == "markup" else html.escape(a.text, quote=False))
             mine = a.chat_id == self.user.id and a.channel == CHANNEL
             if a.markup is not None and mine:
                 markup_seen = True
@@ -186,33 +181,64 @@ class Console:
         return [r for r in rows if r]
 
     def _save(self, filename: str, data: bytes) -> Path:
+        """Write what the bot sent to media_dir/console/, never over an earlier file of the same name."""
         folder = self.app.core.settings.media_dir / "console"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / Path(filename).name
+        name = Path(filename).name or "file"
+        path = folder / name
+        n = 1
+        while path.exists():
+            n += 1
+            path = folder / f"{Path(name).stem}-{n}{Path(name).suffix}"
         path.write_bytes(data)
-        return path
+        return path.resolve()
 
 
 async def _identity(app: App, as_person: str | None, t: Translator, out: TextIO) -> tuple[User, str | None, str | None] | None:
-    """The console user for --as, and the invite code to bind it with if it is not bound yet."""
+    """The console user for --as, and the invite code to bind it with if it is not bound yet.
+
+    --as names a roster person (name or phone) or, for a villager, a household (its phone, its code,
+    or its head's name)."""
     if not as_person:
         out.write(plain(t("console.guest")) + "\n")
         return User("guest", "guest"), None, None
     async with app.core.sessions() as s, s.begin():
         people = await find_person(s, as_person)
-        if len(people) != 1:
-            key = "console.many_people" if people else "console.no_person"
-            out.write(plain(t(key, who=as_person, count=len(people))) + "\n")
+        households = [] if people else await _find_household(s, as_person)
+        if len(people) + len(households) != 1:
+            key = "console.many_people" if people or households else "console.no_person"
+            out.write(plain(t(key, who=as_person, count=len(people) + len(households))) + "\n")
             return None
-        person: Person = people[0]
+        if people:
+            person: Person = people[0]
+            external, name, phone = str(person.id), person.name, person.phone
+        else:
+            household = households[0]
+            external, name, phone = f"household-{household.id}", household.head_name, household.phone
         account = (
-            await s.execute(select(Account).where(Account.channel == CHANNEL, Account.external_id == str(person.id)))
+            await s.execute(select(Account).where(Account.channel == CHANNEL, Account.external_id == external))
         ).scalar_one_or_none()
         code = None
-        if account is None or account.person_id != person.id:
+        bound = account is not None and (
+            account.person_id == person.id if people else account.household_id == households[0].id
+        )
+        if not bound:
             # Bind through a real invite code so the console exercises the same onboarding as Telegram.
-            code = (await create_invite(s, app.core.clock.now(), person=person, valid_days=1)).code
-        return User(str(person.id), person.name), person.phone, code
+            invite = await create_invite(
+                s, app.core.clock.now(), valid_days=1,
+                **({"person": person} if people else {"household": households[0]}),
+            )
+            code = invite.code
+        return User(external, name), phone, code
+
+
+async def _find_household(s: Any, ref: str) -> list[Household]:
+    """Households matching a phone number, a household code or exactly a head's name."""
+    phone = normalize_phone(ref)
+    cond = or_(Household.code == ref.strip(), Household.head_name == ref.strip())
+    if len(phone) >= 7:
+        cond = or_(cond, Household.phone == phone)
+    return list((await s.execute(select(Household).where(cond).limit(5))).scalars())
 
 
 async def run_console(

@@ -23,6 +23,7 @@ from bot.core.types import (
     SetCommands,
     TransientError,
 )
+from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import classify_error, markup_to_api
 
 DEFAULT_API_URL = "https://api.telegram.org"
@@ -109,21 +110,22 @@ class HttpTransport:
             form.add_field("chat_id", r.chat_id)
             if r.text:
                 form.add_field("caption", r.text)
-                if r.parse_mode:
-                    form.add_field("parse_mode", r.parse_mode)
+                if parse_mode := telegram_parse_mode(r):
+                    form.add_field("parse_mode", parse_mode)
             if markup:
                 form.add_field("reply_markup", markup)
             if r.photo is not None and r.photo.data is None:
                 form.add_field("photo", r.photo.file_id or "")
             elif r.photo is not None:
-                form.add_field(field, r.photo.data, filename=r.photo.filename, content_type="image/png")
+                filename, content_type = photo_upload(r.photo)
+                form.add_field(field, r.photo.data, filename=filename, content_type=content_type)
             elif r.document is not None:
                 form.add_field(field, r.document.data, filename=r.document.filename,
                                content_type=r.document.mime)
             result = await self.call(method, form)
         else:
             result = await self.call("sendMessage", {
-                "chat_id": r.chat_id, "text": r.text or "", "parse_mode": r.parse_mode,
+                "chat_id": r.chat_id, "text": r.text or "", "parse_mode": telegram_parse_mode(r),
                 "reply_markup": json.loads(markup) if markup else None,
             })
         if isinstance(result, dict) and "message_id" in result:

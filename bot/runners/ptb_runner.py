@@ -27,6 +27,7 @@ from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHan
 
 from bot.core.bootstrap import App
 from bot.core.types import AnswerCallback, Markup, Outgoing, Reply, SendError, SetCommands, TransientError
+from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CAPTION_LIMIT,
     CHANNEL,
@@ -102,20 +103,20 @@ class PTBTransport:
         text = r.text or ""
         if r.photo is not None or r.document is not None:
             caption = text if len(text) <= CAPTION_LIMIT else None
-            extra: dict[str, Any] = {"caption": caption, "parse_mode": r.parse_mode if caption else None}
+            extra: dict[str, Any] = {"caption": caption, "parse_mode": telegram_parse_mode(r) if caption else None}
             if caption is not None:
                 extra["reply_markup"] = markup
             if r.photo is not None:
-                photo: Any = r.photo.file_id or InputFile(r.photo.data or b"", filename=r.photo.filename)
+                photo: Any = r.photo.file_id or InputFile(r.photo.data or b"", filename=photo_upload(r.photo)[0])
                 msg = await self.bot.send_photo(chat, photo, **extra)
             else:
                 assert r.document is not None
                 doc = InputFile(r.document.data, filename=r.document.filename)
                 msg = await self.bot.send_document(chat, doc, **extra)
             if text and caption is None:
-                return await self._text(chat, text, r.parse_mode, markup)
+                return await self._text(chat, text, telegram_parse_mode(r), markup)
             return str(msg.message_id)
-        return await self._text(chat, text, r.parse_mode, markup)
+        return await self._text(chat, text, telegram_parse_mode(r), markup)
 
     async def _text(self, chat: int | str, text: str, parse_mode: str | None, markup: AnyMarkup | None) -> str:
         parts = split_text(text)

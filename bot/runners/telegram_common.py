@@ -28,6 +28,7 @@ from bot.core.types import (
     ReplyKeyboard,
     RetryAfter,
     SendError,
+    SetCommands,
     TransientError,
     Transport,
     Unreachable,
@@ -117,18 +118,6 @@ def incoming_from_update(update: Json, bot_username: str | None = None) -> Incom
 def _user(u: Json) -> User:
     name = " ".join(x for x in (u.get("first_name"), u.get("last_name")) if x)
     return User(str(u.get("id")), name, u.get("username"), u.get("language_code"))
-
-
-def user_key(update: Json) -> str:
-    """What must be processed in order: one user's updates (dialog state is read-modify-write)."""
-    for kind in ("callback_query", "message", "edited_message", "my_chat_member"):
-        if part := update.get(kind):
-            sender = part.get("from") or {}
-            if sender.get("id") is not None:
-                return str(sender["id"])
-            chat = part.get("chat") or (part.get("message") or {}).get("chat") or {}
-            return f"chat:{chat.get('id')}"
-    return f"update:{update.get('update_id')}"
 
 
 # --------------------------------------------------------------------------- actions out
@@ -230,6 +219,14 @@ async def execute(transport: Transport, actions: Iterable[Outgoing], park: Park 
     not parked (they mean nothing later).
     """
     for action in actions:
+        if isinstance(action, Reply) and action.channel != transport.channel:
+            # A message to someone on another channel (a notice to a console or WeCom user): the outbox
+            # sender routes it to that channel's transport.
+            if park is not None:
+                await _park(park, action, "another channel")
+            continue
+        if isinstance(action, SetCommands) and action.channel != transport.channel:
+            continue
         try:
             try:
                 await transport.send(action)
@@ -242,14 +239,18 @@ async def execute(transport: Transport, actions: Iterable[Outgoing], park: Park 
             if park is None or not isinstance(action, Reply):
                 log.warning("could not send %s: %r", describe(action), e)
                 continue
-            try:
-                await park(action)
-                log.warning("could not send %s now (%r); left in the outbox for the sender", describe(action), e)
-            except Exception:
-                log.exception("could not send %s (%r), nor put it in the outbox", describe(action), e)
+            await _park(park, action, repr(e))
         except SendError as e:
             target = getattr(action, "chat_id", None) or getattr(action, "callback_id", "?")
             log.warning("could not send %s to %s: %r", type(action).__name__, target, e)
+
+
+async def _park(park: Park, reply: Reply, why: str) -> None:
+    try:
+        await park(reply)
+        log.warning("could not send %s now (%s); left in the outbox for the sender", describe(reply), why)
+    except Exception:
+        log.exception("could not send %s (%s), nor put it in the outbox", describe(reply), why)
 
 
 def describe(action: Outgoing) -> str:

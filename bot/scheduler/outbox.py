@@ -27,6 +27,7 @@ from bot.core.types import (
     RemoveKeyboard,
     Reply,
     ReplyKeyboard,
+    TextFormat,
 )
 from bot.store.enums import OutboxStatus
 from bot.store.models import Account, Outbox
@@ -119,9 +120,16 @@ def reply_to_dict(r: Reply) -> dict[str, Any]:
         "document": None
         if r.document is None
         else {"filename": r.document.filename, "data": _b64(r.document.data), "mime": r.document.mime},
-        "parse_mode": r.parse_mode,
+        "format": r.format,
         "channel": r.channel,
     }
+
+
+def _format(d: dict[str, Any]) -> TextFormat:
+    """The text format of a payload; rows written before it was recorded carry Telegram's parse_mode."""
+    if "format" in d:
+        return "plain" if d["format"] == "plain" else "markup"
+    return "markup" if d.get("parse_mode") == "HTML" else "plain"
 
 
 def reply_from_dict(d: dict[str, Any]) -> Reply:
@@ -141,8 +149,8 @@ def reply_from_dict(d: dict[str, Any]) -> Reply:
         else Document(
             filename=doc["filename"], data=_unb64(doc["data"]) or b"", mime=doc.get("mime") or "application/octet-stream"
         ),
-        parse_mode=d.get("parse_mode"),
-        channel=d.get("channel") or "telegram",
+        format=_format(d),
+        channel=d.get("channel") or "telegram",  # rows written before channels were recorded: all Telegram
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from itertools import groupby
 
+from bot.buttons import CHECKIN_REMINDER, VISIT_REMINDER
 from bot.core.types import Button, InlineKeyboard
 from bot.i18n import Safe, Translator
 from bot.scheduler.due import CadreWeek, HouseholdDue, LateDifficulty
@@ -16,9 +17,6 @@ from bot.scheduler.due import CadreWeek, HouseholdDue, LateDifficulty
 MAX_TEXT = 3800
 MAX_LINES = 60  # lines in one pushed alert; the on-demand report pages instead
 MAX_BUTTONS = 8
-
-CB_VISIT = "rm:visit:"
-CB_CHECKIN = "rm:checkin"
 
 
 def leave_note(t: Translator, on_leave: bool, covered_by: str | None) -> Safe:
@@ -41,14 +39,14 @@ def visit_buttons(t: Translator, rows: Sequence[HouseholdDue]) -> InlineKeyboard
         return None
     return InlineKeyboard(
         rows=tuple(
-            (Button(text=t("sched.btn.visit", head=r.head_name), data=f"{CB_VISIT}{r.household_id}"),)
+            (Button(text=t("sched.btn.visit", head=r.head_name), data=VISIT_REMINDER.pack(r.household_id)),)
             for r in rows[:MAX_BUTTONS]
         )
     )
 
 
 def checkin_button(t: Translator) -> InlineKeyboard:
-    return InlineKeyboard(rows=((Button(text=t("sched.btn.checkin"), data=CB_CHECKIN),),))
+    return InlineKeyboard(rows=((Button(text=t("sched.btn.checkin"), data=CHECKIN_REMINDER.pack()),),))
 
 
 def join_limited(t: Translator, head: str, lines: Iterable[str], *, more_key: str = "sched.more.plain") -> str:

@@ -12,8 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.default.toml"
 
-SEASON_NAMES = ("spring", "summer", "autumn")
-
 
 def _parse_hhmm(v: Any) -> time:
     if isinstance(v, time):

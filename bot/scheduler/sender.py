@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.core.transports import Transports
 from bot.core.types import Reply, RetryAfter, SendError, TransientError, Transport, Unreachable
 from bot.i18n import Catalogs
 from bot.scheduler import outbox
@@ -155,12 +156,13 @@ class SenderStats:
 
 
 class Sender:
-    """Drains the outbox through one Transport. Several senders (processes) may run at once."""
+    """Drains the outbox, each message through its channel's transport (a `Transports` registry, or one
+    Transport for a single channel). Several senders (processes) may run at once."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        transport: Transport,
+        transport: Transport | Transports,
         clock: Clock,
         rules: Rules,
         catalogs: Catalogs,
@@ -170,7 +172,7 @@ class Sender:
         """`limiter`: a RateLimiter (this process alone, the default) or a shared one such as
         bot.scheduler.shared_limit.RedisRateLimiter when several senders run at once."""
         self.sessions = sessions
-        self.transport = transport
+        self.transports = Transports.of(transport)
         self.clock = clock
         self.rules = rules
         self.catalogs = catalogs
@@ -255,7 +257,7 @@ class Sender:
                     dead = True
                 else:
                     try:
-                        await self.transport.send(reply)
+                        await self.transports.for_channel(reply.channel).send(reply)
                     except SendError as e:
                         err = e
                     if isinstance(err, RetryAfter):

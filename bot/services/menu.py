@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.i18n import Translator
+from bot.scheduler.rules import VillageDays
 from bot.store.enums import Role
 
 _CADRE = ["households", "visit", "checkin", "problem"]
@@ -27,9 +28,9 @@ def commands_for(role: Role, t: Translator) -> list[tuple[str, str]]:
     return [(n, t(f"menu.{n}")) for n in seen]
 
 
-def help_text(role: Role, t: Translator) -> str:
-    """Plain-language help: one line per command of the role."""
+def help_text(role: Role, t: Translator, village_days: int = VillageDays().target) -> str:
+    """Plain-language help: one line per command of the role (village_days: the rules' weekly target)."""
     lines = [t(f"help.intro.{role.value}")]
     for name, _ in commands_for(role, t):
-        lines.append(f"/{name} — {t(f'help.{name}')}")
+        lines.append(f"/{name} — {t(f'help.{name}', target=village_days)}")
     return "\n".join(lines)

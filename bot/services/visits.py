@@ -43,11 +43,6 @@ def current_season(rules: Rules, day: date) -> Season | None:
     return None
 
 
-def counts_for_season(rules: Rules, season: Season, kind: str) -> bool:
-    """Whether a visit of `kind` inside the window counts for it (the county may require the season's kind)."""
-    return kind == season.name if rules.visits.require_seasonal_kind else True
-
-
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in metres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)

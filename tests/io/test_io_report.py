@@ -9,16 +9,19 @@ from typing import Any
 import openpyxl
 import pytest
 from io_helpers import roster_bytes
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.io import report
 from bot.io.report import ReportTargets, monthly_figures, monthly_report, season_for
 from bot.io.roster import import_file
 from bot.io.template import sample_rows
+from bot.scheduler.rules import load_rules
 from bot.store.enums import VisitKind
 from bot.store.models import CheckIn, Difficulty, Household, Pairing, Person, Team
 
 TEAM = "石桥村驻村工作队"
+RULES = load_rules()  # the shipped defaults: autumn 09-20..10-31, 30-day cadence, 2 village days a week
+WINDOWS = ReportTargets.from_rules(RULES).windows
 
 
 def _utc(*args: int) -> datetime:
@@ -98,53 +101,65 @@ async def _month(sessions: Any, clock: Any) -> dict[str, Any]:
 async def test_monthly_figures(sessions: Any, io_clock: Any) -> None:
     seeded = await _month(sessions, io_clock)
     async with sessions() as s:
-        f = await monthly_figures(s, "2026-11", seeded["team"], today=date(2026, 11, 28))
+        f = await monthly_figures(s, "2026-11", seeded["team"], rules=RULES, today=date(2026, 11, 28))
     assert f.as_of == date(2026, 11, 28)
     line = next(c for c in f.cadres if c.person_id == seeded["cadre"])
-    assert (line.visits, line.households, line.visit_target) == (3, len(seeded["mine"]), len(seeded["mine"]))
-    assert (line.days, line.day_target) == (4, 9)  # 2 days a week over 30 days
+    # Targets prorated to the 28 days counted so far: ceil(households * 28 / 30) visits, 2 * 28 / 7 days.
+    assert (line.visits, line.households, line.visit_target) == (3, len(seeded["mine"]), -(-len(seeded["mine"]) * 28 // 30))
+    assert (line.days, line.day_target) == (4, 8)
     assert line.overdue == len(seeded["mine"]) - 2
-    assert f.season == VisitKind.AUTUMN
-    assert (f.season_done, f.season_total) == (2, len(seeded["all"]))
+    assert (f.season, f.season_start, f.season_end) == (VisitKind.AUTUMN, date(2026, 9, 20), date(2026, 10, 31))
+    # Only the 10 Oct visit falls in the autumn window (the November ones came after it closed).
+    assert (f.season_done, f.season_total) == (1, len(seeded["all"]))
     assert len(f.overdue) == len(seeded["all"]) - 2
     assert all(o.last_visit is None or o.last_visit < date(2026, 10, 29) for o in f.overdue)
     assert (f.difficulties_new, f.difficulties_resolved, f.difficulties_open) == (2, 2, 1)
     others = [c for c in f.cadres if c.person_id != seeded["cadre"]]
     assert all(c.visits == 0 and c.days == 0 for c in others)
-    fixed = ReportTargets(visits_per_cadre=5, village_days_per_week=3, cadence_days=10)
+    async with sessions() as s:  # a leader is listed only with households paired to them (the sample's is)
+        leaders = set((await s.scalars(select(Person.id).where(Person.team_id == seeded["team"],
+                                                                Person.role == "leader"))).all())
+        await s.execute(delete(Pairing).where(Pairing.cadre_id.in_(leaders)))
+        h = await monthly_figures(s, "2026-11", seeded["team"], rules=RULES, today=date(2026, 11, 28))
+    assert leaders & {c.person_id for c in f.cadres}
+    assert not leaders & {c.person_id for c in h.cadres}
     async with sessions() as s:
-        g = await monthly_figures(s, "2026-11", seeded["team"], targets=fixed, today=date(2026, 11, 28))
+        g = await monthly_figures(s, "2026-11", seeded["team"], rules=RULES, visits_per_cadre=5, today=date(2026, 11, 28))
     line = next(c for c in g.cadres if c.person_id == seeded["cadre"])
-    assert (line.visit_target, line.day_target) == (5, 13)
-    assert len(g.overdue) == len(seeded["all"]) - 1  # only the 20 Nov visit is within 10 days
+    assert (line.visit_target, line.day_target) == (5, 8)
+    # A past month is counted to its last day.
+    async with sessions() as s:
+        oct_ = await monthly_figures(s, "2026-10", seeded["team"], rules=RULES, today=date(2026, 11, 28))
+    assert oct_.as_of == date(2026, 10, 31) and oct_.days == (1, 9 * len(oct_.cadres))  # 2 * 31 / 7 ≈ 9 each
 
 
-def test_cjk_font_detection_never_raises() -> None:
-    found = report.cjk_font()
-    assert found is None or isinstance(found, str)
-
-
-def test_season_outside_the_seasons() -> None:
-    assert season_for(date(2026, 12, 1), report.SEASONS)[0] == VisitKind.AUTUMN
-    kind, start, end = season_for(date(2027, 2, 1), report.SEASONS)
-    assert (kind, start, end) == (VisitKind.AUTUMN, date(2026, 9, 1), date(2026, 11, 30))
-    assert season_for(date(2026, 4, 1), report.SEASONS)[0] == VisitKind.SPRING
+def test_season_from_the_rules_windows() -> None:
+    assert season_for(date(2026, 12, 1), WINDOWS) == (VisitKind.AUTUMN, date(2026, 9, 20), date(2026, 10, 31))
+    # In February the last window that opened is the previous year's autumn.
+    assert season_for(date(2027, 2, 1), WINDOWS) == (VisitKind.AUTUMN, date(2026, 9, 20), date(2026, 10, 31))
+    # 1 March is before spring opens (03-10): still last autumn; from 10 March it is spring.
+    assert season_for(date(2026, 3, 9), WINDOWS)[0] == VisitKind.AUTUMN
+    assert season_for(date(2026, 3, 10), WINDOWS) == (VisitKind.SPRING, date(2026, 3, 10), date(2026, 4, 30))
+    assert season_for(date(2026, 5, 24), WINDOWS)[0] == VisitKind.SPRING
+    assert season_for(date(2026, 5, 25), WINDOWS)[0] == VisitKind.SUMMER
 
 
 @pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
-@pytest.mark.parametrize("font", ["forced-cjk", "none"])
+@pytest.mark.parametrize("font", ["forced-latin", "none"])
 async def test_monthly_report_renders_png_and_xlsx(
     font: str, sqlite_sessions: Any, io_clock: Any, zh: Any, en: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if font == "forced-cjk":
-        # A family without Chinese glyphs posing as CJK: rendering must still not crash.
-        monkeypatch.setattr(report, "cjk_font", lambda: "DejaVu Sans")
+    if font == "forced-latin":
+        # A font without Chinese glyphs posing as CJK: rendering must still not crash.
+        from bot.fonts import ChartFont
+
+        monkeypatch.setattr(report, "cjk_font", lambda: ChartFont("DejaVu Sans", "DejaVuSans.ttf"))
     elif font == "none":
         monkeypatch.setattr(report, "cjk_font", lambda: None)
     seeded = await _month(sqlite_sessions, io_clock)
     async with sqlite_sessions() as s:
         png, xlsx = await monthly_report(
-            s, date(2026, 11, 1), seeded["team"], today=date(2026, 11, 28), t=zh, latin=en
+            s, date(2026, 11, 1), seeded["team"], rules=RULES, today=date(2026, 11, 28), t=zh, latin=en
         )
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     wb = openpyxl.load_workbook(io.BytesIO(xlsx))
@@ -170,6 +185,6 @@ async def test_report_for_a_team_without_cadres(
         s.add(Team(name="空工作队"))
         await s.commit()
         tid = await s.scalar(select(Team.id))
-        png, xlsx = await monthly_report(s, "2026-11", tid, t=zh, latin=en)
+        png, xlsx = await monthly_report(s, "2026-11", tid, rules=RULES, t=zh, latin=en)
     assert png.startswith(b"\x89PNG")
     assert openpyxl.load_workbook(io.BytesIO(xlsx))["干部完成情况"].max_row == 1

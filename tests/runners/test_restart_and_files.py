@@ -19,6 +19,7 @@ from bot.core.services import Services, county_rules
 from bot.dialogs import all_dialogs
 from bot.handlers import all_routers
 from bot.i18n import Catalogs
+from bot.services.menu import commands_for
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
 from bot.store.enums import Role
@@ -93,6 +94,7 @@ def build_test_app(settings: Settings, clock: FixedClock) -> App:
         [_test_router(), *all_routers()],
         [*all_dialogs(), SurveyDialog()],
         Services(rules=county_rules(settings), policy=None),
+        commands_for,
     )
     return App(core, engine)
 

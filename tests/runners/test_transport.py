@@ -49,7 +49,7 @@ async def transport(request: pytest.FixtureRequest, api: FakeBotAPI) -> AsyncIte
 
 async def test_text_photo_document_and_menu(transport: Any, api: FakeBotAPI) -> None:
     kb = ReplyKeyboard(((KeyButton("发位置", request_location=True),), (KeyButton("取消"),)), placeholder="输入")
-    mid = await transport.send(Reply("42", "<b>你好</b>", markup=kb))
+    mid = await transport.send(Reply("42", "<b>你好</b>", markup=kb, channel="telegram"))
     msg = api.sent[-1]
     assert str(msg["message_id"]) == mid and msg["text"] == "<b>你好</b>" and msg["params"]["parse_mode"] == "HTML"
     markup = msg["params"]["reply_markup"]
@@ -57,16 +57,16 @@ async def test_text_photo_document_and_menu(transport: Any, api: FakeBotAPI) -> 
     assert markup["one_time_keyboard"] is True and markup["resize_keyboard"] is True
 
     png = b"\x89PNG\r\n\x1a\n" + bytes(300)
-    await transport.send(Reply("42", "走访照片", photo=Photo(data=png, filename="v.png")))
+    await transport.send(Reply("42", "走访照片", photo=Photo(data=png, filename="v.png"), channel="telegram"))
     sent = api.sent[-1]
     assert sent["method"] == "sendPhoto" and sent["caption"] == "走访照片"
     assert api.files[sent["photo"][0]["file_id"]]["data"] == png
 
-    await transport.send(Reply("42", None, document=Document("台账.xlsx", b"PK\x03\x04data")))
+    await transport.send(Reply("42", None, document=Document("台账.xlsx", b"PK\x03\x04data"), channel="telegram"))
     sent = api.sent[-1]
     assert sent["method"] == "sendDocument" and api.files[sent["document"]["file_id"]]["data"] == b"PK\x03\x04data"
 
-    await transport.send(SetCommands("42", (("help", "帮助"), ("visit", "记录走访"))))
+    await transport.send(SetCommands("42", (("help", "帮助"), ("visit", "记录走访")), channel="telegram"))
     assert api.commands["chat:42"] == [
         {"command": "help", "description": "帮助"},
         {"command": "visit", "description": "记录走访"},
@@ -75,7 +75,7 @@ async def test_text_photo_document_and_menu(transport: Any, api: FakeBotAPI) -> 
     assert api.calls("answerCallbackQuery")[-1].params["text"] == "已保存"
 
     long_text = "\n".join(f"第{i}行 " + "字" * 60 for i in range(150))
-    await transport.send(Reply("43", long_text))
+    await transport.send(Reply("43", long_text, channel="telegram"))
     parts = [m["text"] for m in api.sent_to(43)]
     assert len(parts) > 1 and "\n".join(parts) == long_text
 
@@ -83,19 +83,19 @@ async def test_text_photo_document_and_menu(transport: Any, api: FakeBotAPI) -> 
 async def test_failures_map_to_send_errors(transport: Any, api: FakeBotAPI) -> None:
     api.fail_next("sendMessage", status=429, retry_after=7)
     with pytest.raises(RetryAfter) as exc:
-        await transport.send(Reply("42", "hi"))
+        await transport.send(Reply("42", "hi", channel="telegram"))
     assert exc.value.seconds == 7
     api.fail_next("sendMessage", status=502)
     with pytest.raises(TransientError):
-        await transport.send(Reply("42", "hi"))
+        await transport.send(Reply("42", "hi", channel="telegram"))
     api.block_chat(44)
     with pytest.raises(Unreachable):
-        await transport.send(Reply("44", "hi"))
+        await transport.send(Reply("44", "hi", channel="telegram"))
     api.fail_next("sendMessage", status=400, chat_id=45)
     with pytest.raises(Unreachable):  # "chat not found"
-        await transport.send(Reply("45", "hi"))
+        await transport.send(Reply("45", "hi", channel="telegram"))
     # Faults were one-shot: the next message goes through.
-    assert await transport.send(Reply("42", "hi again"))
+    assert await transport.send(Reply("42", "hi again", channel="telegram"))
     with pytest.raises(SendError):
         await transport.download("no-such-file")
     fid = api.register_file(b"abc", "documents/a.txt")

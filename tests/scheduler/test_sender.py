@@ -48,10 +48,11 @@ def test_reply_roundtrip() -> None:
         text="<b>你好</b>",
         markup=InlineKeyboard(rows=((Button("走访", data="rm:visit:7"), Button("链接", url="https://x.y")),)),
         photo=Photo(data=b"\x89PNG\x00\xff", filename="c.png"),
+        channel="telegram",
     )
     assert reply_from_dict(reply_to_dict(r)) == r
     k = Reply(chat_id="1", text="x", markup=ReplyKeyboard(rows=((KeyButton("位置", request_location=True),),),
-                                                         one_time=False, placeholder="p"), parse_mode=None)
+                                                         one_time=False, placeholder="p"), format="plain", channel="telegram")
     assert reply_from_dict(reply_to_dict(k)) == k
     with pytest.raises(ValueError):
         reply_from_dict({"v": 99, "chat_id": "1"})
@@ -63,7 +64,7 @@ async def test_delivers_each_message_once_despite_429_and_502(
     api = FakeBotAPI(rate_429=0.15, rate_502=0.15, retry_after=0.1, overall_limit=200, chat_gap=0.045, seed=3)
     clock = RunningClock(local(2026, 3, 9, 10))
     msgs = [
-        OutMessage(dedup_key=f"t:{i}", rule="t", reply=Reply(chat_id=f"chat{i % 40}", text=f"message {i}"))
+        OutMessage(dedup_key=f"t:{i}", rule="t", reply=Reply(chat_id=f"chat{i % 40}", text=f"message {i}", channel="telegram"))
         for i in range(160)
     ]
     async with sqlite_sessions() as s, s.begin():
@@ -86,7 +87,7 @@ async def test_rate_limits_are_kept(sqlite_sessions: Sessions, rules: Rules, cat
     api = FakeBotAPI(overall_limit=20, chat_gap=0.95)
     clock = RunningClock(local(2026, 3, 9, 10))
     # 30 messages to 10 chats: three to each chat, so the per-chat limit matters too.
-    msgs = [OutMessage(dedup_key=f"r:{i}", rule="t", reply=Reply(chat_id=f"k{i % 10}", text=f"m{i}"))
+    msgs = [OutMessage(dedup_key=f"r:{i}", rule="t", reply=Reply(chat_id=f"k{i % 10}", text=f"m{i}", channel="telegram"))
             for i in range(30)]
     async with sqlite_sessions() as s, s.begin():
         await enqueue(s, msgs, now=clock.now())
@@ -106,9 +107,9 @@ async def test_blocked_chat_marks_unreachable_and_tells_leader_once(
     clock = RunningClock(local(2026, 3, 9, 10))
     msgs = [
         OutMessage(dedup_key=f"x:{i}", rule="t", account_id=w.account[w.a],
-                   reply=Reply(chat_id=w.chat[w.a], text=f"to A {i}"))
+                   reply=Reply(chat_id=w.chat[w.a], text=f"to A {i}", channel="telegram"))
         for i in range(3)
-    ] + [OutMessage(dedup_key="x:b", rule="t", account_id=w.account[w.b], reply=Reply(chat_id=w.chat[w.b], text="to B"))]
+    ] + [OutMessage(dedup_key="x:b", rule="t", account_id=w.account[w.b], reply=Reply(chat_id=w.chat[w.b], text="to B", channel="telegram"))]
     async with sqlite_sessions() as s, s.begin():
         await enqueue(s, msgs, now=clock.now())
     async with api, HttpTransport(api.token, api.url) as transport:
@@ -117,7 +118,7 @@ async def test_blocked_chat_marks_unreachable_and_tells_leader_once(
         # A later message to A is never tried, and the leader is not told again.
         async with sqlite_sessions() as s, s.begin():
             await enqueue(s, [OutMessage(dedup_key="x:later", rule="t", account_id=w.account[w.a],
-                                         reply=Reply(chat_id=w.chat[w.a], text="later"))], now=clock.now())
+                                         reply=Reply(chat_id=w.chat[w.a], text="later", channel="telegram"))], now=clock.now())
         await run_until_done(sender, sqlite_sessions)
     async with sqlite_sessions() as s:
         assert (await s.get(Account, w.account[w.a])).unreachable is True  # type: ignore[union-attr]
@@ -135,7 +136,7 @@ async def test_quiet_hours_hold_messages_until_morning(
 ) -> None:
     clock = FixedClock(local(2026, 3, 9, 22, 30))
     async with sqlite_sessions() as s, s.begin():
-        await enqueue(s, [OutMessage(dedup_key="q:1", rule="t", reply=Reply(chat_id="9", text="早上好"))],
+        await enqueue(s, [OutMessage(dedup_key="q:1", rule="t", reply=Reply(chat_id="9", text="早上好", channel="telegram"))],
                       now=clock.now(), quiet=rules)
         row = await s.scalar(select(Outbox))
         assert row is not None and row.not_before == local(2026, 3, 10, 7, 30)
@@ -156,7 +157,7 @@ async def test_sender_respects_quiet_hours_for_rows_already_due(
     """A row written without quiet-hours handling (e.g. by another feature) still waits at night."""
     clock = FixedClock(local(2026, 3, 9, 20, 0))
     async with sqlite_sessions() as s, s.begin():
-        await enqueue(s, [OutMessage(dedup_key="q:2", rule="t", reply=Reply(chat_id="9", text="晚上"))],
+        await enqueue(s, [OutMessage(dedup_key="q:2", rule="t", reply=Reply(chat_id="9", text="晚上", channel="telegram"))],
                       now=clock.now())
     clock.set(local(2026, 3, 9, 21, 5))
     async with HttpTransport(fake_api.token, fake_api.url) as transport:
@@ -174,7 +175,7 @@ async def test_photo_payload_reaches_server(
     clock = FixedClock(local(2026, 3, 9, 10))
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10
     reply = Reply(chat_id="5", text="图表", photo=Photo(data=png, filename="w.png"),
-                  markup=InlineKeyboard(rows=((Button("打卡", data="rm:checkin"),),)))
+                  markup=InlineKeyboard(rows=((Button("打卡", data="rm:checkin"),),)), channel="telegram")
     async with sqlite_sessions() as s, s.begin():
         await enqueue(s, [OutMessage(dedup_key="p:1", rule="t", reply=reply)], now=clock.now())
     async with HttpTransport(fake_api.token, fake_api.url) as transport:
@@ -198,7 +199,7 @@ async def test_prune_keeps_pending_and_recent(sqlite_sessions: Sessions) -> None
 
     now = local(2026, 6, 1, 9)
     async with sqlite_sessions() as s, s.begin():
-        await enqueue(s, [OutMessage(dedup_key=f"p:{i}", rule="t", reply=Reply(chat_id="1", text=str(i)))
+        await enqueue(s, [OutMessage(dedup_key=f"p:{i}", rule="t", reply=Reply(chat_id="1", text=str(i), channel="telegram"))
                           for i in range(3)], now=now)
         await s.execute(update(Outbox).where(Outbox.dedup_key == "p:0")
                         .values(status="sent", sent_at=now - timedelta(days=120)))

@@ -58,7 +58,7 @@ async def _two_senders(sessions: Sessions, rules: Rules, catalogs: Catalogs, pre
     """60 messages, two to each of 30 chats, drained by two senders at once; returns the server."""
     api = FakeBotAPI(overall_limit=RATE, chat_gap=0.95)
     clock = RunningClock(local(2026, 3, 9, 10))
-    msgs = [OutMessage(dedup_key=f"s:{i}", rule="t", reply=Reply(chat_id=f"c{i % 30}", text=f"m{i}"))
+    msgs = [OutMessage(dedup_key=f"s:{i}", rule="t", reply=Reply(chat_id=f"c{i % 30}", text=f"m{i}", channel="telegram"))
             for i in range(60)]
     async with sessions() as s, s.begin():
         await enqueue(s, msgs, now=clock.now())

@@ -1,0 +1,46 @@
+"""Every feature's button payloads, defined once (see bot/core/callbacks.py for the codec).
+
+The prefix of each family is the route that handles it (`router.callback(X.prefix)`); the core
+refuses two routes claiming one prefix, and reserves "d" (dialog buttons) and "dr" (resume a draft).
+Senders (handlers, dialogs, notices, the scheduler's reminders) `pack`, handlers `parse`.
+"""
+
+from __future__ import annotations
+
+from bot.core.callbacks import COUNT, ID, TOKEN, WORD, Callback, one_of
+
+# Reminders (the scheduler writes them, the visits router answers): rm:visit:<household_id>, rm:checkin
+VISIT_REMINDER = Callback("rm", "visit", ID)
+CHECKIN_REMINDER = Callback("rm", "checkin")
+
+# A saved visit: the summary's save button (vs:<dialog nonce>), the villager's yes/no (vc:<visit_id>:y|n)
+SAVE_VISIT = Callback("vs", None, TOKEN)
+CONFIRM_VISIT = Callback("vc", None, ID, one_of("y", "n"))
+
+# /households: the list (hh:p:<page>), one cadre's (hh:c:<cadre_id>:<page>), a household's file (hh:o:<id>)
+HOUSEHOLDS_PAGE = Callback("hh", "p", COUNT)
+CADRE_HOUSEHOLDS_PAGE = Callback("hh", "c", ID, COUNT)
+HOUSEHOLD_FILE = Callback("hh", "o", ID)
+PROBLEM_FOR_HOUSEHOLD = Callback("pb", None, ID)
+
+# Difficulties: open / acknowledge / assign / resolve one, assign it to a person
+DIFFICULTY_OPEN = Callback("df", "open", ID)
+DIFFICULTY_ACK = Callback("df", "ack", ID)
+DIFFICULTY_ASSIGN = Callback("df", "asg", ID)
+DIFFICULTY_RESOLVE = Callback("df", "res", ID)
+DIFFICULTY_ASSIGN_TO = Callback("df", "to", ID, ID)
+# /difficulties pages: open ones or the resolved history (dl:o|r:<page>); the assignee picker's cancel (dl:x)
+DIFFICULTY_LIST = Callback("dl", None, one_of("o", "r"), COUNT)
+DIFFICULTY_ASSIGN_CANCEL = Callback("dl", "x")
+
+# /overdue: remind one cadre of their overdue households (od:n:<cadre_id>)
+OVERDUE_NUDGE = Callback("od", "n", ID)
+
+# Policy questions: a clarifying topic, forward or not, the cadre's reply button
+QUESTION_TOPIC = Callback("pq", "topic", ID, WORD)
+QUESTION_FORWARD = Callback("pq", "fwd", ID)
+QUESTION_KEEP = Callback("pq", "nofwd", ID)
+QUESTION_REPLY = Callback("pq", "reply", ID)
+
+# /lang
+LANGUAGE = Callback("lang", None, WORD)
