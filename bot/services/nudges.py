@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler import due
 from bot.scheduler.reports import leader_teams
-from bot.store.models import AuditLog
+from bot.store.models import AuditLog, Person
 
 ACTION = "overdue.nudged"
 
@@ -54,7 +54,5 @@ async def overdue_of(
 
 
 async def _in_team(session: AsyncSession, cadre_id: int, team_id: int) -> bool:
-    from bot.store.models import Person
-
     person = await session.get(Person, cadre_id)
     return person is not None and person.team_id == team_id

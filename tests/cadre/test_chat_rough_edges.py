@@ -176,7 +176,7 @@ async def test_overdue_nudges_a_cadre_once_a_day(app: App, world: World, clock: 
     await leader.press_text("提醒王建国")
     assert len(to(leader, "201")) == 1
     # The next local day the leader may nudge again.
-    clock.set(datetime(2026, 11, 29, 8, 0))
+    clock.set(datetime(2026, 11, 29, 7, 0))  # 23:00 UTC the day before: local days count
     await leader.press_text("提醒王建国")
     assert len(to(leader, "201")) == 2
     # 李红梅 has no chat account: the leader is told to call.
