@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from bot.core.context import Ctx
 from bot.core.router import LEADERS, Router, callback_parts
 from bot.core.types import Button, Document, InlineKeyboard, Photo
+from bot.handlers.nudge import show_with_nudges
 from bot.scheduler.rules import Rules
 
 router = Router("leader")
@@ -25,7 +26,6 @@ def _person_id(ctx: Ctx) -> int:
 
 @router.command("overdue", roles=LEADERS)
 async def overdue(ctx: Ctx) -> None:
-    from bot.handlers.nudge import show_with_nudges
     from bot.scheduler.reports import overdue_report
 
     report = await overdue_report(ctx.session, _person_id(ctx), ctx.today, t=ctx.t, rules=_rules(ctx))
