@@ -470,3 +470,20 @@ async def test_difficulty_photo_shows_in_its_detail(app: App, world: World) -> N
     assert "反映人拍的照片" in (replies[0].text or "")
     assert isinstance(replies[-1], Reply) and "水管冻裂了" in (replies[-1].text or "")
     assert leader.button("指派")  # the card with its buttons comes last
+
+
+def test_main_kind_and_drafts_from_before_kinds_were_a_list() -> None:
+    from bot.core.dialog import State
+    from bot.dialogs.visit import _chosen_kinds
+    from bot.services.visits import Season, main_kind, normalize_kinds
+    from bot.store.models import DialogState
+
+    spring = Season("spring", date(2026, 3, 10), date(2026, 4, 30))
+    assert normalize_kinds(["policy", "routine", "policy"]) == ["routine", "policy"]
+    assert main_kind(["policy", "spring"], spring) == "spring"
+    assert main_kind(["policy", "autumn"], spring) == "autumn"  # another seasonal kind still leads
+    assert main_kind(["policy", "condolence"], None) == "condolence"  # VisitKind order: 慰问 before 宣讲
+    assert main_kind([], None) == "routine"
+    old = State(DialogState(data={"kind": "condolence"}))
+    assert _chosen_kinds(old) == ["condolence"]  # a draft parked before the upgrade keeps its kind
+    assert _chosen_kinds(State(DialogState(data={"kinds": ["routine", "bogus"]}))) == ["routine"]
