@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from bot.buttons import OVERDUE_NUDGE
 from bot.core.context import Ctx
 from bot.core.router import LEADERS, Router, callback_parts
 from bot.core.types import Button, Document, InlineKeyboard, Photo
-from bot.handlers.nudge import show_with_nudges
+from bot.handlers.nudge import nudge_pressed, show_with_nudges
 from bot.scheduler.rules import Rules
 
 router = Router("leader")
+router.callback(OVERDUE_NUDGE.prefix, roles=LEADERS)(nudge_pressed)  # /overdue's buttons
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

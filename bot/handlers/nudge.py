@@ -1,5 +1,6 @@
 """/overdue's nudge buttons (od:n:<cadre_id>): the leader presses a cadre's name and the cadre gets a
-polite reminder naming their overdue households, at most once a day (a second press is told so)."""
+polite reminder naming their overdue households, at most once a day (a second press is told so).
+The leader router (handlers/leader.py) routes the buttons here."""
 
 from __future__ import annotations
 
@@ -7,14 +8,11 @@ from collections.abc import Sequence
 
 from bot.buttons import OVERDUE_NUDGE
 from bot.core.context import Ctx
-from bot.core.router import LEADERS, Router
 from bot.core.types import Button, InlineKeyboard
 from bot.notices.overdue import OverdueNudge
 from bot.scheduler.due import HouseholdDue
 from bot.services import nudges
 from bot.store.models import Person
-
-router = Router("nudge")
 
 MAX_CADRES = 20  # buttons under /overdue
 
@@ -46,7 +44,6 @@ def show_with_nudges(ctx: Ctx, pages: Sequence[str], rows: Sequence[HouseholdDue
             ctx.reply_text(page + "\n\n" + ctx.t("leader.nudge.head"), markup)
 
 
-@router.callback(OVERDUE_NUDGE.prefix, roles=LEADERS)
 async def nudge_pressed(ctx: Ctx) -> None:
     assert ctx.person is not None
     pressed = OVERDUE_NUDGE.parse(ctx.inc.callback_data)
