@@ -41,6 +41,7 @@ QUESTION_TOPIC = Callback("pq", "topic", ID, WORD)
 QUESTION_FORWARD = Callback("pq", "fwd", ID)
 QUESTION_KEEP = Callback("pq", "nofwd", ID)
 QUESTION_REPLY = Callback("pq", "reply", ID)
+QUESTION_MORE = Callback("pq", "more", ID)  # "详细说明": the whole entry behind a short answer
 
 # /lang
 LANGUAGE = Callback("lang", None, WORD)

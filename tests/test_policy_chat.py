@@ -24,6 +24,28 @@ async def test_free_text_from_unbound_user_is_answered(app: App, world: World) -
     assert q.topic == "medical.inpatient" and q.answered
 
 
+async def test_short_answer_then_details_button(app: App, world: World) -> None:
+    chat = Chat(app, "510")
+    await chat.send("申请低保要带什么材料")
+    first = chat.last_text
+    assert "身份证" in first and len(first) <= 300
+    await chat.press_text("详细说明")
+    assert "民主评议" in chat.last_text and len(chat.last_text) > len(first)
+
+
+async def test_chit_chat_is_answered_briefly_and_never_forwarded(app: App, world: World) -> None:
+    chat = Chat(app, "511")
+    replies = await chat.send("谢谢你")
+    assert "不客气" in chat.last_text
+    assert all(r.markup is None for r in replies if isinstance(r, Reply))  # no forward offer
+
+
+async def test_a_question_declined_says_so_once(app: App, world: World) -> None:
+    chat = Chat(app, "512")
+    replies = [r for r in await chat.send("国家有什么新政策") if isinstance(r, Reply)]
+    assert len(replies) == 1 and "不能确定" in (replies[0].text or "")
+
+
 async def test_follow_up_keeps_context(app: App, world: World) -> None:
     chat = Chat(app, "501")
     await chat.send("住院能报多少")
@@ -43,7 +65,9 @@ async def test_declined_question_forwarded_to_cadre_and_reply_returned(app: App,
     cadre = Chat(app, "503")
     await bind(app, cadre, person_id=world.cadre_ids[0])
     await villager.send("我家的猪生病了不吃食怎么办")
-    assert "不能确定" in "".join(r.text or "" for r in villager.replies if isinstance(r, Reply))
+    said = "".join(r.text or "" for r in villager.replies if isinstance(r, Reply))
+    assert "不在我能回答的政策里" in said and "12345" in said  # out of scope: who usually handles it
+    assert "转给您的帮扶干部" in said
     replies = await villager.press_text("转给")
     to_cadre = [r for r in replies if r.chat_id == "503"]
     assert to_cadre and "猪生病" in (to_cadre[0].text or "")

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select
 
-from bot.buttons import QUESTION_FORWARD, QUESTION_KEEP, QUESTION_REPLY, QUESTION_TOPIC
+from bot.buttons import QUESTION_FORWARD, QUESTION_KEEP, QUESTION_MORE, QUESTION_REPLY, QUESTION_TOPIC
 from bot.core.context import Ctx
 from bot.core.router import EVERYONE, Router
 from bot.core.types import Button, InlineKeyboard
@@ -64,14 +64,23 @@ async def answer_question(ctx: Ctx, text: str) -> None:
         context=res.context or {},
     )
     if res.decision == "answer":
-        ctx.reply_text(res.text)
+        ctx.reply_text(res.text, _more_button(ctx, qid) if res.detail else None)
     elif res.decision == "clarify":
         rows = tuple((Button(label, QUESTION_TOPIC.pack(qid, tid)),) for tid, label in res.options)
         ctx.reply_text(res.text or ctx.t("policy.clarify_prompt"), InlineKeyboard(rows))
+    elif res.kind == "chat":
+        ctx.reply_text(res.text)  # hello / thanks: a short reply, never forwarded
+    elif res.kind == "question":
+        _offer_forward(ctx, qid)  # the offer says "not sure" once: no second decline sentence
     else:
-        if res.text:
-            ctx.reply_text(res.text)
-        _offer_forward(ctx, qid)
+        # Out of scope (who usually handles it), a case or a hardship: say so, then offer to pass it on.
+        ctx.reply_text(res.text)
+        _offer_forward(ctx, qid, "policy.forward_offer_short")
+
+
+def _more_button(ctx: Ctx, question_id: int) -> InlineKeyboard:
+    """The "详细说明" button under a short answer: the whole entry on demand."""
+    return InlineKeyboard(((Button(ctx.t("policy.more_button"), QUESTION_MORE.pack(question_id)),),))
 
 
 async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
@@ -80,9 +89,9 @@ async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
     return int((await ctx.session.execute(_LOG_QUESTION, values)).scalar_one())
 
 
-def _offer_forward(ctx: Ctx, question_id: int) -> None:
+def _offer_forward(ctx: Ctx, question_id: int, key: str = "policy.forward_offer") -> None:
     ctx.reply(
-        "policy.forward_offer",
+        key,
         InlineKeyboard(
             (
                 (Button(ctx.t("policy.forward_yes"), QUESTION_FORWARD.pack(question_id)),),
@@ -107,14 +116,15 @@ async def _own_question(ctx: Ctx, qid: int | None) -> PolicyQuestion | None:
     return question
 
 
-@router.callback(QUESTION_REPLY.prefix)
+@router.callback(QUESTION_REPLY.prefix, private_only=True)
 async def on_button(ctx: Ctx) -> None:
     data = ctx.inc.callback_data
     if (reply := QUESTION_REPLY.parse(data)) is not None:
         await _start_reply(ctx, reply[0])
         return
     topic, forward, keep = QUESTION_TOPIC.parse(data), QUESTION_FORWARD.parse(data), QUESTION_KEEP.parse(data)
-    pressed = topic or forward or keep
+    more = QUESTION_MORE.parse(data)
+    pressed = topic or forward or keep or more
     question = await _own_question(ctx, pressed[0] if pressed else None)
     if question is None:
         ctx.answer_callback("core.button_expired")
@@ -124,7 +134,11 @@ async def on_button(ctx: Ctx) -> None:
     if topic is not None and advisor is not None and topic[1] in advisor.topic_ids():
         res = advisor.answer_topic(topic[1], ctx.t.lang, context=question.context or None, now=ctx.now)
         question.topic, question.answered, question.context = topic[1], True, res.context or {}
-        ctx.reply_text(res.text)
+        ctx.reply_text(res.text, _more_button(ctx, question.id) if res.detail else None)
+    elif more is not None and advisor is not None and question.topic in advisor.topic_ids():
+        res = advisor.answer_topic(question.topic, ctx.t.lang, context=question.context or None, now=ctx.now)
+        ctx.answer_callback()
+        ctx.reply_text(res.detail or res.text)
     elif forward is not None:
         await _forward(ctx, question)
     elif keep is not None:

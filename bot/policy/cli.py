@@ -57,10 +57,13 @@ def _print(answer: PolicyAnswer, as_json: bool) -> None:
     if as_json:
         print(json.dumps(answer.to_json(), ensure_ascii=False), flush=False)
         return
-    print(f"[{answer.decision}] {answer.topic} ({answer.confidence:.2f})")
+    print(f"[{answer.decision}] {answer.topic} ({answer.confidence:.2f}) kind={answer.kind}")
     if answer.alternatives:
         print("alternatives: " + ", ".join(answer.alternatives))
     print(html.unescape(answer.text))
+    if answer.detail:
+        print("\n--- 详细说明 / details ---")
+        print(html.unescape(answer.detail))
     for topic_id, label in answer.options:
         print(f"  ▸ {label}  ({topic_id})")
 
@@ -95,7 +98,9 @@ def _ask_inner(args: argparse.Namespace) -> int:
                     record["question"] = question
                     print(json.dumps(record, ensure_ascii=False))
                 else:
-                    print(f"{question}\t{answer.decision}\t{answer.topic}\t{answer.confidence:.2f}")
+                    print(
+                        f"{question}\t{answer.decision}\t{answer.topic}\t{answer.confidence:.2f}\t{answer.kind}"
+                    )
         finally:
             if stream is not sys.stdin:
                 stream.close()

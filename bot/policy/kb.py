@@ -64,8 +64,21 @@ class Topic:
 
 
 @dataclass(frozen=True)
+class Office:
+    """A county office villagers can go to: name, phone, address, and the topics it handles."""
+
+    name: dict[str, str]
+    phone: str
+    address: dict[str, str]
+    topics: tuple[str, ...]  # topic ids, or "medical.*" for every topic of a group
+
+    def handles(self, topic_id: str) -> bool:
+        return any(t == topic_id or (t.endswith(".*") and topic_id.startswith(t[:-1])) for t in self.topics)
+
+
+@dataclass(frozen=True)
 class County:
-    """Local overrides for one county: parameter values and calculator inputs."""
+    """Local overrides for one county: parameter values, calculator inputs and offices."""
 
     code: str
     name: dict[str, str]
@@ -74,6 +87,11 @@ class County:
     params: dict[str, dict[str, Param]]  # topic id -> param name -> local value
     calculators: dict[str, Any]
     source: Path
+    offices: tuple[Office, ...] = ()
+
+    def office_for(self, topic_id: str) -> Office | None:
+        """The first office that handles this topic, if the county file lists one."""
+        return next((o for o in self.offices if o.handles(topic_id)), None)
 
 
 @dataclass
@@ -177,7 +195,20 @@ def _load_county(path: Path, problems: list[str]) -> County | None:
             str(k): _param(str(k), v, local=True) for k, v in ((body or {}).get("params") or {}).items()
         }
     year = raw.get("year")
+    offices = tuple(
+        Office(
+            name=_as_str_dict(o.get("name")),
+            phone=str(o.get("phone") or "").strip(),
+            address=_as_str_dict(o.get("address")),
+            topics=_str_tuple(o.get("topics")),
+        )
+        for o in raw.get("offices") or ()
+        if isinstance(o, dict)
+    )
+    if any(not isinstance(o, dict) for o in raw.get("offices") or ()):
+        problems.append(f"{path.name}: every office must be a mapping (name, phone, address, topics)")
     return County(
+        offices=offices,
         code=code,
         name=_as_str_dict(raw.get("name")) or {"zh": code, "en": code},
         year=int(year) if year is not None else None,
@@ -215,6 +246,8 @@ def load_knowledge(knowledge_dir: Path) -> KnowledgeBase:
 
 
 _FIELD = re.compile(r"\{([^{}]*)\}")
+# A phone number as written on a notice: digits, with an area code, dashes or spaces ("0371-12345678").
+_PHONE = re.compile(r"\+?[0-9][0-9 \-]{4,18}[0-9]")
 
 
 def referenced_params(text: str) -> set[str]:
@@ -278,6 +311,20 @@ def check_knowledge(kb: KnowledgeBase) -> list[str]:
             for name in params:
                 if name not in kb.topics[tid].params:
                     problems.append(f"{where}: {tid} has no parameter {name}")
+        for i, office in enumerate(county.offices, 1):
+            label = office.name.get("zh") or f"#{i}"
+            if not office.name.get("zh"):
+                problems.append(f"{where}: office #{i} has no name.zh")
+            if not _PHONE.fullmatch(office.phone):
+                problems.append(f"{where}: office {label} phone {office.phone!r} is not a phone number")
+            if not office.address.get("zh"):
+                problems.append(f"{where}: office {label} has no address.zh")
+            if not office.topics:
+                problems.append(f"{where}: office {label} lists no topics")
+            for t in office.topics:
+                known = t in kb.topics or (t.endswith(".*") and any(k.startswith(t[:-1]) for k in kb.topics))
+                if not known:
+                    problems.append(f"{where}: office {label} lists unknown topic {t}")
         inpatient = county.calculators.get("inpatient")
         if inpatient is not None:
             levels = inpatient.get("levels") or {}

@@ -97,9 +97,12 @@ class Normalizer:
             text = self._cc.convert(text)
         return text
 
-    def normalize(self, question: str) -> Normalized:
-        """Normalise a villager's question and pick out follow-up markers and amounts of money."""
-        text = self.simplify(question)
+    def normalize(self, question: str, *, simplified: bool = False) -> Normalized:
+        """Normalise a villager's question and pick out follow-up markers and amounts of money.
+
+        simplified: the question already went through simplify() (the engine shares it with the n-gram model).
+        """
+        text = question if simplified else self.simplify(question)
         # Letters and digits only: emoji, punctuation and spaces become separators.
         text = " ".join(_NON_WORD.sub(" ", text).split())
         compact = text.replace(" ", "")

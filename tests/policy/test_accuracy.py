@@ -15,10 +15,11 @@ def _score(engine: PolicyEngine, rows: list[tuple[str, str]]) -> tuple[float, fl
         a = engine.answer(question)
         if label == "none":
             oos += 1
-            declined += a.decision == "decline"
+            # Declined, routed to a person, or a question back with buttons: never an answer.
+            declined += a.decision != "answer"
         else:
             total += 1
-            right += a.decision != "decline" and a.topic == label
+            right += a.decision in ("answer", "clarify", "forward") and a.topic == label
     return right / total, declined / oos
 
 

@@ -1,0 +1,188 @@
+"""The learned voice: character n-gram logistic regression for the message kind and the policy topic.
+
+Trained at build time (``python -m bot.policy.ngram build``, needs scikit-learn, a test dependency) from
+``bot/policy/data/train.tsv`` into ``bot/policy/data/ngram.npz``; at run time only numpy reads the
+weights (no scikit-learn import, nothing downloaded). A test checks the weights match the training file.
+
+Features: characters 1-3 of the simplified message (digits folded to "0", punctuation a separator),
+with begin/end marks; sublinear tf × idf, L2-normalised — the same transform scikit-learn's
+TfidfVectorizer applies with the analyzer below, recomputed here with numpy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bot.policy.text import Normalizer
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+TRAIN_FILE = DATA_DIR / "train.tsv"
+MODEL_FILE = DATA_DIR / "ngram.npz"
+KINDS = ("question", "case", "hardship", "other", "chat")
+NONE = "none"
+MAX_N = 3
+MIN_DF = 2
+_SEP = re.compile(r"[\W_]+")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def prepare(normalizer: Normalizer, text: str, *, simplified: bool = False) -> str:
+    """The message as the n-gram model reads it: simplified, lower-case, digits as 0, words split by spaces."""
+    if not simplified:
+        text = normalizer.simplify(text)
+    text = _DIGITS.sub("0", text)
+    return " ".join(_SEP.sub(" ", text).split())
+
+
+def grams(prepared: str) -> list[str]:
+    """Character 1..3-grams of each space-separated run, with ^ and $ marking the run's ends."""
+    out: list[str] = []
+    for run in prepared.split(" "):
+        if not run:
+            continue
+        padded = f"^{run}$"
+        n = len(padded)
+        out.extend(run)  # unigrams without the marks
+        for size in range(2, MAX_N + 1):
+            out.extend(padded[i : i + size] for i in range(n - size + 1))
+    return out
+
+
+def data_digest(path: Path = TRAIN_FILE) -> str:
+    """A digest of the training file (the weights file records the one it was trained on)."""
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+
+
+def read_training(path: Path = TRAIN_FILE) -> list[tuple[str, str, str]]:
+    """(kind, topic, text) rows of the training file; # lines are comments."""
+    rows: list[tuple[str, str, str]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        kind, topic, text = line.split("\t", 2)
+        rows.append((kind.strip(), topic.strip(), text.strip()))
+    return rows
+
+
+@dataclass(frozen=True)
+class Head:
+    """One softmax classifier over the shared n-gram features."""
+
+    classes: tuple[str, ...]
+    weights: np.ndarray  # (features, classes) float32
+    bias: np.ndarray  # (classes,)
+
+
+class NgramModel:
+    """Kind and topic probabilities for one message. Loaded once; about 20 µs a message."""
+
+    def __init__(self, vocab: dict[str, int], idf: np.ndarray, kind: Head, topic: Head, digest: str) -> None:
+        self.vocab = vocab
+        self.idf = idf
+        self.kind = kind
+        self.topic = topic
+        self.digest = digest
+        # Both heads in one matrix: one gather and one product per message.
+        self._weights = np.ascontiguousarray(np.hstack([kind.weights, topic.weights]), dtype=np.float32)
+        self._bias = np.concatenate([kind.bias, topic.bias]).astype(np.float64)
+        self._split = len(kind.classes)
+
+    @classmethod
+    def load(cls, path: Path = MODEL_FILE) -> NgramModel:
+        with np.load(path, allow_pickle=False) as z:
+            words = str(z["vocab"]).split("\n")
+            vocab = {w: i for i, w in enumerate(words)}
+            kind = Head(
+                tuple(str(z["kind_classes"]).split("\n")), z["kind_w"].astype(np.float32), z["kind_b"]
+            )
+            topic = Head(
+                tuple(str(z["topic_classes"]).split("\n")), z["topic_w"].astype(np.float32), z["topic_b"]
+            )
+            return cls(vocab, z["idf"].astype(np.float32), kind, topic, str(z["digest"]))
+
+    def _features(self, prepared: str) -> tuple[np.ndarray, np.ndarray] | None:
+        counts = Counter([i for i in map(self.vocab.get, grams(prepared)) if i is not None])
+        if not counts:
+            return None
+        ids = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        vals = (1.0 + np.log(tf)) * self.idf[ids]
+        vals /= math.sqrt(float(vals @ vals))
+        return ids, vals
+
+    def predict(self, prepared: str) -> tuple[dict[str, float], dict[str, float]]:
+        """(kind → probability, topic or "none" → probability) for a prepared message."""
+        feats = self._features(prepared)
+        if feats is None:
+            z = self._bias.copy()
+        else:
+            ids, vals = feats
+            z = (vals @ self._weights[ids]).astype(np.float64) + self._bias
+        return _softmax(self.kind.classes, z[: self._split]), _softmax(self.topic.classes, z[self._split :])
+
+
+def _softmax(classes: tuple[str, ...], z: np.ndarray) -> dict[str, float]:
+    e = np.exp(z - z.max())
+    e /= e.sum()
+    return dict(zip(classes, e.tolist(), strict=True))
+
+
+def _analyzer(prepared: str) -> list[str]:
+    return grams(prepared)
+
+
+def build(
+    train: Path = TRAIN_FILE, out: Path = MODEL_FILE, c_kind: float = 8.0, c_topic: float = 8.0
+) -> None:
+    """Train both heads with scikit-learn and write the weights (float16) for numpy to read."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    norm = Normalizer()
+    rows = read_training(train)
+    texts = [prepare(norm, t) for _, _, t in rows]
+    vec = TfidfVectorizer(analyzer=_analyzer, sublinear_tf=True, min_df=MIN_DF, lowercase=False)
+    x = vec.fit_transform(texts)
+    kinds = [k for k, _, _ in rows]
+    bad = sorted(set(kinds) - set(KINDS))
+    if bad:
+        raise SystemExit(f"unknown kinds in {train}: {bad}")
+    kind_clf = LogisticRegression(max_iter=3000, C=c_kind)
+    kind_clf.fit(x, kinds)
+    topics = [t if t else NONE for _, t, _ in rows]
+    topic_clf = LogisticRegression(max_iter=3000, C=c_topic)
+    topic_clf.fit(x, topics)
+    words = vec.get_feature_names_out()
+    np.savez_compressed(
+        out,
+        vocab=np.array("\n".join(words)),
+        idf=vec.idf_.astype(np.float32),
+        kind_classes=np.array("\n".join(kind_clf.classes_)),
+        kind_w=kind_clf.coef_.T.astype(np.float16),
+        kind_b=kind_clf.intercept_.astype(np.float32),
+        topic_classes=np.array("\n".join(topic_clf.classes_)),
+        topic_w=topic_clf.coef_.T.astype(np.float16),
+        topic_b=topic_clf.intercept_.astype(np.float32),
+        digest=np.array(data_digest(train)),
+    )
+    print(f"{len(rows)} sentences, {len(words)} features -> {out} ({out.stat().st_size // 1024} KiB)")
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] != ["build"]:
+        raise SystemExit("usage: python -m bot.policy.ngram build")
+    build()
+
+
+if __name__ == "__main__":
+    main()
