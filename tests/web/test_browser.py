@@ -65,6 +65,18 @@ async def go(driver: Any, url: str) -> str:
     return str(await asyncio.to_thread(lambda: driver.find_element("tag name", "body").text))
 
 
+async def click(driver: Any, element_id: str, expect: str) -> str:
+    """Press a button and wait (bounded) for the page that answers it to show `expect`."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def run() -> str:
+        driver.find_element("id", element_id).click()
+        WebDriverWait(driver, 10).until(lambda d: expect in d.find_element("tag name", "body").text)
+        return str(driver.find_element("tag name", "body").text)
+
+    return await asyncio.to_thread(run)
+
+
 async def errors(driver: Any) -> list[str]:
     logs = await asyncio.to_thread(driver.get_log, "browser")
     return [e["message"] for e in logs if e["level"] == "SEVERE"]
@@ -129,17 +141,15 @@ async def test_actions_csrf_and_chat(app: App, world: World, base: str, browser:
     # CSRF: a tampered form token is refused and nothing changes.
     await asyncio.to_thread(browser.execute_script,
                             "document.querySelector('form[action$=\"/ack\"] input[name=csrf]').value='forged'")
-    await asyncio.to_thread(lambda: browser.find_element("id", "ack").click())
-    text = await asyncio.to_thread(lambda: browser.find_element("tag name", "body").text)
+    text = await click(browser, "ack", "表单已过期")
     assert "表单已过期" in text
     assert [e for e in await errors(browser) if "403" not in e] == []  # the refusal itself is the one 403
     async with app.core.sessions() as s:
         assert (await s.get(Difficulty, did)).status == "open"  # type: ignore[union-attr]
     # The real form: acknowledged on the web, seen in the chat.
     await go(browser, f"{base}/difficulties/{did}")
-    await asyncio.to_thread(lambda: browser.find_element("id", "ack").click())
-    text = await asyncio.to_thread(lambda: browser.find_element("tag name", "body").text)
-    assert "已通知反映人" in text and "已受理" in text
+    text = await click(browser, "ack", "已通知反映人")
+    assert "已受理" in text
     await leader.send("/difficulties")
     assert "已受理" in leader.last_text
     # Done in the chat, seen on the web.
@@ -150,6 +160,6 @@ async def test_actions_csrf_and_chat(app: App, world: World, base: str, browser:
     assert status == "已受理"
     # Resolve with a note from the web.
     await asyncio.to_thread(lambda: browser.find_element("name", "note").send_keys("已修好屋顶"))
-    await asyncio.to_thread(lambda: browser.find_element("id", "resolve").click())
+    await click(browser, "resolve", "已通知反映人")
     assert await asyncio.to_thread(lambda: browser.find_element("id", "status").text) == "已办结"
     assert await errors(browser) == []
