@@ -67,12 +67,18 @@ async def go(driver: Any, url: str) -> str:
 
 async def click(driver: Any, element_id: str, expect: str) -> str:
     """Press a button and wait (bounded) for the page that answers it to show `expect`."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
+
+    def body(d: Any) -> str | bool:
+        text = str(d.find_element("tag name", "body").text)
+        return text if expect in text else False
 
     def run() -> str:
         driver.find_element("id", element_id).click()
-        WebDriverWait(driver, 10).until(lambda d: expect in d.find_element("tag name", "body").text)
-        return str(driver.find_element("tag name", "body").text)
+        # The old page's body goes stale while the answer loads: looked up again until it shows up.
+        wait = WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,))
+        return str(wait.until(body))
 
     return await asyncio.to_thread(run)
 
