@@ -48,7 +48,14 @@ class Settings(BaseSettings):
     max_text_length: int = 1000
     messages_per_minute: int = 30  # per chat account; the next one is told to slow down, then quiet; 0: off
     draft_keep_days: int = 7
+    # Key of the HMAC-SHA256 that stands for a resident ID number (roster import, department lists,
+    # self-reports): set one per county and keep it secret; without it no ID is matched.
+    id_hash_key: SecretStr | None = None
     log_level: str = "INFO"
+
+    def id_key(self) -> str:
+        """The ID hashing key, or "" when none is set."""
+        return self.id_hash_key.get_secret_value() if self.id_hash_key is not None else ""
 
     def require_token(self) -> str:
         """The bot token, or a clear error naming the missing variable."""
