@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from bot.core.dialog import Dialog
 from bot.dialogs.checkin import CheckinDialog
+from bot.dialogs.monitor_report import SelfReportDialog
+from bot.dialogs.monitor_review import FollowUpDialog, ReasonDialog
+from bot.dialogs.monitor_screen import ScreeningDialog
 from bot.dialogs.onboard import OnboardDialog
 from bot.dialogs.policy_reply import PolicyReplyDialog
 from bot.dialogs.problem import ProblemDialog
@@ -15,4 +18,5 @@ def all_dialogs() -> list[Dialog]:
     """Every dialog, instantiated."""
     dialogs: list[Dialog] = [OnboardDialog(), PolicyReplyDialog()]
     dialogs += [VisitDialog(), ProblemDialog(), CheckinDialog(), ResolveNoteDialog()]
+    dialogs += [SelfReportDialog(), ScreeningDialog(), ReasonDialog(), FollowUpDialog()]
     return dialogs

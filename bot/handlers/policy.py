@@ -8,7 +8,14 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select
 
-from bot.buttons import QUESTION_FORWARD, QUESTION_KEEP, QUESTION_MORE, QUESTION_REPLY, QUESTION_TOPIC
+from bot.buttons import (
+    MON_SELF_REPORT,
+    QUESTION_FORWARD,
+    QUESTION_KEEP,
+    QUESTION_MORE,
+    QUESTION_REPLY,
+    QUESTION_TOPIC,
+)
 from bot.core.context import Ctx
 from bot.core.router import EVERYONE, Router
 from bot.core.types import Button, InlineKeyboard
@@ -74,6 +81,13 @@ async def answer_question(ctx: Ctx, text: str) -> None:
         # Out of scope (who usually handles it), a case or a hardship: say so, then offer to pass it on.
         ctx.reply_text(res.text)
         _offer_forward(ctx, qid, "policy.forward_offer_short")
+        if res.kind == "hardship":
+            offer_self_report(ctx)
+
+
+def offer_self_report(ctx: Ctx) -> None:
+    """A hardship message: also offer the monitoring self-report (农户自主申报, issue 14)."""
+    ctx.reply("mon.self.offer", InlineKeyboard(((Button(ctx.t("mon.btn.self_report"), MON_SELF_REPORT.pack()),),)))
 
 
 def _more_button(ctx: Ctx, question_id: int) -> InlineKeyboard:

@@ -437,3 +437,79 @@ async def lock_case(session: AsyncSession, case_id: int) -> MonitorCase | None:
 
 async def count_open(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).where(MonitorCase.open.is_(True)))).scalar_one())
+
+
+# --------------------------------------------------------------------------- who is responsible
+# The first owner of each step, told when the step starts; overdue goes to NEXT_LEVEL.
+PRIMARY: dict[MonitorStep, Role] = {
+    S.ACCEPT: Role.TOWNSHIP, S.VERIFY: Role.CADRE, S.COMPARE: Role.COUNTY, S.ASSESS: Role.LEADER,
+    S.PUBLICIZE: Role.LEADER, S.TOWNSHIP: Role.TOWNSHIP, S.COUNTY: Role.COUNTY, S.ANNOUNCE: Role.LEADER,
+    S.MEASURES: Role.CADRE, S.FOLLOW_UP: Role.CADRE,
+}
+
+
+async def people_for(session: AsyncSession, role: Role, household_id: int | None, village_id: int) -> list[Person]:
+    """The people of a role responsible for a household / village."""
+    active = Person.active.is_(True)
+    if role is Role.CADRE:
+        if household_id is None:
+            return await people_for(session, Role.LEADER, None, village_id)
+        q = (select(Person).join(Pairing, Pairing.cadre_id == Person.id)
+             .where(Pairing.household_id == household_id, Pairing.end_date.is_(None), active))
+        found = list((await session.execute(q)).scalars())
+        return found or await people_for(session, Role.LEADER, None, village_id)
+    if role is Role.LEADER:
+        q = select(Person).join(Team, Team.leader_id == Person.id).where(Team.village_id == village_id, active)
+        return list((await session.execute(q)).scalars().unique())
+    v = await session.get(Village, village_id)
+    if v is None:
+        return []
+    theirs = select(Village.id).where(Village.county == v.county)
+    if role is Role.TOWNSHIP:
+        theirs = theirs.where(Village.township == v.township)
+    q = select(Person).where(Person.role == role.value, Person.village_id.in_(theirs), active).order_by(Person.id)
+    return list((await session.execute(q)).scalars())
+
+
+async def responsible(session: AsyncSession, case: MonitorCase, level: int = 0) -> list[Person]:
+    """Who acts on the case's step (level 0), or the level(s) above when it is overdue."""
+    step = MonitorStep(case.step)
+    role = PRIMARY.get(step)
+    if role is None:
+        return []
+    for _ in range(level):
+        role = NEXT_LEVEL.get(role, role)
+    return await people_for(session, role, case.household_id, case.village_id)
+
+
+async def cases_in_scope(session: AsyncSession, person: Person, limit: int = 30) -> list[MonitorCase]:
+    """Open cases in the person's area, those waiting for the person's role first, oldest due first."""
+    role = Role(person.role)
+    q = select(MonitorCase).where(MonitorCase.open.is_(True))
+    if role is Role.CADRE:
+        mine = select(Pairing.household_id).where(Pairing.cadre_id == person.id, Pairing.end_date.is_(None))
+        q = q.where(MonitorCase.household_id.in_(mine))
+    elif role is Role.LEADER:
+        villages = select(Team.village_id).where(Team.leader_id == person.id)
+        q = q.where((MonitorCase.village_id.in_(villages)) | (MonitorCase.village_id == person.village_id))
+    elif role in (Role.TOWNSHIP, Role.COUNTY):
+        v = await session.get(Village, person.village_id) if person.village_id else None
+        if v is None:
+            return []
+        area = select(Village.id).where(Village.county == v.county)
+        if role is Role.TOWNSHIP:
+            area = area.where(Village.township == v.township)
+        q = q.where(MonitorCase.village_id.in_(area))
+    elif role is not Role.ADMIN:
+        return []
+    owned = [s.value for s, roles in OWNERS.items() if role in roles]
+    rows = list((await session.execute(q.order_by(MonitorCase.step_due, MonitorCase.id).limit(500))).scalars())
+    rows.sort(key=lambda c: (c.step not in owned, c.step_due or date.max, c.id))
+    return rows[:limit]
+
+
+async def cases_of_household(session: AsyncSession, household_id: int) -> list[MonitorCase]:
+    """The household's cases, open ones first, newest first."""
+    q = (select(MonitorCase).where(MonitorCase.household_id == household_id)
+         .order_by(MonitorCase.open.desc(), MonitorCase.id.desc()))
+    return list((await session.execute(q)).scalars())
