@@ -172,7 +172,7 @@ async def test_no_income_line_means_no_closing_on_income(app: App, world: World)
 
 async def test_send_back_and_reject(app: App, world: World) -> None:
     rules = rules_with_line()
-    tid, cid, _ = await officers(app, world)
+    tid, _, _ = await officers(app, world)
     async with app.core.sessions() as s, s.begin():
         town = await s.get(Person, tid)
         assert town
