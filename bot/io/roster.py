@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, local_today
@@ -30,6 +30,7 @@ from bot.io import validate as v
 from bot.io.format import HOUSEHOLDS, PAIRINGS, PEOPLE, SHEET_BY_KEY, VILLAGES
 from bot.io.reader import RawSheet, Roster, RosterError, read_roster
 from bot.store.enums import POVERTY_CAUSE_ZH, HouseholdStatus, PovertyCause, Role
+from bot.store.idhash import id_hash
 from bot.store.models import Household, HouseholdMember, Pairing, Person, Team, Village
 
 Progress = Callable[[str, int, int], None]
@@ -160,7 +161,7 @@ async def _load_existing(session: AsyncSession) -> _Existing:
 # Checking
 
 
-def _parse_rows(raw: RawSheet, full_id: bool) -> Iterator[Row]:
+def _parse_rows(raw: RawSheet, full_id: bool, id_key: str = "") -> Iterator[Row]:
     columns = list(raw.columns.items())
     # What an empty cell parses to, per column: most cells of a roster are empty or optional.
     blank = {col.key: (None if col.key == "head_id_number" else col.parse(None)) for _, col in columns}
@@ -173,6 +174,10 @@ def _parse_rows(raw: RawSheet, full_id: bool) -> Iterator[Row]:
                 empty = blank[col.key]
                 row.values[col.key] = [] if isinstance(empty, list) else empty  # never share a list
                 continue
+            if col.key == "head_id_number" and id_key and cell is not None:
+                keyed = id_hash(str(cell), id_key)  # before masking: the keyed hash matches department lists
+                if keyed:
+                    row.values["head_id_hash"] = keyed
             try:
                 value = v.id_number(cell, full=full_id) if col.key == "head_id_number" else col.parse(cell)
             except v.BadValue as e:
@@ -870,6 +875,7 @@ async def import_roster(
     full_id: bool = False,
     skip_bad: bool = False,
     progress: Progress | None = None,
+    id_key: str = "",
 ) -> ImportResult:
     """Check every row of roster, then write it (all or nothing; good rows only with skip_bad).
 
@@ -885,7 +891,7 @@ async def import_roster(
     rows: dict[str, list[Row]] = {k: [] for k in SHEET_BY_KEY}
     done = 0
     for raw in roster.sheets:
-        for row in _parse_rows(raw, full_id):
+        for row in _parse_rows(raw, full_id, id_key):
             rows[raw.sheet.key].append(row)
             done += 1
             if progress and done % 1000 == 0:
@@ -904,8 +910,20 @@ async def import_roster(
         return result
     await _write(session, chk, db, result, clock, progress)
     await session.flush()
+    await _write_id_hashes(session, chk)
     result.applied = True
     return result
+
+
+async def _write_id_hashes(session: AsyncSession, chk: _Checker) -> None:
+    """The keyed hash of each household head's full ID number (Settings.id_hash_key; branch "monitoring"),
+    so department lists match without the number being kept. A masked cell leaves the hash alone."""
+    pairs = [{"c": code, "h": row.values["head_id_hash"]} for code, row in chk.households.items()
+             if not row.bad and row.values.get("head_id_hash")]
+    if pairs:
+        table = Household.__table__
+        stmt = update(table).where(table.c.code == bindparam("c")).values(head_id_hash=bindparam("h"))  # type: ignore[attr-defined]
+        await session.execute(stmt, pairs)
 
 
 async def import_file(
@@ -917,6 +935,7 @@ async def import_file(
     full_id: bool = False,
     skip_bad: bool = False,
     progress: Progress | None = None,
+    id_key: str = "",
 ) -> ImportResult:
     """Read and import a roster file's bytes (xlsx or csv); an unreadable file is a problem, not a crash."""
     try:
@@ -924,7 +943,7 @@ async def import_file(
     except RosterError as e:
         return ImportResult(problems=[Problem(e.key, e.args_)])
     return await import_roster(
-        session, roster, clock=clock, full_id=full_id, skip_bad=skip_bad, progress=progress
+        session, roster, clock=clock, full_id=full_id, skip_bad=skip_bad, progress=progress, id_key=id_key
     )
 
 
