@@ -132,6 +132,9 @@ def demo_banner(summary: DemoSummary) -> str:
     ]
     if summary.township[0]:
         people.append(("乡镇联系人 / township", f"{summary.township[0]} {summary.township[1]}", summary.township[0]))
+    if summary.county[0]:
+        people.append(("县级干部 / county (防返贫监测 /monitor)", f"{summary.county[0]} {summary.county[1]}",
+                       summary.county[0]))
     if summary.villager[0]:
         head, phone, code = summary.villager
         people.append((
