@@ -136,7 +136,8 @@ async def import_department(session: AsyncSession, rows: Sequence[Sequence[Any]]
         q = select(Household.head_id_hash, Household.id, Household.village_id, Household.head_name).where(
             Household.head_id_hash.in_(keys[i : i + CHUNK]))
         for h, hid, vid, hname in (await session.execute(q)).all():
-            found[h] = (hid, vid, hname)
+            if h is not None:
+                found[h] = (hid, vid, hname)
     for h, (n, name, _, shown) in wanted.items():
         if h not in found:
             res.unmatched.append((n, name, shown))

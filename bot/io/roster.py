@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, local_today
@@ -921,8 +921,8 @@ async def _write_id_hashes(session: AsyncSession, chk: _Checker) -> None:
     pairs = [{"c": code, "h": row.values["head_id_hash"]} for code, row in chk.households.items()
              if not row.bad and row.values.get("head_id_hash")]
     if pairs:
-        table = Household.__table__
-        stmt = update(table).where(table.c.code == bindparam("c")).values(head_id_hash=bindparam("h"))  # type: ignore[attr-defined]
+        table = cast(Table, Household.__table__)
+        stmt = update(table).where(table.c.code == bindparam("c")).values(head_id_hash=bindparam("h"))
         await session.execute(stmt, pairs)
 
 

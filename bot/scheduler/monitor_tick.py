@@ -82,7 +82,7 @@ async def load_area(s: AsyncSession, household_ids: Iterable[int]) -> Area:
         select(Village.id, Village.name, Village.county, Village.township))).all()}
     leaders: dict[int, list[int]] = defaultdict(list)
     for vid, pid in (await s.execute(select(Team.village_id, Team.leader_id).where(Team.leader_id.is_not(None)))).all():
-        if vid is not None:
+        if vid is not None and pid is not None:
             leaders[vid].append(pid)
     townships: dict[tuple[str, str], list[int]] = defaultdict(list)
     counties: dict[str, list[int]] = defaultdict(list)
@@ -112,7 +112,8 @@ async def due_cases(s: AsyncSession, today: date) -> list[DueCase]:
                 MonitorCase.household_id, MonitorCase.village_id, MonitorCase.head_name)
          .where(MonitorCase.open.is_(True), MonitorCase.step_due <= today)
          .order_by(MonitorCase.step_due, MonitorCase.id))
-    return [DueCase(*r) for r in (await s.execute(q)).all()]
+    return [DueCase(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in (await s.execute(q)).all()
+            if r[2] is not None]
 
 
 def levels_for(rules: Rules, c: DueCase, today: date) -> int:

@@ -227,3 +227,14 @@ async def test_send_back_and_forged_buttons(mapp: tuple[App, FixedClock]) -> Non
     async with app.core.sessions() as s:
         actions = (await s.execute(select(AuditLog.action).where(AuditLog.entity == "monitor_case"))).scalars().all()
         assert "monitor.out_of_order" in actions and "monitor.missing_case" in actions
+
+
+async def test_hardship_message_offers_the_self_report(mapp: tuple[App, FixedClock]) -> None:
+    app, _ = mapp
+    world = await seed_world(app)
+    villager = Chat(app, "801")
+    await bind(app, villager, household_id=world.villager_household)
+    await villager.send("我爸住院报完还欠五万，家里实在拿不出来了")
+    assert "申报防返贫监测" in str(villager.replies[-1])
+    await villager.press_text("申报防返贫监测")
+    assert "户主姓名" in villager.last_text
