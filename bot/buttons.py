@@ -49,7 +49,7 @@ MON_FOLLOW_UP = Callback("mn", "fu", ID)
 MON_CLOSE = Callback("mn", "cl", ID)
 MON_CHECK = Callback("mn", "chk", ID)  # a cadre check from the household file (household id)
 MON_SELF_REPORT = Callback("mn", "sr")  # a villager's self-report (offered after a hardship message)
-MON_NOTICE = Callback("mn", "pub", ID)  # the 公示 page of a village (village id)
+MON_NOTICE = Callback("mn", "pub", ID)  # the printable 公示 page of the case's village (case id)
 
 # /lang
 LANGUAGE = Callback("lang", None, WORD)

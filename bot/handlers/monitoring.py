@@ -4,6 +4,8 @@ order, in the actor's area); a refused button is answered and audited there."""
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.buttons import (
     MON_APPROVE,
     MON_CHECK,
@@ -11,6 +13,7 @@ from bot.buttons import (
     MON_FOLLOW_UP,
     MON_MEASURE,
     MON_MEASURE_TOPIC,
+    MON_NOTICE,
     MON_OPEN,
     MON_REJECT,
     MON_SCREEN,
@@ -19,7 +22,7 @@ from bot.buttons import (
 )
 from bot.core.context import Ctx
 from bot.core.router import EVERYONE, Router
-from bot.core.types import Button, InlineKeyboard
+from bot.core.types import Button, InlineKeyboard, Photo
 from bot.dialogs.monitor_common import tell_after
 from bot.dialogs.monitor_screen import show_case
 from bot.i18n import Safe
@@ -27,7 +30,7 @@ from bot.notices.monitoring import TOPICS
 from bot.services import monitoring as mon
 from bot.services.people import can_see_household
 from bot.store.enums import MonitorSource, MonitorStep, Role
-from bot.store.models import Household, MonitorCase
+from bot.store.models import Household, MonitorCase, Village
 
 router = Router("monitoring")
 OFFICERS = frozenset({Role.CADRE, Role.LEADER, Role.TOWNSHIP, Role.COUNTY, Role.ADMIN})
@@ -89,6 +92,9 @@ async def on_button(ctx: Ctx) -> None:
     rules = ctx.core.services.rules
     if (hit := MON_CHECK.parse(data)) is not None:
         await _cadre_check(ctx, hit[0])
+        return
+    if (hit := MON_NOTICE.parse(data)) is not None:
+        await _public_notice(ctx, hit[0])
         return
     if (hit := MON_OPEN.parse(data)) is not None:
         case = await _case(ctx, hit[0])
@@ -156,6 +162,28 @@ async def on_button(ctx: Ctx) -> None:
             await tell_after(ctx, case, MonitorStep.FOLLOW_UP.value, "request_close")
     except mon.Refused as e:
         _refused(ctx, e)
+
+
+async def _public_notice(ctx: Ctx, case_id: int) -> None:
+    """The printable 公示 page of the case's village: names, group, type and measures only."""
+    from datetime import timedelta
+
+    from bot.io.monitor import notice_image, notice_lines, notice_rows
+
+    assert ctx.person is not None
+    case = await ctx.session.get(MonitorCase, case_id)
+    if case is None or not await mon.in_scope(ctx.session, ctx.person, case):
+        ctx.answer_callback("mon.refused.scope", alert=True)
+        ctx.audit("monitor.refused_scope", "monitor_case", case_id)
+        return
+    ctx.answer_callback()
+    village = await ctx.session.get(Village, case.village_id)
+    rows = await notice_rows(ctx.session, case.village_id, case.phase)
+    days = ctx.core.services.rules.monitoring.publicity_days
+    lines = notice_lines(village.name if village else "", rows, case.step_started,
+                         case.step_started + timedelta(days=days), case.phase)
+    png = await asyncio.to_thread(notice_image, lines, "PNG")
+    ctx.reply_photo(Photo(data=png, filename="gongshi.png"), caption=ctx.t("mon.notice.caption", n=len(rows)))
 
 
 async def _cadre_check(ctx: Ctx, household_id: int) -> None:

@@ -11,6 +11,7 @@ from bot.buttons import (
     MON_CLOSE,
     MON_FOLLOW_UP,
     MON_MEASURE,
+    MON_NOTICE,
     MON_REJECT,
     MON_SCREEN,
     MON_SEND_BACK,
@@ -65,6 +66,8 @@ def actions(t: Translator, case: MonitorCase, role: Role) -> InlineKeyboard | No
     if role not in mon.OWNERS.get(step, frozenset()):
         return None
     rows: list[tuple[Button, ...]] = []
+    if step is MonitorStep.PUBLICIZE:
+        rows.append((Button(t("mon.btn.notice"), MON_NOTICE.pack(case.id)),))
     if step is MonitorStep.VERIFY:
         rows.append((Button(t("mon.btn.screen"), MON_SCREEN.pack(case.id)),))
     if step in (MonitorStep.MEASURES, MonitorStep.FOLLOW_UP):

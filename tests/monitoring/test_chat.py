@@ -147,6 +147,9 @@ async def test_self_report_to_risk_closing(mapp: tuple[App, FixedClock]) -> None
     await approve(cadre, "提交核实结果")
     await approve(c["county"], "信息比对完成")
     await approve(c["leader"], "民主评议通过")
+    await c["leader"].press_text("公示页")
+    page = [a for a in c["leader"].replies if isinstance(a, Reply) and a.photo is not None][-1]
+    assert page.photo is not None and page.photo.data and page.photo.data[:4] == b"\x89PNG"
     await c["leader"].press_text("公示期满无异议")
     assert "公示期还没满" in c["leader"].last_text
     clock.advance(days=5)

@@ -199,3 +199,19 @@ def test_identify_clock_in_working_days() -> None:
     m = r.monitoring.model_copy(update={"identify_days": 20, "identify_working_days": True})
     # 2026-01-05 is a Monday: 20 working days later is Monday 2 Feb.
     assert m.identify_due(date(2026, 1, 5), r.calendar.is_working_day) == date(2026, 2, 2)
+
+
+async def test_step_deadlines_never_pass_the_identification_clock(app: App, world: World) -> None:
+    rules = rules_with_line()
+    await officers(app, world)
+    async with app.core.sessions() as s, s.begin():
+        cadre = await s.get(Person, world.cadre_ids[0])
+        assert cadre
+        d0 = date(2026, 1, 5)
+        case = await mon.open_case(s, rules, at(d0), d0, village_id=world.village_id,
+                                   household_id=world.households["张大山"], source=MonitorSource.CADRE_CHECK)
+        assert case.identify_due == date(2026, 1, 20)
+        late = date(2026, 1, 19)
+        await mon.record_screening(s, rules, case, cadre, at(late), late, SCREEN)
+        await mon.approve(s, rules, case, cadre, at(late), late, step="verify")
+        assert case.step == "compare" and case.step_due == date(2026, 1, 20)  # not 3 working days on
