@@ -35,7 +35,7 @@ from bot.store.models import Household, HouseholdMember, Pairing, Person, Team, 
 
 Progress = Callable[[str, int, int], None]
 CHUNK = 2000
-STAFF_ROLES = (Role.CADRE.value, Role.LEADER.value, Role.TOWNSHIP.value, Role.ADMIN.value)
+STAFF_ROLES = (Role.CADRE.value, Role.LEADER.value, Role.TOWNSHIP.value, Role.COUNTY.value, Role.ADMIN.value)
 
 
 @dataclass
