@@ -102,6 +102,7 @@ class DeptResult:
     matched: int = 0
     opened: int = 0
     already_open: int = 0
+    new_cases: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # village -> [(case id, name)]
     bad: list[int] = field(default_factory=list)  # row numbers without a valid ID number
     unmatched: list[tuple[int, str, str]] = field(default_factory=list)  # (row, name, masked ID)
 
@@ -169,6 +170,8 @@ async def import_department(session: AsyncSession, rows: Sequence[Sequence[Any]]
                      for c in new_cases])
     await session.flush()
     res.opened = len(new_cases)
+    for c in new_cases:
+        res.new_cases.setdefault(c.village_id, []).append((c.id, c.head_name))
     return res
 
 

@@ -17,7 +17,9 @@ UNMATCHED_SHOWN = 50
 async def _import(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock, local_today
     from bot.core.services import county_rules
+    from bot.i18n import Catalogs
     from bot.io.monitor import ListError, import_department, read_file
+    from bot.scheduler.monitor_tick import tell_villages
     from bot.store.db import create_engine, session_factory
     from bot.store.migrate import upgrade_async
 
@@ -35,8 +37,11 @@ async def _import(args: argparse.Namespace) -> int:
     clock = SystemClock(settings.timezone)
     try:
         async with session_factory(engine)() as s, s.begin():
+            rules = county_rules(settings)
             res = await import_department(s, rows, args.source, id_key=settings.id_key(),
-                                          rules=county_rules(settings), now=clock.now(), today=local_today(clock))
+                                          rules=rules, now=clock.now(), today=local_today(clock))
+            told = await tell_villages(s, rules, Catalogs(settings.locales_dir), clock.now(), local_today(clock),
+                                       res.new_cases, args.source)
     except ListError as e:
         print(f"cannot import {args.file}: {e.key}")
         return 2
@@ -44,7 +49,7 @@ async def _import(args: argparse.Namespace) -> int:
         await engine.dispose()
     print(f"{args.source}: {res.rows} 行 / rows; 匹配 matched {res.matched}; 新立案 opened {res.opened}; "
           f"已有在办案件 already open {res.already_open}; 身份证号无效 bad ID {len(res.bad)}; "
-          f"未匹配 unmatched {len(res.unmatched)}")
+          f"未匹配 unmatched {len(res.unmatched)}; 通知 messages {told}")
     for n, name, shown in res.unmatched[:UNMATCHED_SHOWN]:
         print(f"  未匹配 unmatched: 第{n}行 {name} {shown}")
     if res.bad:

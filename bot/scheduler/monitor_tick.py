@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, select
@@ -240,3 +240,26 @@ async def weekly(s: AsyncSession, ctx: Context, plan: Plan, week: str) -> None:
             return t("cadre.raw", text=Safe("\n".join(lines))), None, None
 
         plan.send(ctx, pid, "mon.week", week, build)
+
+
+async def tell_villages(s: AsyncSession, rules: Rules, catalogs: Any, now: datetime, today: date,
+                        new_cases: dict[int, list[tuple[int, str]]], department: str) -> int:
+    """Department matches: each village's team leader is told at once,
+    through the outbox (one message per person per import day and department)."""
+    from bot.scheduler.outbox import enqueue
+    from bot.scheduler.tick import Context, Plan, load_recipients
+
+    area = await load_area(s, ())
+    ctx = Context(now, today, rules, catalogs, await load_recipients(s), {}, {})
+    plan = Plan()
+    for vid, cases in new_cases.items():
+        for pid in area.leaders.get(vid, []):
+            def build(t: Translator, cases: list[tuple[int, str]] = cases) -> tuple[str, Any, None]:
+                lines = [t("mon.sched.department", department=department, n=len(cases))]
+                lines += [t("mon.sched.department_line", id=i, name=n) for i, n in cases[:MAX_LINES]]
+                if len(cases) > MAX_LINES:
+                    lines.append(t("mon.sched.more", n=len(cases) - MAX_LINES))
+                return t("cadre.raw", text=Safe("\n".join(lines))), None, None
+
+            plan.send(ctx, pid, "mon.dept", f"{department}:{today.isoformat()}:v{vid}", build)
+    return await enqueue(s, plan.messages, now=now, quiet=rules)

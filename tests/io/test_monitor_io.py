@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FixedClock
+from bot.i18n import Catalogs
 from bot.io.monitor import (
     ListError,
     import_department,
@@ -23,9 +24,11 @@ from bot.io.monitor import (
 )
 from bot.io.roster import import_file
 from bot.io.template import sample_rows
+from bot.scheduler.monitor_tick import tell_villages
 from bot.scheduler.rules import load_rules
+from bot.settings import Settings
 from bot.store.idhash import id_hash
-from bot.store.models import Household, MonitorCase, MonitorEvent, MonitorMeasure
+from bot.store.models import Account, Household, MonitorCase, MonitorEvent, MonitorMeasure, Outbox, Person
 from tests.io.io_helpers import roster_bytes
 
 KEY = "county-secret"
@@ -60,6 +63,19 @@ async def test_department_list_matches_by_keyed_hash(sessions: async_sessionmake
     async with sessions() as s, s.begin():
         res = await import_department(s, table, "民政", id_key=KEY, rules=rules, now=NOW, today=date(2026, 11, 28))
     assert (res.rows, res.matched, res.opened, res.already_open) == (4, 2, 2, 0)
+    # The villages' team leaders are told through the outbox, once per import day.
+    async with sessions() as s, s.begin():
+        leader = (await s.execute(select(Person).where(Person.role == "leader").order_by(Person.id))).scalars().first()
+        assert leader is not None
+        s.add(Account(channel="telegram", external_id="900", chat_id="900", person_id=leader.id, created_at=NOW))
+    catalogs = Catalogs(Settings().locales_dir)
+    for _ in range(2):
+        async with sessions() as s, s.begin():
+            await tell_villages(s, rules, catalogs, NOW, date(2026, 11, 28), res.new_cases, "民政")
+    async with sessions() as s:
+        told = list((await s.execute(select(Outbox).where(Outbox.rule == "mon.dept"))).scalars())
+    assert told and all(r.chat_id == "900" for r in told) and "部门筛查预警（民政）" in str(told[0].payload)
+    assert len({r.dedup_key for r in told}) == len(told)
     assert res.unmatched == [(4, "外人", "*" * 14 + "0029")] and res.bad == [5]
     # Re-import: nothing opened twice.
     async with sessions() as s, s.begin():
