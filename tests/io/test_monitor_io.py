@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 
 import openpyxl
 from sqlalchemy import select
@@ -142,3 +144,37 @@ async def test_public_notice_shows_no_private_detail(sessions: async_sessionmake
     assert ws.cell(1, 6).value == "户主姓名" and ws.cell(2, 6).value == name
     assert ws.cell(2, 7).value == "**************1234"
     assert wb["帮扶措施台账"].cell(2, 4).value == "医疗救助"
+
+
+def test_cli_import_export_notice(new_sqlite_url: Any, tmp_path: Path, monkeypatch: Any,
+                                  capsys: Any) -> None:
+    import asyncio
+
+    from bot.cli import main
+    from bot.store.db import create_engine, session_factory
+
+    url = new_sqlite_url()
+    monkeypatch.setenv("BANGFU_DATABASE_URL", url)
+    monkeypatch.setenv("BANGFU_ID_HASH_KEY", KEY)
+    rows = sample_rows(households=6)
+
+    async def load() -> None:
+        engine = create_engine(url)
+        async with session_factory(engine)() as s, s.begin():
+            await import_file(s, roster_bytes(rows), "r.xlsx", clock=FixedClock(datetime(2026, 11, 28, 10)),
+                              id_key=KEY)
+        await engine.dispose()
+
+    asyncio.run(load())
+    lst = tmp_path / "残联.csv"
+    lst.write_bytes(_csv(["姓名,身份证号,残疾类别", f"{rows['households'][2][6]},{rows['households'][2][7]},肢体"]))
+    for argv in (["monitor", "import", str(lst), "--source", "残联"],
+                 ["monitor", "export", "-o", str(tmp_path / "m.xlsx")],
+                 ["monitor", "notice", "--village", "石桥村", "-o", str(tmp_path / "gs.pdf")]):
+        try:
+            main(argv)
+        except SystemExit as e:
+            assert e.code in (0, None), argv
+    out = capsys.readouterr().out
+    assert "新立案 opened 1" in out and rows["households"][2][7] not in out
+    assert (tmp_path / "m.xlsx").stat().st_size > 0 and (tmp_path / "gs.pdf").read_bytes()[:5] == b"%PDF-"
