@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.core.dialog import Dialog
+from bot.dialogs.case_reply import CaseReplyDialog
 from bot.dialogs.checkin import CheckinDialog
 from bot.dialogs.monitor_report import SelfReportDialog
 from bot.dialogs.monitor_review import FollowUpDialog, ReasonDialog
@@ -19,4 +20,5 @@ def all_dialogs() -> list[Dialog]:
     dialogs: list[Dialog] = [OnboardDialog(), PolicyReplyDialog()]
     dialogs += [VisitDialog(), ProblemDialog(), CheckinDialog(), ResolveNoteDialog()]
     dialogs += [SelfReportDialog(), ScreeningDialog(), ReasonDialog(), FollowUpDialog()]
+    dialogs.append(CaseReplyDialog())
     return dialogs

@@ -48,6 +48,12 @@ def _zip_guard(data: bytes) -> None:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as e:
         raise ListError("mon.import.not_table") from e
+    from bot.io import limits  # the roster reader's guards (members, sizes, ratio) first
+
+    try:
+        limits.check_zip(zf)
+    except limits.LimitError as e:
+        raise ListError("mon.import.too_big") from e
     total = sum(i.file_size for i in zf.infolist())
     packed = max(sum(i.compress_size for i in zf.infolist()), 1)
     if total > MAX_UNZIPPED_BYTES or total / packed > MAX_RATIO:

@@ -28,9 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.types import Photo, Reply
 from bot.i18n import Catalogs, Safe
 from bot.scheduler import due, render
+from bot.scheduler.cases_due import run_cases
 from bot.scheduler.outbox import OutMessage, enqueue, prune
 from bot.scheduler.rules import Rules
-from bot.store.models import Account, Difficulty, MonitorCase, Person, SchedulerMark
+from bot.store.models import Account, Case, Difficulty, MonitorCase, Person, SchedulerMark
 from bot.store.retention import prune_processed_updates, prune_stale_dialogs
 
 MARKS = cast(Table, SchedulerMark.__table__)
@@ -78,6 +79,7 @@ class Plan:
     marks: dict[str, str] = field(default_factory=dict)  # key -> value (run marks and snapshots)
     escalate: set[int] = field(default_factory=set)  # difficulty ids to raise to level 1
     mon_escalate: dict[int, int] = field(default_factory=dict)  # monitoring case id -> escalation level
+    escalate_cases: set[int] = field(default_factory=set)  # case ids to raise to level 1 (cases_due)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _since_yield: int = 0
 
@@ -131,7 +133,11 @@ def due_rules(rules: Rules, local: datetime) -> list[DueRule]:
     if rules.calendar.is_holiday(today):
         # 放假: nobody is nagged or sent reports; an urgent difficulty past its deadline still is. (Its
         # deadline is counted in working days, so a holiday does not make it late.)
-        return [DueRule("diff", today.isoformat(), _difficulties)] if now_t >= rules.difficulties.check_at else []
+        # Villagers' cases likewise: their deadlines are working days too.
+        late = [DueRule("diff", today.isoformat(), _difficulties)] if now_t >= rules.difficulties.check_at else []
+        if now_t >= rules.cases.check_at:
+            late.append(DueRule("cases", today.isoformat(), run_cases))
+        return late
     out: list[DueRule] = []
     wd = today.isoweekday()
     week = due.iso_week_label(today)
@@ -173,6 +179,8 @@ def due_rules(rules: Rules, local: datetime) -> list[DueRule]:
             out.append(DueRule("mon.month", f"{today:%Y-%m}", _monitoring_month))
         if wd == m.weekly_weekday:
             out.append(DueRule("mon.week", due.iso_week_label(today - timedelta(days=7)), _monitoring_week))
+    if at(rules.cases.check_at):
+        out.append(DueRule("cases", today.isoformat(), run_cases))
     if wd == rules.digest.weekday and at(rules.digest.at):
         out.append(DueRule("digest", due.iso_week_label(today - timedelta(days=7)), _digest))
     return out
@@ -477,6 +485,9 @@ async def run_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, cat
                 await s.execute(update(MonitorCase).where(MonitorCase.id.in_(ids[i : i + 5000]),
                                                           MonitorCase.escalation_level < level)
                                 .values(escalation_level=level).execution_options(synchronize_session=False))
+        if plan.escalate_cases:
+            await s.execute(update(Case).where(Case.id.in_(sorted(plan.escalate_cases)), Case.escalation_level < 1)
+                            .values(escalation_level=1).execution_options(synchronize_session=False))
         await _upsert_marks(s, plan.marks, now)
         if any(c.rule == "visit.cadre" for c in todo):  # once a day: retention
             await prune(s, now=now)
