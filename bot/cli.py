@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from bot.demo import DemoSummary
 
 # Feature modules that contribute subcommands, in the order shown by --help.
-FEATURE_CLIS = ("bot.runners.cli", "bot.scheduler.cli", "bot.policy.cli", "bot.io.cli")
+FEATURE_CLIS = ("bot.runners.cli", "bot.scheduler.cli", "bot.policy.cli", "bot.io.cli", "bot.channels.wecom.cli")
 
 
 def _db(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -17,6 +18,18 @@ def data_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     return REPO_DIR / name
+
+
+@dataclass(frozen=True)
+class WeComConfig:
+    """The WeCom self-built app's settings, all present (see Settings.require_wecom)."""
+
+    corp_id: str
+    agent_id: int
+    secret: str
+    token: str
+    aes_key: str
+    path: str
 
 
 class Settings(BaseSettings):
@@ -36,6 +49,15 @@ class Settings(BaseSettings):
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
     redis_url: str | None = None
+    # WeCom self-built app (企业微信自建应用); README "WeCom" says where each value is in the admin console.
+    wecom_corp_id: str | None = None  # 企业ID
+    wecom_agent_id: int | None = None  # AgentId
+    wecom_secret: SecretStr | None = None  # Secret
+    wecom_token: SecretStr | None = None  # 接收消息 Token
+    wecom_aes_key: SecretStr | None = None  # 接收消息 EncodingAESKey
+    wecom_api_url: str = "https://qyapi.weixin.qq.com"
+    wecom_listen: str = "127.0.0.1:8081"  # host:port the callback URL is served on (behind the https proxy)
+    wecom_path: str = "/wecom/callback"
     default_language: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
     county: str | None = None  # county code for policy figures and rules overrides
@@ -54,3 +76,18 @@ class Settings(BaseSettings):
         if self.telegram_token is None or not self.telegram_token.get_secret_value():
             raise SystemExit("BANGFU_TELEGRAM_TOKEN is not set: the Telegram runners need a bot token.")
         return self.telegram_token.get_secret_value()
+
+    def require_wecom(self) -> WeComConfig:
+        """The WeCom settings, or a clear error naming the missing variables."""
+        values = {
+            "BANGFU_WECOM_CORP_ID": self.wecom_corp_id,
+            "BANGFU_WECOM_AGENT_ID": self.wecom_agent_id,
+            "BANGFU_WECOM_SECRET": self.wecom_secret.get_secret_value() if self.wecom_secret else None,
+            "BANGFU_WECOM_TOKEN": self.wecom_token.get_secret_value() if self.wecom_token else None,
+            "BANGFU_WECOM_AES_KEY": self.wecom_aes_key.get_secret_value() if self.wecom_aes_key else None,
+        }
+        missing = [k for k, v in values.items() if v in (None, "")]
+        if missing:
+            raise SystemExit(f"{', '.join(missing)} not set: the WeCom channel needs them (README, WeCom).")
+        return WeComConfig(str(self.wecom_corp_id), int(self.wecom_agent_id or 0), str(values["BANGFU_WECOM_SECRET"]),
+                           str(values["BANGFU_WECOM_TOKEN"]), str(values["BANGFU_WECOM_AES_KEY"]), self.wecom_path)

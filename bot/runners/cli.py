@@ -19,11 +19,14 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 RUNNERS = ("aiogram", "ptb")
+CHANNELS = ("telegram", "wecom")
 
 
 def register(subparsers: Any) -> None:
     """Add the `run` and `chat` subcommands to the bangfu CLI."""
-    run = subparsers.add_parser("run", help="run the Telegram bot (long polling, or webhook when BANGFU_WEBHOOK_URL is set)")
+    run = subparsers.add_parser("run", help="run the bot on a channel: Telegram (long polling, or webhook when "
+                                "BANGFU_WEBHOOK_URL is set) or WeCom (the callback URL, BANGFU_WECOM_*)")
+    run.add_argument("--channel", choices=CHANNELS, default="telegram", help="chat channel (default: telegram)")
     run.add_argument("--runner", choices=RUNNERS, default="aiogram", help="Telegram library (default: aiogram)")
     run.add_argument("--webhook", action="store_true", help="webhook mode; requires BANGFU_WEBHOOK_URL")
     run.add_argument("--no-scheduler", action="store_true", help="do not run reminders here (run `bangfu scheduler`)")
@@ -36,6 +39,9 @@ def register(subparsers: Any) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = Settings()
+    if args.channel == "wecom":
+        settings.require_wecom()  # fail before touching the database
+        return asyncio.run(serve(settings, "wecom", scheduler=not args.no_scheduler))
     if args.webhook and not settings.webhook_url:
         print("--webhook needs BANGFU_WEBHOOK_URL (the public https URL Telegram should call)", file=sys.stderr)
         return 2
@@ -50,7 +56,11 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def make_runner(kind: str, app: Any, settings: Settings, polling_timeout: int = 30) -> Any:
-    """An AiogramRunner or PTBRunner; imported lazily since each library is slow to import."""
+    """An AiogramRunner, PTBRunner or WeComRunner; imported lazily since each library is slow to import."""
+    if kind == "wecom":
+        from bot.channels.wecom.runner import WeComRunner
+
+        return WeComRunner(app, settings)
     if kind == "ptb":
         from bot.runners.ptb_runner import PTBRunner
 
@@ -105,8 +115,11 @@ async def serve(
         await runner.start()
         frozen = freeze_startup_heap()
         log.debug("start-up heap frozen: %d objects out of the garbage collector's sight", frozen)
-        mode = "webhook" if settings.webhook_url else "polling"
-        log.info("bangfu running: %s runner, %s as @%s", runner.name, mode, runner.bridge.bot_username)
+        if runner_kind == "wecom":
+            log.info("bangfu running on WeCom: callback URL %s", runner.url)
+        else:
+            mode = "webhook" if settings.webhook_url else "polling"
+            log.info("bangfu running: %s runner, %s as @%s", runner.name, mode, runner.bridge.bot_username)
         if scheduler:
             sched_task = _start_scheduler(settings, app, runner.transport, sched_stop)
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(runner.wait())]

@@ -4,6 +4,8 @@ see `TextFormat` in bot/core/types.py), each channel says how.
 - Telegram: the markup is the subset of HTML the Bot API understands, so it goes as is with
   parse_mode HTML; plain text goes without a parse mode.
 - Channels without formatting (the console, SMS, ...): `plain` turns markup into readable text.
+- WeCom: `wecom_content` gives a text message, or WeCom markdown (bold, links, code) when the markup
+  has any; `split_bytes` cuts at line breaks to WeCom's 2,048 bytes, never inside a character.
 - Uploads: `image_type` names a picture's real content type from its bytes (JPEG, PNG, WebP, GIF).
 """
 
@@ -35,6 +37,53 @@ def plain_reply_text(r: Reply) -> str:
 def telegram_parse_mode(r: Reply) -> str | None:
     """The Bot API parse_mode for a Reply: the core's markup is Telegram HTML."""
     return "HTML" if r.format == "markup" else None
+
+
+_MD_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"<b>(.*?)</b>", re.S), r"**\1**"),
+    (re.compile(r"<code>(.*?)</code>", re.S), r"`\1`"),
+    (re.compile(r'<a\s+href="([^"]*)"[^>]*>(.*?)</a>', re.S), r"[\2](\1)"),
+)
+_MD_WORTH = re.compile(r"<(b|a|code)[\s>]")
+
+
+def wecom_content(r: Reply) -> tuple[str, str]:
+    """(msgtype, content) for a WeCom message/send: "markdown" when the markup has bold, links or code
+    (WeCom's markdown: **bold**, [text](url), `code`), else "text" with the tags gone. No HTML reaches WeCom."""
+    text = r.text or ""
+    if r.format != "markup":
+        return "text", text
+    if not _MD_WORTH.search(text):
+        return "text", plain(text)
+    for pattern, repl in _MD_RULES:
+        text = pattern.sub(repl, text)
+    return "markdown", plain(text)
+
+
+def split_bytes(text: str, limit: int) -> list[str]:
+    """Split text into parts of at most `limit` UTF-8 bytes: at line breaks where possible, inside a long
+    line only between characters (never mid-character)."""
+    if len(text.encode()) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line.encode()) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            cut = line.encode()[:limit].decode("utf-8", errors="ignore")
+            parts.append(cut)
+            line = line[len(cut):]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate.encode()) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        parts.append(current)
+    return [p for p in parts if p]
 
 
 _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (

@@ -232,8 +232,11 @@ class Claimed:
     attempts: int
 
 
-async def claim(session: AsyncSession, *, now: datetime, limit: int, lease: timedelta) -> list[Claimed]:
-    """Take up to `limit` due rows for this sender by pushing their not_before forward by `lease`.
+async def claim(session: AsyncSession, *, now: datetime, limit: int, lease: timedelta,
+                channels: Sequence[str] | None = None) -> list[Claimed]:
+    """Take up to `limit` due rows for this sender by pushing their not_before forward by `lease`;
+    with `channels`, only rows for those channels (the ones this sender has transports for: a WeCom
+    process leaves Telegram's rows to the Telegram process, and the other way round).
 
     One statement: on PostgreSQL the candidate rows are locked with SKIP LOCKED so concurrent
     senders take disjoint sets; SQLite serialises writers, so its single UPDATE is already atomic.
@@ -245,6 +248,8 @@ async def claim(session: AsyncSession, *, now: datetime, limit: int, lease: time
         .order_by(Outbox.not_before, Outbox.id)
         .limit(limit)
     )
+    if channels is not None:
+        pick = pick.where(Outbox.channel.in_(list(channels)))
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     stmt = (

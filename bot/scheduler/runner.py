@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.core.services import county_rules
+from bot.core.transports import Transports
 from bot.core.types import Transport
 from bot.i18n import Catalogs
+from bot.scheduler.member_limits import channel_limiters
 from bot.scheduler.rules import Rules
 from bot.scheduler.sender import Sender, SenderConfig
 from bot.scheduler.tick import TickResult, run_tick
@@ -54,7 +56,7 @@ def shared_limiter(settings: Settings, cfg: SenderConfig) -> Any:
 async def run_scheduler(
     settings: Settings,
     clock: Clock,
-    transport: Transport,
+    transport: Transport | Transports,
     stop_event: asyncio.Event,
     *,
     sessions: async_sessionmaker[AsyncSession] | None = None,
@@ -89,7 +91,9 @@ async def run_scheduler(
         next_run_time=datetime.now(rules.tz),  # one tick right away: catch up after a restart
     )
     limiter = shared_limiter(settings, sender_config or SenderConfig())
-    sender = Sender(sessions, transport, clock, rules, catalogs, sender_config, limiter)
+    transports = Transports.of(transport)
+    limiters = channel_limiters(t.channel for t in transports)
+    sender = Sender(sessions, transports, clock, rules, catalogs, sender_config, limiter, limiters)
     sched.start()
     log.info("scheduler started (timezone %s)", rules.timezone)
     try:

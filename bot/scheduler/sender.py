@@ -168,9 +168,12 @@ class Sender:
         catalogs: Catalogs,
         config: SenderConfig | None = None,
         limiter: Any = None,
+        limiters: dict[str, Any] | None = None,
     ) -> None:
         """`limiter`: a RateLimiter (this process alone, the default) or a shared one such as
-        bot.scheduler.shared_limit.RedisRateLimiter when several senders run at once."""
+        bot.scheduler.shared_limit.RedisRateLimiter when several senders run at once. `limiters`: a
+        channel's own limits where they differ (WeCom: bot.scheduler.member_limits.WindowLimiter, 30 a
+        minute and 1,000 an hour per member); other channels use `limiter`."""
         self.sessions = sessions
         self.transports = Transports.of(transport)
         self.clock = clock
@@ -178,6 +181,7 @@ class Sender:
         self.catalogs = catalogs
         self.cfg = config or SenderConfig()
         self.limiter = limiter or RateLimiter(self.cfg.rate_per_s, self.cfg.per_chat_interval_s)
+        self.limiters: dict[str, Any] = dict(limiters or {})
         self.stats = SenderStats()
         # Chats that just answered "unreachable": rows to them already in flight are not tried. Kept a
         # minute only, so a user who unblocks the bot (and is marked reachable again) gets messages.
@@ -192,7 +196,8 @@ class Sender:
         async with self.sessions() as s, s.begin():
             await outbox.fail_unreachable(s)
         async with self.sessions() as s, s.begin():
-            return await outbox.claim(s, now=now, limit=limit, lease=timedelta(seconds=self.cfg.lease_s))
+            return await outbox.claim(s, now=now, limit=limit, lease=timedelta(seconds=self.cfg.lease_s),
+                                      channels=[t.channel for t in self.transports])
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> SenderStats:
         """Send until `stop` is set (or, with until_idle, until nothing is due and nothing in flight)."""
@@ -249,10 +254,11 @@ class Sender:
             return
         transient = 0
         waits = 0
+        limiter = self.limiters.get(reply.channel, self.limiter)
         while True:
             err: SendError | None = None
             dead = False
-            async with self.limiter.turn(reply.chat_id) as ticket:
+            async with limiter.turn(reply.chat_id) as ticket:
                 if asyncio.get_running_loop().time() - self._dead.get(reply.chat_id, -1e9) < 60:
                     dead = True
                 else:
@@ -261,8 +267,8 @@ class Sender:
                     except SendError as e:
                         err = e
                     if isinstance(err, RetryAfter):
-                        await self.limiter.refund(ticket)
-                        await self.limiter.hold_chat(reply.chat_id, err.seconds)
+                        await limiter.refund(ticket)
+                        await limiter.hold_chat(reply.chat_id, err.seconds)
                     elif isinstance(err, Unreachable):
                         self._dead[reply.chat_id] = asyncio.get_running_loop().time()
             # Database writes and backoff sleeps happen after the chat's turn is given back.

@@ -373,17 +373,27 @@ async def _digest(s: AsyncSession, ctx: Context, plan: Plan) -> None:
 
 
 async def load_recipients(s: AsyncSession) -> dict[int, list[Recipient]]:
-    """Every reachable account bound to a person, by person id (one query)."""
+    """Every reachable account bound to a person, by person id (one query). A person bound on several
+    channels who chose one for reminders (Person.preferred_channel) gets them there only, while an
+    account on that channel is reachable; otherwise on every channel."""
     stmt = (
-        select(Account.person_id, Account.id, Account.chat_id, Account.channel, Account.language, Person.language)
+        select(Account.person_id, Account.id, Account.chat_id, Account.channel, Account.language, Person.language,
+               Person.preferred_channel)
         .join(Person, Person.id == Account.person_id)
         .where(Account.person_id.is_not(None), Account.unreachable.is_(False), Person.active.is_(True))
         .order_by(Account.id)
     )
     out: dict[int, list[Recipient]] = defaultdict(list)
-    for pid, aid, chat, channel, alang, plang in (await s.execute(stmt)).all():
+    preferred: dict[int, str] = {}
+    for pid, aid, chat, channel, alang, plang, pref in (await s.execute(stmt)).all():
         if pid is not None:
             out[pid].append(Recipient(pid, aid, chat, channel, alang or plang))
+            if pref:
+                preferred[pid] = pref
+    for pid, channel in preferred.items():
+        chosen = [r for r in out[pid] if r.channel == channel]
+        if chosen:
+            out[pid] = chosen
     return out
 
 

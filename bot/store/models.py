@@ -108,6 +108,8 @@ class Person(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime | None] = mapped_column(TS)
+    # The channel reminders go to when the person is bound on several ("wecom", "telegram"); None: all.
+    preferred_channel: Mapped[str | None] = mapped_column(String(16))
 
 
 class Household(Base):
@@ -277,6 +279,16 @@ class Account(Base):
     commands_scope: Mapped[str | None] = mapped_column(String(32))  # last menu set, to avoid resending
     created_at: Mapped[datetime] = mapped_column(TS)
     bound_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class WeComToken(Base):
+    """A WeCom access token shared by every process of one app (corp + agent), and who is refreshing it."""
+
+    __tablename__ = "wecom_tokens"
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    token: Mapped[str | None] = mapped_column(String(512))
+    expires_at: Mapped[datetime | None] = mapped_column(TS)
+    refreshing_until: Mapped[datetime | None] = mapped_column(TS)  # a refresh lease (one process at a time)
 
 
 class Invite(Base):

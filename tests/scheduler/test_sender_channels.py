@@ -1,5 +1,6 @@
-"""The sender routes each outbox row by its channel to that channel's transport (a registry), and gives
-up a row whose channel has no transport in this process instead of sending it through the wrong one."""
+"""The sender routes each outbox row by its channel to that channel's transport (a registry), and leaves
+a row whose channel has no transport in this process to a process that has one (never sending it through
+the wrong one)."""
 
 from __future__ import annotations
 
@@ -53,5 +54,9 @@ async def test_rows_go_to_their_channels_transport(
     assert [a.text for a in console.sent if isinstance(a, Reply)] == ["控制台"]
     async with sqlite_sessions() as s:
         status = {key: st for key, st in (await s.execute(select(Outbox.dedup_key, Outbox.status))).all()}
-    assert status == {"c:1": "sent", "c:2": "sent", "c:3": "failed"}
-    assert Counter(status.values()) == Counter({"sent": 2, "failed": 1})
+    assert status == {"c:1": "sent", "c:2": "sent", "c:3": "pending"}
+    assert Counter(status.values()) == Counter({"sent": 2, "pending": 1})
+    # A WeCom process takes it.
+    wecom = Recorder("wecom")
+    await Sender(sqlite_sessions, Transports(wecom), clock, rules, catalogs, FAST).run(asyncio.Event(), until_idle=True)
+    assert [a.text for a in wecom.sent if isinstance(a, Reply)] == ["企业微信"]

@@ -1,0 +1,109 @@
+"""Per-member send windows for channels that count messages per recipient over minutes and hours.
+
+WeCom (企业微信) allows an app at most 30 messages a minute and 1,000 an hour to one member, and asks
+senders to keep broadcasts off the exact :00 and :30 marks (everyone's reminders land then). The
+`WindowLimiter` has the RateLimiter's contract (`turn`, `refund`, `hold_chat`), so the outbox sender
+holds one per channel (`Sender(limiters={"wecom": WindowLimiter(...)})`):
+
+- a member's turn waits until every window has room: a send counts from when it was granted until it
+  finished (the later time is kept), so however the network delays one request, WeCom never sees more
+  than `limit` arrivals in any `window` seconds;
+- one send to a member at a time (a per-member lock), members concurrently;
+- the app's overall pace (messages per second, all members) through a RateLimiter;
+- with `avoid_marks`, nothing is sent in the first minute of an hour or half hour (wall clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.scheduler.sender import RateLimiter
+
+WECOM_WINDOWS: tuple[tuple[int, float], ...] = ((30, 60.0), (1000, 3600.0))
+
+
+def mark_wait(now_s: float) -> float:
+    """Seconds until the :00 / :30 minute (wall clock) is over; 0 outside it."""
+    t = datetime.fromtimestamp(now_s, UTC)
+    if t.minute in (0, 30):
+        return 60.0 - t.second - t.microsecond / 1e6
+    return 0.0
+
+
+class WindowLimiter:
+    def __init__(self, windows: tuple[tuple[int, float], ...] = WECOM_WINDOWS, rate_per_s: float = 20.0,
+                 avoid_marks: bool = True, wall: Callable[[], float] = time.time) -> None:
+        self.windows = windows
+        self._horizon = max(w for _, w in windows)
+        self._overall = RateLimiter(rate_per_s, 0.0)
+        self._avoid_marks = avoid_marks
+        self._wall = wall
+        self._sent: dict[str, deque[float]] = {}
+        self._hold: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    def _wait(self, chat_id: str, now: float) -> float:
+        log = self._sent.get(chat_id)
+        wait = self._hold.get(chat_id, 0.0) - now
+        if log:
+            while log and log[0] <= now - self._horizon:
+                log.popleft()
+            for limit, window in self.windows:
+                recent = [t for t in log if t > now - window]
+                if len(recent) >= limit:
+                    wait = max(wait, recent[-limit] + window - now)
+        if self._avoid_marks:
+            wait = max(wait, mark_wait(self._wall()))
+        return wait
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat_id: str) -> AsyncIterator[tuple[str, float, float]]:
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        async with lock:
+            while (wait := self._wait(chat_id, self._now())) > 0:
+                await asyncio.sleep(wait)
+            overall = await self._overall._overall()
+            granted = self._now()
+            log = self._sent.setdefault(chat_id, deque())
+            log.append(granted)
+            ticket = (chat_id, granted, overall)
+            try:
+                yield ticket
+            finally:
+                # The send counts until it finished (see the module docstring).
+                finished = self._now()
+                with contextlib.suppress(ValueError):
+                    i = log.index(granted)
+                    log[i] = finished
+        if not lock.locked() and len(self._locks) > 10_000:
+            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            now = self._now()
+            self._sent = {k: v for k, v in self._sent.items() if v and v[-1] > now - self._horizon}
+
+    async def refund(self, ticket: tuple[str, float, float]) -> None:
+        """The channel refused the send (rate limit): it does not count against the member's windows."""
+        chat_id, granted, overall = ticket
+        log = self._sent.get(chat_id)
+        if log:
+            # The entry was moved to its finish time; the newest entry of this chat is this send's.
+            with contextlib.suppress(IndexError):
+                log.pop()
+        await self._overall.refund(overall)
+
+    async def hold_chat(self, chat_id: str, seconds: float) -> None:
+        self._hold[chat_id] = max(self._hold.get(chat_id, 0.0), self._now() + seconds)
+
+
+def channel_limiters(channels: Iterable[str]) -> dict[str, Any]:
+    """The sender's own limiters for the channels that need one (WeCom's per-member windows)."""
+    return {"wecom": WindowLimiter()} if "wecom" in channels else {}
