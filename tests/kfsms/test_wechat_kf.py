@@ -1,0 +1,187 @@
+"""微信客服 end to end: the real KfRunner (WeCom callback URL, same crypto) against the fake WeCom with kf
+endpoints (tests/fakekf.py) and the fake Aliyun SMS gateway; the cadre on the WeCom app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.channels.sms.sender import SmsSender
+from bot.channels.wechat_kf.runner import KfRunner
+from bot.channels.wechat_kf.transport import BUDGET, render
+from bot.clock import FixedClock
+from bot.core.bootstrap import App
+from bot.core.types import Button, InlineKeyboard, Reply
+from bot.services.onboarding import create_invite
+from bot.settings import Settings
+from bot.store.models import Account, Household, KfScene, KfWindow, Person, PolicyQuestion, ProcessedUpdate
+from tests.conftest import World
+from tests.fakekf import FakeKf
+from tests.fakesms import FakeSms
+from tests.wecom.test_wecom_conversation import Member
+
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+VILLAGER = "wmVILLAGER000001"
+
+
+@pytest.fixture
+async def kf(clock: FixedClock) -> AsyncIterator[FakeKf]:
+    async with FakeKf(now=clock.now) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def kfrunner(app: App, settings: Settings, kf: FakeKf, sms: SmsSender) -> AsyncIterator[KfRunner]:
+    r = KfRunner(app, kf.settings(settings, wechat_kf_open_kfid=kf.open_kfid), sms=sms)
+    await r.start()
+    kf.callback_url = r.url
+    try:
+        yield r
+    finally:
+        await r.stop()
+
+
+async def login_villager(app: App, kf: FakeKf, runner: KfRunner, household_id: int, user: str = VILLAGER) -> None:
+    async with app.core.sessions() as s, s.begin():
+        code = (await create_invite(s, app.core.clock.now(), household=await s.get(Household, household_id))).code
+    await kf.villager_text(user, f"/start {code}")
+    await runner.kf.wait_idle()
+
+
+async def count(app: App, model: type, *where: object) -> int:
+    async with app.core.sessions() as s:
+        return int((await s.execute(select(func.count()).select_from(model).where(*where))).scalar_one())
+
+
+def test_render_fits_the_budget() -> None:
+    long = "\n".join(f"第{i}行" + "政策说明" * 60 for i in range(12))  # ~ 9 KB: five text parts
+    r = Reply(chat_id="u", text=long, channel="wechat_kf", format="plain",
+              markup=InlineKeyboard(((Button("转给干部", "pq:f:1"), Button("没事了", "pq:n:1")),)))
+    full = render(r, BUDGET)
+    assert len(full) <= BUDGET and full[-1]["msgtype"] == "msgmenu"
+    assert [i["click"]["id"] for i in full[-1]["msgmenu"]["list"]] == ["pq:f:1", "pq:n:1"]
+    one = render(r, 1)
+    assert len(one) == 1 and one[0]["msgtype"] == "msgmenu"
+    assert len(one[0]["msgmenu"]["head_content"].encode()) <= 1024 and one[0]["msgmenu"]["head_content"].endswith("…")
+    assert render(r, 0) == []
+
+
+@SQLITE
+async def test_question_forwarded_and_answered_in_the_window_then_by_sms_after_48h(
+        kfrunner: KfRunner, kf: FakeKf, fakesms: FakeSms, app: App, world: World, clock: FixedClock) -> None:
+    await login_villager(app, kf, kfrunner, world.households["张大山"])
+    cadre = Member(kf, "wangjianguo")
+    await cadre.login(app, world.cadre_ids[0])
+
+    mark = len(kf.kf_sent)
+    await kf.villager_text(VILLAGER, "我家的猪生病了不吃食怎么办")
+    offer = await kf.wait_kf(VILLAGER, "要不要我把这件事转给", since=mark)
+    assert offer.msgtype == "msgmenu"
+    forward = next(i["click"]["id"] for i in offer.body["list"] if "转给" in i["click"]["content"])
+    wmark = len(kf.sent)
+    await kf.villager_text(VILLAGER, "转给干部", menu_id=forward)  # a msgmenu click comes back as text + menu_id
+    await cadre.said("猪生病", since=wmark)
+    await cadre.press("回复", "")
+    await cadre.send("请联系乡兽医站")
+    back = await kf.wait_kf(VILLAGER, "兽医站", since=mark)
+    assert "王建国" in back.body["content"]
+    assert kf.window_violations == []
+
+    # A second question, answered two days later: the window is closed, the answer waits, SMS tells them.
+    mark = len(kf.kf_sent)
+    await kf.villager_text(VILLAGER, "我家的牛也不吃草了怎么办")
+    offer = await kf.wait_kf(VILLAGER, "要不要我把这件事转给", since=mark)
+    forward = next(i["click"]["id"] for i in offer.body["list"] if "转给" in i["click"]["content"])
+    wmark = len(kf.sent)
+    await kf.villager_text(VILLAGER, "转给干部", menu_id=forward)
+    await cadre.said("牛也不吃草", since=wmark)
+    clock.advance(hours=49)
+    kmark = len(kf.kf_sent)
+    await cadre.press("回复", "")
+    await cadre.send("牛的事请找畜牧站")
+    for _ in range(200):
+        if fakesms.to("13800000001"):
+            break
+        await asyncio.sleep(0.025)
+    async with app.core.sessions() as s:
+        w = await s.get(KfWindow, VILLAGER)
+        assert w is not None and len(w.held) == 1 and w.sms_told_at is not None
+    [m] = fakesms.to("13800000001")
+    assert m.params == {"name": "张大山"}
+    assert len(kf.kf_sent) == kmark and kf.window_violations == []
+    # The villager writes again: the held answer goes out in the new window.
+    await kf.villager_text(VILLAGER, "在吗")
+    await kfrunner.kf.wait_idle()
+    await kf.wait_kf(VILLAGER, "畜牧站", since=kmark)
+    assert kf.window_violations == [] and fakesms.violations == []
+
+
+@SQLITE
+async def test_a_replayed_callback_is_handled_once(kfrunner: KfRunner, kf: FakeKf, app: App, world: World) -> None:
+    await login_villager(app, kf, kfrunner, world.households["张大山"])
+    kf.add(VILLAGER, "text", {"content": "低保怎么申请"})
+    token = "ENCreplay"
+    kf.kf_tokens.add(token)
+    body, params = kf.encrypt(kf.callback_xml(token))
+    for _ in range(3):
+        assert await kf.post_raw(body, params) == 200
+        await kfrunner.kf.wait_idle()
+    assert await count(app, PolicyQuestion, PolicyQuestion.text == "低保怎么申请") == 1
+    assert len([m for m in kf.kf_sent if m.touser == VILLAGER]) == 2  # the welcome, one answer
+
+
+@SQLITE
+async def test_sync_resumes_after_a_crash_without_loss_or_duplicates(
+        app: App, settings: Settings, kf: FakeKf, sms: SmsSender, world: World) -> None:
+    questions = [f"第{i}个问题：医保报销比例是多少" for i in range(12)]
+    s1 = kf.settings(settings, wechat_kf_open_kfid=kf.open_kfid)
+    first = KfRunner(app, s1, sms=sms)
+    first.kf.page_limit = 3
+    await first.start()
+    kf.callback_url = first.url
+    await login_villager(app, kf, first, world.households["张大山"])
+    for q in questions:
+        kf.add(VILLAGER, "text", {"content": q})
+    await kf.notify()
+    await kf.wait_for(lambda: True if first.kf.handled >= 5 else None, timeout=10)
+    await first.kf.abort()  # the process dies mid-page
+    await first.stop()
+    assert 0 < await count(app, PolicyQuestion) < len(questions)
+
+    second = KfRunner(app, s1, sms=sms)
+    second.kf.page_limit = 3
+    await second.start()
+    kf.callback_url = second.url
+    await kf.notify()
+    await second.kf.wait_idle()
+    await second.stop()
+    async with app.core.sessions() as s:
+        texts = sorted((await s.execute(select(PolicyQuestion.text))).scalars())
+    assert texts == sorted(questions)  # each exactly once
+    assert await count(app, ProcessedUpdate, ProcessedUpdate.channel == "wechat_kf") == len(questions) + 1
+
+
+@SQLITE
+async def test_door_card_scene_binds_the_household_and_tells_the_cadre(
+        kfrunner: KfRunner, kf: FakeKf, app: App, world: World) -> None:
+    cadre = Member(kf, "wangjianguo")
+    await cadre.login(app, world.cadre_ids[0])
+    hh = world.households["张小山"]
+    async with app.core.sessions() as s, s.begin():
+        s.add(KfScene(scene="s3cretSCENE", village_id=world.village_id, household_id=hh, created_at=app.core.clock.now()))
+    mark = len(kf.sent)
+    await kf.enter("wmSCANNER", "s3cretSCENE")
+    await kfrunner.kf.wait_idle()
+    await kf.enter("wmGUESSER", "guessed")  # an unknown scene binds nothing
+    await kfrunner.kf.wait_idle()
+    async with app.core.sessions() as s:
+        acc = (await s.execute(select(Account).where(Account.external_id == "wmSCANNER"))).scalar_one()
+        assert acc.household_id == hh and acc.person_id is None
+        assert (await s.execute(select(Account).where(Account.external_id == "wmGUESSER"))).first() is None
+        assert await s.get(Person, world.cadre_ids[0]) is not None
+    told = await cadre.said("张小山", since=mark)
+    assert "门牌二维码" in told.text
+    assert any(m.touser == "welcome" for m in kf.kf_sent)
