@@ -15,7 +15,6 @@ RetryAfter; isv.MOBILE_NUMBER_ILLEGAL → Unreachable; 5xx / network → Transie
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -77,7 +76,7 @@ class AliyunSms:
             async with self._session.get(self.url, params=self.params(phone, template_code, values)) as resp:
                 body = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (aiohttp.ClientError, TimeoutError) as e:
             raise TransientError(f"SMS: {type(e).__name__}") from None
         if status >= 500:
             raise TransientError(f"SMS: HTTP {status}")
