@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "bot"
 
 FEATURES = ("bot.handlers", "bot.dialogs", "bot.notices")
-ENTRY = ("bot.cli", "bot.runners", "bot.demo", "bot.__main__")
+ENTRY = ("bot.cli", "bot.runners", "bot.channels", "bot.demo", "bot.__main__")
 
 # package -> (forbidden import prefixes, allowed exceptions). The most specific package wins.
 RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -27,7 +27,9 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bot.dialogs": ((*ENTRY, "bot.handlers", "bot.core.engine", "bot.core.bootstrap"), ()),
     "bot.handlers": ((*ENTRY, "bot.core.engine", "bot.core.bootstrap"), ()),
     "bot.buttons": ((*FEATURES, *ENTRY, "bot.io", "bot.services", "bot.scheduler", "bot.store"), ()),
-    "bot.scheduler": ((*FEATURES, *ENTRY), ("bot.runners.http_transport",)),  # the scheduler's CLI sends
+    # The scheduler's CLI sends through every configured channel.
+    "bot.scheduler": ((*FEATURES, *ENTRY), ("bot.runners.http_transport", "bot.channels.wecom.api",
+                                            "bot.channels.wecom.transport")),
     "bot.io": ((*FEATURES, *ENTRY, "bot.core.engine"), ()),
 }
 

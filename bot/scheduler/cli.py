@@ -32,26 +32,44 @@ def _cmd(args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings, *, once: bool) -> int:
     from bot.clock import SystemClock
+    from bot.core.transports import Transports
     from bot.runners.http_transport import HttpTransport
     from bot.scheduler.runner import run_scheduler
+    from bot.store.db import create_engine, session_factory
     from bot.store.migrate import upgrade_async
 
     await upgrade_async(settings.database_url)
     clock = SystemClock(settings.timezone)
-    async with HttpTransport(settings.require_token(), settings.telegram_api_url) as transport:
+    # Every configured channel's transport: Telegram with BANGFU_TELEGRAM_TOKEN, WeCom with BANGFU_WECOM_*.
+    async with contextlib.AsyncExitStack() as stack:
+        transports = Transports()
+        if settings.telegram_token is not None or settings.wecom_corp_id is None:
+            transports.add(await stack.enter_async_context(
+                HttpTransport(settings.require_token(), settings.telegram_api_url)))
+        if settings.wecom_corp_id is not None:
+            from bot.channels.wecom.api import make_api
+            from bot.channels.wecom.transport import WeComTransport
+
+            token_engine = create_engine(settings.database_url)
+            stack.push_async_callback(token_engine.dispose)
+            api = make_api(settings, session_factory(token_engine))
+            stack.push_async_callback(api.close)
+            transports.add(WeComTransport(api))
         if once:
-            return await _once(settings, clock, transport)
+            return await _once(settings, clock, transports)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):  # not on Windows
                 loop.add_signal_handler(sig, stop.set)
-        await run_scheduler(settings, clock, transport, stop)
+        await run_scheduler(settings, clock, transports, stop)
     return 0
 
 
 async def _once(settings: Settings, clock: Any, transport: Any) -> int:
+    from bot.core.transports import Transports
     from bot.i18n import Catalogs
+    from bot.scheduler.member_limits import channel_limiters
     from bot.scheduler.sender import Sender
     from bot.scheduler.tick import run_tick
     from bot.store.db import create_engine, session_factory
@@ -62,7 +80,9 @@ async def _once(settings: Settings, clock: Any, transport: Any) -> int:
         rules = county_rules(settings)
         catalogs = Catalogs(settings.locales_dir, settings.default_language)
         result = await run_tick(sessions, rules, catalogs, clock.now(), draft_keep_days=settings.draft_keep_days)
-        stats = await Sender(sessions, transport, clock, rules, catalogs).run(asyncio.Event(), until_idle=True)
+        limiters = channel_limiters(t.channel for t in Transports.of(transport))
+        stats = await Sender(sessions, transport, clock, rules, catalogs, limiters=limiters).run(
+            asyncio.Event(), until_idle=True)
         print(f"rules run: {', '.join(result.ran) or '-'}; new messages: {result.written}; "
               f"sent {stats.sent}, failed {stats.failed}, retried {stats.retried}")
         return 0

@@ -70,7 +70,7 @@ class WindowLimiter:
     async def turn(self, chat_id: str) -> AsyncIterator[tuple[str, float, float]]:
         lock = self._locks.setdefault(chat_id, asyncio.Lock())
         async with lock:
-            while (wait := self._wait(chat_id, self._now())) > 0:
+            while (wait := self._wait(chat_id, self._now())) > 0:  # noqa: ASYNC110 - waits for time, not an event
                 await asyncio.sleep(wait)
             overall = await self._overall._overall()
             granted = self._now()
@@ -92,7 +92,7 @@ class WindowLimiter:
 
     async def refund(self, ticket: tuple[str, float, float]) -> None:
         """The channel refused the send (rate limit): it does not count against the member's windows."""
-        chat_id, granted, overall = ticket
+        chat_id, _granted, overall = ticket
         log = self._sent.get(chat_id)
         if log:
             # The entry was moved to its finish time; the newest entry of this chat is this send's.

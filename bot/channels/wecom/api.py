@@ -10,7 +10,6 @@ TransientError; 81013/60111/60102 and the like (the member is gone) → Unreacha
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -83,7 +82,7 @@ class WeComAPI:
         try:
             resp = await self.session().request(method, f"{self.base}/cgi-bin/{path}", params=params, **kw)
             await resp.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (aiohttp.ClientError, TimeoutError) as e:
             raise TransientError(f"WeCom {path}: {type(e).__name__}") from None
         if resp.status >= 500:
             raise TransientError(f"WeCom {path}: HTTP {resp.status}")

@@ -52,7 +52,7 @@ class WeComMessage:
     card_type: str = ""
 
 
-class _TemplateCardEvent(BaseEvent):  # type: ignore[misc]
+class _TemplateCardEvent(BaseEvent):
     """The gap in wechatpy: 模板卡片事件推送 (a button press on a template card)."""
 
     event = "template_card_event"

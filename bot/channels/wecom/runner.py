@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 from urllib.parse import urlparse
 
 from aiohttp import web
@@ -118,7 +119,8 @@ class WeComRunner:
 
     async def start(self) -> None:
         """Check the token works, set the core's file source, serve the callback URL."""
-        await self.api.tokens.token() if self.api.tokens else None
+        if self.api.tokens is not None:
+            await self.api.tokens.token()
         self.app.core.files = self.transport
         runner = web.AppRunner(self.webapp(), access_log=None)
         await runner.setup()
@@ -126,8 +128,9 @@ class WeComRunner:
         site = web.TCPSite(runner, host or "127.0.0.1", int(port or 0))
         await site.start()
         self._web = runner
-        sockets = [s for s in (site._server.sockets if site._server else [])]  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1] if sockets else int(port or 0)
+        server: Any = site._server
+        sockets = list(server.sockets) if server is not None else []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else int(port or 0)
         log.info("WeCom callback URL served on %s:%s%s", host, self.port, self.path)
 
     @property
