@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from bot.demo import DemoSummary
 
 # Feature modules that contribute subcommands, in the order shown by --help.
-FEATURE_CLIS = ("bot.runners.cli", "bot.scheduler.cli", "bot.policy.cli", "bot.io.cli", "bot.channels.wecom.cli")
+FEATURE_CLIS = ("bot.runners.cli", "bot.scheduler.cli", "bot.policy.cli", "bot.io.cli", "bot.channels.wecom.cli",
+                "bot.channels.wechat_kf.cli")
 
 
 def _db(args: argparse.Namespace) -> int:
