@@ -151,6 +151,19 @@ def pdf(cards_: list[Card], path: Path) -> None:
             plt.close(fig)
 
 
+def write_cards(made: list[Card], fmt: str, out: Path) -> Path:
+    """PNG files into the folder `out`, or one PDF; where they went."""
+    if fmt == "png":
+        out.mkdir(parents=True, exist_ok=True)
+        for c in made:
+            (out / f"{c.name}.png").write_bytes(png(c))
+        return out
+    where = out if out.suffix == ".pdf" else out.with_suffix(".pdf")
+    where.parent.mkdir(parents=True, exist_ok=True)
+    pdf(made, where)
+    return where
+
+
 async def make_qr(settings: Settings, *, village: str | None, household: str | None, per_household: bool,
                   fmt: str, out: Path, rotate: bool = False) -> int:
     from bot.clock import SystemClock
@@ -173,14 +186,6 @@ async def make_qr(settings: Settings, *, village: str | None, household: str | N
     if not made:
         print(t("kf.qr.none"))
         return 1
-    if fmt == "png":
-        out.mkdir(parents=True, exist_ok=True)
-        for c in made:
-            (out / f"{c.name}.png").write_bytes(png(c))
-        where = out
-    else:
-        where = out if out.suffix == ".pdf" else out.with_suffix(".pdf")
-        where.parent.mkdir(parents=True, exist_ok=True)
-        pdf(made, where)
+    where = await asyncio.to_thread(write_cards, made, fmt, out)
     print(t("kf.qr.written", n=len(made), path=Safe(str(where))))
     return 0

@@ -63,7 +63,7 @@ def render(r: Reply, budget: int) -> list[Json]:
         head = ""
         if texts and len(texts[-1].encode()) <= HEAD_LIMIT:
             head = texts.pop()
-        menu = {"head_content": head, "list": [
+        menu: Json = {"head_content": head, "list": [
             {"type": "click", "click": {"id": b.data, "content": b.text[:ITEM_LIMIT]}} for b in clicks]}
         parts = [{"msgtype": "text", "text": {"content": t}} for t in texts]
         parts.append({"msgtype": "msgmenu", "msgmenu": menu})
@@ -75,8 +75,9 @@ def render(r: Reply, budget: int) -> list[Json]:
         # Merge: keep budget-1 parts whole, the rest's text into the last, cut to size.
         keep, rest = parts[: budget - 1], parts[budget - 1 :]
         tail_text = "\n".join(p["text"]["content"] for p in rest if p["msgtype"] == "text")
-        menu = next((p for p in rest if p["msgtype"] == "msgmenu"), None)
-        if menu is not None:
+        last: Json | None = next((p for p in rest if p["msgtype"] == "msgmenu"), None)
+        if last is not None:
+            menu = last
             head = (tail_text + "\n" + menu["msgmenu"]["head_content"]).strip()
             if len(head.encode()) > HEAD_LIMIT:
                 head = _cut(head, HEAD_LIMIT)
