@@ -30,7 +30,8 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # The scheduler's CLI sends through every configured channel.
     "bot.scheduler": ((*FEATURES, *ENTRY), ("bot.runners.http_transport", "bot.channels.wecom.api",
                                             "bot.channels.wecom.transport",
-                                            "bot.channels.wechat_kf.transport", "bot.channels.sms.sender")),
+                                            "bot.channels.wechat_kf.transport", "bot.channels.sms.sender",
+                                            "bot.channels.sms.transport")),
     "bot.io": ((*FEATURES, *ENTRY, "bot.core.engine"), ()),
 }
 

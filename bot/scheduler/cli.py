@@ -64,6 +64,16 @@ async def _run(settings: Settings, *, once: bool) -> int:
                 if sms is not None:
                     stack.push_async_callback(sms.close)
                 transports.add(KfTransport(api, settings.wechat_kf_open_kfid, kf_sessions, clock, sms))
+        if settings.sms_provider:  # reminders to people who chose SMS
+            from bot.channels.sms.sender import make_sms as make_sms_sender
+            from bot.channels.sms.transport import SmsTransport
+
+            sms_engine = create_engine(settings.database_url)
+            stack.push_async_callback(sms_engine.dispose)
+            sms_sender = make_sms_sender(settings, session_factory(sms_engine), clock)
+            if sms_sender is not None:
+                stack.push_async_callback(sms_sender.close)
+                transports.add(SmsTransport(sms_sender, session_factory(sms_engine)))
         if once:
             return await _once(settings, clock, transports)
         stop = asyncio.Event()

@@ -105,5 +105,12 @@ class WindowLimiter:
 
 
 def channel_limiters(channels: Iterable[str]) -> dict[str, Any]:
-    """The sender's own limiters for the channels that need one (WeCom's per-member windows)."""
-    return {"wecom": WindowLimiter()} if "wecom" in channels else {}
+    """The sender's own limiters for the channels that need one (WeCom's per-member windows; SMS counts
+    per number in the database, across processes, so the sender adds no hold of its own)."""
+    wanted = set(channels)
+    out: dict[str, Any] = {"wecom": WindowLimiter()} if "wecom" in wanted else {}
+    if "sms" in wanted:
+        from bot.channels.sms.transport import NoHoldLimiter
+
+        out["sms"] = NoHoldLimiter()
+    return out

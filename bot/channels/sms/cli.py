@@ -18,6 +18,48 @@ def register(subparsers: Any) -> None:
     test.set_defaults(func=lambda a: asyncio.run(_run(Settings(), "test", a.phone)))
     esc = sub.add_parser("escalate", help="SMS the leaders' WeCom alerts nobody acted on (run from cron)")
     esc.set_defaults(func=lambda a: asyncio.run(_run(Settings(), "escalate", None)))
+    pref = sub.add_parser("prefer", help="a roster person gets reminders by SMS (on their roster phone)")
+    pref.add_argument("person", metavar="NAME_OR_PHONE")
+    pref.set_defaults(func=lambda a: asyncio.run(prefer_sms(Settings(), a.person)))
+
+
+async def prefer(session: Any, person: Any, now: Any) -> Any:
+    """An "sms" account for the person (chat id: their phone) and SMS as their reminder channel."""
+    from sqlalchemy import select
+
+    from bot.channels.sms import CHANNEL
+    from bot.store.models import Account
+
+    account = (await session.execute(select(Account).where(Account.channel == CHANNEL,
+                                                           Account.external_id == person.phone))).scalar_one_or_none()
+    if account is None:
+        account = Account(channel=CHANNEL, external_id=person.phone, chat_id=person.phone, created_at=now)
+        session.add(account)
+    account.person_id, account.bound_at, account.unreachable = person.id, now, False
+    person.preferred_channel = CHANNEL
+    await session.flush()
+    return account
+
+
+async def prefer_sms(settings: Settings, who: str) -> int:
+    from bot.clock import SystemClock
+    from bot.i18n import Catalogs, Safe
+    from bot.services.onboarding import find_person
+    from bot.store.db import create_engine, session_factory
+
+    t = Catalogs(settings.locales_dir).get(settings.default_language)
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as s, s.begin():
+            found = [p for p in await find_person(s, who) if p.phone]
+            if len(found) != 1:
+                print(t("sms.prefer.not_one", who=Safe(who), n=len(found)))
+                return 1
+            await prefer(s, found[0], SystemClock(settings.timezone).now())
+            print(t("sms.prefer.done", name=Safe(found[0].name), phone=Safe(found[0].phone)))
+            return 0
+    finally:
+        await engine.dispose()
 
 
 async def _run(settings: Settings, what: str, phone: str | None) -> int:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.sms.templates import Template, TemplateError, load_templates, segments
 from bot.clock import Clock
-from bot.core.types import SendError
+from bot.core.types import RetryAfter, SendError, TransientError, Unreachable
 from bot.services.onboarding import normalize_phone
 from bot.settings import Settings
 from bot.store.models import SmsSend
@@ -52,6 +52,7 @@ class Limited:
 @dataclass(frozen=True, slots=True)
 class Failed:
     error: str
+    kind: str = "error"  # "transient" (5xx, network: try later), "limited" (the provider's), "gone", "error"
 
 
 Outcome = Sent | Limited | Failed
@@ -109,7 +110,9 @@ class SmsSender:
             biz_id = await self.provider.send(phone, tpl.code, values)
         except SendError as e:
             await self._mark(reserved, status="failed", error=str(e)[:500])
-            return Failed(str(e))
+            kind = ("transient" if isinstance(e, TransientError) else "limited" if isinstance(e, RetryAfter)
+                    else "gone" if isinstance(e, Unreachable) else "error")
+            return Failed(str(e), kind)
         await self._mark(reserved, status="sent", provider_id=biz_id[:64])
         return Sent(reserved, biz_id, segs)
 

@@ -272,7 +272,12 @@ class KfRunner(WeComRunner):
     def transports(self) -> Any:
         from bot.core.transports import Transports
 
-        return Transports(self.transport, self.kf.transport) if self.serve_wecom else Transports(self.kf.transport)
+        out = Transports(self.transport, self.kf.transport) if self.serve_wecom else Transports(self.kf.transport)
+        if self.sms is not None:  # reminders to people who chose SMS, from the scheduler in this process
+            from bot.channels.sms.transport import SmsTransport
+
+            out.add(SmsTransport(self.sms, self.app.core.sessions))
+        return out
 
     async def on_callback(self, request: web.Request) -> web.Response:
         q = request.query
