@@ -189,3 +189,34 @@ async def test_door_card_scene_binds_the_household_and_tells_the_cadre(
     told = await cadre.said("张小山", since=mark)
     assert "门牌二维码" in told.text
     assert any(m.touser == "welcome" for m in kf.kf_sent)
+
+
+@SQLITE
+async def test_forged_callback_refused_and_expired_token_refreshed(kfrunner: KfRunner, kf: FakeKf, app: App,
+                                                                   world: World) -> None:
+    await login_villager(app, kf, kfrunner, world.households["张大山"])
+    kf.add(VILLAGER, "text", {"content": "低保怎么申请"})
+    token = "ENCforged"
+    kf.kf_tokens.add(token)
+    assert await kf.post(kf.callback_xml(token), forge=True) == 403
+    await kfrunner.kf.wait_idle()
+    assert kfrunner.refused == 1 and await count(app, PolicyQuestion) == 0
+    kf.expire_tokens()  # the access token expires mid-run: refreshed once, the pull goes on
+    before = kf.token_fetches
+    mark = len(kf.kf_sent)
+    assert await kf.notify() == 200
+    await kfrunner.kf.wait_idle()
+    await kf.wait_kf(VILLAGER, "低保", since=mark)
+    assert kf.token_fetches == before + 1 and await count(app, PolicyQuestion) == 1
+
+
+def test_channel_option() -> None:
+    import argparse
+
+    from bot.runners.cli import channel_list
+
+    assert channel_list("wechat_kf,wecom") == "wechat_kf+wecom" == channel_list("wecom, wechat_kf")
+    assert channel_list("telegram") == "telegram"
+    for bad in ("telegram,wecom", "sms", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            channel_list(bad)
