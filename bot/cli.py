@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from bot import logsafe
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else getattr(logging, Settings().log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logsafe.install()
     if not args.verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         if args.command in ("chat", "demo", "ask", "policies"):

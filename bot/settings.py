@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     visit_far_meters: int = 1000  # a visit farther than this from the household is flagged
     visit_photo_required: bool = False
     max_text_length: int = 1000
+    messages_per_minute: int = 30  # per chat account; the next one is told to slow down, then quiet; 0: off
     draft_keep_days: int = 7
     log_level: str = "INFO"
 

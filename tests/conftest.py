@@ -202,8 +202,11 @@ class Chat:
     async def location(self, lat: float, lon: float) -> list[Reply]:
         return await self._go(location=Location(lat, lon))
 
-    async def contact(self, phone: str, own: bool = True) -> list[Reply]:
-        return await self._go(contact=Contact(phone=phone, user_id=self.user_id if own else "999"))
+    async def contact(self, phone: str, own: bool | None = True) -> list[Reply]:
+        """Share a contact card: one's own (True), another user's (False), or from the address book with
+        no user id at all (None)."""
+        user_id = self.user_id if own else None if own is None else "999"
+        return await self._go(contact=Contact(phone=phone, user_id=user_id))
 
     async def photo(self, file_id: str) -> list[Reply]:
         return await self._go(files=(FileRef(file_id=file_id, unique_id=file_id + "u"),))

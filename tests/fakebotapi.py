@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -197,10 +199,13 @@ class FakeBotAPI:
             {"message": self._message(u, location={"latitude": lat, "longitude": lon})}
         )
 
-    def inject_contact(self, user: FakeUser | int, phone: str, own: bool = True) -> int:
-        """A shared contact; `own=False` shares somebody else's card."""
+    def inject_contact(self, user: FakeUser | int, phone: str, own: bool | None = True) -> int:
+        """A shared contact; `own=False` shares somebody else's card, `own=None` a card picked from the
+        phone's address book (no user_id at all)."""
         u = _as_user(user)
-        contact = {"phone_number": phone, "first_name": u.first_name, "user_id": u.id if own else u.id + 1}
+        contact: Json = {"phone_number": phone, "first_name": u.first_name}
+        if own is not None:
+            contact["user_id"] = u.id if own else u.id + 1
         return self.inject_update({"message": self._message(u, contact=contact)})
 
     def inject_photo(self, user: FakeUser | int, data: bytes, caption: str | None = None) -> tuple[int, str]:
@@ -418,7 +423,7 @@ class FakeBotAPI:
         text = p.get("text")
         if not text:
             raise _ApiError(400, "Bad Request: message text is empty")
-        if len(str(text)) > 4096:
+        if telegram_length(str(text), p.get("parse_mode")) > 4096:
             raise _ApiError(400, "Bad Request: message is too long")
         return self._record_sent("sendMessage", p, text=str(text))
 
@@ -437,6 +442,8 @@ class FakeBotAPI:
         return str(ref), None
 
     async def _m_sendphoto(self, p: Json, files: dict[str, tuple[str, bytes]]) -> Json:
+        if p.get("caption") and telegram_length(str(p["caption"]), p.get("parse_mode")) > 1024:
+            raise _ApiError(400, "Bad Request: message caption is too long")
         fid, _ = self._upload("photo", p, files)
         meta = self.files[fid]
         content: Json = {"photo": [{"file_id": fid, "file_unique_id": meta["file_unique_id"], "width": 800,
@@ -446,6 +453,8 @@ class FakeBotAPI:
         return self._record_sent("sendPhoto", p, **content)
 
     async def _m_senddocument(self, p: Json, files: dict[str, tuple[str, bytes]]) -> Json:
+        if p.get("caption") and telegram_length(str(p["caption"]), p.get("parse_mode")) > 1024:
+            raise _ApiError(400, "Bad Request: message caption is too long")
         fid, _ = self._upload("document", p, files)
         meta = self.files[fid]
         content: Json = {"document": {"file_id": fid, "file_unique_id": meta["file_unique_id"],
@@ -626,6 +635,23 @@ async def _read_params(request: web.Request) -> tuple[Json, dict[str, tuple[str,
             form = await request.post()
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
     return {k: _decode(k, v) for k, v in params.items()}, files
+
+
+def telegram_length(text: str, parse_mode: Any = None) -> int:
+    """A message's length as Telegram counts it: UTF-16 code units of the text after entity parsing
+    (HTML tags removed, entities decoded). An HTML text whose tags do not balance is refused."""
+    if parse_mode == "HTML":
+        stack: list[str] = []
+        for m in re.finditer(r"<\s*(/?)\s*([A-Za-z][\w-]*)[^>]*>", text):
+            if m.group(1):
+                if not stack or stack.pop() != m.group(2).lower():
+                    raise _ApiError(400, "Bad Request: can't parse entities: unmatched end tag")
+            else:
+                stack.append(m.group(2).lower())
+        if stack:
+            raise _ApiError(400, "Bad Request: can't parse entities: unclosed start tag")
+        text = html.unescape(re.sub(r"<[^>]*>", "", text))
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _chat_of(update: Json) -> str | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import logsafe
 from bot.clock import Clock, SystemClock
 from bot.core.engine import Core, close_cores
 from bot.core.services import Services, load_services
@@ -38,6 +39,7 @@ def build_core(
 ) -> App:
     """Wire settings, clock, database, catalogs, services, routers and dialogs into a Core. No I/O happens
     here except loading catalogs, the reminder rules and the policy knowledge base (once per process)."""
+    logsafe.install()  # bot tokens never reach a log line
     settings = settings or Settings()
     clock = clock or SystemClock(settings.timezone)
     engine = engine or create_engine(settings.database_url, on_loop=settings.sqlite_on_loop)

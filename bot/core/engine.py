@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
+from bot.core import limits
 from bot.core.callbacks import prefix_of
 from bot.core.context import Ctx
 from bot.core.dialog import (
@@ -31,6 +32,7 @@ from bot.core.dialog import (
     State,
     new_nonce,
 )
+from bot.core.normalize import normalize_incoming
 from bot.core.router import Route, Router
 from bot.core.services import Services
 from bot.core.types import (
@@ -47,7 +49,7 @@ from bot.i18n import Catalogs, Translator, normalize_language
 from bot.settings import Settings
 from bot.store.db import is_sqlite
 from bot.store.enums import Role
-from bot.store.models import Account, DialogState, Person, ProcessedUpdate
+from bot.store.models import Account, DialogState, Person, ProcessedUpdate, RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,12 @@ class Core:
         on_loop = self._db.dialect.driver == "bangfu"
         self._update_lock: asyncio.Lock | None = asyncio.Lock() if on_loop else None
         self._update_conn: AsyncConnection | None = None
-        if on_loop:
+        self._budget: limits.RedisBudget | None = (
+            limits.RedisBudget.from_url(settings.redis_url)
+            if settings.redis_url and settings.messages_per_minute > 0
+            else None
+        )
+        if on_loop or self._budget is not None:  # something to give back when the app closes
             _CORES.setdefault(self._db.sync_engine, []).append(self)
         self._routes = routing_table(self.routers)
 
@@ -121,10 +128,21 @@ class Core:
 
     async def handle(self, inc: Incoming) -> Result:
         """Handle one update: dedup, resolve the speaker, dispatch, commit once; never raises."""
+        inc = normalize_incoming(inc)  # hostile text made harmless before anything looks at it
+        counted = False
+        if self._budget is not None:  # the message budget in Redis, before any database work
+            n = await self._budget.count(
+                limits.message_key(inc.channel, inc.user.id), limits.minute_window(self.clock.now())
+            )
+            if n is not None:
+                counted = True
+                over = limits.verdict(n, self.settings.messages_per_minute)
+                if over is not None:
+                    return self._too_fast(inc) if over == "too_fast" else Result()
         if inc.files:
             await self._prefetch(inc)
         if self._update_lock is None:
-            return await self._handle(inc, self.sessions())
+            return await self._handle(inc, self.sessions(), counted)
         # Loop SQLite: updates take turns on one connection the core keeps (a pool check-out and a new
         # Connection per update cost ~5% of an update); SQLite has one writer at a time anyway.
         async with self._update_lock:
@@ -134,7 +152,7 @@ class Core:
             elif conn.in_transaction():
                 await conn.rollback()  # never join what a failed update may have left behind
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
-            return await self._handle(inc, session)
+            return await self._handle(inc, session, counted)
 
     @property
     def update_connection(self) -> AsyncConnection | None:
@@ -146,13 +164,20 @@ class Core:
         conn, self._update_conn = self._update_conn, None
         if conn is not None and not conn.closed:
             await conn.close()
+        budget, self._budget = self._budget, None
+        if budget is not None:
+            await budget.aclose()
 
-    async def _handle(self, inc: Incoming, session: AsyncSession) -> Result:
+    async def _handle(self, inc: Incoming, session: AsyncSession, counted: bool = False) -> Result:
         closed = False
         try:
-            opened = await session.run_sync(self._open, inc)
+            opened = await session.run_sync(self._open, inc, counted)
             if opened is None:
                 return Result()
+            if isinstance(opened, str):  # over the message budget: the count is kept, nothing else done
+                await session.run_sync(_commit_and_close)
+                closed = True
+                return self._too_fast(inc) if opened == "too_fast" else Result()
             account, person, active = opened
             ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
             ctx.active_loaded, ctx.active_row = True, active
@@ -164,7 +189,15 @@ class Core:
             closed = True
             return Result(ctx.actions)
         except Exception:
-            log.exception("update failed: %r", inc)
+            # Ids only: the update's texts (notes, names, phones) stay out of the logs.
+            log.exception(
+                "update failed: channel=%s update=%s user=%s chat=%s kind=%s",
+                inc.channel,
+                inc.update_id,
+                inc.user.id,
+                inc.chat_id,
+                _kind(inc),
+            )
             t = self.catalogs.get(normalize_language(inc.user.language_code))
             return Result([Reply(chat_id=inc.chat_id, text=t("core.error"), channel=inc.channel)])
         finally:
@@ -254,8 +287,8 @@ class Core:
 
     # ----------------------------------------------------------------- internals
     def _open(
-        self, session: Session, inc: Incoming
-    ) -> tuple[Account, Person | None, DialogState | None] | None:
+        self, session: Session, inc: Incoming, counted: bool = False
+    ) -> tuple[Account, Person | None, DialogState | None] | str | None:
         """Record the update and load the speaker, in one trip into SQLAlchemy's sync layer (it runs
         through AsyncSession.run_sync: one greenlet for both statements instead of one per call).
 
@@ -281,6 +314,10 @@ class Core:
             if not fresh:
                 log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
                 return None
+        if self.settings.messages_per_minute > 0 and not counted:
+            over = self._count_message(session, inc)
+            if over is not None:
+                return over
         row = session.execute(self._stmts.speaker, {"channel": inc.channel, "external_id": inc.user.id}).first()
         if row is None:
             account = Account(
@@ -298,6 +335,30 @@ class Core:
             account.chat_id = inc.chat_id
         return account, person, active
 
+    def _count_message(self, session: Session, inc: Incoming) -> str | None:
+        """Count the update against the account's budget for this minute (one UPSERT; issue 10 #3):
+        None within it, "too_fast" for the first one over it (answered once), "quiet" after that."""
+        key = limits.message_key(inc.channel, inc.user.id)
+        window = limits.minute_window(self.clock.now())
+        conn = session.connection()
+        if self._stmts.count_message_raw is not None:
+            sql, at = self._stmts.count_message_raw
+            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cur.execute(sql, (key, at(window)))
+                n = int(cur.fetchone()[0])  # type: ignore[index]  # RETURNING always yields the row
+            finally:
+                cur.close()
+        else:
+            n = int(conn.execute(self._stmts.count_message, {"key": key, "window_start": window}).scalar_one())
+        return limits.verdict(n, self.settings.messages_per_minute)
+
+    def _too_fast(self, inc: Incoming) -> Result:
+        """The one answer to the first update over the message budget."""
+        log.warning("account %s/%s over its message budget", inc.channel, inc.user.id)
+        t = self.catalogs.get(normalize_language(inc.user.language_code))
+        return Result([Reply(chat_id=inc.chat_id, text=t("security.too_fast"), channel=inc.channel)])
+
     def _finish(self, session: Session, active: DialogState | None) -> None:
         """End the update's transaction: write, commit, release the connection (one greenlet for all).
 
@@ -312,6 +373,7 @@ class Core:
             and state is not None
             and state.persistent
             and state.modified
+            and active not in session.deleted  # a finished or cancelled dialog: the ORM flushes its DELETE
             and session.is_modified(active)
         ):
             session.connection().execute(
@@ -336,7 +398,17 @@ class Core:
             return route
         return None
 
+    def _private_only(self, ctx: Ctx) -> bool:
+        """In a group chat, say that this is answered in a private chat only; True when refused so."""
+        if ctx.inc.chat_type == "private":
+            return False
+        ctx.answer_callback("core.private_only", alert=True)
+        ctx.reply("core.private_only")
+        return True
+
     async def _call(self, ctx: Ctx, route: Route) -> None:
+        if route.private_only and self._private_only(ctx):
+            return
         if ctx.role not in route.roles:
             ctx.answer_callback("core.not_allowed")
             ctx.reply("core.not_allowed")
@@ -349,6 +421,8 @@ class Core:
             await self._on_callback(ctx)
             return
         if inc.command in ("cancel", "back"):
+            if self._private_only(ctx):  # dialogs are private
+                return
             await self._nav(ctx, CANCEL if inc.command == "cancel" else BACK)
             return
         if inc.command is not None:
@@ -358,7 +432,7 @@ class Core:
                 return
             await self._call(ctx, route)
             return
-        row = await self.active_state(ctx)
+        row = await self.active_state(ctx) if inc.chat_type == "private" else None  # dialogs are private
         if row is not None:
             text = (inc.text or "").strip()
             if text and text == ctx.t("core.btn_cancel"):
@@ -376,6 +450,8 @@ class Core:
         kind = "contact" if inc.contact else "location" if inc.location else "file" if inc.files else "text"
         for route in self._routes.get((kind, ""), []):
             if ctx.role in route.roles:
+                if route.private_only and self._private_only(ctx):
+                    return
                 await route.fn(ctx)
                 return
         ctx.reply("core.not_understood")
@@ -383,6 +459,8 @@ class Core:
     async def _on_callback(self, ctx: Ctx) -> None:
         data = ctx.inc.callback_data or ""
         prefix = prefix_of(data)
+        if prefix in (DIALOG_BUTTON.prefix, RESUME_DRAFT.prefix) and self._private_only(ctx):  # dialogs are private
+            return
         if prefix == DIALOG_BUTTON.prefix:
             button = DIALOG_BUTTON.parse(data)
             row = await self.active_state(ctx)
@@ -525,6 +603,13 @@ class _HotStatements:
             assert compiled.positiontup == ["channel", "update_id", "at"], compiled.positiontup
             to_db = table.c.at.type.bind_processor(dialect) or (lambda v: v)
             self.record_update_raw = (compiled.string, to_db)
+        self.count_message = limits.message_counter(postgres)
+        self.count_message_raw: tuple[str, Any] | None = None
+        if not postgres:
+            compiled = self.count_message.compile(dialect=dialect)
+            assert compiled.positiontup == ["key", "window_start"], compiled.positiontup
+            to_db = RateLimit.__table__.c.window_start.type.bind_processor(dialect) or (lambda v: v)
+            self.count_message_raw = (compiled.string, to_db)
         speaker = (
             select(Account, Person, DialogState)
             .outerjoin(Person, Person.id == Account.person_id)
@@ -568,6 +653,20 @@ class _PrefetchedSource:
             return data
         assert self._core.files is not None
         return await self._core.files.download(file_id)
+
+
+def _kind(inc: Incoming) -> str:
+    """What an update was, for a log line without its content."""
+    if inc.callback_data is not None:
+        return "callback:" + inc.callback_data.partition(":")[0][:16]
+    if inc.command is not None:
+        return "command:" + inc.command[:32]
+    return "contact" if inc.contact else "location" if inc.location else "file" if inc.files else "text"
+
+
+def _commit_and_close(session: Session) -> None:
+    session.commit()
+    session.close()
 
 
 def _aware(dt: Any) -> Any:

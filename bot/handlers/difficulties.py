@@ -62,7 +62,8 @@ async def list_open(ctx: Ctx) -> None:
 
 
 async def _load(ctx: Ctx, did: int, manage: bool) -> Difficulty | None:
-    d = await ctx.session.get(Difficulty, did)
+    # A state change locks the row (PostgreSQL), so two presses at once are seen one after the other.
+    d = await ctx.session.get(Difficulty, did, with_for_update=manage or None)
     if d is not None:
         if await dsvc.can_manage(ctx.session, ctx.person, d):
             return d
@@ -116,6 +117,11 @@ async def on_button(ctx: Ctx) -> None:
         if person is None:
             ctx.answer_callback("core.not_allowed", alert=True)
             ctx.reply("core.not_allowed")
+            return
+        if d.status == DifficultyStatus.ASSIGNED.value and d.assigned_to_id == person.id:
+            # Pressed again (or twice in a hurry): nothing changes and nobody is told twice.
+            ctx.answer_callback("difficulty.assign_already", id=d.id, name=person.name)
+            ctx.reply("difficulty.assign_already", id=d.id, name=person.name)
             return
         dsvc.assign(d, person, ctx.now)
         ctx.audit("difficulty.assigned", "difficulty", d.id, to=person.id)

@@ -114,7 +114,7 @@ async def _own_question(ctx: Ctx, qid: int | None) -> PolicyQuestion | None:
     return question
 
 
-@router.callback(QUESTION_REPLY.prefix)
+@router.callback(QUESTION_REPLY.prefix, private_only=True)
 async def on_button(ctx: Ctx) -> None:
     data = ctx.inc.callback_data
     if (reply := QUESTION_REPLY.parse(data)) is not None:

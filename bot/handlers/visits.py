@@ -59,7 +59,7 @@ async def save_pressed(ctx: Ctx) -> None:
     ctx.reply("core.button_expired")
 
 
-@router.callback(CONFIRM_VISIT.prefix, roles=EVERYONE)
+@router.callback(CONFIRM_VISIT.prefix, roles=EVERYONE, private_only=True)
 async def villager_confirms(ctx: Ctx) -> None:
     """The villager's 是 / 否: only an account bound to the visited household may answer, once."""
     pressed = CONFIRM_VISIT.parse(ctx.inc.callback_data)

@@ -51,11 +51,11 @@ from bot.core.types import (
 )
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
-    CAPTION_LIMIT,
     CHANNEL,
     Bridge,
     chat_id_value,
     classify_error,
+    fits_caption,
     markup_to_api,
     split_text,
 )
@@ -131,7 +131,7 @@ class AiogramTransport:
         markup = _markup(r.markup)
         text = r.text or ""
         if r.photo is not None or r.document is not None:
-            caption = text if len(text) <= CAPTION_LIMIT else None
+            caption = text if fits_caption(text) else None
             if r.photo is not None:
                 photo: Any = r.photo.file_id or BufferedInputFile(r.photo.data or b"", photo_upload(r.photo)[0])
                 msg = await self.bot.send_photo(
@@ -151,7 +151,7 @@ class AiogramTransport:
         return await self._text(chat, text, telegram_parse_mode(r), markup)
 
     async def _text(self, chat: int | str, text: str, parse_mode: str | None, markup: AnyMarkup | None) -> str:
-        parts = split_text(text)
+        parts = split_text(text, html=parse_mode == "HTML")
         msg_id = ""
         for i, part in enumerate(parts):
             last = i == len(parts) - 1

@@ -15,6 +15,7 @@ import signal
 import sys
 from typing import Any
 
+from bot import logsafe
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         level=max(level, logging.WARNING) if args.command == "chat" else level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logsafe.install()
     logging.getLogger("alembic").setLevel(logging.WARNING)
     raise SystemExit(args.func(args))
 

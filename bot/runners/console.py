@@ -21,6 +21,7 @@ from sqlalchemy import or_, select
 
 from bot.clock import Clock
 from bot.core.bootstrap import App, build_core
+from bot.core.router import parse_number
 from bot.core.types import (
     AnswerCallback,
     Contact,
@@ -90,8 +91,9 @@ class Console:
         """What a typed line means; None when it was handled here (a hint printed)."""
         if line.startswith("\\"):
             return {"text": line[1:]}  # "\1" sends a literal "1" instead of pressing button 1
-        if line.isdigit() and self.choices and 1 <= int(line) <= len(self.choices):
-            return self.press(self.choices[int(line) - 1])
+        choice = parse_number(line, 4)
+        if choice is not None and self.choices and 1 <= choice <= len(self.choices):
+            return self.press(self.choices[choice - 1])
         head, _, rest = line.partition(" ")
         if head == "/loc":
             try:

@@ -24,7 +24,7 @@ from bot.core.types import (
     TransientError,
 )
 from bot.runners.render import photo_upload, telegram_parse_mode
-from bot.runners.telegram_common import classify_error, markup_to_api
+from bot.runners.telegram_common import classify_error, fits_caption, markup_to_api, split_text
 
 DEFAULT_API_URL = "https://api.telegram.org"
 
@@ -108,7 +108,8 @@ class HttpTransport:
             field, method = ("photo", "sendPhoto") if r.photo is not None else ("document", "sendDocument")
             form = aiohttp.FormData()
             form.add_field("chat_id", r.chat_id)
-            if r.text:
+            long_caption = bool(r.text) and not fits_caption(r.text or "")
+            if r.text and not long_caption:
                 form.add_field("caption", r.text)
                 if parse_mode := telegram_parse_mode(r):
                     form.add_field("parse_mode", parse_mode)
@@ -123,14 +124,26 @@ class HttpTransport:
                 form.add_field(field, r.document.data, filename=r.document.filename,
                                content_type=r.document.mime)
             result = await self.call(method, form)
+            if long_caption:  # too long for a caption (UTF-16 units): the text follows as messages
+                await self._send_text(r, None)
         else:
-            result = await self.call("sendMessage", {
-                "chat_id": r.chat_id, "text": r.text or "", "parse_mode": telegram_parse_mode(r),
-                "reply_markup": json.loads(markup) if markup else None,
-            })
+            result = await self._send_text(r, markup)
         if isinstance(result, dict) and "message_id" in result:
             return str(result["message_id"])
         return None
+
+    async def _send_text(self, r: Reply, markup: str | None) -> Any:
+        """sendMessage, split by Telegram's length in UTF-16 units (markup on the last part)."""
+        parse_mode = telegram_parse_mode(r)
+        parts = split_text(r.text or "", html=parse_mode == "HTML")
+        result: Any = None
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            result = await self.call("sendMessage", {
+                "chat_id": r.chat_id, "text": part, "parse_mode": parse_mode,
+                "reply_markup": json.loads(markup) if markup and last else None,
+            })
+        return result
 
     async def download(self, file_id: str) -> bytes:
         """Fetch a user's file (getFile, then the file URL)."""

@@ -29,12 +29,12 @@ from bot.core.bootstrap import App
 from bot.core.types import AnswerCallback, Markup, Outgoing, Reply, SendError, SetCommands, TransientError
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
-    CAPTION_LIMIT,
     CHANNEL,
     Bridge,
     UserSequencer,
     chat_id_value,
     classify_error,
+    fits_caption,
     markup_to_api,
     split_text,
 )
@@ -102,7 +102,7 @@ class PTBTransport:
         markup = _markup(r.markup)
         text = r.text or ""
         if r.photo is not None or r.document is not None:
-            caption = text if len(text) <= CAPTION_LIMIT else None
+            caption = text if fits_caption(text) else None
             extra: dict[str, Any] = {"caption": caption, "parse_mode": telegram_parse_mode(r) if caption else None}
             if caption is not None:
                 extra["reply_markup"] = markup
@@ -119,7 +119,7 @@ class PTBTransport:
         return await self._text(chat, text, telegram_parse_mode(r), markup)
 
     async def _text(self, chat: int | str, text: str, parse_mode: str | None, markup: AnyMarkup | None) -> str:
-        parts = split_text(text)
+        parts = split_text(text, html=parse_mode == "HTML")
         msg_id = ""
         for i, part in enumerate(parts):
             last = i == len(parts) - 1

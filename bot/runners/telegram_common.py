@@ -34,13 +34,14 @@ from bot.core.types import (
     Unreachable,
     User,
 )
+from bot.runners.splitting import CAPTION_LIMIT, TEXT_LIMIT, fits_caption, split_html
+
+__all__ = ["CAPTION_LIMIT", "TEXT_LIMIT", "fits_caption", "split_text"]
 from bot.scheduler.outbox import OutMessage, enqueue
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 # Waiting longer than this for a 429 inside an update handler would stall the user's queue;
 # the outbox sender (scheduler) handles long waits itself.
 MAX_INLINE_RETRY_WAIT = 5.0
@@ -170,28 +171,10 @@ def markup_to_api(markup: Markup | None) -> Json | None:
     raise TypeError(f"unknown markup {markup!r}")
 
 
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split a long message at line breaks so each part fits Telegram's limit."""
-    if len(text) <= limit:
-        return [text]
-    parts: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(line[:limit])
-            line = line[limit:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            parts.append(current)
-            current = line
-        else:
-            current = candidate
-    if current:
-        parts.append(current)
-    return parts
+def split_text(text: str, limit: int = TEXT_LIMIT, html: bool = True) -> list[str]:
+    """Split a long message so each part fits Telegram's limit in UTF-16 units, at line breaks where
+    possible, never inside an HTML tag or entity, tags balanced per part (bot/runners/splitting.py)."""
+    return split_html(text, limit, html)
 
 
 def classify_error(status: int | None, description: str, retry_after: float | None = None) -> SendError:
@@ -256,7 +239,7 @@ async def _park(park: Park, reply: Reply, why: str) -> None:
 def describe(action: Outgoing) -> str:
     """Short log form of an action."""
     if isinstance(action, Reply):
-        return f"Reply(chat={action.chat_id}, text={(action.text or '')[:40]!r})"
+        return f"Reply(chat={action.chat_id}, chars={len(action.text or '')})"  # no personal text in logs
     return repr(action)
 
 

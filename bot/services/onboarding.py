@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
@@ -30,6 +30,7 @@ def normalize_phone(raw: str) -> str:
 class Binding:
     person: Person | None
     household: Household | None
+    released: list[Account] = field(default_factory=list)  # accounts this binding took over
 
 
 async def create_invite(
@@ -77,14 +78,12 @@ async def redeem_invite(session: AsyncSession, account: Account, code: str, now:
     invite.used_by_account_id = account.id
     person = await session.get(Person, invite.person_id) if invite.person_id else None
     household = await session.get(Household, invite.household_id) if invite.household_id else None
-    await _bind(session, account, person, household, now)
-    return Binding(person, household)
+    released = await bind(session, account, person, household, now)
+    return Binding(person, household, released)
 
 
-async def bind_by_phone(
-    session: AsyncSession, account: Account, phone_raw: str, now: datetime
-) -> Binding | None:
-    """Bind by the user's own shared phone: a roster person first, else a household's phone."""
+async def match_phone(session: AsyncSession, phone_raw: str) -> Binding | None:
+    """Who a phone number belongs to: an active roster person first, else a household; None if nobody."""
     phone = normalize_phone(phone_raw)
     if len(phone) < 7:
         return None
@@ -92,29 +91,50 @@ async def bind_by_phone(
         await session.execute(select(Person).where(Person.phone == phone, Person.active.is_(True)))
     ).scalar_one_or_none()
     if person is not None:
-        await _bind(session, account, person, None, now)
         return Binding(person, None)
     household = (
         await session.execute(select(Household).where(Household.phone == phone).limit(1))
     ).scalar_one_or_none()
     if household is not None:
-        await _bind(session, account, None, household, now)
         return Binding(None, household)
     return None
 
 
-async def _bind(
-    session: AsyncSession, account: Account, person: Person | None, household: Household | None, now: datetime
-) -> None:
+async def current_owners(
+    session: AsyncSession, account: Account, person: Person | None, household: Household | None
+) -> list[Account]:
+    """Other accounts on the same channel already bound to this person (or household)."""
     if person is not None:
-        # One person, one account per channel: an older binding is released.
-        others = await session.execute(
-            select(Account).where(
-                Account.person_id == person.id, Account.channel == account.channel, Account.id != account.id
-            )
-        )
-        for other in others.scalars():
+        cond = Account.person_id == person.id
+    elif household is not None:
+        cond = Account.household_id == household.id
+    else:
+        return []
+    q = select(Account).where(cond, Account.channel == account.channel, Account.id != account.id)
+    return list((await session.execute(q.order_by(Account.id))).scalars())
+
+
+async def bind(
+    session: AsyncSession,
+    account: Account,
+    person: Person | None,
+    household: Household | None,
+    now: datetime,
+    release_household: bool = False,
+) -> list[Account]:
+    """Bind the account; the accounts whose binding it took over are returned (to be told). A household
+    may have several family members' accounts; they are released only when `release_household`."""
+    released = (
+        await current_owners(session, account, person, household) if person is not None or release_household else []
+    )
+    # One person (or household), one account per channel: an older binding is released.
+    for other in released:
+        if person is not None:
             other.person_id = None
+        else:
+            other.household_id = None
+        other.commands_scope = None
+    if person is not None:
         account.person_id = person.id
         if person.language and not account.language:
             account.language = person.language
@@ -122,3 +142,4 @@ async def _bind(
         account.household_id = household.id
     account.bound_at = now
     account.commands_scope = None  # the menu changes with the role
+    return released

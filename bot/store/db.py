@@ -28,7 +28,11 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
     `on_loop=True` runs a SQLite file's statements on the event-loop thread (`bot.store.sqlite_loop`):
     several times cheaper per statement, for short transactions like the bot's one-per-update. Without
     it (the default, for the scheduler's and exports' heavier queries) aiosqlite's worker thread runs them.
+
+    Statement parameters are left out of error messages (`hide_parameters`): they carry notes, names and
+    phone numbers, and errors are logged.
     """
+    kw.setdefault("hide_parameters", True)
     if is_sqlite(url):
         u = make_url(url)
         if on_loop and u.database and u.database != ":memory:":

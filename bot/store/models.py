@@ -355,6 +355,33 @@ class Invite(Base):
     used_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
 
 
+class RebindRequest(Base):
+    """A shared phone asking to bind a person or household already bound to another account: it waits
+    for the team leader's confirmation (issue 10 #1)."""
+
+    __tablename__ = "rebind_requests"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"))
+    created_at: Mapped[datetime] = mapped_column(TS)
+    decided_at: Mapped[datetime | None] = mapped_column(TS)
+    decision: Mapped[str | None] = mapped_column(String(8))  # "ok" | "no"
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+
+
+class RateLimit(Base):
+    """A counter per key (a chat account's messages per minute, its invite-code failures), shared by every
+    process through the database: count in the window that started at window_start, and a lock-out."""
+
+    __tablename__ = "rate_limits"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(TS)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    strikes: Mapped[int] = mapped_column(Integer, default=0)  # lock-outs so far (each one longer)
+    locked_until: Mapped[datetime | None] = mapped_column(TS)
+
+
 class DialogState(Base):
     """A dialog in progress (or a parked draft): step, entered data and the back-stack, per account."""
 

@@ -54,9 +54,11 @@ async def test_console_dialog_reply_keyboard_and_extras(
     assert zh("console.bad_loc") in out
     assert plain(zh("console.no_file", path="/nonexistent.jpg")) in out
     assert await LocalFiles().download(str(pic)) == pic.read_bytes()  # what /photo PATH hands the core
-    # Sharing the phone as a guest binds by the roster phone.
+    # Sharing the phone as a guest binds a household by its phone; a cadre's phone asks for the invite code.
+    code, out = await _chat(settings, clock, None, "/start\n/contact 13800000004\n")
+    assert "陈秀英" in out
     code, out = await _chat(settings, clock, None, "/start\n/contact 13900000002\n")
-    assert "李红梅" in out
+    assert "李红梅" not in out and plain(zh("security.staff_use_code")) in out
 
 
 async def test_console_unknown_person(app: App, world: World, settings: Settings, clock: FixedClock) -> None:
