@@ -92,7 +92,7 @@ async def run_scheduler(
     )
     limiter = shared_limiter(settings, sender_config or SenderConfig())
     transports = Transports.of(transport)
-    limiters = channel_limiters(t.channel for t in transports)
+    limiters = channel_limiters((t.channel for t in transports), settings.redis_url)
     sender = Sender(sessions, transports, clock, rules, catalogs, sender_config, limiter, limiters)
     sched.start()
     log.info("scheduler started (timezone %s)", rules.timezone)
@@ -109,4 +109,7 @@ async def run_scheduler(
             await engine.dispose()
         if limiter is not None:
             await limiter.close()
+        for own in limiters.values():
+            if hasattr(own, "close"):
+                await own.close()
         log.info("scheduler stopped")

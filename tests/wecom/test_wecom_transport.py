@@ -100,6 +100,9 @@ async def test_photos_uploaded_and_user_media_downloaded(api: WeComAPI, wecom: F
     img = wecom.sent[-2]
     assert img.msgtype == "image" and wecom.media[img.body["media_id"]] == (png, "image/png")
     assert wecom.sent[-1].text == "本月走访"
+    # A photo by an id WeCom does not know (another channel's, or expired): the text still goes.
+    await t.send(reply("照片见附件", photo=Photo(file_id="AgACAgIAAxkBAAIB-telegram")))
+    assert wecom.sent[-1].text == "照片见附件"
     mid = wecom.add_media(b"\xff\xd8\xffjpeg")
     assert await t.download(mid) == b"\xff\xd8\xffjpeg"
 
@@ -218,3 +221,103 @@ def test_the_half_hour_marks_are_avoided() -> None:
     assert mark_wait(at(8, 0, 10)) == pytest.approx(50)
     assert mark_wait(at(8, 30, 0)) == pytest.approx(60)
     assert mark_wait(at(8, 1, 0)) == 0 and mark_wait(at(8, 29, 59)) == 0
+
+
+async def test_token_shared_through_redis(wecom: FakeWeCom) -> None:
+    import uuid
+
+    from redis.asyncio import Redis
+
+    from bot.channels.wecom.token import RedisTokenStore
+
+    redis = Redis.from_url("redis://127.0.0.1:6379")
+    try:
+        await redis.ping()
+    except Exception:
+        await redis.aclose()
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    prefix = f"bangfu-test:{uuid.uuid4().hex}:"
+    clients = []
+    try:
+        for _ in range(6):
+            c = WeComAPI(wecom.url, wecom.corp_id, wecom.secret, wecom.agent_id)
+            c.tokens = TokenCache(RedisTokenStore(redis, prefix), c.token_key, c.fetch_token)
+            clients.append(c)
+        tokens = await asyncio.gather(*(c.tokens.token() for c in clients if c.tokens))
+        assert len(set(tokens)) == 1 and wecom.token_fetches == 1
+        fresh = await asyncio.gather(*(c.tokens.token(tokens[0]) for c in clients if c.tokens))
+        assert len(set(fresh)) == 1 and fresh[0] != tokens[0] and wecom.token_fetches == 2
+    finally:
+        for c in clients:
+            await c.close()
+        async for key in redis.scan_iter(prefix + "*"):
+            await redis.delete(key)
+        await redis.aclose()
+
+
+async def test_outbox_sender_keeps_the_member_windows(app: App, wecom: FakeWeCom) -> None:
+    """Reminders to one member through the outbox sender and WeComTransport: within the (scaled) window at
+    WeCom's side, none twice, a rate-limit errcode retried."""
+    from bot.clock import FixedClock
+    from bot.core.services import county_rules
+    from bot.scheduler.outbox import OutMessage, enqueue
+    from bot.scheduler.sender import Sender, SenderConfig
+    from bot.settings import Settings
+
+    clock = app.core.clock
+    assert isinstance(clock, FixedClock)
+    rows = [OutMessage(dedup_key=f"w:{i}", rule="t", reply=Reply(chat_id="wjg", text=f"提醒{i}", channel="wecom"))
+            for i in range(8)]
+    async with app.core.sessions() as s, s.begin():
+        await enqueue(s, rows, now=clock.now())
+    api = WeComAPI(wecom.url, wecom.corp_id, wecom.secret, wecom.agent_id)
+    api.tokens = TokenCache(DbTokenStore(app.core.sessions), api.token_key, api.fetch_token)
+    wecom.fail_next("message/send", errcode=45033)
+    limiter = WindowLimiter(windows=((3, 0.4),), rate_per_s=100, avoid_marks=False)
+    sender = Sender(app.core.sessions, WeComTransport(api), clock, county_rules(Settings()), app.core.catalogs,
+                    SenderConfig(poll_interval_s=0.05), limiters={"wecom": limiter})
+    try:
+        stats = await sender.run(asyncio.Event(), until_idle=True)
+    finally:
+        await api.close()
+    stamps = [m.at for m in wecom.sent]
+    assert sorted(m.text for m in wecom.sent) == sorted(f"提醒{i}" for i in range(8))  # each once
+    assert all(stamps[i + 3] - stamps[i] >= 0.4 for i in range(len(stamps) - 3))
+    assert stats.sent == 8 and stats.retried == 1
+
+
+async def test_member_windows_shared_by_two_senders_through_redis() -> None:
+    import uuid
+
+    from redis.asyncio import Redis
+
+    from bot.scheduler.member_limits import RedisWindowLimiter
+
+    redis = Redis.from_url("redis://127.0.0.1:6379")
+    try:
+        await redis.ping()
+    except Exception:
+        await redis.aclose()
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    prefix = f"bangfu-test:{uuid.uuid4().hex}"
+    two = [RedisWindowLimiter(redis, windows=((3, 0.3),), rate_per_s=1000, avoid_marks=False, prefix=prefix)
+           for _ in range(2)]
+    stamps: list[float] = []
+
+    async def send(lim: RedisWindowLimiter) -> None:
+        async with lim.turn("wjg"):
+            await asyncio.sleep(0.002)
+            stamps.append(time.monotonic())
+
+    try:
+        await asyncio.gather(*(send(two[i % 2]) for i in range(8)))
+        stamps.sort()
+        assert all(stamps[i + 3] - stamps[i] >= 0.29 for i in range(len(stamps) - 3))
+        # A refused send is taken back out of the window.
+        async with two[0].turn("lhm") as ticket:
+            await two[0].refund(ticket)
+        assert await redis.zcard(f"{prefix}:m:lhm") == 0
+    finally:
+        async for key in redis.scan_iter(prefix + "*"):
+            await redis.delete(key)
+        await redis.aclose()

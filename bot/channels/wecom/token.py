@@ -11,7 +11,6 @@ lease free, or SET NX in Redis), fetches, and writes the new token; the others w
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -101,32 +100,51 @@ class MemoryTokenStore:
         self._rows[key] = (token, expires_at, False)
 
 
+# KEYS[1] = the token ("token\nexpires epoch"), KEYS[2] = the refresh lease; ARGV = fresh-until epoch,
+# the stale token ("" for none), lease ms. Atomic, so no caller can take the lease between another's read
+# and its write.
+_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+if v then
+  local sep = string.find(v, '\\n', 1, true)
+  if sep then
+    local tok = string.sub(v, 1, sep - 1)
+    local exp = tonumber(string.sub(v, sep + 1))
+    if exp and exp > tonumber(ARGV[1]) and tok ~= ARGV[2] then return 0 end
+  end
+end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', tonumber(ARGV[3])) then return 1 end
+return 0
+"""
+
+
 class RedisTokenStore:
-    """The token in Redis (BANGFU_REDIS_URL): a JSON value with its expiry, and a SET NX lease."""
+    """The token in Redis (BANGFU_REDIS_URL), with a SET NX refresh lease taken by one Lua script."""
 
     def __init__(self, redis: Any, prefix: str = "bangfu:wecom:token:") -> None:
         self._redis = redis
         self._prefix = prefix
+        self._claim = redis.register_script(_CLAIM)
 
     async def read(self, key: str) -> tuple[str | None, datetime | None]:
         raw = await self._redis.get(self._prefix + key)
         if not raw:
             return None, None
-        d = json.loads(raw)
-        return d["token"], datetime.fromtimestamp(d["expires_at"], UTC)
+        token, _, expires = raw.decode().partition("\n")
+        return token, datetime.fromtimestamp(float(expires), UTC)
 
     async def claim(self, key: str, stale: str | None) -> bool:
-        token, expires = await self.read(key)
-        fresh = token is not None and expires is not None and expires > _now() + timedelta(seconds=MARGIN_S)
-        if fresh and token != stale:
-            return False
-        return bool(await self._redis.set(self._prefix + key + ":lease", "1", nx=True, px=int(LEASE_S * 1000)))
+        fresh_until = (_now() + timedelta(seconds=MARGIN_S)).timestamp()
+        got = await self._claim(keys=[self._prefix + key, self._prefix + key + ":lease"],
+                                args=[fresh_until, stale or "", int(LEASE_S * 1000)])
+        return bool(int(got))
 
     async def write(self, key: str, token: str, expires_at: datetime) -> None:
-        value = json.dumps({"token": token, "expires_at": expires_at.timestamp()})
         ttl = max(int((expires_at - _now()).total_seconds()), 1)
-        await self._redis.set(self._prefix + key, value, ex=ttl)
-        await self._redis.delete(self._prefix + key + ":lease")
+        async with self._redis.pipeline(transaction=True) as p:  # value and lease change together
+            p.set(self._prefix + key, f"{token}\n{expires_at.timestamp()}", ex=ttl)
+            p.delete(self._prefix + key + ":lease")
+            await p.execute()
 
 
 class TokenCache:

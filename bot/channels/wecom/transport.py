@@ -16,12 +16,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import OrderedDict
 from typing import Any
 
 from bot.channels.wecom import CHANNEL
-from bot.channels.wecom.api import WeComAPI
+from bot.channels.wecom.api import WeComAPI, WeComError
 from bot.core.types import (
     AnswerCallback,
     Button,
@@ -34,6 +35,8 @@ from bot.core.types import (
     SetCommands,
 )
 from bot.runners.render import photo_upload, plain, split_bytes, wecom_content
+
+log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 2048  # bytes, text and markdown messages alike
 BUTTONS_PER_CARD = 6  # button_interaction: button_list holds at most 6
@@ -123,7 +126,13 @@ class WeComTransport:
                 name, mime = photo_upload(r.photo)
                 media = await self.api.upload_media("image", name, r.photo.data, mime)
             if media:
-                msg_id = await self._send(to, "image", {"media_id": media})
+                try:
+                    msg_id = await self._send(to, "image", {"media_id": media})
+                except WeComError:
+                    if r.photo.data is not None:
+                        raise
+                    # A file id from another channel, or a WeCom media id past its 3 days: the text still goes.
+                    log.warning("a photo by id could not be sent on WeCom; sending the text alone")
         if r.document is not None:
             media = await self.api.upload_media("file", r.document.filename, r.document.data, r.document.mime)
             msg_id = await self._send(to, "file", {"media_id": media})
