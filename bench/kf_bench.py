@@ -94,7 +94,7 @@ async def sync_part(args: argparse.Namespace, tmp: Path) -> None:
         print(f"sync: {len(questions)} messages from {args.villagers} villagers, pages of {args.page}, killed after "
               f"{half} and resumed: {len(questions) / elapsed:.0f} messages/s end to end ({elapsed:.2f} s); "
               f"lost {lost}, duplicated {dup}; sync_msg calls {kf.sync_calls}; kf/send_msg {len(kf.kf_sent)}; "
-              f"window violations {len(kf.window_violations)}")
+              f"window violations {len(kf.window_violations)}; answers held for the next window {first.kf.transport.held + runner.kf.transport.held}")
     await app.close()
 
 

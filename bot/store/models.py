@@ -308,6 +308,8 @@ class KfWindow(Base):
     external_userid: Mapped[str] = mapped_column(String(64), primary_key=True)
     open_kfid: Mapped[str] = mapped_column(String(64), default="")
     last_inbound_at: Mapped[datetime | None] = mapped_column(TS)
+    last_msg_time: Mapped[int] = mapped_column(BigInteger, default=0)  # WeChat's send_time of their last message
+    last_msgid: Mapped[str] = mapped_column(String(128), default="")  # and its msgid
     sent_since: Mapped[int] = mapped_column(Integer, default=0)
     held: Mapped[list[Any]] = mapped_column(JSON, default=list)  # serialised Replies waiting for a window
     undeliverable: Mapped[int] = mapped_column(Integer, default=0)  # held with no phone to tell them by

@@ -166,6 +166,14 @@ async def test_sync_resumes_after_a_crash_without_loss_or_duplicates(
         texts = sorted((await s.execute(select(PolicyQuestion.text))).scalars())
     assert texts == sorted(questions)  # each exactly once
     assert await count(app, ProcessedUpdate, ProcessedUpdate.channel == "wechat_kf") == len(questions) + 1
+    # The window counts from the villager's last message: five answers (and the welcome before), the rest
+    # held for their next message; WeChat never had to refuse one.
+    assert kf.window_violations == []
+    # (A reply the crash cut off is the one at-most-once gap: five or six messages, six or seven held.)
+    assert len([m for m in kf.kf_sent if m.touser == VILLAGER]) in (5, 6)
+    async with app.core.sessions() as s:
+        w = await s.get(KfWindow, VILLAGER)
+        assert w is not None and len(w.held) in (len(questions) - 6, len(questions) - 5)
 
 
 @SQLITE

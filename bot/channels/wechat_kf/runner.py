@@ -40,6 +40,7 @@ from bot.settings import Settings
 from bot.store.models import Account, Household, KfCursor, KfScene, KfWindow, Pairing, ProcessedUpdate
 
 log = logging.getLogger(__name__)
+MAX_PAGES = 20  # pages (of up to 1,000 messages) pulled before handling them
 
 
 def kf_event(xml: str) -> tuple[str, str] | None:
@@ -125,22 +126,30 @@ class KfChannel:
                 row.cursor, row.updated_at = cursor, self.core.clock.now()
 
     async def sync(self, token: str) -> int:
-        """Pull and handle everything after the saved cursor; how many messages were pulled."""
+        """Pull and handle everything after the saved cursor; how many messages were pulled.
+
+        Pages are pulled first (up to MAX_PAGES at a time) so each villager's reply window counts from
+        their last message among them, as WeChat's does; then each page's messages are handled and its
+        next_cursor saved."""
         self.syncs += 1
         cursor = await self._cursor()
         pulled = 0
-        while True:
-            page = await sync_msg(self.api, token=token, cursor=cursor, open_kfid=self.open_kfid,
-                                  limit=self.page_limit)
-            for msg in page.get("msg_list", []):
-                pulled += 1
-                await self.process(msg)
-            nxt = str(page.get("next_cursor", "") or cursor)
-            if nxt != cursor:
+        more = True
+        while more:
+            pages: list[tuple[list[dict[str, Any]], str]] = []
+            while more and len(pages) < MAX_PAGES:
+                page = await sync_msg(self.api, token=token, cursor=cursor, open_kfid=self.open_kfid,
+                                      limit=self.page_limit)
+                cursor = str(page.get("next_cursor", "") or cursor)
+                pages.append((list(page.get("msg_list", [])), cursor))
+                more = bool(page.get("has_more"))
+            await self._opened([m for msgs, _ in pages for m in msgs])
+            for msgs, nxt in pages:
+                for msg in msgs:
+                    pulled += 1
+                    await self.process(msg)
                 await self._save_cursor(nxt)  # only after the page's messages are processed updates
-                cursor = nxt
-            if not page.get("has_more"):
-                return pulled
+        return pulled
 
     async def _seen(self, uid: str) -> bool:
         async with self.core.sessions() as s:
@@ -156,21 +165,35 @@ class KfChannel:
         assert inc.update_id is not None
         if await self._seen(inc.update_id):
             return
-        await self._opened(inc.chat_id)
         await self.transport.flush_held(inc.chat_id)
         result = await self.core.handle(inc)
         self.handled += 1
         await run_actions(list(result.actions), self.transport, self.transports, self.park)
 
-    async def _opened(self, user: str) -> None:
-        """The villager wrote: a new window of five messages for 48 hours."""
+    async def _opened(self, msgs: list[dict[str, Any]]) -> None:
+        """The villagers who wrote: a new window of five messages for 48 hours from their LAST message of
+        the page (WeChat counts replies from there: answers to their earlier messages of the same page
+        share it). Messages already handled (a replay, a resumed sync) reopen nothing."""
+        latest: dict[str, tuple[int, str]] = {}  # user -> (send_time, msgid) of their last message here
+        for msg in msgs:
+            inc = to_incoming(msg)
+            if inc is None or inc.update_id is None or await self._seen(inc.update_id):
+                continue
+            sent_at = int(msg.get("send_time") or 0)
+            if sent_at >= latest.get(inc.chat_id, (0, ""))[0]:
+                latest[inc.chat_id] = (sent_at, str(msg.get("msgid", ""))[:128])
+        if not latest:
+            return
+        now = self.core.clock.now()
         async with self.core.sessions() as s, s.begin():
-            w = await s.get(KfWindow, user)
-            if w is None:
-                s.add(KfWindow(external_userid=user, open_kfid=self.open_kfid, last_inbound_at=self.core.clock.now(),
-                               sent_since=0, held=[], undeliverable=0))
-            else:
-                w.last_inbound_at, w.sent_since = self.core.clock.now(), 0
+            for user, (sent_at, msgid) in latest.items():
+                w = await s.get(KfWindow, user)
+                if w is None:
+                    s.add(KfWindow(external_userid=user, open_kfid=self.open_kfid, last_inbound_at=now,
+                                   last_msg_time=sent_at, last_msgid=msgid, sent_since=0, held=[], undeliverable=0))
+                elif msgid != w.last_msgid and sent_at >= (w.last_msg_time or 0):
+                    # A message after the last one we counted from (the same one again, after a crash, is not).
+                    w.last_inbound_at, w.sent_since, w.last_msg_time, w.last_msgid = now, 0, sent_at, msgid
 
     async def park(self, reply: Reply) -> None:
         await park_reply(self.core, reply)

@@ -127,7 +127,8 @@ class KfTransport:
     async def _window(self, s: AsyncSession, user: str) -> KfWindow:
         w = await s.get(KfWindow, user)
         if w is None:
-            w = KfWindow(external_userid=user, open_kfid=self.open_kfid, sent_since=0, held=[], undeliverable=0)
+            w = KfWindow(external_userid=user, open_kfid=self.open_kfid, sent_since=0, last_msg_time=0, last_msgid="", held=[],
+                         undeliverable=0)
             s.add(w)
         return w
 
@@ -149,6 +150,8 @@ class KfTransport:
                     name, mime = photo_upload(photo)
                     media = await upload_image(self.api, name, photo.data, mime)
                 body["image"] = {"media_id": media}
+            # Counted before it is sent (a crash in between costs a message of budget, never a refusal).
+            await self._count(r.chat_id, 1)
             try:
                 msg_id = await send_msg(self.api, {"touser": r.chat_id, "open_kfid": self.open_kfid, **body})
             except WeComError as e:
@@ -157,15 +160,18 @@ class KfTransport:
                     if not from_hold:
                         await self._hold(r)
                     return None
+                await self._count(r.chat_id, -1)
+                raise
+            except SendError:
+                await self._count(r.chat_id, -1)
                 raise
             self.sent += 1
-            await self._count(r.chat_id)
         return msg_id
 
-    async def _count(self, user: str, exhausted: bool = False) -> None:
+    async def _count(self, user: str, delta: int = 0, exhausted: bool = False) -> None:
         async with self.sessions() as s, s.begin():
             w = await self._window(s, user)
-            w.sent_since = BUDGET if exhausted else (w.sent_since or 0) + 1
+            w.sent_since = BUDGET if exhausted else max((w.sent_since or 0) + delta, 0)
 
     async def _hold(self, r: Reply) -> None:
         """Keep the Reply for the villager's next message; tell them by SMS once per closed window."""

@@ -31,6 +31,8 @@ def upgrade() -> None:
         sa.Column("external_userid", sa.String(length=64), nullable=False),
         sa.Column("open_kfid", sa.String(length=64), nullable=False),
         sa.Column("last_inbound_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_msg_time", sa.BigInteger(), nullable=False),
+        sa.Column("last_msgid", sa.String(length=128), nullable=False),
         sa.Column("sent_since", sa.Integer(), nullable=False),
         sa.Column("held", sa.JSON(), nullable=False),
         sa.Column("undeliverable", sa.Integer(), nullable=False),
