@@ -21,8 +21,14 @@ _URL_TOKEN = re.compile(r"(/(?:file/)?bot)[^/\s'\"]+(?=/)")
 _installed = False
 
 
+# WeCom's API takes its credentials in the query string (gettoken?corpsecret=…, ?access_token=…).
+_QUERY_SECRET = re.compile(r"((?:access_token|corpsecret)=)[^&\s'\"]+")
+
+
 def redact(text: str) -> str:
-    """`text` with bot tokens replaced."""
+    """`text` with bot tokens (and WeCom's secret and access token in URLs) replaced."""
+    if "=" in text:
+        text = _QUERY_SECRET.sub(rf"\1{REDACTED}", text)
     if ":" not in text and "/bot" not in text:
         return text
     return _URL_TOKEN.sub(rf"\1{REDACTED}", _TOKEN.sub(REDACTED, text))

@@ -72,3 +72,37 @@ async def test_token_expiry_mid_run(runner: WeComRunner, wecom: FakeWeCom, app: 
     reply = await wecom.wait_for_sent("wjg", since=n)
     assert reply.token in wecom.tokens  # sent with the new token, after one refresh
     assert wecom.token_fetches == fetched + 1
+
+
+async def test_callbacks_answered_at_once_and_failed_replies_parked(runner: WeComRunner, wecom: FakeWeCom, app: App,
+                                                                   world: World) -> None:
+    import time
+
+    from sqlalchemy import select
+
+    from bot.store.models import Outbox
+
+    code = await invite(app, world.cadre_ids[0])
+    await wecom.text("wjg", f"/start {code}")
+    await wecom.wait_for_sent("wjg")
+    # WeCom slow to take our reply: the callback is still answered at once (WeCom would retry it).
+    wecom.fail_next("message/send", delay=1.5)
+    n = len(wecom.sent)
+    t = time.monotonic()
+    assert await wecom.text("wjg", "/cancel") == 200  # one short reply
+    assert time.monotonic() - t < 0.5
+    await wecom.wait_for_sent("wjg", since=n)
+    # WeCom failing (5xx): the reply is parked in the outbox for the sender, on channel wecom.
+    wecom.fail_next("message/send", status=502, times=5)
+    await wecom.text("wjg", "/cancel")
+
+    async def parked() -> list[Outbox]:
+        async with app.core.sessions() as s:
+            return list((await s.execute(select(Outbox).where(Outbox.rule == "relay"))).scalars())
+    for _ in range(100):
+        if rows := await parked():
+            break
+        await asyncio.sleep(0.05)
+    zh = app.core.catalogs.get("zh_CN")
+    assert rows and all((r.channel, r.chat_id) == ("wecom", "wjg") for r in rows)
+    assert any(r.payload["text"] == zh("core.nothing_to_cancel") for r in rows)

@@ -321,3 +321,11 @@ async def test_member_windows_shared_by_two_senders_through_redis() -> None:
         async for key in redis.scan_iter(prefix + "*"):
             await redis.delete(key)
         await redis.aclose()
+
+
+def test_wecom_credentials_are_redacted_from_logs() -> None:
+    from bot.logsafe import redact
+
+    line = "GET http://qyapi/cgi-bin/gettoken?corpid=ww1&corpsecret=s3cr3t-xyz then ?access_token=AT99&media_id=M"
+    out = redact(line)
+    assert "s3cr3t-xyz" not in out and "AT99" not in out and "corpid=ww1" in out and "media_id=M" in out
