@@ -228,3 +228,30 @@ def test_channel_option() -> None:
     for bad in ("telegram,wecom", "sms", ""):
         with pytest.raises(argparse.ArgumentTypeError):
             channel_list(bad)
+
+
+@SQLITE
+async def test_photo_text_and_buttons_fit_what_is_left(kfrunner: KfRunner, kf: FakeKf, app: App,
+                                                       clock: FixedClock) -> None:
+    from bot.core.types import Photo
+    from bot.runners.cli import make_runner
+
+    transport = kfrunner.kf.transport
+    kf.last_inbound[VILLAGER], kf.sent_since[VILLAGER] = clock.now(), 3
+    async with app.core.sessions() as s, s.begin():
+        s.add(KfWindow(external_userid=VILLAGER, open_kfid=kf.open_kfid, last_inbound_at=clock.now(), last_msg_time=1,
+                       last_msgid="x", sent_since=3, held=[], undeliverable=0))
+    reply = Reply(chat_id=VILLAGER, text="您家的走访照片", channel="wechat_kf", photo=Photo(data=b"\x89PNG" + b"0" * 64),
+                  markup=InlineKeyboard(((Button("好的", "ok:1"),),)))
+    await transport.send(reply)  # two left: the picture, then the text with its button
+    image, menu = kf.kf_sent[-2:]
+    assert image.msgtype == "image" and image.body["media_id"] in kf.media
+    assert menu.msgtype == "msgmenu" and menu.body["head_content"] == "您家的走访照片"
+    await transport.send(reply)  # none left: held, nobody to tell (no phone on an unbound account)
+    async with app.core.sessions() as s:
+        w = await s.get(KfWindow, VILLAGER)
+        assert w is not None and len(w.held) == 1 and w.undeliverable == 1
+    assert kf.window_violations == []
+    runner = make_runner("wechat_kf+wecom", app, kfrunner.settings)
+    assert {t.channel for t in runner.transports} >= {"wecom", "wechat_kf"}
+    await runner.api.close()
