@@ -255,3 +255,15 @@ async def test_photo_text_and_buttons_fit_what_is_left(kfrunner: KfRunner, kf: F
     runner = make_runner("wechat_kf+wecom", app, kfrunner.settings)
     assert {t.channel for t in runner.transports} >= {"wecom", "wechat_kf"}
     await runner.api.close()
+
+
+@SQLITE
+async def test_voice_and_location_are_handled(kfrunner: KfRunner, kf: FakeKf, app: App, world: World) -> None:
+    await login_villager(app, kf, kfrunner, world.households["张大山"])
+    mark = len(kf.kf_sent)
+    kf.add(VILLAGER, "voice", {"media_id": kf.add_media(b"#!AMR\n" + b"0" * 32, "audio/amr")})
+    kf.add(VILLAGER, "location", {"latitude": 25.001, "longitude": 102.701, "name": "石桥村", "address": ""})
+    await kf.notify()
+    await kfrunner.kf.wait_idle()
+    assert await count(app, ProcessedUpdate, ProcessedUpdate.channel == "wechat_kf") == 3
+    assert kf.window_violations == [] and len(kf.kf_sent) >= mark
