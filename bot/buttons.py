@@ -7,7 +7,7 @@ Senders (handlers, dialogs, notices, the scheduler's reminders) `pack`, handlers
 
 from __future__ import annotations
 
-from bot.core.callbacks import COUNT, ID, TOKEN, WORD, Callback, one_of
+from bot.core.callbacks import COUNT, ID, MONTH, TOKEN, WORD, Callback, one_of
 
 # Reminders (the scheduler writes them, the visits router answers): rm:visit:<household_id>, rm:checkin
 VISIT_REMINDER = Callback("rm", "visit", ID)
@@ -36,6 +36,14 @@ QUESTION_FORWARD = Callback("pq", "fwd", ID)
 QUESTION_KEEP = Callback("pq", "nofwd", ID)
 QUESTION_REPLY = Callback("pq", "reply", ID)
 QUESTION_MORE = Callback("pq", "more", ID)  # "详细说明": the whole entry behind a short answer
+
+# Leaders: /export's ledger (ex:<kind>), then its period (ex:<kind>:<period>); /report's month (rp:2026-11)
+EXPORT_LEDGER = Callback("ex", None, WORD)
+EXPORT_PERIOD = Callback("ex", None, WORD, WORD)
+REPORT_MONTH = Callback("rp", None, MONTH)
+
+# The team leader's decision on rebinding a person or household to another account: rb:ok|no:<request id>
+REBIND_DECISION = Callback("rb", None, one_of("ok", "no"), ID)
 
 # /lang
 LANGUAGE = Callback("lang", None, WORD)

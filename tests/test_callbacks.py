@@ -89,3 +89,11 @@ def test_registry_refuses_two_routes_claiming_one_prefix() -> None:
     twice.command("visit")(_noop)
     with pytest.raises(ValueError, match="visit"):
         routing_table([*all_routers(), twice])
+
+
+def test_join_is_for_known_good_values_and_still_measures() -> None:
+    dialog = Callback("d", None, TOKEN, REST)
+    assert dialog.join("0a1b2c3d", "kind:routine") == "d:0a1b2c3d:kind:routine"
+    assert dialog.parse(dialog.join("0a1b2c3d", "kind:routine")) == ("0a1b2c3d", "kind:routine")
+    with pytest.raises(CallbackError):
+        dialog.join("0a1b2c3d", "值" * 20)  # 60 bytes of value: over 64 in all

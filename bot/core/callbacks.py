@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MAX_BYTES = 64  # Telegram's limit on callback_data
@@ -25,6 +25,7 @@ SEP = ":"
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _HEX = re.compile(r"[0-9a-f]{1,16}")
 _WORD = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_MONTH = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ def _token(raw: str) -> str | None:
     return raw if _HEX.fullmatch(raw) else None
 
 
+def _month(raw: str) -> str | None:
+    return raw if _MONTH.fullmatch(raw) else None
+
+
 def _text(raw: str) -> str | None:
     return raw if raw.isprintable() else None
 
@@ -64,6 +69,7 @@ ID = Field("id", _id)  # a positive row id, ASCII digits
 COUNT = Field("count", _count)  # a small non-negative number (a page)
 WORD = Field("word", _word)  # an identifier: [A-Za-z0-9_.-]
 TOKEN = Field("token", _token)  # a dialog nonce: lowercase hex
+MONTH = Field("month", _month)  # a calendar month, "2026-11"
 REST = Field("rest", _text, rest=True)  # printable text to the end (a dialog's own button value)
 
 
@@ -71,6 +77,11 @@ def one_of(*words: str) -> Field:
     """A field that is one of a fixed set of words."""
     allowed = frozenset(words)
     return Field("/".join(words), lambda raw: raw if raw in allowed else None)
+
+
+def _too_long(data: str) -> bool:
+    # A character is at most 4 bytes in UTF-8: short data need not be encoded to be measured.
+    return len(data) > MAX_BYTES // 4 and len(data.encode()) > MAX_BYTES
 
 
 class CallbackError(ValueError):
@@ -93,39 +104,52 @@ class Callback:
         object.__setattr__(self, "prefix", prefix)
         object.__setattr__(self, "action", action)
         object.__setattr__(self, "fields", fields)
+        object.__setattr__(self, "stem", prefix if action is None else f"{prefix}{SEP}{action}")
 
-    @property
-    def stem(self) -> str:
-        """Prefix and action ("rm:visit"): the whole payload when there are no fields."""
-        return self.prefix if self.action is None else f"{self.prefix}{SEP}{self.action}"
+    stem: str = field(init=False, repr=False)  # prefix and action ("rm:visit"): all of a field-less payload
 
     def pack(self, *values: Any) -> str:
         """The callback data for these values; refuses what parse would refuse."""
-        if len(values) != len(self.fields):
-            raise CallbackError(f"{self.stem}: {len(self.fields)} fields, {len(values)} values")
-        data = SEP.join([self.stem, *(f.write(v) for f, v in zip(self.fields, values, strict=True))])
-        if len(data.encode()) > MAX_BYTES:
+        fields = self.fields
+        if len(values) != len(fields):
+            raise CallbackError(f"{self.stem}: {len(fields)} fields, {len(values)} values")
+        parts = [self.stem]
+        for f, v in zip(fields, values, strict=True):
+            raw = f.write(v)
+            if (SEP in raw and not f.rest) or f.read(raw) is None:
+                raise CallbackError(f"{self.stem}: {v!r} is not a valid {f.name}")
+            parts.append(raw)
+        data = SEP.join(parts)
+        if _too_long(data):
             raise CallbackError(f"callback data over {MAX_BYTES} bytes: {data!r}")
-        if self.parse(data) is None:
-            raise CallbackError(f"{data!r} would not parse back")
+        return data
+
+    def join(self, *raw: str) -> str:
+        """Callback data from field texts already known good (the engine's own nonce, a dialog's constant
+        values), checked for length only: the hot path of every dialog keyboard. Untrusted or computed
+        values go through `pack`."""
+        data = SEP.join((self.stem, *raw))
+        if _too_long(data):
+            raise CallbackError(f"callback data over {MAX_BYTES} bytes: {data!r}")
         return data
 
     def parse(self, data: str | None) -> tuple[Any, ...] | None:
         """The typed values of data, or None if it is not a well-formed payload of this family."""
-        if data is None or len(data.encode()) > MAX_BYTES:
+        if data is None or _too_long(data):
             return None
-        if not self.fields:
+        fields = self.fields
+        if not fields:
             return () if data == self.stem else None
-        head = self.stem + SEP
-        if not data.startswith(head):
+        stem = self.stem
+        if not data.startswith(stem) or data[len(stem) : len(stem) + 1] != SEP:
             return None
-        body = data[len(head) :]
-        n = len(self.fields)
-        raw = body.split(SEP, n - 1) if self.fields[-1].rest else body.split(SEP)
+        body = data[len(stem) + 1 :]
+        n = len(fields)
+        raw = body.split(SEP, n - 1) if fields[-1].rest else body.split(SEP)
         if len(raw) != n:
             return None
         values = []
-        for f, r in zip(self.fields, raw, strict=True):
+        for f, r in zip(fields, raw, strict=True):
             v = f.read(r)
             if v is None:
                 return None

@@ -74,7 +74,7 @@ class Router:
 
 
 def callback_parts(ctx: Ctx) -> list[str]:
-    """The callback data split on ':' (prefix first)."""
+    """The callback data split on ":" (prefix first). New code: a `Callback` from bot/buttons.py."""
     return (ctx.inc.callback_data or "").split(":")
 
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
+from bot.buttons import REBIND_DECISION
 from bot.core import limits
 from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Next, Replace, Retry, State
@@ -140,8 +141,8 @@ async def _request_rebind(ctx: Ctx, match: onboarding.Binding, owners: list[Acco
         t = ctx.core.translator_for(account)
         buttons = InlineKeyboard(
             (
-                (Button(t("security.btn_confirm"), f"rb:ok:{request.id}"),),
-                (Button(t("security.btn_refuse"), f"rb:no:{request.id}"),),
+                (Button(t("security.btn_confirm"), REBIND_DECISION.pack("ok", request.id)),),
+                (Button(t("security.btn_refuse"), REBIND_DECISION.pack("no", request.id)),),
             )
         )
         who = ctx.account.display_name or ctx.inc.user.id

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from bot.buttons import EXPORT_LEDGER, EXPORT_PERIOD, REPORT_MONTH
 from bot.core.context import Ctx
-from bot.core.router import LEADERS, Router, callback_parts
+from bot.core.router import LEADERS, Router
 from bot.core.types import Button, Document, InlineKeyboard, Photo
 from bot.scheduler.rules import Rules
 
@@ -75,7 +76,7 @@ def _period(name: str, today: date) -> tuple[date, date]:
 
 @router.command("export", roles=LEADERS)
 async def export(ctx: Ctx) -> None:
-    rows = [[Button(ctx.t(f"leader.export.{k}"), f"ex:{k}")] for k in _EXPORT_KINDS]
+    rows = [[Button(ctx.t(f"leader.export.{k}"), EXPORT_LEDGER.pack(k))] for k in _EXPORT_KINDS]
     ctx.reply("leader.export.choose", InlineKeyboard(tuple(tuple(r) for r in rows)))
 
 
@@ -86,31 +87,36 @@ async def _leader_team(ctx: Ctx) -> int | None:
     return teams[0][0] if teams else None
 
 
-@router.callback("ex", roles=LEADERS)
+@router.callback(EXPORT_LEDGER.prefix, roles=LEADERS)
 async def export_kind(ctx: Ctx) -> None:
     """ex:KIND asks for the period (dated ledgers); ex:KIND:PERIOD sends the workbook."""
     from bot.io.export import export_workbook
 
-    parts = callback_parts(ctx)
-    if not 2 <= len(parts) <= 3 or parts[1] not in _EXPORT_KINDS or (len(parts) == 3 and parts[2] not in _PERIODS):
+    payload = ctx.inc.callback_data
+    pressed: tuple[str, str | None] | None = None
+    if (with_period := EXPORT_PERIOD.parse(payload)) is not None:
+        pressed = (with_period[0], with_period[1])
+    elif (ledger_only := EXPORT_LEDGER.parse(payload)) is not None:
+        pressed = (ledger_only[0], None)
+    if pressed is None or pressed[0] not in _EXPORT_KINDS or (pressed[1] is not None and pressed[1] not in _PERIODS):
         ctx.answer_callback("core.button_expired")
         return
-    kind = parts[1]
+    kind, period = pressed
     ledger = ctx.t(f"leader.export.{kind}")
-    if len(parts) == 2 and kind in _DATED_KINDS:
+    if period is None and kind in _DATED_KINDS:
         ctx.answer_callback()
         buttons = []
         for p in _PERIODS:
             first, last = _period(p, ctx.today)
             buttons.append([Button(ctx.t(f"report.period.{p}", start=first.isoformat(), end=last.isoformat()),
-                                   f"ex:{kind}:{p}")])
+                                   EXPORT_PERIOD.pack(kind, p))])
         ctx.reply("report.export.which_period", InlineKeyboard(tuple(tuple(r) for r in buttons)), ledger=ledger)
         return
     team_id = await _leader_team(ctx)
     if team_id is None:
         ctx.reply("leader.no_team")
         return
-    start, to = _period(parts[2] if len(parts) == 3 else "year", ctx.today)
+    start, to = _period(period or "year", ctx.today)
     data = await export_workbook(ctx.session, kind, start, to, team_id, tz=ctx.core.settings.timezone)
     ctx.answer_callback()
     if kind in _DATED_KINDS:
@@ -138,8 +144,8 @@ async def report(ctx: Ctx) -> None:
         this = ctx.today.replace(day=1)
         last = (this - timedelta(days=1)).replace(day=1)
         rows = (
-            (Button(ctx.t("report.month.this", month=_month_label(this)), f"rp:{_month_label(this)}"),),
-            (Button(ctx.t("report.month.last", month=_month_label(last)), f"rp:{_month_label(last)}"),),
+            (Button(ctx.t("report.month.this", month=_month_label(this)), REPORT_MONTH.pack(_month_label(this))),),
+            (Button(ctx.t("report.month.last", month=_month_label(last)), REPORT_MONTH.pack(_month_label(last))),),
         )
         ctx.reply("report.choose_month", InlineKeyboard(rows))
         return
@@ -150,10 +156,10 @@ async def report(ctx: Ctx) -> None:
     await _send_report(ctx, team_id, month)
 
 
-@router.callback("rp", roles=LEADERS)
+@router.callback(REPORT_MONTH.prefix, roles=LEADERS)
 async def report_month(ctx: Ctx) -> None:
-    parts = callback_parts(ctx)
-    month = _parse_month(parts[1], ctx.today) if len(parts) == 2 and len(parts[1]) == 7 else None
+    pressed = REPORT_MONTH.parse(ctx.inc.callback_data)
+    month = _parse_month(pressed[0], ctx.today) if pressed else None
     if month is None:
         ctx.answer_callback("core.button_expired")
         return

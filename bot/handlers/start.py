@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bot.buttons import REBIND_DECISION
 from bot.core.context import Ctx
-from bot.core.router import LEADERS, Router, callback_parts, parse_id
+from bot.core.router import LEADERS, Router
 from bot.dialogs.onboard import bind_contact, leader_for, redeem, target_name, welcome_bound
 from bot.i18n import Safe
 from bot.services import onboarding
@@ -37,11 +38,11 @@ async def contact(ctx: Ctx) -> None:
     await bind_contact(ctx)
 
 
-@router.callback("rb", roles=LEADERS)
+@router.callback(REBIND_DECISION.prefix, roles=LEADERS)
 async def rebind_decision(ctx: Ctx) -> None:
-    """rb:ok|no:<request id>: the team leader confirms or refuses a rebinding, once."""
-    parts = callback_parts(ctx)
-    rid = parse_id(parts[2]) if len(parts) == 3 and parts[1] in ("ok", "no") else None
+    """REBIND_DECISION (rb:ok|no:<request id>): the team leader confirms or refuses a rebinding, once."""
+    pressed = REBIND_DECISION.parse(ctx.inc.callback_data)
+    decision, rid = pressed if pressed is not None else ("", None)
     request = await ctx.session.get(RebindRequest, rid, with_for_update=True) if rid else None
     match = (
         onboarding.Binding(
@@ -62,10 +63,10 @@ async def rebind_decision(ctx: Ctx) -> None:
         ctx.answer_callback("security.rebind_already")
         ctx.reply("security.rebind_already")
         return
-    request.decided_at, request.decision, request.decided_by_id = ctx.now, parts[1], ctx.person.id
+    request.decided_at, request.decision, request.decided_by_id = ctx.now, decision, ctx.person.id
     requester = await ctx.session.get(Account, request.account_id)
-    ctx.audit("account.rebind_" + ("confirmed" if parts[1] == "ok" else "refused"), "rebind_request", request.id)
-    if parts[1] == "no" or requester is None:
+    ctx.audit("account.rebind_" + ("confirmed" if decision == "ok" else "refused"), "rebind_request", request.id)
+    if decision == "no" or requester is None:
         ctx.reply("security.rebind_refused")
         if requester is not None:
             ctx.send_to(requester, "security.rebind_refused_to_requester")

@@ -64,7 +64,8 @@ async def run_scheduler(
     catalogs: Catalogs | None = None,
     sender_config: SenderConfig | None = None,
 ) -> None:
-    """Tick every minute and drain the outbox until stop_event is set (`bangfu scheduler`).
+    """Tick every minute and drain the outbox until stop_event is set (`bangfu scheduler`). `transport`:
+    one channel's transport, or a `Transports` registry when the outbox holds several channels.
 
     Pass `sessions` / `catalogs` / `rules` to share them with a bot in the same process.
     """

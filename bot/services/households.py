@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler.rules import Rules
+from bot.services.people import cadre_for_household
 from bot.services.visits import current_season
 from bot.store.enums import DifficultyStatus, Role
 from bot.store.models import (
@@ -22,6 +23,7 @@ from bot.store.models import (
     Pairing,
     Person,
     Team,
+    Village,
     Visit,
 )
 
@@ -233,9 +235,6 @@ _RECENT_DIFFICULTIES = (
 
 async def household_file(session: AsyncSession, household: Household, recent: int = 5) -> HouseholdFile:
     """Load the household file (its statements are built once: the card is opened often)."""
-    from bot.services.people import cadre_for_household
-    from bot.store.models import Village
-
     params = {"hid": household.id, "n": recent}
     members = list((await session.execute(_MEMBERS, params)).scalars())
     visits = [(v, name) for v, name in (await session.execute(_RECENT_VISITS, params)).all()]

@@ -18,12 +18,6 @@ from bot.store.models import Household, Pairing, Visit
 EARTH_RADIUS_M = 6_371_000.0
 
 
-def rules_of(core: Any) -> Rules:
-    """The county's reminder rules the core was built with (the same as `core.services.rules`)."""
-    rules: Rules = core.services.rules
-    return rules
-
-
 @dataclass(frozen=True, slots=True)
 class Season:
     """A seasonal visit window (春耕 / 夏收 / 秋播) in one year, both ends included."""
