@@ -43,9 +43,11 @@ from sqlalchemy import select
 from bot.clock import SystemClock, local_today
 from bot.core.bootstrap import App, build_core, freeze_startup_heap
 from bot.core.types import Incoming, InlineKeyboard, Reply, ReplyKeyboard, User
+from bot.scheduler.outbox import reply_to_dict
 from bot.settings import Settings
 from bot.store.migrate import upgrade_async
 
+NO_OUTBOX = False
 PG_URL = os.environ.get("BANGFU_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 QUESTIONS = [
     "低保怎么申请",
@@ -185,6 +187,9 @@ async def setup(url: str, migrate: bool = True, on_loop: bool = True) -> tuple[A
                         messages_per_minute=10**9)
     clock = SystemClock(settings.timezone)
     app = build_core(settings, clock)
+    # As the Telegram runners run it: every Reply written to the outbox in the update's transaction.
+    if not NO_OUTBOX:
+        app.core.use_outbox(30.0, reply_to_dict)
     async with app.core.sessions() as s, s.begin():
         await seed_demo(s, local_today(clock))
         staff = list((await s.execute(select(Person).where(Person.role.in_(["cadre", "leader"])))).scalars())
@@ -394,7 +399,11 @@ async def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the SQLite run")
     parser.add_argument("--no-threaded", action="store_true",
                         help="skip the comparison run with SQLite on aiosqlite's worker thread")
+    parser.add_argument("--no-outbox", action="store_true",
+                        help="the core without the transactional outbox (Replies only returned)")
     args = parser.parse_args()
+    global NO_OUTBOX
+    NO_OUTBOX = args.no_outbox
 
     import logging
 

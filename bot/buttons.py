@@ -37,6 +37,16 @@ QUESTION_KEEP = Callback("pq", "nofwd", ID)
 QUESTION_REPLY = Callback("pq", "reply", ID)
 QUESTION_MORE = Callback("pq", "more", ID)  # "详细说明": the whole entry behind a short answer
 
+# Villagers' cases: pass an out-of-scope matter on (or not), ask the cadre to call back after a voice
+# message / picture / document (cs:call:v|p|d:<message id>), and the staff's buttons on one case
+CASE_PASS = Callback("cs", "pass", ID)
+CASE_KEEP = Callback("cs", "no")
+CASE_CALL = Callback("cs", "call", one_of("v", "p", "d"), ID)
+CASE_OPEN = Callback("cs", "open", ID)
+CASE_REPLY = Callback("cs", "rep", ID)
+CASE_RESOLVE = Callback("cs", "res", ID)
+CASE_TO_LEADER = Callback("cs", "lead", ID)
+
 # Leaders: /export's ledger (ex:<kind>), then its period (ex:<kind>:<period>); /report's month (rp:2026-11)
 EXPORT_LEDGER = Callback("ex", None, WORD)
 EXPORT_PERIOD = Callback("ex", None, WORD, WORD)

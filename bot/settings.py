@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
     redis_url: str | None = None
+    # A Telegram runner sends an update's messages itself right after the commit; the outbox sender takes
+    # over whatever the runner has not confirmed this many seconds later (the runner died, say).
+    outbox_handover_s: float = 30.0
     # WeCom self-built app (企业微信自建应用); README "WeCom" says where each value is in the admin console.
     wecom_corp_id: str | None = None  # 企业ID
     wecom_agent_id: int | None = None  # AgentId

@@ -84,6 +84,8 @@ class _Fault:
     retry_after: int
     chat_id: str | None
     remaining: int
+    html: bool = False  # a proxy's HTML error page instead of the Bot API's JSON
+    lose_response: bool = False  # accept (the message is delivered), then cut the connection
 
 
 def _as_user(user: FakeUser | int) -> FakeUser:
@@ -108,6 +110,8 @@ class FakeBotAPI:
         self._file_seq = itertools.count(1)
         self._changed = asyncio.Condition()
         self._faults: list[_Fault] = []
+        self._held = False  # hold_sends(): send requests wait, unrecorded, until release_sends()
+        self._release = asyncio.Event()
         self._blocked: set[str] = set()
         self._inject_mark: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
@@ -234,6 +238,15 @@ class FakeBotAPI:
                "file_size": len(data)}
         return self.inject_update({"message": self._message(u, document=doc)}), fid
 
+    def inject_voice(self, user: FakeUser | int, data: bytes, duration: int = 5) -> tuple[int, str]:
+        """A voice message (OGG/Opus, as clients record it); returns (update_id, file_id)."""
+        u = _as_user(user)
+        fid = self.register_file(data, f"voice/file_{next(self._file_seq)}.oga")
+        meta = self.files[fid]
+        voice = {"file_id": fid, "file_unique_id": meta["file_unique_id"], "duration": duration,
+                 "mime_type": "audio/ogg", "file_size": len(data)}
+        return self.inject_update({"message": self._message(u, voice=voice)}), fid
+
     def register_file(self, data: bytes, path: str | None = None) -> str:
         """Make bytes downloadable through getFile; returns the file_id."""
         n = next(self._file_seq)
@@ -257,6 +270,36 @@ class FakeBotAPI:
         self._faults.append(
             _Fault(method.lower(), status, retry_after, None if chat_id is None else str(chat_id), n)
         )
+
+    def fail_next_html(self, method: str = "sendMessage", n: int = 1, status: int = 502,
+                       chat_id: int | str | None = None) -> None:
+        """The next n calls answer a proxy's HTML error page (not JSON), like nginx's 502 Bad Gateway."""
+        self._faults.append(_Fault(method.lower(), status, 0, None if chat_id is None else str(chat_id), n,
+                                   html=True))
+
+    def lose_response_next(self, method: str = "sendMessage", n: int = 1, chat_id: int | str | None = None) -> None:
+        """The next n calls are carried out (a message is delivered and recorded) but the connection is cut
+        before the answer: the bot cannot know whether it was sent."""
+        self._faults.append(_Fault(method.lower(), 200, 0, None if chat_id is None else str(chat_id), n,
+                                   lose_response=True))
+
+    def hold_sends(self) -> None:
+        """Sends wait unanswered and unrecorded (Telegram stalls); a client that goes away meanwhile sent nothing."""
+        self._held = True
+        self._release.clear()
+
+    def release_sends(self) -> None:
+        self._held = False
+        self._release.set()
+
+    def replies_per_update(self, chat_ids: set[str] | None = None) -> dict[str, int]:
+        """How many messages carry each text, over `sent` (for lost / duplicate counts in tests)."""
+        counts: dict[str, int] = {}
+        for m in self.sent:
+            if chat_ids is None or str(m["chat"]["id"]) in chat_ids:
+                key = str(m.get("text") or m.get("caption") or "")
+                counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def block_chat(self, chat_id: int | str) -> None:
         """Every send to this chat answers 403 (the user blocked the bot)."""
@@ -340,7 +383,19 @@ class FakeBotAPI:
         if request.match_info["token"] != self.token:
             rec.status = 401
             return _error(401, "Unauthorized")
+        if self._held and method.lower() in _SEND_METHODS:
+            await self._release.wait()
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)  # the client went away meanwhile: nothing was sent
         fault = self._fault_for(method.lower(), params)
+        if fault is not None and fault.lose_response:
+            handler = getattr(self, f"_m_{method.lower()}")
+            await handler(params, files)  # delivered...
+            self._notify()
+            rec.status = 0
+            assert request.transport is not None
+            request.transport.abort()  # ...and the answer never arrives
+            raise web.HTTPServiceUnavailable()
         if fault is not None:
             rec.status = fault.status
             return fault_response(fault)
@@ -592,6 +647,10 @@ def _error(status: int, description: str, parameters: Json | None = None) -> web
 
 
 def fault_response(f: _Fault) -> web.Response:
+    if f.html:
+        page = f"<html><head><title>{f.status} Bad Gateway</title></head><body><center><h1>{f.status} Bad Gateway" \
+               "</h1></center><hr><center>nginx</center></body></html>"
+        return web.Response(status=f.status, text=page, content_type="text/html")
     if f.status == 429:
         return _error(429, f"Too Many Requests: retry after {f.retry_after}", {"retry_after": f.retry_after})
     if f.status == 403:

@@ -13,7 +13,7 @@ from bot.settings import PACKAGE_DIR, REPO_DIR
 LOCALES = REPO_DIR / "locales"
 PREFIXES = (
     "core|start|lang|menu|help|ask|role|leader|visit|households|checkin|problem|difficulty|cadre|"
-    "cause|hhstatus|policy|sched|io|console"
+    "cause|hhstatus|policy|sched|io|console|case"
 )
 # A message key literal handed to a rendering call: ctx.reply("visit.ask_date", ...), t("..."), Retry("...").
 KEY_LITERAL = re.compile(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
+import json
 import logging
+import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -48,8 +52,8 @@ from bot.core.types import (
 from bot.i18n import Catalogs, Translator, normalize_language
 from bot.settings import Settings
 from bot.store.db import is_sqlite
-from bot.store.enums import Role
-from bot.store.models import Account, DialogState, Person, ProcessedUpdate, RateLimit
+from bot.store.enums import OutboxStatus, Role
+from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate, RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,13 @@ class Core:
         )
         if on_loop or self._budget is not None:  # something to give back when the app closes
             _CORES.setdefault(self._db.sync_engine, []).append(self)
+        # Transactional outbox (set by the Telegram runners): the update's messages are written to the outbox
+        # in its own transaction, handed over to the sender this many seconds later unless the runner
+        # confirms it sent them. None: messages are only returned (console, tests of the core).
+        self.outbox_handover_s: float | None = None
+        self._outbox_payload: Callable[[Reply], dict[str, Any]] | None = None
+        self._outbox_stmts = _OutboxStatements(self._db.dialect)
+        self._sent_keys: list[str] = []  # outbox rows the runner sent, marked with the next commit
         self._routes = routing_table(self.routers)
 
     # ------------------------------------------------------------------ public
@@ -119,7 +130,7 @@ class Core:
         if self.files is None:
             return
         for ref in inc.files:
-            if ref.file_id in self._prefetched:
+            if ref.kind == "voice" or ref.file_id in self._prefetched:  # voice: never read, not fetched
                 continue
             try:
                 self._prefetched[ref.file_id] = await self.files.download(ref.file_id)
@@ -185,7 +196,8 @@ class Core:
             self._menu(ctx)
             if inc.callback_id and not ctx.callback_answered:
                 ctx.answer_callback()
-            await session.run_sync(self._finish, ctx.active_row)  # nothing is sent unless this commit succeeded
+            queued = self._queue_outbox(ctx) if self._outbox_payload is not None else None
+            await session.run_sync(self._finish, ctx.active_row, queued)  # nothing is sent unless this commit succeeded
             closed = True
             return Result(ctx.actions)
         except Exception:
@@ -304,15 +316,17 @@ class Core:
                 sql, at = self._stmts.record_update_raw
                 cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                 try:
-                    cur.execute(sql, (inc.channel, str(inc.update_id), at(self.clock.now())))
+                    cur.execute(sql, (inc.channel, inc.bot_id, str(inc.update_id), at(self.clock.now())))
                     fresh = cur.fetchone() is not None
                 finally:
                     cur.close()
             else:
-                params = {"channel": inc.channel, "update_id": str(inc.update_id), "at": self.clock.now()}
+                params = {
+                    "channel": inc.channel, "bot_id": inc.bot_id, "update_id": str(inc.update_id), "at": self.clock.now()
+                }
                 fresh = conn.execute(self._stmts.record_update, params).first() is not None
             if not fresh:
-                log.info("dropping redelivered update %s/%s", inc.channel, inc.update_id)
+                log.info("dropping redelivered update %s/%s/%s", inc.channel, inc.bot_id, inc.update_id)
                 return None
         if self.settings.messages_per_minute > 0 and not counted:
             over = self._count_message(session, inc)
@@ -359,7 +373,7 @@ class Core:
         t = self.catalogs.get(normalize_language(inc.user.language_code))
         return Result([Reply(chat_id=inc.chat_id, text=t("security.too_fast"), channel=inc.channel)])
 
-    def _finish(self, session: Session, active: DialogState | None) -> None:
+    def _finish(self, session: Session, active: DialogState | None, queued: list[Any] | None = None) -> None:
         """End the update's transaction: write, commit, release the connection (one greenlet for all).
 
         The active dialog's row changes on nearly every dialog step. When it is the row that changed, it
@@ -390,8 +404,93 @@ class Core:
                 },
             )
             session.expunge(active)
-        session.commit()
+        if queued:
+            self._outbox_stmts.write(session.connection(), queued)
+        keys: list[str] = []
+        try:
+            if self._sent_keys:
+                keys, self._sent_keys = self._sent_keys, []
+                session.connection().execute(self._outbox_stmts.mark_sent, {"keys": keys, "now": self.clock.now()})
+            session.commit()
+        except BaseException:
+            self._sent_keys[:0] = keys  # marked with a later commit instead
+            raise
         session.close()
+
+    # ------------------------------------------------------------ transactional outbox
+    def use_outbox(self, handover_s: float, payload: Callable[[Reply], dict[str, Any]]) -> None:
+        """Write every update's Replies to the outbox in the update's transaction (`payload` serialises a
+        Reply: bot.scheduler.outbox.reply_to_dict), due for the sender `handover_s` after the commit."""
+        self.outbox_handover_s = handover_s
+        self._outbox_payload = payload
+
+    def confirm_sent(self, key: str) -> None:
+        """The runner sent this outbox row: mark it sent with the next update's commit (no transaction of
+        its own on the hot path), or with `flush_sent` when no update comes along."""
+        self._sent_keys.append(key)
+
+    async def flush_sent(self) -> None:
+        """Mark the rows `confirm_sent` collected, in a transaction of their own (`write`)."""
+        if self._sent_keys:
+            await self.write(self._outbox_stmts.mark_sent, None)
+
+    async def write(self, statement: Any, params: dict[str, Any] | None) -> None:
+        """Run one short write in its own transaction, taking turns with the updates (on loop SQLite on the
+        connection the core keeps: a separate connection would wait for SQLite's write lock behind a
+        steady stream of updates). The runner confirms sent outbox rows through this."""
+        if self._update_lock is None:
+            if params is None:
+                if not self._sent_keys:
+                    return
+                keys, self._sent_keys = self._sent_keys, []
+                params = {"keys": keys, "now": self.clock.now()}
+            async with self.sessions() as s, s.begin():
+                await s.execute(statement, params)
+            return
+        async with self._update_lock:
+            conn = self._update_conn
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self._update_conn = await self._db.connect()
+            elif conn.in_transaction():
+                await conn.rollback()
+            if params is None:  # the sent keys, taken only now (an update may have marked them meanwhile)
+                if not self._sent_keys:
+                    return
+                keys, self._sent_keys = self._sent_keys, []
+                params = {"keys": keys, "now": self.clock.now()}
+            try:
+                await conn.execute(statement, params)
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
+
+    def _queue_outbox(self, ctx: Ctx) -> list[Any]:
+        """The update's messages as outbox rows (written by `_finish` in the update's transaction), and each
+        Reply in ctx.actions tagged with its row's key. A message to the speaker's own chat is rule "reply",
+        one to anybody else "notify" (bot/scheduler/README.md: what each kind does on an unknown outcome).
+        Button acknowledgements and command menus are not queued: they mean nothing later."""
+        inc = ctx.inc
+        now = self.clock.now()
+        handover = now + timedelta(seconds=self.outbox_handover_s or 0.0)
+        base = (
+            f"u:{inc.channel}:{inc.bot_id}:{inc.update_id}" if inc.update_id is not None else f"u:{uuid.uuid4().hex}"
+        )
+        rows: list[tuple[Any, ...]] = []
+        actions = ctx.actions
+        payload = self._outbox_payload
+        assert payload is not None
+        for i, action in enumerate(actions):
+            if not isinstance(action, Reply):
+                continue
+            key = f"{base}:{i}"[:191]
+            own = action.chat_id == inc.chat_id and action.channel == inc.channel
+            rows.append((
+                key, ctx.account.id if own else None, action.channel, action.chat_id,
+                "reply" if own else "notify", payload(action), handover, now,
+            ))
+            actions[i] = dataclasses.replace(action, outbox_key=key)
+        return rows
 
     def _route(self, ctx: Ctx, kind: str, key: str) -> Route | None:
         for route in self._routes.get((kind, key), []):
@@ -439,6 +538,10 @@ class Core:
                 await self._nav(ctx, CANCEL)
             elif text and text == ctx.t("core.btn_back"):
                 await self._nav(ctx, BACK)
+            elif inc.files and all(f.kind == "voice" for f in inc.files) and row.dialog in self.dialogs:
+                # No dialog step takes a voice message (it is not a photo): say so and ask again.
+                ctx.reply("case.voice_in_dialog")
+                await self.dialogs[row.dialog].ask(ctx, State(row))
             else:
                 await self._step(ctx, row)
             return
@@ -600,7 +703,7 @@ class _HotStatements:
         self.record_update_raw: tuple[str, Any] | None = None
         if not postgres:
             compiled = self.record_update.compile(dialect=dialect)
-            assert compiled.positiontup == ["channel", "update_id", "at"], compiled.positiontup
+            assert compiled.positiontup == ["channel", "bot_id", "update_id", "at"], compiled.positiontup
             to_db = table.c.at.type.bind_processor(dialect) or (lambda v: v)
             self.record_update_raw = (compiled.string, to_db)
         self.count_message = limits.message_counter(postgres)
@@ -639,6 +742,83 @@ class _HotStatements:
         self.dialog_by_name = select(DialogState).where(
             DialogState.account_id == bindparam("account_id"), DialogState.dialog == bindparam("dialog")
         )
+
+
+class _OutboxStatements:
+    """One multi-row INSERT of an update's outbox rows, built once per row count (up to 8; more rows go in
+    chunks). On SQLite the compiled SQL runs straight on the DBAPI cursor, as the dedup INSERT does."""
+
+    COLUMNS = (  # the table's order, which the compiled VALUES follow
+        "dedup_key", "account_id", "channel", "chat_id", "rule", "payload", "status", "not_before", "attempts",
+        "last_error", "created_at",
+    )
+    MAX = 8
+
+    def __init__(self, dialect: Any) -> None:
+        self._dialect = dialect
+        self._sqlite = dialect.name == "sqlite"
+        table = cast(Table, Outbox.__table__)
+        self._table = table
+        self._by_n: dict[int, Any] = {}
+        procs = {c: table.c[c].type.bind_processor(dialect) for c in ("payload", "not_before", "created_at")}
+        # The raw path serialises the JSON payload and timestamps as SQLAlchemy would for this dialect.
+        self._payload = procs["payload"] or json.dumps
+        self._ts = procs["not_before"] or (lambda v: v)
+        self._ts2 = procs["created_at"] or (lambda v: v)
+        # JSON text as SQLAlchemy's JSON type reads it back; Chinese kept as UTF-8 (a third of "\uXXXX").
+        self._json = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+        self.mark_sent = (
+            update(table)
+            .where(table.c.dedup_key.in_(bindparam("keys", expanding=True)),
+                   table.c.status == OutboxStatus.PENDING.value)
+            .values(status=OutboxStatus.SENT.value, sent_at=bindparam("now"), last_error="")
+        )
+
+    def _statement(self, n: int) -> Any:
+        stmt = self._by_n.get(n)
+        if stmt is None:
+            values = [
+                {c: bindparam(f"{c}_{i}", type_=self._table.c[c].type) for c in self.COLUMNS} for i in range(n)
+            ]
+            ins = (sqlite_insert if self._sqlite else pg_insert)(self._table).values(values)
+            core = ins.on_conflict_do_nothing(index_elements=["dedup_key"])
+            if self._sqlite:
+                compiled = core.compile(dialect=self._dialect)
+                # Positional parameters row after row, columns in COLUMNS order: rows are bound flat.
+                expected = [f"{c}_{i}" for i in range(n) for c in self.COLUMNS]
+                assert list(compiled.positiontup or []) == expected, compiled.positiontup
+                stmt = compiled.string
+            else:
+                stmt = core
+            self._by_n[n] = stmt
+        return stmt
+
+    def write(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        pending = OutboxStatus.PENDING.value
+        for start in range(0, len(rows), self.MAX):
+            chunk = rows[start : start + self.MAX]
+            stmt = self._statement(len(chunk))
+            if self._sqlite:
+                # The update's rows share their two timestamps: each is converted once.
+                nb_at, created = chunk[0][6], chunk[0][7]
+                nb_db, created_db = self._ts(nb_at), self._ts2(created)
+                args: list[Any] = []
+                for key, account, channel, chat, rule, payload, nb, at in chunk:
+                    args += (  # attempts=1: the runner's own try
+                        key, account, channel, chat, rule, self._json(payload), pending,
+                        nb_db if nb is nb_at else self._ts(nb), 1, "", created_db if at is created else self._ts2(at),
+                    )
+                cur = conn.connection.dbapi_connection.cursor()
+                try:
+                    cur.execute(stmt, args)
+                finally:
+                    cur.close()
+            else:
+                params: dict[str, Any] = {}
+                for i, (key, account, channel, chat, rule, payload, nb, at) in enumerate(chunk):
+                    values = (key, account, channel, chat, rule, payload, pending, nb, 1, "", at)
+                    params.update({f"{c}_{i}": v for c, v in zip(self.COLUMNS, values, strict=True)})
+                conn.execute(stmt, params)
 
 
 class _PrefetchedSource:

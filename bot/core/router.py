@@ -68,6 +68,10 @@ class Router:
     def location(self, roles: Iterable[Role] | None = None) -> Callable[[HandlerFn], HandlerFn]:
         return self._add("location", [""], roles)
 
+    def file(self, roles: Iterable[Role] | None = None) -> Callable[[HandlerFn], HandlerFn]:
+        """A photo, document or voice message outside any dialog."""
+        return self._add("file", [""], roles)
+
     def text(self, roles: Iterable[Role] | None = None) -> Callable[[HandlerFn], HandlerFn]:
         """Free text outside any dialog (the policy parser is the last of these)."""
         return self._add("text", [""], roles)

@@ -37,7 +37,7 @@ class FileRef:
 
     file_id: str
     unique_id: str | None = None
-    kind: Literal["photo", "document"] = "photo"
+    kind: Literal["photo", "document", "voice"] = "photo"  # voice: a voice message (or an audio note)
     size: int | None = None
     name: str | None = None
 
@@ -60,6 +60,9 @@ class Incoming:
     contact: Contact | None = None
     files: tuple[FileRef, ...] = ()
     chat_type: str = "private"
+    # Which bot of the channel received it (Telegram: the bot id, the token's prefix): update ids are only
+    # unique per bot, so a new token or a Bot API server numbering from 1 again is not "redelivered".
+    bot_id: str = ""
 
     @staticmethod
     def parse_command(text: str) -> tuple[str | None, str]:
@@ -143,6 +146,9 @@ class Reply:
     document: Document | None = None
     format: TextFormat = "markup"
     channel: str = field(kw_only=True)  # which channel's transport sends it (the account's channel)
+    # Set by the core when the message was written to the outbox in the update's transaction (its
+    # dedup key): the runner sends it at once and marks that row sent; the sender delivers it otherwise.
+    outbox_key: str | None = field(default=None, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +203,12 @@ class Unreachable(SendError):
 
 class TransientError(SendError):
     """A 5xx or network error: try again later with backoff."""
+
+
+class OutcomeUnknown(TransientError):
+    """The request went out but its answer was lost (timeout, connection cut after sending): the channel
+    may or may not have delivered the message. What to do depends on the message's kind
+    (bot/scheduler/README.md, "Unknown outcomes")."""
 
 
 class Transport(Protocol):

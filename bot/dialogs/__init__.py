@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.core.dialog import Dialog
+from bot.dialogs.case_reply import CaseReplyDialog
 from bot.dialogs.checkin import CheckinDialog
 from bot.dialogs.onboard import OnboardDialog
 from bot.dialogs.policy_reply import PolicyReplyDialog
@@ -15,4 +16,5 @@ def all_dialogs() -> list[Dialog]:
     """Every dialog, instantiated."""
     dialogs: list[Dialog] = [OnboardDialog(), PolicyReplyDialog()]
     dialogs += [VisitDialog(), ProblemDialog(), CheckinDialog(), ResolveNoteDialog()]
+    dialogs.append(CaseReplyDialog())
     return dialogs

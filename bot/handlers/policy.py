@@ -12,8 +12,11 @@ from bot.buttons import QUESTION_FORWARD, QUESTION_KEEP, QUESTION_MORE, QUESTION
 from bot.core.context import Ctx
 from bot.core.router import EVERYONE, Router
 from bot.core.types import Button, InlineKeyboard
+from bot.handlers.cases import reply_to_file, route_message
 from bot.notices.policy import QuestionForwarded
 from bot.services.people import cadre_for_household, leader_for_village
+from bot.services.privacy import stored_text
+from bot.store.enums import Role
 from bot.store.models import Household, PolicyQuestion
 
 router = Router("policy")
@@ -57,23 +60,29 @@ async def answer_question(ctx: Ctx, text: str) -> None:
         _offer_forward(ctx, qid)
         return
     res = advisor.answer(text, ctx.t.lang, context=context, now=ctx.now)
+    # Triage (villagers only): a personal case, a hardship, something out of scope or chit-chat is not
+    # answered with a policy leaflet (bot/handlers/cases.py routes it).
+    kind = res.kind
     qid = await _log_question(
-        ctx, text, topic=res.topic, confidence=float(res.confidence), answered=res.decision == "answer",
-        context=res.context or {},
+        ctx, text, topic=res.topic, confidence=float(res.confidence),
+        answered=kind == "question" and res.decision == "answer", context=res.context or {},
     )
-    if res.decision == "answer":
+    if kind == "chat":  # hello, thanks, ok: a short reply, never forwarded
+        if res.text:
+            ctx.reply_text(res.text)
+        else:
+            ctx.reply("case.chat_reply")
+    elif kind != "question" and ctx.role is Role.VILLAGER:
+        await route_message(ctx, kind, res.topic, qid, text, res.text)
+    elif kind != "question":
+        ctx.reply("case.staff_hint")  # staff do not open villagers' cases by typing; /problem, /cases
+    elif res.decision == "answer":
         ctx.reply_text(res.text, _more_button(ctx, qid) if res.detail else None)
     elif res.decision == "clarify":
         rows = tuple((Button(label, QUESTION_TOPIC.pack(qid, tid)),) for tid, label in res.options)
         ctx.reply_text(res.text or ctx.t("policy.clarify_prompt"), InlineKeyboard(rows))
-    elif res.kind == "chat":
-        ctx.reply_text(res.text)  # hello / thanks: a short reply, never forwarded
-    elif res.kind == "question":
-        _offer_forward(ctx, qid)  # the offer says "not sure" once: no second decline sentence
     else:
-        # Out of scope (who usually handles it), a case or a hardship: say so, then offer to pass it on.
-        ctx.reply_text(res.text)
-        _offer_forward(ctx, qid, "policy.forward_offer_short")
+        _offer_forward(ctx, qid)  # the offer says "not sure" once: no second decline sentence
 
 
 def _more_button(ctx: Ctx, question_id: int) -> InlineKeyboard:
@@ -83,7 +92,7 @@ def _more_button(ctx: Ctx, question_id: int) -> InlineKeyboard:
 
 async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
     """Log the question (every question is kept) and return its id, for the buttons that refer to it."""
-    values = {"account_id": ctx.account.id, "text": text, "created_at": ctx.now, "context": {}, **fields}
+    values = {"account_id": ctx.account.id, "text": stored_text(text), "created_at": ctx.now, "context": {}, **fields}
     return int((await ctx.session.execute(_LOG_QUESTION, values)).scalar_one())
 
 
@@ -176,6 +185,15 @@ async def _start_reply(ctx: Ctx, qid: int) -> None:
         ctx.reply("core.not_allowed")
         return
     await ctx.core.start_dialog(ctx, "policy_reply", {"question_id": question.id}, fresh=True)
+
+
+@router.file(roles={Role.VILLAGER})
+async def villager_file(ctx: Ctx) -> None:
+    """A villager's voice message, photo or document: a caption is read like typed text first; the file
+    itself cannot be understood yet, so the villager is offered a call-back from their cadre."""
+    if (ctx.inc.text or "").strip():
+        await answer_question(ctx, ctx.inc.text or "")
+    reply_to_file(ctx)
 
 
 @router.text(roles=EVERYONE)

@@ -18,6 +18,7 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -49,14 +50,17 @@ from bot.core.types import (
     SetCommands,
     TransientError,
 )
+from bot.runners.delivery import ConfirmingPoller
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CHANNEL,
     Bridge,
+    bot_id_from_token,
     chat_id_value,
     classify_error,
     fits_caption,
     markup_to_api,
+    network_failure,
     split_text,
 )
 from bot.settings import Settings
@@ -106,7 +110,10 @@ class AiogramTransport:
         except TelegramServerError as e:
             raise classify_error(500, e.message) from e
         except TelegramNetworkError as e:
-            raise TransientError(str(e)) from e
+            raise network_failure(e, str(e)) from e
+        except ClientDecodeError as e:
+            # Not the Bot API's JSON: a proxy's 502/504 HTML page in front of it (nothing was sent).
+            raise TransientError(f"undecodable answer: {str(e)[:200]}") from e
         except TelegramBadRequest as e:
             raise classify_error(400, e.message) from e
         except TelegramAPIError as e:
@@ -228,39 +235,43 @@ class AiogramRunner:
         self.polling_timeout = polling_timeout
         self.bot = make_bot(settings)
         self.transport = AiogramTransport(self.bot)
-        self.bridge = Bridge(app.core, self.transport)
+        self.bridge = Bridge(app.core, self.transport, bot_id=bot_id_from_token(self.bot.token))
         self.dp = build_dispatcher(self.bridge)
         self._task: asyncio.Task[None] | None = None
+        self._poller: ConfirmingPoller | None = None
         self._web: Any = None
 
     async def start(self) -> None:
         """Connect (getMe), set the core's file source, and start polling or serving the webhook."""
         me = await self.bot.me()
         self.bridge.bot_username = me.username
+        self.bridge.bot_id = str(me.id)
+        self.bridge.use_outbox(self.settings.outbox_handover_s)
         self.app.core.files = self.transport
         if self.settings.webhook_url:
             await self._start_webhook()
             return
         # A webhook left over from an earlier deployment would make getUpdates fail with 409.
         await self.bot.delete_webhook(drop_pending_updates=False)
-        started = asyncio.Event()
-
-        async def on_startup() -> None:
-            started.set()
-
-        self.dp.startup.register(on_startup)
-        self._task = asyncio.create_task(
-            self.dp.start_polling(
-                self.bot,
-                polling_timeout=self.polling_timeout,
-                handle_signals=False,
-                close_bot_session=False,
-                allowed_updates=UPDATE_TYPES,
-            )
-        )
-        await asyncio.wait([self._task, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
+        # Our own getUpdates loop rather than dp.start_polling: aiogram confirms a batch as soon as it is
+        # fetched, so a crash lost every update fetched and not yet handled.
+        self._poller = ConfirmingPoller(self._fetch, self._process, self.polling_timeout)
+        self._task = asyncio.create_task(self._poller.run())
+        started = asyncio.create_task(self._poller.started.wait())
+        await asyncio.wait([self._task, started], return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
         if self._task.done():
             self._task.result()  # re-raise a start-up failure
+
+    async def _fetch(self, offset: int | None, wait: float) -> list[tuple[int, Update]]:
+        updates = await self.bot.get_updates(
+            offset=offset, timeout=int(wait), allowed_updates=UPDATE_TYPES,
+            request_timeout=int(wait) + 10,
+        )
+        return [(u.update_id, u) for u in updates]
+
+    async def _process(self, update: Update) -> None:
+        await self.dp.feed_update(self.bot, update)
 
     async def _start_webhook(self) -> None:
         from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
@@ -270,7 +281,11 @@ class AiogramRunner:
         path = urlparse(url).path or "/"
         secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
         webapp = web.Application()
-        SimpleRequestHandler(self.dp, self.bot, secret_token=secret).register(webapp, path=path)
+        # Answer Telegram only once the update is handled (committed): a worker killed before that gets the
+        # update delivered again (to it or another worker) and dedup drops it if it was committed after all.
+        SimpleRequestHandler(self.dp, self.bot, handle_in_background=False, secret_token=secret).register(
+            webapp, path=path
+        )
         setup_application(webapp, self.dp, bot=self.bot)
         runner = web.AppRunner(webapp, access_log=None)
         await runner.setup()
@@ -281,9 +296,9 @@ class AiogramRunner:
 
     async def stop(self) -> None:
         """Stop receiving, let updates in progress finish, close the HTTP session."""
+        if self._poller is not None:
+            await self._poller.stop()
         if self._task is not None:
-            with contextlib.suppress(RuntimeError):
-                await self.dp.stop_polling()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -291,6 +306,7 @@ class AiogramRunner:
             await self._web.cleanup()
             self._web = None
         await self.bridge.drain()
+        await self.bridge.close()
         await self.bot.session.close()
         if self.app.core.files is self.transport:
             self.app.core.files = None

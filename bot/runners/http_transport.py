@@ -17,6 +17,7 @@ import aiohttp
 from bot.core.types import (
     AnswerCallback,
     Markup,
+    OutcomeUnknown,
     Outgoing,
     Reply,
     SendError,
@@ -76,10 +77,15 @@ class HttpTransport:
                     body = await resp.json(content_type=None)
                 except (json.JSONDecodeError, aiohttp.ContentTypeError, ValueError):
                     body = {}
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+        except aiohttp.ClientConnectorError as e:  # never reached the server: nothing was sent
             raise TransientError(f"{method}: {type(e).__name__}: {e}") from e
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            # The request may have gone out and been acted on: the outcome is unknown.
+            raise OutcomeUnknown(f"{method}: {type(e).__name__}: {e}") from e
         if not isinstance(body, dict):
             body = {}
+        if status == 200 and not body:
+            raise OutcomeUnknown(f"{method}: HTTP 200 with an undecodable answer")
         if status == 200 and body.get("ok"):
             return body.get("result")
         desc = str(body.get("description") or f"HTTP {status}")

@@ -7,6 +7,7 @@ processor runs different users' updates concurrently and one user's updates stri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -26,16 +27,27 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from bot.core.bootstrap import App
-from bot.core.types import AnswerCallback, Markup, Outgoing, Reply, SendError, SetCommands, TransientError
+from bot.core.types import (
+    AnswerCallback,
+    Markup,
+    OutcomeUnknown,
+    Outgoing,
+    Reply,
+    SendError,
+    SetCommands,
+)
+from bot.runners.delivery import ConfirmingPoller
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CHANNEL,
     Bridge,
     UserSequencer,
+    bot_id_from_token,
     chat_id_value,
     classify_error,
     fits_caption,
     markup_to_api,
+    network_failure,
     split_text,
 )
 from bot.settings import Settings
@@ -78,9 +90,11 @@ class PTBTransport:
             raise classify_error(403, e.message) from e
         except BadRequest as e:
             raise classify_error(400, e.message) from e
-        except (TimedOut, NetworkError) as e:  # PTB reports 5xx as NetworkError too
-            raise TransientError(e.message) from e
+        except (TimedOut, NetworkError) as e:  # PTB reports 5xx (a proxy's 502 page too) as NetworkError
+            raise network_failure(e, e.message) from e
         except TelegramError as e:
+            if e.message == "Invalid server response":  # a 2xx whose body is not JSON: it may have been sent
+                raise OutcomeUnknown(e.message) from e
             raise SendError(e.message) from e
 
     async def _send(self, action: Outgoing) -> str | None:
@@ -169,8 +183,11 @@ class PerUserUpdateProcessor(BaseUpdateProcessor):
 
 
 def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
-    """An Application for the configured token, talking to Telegram or to Settings.telegram_api_url."""
+    """An Application for the configured token, talking to Telegram or to Settings.telegram_api_url.
+    Long polling is ours (`ConfirmingPoller`), so the Updater is only built for webhook mode."""
     builder = Application.builder().token(settings.require_token())
+    if not settings.webhook_url:
+        builder = builder.updater(None)
     if settings.telegram_api_url:
         url = settings.telegram_api_url.rstrip("/")
         builder = builder.base_url(f"{url}/bot").base_file_url(f"{url}/file/bot")
@@ -188,8 +205,10 @@ class PTBRunner:
         self.polling_timeout = polling_timeout
         self.application = build_application(settings)
         self.transport = PTBTransport(self.application.bot)
-        self.bridge = Bridge(app.core, self.transport)
+        self.bridge = Bridge(app.core, self.transport, bot_id=bot_id_from_token(settings.require_token()))
         self.application.add_handler(TypeHandler(Update, self._on_update))
+        self._poller: ConfirmingPoller | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.bridge.handle_update(update.to_dict())
@@ -198,11 +217,13 @@ class PTBRunner:
         """Connect (getMe), set the core's file source, and start polling or the webhook server."""
         await self.application.initialize()
         self.bridge.bot_username = self.application.bot.username
+        self.bridge.bot_id = str(self.application.bot.id)
+        self.bridge.use_outbox(self.settings.outbox_handover_s)
         self.app.core.files = self.transport
         await self.application.start()
         updater = self.application.updater
-        assert updater is not None
         if self.settings.webhook_url:
+            assert updater is not None
             secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
             await updater.start_webhook(
                 listen=self.settings.webhook_listen,
@@ -213,18 +234,43 @@ class PTBRunner:
                 allowed_updates=UPDATE_TYPES,
             )
             return
-        await updater.start_polling(
-            poll_interval=0.0, timeout=timedelta(seconds=self.polling_timeout), allowed_updates=UPDATE_TYPES
+        # Our own getUpdates loop rather than the Updater's: it confirms a batch as soon as it is fetched,
+        # so a crash lost every update fetched and not yet handled.
+        await self.application.bot.delete_webhook(drop_pending_updates=False)
+        self._poller = ConfirmingPoller(self._fetch, self._process, self.polling_timeout)
+        self._task = asyncio.create_task(self._poller.run())
+        started = asyncio.create_task(self._poller.started.wait())
+        await asyncio.wait([self._task, started], return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if self._task.done():
+            self._task.result()
+
+    async def _fetch(self, offset: int | None, wait: float) -> list[tuple[int, Update]]:
+        updates = await self.application.bot.get_updates(
+            offset=offset, timeout=timedelta(seconds=wait), allowed_updates=UPDATE_TYPES,
+            read_timeout=wait + 10,
         )
+        return [(u.update_id, u) for u in updates]
+
+    async def _process(self, update: Update) -> None:
+        # Through the application's update processor: one user's updates in order, others concurrently.
+        await self.application.update_processor.process_update(update, self.application.process_update(update))
 
     async def stop(self) -> None:
         """Stop receiving, let updates in progress finish, close the HTTP clients."""
+        if self._poller is not None:
+            await self._poller.stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
         if self.application.running:
             await self.application.stop()
         await self.bridge.drain()
+        await self.bridge.close()
         await self.application.shutdown()
         if self.app.core.files is self.transport:
             self.app.core.files = None

@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from bot.core.types import (
@@ -22,6 +23,7 @@ from bot.core.types import (
     InlineKeyboard,
     Location,
     Markup,
+    OutcomeUnknown,
     Outgoing,
     RemoveKeyboard,
     Reply,
@@ -34,10 +36,11 @@ from bot.core.types import (
     Unreachable,
     User,
 )
+from bot.runners.delivery import OutboxConfirmations
 from bot.runners.splitting import CAPTION_LIMIT, TEXT_LIMIT, fits_caption, split_html
+from bot.scheduler.outbox import UNKNOWN_PREFIX, OutMessage, enqueue, reply_to_dict
 
 __all__ = ["CAPTION_LIMIT", "TEXT_LIMIT", "fits_caption", "split_text"]
-from bot.scheduler.outbox import OutMessage, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +48,17 @@ CHANNEL = "telegram"
 # Waiting longer than this for a 429 inside an update handler would stall the user's queue;
 # the outbox sender (scheduler) handles long waits itself.
 MAX_INLINE_RETRY_WAIT = 5.0
+PASSING_FAILURE_DELAY = 1.0  # a 5xx or network error: the sender tries again this much later
 TYPING_AFTER = 0.8  # seconds of handling before the chat shows "typing…"
 
 Json = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- updates in
-def incoming_from_update(update: Json, bot_username: str | None = None) -> Incoming | None:
+def incoming_from_update(update: Json, bot_username: str | None = None, bot_id: str = "") -> Incoming | None:
     """Translate one Bot API update (as JSON) into an Incoming; None for updates the bot ignores
-    (edits, channel posts, membership changes, commands addressed to another bot)."""
+    (edits, channel posts, membership changes, commands addressed to another bot). `bot_id` is the
+    receiving bot's id (update ids are numbered per bot)."""
     update_id = str(update["update_id"]) if update.get("update_id") is not None else None
     if cq := update.get("callback_query"):
         sender = cq.get("from") or {}
@@ -68,6 +73,7 @@ def incoming_from_update(update: Json, bot_username: str | None = None) -> Incom
             callback_data=str(cq.get("data") or ""),
             callback_id=str(cq["id"]),
             chat_type=str(chat.get("type", "private")),
+            bot_id=bot_id,
         )
     msg = update.get("message")
     if not msg or not msg.get("from"):
@@ -100,6 +106,11 @@ def incoming_from_update(update: Json, bot_username: str | None = None) -> Incom
         files.append(
             FileRef(doc["file_id"], doc.get("file_unique_id"), "document", doc.get("file_size"), doc.get("file_name"))
         )
+    for key in ("voice", "audio", "video_note"):
+        # Spoken messages: the core cannot understand them yet, but must know one came (not "empty text").
+        if v := msg.get(key):
+            files.append(FileRef(v["file_id"], v.get("file_unique_id"), "voice", v.get("file_size")))
+            break
     return Incoming(
         channel=CHANNEL,
         user=_user(msg["from"]),
@@ -113,12 +124,19 @@ def incoming_from_update(update: Json, bot_username: str | None = None) -> Incom
         contact=contact,
         files=tuple(files),
         chat_type=str(chat.get("type", "private")),
+        bot_id=bot_id,
     )
 
 
 def _user(u: Json) -> User:
     name = " ".join(x for x in (u.get("first_name"), u.get("last_name")) if x)
     return User(str(u.get("id")), name, u.get("username"), u.get("language_code"))
+
+
+def bot_id_from_token(token: str) -> str:
+    """A Telegram bot's id is the part of its token before the colon (getMe says the same)."""
+    head = token.split(":", 1)[0]
+    return head if head.isdigit() else ""
 
 
 # --------------------------------------------------------------------------- actions out
@@ -189,23 +207,53 @@ def classify_error(status: int | None, description: str, retry_after: float | No
     return SendError(description)
 
 
-Park = Callable[[Reply], Awaitable[None]]
+# Failures that prove the request never reached the server (nothing can have been sent); any other
+# network failure of a send (a timeout, a connection cut after the request was written) is an unknown
+# outcome. Class names, so both libraries' HTTP clients (aiohttp, httpx) are covered without imports.
+_NOT_SENT = {"ClientConnectorError", "ConnectError", "ConnectTimeout", "PoolTimeout"}
 
 
-async def execute(transport: Transport, actions: Iterable[Outgoing], park: Park | None = None) -> None:
+def network_failure(exc: BaseException, message: str) -> TransientError:
+    """TransientError when the library's network error shows the request was never sent, OutcomeUnknown
+    when it may have been (read timeout, connection lost while waiting for the answer)."""
+    cause: BaseException | None = exc.__cause__
+    if cause is None:
+        return TransientError(message)  # an HTTP status (5xx), no lower-level failure
+    names = {k.__name__ for k in type(cause).__mro__}
+    if names & _NOT_SENT:
+        return TransientError(message)
+    return OutcomeUnknown(message)
+
+
+Park = Callable[[Reply, float], Awaitable[None]]
+
+
+async def execute(
+    transport: Transport,
+    actions: Iterable[Outgoing],
+    park: Park | None = None,
+    confirm: OutboxConfirmations | None = None,
+    own_chat: str | None = None,
+) -> None:
     """Run the core's actions in order. One failed action (a blocked recipient of a notification,
     say) must not stop the rest; a short 429 is waited out once.
 
-    A message that could not go out for a passing reason (Telegram or the network down, a long 429) is
-    handed to `park`, which puts it in the outbox: the scheduler's sender retries it with backoff. A
-    leader's alert or a villager's answer is then late, not lost. Button acknowledgements and menus are
-    not parked (they mean nothing later).
+    A Reply the core already wrote to the outbox (`outbox_key`) is confirmed there once sent
+    (`confirm`); one that could not go out for a passing reason (Telegram or the network down, a long
+    429) is handed over to the outbox sender, due after the 429's retry_after or a short backoff. When
+    the request went out but its answer was lost, the message's kind decides (bot/scheduler/README.md):
+    the user's own reply (to `own_chat`) is tried once more by the sender, a message to anybody else is
+    not resent. A Reply without a row is put in the outbox by `park` on a passing failure. Button
+    acknowledgements and menus are neither (they mean nothing later).
     """
     for action in actions:
+        key = action.outbox_key if isinstance(action, Reply) and confirm is not None else None
         if isinstance(action, Reply) and action.channel != transport.channel:
             # A message to someone on another channel (a notice to a console or WeCom user): the outbox
             # sender routes it to that channel's transport.
-            if park is not None:
+            if key is not None and confirm is not None:
+                await _hand_over_now(confirm, key, action)
+            elif park is not None:
                 await _park(park, action, "another channel")
             continue
         if isinstance(action, SetCommands) and action.channel != transport.channel:
@@ -218,19 +266,56 @@ async def execute(transport: Transport, actions: Iterable[Outgoing], park: Park 
                     raise
                 await asyncio.sleep(e.seconds)
                 await transport.send(action)
-        except (TransientError, RetryAfter) as e:
-            if park is None or not isinstance(action, Reply):
-                log.warning("could not send %s: %r", describe(action), e)
-                continue
-            await _park(park, action, repr(e))
+            if key is not None and confirm is not None:
+                confirm.sent(key)
         except SendError as e:
-            target = getattr(action, "chat_id", None) or getattr(action, "callback_id", "?")
-            log.warning("could not send %s to %s: %r", type(action).__name__, target, e)
+            await _settle(action, e, key, confirm, park, own_chat)
 
 
-async def _park(park: Park, reply: Reply, why: str) -> None:
+async def _settle(
+    action: Outgoing, e: SendError, key: str | None, confirm: OutboxConfirmations | None, park: Park | None,
+    own_chat: str | None,
+) -> None:
+    """What becomes of an action that was not (or maybe not) sent. Never raises."""
     try:
-        await park(reply)
+        if key is not None and confirm is not None:
+            if isinstance(e, OutcomeUnknown):
+                if isinstance(action, Reply) and action.chat_id == own_chat:
+                    await confirm.hand_over(key, 0.0, f"{UNKNOWN_PREFIX}{e}")
+                else:
+                    await confirm.unknown(key, str(e))
+            elif isinstance(e, RetryAfter):
+                await confirm.hand_over(key, e.seconds, repr(e))
+            elif isinstance(e, TransientError | Unreachable):
+                # The sender also handles an unreachable recipient (account marked, the leader told).
+                await confirm.hand_over(key, 0.0 if isinstance(e, Unreachable) else PASSING_FAILURE_DELAY, repr(e))
+            else:
+                await confirm.failed(key, repr(e))
+            log.warning("could not send %s now (%r); settled in the outbox", describe(action), e)
+            return
+        if isinstance(e, TransientError | RetryAfter) and park is not None and isinstance(action, Reply):
+            if isinstance(e, OutcomeUnknown) and action.chat_id != own_chat:
+                log.warning("outcome of %s unknown (%r); not resent", describe(action), e)
+                return
+            await park(action, e.seconds if isinstance(e, RetryAfter) else PASSING_FAILURE_DELAY)
+            log.warning("could not send %s now (%r); left in the outbox for the sender", describe(action), e)
+            return
+        target = getattr(action, "chat_id", None) or getattr(action, "callback_id", "?")
+        log.warning("could not send %s to %s: %r", type(action).__name__, target, e)
+    except Exception:
+        log.exception("could not send %s (%r), nor settle it in the outbox", describe(action), e)
+
+
+async def _hand_over_now(confirm: OutboxConfirmations, key: str, reply: Reply) -> None:
+    try:
+        await confirm.hand_over(key, 0.0, "another channel")
+    except Exception:
+        log.exception("could not hand %s over to the sender (another channel)", describe(reply))
+
+
+async def _park(park: Park, reply: Reply, why: str, delay_s: float = 0.0) -> None:
+    try:
+        await park(reply, delay_s)
         log.warning("could not send %s now (%s); left in the outbox for the sender", describe(reply), why)
     except Exception:
         log.exception("could not send %s (%s), nor put it in the outbox", describe(reply), why)
@@ -277,12 +362,31 @@ class Bridge:
     """Update dict in -> core -> actions out. Both runners' handlers call `handle_update`; it also
     keeps track of updates in flight so a runner can stop without cutting one in half."""
 
-    def __init__(self, core: Any, transport: Transport, bot_username: str | None = None) -> None:
+    def __init__(
+        self, core: Any, transport: Transport, bot_username: str | None = None, bot_id: str = ""
+    ) -> None:
         self.core = core
         self.transport = transport
         self.bot_username = bot_username
+        self.bot_id = bot_id
         self.sequencer = UserSequencer()
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self.confirmations: OutboxConfirmations | None = None
+
+    def use_outbox(self, handover_s: float) -> None:
+        """Every message of an update goes through the outbox in the update's transaction (the
+        transactional outbox); this runner sends them at once and confirms them."""
+        self.core.use_outbox(handover_s, reply_to_dict)
+        self.confirmations = OutboxConfirmations(self.core)
+        self.confirmations.start()
+
+    async def close(self) -> None:
+        """Confirm what was sent (after drain)."""
+        if self.confirmations is not None:
+            await self.confirmations.close()
+            st = self.confirmations.stats
+            log.info("delivery: sent %d, handed over to the sender %d, outcome unknown %d, refused %d",
+                     st.sent, st.handed_over, st.unknown, st.failed)
 
     async def handle_update(self, update: Json) -> None:
         """Translate, let the core decide, send what it returned. Never raises."""
@@ -290,7 +394,7 @@ class Bridge:
         if task is not None:
             self._in_flight.add(task)
         try:
-            inc = incoming_from_update(update, self.bot_username)
+            inc = incoming_from_update(update, self.bot_username, self.bot_id)
             if inc is None:
                 return
             typing = asyncio.create_task(self._typing_later(inc.chat_id))
@@ -302,18 +406,23 @@ class Bridge:
             if inc.callback_id and not any(isinstance(a, AnswerCallback) for a in actions):
                 # Even when the core failed: an unanswered press leaves the button spinning on the phone.
                 actions.insert(0, AnswerCallback(inc.callback_id))
-            await execute(self.transport, actions, self.park)
+            await execute(self.transport, actions, self.park, self.confirmations, inc.chat_id)
         except Exception:
             log.exception("failed to process update %s", update.get("update_id"))
         finally:
             if task is not None:
                 self._in_flight.discard(task)
 
-    async def park(self, reply: Reply) -> None:
-        """Put a message that could not be sent into the outbox, for the sender to retry."""
-        message = OutMessage(dedup_key=f"relay:{uuid.uuid4().hex}", reply=reply, rule="relay")
+    async def park(self, reply: Reply, delay_s: float = 0.0) -> None:
+        """Put a message that could not be sent into the outbox, for the sender to retry after `delay_s`
+        (a 429's retry_after)."""
+        now = self.core.clock.now()
+        message = OutMessage(
+            dedup_key=f"relay:{uuid.uuid4().hex}", reply=reply, rule="relay",
+            not_before=now + timedelta(seconds=delay_s),
+        )
         async with self.core.sessions() as s, s.begin():
-            await enqueue(s, [message], now=self.core.clock.now())
+            await enqueue(s, [message], now=now)
 
     async def _typing_later(self, chat_id: str) -> None:
         """Show "typing…" when an update takes a while (a report, a slow database), so the user waits."""

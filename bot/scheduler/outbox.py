@@ -36,6 +36,7 @@ from bot.store.models import Account, Outbox
 OUTBOX = cast(Table, Outbox.__table__)
 
 PAYLOAD_VERSION = 1
+UNKNOWN_PREFIX = "outcome unknown: "  # last_error of a row whose latest try's outcome is unknown
 
 
 # --- Reply (de)serialisation -------------------------------------------------------------------
@@ -230,13 +231,17 @@ class Claimed:
     rule: str
     payload: dict[str, Any]
     attempts: int
+    last_error: str = ""
 
 
-async def claim(session: AsyncSession, *, now: datetime, limit: int, lease: timedelta,
-                channels: Sequence[str] | None = None) -> list[Claimed]:
+async def claim(
+    session: AsyncSession, *, now: datetime, limit: int, lease: timedelta,
+    channels: Sequence[str] | None = None, only_rules: Sequence[str] | None = None,
+) -> list[Claimed]:
     """Take up to `limit` due rows for this sender by pushing their not_before forward by `lease`;
     with `channels`, only rows for those channels (the ones this sender has transports for: a WeCom
-    process leaves Telegram's rows to the Telegram process, and the other way round).
+    process leaves Telegram's rows to the Telegram process, and the other way round); with `only_rules`,
+    only rows of those rules (quiet hours).
 
     One statement: on PostgreSQL the candidate rows are locked with SKIP LOCKED so concurrent
     senders take disjoint sets; SQLite serialises writers, so its single UPDATE is already atomic.
@@ -250,6 +255,8 @@ async def claim(session: AsyncSession, *, now: datetime, limit: int, lease: time
     )
     if channels is not None:
         pick = pick.where(Outbox.channel.in_(list(channels)))
+    if only_rules is not None:  # quiet hours: only what may go out at any hour
+        pick = pick.where(Outbox.rule.in_(list(only_rules)))
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     stmt = (
@@ -258,7 +265,7 @@ async def claim(session: AsyncSession, *, now: datetime, limit: int, lease: time
         .values(not_before=now + lease, attempts=Outbox.attempts + 1)
         .returning(
             Outbox.id, Outbox.dedup_key, Outbox.account_id, Outbox.chat_id, Outbox.rule, Outbox.payload,
-            Outbox.attempts,
+            Outbox.attempts, Outbox.last_error,
         )
         .execution_options(synchronize_session=False)
     )
@@ -297,6 +304,16 @@ async def mark_failed(session: AsyncSession, row_id: int, *, error: str) -> None
         update(Outbox)
         .where(Outbox.id == row_id)
         .values(status=OutboxStatus.FAILED.value, last_error=error[:2000])
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def mark_unknown(session: AsyncSession, row_id: int, *, error: str) -> None:
+    """Close a row whose send may or may not have been delivered, not to be sent again."""
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.id == row_id)
+        .values(status=OutboxStatus.UNKNOWN.value, last_error=f"{UNKNOWN_PREFIX}{error}"[:2000])
         .execution_options(synchronize_session=False)
     )
 

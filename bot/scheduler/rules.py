@@ -163,6 +163,16 @@ class Difficulties(_Model):
     _hhmm = field_validator("check_at", mode="before")(_parse_hhmm)
 
 
+class Cases(_Model):
+    """Deadlines of villagers' cases (bot/services/cases.py), in working days like difficulties."""
+
+    first_reply_working_days: Annotated[int, Field(ge=0)] = 3
+    resolve_working_days: Annotated[int, Field(ge=0)] = 20
+    check_at: time = time(9, 0)
+
+    _hhmm = field_validator("check_at", mode="before")(_parse_hhmm)
+
+
 class Digest(_Model):
     weekday: Annotated[int, Field(ge=1, le=7)] = 1
     at: time = time(8, 30)
@@ -179,6 +189,7 @@ class Rules(_Model):
     visits: Visits = Visits()
     seasons: Seasons = Seasons()
     difficulties: Difficulties = Difficulties()
+    cases: Cases = Cases()
     digest: Digest = Digest()
     calendar: Calendar = Calendar()
 

@@ -11,7 +11,11 @@
   told once (an outbox row with its own dedup key); rows to unreachable accounts are never tried.
 - A row is marked sent only after the channel accepted it. A crash in between means the row is
   claimed again when its lease ends (at-least-once; the window is one HTTP round trip).
-- Nothing is sent during quiet hours.
+- Quiet hours hold reminders, never a message an update produced (rules "reply", "notify", "relay":
+  somebody is waiting for it, or acted just now).
+- An unknown outcome (the request went out, the answer was lost) is settled by the message's kind: a
+  user's own reply ("reply") is sent once more, anything else is closed as "unknown" and never resent
+  (README.md, "Unknown outcomes"); `SenderStats.unknown_*` count both.
 """
 
 from __future__ import annotations
@@ -31,7 +35,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.core.transports import Transports
-from bot.core.types import Reply, RetryAfter, SendError, TransientError, Transport, Unreachable
+from bot.core.types import (
+    OutcomeUnknown,
+    Reply,
+    RetryAfter,
+    SendError,
+    TransientError,
+    Transport,
+    Unreachable,
+)
 from bot.i18n import Catalogs
 from bot.scheduler import outbox
 from bot.scheduler.outbox import Claimed, OutMessage
@@ -39,6 +51,11 @@ from bot.scheduler.rules import Rules
 from bot.store.models import Account, Person, Team
 
 log = logging.getLogger(__name__)
+
+# Messages an update produced: sent at once whatever the hour (reminders wait for the morning).
+IMMEDIATE_RULES = ("reply", "notify", "relay")
+# On an unknown outcome, these kinds are sent once more (at-least-once); every other kind is not (at-most-once).
+RESEND_ONCE_RULES = frozenset({"reply"})
 
 
 @dataclass(frozen=True)
@@ -153,6 +170,8 @@ class SenderStats:
     retried: int = 0  # 429s and transient errors seen
     rescheduled: int = 0
     unreachable: int = 0
+    unknown_closed: int = 0  # outcome unknown, not resent (alerts, reminders, a reply's second try)
+    unknown_resent: int = 0  # a user's reply whose first try's outcome was unknown, sent once more
 
 
 class Sender:
@@ -191,22 +210,23 @@ class Sender:
         local = self.clock.now().astimezone(self.rules.tz)
         return self.rules.quiet_hours.contains(local.time().replace(tzinfo=None))
 
-    async def _claim(self, limit: int) -> list[Claimed]:
+    async def _claim(self, limit: int, only: tuple[str, ...] | None = None) -> list[Claimed]:
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
             await outbox.fail_unreachable(s)
         async with self.sessions() as s, s.begin():
             return await outbox.claim(s, now=now, limit=limit, lease=timedelta(seconds=self.cfg.lease_s),
-                                      channels=[t.channel for t in self.transports])
+                                      channels=[t.channel for t in self.transports], only_rules=only)
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> SenderStats:
         """Send until `stop` is set (or, with until_idle, until nothing is due and nothing in flight)."""
         inflight: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
-                if len(inflight) <= self.cfg.batch // 2 and not self._quiet_now():
+                if len(inflight) <= self.cfg.batch // 2:
                     try:
-                        rows = await self._claim(self.cfg.batch - len(inflight))
+                        only = IMMEDIATE_RULES if self._quiet_now() else None
+                        rows = await self._claim(self.cfg.batch - len(inflight), only)
                     except Exception:
                         log.exception("outbox claim failed; retrying")
                         rows = []
@@ -280,6 +300,17 @@ class Sender:
                 await self._write(outbox.mark_sent, row.id, now=self.clock.now(),
                                   payload=outbox.strip_media(row.payload))
                 self.stats.sent += 1
+                if row.last_error.startswith(outbox.UNKNOWN_PREFIX):
+                    self.stats.unknown_resent += 1
+                return
+            if isinstance(err, OutcomeUnknown):
+                if row.rule in RESEND_ONCE_RULES and not row.last_error.startswith(outbox.UNKNOWN_PREFIX):
+                    self.stats.unknown_resent += 1  # the user's own reply: once more, through the outbox
+                    await self._write(outbox.reschedule, row.id, at=self.clock.now(),
+                                      error=f"{outbox.UNKNOWN_PREFIX}{err}")
+                    return
+                self.stats.unknown_closed += 1
+                await self._write(outbox.mark_unknown, row.id, error=str(err))
                 return
             if isinstance(err, RetryAfter):
                 self.stats.retried += 1

@@ -28,9 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.types import Photo, Reply
 from bot.i18n import Catalogs, Safe
 from bot.scheduler import due, render
+from bot.scheduler.cases_due import run_cases
 from bot.scheduler.outbox import OutMessage, enqueue, prune
 from bot.scheduler.rules import Rules
-from bot.store.models import Account, Difficulty, Person, SchedulerMark
+from bot.store.models import Account, Case, Difficulty, Person, SchedulerMark
 from bot.store.retention import prune_processed_updates, prune_stale_dialogs
 
 MARKS = cast(Table, SchedulerMark.__table__)
@@ -77,6 +78,7 @@ class Plan:
     messages: list[OutMessage] = field(default_factory=list)
     marks: dict[str, str] = field(default_factory=dict)  # key -> value (run marks and snapshots)
     escalate: set[int] = field(default_factory=set)  # difficulty ids to raise to level 1
+    escalate_cases: set[int] = field(default_factory=set)  # case ids to raise to level 1 (cases_due)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _since_yield: int = 0
 
@@ -130,7 +132,11 @@ def due_rules(rules: Rules, local: datetime) -> list[DueRule]:
     if rules.calendar.is_holiday(today):
         # 放假: nobody is nagged or sent reports; an urgent difficulty past its deadline still is. (Its
         # deadline is counted in working days, so a holiday does not make it late.)
-        return [DueRule("diff", today.isoformat(), _difficulties)] if now_t >= rules.difficulties.check_at else []
+        # Villagers' cases likewise: their deadlines are working days too.
+        late = [DueRule("diff", today.isoformat(), _difficulties)] if now_t >= rules.difficulties.check_at else []
+        if now_t >= rules.cases.check_at:
+            late.append(DueRule("cases", today.isoformat(), run_cases))
+        return late
     out: list[DueRule] = []
     wd = today.isoweekday()
     week = due.iso_week_label(today)
@@ -165,6 +171,8 @@ def due_rules(rules: Rules, local: datetime) -> list[DueRule]:
                 out.append(DueRule(f"season.close.{name}", f"{name}-{year}", _season_close(name, c_first, c_last)))
     if at(rules.difficulties.check_at):
         out.append(DueRule("diff", today.isoformat(), _difficulties))
+    if at(rules.cases.check_at):
+        out.append(DueRule("cases", today.isoformat(), run_cases))
     if wd == rules.digest.weekday and at(rules.digest.at):
         out.append(DueRule("digest", due.iso_week_label(today - timedelta(days=7)), _digest))
     return out
@@ -441,6 +449,9 @@ async def run_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, cat
         if plan.escalate:
             await s.execute(update(Difficulty).where(Difficulty.id.in_(sorted(plan.escalate)),
                                                      Difficulty.escalation_level < 1)
+                            .values(escalation_level=1).execution_options(synchronize_session=False))
+        if plan.escalate_cases:
+            await s.execute(update(Case).where(Case.id.in_(sorted(plan.escalate_cases)), Case.escalation_level < 1)
                             .values(escalation_level=1).execution_options(synchronize_session=False))
         await _upsert_marks(s, plan.marks, now)
         if any(c.rule == "visit.cadre" for c in todo):  # once a day: retention

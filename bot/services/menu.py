@@ -6,7 +6,7 @@ from bot.i18n import Translator
 from bot.scheduler.rules import VillageDays
 from bot.store.enums import Role
 
-_CADRE = ["households", "visit", "checkin", "problem"]
+_CADRE = ["households", "visit", "checkin", "problem", "cases"]
 _LEADER = [*_CADRE, "overdue", "week", "digest", "difficulties", "export", "report"]
 MENU: dict[Role, list[str]] = {
     Role.VILLAGER: ["ask", "start"],

@@ -98,7 +98,24 @@ class DifficultyStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+class CaseKind(StrEnum):
+    """How a case came to be (triage of a villager's message, or a button they pressed)."""
+
+    CASE = "case"  # a personal matter or a grievance
+    HARDSHIP = "hardship"  # illness costs, disaster, lost income, a death or disability
+    OTHER = "other"  # out of scope, passed on at the villager's request
+    CALLBACK = "callback"  # a voice message or a picture: "please call me back"
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"  # waiting for the cadre's first reply
+    REPLIED = "replied"  # the cadre answered; not closed yet
+    LEADER = "leader"  # handed to the team leader
+    RESOLVED = "resolved"
+
+
 class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"  # gave up after retries, or recipient unreachable
+    UNKNOWN = "unknown"  # sent, the answer was lost; not resent (bot/scheduler/README.md, "Unknown outcomes")

@@ -406,6 +406,8 @@ class ProcessedUpdate(Base):
 
     __tablename__ = "processed_updates"
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # The bot of the channel that received it (migration branch "delivery"): update ids are per bot.
+    bot_id: Mapped[str] = mapped_column(String(32), primary_key=True, default="", server_default="")
     update_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(TS, index=True)
 
@@ -457,6 +459,36 @@ class PolicyQuestion(Base):
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # follow-up context from the parser
     created_at: Mapped[datetime] = mapped_column(TS)
     replied_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Case(Base):
+    """A villager's personal matter (a benefit that never arrived, a grievance), a hardship, or a
+    call-back request, tracked to an answer by their paired cadre (migration branch "cases").
+
+    The id is the number the villager is told. Text is stored with ID numbers masked."""
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_status_created", "status", "created_at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    # One press of "pass it on" / "call me back" makes at most one case: "q<question id>", "f<file id>"…
+    idem_key: Mapped[str] = mapped_column(String(191), unique=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)  # the villager
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
+    cadre_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)  # paired cadre then
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    question_id: Mapped[int | None] = mapped_column(ForeignKey("policy_questions.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # CaseKind
+    hardship: Mapped[bool] = mapped_column(Boolean, default=False)
+    topic: Mapped[str] = mapped_column(String(48), default="none")  # policy contract topic id, or "none"
+    text: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # CaseStatus
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)  # 0 leader told, 1 township
+    reply_text: Mapped[str] = mapped_column(Text, default="")  # the latest reply to the villager
+    resolution_note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TS)
+    first_reply_at: Mapped[datetime | None] = mapped_column(TS)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+    resolved_at: Mapped[datetime | None] = mapped_column(TS)
 
 
 class SchedulerMark(Base):

@@ -1,5 +1,6 @@
-"""A message the bot could not send for a passing reason (Telegram answering 5xx) is not lost: the runner
-leaves it in the outbox and the scheduler's sender delivers it. End to end over the fake Bot API."""
+"""A message the bot could not send for a passing reason (Telegram answering 5xx) is not lost: it is in the
+outbox since the update's commit, the runner hands it over, and the scheduler's sender delivers it. End to
+end over the fake Bot API."""
 
 from __future__ import annotations
 
@@ -31,20 +32,23 @@ async def test_alert_that_failed_to_send_is_delivered_from_the_outbox(
 
         async def parked() -> list[Outbox]:
             async with app.core.sessions() as s:
-                return list((await s.execute(select(Outbox).where(Outbox.rule == "relay"))).scalars())
+                return list((await s.execute(
+                    select(Outbox).where(Outbox.rule == "notify", Outbox.chat_id == str(leader.user.id))
+                )).scalars())
 
-        for _ in range(100):  # the runner parks it right after the failed send
-            if await parked():
+        for _ in range(100):  # the runner hands it over right after the failed send
+            if [r for r in await parked() if r.last_error]:
                 break
             await asyncio.sleep(0.05)
         [row] = await parked()
-        assert row.chat_id == str(leader.user.id) and row.status == "pending"
+        assert row.status == "pending" and "Bad Gateway" in row.last_error
         assert not [m for m in api.sent_to(leader.user.id)[mark:] if "刘老四" in (m.get("text") or "")]
 
         # The sender (in `bangfu run`, or `bangfu scheduler`) delivers it, buttons and all.
         fast = SenderConfig(rate_per_s=100, per_chat_interval_s=0, poll_interval_s=0.05)
         sender = Sender(app.core.sessions, runner.transport, app.core.clock, app.core.services.rules,
                         app.core.catalogs, fast)
+        app.core.clock.advance(seconds=2)  # type: ignore[attr-defined]  # past the short backoff
         await sender.run(asyncio.Event(), until_idle=True)
         alert = await leader.said("刘老四", since=mark)
         assert "紧急" in alert["text"]

@@ -273,7 +273,8 @@ async def test_holidays_and_make_up_workdays(sessions: Sessions, catalogs: Catal
         s.add(Difficulty(idem_key="d-oct", reporter_id=w.a, team_id=w.team_id, household_id=w.hh["H1"],
                          category="water", description="水管冻裂", created_at=local(2026, 9, 24, 10)))
     holiday = await run_tick(sessions, rules, catalogs, local(2026, 10, 5, 10, 0))  # a holiday Monday
-    assert holiday.ran == ["diff"]  # no plan, overdue list, digest or leader alert; the late difficulty yes
+    # No plan, overdue list, digest or leader alert; late difficulties and villagers' cases yes.
+    assert holiday.ran == ["diff", "cases"]
     assert [r.chat_id for r in await outbox(sessions, "diff.ack")] == [w.chat[w.leader]]
     assert await outbox(sessions, "visit.cadre") == [] and await outbox(sessions, "digest") == []
     after = await run_tick(sessions, rules, catalogs, local(2026, 10, 8, 10, 0))  # back at work

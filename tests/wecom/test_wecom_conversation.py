@@ -13,7 +13,7 @@ from bot.channels.wecom.runner import WeComRunner
 from bot.core.bootstrap import App
 from bot.services.onboarding import create_invite
 from bot.settings import Settings
-from bot.store.models import CheckIn, Difficulty, Household, Person, Photo, PolicyQuestion, Visit
+from bot.store.models import Case, CheckIn, Difficulty, Household, Person, Photo, PolicyQuestion, Visit
 from tests.cadre.conftest import rows
 from tests.conftest import World
 from tests.fakewecom import FakeWeCom, Sent
@@ -145,6 +145,8 @@ async def test_villager_question_forwarded_to_the_cadre(runner: WeComRunner, wec
     await cadre.send("请联系乡兽医站，电话我晚上发您")
     back = await villager.said("兽医站", since=mark)
     assert "王建国" in back.text
+    # Out of scope and passed on at the villager's request: a case for the cadre (bot/handlers/cases.py).
     [q] = [q for q in await rows(app, PolicyQuestion) if "猪" in q.text]
-    assert q.forwarded_to_id == world.cadre_ids[0] and q.reply_text
+    [case] = await rows(app, Case)
+    assert (case.kind, case.question_id, case.cadre_id) == ("other", q.id, world.cadre_ids[0]) and case.reply_text
     assert ask.touser == cadre.userid

@@ -1,0 +1,194 @@
+"""Delivery for the Telegram runners: exactly what the core decided, once.
+
+- `ConfirmingPoller`: long polling that confirms a getUpdates offset only past updates whose handling
+  has finished (the core committed them, their messages are in the outbox). A crash re-fetches what was
+  not finished; the core's dedup (channel, bot id, update id) drops what was.
+- `OutboxConfirmations`: after the runner sent an update's messages itself, their outbox rows are
+  marked sent (batched: one UPDATE for every message confirmed in the last few milliseconds); a message
+  the runner could not send is handed over to the outbox sender at once (honouring retry_after), and an
+  unknown outcome is settled by the message's kind (bot/scheduler/README.md, "Unknown outcomes").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, update
+
+from bot.scheduler.outbox import UNKNOWN_PREFIX
+from bot.store.enums import OutboxStatus
+from bot.store.models import Outbox
+
+log = logging.getLogger(__name__)
+
+OUTBOX = cast(Table, Outbox.__table__)
+_PENDING = OutboxStatus.PENDING.value
+
+
+@dataclass
+class DeliveryStats:
+    """What happened to the messages a runner sent itself (the sender keeps its own)."""
+
+    sent: int = 0
+    handed_over: int = 0  # passing failure or 429: left to the sender, due after retry_after / backoff
+    unknown: int = 0  # the request went out, the answer was lost
+    failed: int = 0
+
+
+class OutboxConfirmations:
+    """Marks the runner's sent messages in the outbox, hands the others over to the sender."""
+
+    FLUSH_EVERY = 0.02  # seconds; a crash in between means the sender sends those again (at-least-once)
+
+    def __init__(self, core: Any) -> None:
+        """`core`: the Core (`confirm_sent` / `flush_sent` / `write`, its clock)."""
+        self.core = core
+        self.clock = core.clock
+        self.stats = DeliveryStats()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._set = (
+            update(OUTBOX)
+            .where(OUTBOX.c.dedup_key == bindparam("key"), OUTBOX.c.status == _PENDING)
+            .values(status=bindparam("status"), not_before=bindparam("at"), last_error=bindparam("error"))
+        )
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="outbox-confirmations")
+
+    def sent(self, key: str) -> None:
+        """The channel accepted this message: its row is marked sent with the next flush."""
+        self.stats.sent += 1
+        self.core.confirm_sent(key)
+        self._wake.set()
+
+    async def hand_over(self, key: str, delay_s: float, error: str) -> None:
+        """Leave the message to the outbox sender, due in `delay_s` (a 429's retry_after, or backoff)."""
+        self.stats.handed_over += 1
+        await self._write(key, _PENDING, delay_s, error)
+
+    async def unknown(self, key: str, error: str) -> None:
+        """Sent, answer lost, not to be resent (at-most-once kinds): the row is closed as "unknown"."""
+        self.stats.unknown += 1
+        await self._write(key, OutboxStatus.UNKNOWN.value, 0.0, f"{UNKNOWN_PREFIX}{error}")
+
+    async def failed(self, key: str, error: str) -> None:
+        self.stats.failed += 1
+        await self._write(key, OutboxStatus.FAILED.value, 0.0, error)
+
+    async def _write(self, key: str, status: str, delay_s: float, error: str) -> None:
+        at = self.clock.now() + timedelta(seconds=delay_s)
+        await self.core.write(self._set, {"key": key, "status": status, "at": at, "error": error[:2000]})
+
+    async def flush(self) -> None:
+        """Mark what was sent, if no update's commit has done it meanwhile."""
+        try:
+            await self.core.flush_sent()
+        except Exception:
+            # Not marked: the sender sends them again after the hand-over time (a duplicate, not a loss).
+            log.exception("could not mark sent messages in the outbox")
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self.FLUSH_EVERY)
+            await self.flush()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+
+Fetch = Callable[[int | None, float], Awaitable[list[tuple[int, Any]]]]
+
+
+class ConfirmingPoller:
+    """Long polling whose offset moves only past finished updates.
+
+    `fetch(offset, timeout)` calls getUpdates and returns (update_id, update) pairs; `process(update)`
+    runs one update to its end (translation, the core's commit, the sends). Updates are processed
+    concurrently (the runner keeps each user's in order); the offset sent with the next getUpdates is
+    the lowest update still in progress, so Telegram keeps (and hands out again after a crash) every
+    update not finished. Updates handed out again while still in progress here are not started twice.
+    """
+
+    def __init__(self, fetch: Fetch, process: Callable[[Any], Awaitable[Any]], timeout: float = 30) -> None:
+        self.fetch = fetch
+        self.process = process
+        self.timeout = timeout
+        self._running: dict[int, asyncio.Task[Any]] = {}
+        self._next = 0  # one past the highest update id started
+        self._stop = asyncio.Event()
+        self.started = asyncio.Event()
+
+    @property
+    def offset(self) -> int | None:
+        """What getUpdates may confirm: everything below the lowest update still in progress."""
+        if self._running:
+            return min(self._running)
+        return self._next or None
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                fetch = asyncio.ensure_future(self.fetch(self.offset, self.timeout))
+                stop = asyncio.ensure_future(self._stop.wait())
+                self.started.set()
+                done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if fetch not in done:
+                    fetch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await fetch
+                    break
+                stop.cancel()
+                batch = fetch.result()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("getUpdates failed (%r); again in %.1fs", e, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            fresh = 0
+            for update_id, upd in batch:
+                if update_id < self._next or update_id in self._running:
+                    continue  # finished before (confirmed with this call) or still in progress
+                fresh += 1
+                self._next = max(self._next, update_id + 1)
+                task = asyncio.create_task(self._one(update_id, upd))
+                self._running[update_id] = task
+            if batch and not fresh and self._running:
+                # Only updates still in progress came back: wait for one to finish before asking again.
+                await asyncio.wait(set(self._running.values()), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _one(self, update_id: int, upd: Any) -> None:
+        try:
+            await self.process(upd)
+        except Exception:
+            log.exception("update %s failed", update_id)
+        finally:
+            self._running.pop(update_id, None)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop fetching, let updates in progress finish, confirm them with a last short getUpdates."""
+        self._stop.set()
+        if self._running:
+            await asyncio.wait(set(self._running.values()), timeout=grace)
+        if self._next:
+            with contextlib.suppress(Exception):
+                await self.fetch(self.offset, 0)
