@@ -153,7 +153,7 @@ class KfChannel:
 
     async def _seen(self, uid: str) -> bool:
         async with self.core.sessions() as s:
-            return await s.get(ProcessedUpdate, (CHANNEL, uid)) is not None
+            return await s.get(ProcessedUpdate, (CHANNEL, "", uid)) is not None
 
     async def process(self, msg: dict[str, Any]) -> None:
         if msg.get("msgtype") == "event":
