@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # Feature modules that contribute subcommands, in the order shown by --help.
 FEATURE_CLIS = ("bot.runners.cli", "bot.scheduler.cli", "bot.policy.cli", "bot.io.cli", "bot.channels.wecom.cli",
-                "bot.io.monitor_cli")
+                "bot.io.monitor_cli", "bot.channels.wechat_kf.cli", "bot.channels.sms.cli")
 
 
 def _db(args: argparse.Namespace) -> int:

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
     wecom_listen: str = "127.0.0.1:8081"  # host:port the callback URL is served on (behind the https proxy)
     wecom_path: str = "/wecom/callback"
+    # 微信客服 (WeChat customer service) on the same corp: the app above must be granted the 微信客服 API.
+    wechat_kf_open_kfid: str | None = None  # the 客服账号 open_kfid (wk...)
+    wechat_kf_contact_url: str | None = None  # its 客服链接 (kf/add_contact_way); fetched when unset
+    # SMS (pre-approved templates only; README "SMS").
+    sms_provider: str | None = None  # "aliyun"
+    sms_access_key_id: str | None = None
+    sms_access_key_secret: SecretStr | None = None
+    sms_sign_name: str | None = None  # 短信签名
+    sms_api_url: str = "https://dysmsapi.aliyuncs.com/"
+    sms_templates_file: Path | None = None  # TOML; default bot/sms/templates.toml
+    sms_alert_after_hours: float = 4.0  # an unanswered WeCom alert goes by SMS after this long
     default_language: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
     county: str | None = None  # county code for policy figures and rules overrides

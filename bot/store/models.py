@@ -370,6 +370,58 @@ class WeComToken(Base):
     refreshing_until: Mapped[datetime | None] = mapped_column(TS)  # a refresh lease (one process at a time)
 
 
+class KfCursor(Base):
+    """微信客服: the sync_msg cursor of one 客服账号, saved only after the pulled messages are handled."""
+
+    __tablename__ = "kf_cursors"
+    open_kfid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str] = mapped_column(String(128), default="")
+    updated_at: Mapped[datetime] = mapped_column(TS)
+
+
+class KfWindow(Base):
+    """微信客服: a villager's reply window (5 messages within 48 hours of their last message), and
+    messages held for them while it is closed."""
+
+    __tablename__ = "kf_windows"
+    external_userid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    open_kfid: Mapped[str] = mapped_column(String(64), default="")
+    last_inbound_at: Mapped[datetime | None] = mapped_column(TS)
+    last_msg_time: Mapped[int] = mapped_column(BigInteger, default=0)  # WeChat's send_time of their last message
+    last_msgid: Mapped[str] = mapped_column(String(128), default="")  # and its msgid
+    sent_since: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[list[Any]] = mapped_column(JSON, default=list)  # serialised Replies waiting for a window
+    undeliverable: Mapped[int] = mapped_column(Integer, default=0)  # held with no phone to tell them by
+    sms_told_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class KfScene(Base):
+    """微信客服: the scene_param of a printed door-card QR, naming a household (or only a village)."""
+
+    __tablename__ = "kf_scenes"
+    scene: Mapped[str] = mapped_column(String(32), primary_key=True)  # random: not guessable
+    village_id: Mapped[int] = mapped_column(ForeignKey("villages.id"))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class SmsSend(Base):
+    """One SMS handed to the provider (or refused by our per-number limits before it): the limits
+    count these rows."""
+
+    __tablename__ = "sms_sends"
+    __table_args__ = (Index("ix_sms_sends_phone_at", "phone", "at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    template: Mapped[str] = mapped_column(String(48))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    segments: Mapped[int] = mapped_column(Integer, default=1)
+    at: Mapped[datetime] = mapped_column(TS)
+    status: Mapped[str] = mapped_column(String(12), default="sending")  # sending, sent, failed
+    provider_id: Mapped[str] = mapped_column(String(64), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
 class Invite(Base):
     """A one-time invite code binding a chat account to a person or a household."""
 
