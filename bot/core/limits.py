@@ -5,6 +5,9 @@
 - A message budget per chat account and minute: the engine counts every update with one UPSERT
   (`message_counter`); the first update over the budget is answered once ("您发得太快了"), the rest of the
   minute is dropped quietly.
+- A message budget per group chat and minute (`group_key`), on top of each member's own: counted only for
+  updates from non-private chats (the private hot path runs no extra statement), answered once in the
+  group, then quiet for the rest of the minute.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ MAX_LOCK = timedelta(days=1)
 
 def message_key(channel: str, user_id: str) -> str:
     return f"msg:{channel}:{user_id}"
+
+
+def group_key(channel: str, chat_id: str) -> str:
+    return f"grp:{channel}:{chat_id}"
 
 
 def invite_key(channel: str, user_id: str) -> str:
