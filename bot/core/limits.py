@@ -76,10 +76,12 @@ async def invite_lock_left(session: AsyncSession, key: str, now: datetime) -> in
 
 async def invite_failed(session: AsyncSession, key: str, now: datetime) -> int | None:
     """Count a wrong code; the minutes of the lock-out it started, if it started one."""
+    # One account's updates take turns across workers (the engine locks the account's row on PostgreSQL).
     row = await session.get(RateLimit, key, with_for_update=True)
     if row is None:
         row = RateLimit(key=key, window_start=now, count=0, strikes=0, locked_until=None)
         session.add(row)
+    row.window_start = now  # for invite rows: the last wrong code (retention keeps the history a week past it)
     row.count = (row.count or 0) + 1
     if row.count < INVITE_TRIES:
         return None
