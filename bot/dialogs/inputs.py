@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.core.context import Ctx
 from bot.core.dialog import Retry
+from bot.services.privacy import stored_text
 
 
 def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
@@ -14,4 +15,5 @@ def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
     limit = ctx.core.settings.max_text_length
     if len(text) > limit:
         return None, Retry("core.text_too_long", {"limit": limit, "length": len(text)})
-    return text, None
+    # ID numbers typed into a note never reach the dialog's draft or the database.
+    return stored_text(text), None

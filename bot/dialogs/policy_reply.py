@@ -8,6 +8,7 @@ from bot.core.context import Ctx
 from bot.core.dialog import Dialog, Finish, Next, Retry, State
 from bot.core.router import STAFF
 from bot.notices.policy import QuestionAnswered
+from bot.services.privacy import stored_text
 from bot.store.enums import Role
 from bot.store.models import PolicyQuestion
 
@@ -41,6 +42,7 @@ class PolicyReplyDialog(Dialog):
         if question is None or ctx.person is None or question.forwarded_to_id != ctx.person.id:
             ctx.reply("core.not_allowed")
             return Finish()
+        text = stored_text(text)
         question.reply_text = text
         question.replied_at = ctx.now
         await ctx.notify(QuestionAnswered(question, ctx.person.name, text))

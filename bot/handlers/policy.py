@@ -14,8 +14,8 @@ from bot.core.router import EVERYONE, Router
 from bot.core.types import Button, InlineKeyboard
 from bot.handlers.cases import reply_to_file, route_message
 from bot.notices.policy import QuestionForwarded
-from bot.services.cases import storable_text
 from bot.services.people import cadre_for_household, leader_for_village
+from bot.services.privacy import stored_text
 from bot.store.enums import Role
 from bot.store.models import Household, PolicyQuestion
 
@@ -92,7 +92,7 @@ def _more_button(ctx: Ctx, question_id: int) -> InlineKeyboard:
 
 async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
     """Log the question (every question is kept) and return its id, for the buttons that refer to it."""
-    values = {"account_id": ctx.account.id, "text": storable_text(text), "created_at": ctx.now, "context": {}, **fields}
+    values = {"account_id": ctx.account.id, "text": stored_text(text), "created_at": ctx.now, "context": {}, **fields}
     return int((await ctx.session.execute(_LOG_QUESTION, values)).scalar_one())
 
 

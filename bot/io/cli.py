@@ -65,6 +65,8 @@ def _print_result(result: Any, t: Translator) -> None:
         by_sheet.setdefault(sheet, []).append(header)
     for sheet, headers in by_sheet.items():
         _say(t, "io.import.ignored_columns", sheet=sheet, names="、".join(headers))
+    if result.neutralised:
+        _say(t, "io.import.neutralised", count=sum(result.neutralised.values()))
     for entity in ("villages", "teams", "people", "households", "members", "pairings"):
         c = result.counts.get(entity)
         if not c:
@@ -185,7 +187,7 @@ async def _team_id(session: Any, ref: str | None) -> int | None:
     if ref is None:
         return None
     q = select(Team.id).where(Team.name == ref)
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
         q = select(Team.id).where((Team.id == int(ref)) | (Team.name == ref))
     found = (await session.scalars(q)).first()
     if found is None:

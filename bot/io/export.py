@@ -23,6 +23,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.io.cells import append_row
 from bot.io.format import HOUSEHOLDS, MEMBERS, PAIRINGS, PEOPLE, TEAMS, VILLAGES, Sheet
 from bot.io.labels import (
     CATEGORY_ZH,
@@ -477,7 +478,7 @@ def _write(ledgers: list[Ledger]) -> bytes:
         ws = wb.create_sheet(ledger.title[:31])
         ws.append([h for h, _ in ledger.columns])
         for row in ledger.rows:
-            ws.append(row)
+            append_row(ws, row)  # user text stays text: no formula runs in the leader's Excel
         style_header(ws, (w for _, w in ledger.columns))
         # Dates as real Excel dates with a readable format, not text.
         for col in ws.iter_cols(min_row=2):

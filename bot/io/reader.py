@@ -17,7 +17,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from bot.io import limits
 from bot.io.format import HOUSEHOLDS, SHEETS, Column, Sheet, column_index, match_header, match_sheet
+from bot.io.limits import LimitError
 from bot.io.validate import is_blank
 
 HEADER_SCAN_ROWS = 10
@@ -116,6 +118,8 @@ def _sheet_from_rows(title: str, rows: list[list[Any]], sheet: Sheet | None) -> 
 
 
 def _collect(roster: Roster, title: str, rows: list[list[Any]]) -> None:
+    if roster.row_count + len(rows) > limits.MAX_TOTAL_ROWS:
+        raise LimitError("io.err.too_many_rows", sheet=title, limit=limits.MAX_TOTAL_ROWS)
     raw = _sheet_from_rows(title, rows, match_sheet(title)) if rows else None
     if raw is None and rows:
         raw = _sheet_from_rows(title, rows, None)
@@ -132,27 +136,56 @@ def _read_xlsx_fast(data: bytes, filename: str) -> Roster:
     roster = Roster(filename, [])
     try:
         for title, path in reader.sheets:
-            _collect(roster, title, reader.sheet_rows(path))
+            _collect(roster, title, reader.sheet_rows(path, title))
     finally:
         reader.close()
     return roster
 
 
+def _openpyxl_rows(ws: Any) -> list[list[Any]]:
+    """A sheet's rows through openpyxl's streaming reader, within the row and cell limits."""
+    rows: list[list[Any]] = []
+    for number, r in enumerate(ws.iter_rows(values_only=True), start=1):
+        limits.check_rows(number, ws.title)
+        cells = list(r)
+        limits.check_cells(cells, ws.title, number)
+        rows.append(cells)
+    return rows
+
+
+def _check_zip(data: bytes, filename: str) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            limits.check_zip(z)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
+        raise RosterError("io.err.not_spreadsheet", file=filename) from e
+
+
 def _read_xlsx(data: bytes, filename: str) -> Roster:
+    # The zip's directory first: nothing is inflated from a file that promises too much.
+    _check_zip(data, filename)
     try:
         return _read_xlsx_fast(data, filename)
+    except LimitError:
+        raise
     except Exception:  # anything unusual: let openpyxl have a go, it knows more of the format
         log.debug("fast xlsx reader failed on %s, using openpyxl", filename, exc_info=True)
     import openpyxl
 
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+    except LimitError:
+        raise
+    except Exception as e:  # whatever a broken or hostile file makes openpyxl raise
         raise RosterError("io.err.not_spreadsheet", file=filename) from e
     roster = Roster(filename, [])
     try:
         for ws in wb.worksheets:
-            _collect(roster, ws.title, [list(r) for r in ws.iter_rows(values_only=True)])
+            _collect(roster, ws.title, _openpyxl_rows(ws))
+    except LimitError:
+        raise
+    except Exception as e:
+        raise RosterError("io.err.not_spreadsheet", file=filename) from e
     finally:
         wb.close()
     return roster
@@ -178,11 +211,19 @@ def _read_csv(data: bytes, filename: str) -> Roster:
         dialect: Any = csv.Sniffer().sniff(content[:4096], delimiters=",\t;")
     except csv.Error:
         dialect = csv.excel
-    rows = [list(r) for r in csv.reader(io.StringIO(content), dialect)]
+    rows: list[list[Any]] = []
+    title = Path(filename).stem
+    try:
+        for number, r in enumerate(csv.reader(io.StringIO(content), dialect), start=1):
+            limits.check_rows(number, title)
+            limits.check_cells(r, title, number)
+            rows.append(list(r))
+    except csv.Error as e:  # a field past csv's own limit, a stray quote: not a roster we can read
+        raise RosterError("io.err.not_spreadsheet", file=filename) from e
     roster = Roster(filename, [])
     if not rows:
         return roster
-    raw = _sheet_from_rows(Path(filename).stem, rows, None)
+    raw = _sheet_from_rows(title, rows, None)
     if raw is None:
         if not filename.lower().endswith((".csv", ".txt", ".tsv")):
             raise RosterError("io.err.not_spreadsheet", file=filename)
@@ -192,16 +233,25 @@ def _read_csv(data: bytes, filename: str) -> Roster:
 
 
 def read_roster(source: Path | bytes, filename: str | None = None) -> Roster:
-    """Read an xlsx workbook or a CSV file; raises RosterError with a message key when unusable."""
+    """Read an xlsx workbook or a CSV file; raises RosterError with a message key when unusable,
+    including a file past the limits of `bot.io.limits` (zip bombs, too many rows, huge cells)."""
+    name = filename or (source.name if isinstance(source, Path) else None) or "roster"
+    try:
+        return _read_roster(source, name)
+    except LimitError as e:
+        raise RosterError(e.key, file=name, **e.args_) from None
+
+
+def _read_roster(source: Path | bytes, name: str) -> Roster:
     if isinstance(source, Path):
-        filename = filename or source.name
         try:
+            limits.check_file_size(source.stat().st_size)
             data = source.read_bytes()
         except FileNotFoundError:
             raise RosterError("io.err.no_file", file=str(source)) from None
     else:
         data = source
-    name = filename or "roster"
+        limits.check_file_size(len(data))
     if not data.strip():
         raise RosterError("io.err.empty", file=name)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.fonts import cjk_font
 from bot.i18n import Catalogs, Safe, Translator
+from bot.io.cells import append_row
 from bot.io.labels import CATEGORY_ZH, DIFFICULTY_STATUS_ZH, label
 from bot.io.template import style_header
 from bot.scheduler.rules import Rules, Window
@@ -528,7 +529,7 @@ def render_xlsx(f: MonthlyFigures, t: Translator, png: bytes | None = None) -> b
     ws = wb.active
     assert ws is not None
     ws.title = t("io.report.sheet_summary")
-    ws.append([t("io.report.col_item"), t("io.report.col_value")])
+    append_row(ws, [t("io.report.col_item"), t("io.report.col_value")])
     v_done, v_target = f.visits
     d_done, d_target = f.days
     title = t(
@@ -565,7 +566,7 @@ def render_xlsx(f: MonthlyFigures, t: Translator, png: bytes | None = None) -> b
         ),
         (t("io.report.kpi_overdue", days=f.cadence_days, count=len(f.overdue)), len(f.overdue)),
     ):
-        ws.append([item, value])
+        append_row(ws, [item, value])
         if isinstance(value, float):
             ws.cell(ws.max_row, 2).number_format = "0%"
     style_header(ws, (48, 30))
@@ -580,7 +581,7 @@ def render_xlsx(f: MonthlyFigures, t: Translator, png: bytes | None = None) -> b
             pass
 
     ws = wb.create_sheet(t("io.report.sheet_cadres"))
-    ws.append(
+    append_row(ws,
         [
             t(k)
             for k in (
@@ -597,7 +598,7 @@ def render_xlsx(f: MonthlyFigures, t: Translator, png: bytes | None = None) -> b
         ]
     )
     for c in f.cadres:
-        ws.append(
+        append_row(ws,
             [
                 c.name,
                 c.phone,
@@ -614,7 +615,7 @@ def render_xlsx(f: MonthlyFigures, t: Translator, png: bytes | None = None) -> b
     style_header(ws, (12, 14, 10, 10, 10, 12, 10, 10, 10))
 
     ws = wb.create_sheet(t("io.report.sheet_overdue"))
-    ws.append(
+    append_row(ws,
         [
             t(k)
             for k in (
@@ -628,13 +629,13 @@ def render_xlsx(f: MonthlyFigures, t: Translator, png: bytes | None = None) -> b
         ]
     )
     for o in f.overdue:
-        ws.append([o.code, o.head, o.village, o.cadre, o.last_visit or t("io.report.never"), o.days_since])
+        append_row(ws, [o.code, o.head, o.village, o.cadre, o.last_visit or t("io.report.never"), o.days_since])
         if o.last_visit:
             ws.cell(ws.max_row, 5).number_format = "yyyy-mm-dd"
     style_header(ws, (18, 10, 10, 10, 12, 10))
 
     ws = wb.create_sheet(t("io.report.sheet_difficulties"))
-    ws.append(
+    append_row(ws,
         [
             t(k)
             for k in (
@@ -647,7 +648,7 @@ def render_xlsx(f: MonthlyFigures, t: Translator, png: bytes | None = None) -> b
         ]
     )
     for d in f.difficulties:
-        ws.append([d.created, d.category, d.description, d.status, d.resolved])
+        append_row(ws, [d.created, d.category, d.description, d.status, d.resolved])
         ws.cell(ws.max_row, 1).number_format = "yyyy-mm-dd"
         if d.resolved:
             ws.cell(ws.max_row, 5).number_format = "yyyy-mm-dd"

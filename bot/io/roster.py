@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock, local_today
 from bot.i18n import Safe, Translator
 from bot.io import validate as v
+from bot.io.cells import FORMULA_START, append_row, formula_like
 from bot.io.format import HOUSEHOLDS, PAIRINGS, PEOPLE, SHEET_BY_KEY, VILLAGES
 from bot.io.reader import RawSheet, Roster, RosterError, read_roster
 from bot.store.enums import POVERTY_CAUSE_ZH, HouseholdStatus, PovertyCause, Role
@@ -109,6 +110,8 @@ class ImportResult:
     rows_total: int = 0
     ignored_sheets: list[str] = field(default_factory=list)
     ignored_columns: list[tuple[str, str]] = field(default_factory=list)  # sheet, header
+    # Cells per sheet whose text could run as a formula, stored with a leading apostrophe.
+    neutralised: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -160,7 +163,9 @@ async def _load_existing(session: AsyncSession) -> _Existing:
 # Checking
 
 
-def _parse_rows(raw: RawSheet, full_id: bool) -> Iterator[Row]:
+def _parse_rows(raw: RawSheet, full_id: bool, neutralised: Counter[str] | None = None) -> Iterator[Row]:
+    """Each data row parsed; text that a spreadsheet could run as a formula is stored inert (a leading
+    apostrophe, `bot.io.cells.inert`) and counted in neutralised."""
     columns = list(raw.columns.items())
     # What an empty cell parses to, per column: most cells of a roster are empty or optional.
     blank = {col.key: (None if col.key == "head_id_number" else col.parse(None)) for _, col in columns}
@@ -174,13 +179,23 @@ def _parse_rows(raw: RawSheet, full_id: bool) -> Iterator[Row]:
                 row.values[col.key] = [] if isinstance(empty, list) else empty  # never share a list
                 continue
             try:
-                value = v.id_number(cell, full=full_id) if col.key == "head_id_number" else col.parse(cell)
+                if col.key == "head_id_number":
+                    value = v.id_number(cell, full=True)
+                    if value and not value.startswith("*"):
+                        row.values["_id_full"] = value  # for the duplicate check, never written
+                        value = value if full_id else v.mask_id(value)
+                else:
+                    value = col.parse(cell)
             except v.BadValue as e:
                 row.fail(e.key, col.key, **e.args_)
                 continue
             if col.required and (value is None or value == ""):
                 row.fail("io.err.required", col.key)
                 continue
+            if type(value) is str and value and value[0] in FORMULA_START and formula_like(value):
+                value = "'" + value
+                if neutralised is not None:
+                    neutralised[raw.title] += 1
             row.values[col.key] = value
         yield row
 
@@ -313,6 +328,7 @@ class _Checker:
             if row.values.get("cadre_name") or row.values.get("cadre_phone"):
                 # The household's own 帮扶责任人 column: a wrong cadre makes the household row bad.
                 row.values["_phone"] = self.cadre_phone(row)
+        self._unique_ids(rows["households"])
         self._unique(rows["households"], "code", self.households, "households")
         for row in rows["members"]:
             if not row.bad:
@@ -385,6 +401,32 @@ class _Checker:
         key = "io.err.ref_bad_household" if code in self.bad["households"] else "io.err.unknown_household"
         row.fail(key, "household", value=code)
         return False
+
+    def _unique_ids(self, rows: Sequence[Row]) -> None:
+        """One person heads one household: an ID number on two household rows refuses both (like a
+        duplicate 户编号), and one already stored in full for another household refuses the row.
+        Masked numbers (our own exports) are not compared: the last four digits tell no one apart."""
+        stored = {
+            r["head_id_number"]: code
+            for code, r in self.db.households.items()
+            if r.get("head_id_number") and not str(r["head_id_number"]).startswith("*")
+        }
+        seen: dict[str, Row] = {}
+        for row in rows:
+            full = row.values.get("_id_full")
+            if not full:
+                continue
+            shown = v.mask_id(full)
+            first = seen.get(full)
+            if first is not None:
+                row.fail("io.err.duplicate_id", "head_id_number", value=shown, first=first.number)
+                if not any(p.key == "io.err.duplicate_id" for p in first.problems):
+                    first.fail("io.err.duplicate_id", "head_id_number", value=shown, first=row.number)
+                continue
+            seen[full] = row
+            other = stored.get(full)
+            if other is not None and other != str(row.values.get("code")):
+                row.fail("io.err.duplicate_id_db", "head_id_number", value=shown, code=other)
 
     def _unique(self, rows: Sequence[Row], key: str, into: dict[str, Row], entity: str) -> None:
         for row in rows:
@@ -885,7 +927,7 @@ async def import_roster(
     rows: dict[str, list[Row]] = {k: [] for k in SHEET_BY_KEY}
     done = 0
     for raw in roster.sheets:
-        for row in _parse_rows(raw, full_id):
+        for row in _parse_rows(raw, full_id, result.neutralised):
             rows[raw.sheet.key].append(row)
             done += 1
             if progress and done % 1000 == 0:
@@ -944,12 +986,12 @@ def bad_rows_workbook(result: ImportResult, t: Translator) -> bytes:
     for title, rows in by_sheet.items():
         ws = wb.create_sheet(title[:31])
         raw = raws[title]
-        ws.append([t("io.bad.row_header"), *raw.headers, reason])
+        append_row(ws, [t("io.bad.row_header"), *raw.headers, reason])  # the file's own headers: user text
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for row in sorted(rows, key=lambda r: r.number):
             cells = [v.text(c) for c in row.cells] + [""] * (len(raw.headers) - len(row.cells))
-            ws.append([row.number, *cells[: len(raw.headers)], "；".join(p.render(t) for p in row.problems)])
+            append_row(ws, [row.number, *cells[: len(raw.headers)], "；".join(p.render(t) for p in row.problems)])
             ws.cell(ws.max_row, len(raw.headers) + 2).fill = PatternFill("solid", fgColor="FFF2CC")
         ws.freeze_panes = "B2"
         ws.column_dimensions[ws.cell(1, len(raw.headers) + 2).column_letter].width = 60

@@ -93,7 +93,7 @@ def _one_phone(s: str) -> str:
 
 def id_checksum_ok(number: str) -> bool:
     """GB 11643: the 18th character is the ISO 7064 MOD 11-2 check of the first 17 digits."""
-    if len(number) != 18 or not number[:17].isdigit():
+    if len(number) != 18 or not (number[:17].isascii() and number[:17].isdigit()):
         return False
     total = sum(map(mul, map(int, number[:17]), ID_WEIGHTS))
     return ID_CHECK[total % 11] == number[17].upper()
@@ -114,7 +114,7 @@ def id_number(value: Any, *, full: bool = False) -> str | None:
         return None
     if MASKED_ID_RE.match(s):
         return s
-    if len(s) != 18 or not s[:17].isdigit() or not (s[17].isdigit() or s[17] == "X"):
+    if not s.isascii() or len(s) != 18 or not s[:17].isdigit() or not (s[17].isdigit() or s[17] == "X"):
         raise BadValue("io.err.id_format", value=s)
     try:
         date(int(s[6:10]), int(s[10:12]), int(s[12:14]))
@@ -180,6 +180,8 @@ def _cn_number(s: str) -> int:
             n = n * 10 + _CN_DIGITS[c]
         return n
     tens, _, ones = s.partition("十")
+    if len(tens) > 1 or len(ones) > 1 or "十" in ones:
+        raise KeyError(s)  # 十十, 二二十: no number
     return (_CN_DIGITS[tens] if tens else 1) * 10 + (_CN_DIGITS[ones] if ones else 0)
 
 
@@ -197,7 +199,10 @@ def integer(value: Any, *, lo: int = 0, hi: int = 10**9, unit: str = "") -> int 
             s = s[: -len(u)].strip()
     s = s.removeprefix("第")
     if s and all(c in _CN_DIGITS for c in s):
-        s = str(_cn_number(s))
+        try:
+            s = str(_cn_number(s))
+        except KeyError:  # 十十, 二二十: numerals that spell no number (found by tests/fuzz)
+            raise BadValue("io.err.integer", value=text(value)) from None
     try:
         f = float(s)
     except ValueError:

@@ -21,6 +21,8 @@ from xml.etree.ElementTree import Element, iterparse
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
 from openpyxl.utils.datetime import from_excel
 
+from bot.io.limits import MAX_CELL_CHARS, MAX_ROW_BYTES, LimitError, MiB, check_cells, check_rows
+
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 # Built-in number formats that are dates in Chinese (and other East Asian) Excel locales.
 EAST_ASIAN_DATE_IDS = set(range(27, 37)) | set(range(50, 59))
@@ -93,6 +95,9 @@ class XlsxReader:
         self.names = set(self.zip.namelist())
         self.sheets = self._sheets()
         self.shared = self._shared_strings()
+        # A shared string longer than a cell may be is caught where a row uses it.
+        self._long_shared = any(len(x) > MAX_CELL_CHARS for x in self.shared)
+        self._title = ""
         self.date_styles, self.epoch_1904 = self._styles()
         self._cols: dict[bytes, int] = {}
 
@@ -174,7 +179,8 @@ class XlsxReader:
         return v  # str (formula result), e (error)
 
     def rows(self, path: str) -> Iterator[tuple[int, list[Any]]]:
-        """(row number, values) for every row present in the sheet XML, read in bounded chunks."""
+        """(row number, values) for every row present in the sheet XML, read in bounded chunks
+        (one row's XML may not exceed MAX_ROW_BYTES)."""
         with self.zip.open(path) as f:
             head = f.read(CHUNK)
             if b"<row" not in head and b"<sheetData" not in head:
@@ -187,6 +193,8 @@ class XlsxReader:
                 cut = buf.rfind(b"</row>") + len(b"</row>") if chunk else len(buf)
                 if cut < len(b"</row>") and chunk:
                     buf += chunk
+                    if len(buf) > MAX_ROW_BYTES:
+                        raise LimitError("io.err.row_too_big", sheet=self._title, limit=MAX_ROW_BYTES // MiB)
                     continue
                 yield from self._scan(buf[:cut], epoch)
                 if not chunk:
@@ -219,9 +227,12 @@ class XlsxReader:
     def _scan(self, data: bytes, epoch: datetime | None) -> Iterator[tuple[int, list[Any]]]:
         for row in ROW_RE.finditer(data):
             attrs = dict(ATTR_RE.findall(row.group(1)))
-            fast = self._fast_row(row.group(2) or b"", epoch)
+            body = row.group(2) or b""
+            fast = self._fast_row(body, epoch)
             if fast is not None:
                 r = attrs.get(b"r")
+                if self._long_shared or len(body) > MAX_CELL_CHARS:
+                    check_cells(fast, self._title, int(r) if r else -1)
                 yield (int(r) if r else -1), fast
                 continue
             values: list[Any] = []
@@ -247,6 +258,7 @@ class XlsxReader:
                     values.extend([None] * (col + 1 - len(values)))
                 values[col] = value
             r = attrs.get(b"r")
+            check_cells(values, self._title, int(r) if r else -1)
             yield (int(r) if r else -1), values
 
     def _rows_iterparse(self, path: str) -> Iterator[tuple[int, list[Any]]]:
@@ -277,17 +289,22 @@ class XlsxReader:
                 el.clear()
             elif name == "row":
                 r = el.get("r")
+                check_cells(values, self._title, int(r) if r else -1)
                 yield (int(r) if r else -1), values
                 values = []
                 next_col = 0
                 el.clear()
 
-    def sheet_rows(self, path: str) -> list[list[Any]]:
-        """The sheet as a dense list: index i holds row i+1 (missing rows are empty lists)."""
+    def sheet_rows(self, path: str, title: str = "") -> list[list[Any]]:
+        """The sheet as a dense list: index i holds row i+1 (missing rows are empty lists).
+
+        A row number past MAX_ROWS raises LimitError before any gap is filled."""
+        self._title = title
         out: list[list[Any]] = []
         for number, values in self.rows(path):
             if number < 0:
                 number = len(out) + 1
+            check_rows(number, title)
             while len(out) < number - 1:
                 out.append([])
             out.append(values)

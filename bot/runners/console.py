@@ -35,6 +35,7 @@ from bot.core.types import (
     ReplyKeyboard,
     User,
 )
+from bot.fsperm import private_dir, write_private
 from bot.i18n import Translator
 from bot.runners.render import plain
 from bot.services.onboarding import create_invite, find_person, normalize_phone
@@ -183,16 +184,17 @@ class Console:
         return [r for r in rows if r]
 
     def _save(self, filename: str, data: bytes) -> Path:
-        """Write what the bot sent to media_dir/console/, never over an earlier file of the same name."""
-        folder = self.app.core.settings.media_dir / "console"
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write what the bot sent to media_dir/console/, never over an earlier file of the same name;
+        owner-only (folder 0700, file 0600) whatever the umask."""
+        media = self.app.core.settings.media_dir
+        folder = private_dir(media / "console", root=media)
         name = Path(filename).name or "file"
         path = folder / name
         n = 1
         while path.exists():
             n += 1
             path = folder / f"{Path(name).stem}-{n}{Path(name).suffix}"
-        path.write_bytes(data)
+        write_private(path, data)
         return path.resolve()
 
 

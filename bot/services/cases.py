@@ -3,7 +3,6 @@ villager's message to the cadre's answer. Business rules only; the chat side is 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -13,19 +12,17 @@ from sqlalchemy import ColumnElement, Integer, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.people import cadre_for_household, can_see_household
+from bot.services.privacy import stored_text
 from bot.store.enums import CaseKind, CaseStatus, Role
 from bot.store.models import Account, Case, Household, Pairing, Person, PolicyQuestion, Team
 
 # 18-digit resident ID numbers (the last may be X) and 15-digit old ones, not inside a longer number.
-_ID_RE = re.compile(r"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9Xx])")
 
 
 def storable_text(text: str) -> str:
-    """The text as it may be stored: ID numbers masked to their last four characters.
-
-    The one place case and question texts pass through before storage; switch it to the io module's
-    free-text mask function once that is on main."""
-    return _ID_RE.sub(lambda m: "*" * (len(m.group(0)) - 4) + m.group(0)[-4:], text)
+    """The text as it may be stored: ID numbers masked to their last four characters (the one privacy
+    rule for free text, `bot.services.privacy.stored_text`)."""
+    return stored_text(text)
 
 
 @dataclass(frozen=True, slots=True)

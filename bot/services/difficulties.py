@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.media import photo_row
+from bot.services.privacy import stored_text
 from bot.store.enums import DifficultyCategory, DifficultyStatus, Role, Urgency
 from bot.store.models import Difficulty, Household, Person, Team
 
@@ -48,7 +49,7 @@ async def report(
         household_id=d.household_id,
         village_id=village_id,
         category=DifficultyCategory(d.category).value,
-        description=d.description,
+        description=stored_text(d.description),
         urgency=Urgency(d.urgency).value,
         status=DifficultyStatus.OPEN.value,
         created_at=now,
@@ -120,7 +121,7 @@ def resolve(d: Difficulty, note: str, now: datetime) -> bool:
     if d.status == DifficultyStatus.RESOLVED.value:
         return False
     d.status = DifficultyStatus.RESOLVED.value
-    d.resolution_note = note
+    d.resolution_note = stored_text(note)
     d.resolved_at = now
     d.acknowledged_at = d.acknowledged_at or now
     return True

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.types import FileRef, FileSource
+from bot.fsperm import private_dir, write_private
 from bot.store.models import Photo
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,10 @@ async def fetch_photo(
     # Same bytes, same file: a photo sent twice is stored once.
     rel = Path(f"{now:%Y}") / f"{now:%m}" / f"{digest}{_suffix(data, ref.name)}"
     path = media_dir / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Owner-only folders and files (0700 / 0600) whatever the umask: these are people's homes and faces.
+    private_dir(path.parent, root=media_dir)
     if not path.exists():
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_private(path, data)
     info.update(local_path=str(rel), sha256=digest, size=len(data))
     return info
 

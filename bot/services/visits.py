@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler.rules import Rules
 from bot.services.media import photo_row
+from bot.services.privacy import stored_text
 from bot.store.enums import LocationStatus, VisitKind
 from bot.store.models import Household, Pairing, Visit
 
@@ -114,8 +115,8 @@ async def save_visit(
         cadre_id=cadre_id,
         visit_date=v.visit_date,
         kind=VisitKind(v.kind).value,
-        done=v.done,
-        needs=v.needs,
+        done=stored_text(v.done),
+        needs=stored_text(v.needs),
         lat=v.lat,
         lon=v.lon,
         location_status=status,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import weakref
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from bot.fsperm import private_sqlite
 
 _CHECKPOINTERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
@@ -41,7 +42,8 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
             u = u.set(drivername="sqlite+bangfu")
             url = u.render_as_string(hide_password=False)
         if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            # Owner-only (0600, folder 0700 when we create it) whatever the umask; -wal/-shm follow.
+            private_sqlite(u.database)
             # SQLite has one writer anyway: one pooled connection makes waiting transactions queue in
             # order in the pool instead of sleeping in SQLite's busy handler (p99 under concurrency).
             kw.setdefault("pool_size", 1)

@@ -13,8 +13,12 @@ KEY = re.compile(r"""["'](io\.(?:err|at|bad|import|template|entity|export|report
 
 
 def _catalog(lang: str) -> dict[str, str]:
-    with (REPO_DIR / "locales" / lang / "LC_MESSAGES" / "io.po").open("rb") as f:
-        return {m.id: m.string for m in read_po(f) if m.id}
+    """io.po and the io domains beside it (iosafe.po: limits, formulas, ID numbers)."""
+    out: dict[str, str] = {}
+    for po in sorted((REPO_DIR / "locales" / lang / "LC_MESSAGES").glob("io*.po")):
+        with po.open("rb") as f:
+            out.update({m.id: m.string for m in read_po(f) if m.id})
+    return out
 
 
 def _fields(text: str) -> set[str]:
