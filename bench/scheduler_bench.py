@@ -101,7 +101,8 @@ def generate(n_households: int, seed: int = 1) -> Roster:
         stop = TODAY - timedelta(days=rng.randint(35, 90)) if rng.random() < 0.06 else TODAY
         while d < stop:
             vid += 1
-            visits.append((vid, f"b{vid}", h, cadre, d, rng.choice(kinds),
+            kind = rng.choice(kinds)
+            visits.append((vid, f"b{vid}", h, cadre, d, kind, json.dumps([kind]),
                            datetime.combine(d, datetime.min.time(), tzinfo=TZ).astimezone(UTC)))
             d += timedelta(days=rng.randint(10, 45))
     checkins: list[Row] = []
@@ -137,7 +138,8 @@ def generate(n_households: int, seed: int = 1) -> Roster:
         "teams": (["id", "name", "village_id", "leader_id", "township_contact_id"], teams),
         "households": (["id", "code", "village_id", "head_name"], households),
         "pairings": (["id", "cadre_id", "household_id", "start_date", "end_date"], pairings),
-        "visits": (["id", "idem_key", "household_id", "cadre_id", "visit_date", "kind", "created_at"], visits),
+        "visits": (["id", "idem_key", "household_id", "cadre_id", "visit_date", "kind", "kinds", "created_at"],
+                   visits),
         "checkins": (["id", "cadre_id", "day", "at"], checkins),
         "leaves": (["id", "person_id", "start_date", "end_date", "covered_by_id"], leaves),
         "difficulties": (["id", "idem_key", "reporter_id", "team_id", "household_id", "category", "description",

@@ -29,6 +29,12 @@ DIFFICULTY_ACK = Callback("df", "ack", ID)
 DIFFICULTY_ASSIGN = Callback("df", "asg", ID)
 DIFFICULTY_RESOLVE = Callback("df", "res", ID)
 DIFFICULTY_ASSIGN_TO = Callback("df", "to", ID, ID)
+# /difficulties pages: open ones or the resolved history (dl:o|r:<page>); the assignee picker's cancel (dl:x)
+DIFFICULTY_LIST = Callback("dl", None, one_of("o", "r"), COUNT)
+DIFFICULTY_ASSIGN_CANCEL = Callback("dl", "x")
+
+# /overdue: remind one cadre of their overdue households (od:n:<cadre_id>)
+OVERDUE_NUDGE = Callback("od", "n", ID)
 
 # Policy questions: a clarifying topic, forward or not, the cadre's reply button
 QUESTION_TOPIC = Callback("pq", "topic", ID, WORD)

@@ -288,7 +288,7 @@ async def _create(session: AsyncSession, today: date, rng: random.Random, rules:
             lat=village.lat + rng.uniform(-0.01, 0.01) if village.lat else None,
             lon=village.lon + rng.uniform(-0.01, 0.01) if village.lon else None,
             poverty_causes=[c.value for c in rng.sample(causes, rng.choice((1, 1, 2)))] if registered else [],
-            status=status.value if registered else HouseholdStatus.LIFTED.value,
+            status=status.value if registered else HouseholdStatus.GENERAL.value,
             registered_poor=registered,
             income_per_head=Decimal(rng.randint(5200, 16000)),
             income_year=today.year - 1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.core.context import Ctx
 from bot.core.dialog import Retry
 from bot.services.privacy import stored_text
+from bot.services.stray import is_number
 
 
 def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
@@ -12,6 +13,9 @@ def text_input(ctx: Ctx) -> tuple[str | None, Retry | None]:
     text = (ctx.inc.text or "").strip()
     if not text:
         return None, Retry("cadre.need_text")
+    if is_number(text):
+        # "1" where words are asked for is a button number typed, not an answer worth keeping.
+        return None, Retry("core.stray.words")
     limit = ctx.core.settings.max_text_length
     if len(text) > limit:
         return None, Retry("core.text_too_long", {"limit": limit, "length": len(text)})

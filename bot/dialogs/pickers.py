@@ -9,6 +9,7 @@ from bot.core.dialog import Next, Replace, Retry, State
 from bot.core.router import parse_id
 from bot.core.types import Button
 from bot.services.households import OwnHousehold, match_households, own_households, pairing_rows
+from bot.services.stray import is_number
 
 PAGE_SIZE = 8
 
@@ -77,6 +78,8 @@ async def pick_household(ctx: Ctx, st: State, ask: Any) -> OwnHousehold | Next:
     if len(text) > 64:
         return Retry("cadre.hh_not_found", {"text": text[:20] + "…"})
     found = match_households(households, text)
+    if not found and is_number(text):
+        return Retry("core.stray.pick", {"text": text})  # a button's position typed, not a name
     if not found:
         return Retry("cadre.hh_not_found", {"text": text})
     if len(found) > 1:

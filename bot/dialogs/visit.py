@@ -23,7 +23,8 @@ from bot.services import visits as vs
 from bot.services.dates import parse_date
 from bot.services.households import OwnHousehold, match_households, own_households
 from bot.services.media import fetch_photo
-from bot.services.texts import distance_text, fmt_date
+from bot.services.stray import is_number
+from bot.services.texts import distance_text, fmt_date, kinds_text
 from bot.store.enums import LocationStatus, Role, VisitKind
 from bot.store.models import Household, Visit
 
@@ -105,16 +106,7 @@ class VisitDialog(Dialog):
             rows = [[st.btn(ctx.t(f"visit.rel.{n}"), f"rel:{n}") for n in (0, 1, 2)]]
             ctx.reply("visit.ask_date", st.keyboard(ctx, rows), name=name)
         elif step is Step.KIND:
-            kinds = list(VisitKind)
-            season = vs.current_season(ctx.core.services.rules, self._date(st) or ctx.today)
-            if season is not None:
-                # The season's own kind first: it is the likely answer inside a window.
-                kinds.sort(key=lambda k: k.value != season.name)
-            rows = [
-                [st.btn(ctx.t(f"visit.kind.{k.value}"), f"kind:{k.value}") for k in kinds[i : i + 2]]
-                for i in range(0, len(kinds), 2)
-            ]
-            ctx.reply("visit.ask_kind", st.keyboard(ctx, rows))
+            await self._ask_kinds(ctx, st)
         elif step is Step.DONE:
             ctx.reply("visit.ask_done", st.keyboard(ctx, []), name=name)
         elif step is Step.NEEDS:
@@ -133,6 +125,31 @@ class VisitDialog(Dialog):
             )
         elif step is Step.SUMMARY:
             await self._summary(ctx, st)
+
+    async def _ask_kinds(self, ctx: Ctx, st: State) -> None:
+        """Kind buttons that toggle (✅ on the chosen ones; a visit can be several kinds) and 选好了."""
+        kinds = list(VisitKind)
+        season = vs.current_season(ctx.core.services.rules, self._date(st) or ctx.today)
+        if season is not None:
+            # The season's own kind first: it is the likely answer inside a window.
+            kinds.sort(key=lambda k: k.value != season.name)
+        chosen = _chosen_kinds(st)
+
+        def label(kind: str) -> str:
+            # Button labels are plain text, not HTML: format without escaping.
+            name = ctx.t.raw(f"visit.kind.{kind}")
+            return ctx.t.raw("visit.kind_chosen").format(kind=name) if kind in chosen else name
+
+        rows = [
+            [st.btn(label(k.value), f"kind:{k.value}") for k in kinds[i : i + 2]]
+            for i in range(0, len(kinds), 2)
+        ]
+        rows.append([st.btn(ctx.t("visit.btn_kinds_done"), "kinds_done")])
+        if not chosen:
+            ctx.reply("visit.ask_kind", st.keyboard(ctx, rows))
+        else:
+            key = "visit.ask_kinds_more_editing" if st.data.get("editing") else "visit.ask_kinds_more"
+            ctx.reply(key, st.keyboard(ctx, rows), kinds=kinds_text(ctx.t, chosen))
 
     def _photo_key(self, ctx: Ctx, n: int) -> str:
         if n:
@@ -175,7 +192,7 @@ class VisitDialog(Dialog):
             "visit.summary",
             name=d.get("hh_name", ""),
             date=fmt_date(ctx, visit_date) if visit_date else "",
-            kind=ctx.t(f"visit.kind.{d.get('kind', 'routine')}"),
+            kind=kinds_text(ctx.t, _chosen_kinds(st)),
             done=d.get("done", ""),
             needs=d.get("needs") or ctx.t("visit.no_needs"),
             photos=len(d.get("photos", [])),
@@ -214,7 +231,7 @@ class VisitDialog(Dialog):
         if step is Step.DATE:
             return self._on_date(ctx, st)
         if step is Step.KIND:
-            return self._on_kind(ctx, st)
+            return await self._on_kind(ctx, st)
         if step is Step.DONE:
             text, retry = text_input(ctx)
             if retry:
@@ -262,20 +279,38 @@ class VisitDialog(Dialog):
         st.set(date=d.isoformat())
         return self._next(st, Step.KIND)
 
-    def _on_kind(self, ctx: Ctx, st: State) -> Next:
+    async def _on_kind(self, ctx: Ctx, st: State) -> Next:
+        """A kind button (or its label typed) toggles that kind; 选好了 goes on. Text typed once a kind is
+        chosen is taken as the answer to the next question (what was done), as a cadre in a hurry means."""
         value = st.value(ctx)
+        typed = (ctx.inc.text or "").strip()
         kind: str | None = None
         if value is not None and value.startswith("kind:") and value[5:] in {k.value for k in VisitKind}:
             kind = value[5:]
         elif value is None:
-            typed = (ctx.inc.text or "").strip()
             for k in VisitKind:
                 if typed and typed in (ctx.t(f"visit.kind.{k.value}"), k.value):
                     kind = k.value
-        if kind is None:
+        chosen = _chosen_kinds(st)
+        if kind is not None:
+            chosen = [k for k in chosen if k != kind] if kind in chosen else [*chosen, kind]
+            st.set(kinds=vs.normalize_kinds(chosen))  # shown and stored in one order
+            st.drop("kind")
+            await self.ask(ctx, st)
+            return Replace()
+        if value == "kinds_done" or (value is None and typed.lower() in _typed_kinds_done(ctx)):
+            return self._next(st, Step.DONE) if chosen else Retry("visit.kind_pick")
+        if value is None and is_number(typed):
+            return Retry("core.stray.pick", {"text": typed[:20]})
+        if value is not None or not chosen or st.data.get("editing"):
             return Retry("visit.kind_pick")
-        st.set(kind=kind)
-        return self._next(st, Step.DONE)
+        text, retry = text_input(ctx)
+        if retry:
+            return retry
+        st.set(done=text)
+        st.row.history = [*st.row.history, Step.KIND.value]  # back from the needs step returns here
+        st.row.step = Step.DONE.value
+        return self._next(st, Step.NEEDS)
 
     async def _add_photos(self, ctx: Ctx, st: State) -> list[dict[str, Any]] | Retry:
         """Download and keep the photos of this update (at most MAX_PHOTOS in all)."""
@@ -348,7 +383,8 @@ class VisitDialog(Dialog):
         if household is None or since is None:
             ctx.reply("cadre.hh_not_yours_anymore", RemoveKeyboard())
             return Finish()
-        if visit_date is None or not d.get("kind") or "done" not in d:
+        kinds = _chosen_kinds(st)
+        if visit_date is None or not kinds or "done" not in d:
             ctx.reply("visit.incomplete")
             return Finish()
         loc = d.get("loc")
@@ -360,7 +396,8 @@ class VisitDialog(Dialog):
             vs.VisitInput(
                 household_id=household.id,
                 visit_date=visit_date,
-                kind=d["kind"],
+                kind=vs.main_kind(kinds, vs.current_season(ctx.core.services.rules, visit_date)),
+                kinds=kinds,
                 done=d["done"],
                 needs=d.get("needs", ""),
                 lat=loc[0] if loc else None,
@@ -396,6 +433,19 @@ async def after_save(ctx: Ctx, visit: Visit, household: Household) -> None:
     if visit.location_status == LocationStatus.FAR.value:
         await ctx.notify(FarVisit(ctx.person, household, visit))
     await ctx.notify(ConfirmRequest(visit, ctx.person))
+
+
+def _chosen_kinds(st: State) -> list[str]:
+    """The kinds chosen so far (a draft from before kinds were a list: its one kind)."""
+    kinds = st.data.get("kinds")
+    if kinds is None:
+        kinds = [st.data["kind"]] if st.data.get("kind") else []
+    return [k for k in kinds if k in VisitKind._value2member_map_]
+
+
+def _typed_kinds_done(ctx: Ctx) -> set[str]:
+    """Words a cadre may type instead of pressing 选好了 at the kind step."""
+    return {ctx.t("visit.btn_kinds_done").lower(), "选好了", "好了", "完成", "done"}
 
 
 def _typed_done(ctx: Ctx) -> set[str]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from bot.buttons import (
     DIFFICULTY_ACK,
     DIFFICULTY_ASSIGN,
+    DIFFICULTY_ASSIGN_CANCEL,
     DIFFICULTY_ASSIGN_TO,
+    DIFFICULTY_LIST,
     DIFFICULTY_OPEN,
     DIFFICULTY_RESOLVE,
     PROBLEM_FOR_HOUSEHOLD,
@@ -14,7 +16,7 @@ from bot.buttons import (
 from bot.core.context import Ctx
 from bot.core.dialog import has_live_draft
 from bot.core.router import LEADERS, STAFF, Router
-from bot.core.types import Button, InlineKeyboard
+from bot.core.types import Button, InlineKeyboard, Photo
 from bot.notices.difficulties import AssignedToYou, StatusChanged, actions, card
 from bot.services import difficulties as dsvc
 from bot.services.texts import fmt_date
@@ -24,7 +26,8 @@ from bot.store.models import Difficulty, Household
 
 router = Router("difficulties")
 
-LIST_LIMIT = 30
+PAGE_SIZE = 10  # difficulties per page of /difficulties
+OPEN_LIMIT = 500  # open ones sorted by urgency in Python: a team never has more
 
 
 @router.command("problem", roles=STAFF)
@@ -34,16 +37,58 @@ async def problem(ctx: Ctx) -> None:
 
 @router.command("difficulties", roles=LEADERS)
 async def list_open(ctx: Ctx) -> None:
-    assert ctx.person is not None
-    rows = await dsvc.open_for(ctx.session, ctx.person, limit=LIST_LIMIT)
-    if not rows:
-        ctx.reply("difficulty.none_open")
+    await _show_list(ctx, resolved=False, page=0)
+
+
+@router.callback(DIFFICULTY_LIST.prefix, roles=LEADERS)
+async def list_pressed(ctx: Ctx) -> None:
+    """dl:o:<page> (open), dl:r:<page> (resolved history), dl:x (the assignee picker's cancel)."""
+    data = ctx.inc.callback_data
+    if DIFFICULTY_ASSIGN_CANCEL.matches(data):
+        ctx.answer_callback()
+        ctx.reply("difficulty.assign_cancelled")
         return
-    lines = [ctx.t("difficulty.list_head", n=len(rows))]
+    pressed = DIFFICULTY_LIST.parse(data)
+    if pressed is None:
+        ctx.answer_callback("core.button_expired")
+        return
+    mode, page = pressed
+    await _show_list(ctx, resolved=mode == "r", page=page)
+
+
+async def _show_list(ctx: Ctx, resolved: bool, page: int) -> None:
+    """One page of the open difficulties (most urgent and oldest first) or of the resolved history
+    (most recently resolved first), with paging and a button to switch between the two."""
+    assert ctx.person is not None
+    if resolved:
+        rows, total = await dsvc.resolved_for(ctx.session, ctx.person, page * PAGE_SIZE, PAGE_SIZE)
+    else:
+        everything = await dsvc.open_for(ctx.session, ctx.person, limit=OPEN_LIMIT)
+        total = len(everything)
+        rows = everything[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    pages = max(1, -(-total // PAGE_SIZE))
+    if not rows and page > 0:  # the list got shorter since the button was sent
+        await _show_list(ctx, resolved, min(page, pages) - 1)
+        return
+    mode = "r" if resolved else "o"
+    switch = Button(
+        ctx.t("difficulty.btn_show_open" if resolved else "difficulty.btn_show_resolved"),
+        DIFFICULTY_LIST.pack("o" if resolved else "r", 0),
+    )
+    if not rows:
+        ctx.reply(
+            "difficulty.none_resolved" if resolved else "difficulty.none_open", InlineKeyboard(((switch,),))
+        )
+        return
+    head_key = "difficulty.resolved_head" if resolved else "difficulty.list_head"
+    lines = [ctx.t(head_key, n=total)]
+    if pages > 1:
+        lines[0] += ctx.t("difficulty.list_page", page=page + 1, pages=pages)
     buttons: list[tuple[Button, ...]] = []
     for d in rows:
         household = await ctx.session.get(Household, d.household_id) if d.household_id else None
         scope = household.head_name if household else ctx.t("problem.whole_village")
+        when = d.resolved_at if resolved and d.resolved_at is not None else d.created_at
         lines.append(
             ctx.t(
                 "difficulty.list_line",
@@ -52,13 +97,21 @@ async def list_open(ctx: Ctx) -> None:
                 category=ctx.t(f"difficulty.category.{d.category}"),
                 urgency=ctx.t(f"difficulty.urgency.{d.urgency}"),
                 status=ctx.t(f"difficulty.status.{d.status}"),
-                date=fmt_date(ctx, d.created_at.astimezone(ctx.core.clock.tz).date()),
+                date=fmt_date(ctx, when.astimezone(ctx.core.clock.tz).date()),
             )
         )
         buttons.append(
             (Button(ctx.t.raw("difficulty.btn_open").format(id=d.id, scope=scope), DIFFICULTY_OPEN.pack(d.id)),)
         )
-    ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons[:20])))
+    nav: list[Button] = []
+    if page > 0:
+        nav.append(Button(ctx.t("cadre.btn_prev"), DIFFICULTY_LIST.pack(mode, page - 1)))
+    if page < pages - 1:
+        nav.append(Button(ctx.t("cadre.btn_next"), DIFFICULTY_LIST.pack(mode, page + 1)))
+    if nav:
+        buttons.append(tuple(nav))
+    buttons.append((switch,))
+    ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
 
 
 async def _load(ctx: Ctx, did: int, manage: bool) -> Difficulty | None:
@@ -94,6 +147,9 @@ async def on_button(ctx: Ctx) -> None:
         return
     if action == "open":
         can = await dsvc.can_manage(ctx.session, ctx.person, d)
+        photo = await dsvc.first_photo(ctx.session, d.id)
+        if photo is not None:  # what the reporter photographed, above the card and its buttons
+            ctx.reply_photo(Photo(file_id=photo.file_id), caption=ctx.t("difficulty.photo_caption", id=d.id))
         ctx.reply_text(await card(ctx, ctx.t, d), actions(ctx.t, d) if can else None)
         return
     if d.status == DifficultyStatus.RESOLVED.value:
@@ -110,7 +166,11 @@ async def on_button(ctx: Ctx) -> None:
     elif action == "asg":
         members = await dsvc.team_members(ctx.session, d.team_id)
         rows = tuple((Button(p.name, DIFFICULTY_ASSIGN_TO.pack(d.id, p.id)),) for p in members)
-        ctx.reply("difficulty.ask_assignee", InlineKeyboard(rows) if rows else None, id=d.id)
+        nav = (
+            Button(ctx.t("core.btn_back"), DIFFICULTY_OPEN.pack(d.id)),
+            Button(ctx.t("core.btn_cancel"), DIFFICULTY_ASSIGN_CANCEL.pack()),
+        )
+        ctx.reply("difficulty.ask_assignee", InlineKeyboard((*rows, nav)), id=d.id)
     elif action == "to":
         by_id = {p.id: p for p in await dsvc.team_members(ctx.session, d.team_id)}
         person = by_id.get(pid)
@@ -126,7 +186,8 @@ async def on_button(ctx: Ctx) -> None:
         dsvc.assign(d, person, ctx.now)
         ctx.audit("difficulty.assigned", "difficulty", d.id, to=person.id)
         ctx.reply("difficulty.assigned", id=d.id, name=person.name)
-        await ctx.notify(StatusChanged(d))
+        if person.id != d.reporter_id:  # a reporter given their own difficulty hears it once, below
+            await ctx.notify(StatusChanged(d))
         await ctx.notify(AssignedToYou(d, person))
     else:
         await ctx.core.start_dialog(ctx, "resolve_note", {"difficulty_id": d.id}, fresh=True)

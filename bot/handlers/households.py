@@ -17,9 +17,10 @@ from bot.core.context import Ctx
 from bot.core.router import STAFF, Router
 from bot.core.types import Button, InlineKeyboard
 from bot.services.households import HouseholdRow, household_file, rows_for
+from bot.services.members import member_detail
 from bot.services.people import can_see_household
-from bot.services.texts import fmt_date
-from bot.services.visits import current_season, pairing_start
+from bot.services.texts import fmt_date, kinds_text
+from bot.services.visits import current_season, pairing_start, visit_kinds
 from bot.store.enums import Role
 from bot.store.models import Household
 
@@ -108,7 +109,7 @@ def _team_summary(ctx: Ctx, rows: list[HouseholdRow]) -> None:
         lines.append(season)
     buttons: list[tuple[Button, ...]] = []
     for cadre_id, mine in by_cadre.items():
-        overdue = sum(1 for r in mine if _days_unvisited(r, today) > cadence)
+        overdue = sum(1 for r in mine if r.days_overdue(today, cadence) > 0)
         parts = [ctx.t("households.team_cadre", name=mine[0].cadre_name, n=len(mine))]
         if overdue:
             parts.append(ctx.t("households.team_overdue", n=overdue, days=cadence))
@@ -123,12 +124,6 @@ def _team_summary(ctx: Ctx, rows: list[HouseholdRow]) -> None:
     buttons.append((Button(ctx.t("households.btn_all"), HOUSEHOLDS_PAGE.pack(0)),))
     lines.append(ctx.t("households.team_hint"))
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
-
-
-def _days_unvisited(r: HouseholdRow, today: date) -> int:
-    """Days since the last visit; a never-visited household counts from the pairing's start."""
-    days = r.days_since(today)
-    return (today - r.pairing_start).days if days is None else days
 
 
 def _show_page(ctx: Ctx, rows: list[HouseholdRow], page: int, cadre_id: int | None = None) -> None:
@@ -153,12 +148,13 @@ def _show_page(ctx: Ctx, rows: list[HouseholdRow], page: int, cadre_id: int | No
     for r in rows:
         per_cadre[r.cadre_id] = per_cadre.get(r.cadre_id, 0) + 1
     current_cadre: int | None = None
+    cadence = ctx.core.services.rules.visits.cadence_days
     for i, r in enumerate(shown, page * PAGE_SIZE + 1):
         if team_view and r.cadre_id != current_cadre:
             current_cadre = r.cadre_id
             lines.append("")  # a blank line before each cadre's group
             lines.append(ctx.t("households.cadre_head", name=r.cadre_name, n=per_cadre[r.cadre_id]))
-        lines.append(_line(ctx, i, r, today))
+        lines.append(_line(ctx, i, r, today, cadence))
     buttons: list[tuple[Button, ...]] = []
     for j in range(0, len(shown), 2):
         buttons.append(tuple(Button(r.head_name, HOUSEHOLD_FILE.pack(r.household_id)) for r in shown[j : j + 2]))
@@ -176,8 +172,11 @@ def _show_page(ctx: Ctx, rows: list[HouseholdRow], page: int, cadre_id: int | No
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
 
 
-def _line(ctx: Ctx, i: int, r: HouseholdRow, today: date) -> str:
+def _line(ctx: Ctx, i: int, r: HouseholdRow, today: date, cadence: int) -> str:
     parts = [ctx.t("households.line_name", i=i, name=r.head_name)]
+    overdue = r.days_overdue(today, cadence)
+    if overdue > 0:
+        parts.append(ctx.t("households.overdue_mark", days=overdue))  # the households /overdue lists
     if r.last_visit is None:
         parts.append(ctx.t("households.never_visited"))
     elif r.last_visit >= today:
@@ -226,13 +225,16 @@ async def _show_file(ctx: Ctx, household_id: int | None) -> None:
         t("households.file_cadre", cadre=f.cadre_name or t("households.none")),
         t("households.file_plan", plan=excerpt(h.plan, PLAN_EXCERPT) if h.plan else t("households.none")),
     ]
+    # Plain digits: Telegram makes a phone number in the text a tap-to-call link (a tel: anchor is not
+    # clickable in its HTML).
+    phone = "".join(ch for ch in (h.phone or "") if ch.isdigit() or ch == "+")
+    lines.append(t("households.file_phone", phone=phone) if phone else t("households.file_no_phone"))
     if h.address:
         lines.append(t("households.file_address", address=h.address))
     if f.members:
         lines.append(t("households.file_members_head", n=len(f.members)))
         for m in f.members[:12]:
-            detail = "，".join(x for x in (m.relation, str(m.birth_year or ""), m.health, m.occupation) if x)
-            lines.append(t("households.file_member", name=m.name, detail=detail))
+            lines.append(t("households.file_member", name=m.name, detail=member_detail(t, m)))
     lines.append(t("households.file_visits_head"))
     if not f.visits:
         lines.append(t("households.file_no_visits"))
@@ -241,7 +243,7 @@ async def _show_file(ctx: Ctx, household_id: int | None) -> None:
             t(
                 "households.file_visit",
                 date=fmt_date(ctx, v.visit_date),
-                kind=t(f"visit.kind.{v.kind}"),
+                kind=kinds_text(t, visit_kinds(v)),
                 done=excerpt(v.done),
                 cadre=cadre_name,
             )

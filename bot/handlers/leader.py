@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from bot.buttons import EXPORT_LEDGER, EXPORT_PERIOD, REPORT_MONTH
+from bot.buttons import EXPORT_LEDGER, EXPORT_PERIOD, OVERDUE_NUDGE, REPORT_MONTH
 from bot.core.context import Ctx
 from bot.core.router import LEADERS, Router
 from bot.core.types import Button, Document, InlineKeyboard, Photo
+from bot.handlers.nudge import nudge_pressed, show_with_nudges
 from bot.scheduler.rules import Rules
 
 router = Router("leader")
+router.callback(OVERDUE_NUDGE.prefix, roles=LEADERS)(nudge_pressed)  # /overdue's buttons
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -29,8 +31,7 @@ async def overdue(ctx: Ctx) -> None:
     from bot.scheduler.reports import overdue_report
 
     report = await overdue_report(ctx.session, _person_id(ctx), ctx.today, t=ctx.t, rules=_rules(ctx))
-    for page in report.pages:
-        ctx.reply_text(page)
+    show_with_nudges(ctx, report.pages, report.overdue)
 
 
 @router.command("week", roles=LEADERS)

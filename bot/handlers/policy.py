@@ -16,6 +16,7 @@ from bot.handlers.cases import reply_to_file, route_message
 from bot.notices.policy import QuestionForwarded
 from bot.services.people import cadre_for_household, leader_for_village
 from bot.services.privacy import stored_text
+from bot.services.stray import is_stray
 from bot.store.enums import Role
 from bot.store.models import Household, PolicyQuestion
 
@@ -198,5 +199,9 @@ async def villager_file(ctx: Ctx) -> None:
 
 @router.text(roles=EVERYONE)
 async def free_text(ctx: Ctx) -> None:
-    """Anything typed outside a dialog: villagers get the parser; staff get it too (it may be a question)."""
+    """Anything typed outside a dialog: villagers get the parser; staff get it too (it may be a question).
+    A lone "1" or "好" (say, after a dialog finished) is not a question: a short hint instead."""
+    if is_stray(ctx.inc.text or ""):
+        ctx.reply("core.stray.villager" if ctx.role is Role.VILLAGER else "core.stray.staff")
+        return
     await answer_question(ctx, ctx.inc.text or "")

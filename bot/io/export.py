@@ -36,7 +36,7 @@ from bot.io.labels import (
 )
 from bot.io.template import style_header
 from bot.io.validate import ROLE_ZH
-from bot.store.enums import HOUSEHOLD_STATUS_ZH, POVERTY_CAUSE_ZH, HouseholdStatus, PovertyCause
+from bot.store.enums import HOUSEHOLD_STATUS_LABEL_ZH, POVERTY_CAUSE_ZH, HouseholdStatus, PovertyCause
 from bot.store.models import (
     CheckIn,
     Difficulty,
@@ -156,7 +156,7 @@ async def _visits(
                 cadre.name,
                 cadre.phone,
                 team or "",
-                label(VISIT_KIND_ZH, visit.kind),
+                "、".join(label(VISIT_KIND_ZH, k) for k in visit.kinds or [visit.kind]),
                 visit.done,
                 visit.needs,
                 label(LOCATION_ZH, visit.location_status),
@@ -439,7 +439,7 @@ async def _households(session: AsyncSession, team_id: int | None, today: date) -
                 h.lat,
                 h.lon,
                 _causes(h.poverty_causes),
-                HOUSEHOLD_STATUS_ZH.get(HouseholdStatus(h.status), h.status)
+                HOUSEHOLD_STATUS_LABEL_ZH.get(HouseholdStatus(h.status), h.status)
                 if h.status in HouseholdStatus._value2member_map_
                 else h.status,
                 "是" if h.registered_poor else "否",

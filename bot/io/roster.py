@@ -591,7 +591,7 @@ HOUSEHOLD_DEFAULTS: dict[str, Any] = {
     "members_count": 1,
     "address": "",
     "poverty_causes": [],
-    "status": HouseholdStatus.POOR.value,
+    "status": HouseholdStatus.LIFTED.value,
     "registered_poor": True,
     "plan": "",
 }

@@ -21,7 +21,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from bot.io.format import HOUSEHOLDS, MEMBERS, PAIRINGS, PEOPLE, SHEETS, TEAMS, VILLAGES, Sheet
 from bot.io.validate import ID_CHECK, ID_WEIGHTS, ROLE_ZH
-from bot.store.enums import HOUSEHOLD_STATUS_ZH, POVERTY_CAUSE_ZH, HouseholdStatus, Role
+from bot.store.enums import HOUSEHOLD_STATUS_ZH, POVERTY_CAUSE_ZH, Role
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -193,7 +193,7 @@ def sample_rows(households: int = 30, seed: int = 7) -> dict[str, list[list[Any]
         head = rng.choice(SURNAMES) + GIVEN[n % len(GIVEN)]
         birth = date(1950, 1, 1) + timedelta(days=rng.randrange(365 * 45))
         size = rng.randint(1, 5)
-        status = rng.choice(list(HouseholdStatus))
+        status = rng.choice(list(HOUSEHOLD_STATUS_ZH))
         cadre = cadre_by_team[team][(n // 2) % len(cadre_by_team[team])]
         hh_rows.append(
             [

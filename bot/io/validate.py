@@ -293,11 +293,13 @@ def gender(value: Any) -> str | None:
 STATUS_ALIASES: dict[str, HouseholdStatus] = {
     **{label: status for status, label in HOUSEHOLD_STATUS_ZH.items()},
     **{status.value: status for status in HouseholdStatus},
+    # Old rosters' words still import (as the old status), though no template offers them.
+    "未脱贫": HouseholdStatus.POOR,
     "贫困": HouseholdStatus.POOR,
     "贫困户": HouseholdStatus.POOR,
     "未脱贫户": HouseholdStatus.POOR,
     "脱贫": HouseholdStatus.LIFTED,
-    "脱贫户": HouseholdStatus.LIFTED,
+    "已脱贫": HouseholdStatus.LIFTED,
     "已脱贫户": HouseholdStatus.LIFTED,
     "稳定脱贫": HouseholdStatus.LIFTED,
     "脱贫不享受政策": HouseholdStatus.LIFTED,
@@ -307,6 +309,9 @@ STATUS_ALIASES: dict[str, HouseholdStatus] = {
     "边缘易致贫户": HouseholdStatus.MONITORED,
     "突发严重困难户": HouseholdStatus.MONITORED,
     "防返贫监测户": HouseholdStatus.MONITORED,
+    "监测户": HouseholdStatus.MONITORED,
+    "一般": HouseholdStatus.GENERAL,
+    "非贫困户": HouseholdStatus.GENERAL,
 }
 
 

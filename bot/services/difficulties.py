@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.media import photo_row
 from bot.services.privacy import stored_text
 from bot.store.enums import DifficultyCategory, DifficultyStatus, Role, Urgency
-from bot.store.models import Difficulty, Household, Person, Team
+from bot.store.models import Difficulty, Household, Person, Photo, Team
 
 
 @dataclass
@@ -125,6 +125,31 @@ def resolve(d: Difficulty, note: str, now: datetime) -> bool:
     d.resolved_at = now
     d.acknowledged_at = d.acknowledged_at or now
     return True
+
+
+def _in_scope(q: Any, person: Person) -> Any:
+    """Only difficulties of the teams the person leads or looks after (all for admins)."""
+    if Role(person.role) is Role.ADMIN:
+        return q
+    teams = select(Team.id).where(or_(Team.leader_id == person.id, Team.township_contact_id == person.id))
+    return q.where(Difficulty.team_id.in_(teams))
+
+
+async def resolved_for(
+    session: AsyncSession, person: Person, offset: int = 0, limit: int = 10
+) -> tuple[list[Difficulty], int]:
+    """A page of the resolved history (most recently resolved first) and how many there are in all."""
+    done = Difficulty.status == DifficultyStatus.RESOLVED.value
+    total = (await session.execute(_in_scope(select(func.count(Difficulty.id)).where(done), person))).scalar_one()
+    q = _in_scope(select(Difficulty).where(done), person)
+    q = q.order_by(Difficulty.resolved_at.desc(), Difficulty.id.desc()).offset(offset).limit(limit)
+    return list((await session.execute(q)).scalars()), int(total)
+
+
+async def first_photo(session: AsyncSession, difficulty_id: int) -> Photo | None:
+    """The photo the reporter attached, if any."""
+    q = select(Photo).where(Photo.difficulty_id == difficulty_id).order_by(Photo.id).limit(1)
+    return (await session.execute(q)).scalar_one_or_none()
 
 
 async def open_for(session: AsyncSession, person: Person, limit: int = 50) -> list[Difficulty]:

@@ -49,6 +49,15 @@ class HouseholdRow:
     def days_since(self, today: date) -> int | None:
         return (today - self.last_visit).days if self.last_visit else None
 
+    def days_overdue(self, today: date, cadence_days: int) -> int:
+        """Days past the visit cadence, by the rule /overdue and the reminders use
+        (bot.scheduler.due.overdue_households): due `cadence_days` after the last visit or the pairing's
+        start, whichever is later; overdue (> 0) from the day after. 0 or less: not overdue."""
+        anchor = self.pairing_start if self.last_visit is None or self.last_visit < self.pairing_start else (
+            self.last_visit
+        )
+        return (today - anchor).days - cadence_days
+
 
 def _open_difficulty() -> Any:
     return Difficulty.status != DifficultyStatus.RESOLVED.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,15 @@ def fmt_date(ctx: Ctx, d: date) -> str:
 
 
 def distance_text(t: Translator, meters: float) -> str:
-    """ "350米" or "12.5公里"."""
-    if meters >= 1000:
-        return t("cadre.km", n=f"{meters / 1000:.1f}")
-    return t("cadre.meters", n=round(meters))
+    """ "350米", "1.2公里", "2公里", "788公里": metres under a kilometre, then kilometres with one decimal
+    (none when it is .0) up to 100 km and whole kilometres beyond (GPS is not that precise)."""
+    if round(meters) < 1000:
+        return t("cadre.meters", n=round(meters))
+    km = meters / 1000
+    n = f"{km:.0f}" if km >= 100 else f"{km:.1f}".removesuffix(".0")
+    return t("cadre.km", n=n)
+
+
+def kinds_text(t: Translator, kinds: Sequence[str]) -> str:
+    """A visit's kinds as the reader reads them: "日常走访、政策宣讲"."""
+    return t.raw("visit.kinds_sep").join(t(f"visit.kind.{k}") for k in kinds)

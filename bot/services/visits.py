@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.scheduler.rules import Rules
 from bot.services.media import photo_row
 from bot.services.privacy import stored_text
-from bot.store.enums import LocationStatus, VisitKind
+from bot.store.enums import SEASONAL_KINDS, LocationStatus, VisitKind
 from bot.store.models import Household, Pairing, Visit
 
 EARTH_RADIUS_M = 6_371_000.0
@@ -84,12 +85,13 @@ class VisitInput:
 
     household_id: int
     visit_date: date
-    kind: str
+    kind: str  # the main kind (main_kind); stored in visits.kind for the seasonal counts
     done: str
     needs: str
     lat: float | None
     lon: float | None
     photos: list[dict[str, Any]]
+    kinds: list[str] = field(default_factory=list)  # every kind chosen; [kind] when empty
 
 
 async def save_visit(
@@ -115,6 +117,7 @@ async def save_visit(
         cadre_id=cadre_id,
         visit_date=v.visit_date,
         kind=VisitKind(v.kind).value,
+        kinds=normalize_kinds([v.kind, *v.kinds]),
         done=stored_text(v.done),
         needs=stored_text(v.needs),
         lat=v.lat,
@@ -130,6 +133,29 @@ async def save_visit(
         session.add(photo_row(info, now, visit_id=visit.id))
     await session.flush()
     return visit, True
+
+
+def normalize_kinds(kinds: Sequence[str]) -> list[str]:
+    """Known visit kinds, each once, in the order of VisitKind (what the card and the ledger show)."""
+    chosen = {VisitKind(k) for k in kinds}
+    return [k.value for k in VisitKind if k in chosen]
+
+
+def main_kind(kinds: Sequence[str], season: Season | None) -> str:
+    """The kind stored in visits.kind: the current season's when chosen (so the visit counts for the
+    window), else another seasonal one, else the first chosen."""
+    ordered = normalize_kinds(kinds)
+    if not ordered:
+        return VisitKind.ROUTINE.value
+    if season is not None and season.name in ordered:
+        return season.name
+    seasonal = [k for k in ordered if k in SEASONAL_KINDS]
+    return seasonal[0] if seasonal else ordered[0]
+
+
+def visit_kinds(visit: Visit) -> list[str]:
+    """Every kind of a saved visit (older rows: their one kind)."""
+    return list(visit.kinds or [visit.kind])
 
 
 def record_confirmation(visit: Visit, confirmed: bool) -> bool:

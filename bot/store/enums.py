@@ -14,9 +14,13 @@ class Role(StrEnum):
 
 
 class HouseholdStatus(StrEnum):
-    POOR = "poor"  # 未脱贫
-    LIFTED = "lifted"  # 已脱贫
-    MONITORED = "monitored"  # 监测户
+    """What a household is in today's terms. Since 2021 there are no 未脱贫 households: POOR is kept only
+    so records from before then still read; it is never offered for a new record."""
+
+    LIFTED = "lifted"  # 脱贫户
+    MONITORED = "monitored"  # 监测户 (防止返贫监测对象)
+    GENERAL = "general"  # 一般户 (never registered as poor)
+    POOR = "poor"  # 未脱贫: records from before 2021 only
 
 
 class PovertyCause(StrEnum):
@@ -49,11 +53,14 @@ POVERTY_CAUSE_ZH: dict[PovertyCause, str] = {
     PovertyCause.MOTIVATION: "自身发展动力不足",
 }
 
+# The statuses offered for new records (templates, drop-downs, error messages), in current terms.
 HOUSEHOLD_STATUS_ZH: dict[HouseholdStatus, str] = {
-    HouseholdStatus.POOR: "未脱贫",
-    HouseholdStatus.LIFTED: "已脱贫",
+    HouseholdStatus.LIFTED: "脱贫户",
     HouseholdStatus.MONITORED: "监测户",
+    HouseholdStatus.GENERAL: "一般户",
 }
+# Every status's label, including the one old records may still carry.
+HOUSEHOLD_STATUS_LABEL_ZH: dict[HouseholdStatus, str] = {**HOUSEHOLD_STATUS_ZH, HouseholdStatus.POOR: "未脱贫"}
 
 
 class VisitKind(StrEnum):

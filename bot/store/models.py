@@ -128,7 +128,7 @@ class Household(Base):
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     poverty_causes: Mapped[list[Any]] = mapped_column(JSON, default=list)  # PovertyCause values
-    status: Mapped[str] = mapped_column(String(16), default="poor")  # HouseholdStatus
+    status: Mapped[str] = mapped_column(String(16), default="lifted")  # HouseholdStatus
     registered_poor: Mapped[bool] = mapped_column(Boolean, default=True)  # 建档立卡
     income_per_head: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     income_year: Mapped[int | None] = mapped_column(Integer)
@@ -166,6 +166,11 @@ class Pairing(Base):
     note: Mapped[str] = mapped_column(String(255), default="")
 
 
+def _kinds_default(context: Any) -> list[str]:
+    """A visit inserted with only `kind` (older code, the demo, imports) has that one kind."""
+    return [context.get_current_parameters()["kind"]]
+
+
 class Visit(Base):
     """走访: one visit to a household."""
 
@@ -180,7 +185,9 @@ class Visit(Base):
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
     cadre_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     visit_date: Mapped[date] = mapped_column(Date)
-    kind: Mapped[str] = mapped_column(String(16))  # VisitKind
+    kind: Mapped[str] = mapped_column(String(16))  # VisitKind: the main one (the season's when chosen)
+    # Every kind the visit was (a visit can be 春耕走访 and 政策宣讲 at once); always includes `kind`.
+    kinds: Mapped[list[Any]] = mapped_column(JSON, default=_kinds_default)
     done: Mapped[str] = mapped_column(Text, default="")
     needs: Mapped[str] = mapped_column(Text, default="")
     lat: Mapped[float | None] = mapped_column(Float)

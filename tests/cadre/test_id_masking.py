@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.core.bootstrap import App
 from bot.services.privacy import mask_ids
-from bot.store.models import DialogState, Difficulty, PolicyQuestion, Visit
+from bot.store.models import Case, DialogState, Difficulty, PolicyQuestion, Visit
 from tests.cadre.conftest import rows
 from tests.conftest import Chat, World, bind
 
@@ -84,6 +84,8 @@ async def test_difficulty_and_resolution_masked(app: App, world: World, cadre: C
 
 
 async def test_policy_question_and_reply_masked(app: App, world: World) -> None:
+    """An out-of-scope message passed on becomes a case: the case, its question log and the cadre's reply
+    keep only the masked ID number; the phone number is kept whole."""
     villager = Chat(app, "502")
     await bind(app, villager, household_id=world.households["张大山"])
     cadre = Chat(app, "503")
@@ -93,8 +95,10 @@ async def test_policy_question_and_reply_masked(app: App, world: World) -> None:
     to_cadre = [r for r in replies if r.chat_id == "503"]
     assert to_cadre and ID not in (to_cadre[0].text or "") and MASKED in (to_cadre[0].text or "")
     cadre.replies.extend(to_cadre)
-    await cadre.press(to_cadre[0].markup.rows[0][0].data or "")  # type: ignore[union-attr]
+    await cadre.press_text("回复")
     await cadre.send(f"请带{ID}去乡兽医站")
     [q] = await rows(app, PolicyQuestion)
     assert q.text == f"我的身份证{MASKED}，我家的猪生病了不吃食怎么办，电话13800000001"
-    assert q.reply_text == f"请带{MASKED}去乡兽医站"
+    [case] = await rows(app, Case)
+    assert case.text == q.text
+    assert case.reply_text == f"请带{MASKED}去乡兽医站"
