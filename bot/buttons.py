@@ -43,6 +43,20 @@ QUESTION_KEEP = Callback("pq", "nofwd", ID)
 QUESTION_REPLY = Callback("pq", "reply", ID)
 QUESTION_MORE = Callback("pq", "more", ID)  # "详细说明": the whole entry behind a short answer
 
+# Monitoring (防止返贫监测, issue 14): a case card, the step buttons carry the step they were made for
+MON_OPEN = Callback("mn", "o", ID)
+MON_APPROVE = Callback("mn", "ok", ID, WORD)
+MON_SEND_BACK = Callback("mn", "bk", ID, WORD)
+MON_REJECT = Callback("mn", "no", ID, WORD)
+MON_SCREEN = Callback("mn", "scr", ID)
+MON_MEASURE = Callback("mn", "ms", ID)
+MON_MEASURE_TOPIC = Callback("mn", "mt", ID, WORD)
+MON_FOLLOW_UP = Callback("mn", "fu", ID)
+MON_CLOSE = Callback("mn", "cl", ID)
+MON_CHECK = Callback("mn", "chk", ID)  # a cadre check from the household file (household id)
+MON_SELF_REPORT = Callback("mn", "sr")  # a villager's self-report (offered after a hardship message)
+MON_NOTICE = Callback("mn", "pub", ID)  # the printable 公示 page of the case's village (case id)
+
 # Villagers' cases: pass an out-of-scope matter on (or not), ask the cadre to call back after a voice
 # message / picture / document (cs:call:v|p|d:<message id>), and the staff's buttons on one case
 CASE_PASS = Callback("cs", "pass", ID)

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from bot.demo import DemoSummary
 
 # Feature modules that contribute subcommands, in the order shown by --help.
-FEATURE_CLIS = ("bot.runners.cli", "bot.scheduler.cli", "bot.policy.cli", "bot.io.cli", "bot.channels.wecom.cli")
+FEATURE_CLIS = ("bot.runners.cli", "bot.scheduler.cli", "bot.policy.cli", "bot.io.cli", "bot.channels.wecom.cli",
+                "bot.io.monitor_cli", "bot.channels.wechat_kf.cli", "bot.channels.sms.cli")
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -132,6 +133,9 @@ def demo_banner(summary: DemoSummary) -> str:
     ]
     if summary.township[0]:
         people.append(("乡镇联系人 / township", f"{summary.township[0]} {summary.township[1]}", summary.township[0]))
+    if summary.county[0]:
+        people.append(("县级干部 / county (防返贫监测 /monitor)", f"{summary.county[0]} {summary.county[1]}",
+                       summary.county[0]))
     if summary.villager[0]:
         head, phone, code = summary.villager
         people.append((

@@ -20,6 +20,8 @@ from bot.store.models import (
     CheckIn,
     Household,
     HouseholdMember,
+    MonitorCase,
+    MonitorMeasure,
     Pairing,
     Person,
     Team,
@@ -63,6 +65,7 @@ _NEEDS = ["希望解决孩子上学交通问题", "需要养殖技术指导", ""
 LEADER = ("赵志刚", "19900000000")
 CADRE = ("王建国", "19900000001")
 TOWNSHIP = ("孙立平", "19900000099")
+COUNTY = ("钱文华", "19900000098")  # 县级干部: reviews the monitoring cases
 VILLAGER = ("张秀英", "18800000000")  # head of household DEMO0001, paired to CADRE
 
 
@@ -75,8 +78,16 @@ class DemoSummary:
     leader: tuple[str, str]
     created: bool
     township: tuple[str, str] = ("", "")
+    county: tuple[str, str] = ("", "")
+    monitor_cases: int = 0
     villager: tuple[str, str, str] = ("", "", "")  # (head's name, household phone, household code)
     villager_cadre: str = ""
+
+
+async def _county_of(session: AsyncSession, village_id: int) -> tuple[str, str]:
+    p = (await session.execute(select(Person).where(Person.role == "county", Person.village_id == village_id)
+                               .order_by(Person.id))).scalars().first()
+    return (p.name, p.phone or "") if p is not None else ("", "")
 
 
 def _name(rng: random.Random) -> str:
@@ -136,6 +147,9 @@ async def seed_demo(session: AsyncSession, today: date, seed: int = 7, rules: Ru
         (leader.name, leader.phone or ""),
         created,
         township=(township.name, township.phone or "") if township else ("", ""),
+        county=await _county_of(session, village.id),
+        monitor_cases=int(await session.scalar(
+            select(func.count()).select_from(MonitorCase).where(MonitorCase.village_id == village.id)) or 0),
         villager=(hh.head_name, hh.phone or "", hh.code) if hh is not None else ("", "", ""),
         villager_cadre=hh_cadre,
     )
@@ -349,4 +363,46 @@ async def _create(session: AsyncSession, today: date, rng: random.Random, rules:
                         village_id=village.id,
                     )
                 )
+    await session.flush()
+    await _monitoring_cases(session, today, village, cadres[0], households, rules)
+
+
+async def _monitoring_cases(session: AsyncSession, today: date, village: Village, cadre: Person,
+                            households: list[Household], rules: Rules) -> None:
+    """A county officer and a few monitoring cases at different steps, so every role has one to act on
+    (issue 14): a self-report waiting for the township, a home check for the cadre, one at the township
+    and county reviews, one in public notice, and a monitored household with a measure."""
+    from bot.services import monitoring as mon
+    from bot.store.enums import MonitorKind, MonitorSource, MonitorStep
+
+    session.add(Person(name=COUNTY[0], phone=COUNTY[1], role="county", village_id=village.id))
+    paired = list((await session.execute(
+        select(Household).join(Pairing, Pairing.household_id == Household.id)
+        .where(Pairing.cadre_id == cadre.id, Pairing.end_date.is_(None)).order_by(Household.code))).scalars())
+    now = datetime.combine(today, time(9, 0), tzinfo=rules.tz).astimezone(UTC)
+    plan = [
+        (MonitorStep.ACCEPT, MonitorSource.SELF_REPORT, "老伴住院，自付医疗费很多"),
+        (MonitorStep.VERIFY, MonitorSource.CADRE_CHECK, "走访发现家中主要劳力受伤"),
+        (MonitorStep.TOWNSHIP, MonitorSource.DEPARTMENT, "医保部门预警：自付费用较高"),
+        (MonitorStep.COUNTY, MonitorSource.CADRE_CHECK, "房屋受灾"),
+        (MonitorStep.PUBLICIZE, MonitorSource.CADRE_CHECK, "孩子上大学，教育支出大"),
+        (MonitorStep.FOLLOW_UP, MonitorSource.CADRE_CHECK, "务工收入骤减"),
+    ]
+    for (step, source, text), h in zip(plan, paired[1:], strict=False):
+        case = await mon.open_case(session, rules, now, today, village_id=village.id, household_id=h.id,
+                                   source=source, actor=cadre, head_name=h.head_name, phone=h.phone,
+                                   risks=["illness"], description=text,
+                                   department="医保" if source is MonitorSource.DEPARTMENT else "")
+        if step is not MonitorStep.ACCEPT and step is not MonitorStep.VERIFY:
+            case.kind = MonitorKind.SUDDEN.value
+        case.step = step.value
+        case.step_due = mon.step_due(rules, case, step, today)
+        if step is MonitorStep.FOLLOW_UP:
+            case.identified_on = today - timedelta(days=40)
+            case.last_follow_up = today - timedelta(days=25)
+            case.step_due = mon.step_due(rules, case, step, today)
+            session.add(MonitorMeasure(case_id=case.id, topic="employment.support", note="公益岗位",
+                                       started_on=today - timedelta(days=35), actor_person_id=cadre.id,
+                                       created_at=now))
+            h.status = HouseholdStatus.MONITORED.value
     await session.flush()

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
     wecom_listen: str = "127.0.0.1:8081"  # host:port the callback URL is served on (behind the https proxy)
     wecom_path: str = "/wecom/callback"
+    # 微信客服 (WeChat customer service) on the same corp: the app above must be granted the 微信客服 API.
+    wechat_kf_open_kfid: str | None = None  # the 客服账号 open_kfid (wk...)
+    wechat_kf_contact_url: str | None = None  # its 客服链接 (kf/add_contact_way); fetched when unset
+    # SMS (pre-approved templates only; README "SMS").
+    sms_provider: str | None = None  # "aliyun"
+    sms_access_key_id: str | None = None
+    sms_access_key_secret: SecretStr | None = None
+    sms_sign_name: str | None = None  # 短信签名
+    sms_api_url: str = "https://dysmsapi.aliyuncs.com/"
+    sms_templates_file: Path | None = None  # TOML; default bot/sms/templates.toml
+    sms_alert_after_hours: float = 4.0  # an unanswered WeCom alert goes by SMS after this long
     default_language: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
     county: str | None = None  # county code for policy figures and rules overrides
@@ -76,7 +87,14 @@ class Settings(BaseSettings):
     # counted for it; the next one is answered once in the group, then quiet; 0: off
     messages_per_minute_per_group: int = 60
     draft_keep_days: int = 7
+    # Key of the HMAC-SHA256 that stands for a resident ID number (roster import, department lists,
+    # self-reports): set one per county and keep it secret; without it no ID is matched.
+    id_hash_key: SecretStr | None = None
     log_level: str = "INFO"
+
+    def id_key(self) -> str:
+        """The ID hashing key, or "" when none is set."""
+        return self.id_hash_key.get_secret_value() if self.id_hash_key is not None else ""
 
     def require_token(self) -> str:
         """The bot token, or a clear error naming the missing variable."""

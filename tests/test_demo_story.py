@@ -81,10 +81,11 @@ async def test_seasonal_visits_match_the_season(app: App) -> None:
 async def test_banner_names_one_person_of_each_role_and_how_to_try_them(app: App) -> None:
     summary = await _seed(app)
     text = demo_banner(summary)  # type: ignore[arg-type]
-    for role in ("帮扶干部 / cadre", "工作队长 / team leader", "乡镇联系人 / township", "群众 / villager"):
+    for role in ("帮扶干部 / cadre", "工作队长 / team leader", "乡镇联系人 / township", "县级干部 / county",
+                 "群众 / villager"):
         assert role in text
     refs = re.findall(r"bangfu chat --as (\S+)", text)
-    assert len(refs) == 4
+    assert len(refs) == 5
     async with app.core.sessions() as s:
         roles = []
         for ref in refs:
@@ -100,7 +101,7 @@ async def test_banner_names_one_person_of_each_role_and_how_to_try_them(app: App
                 )
                 assert cadre and cadre in text  # the banner names the villager's own cadre
                 roles.append("villager")
-    assert roles == ["cadre", "leader", "township", "villager"]
+    assert roles == ["cadre", "leader", "township", "county", "villager"]
 
 
 async def test_readme_examples_name_people_the_demo_has(app: App) -> None:

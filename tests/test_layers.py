@@ -29,7 +29,9 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bot.buttons": ((*FEATURES, *ENTRY, "bot.io", "bot.services", "bot.scheduler", "bot.store"), ()),
     # The scheduler's CLI sends through every configured channel.
     "bot.scheduler": ((*FEATURES, *ENTRY), ("bot.runners.http_transport", "bot.channels.wecom.api",
-                                            "bot.channels.wecom.transport")),
+                                            "bot.channels.wecom.transport",
+                                            "bot.channels.wechat_kf.transport", "bot.channels.sms.sender",
+                                            "bot.channels.sms.transport")),
     "bot.io": ((*FEATURES, *ENTRY, "bot.core.engine"), ()),
 }
 

@@ -17,7 +17,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.buttons import CASE_CALL, CASE_KEEP, CASE_OPEN, CASE_PASS, CASE_REPLY, CASE_RESOLVE, CASE_TO_LEADER
+from bot.buttons import (
+    CASE_CALL,
+    CASE_KEEP,
+    CASE_OPEN,
+    CASE_PASS,
+    CASE_REPLY,
+    CASE_RESOLVE,
+    CASE_TO_LEADER,
+    MON_SELF_REPORT,
+)
 from bot.core.context import Ctx
 from bot.core.router import STAFF, Router, parse_id
 from bot.core.types import Button, InlineKeyboard
@@ -47,10 +56,10 @@ _WHAT = {"v": "voice", "p": "photo", "d": "document"}
 
 
 def offer_hardship_self_report(ctx: Ctx, case: Case) -> bool:
-    """HOOK for the monitoring issue: offer the villager the hardship self-report (防返贫监测 自主申报) and
-    return True. That report does not exist yet, so a hardship stays a case marked hardship (the cadre
-    has been alerted already). Replace this body when it lands; nothing else needs to change."""
-    return False
+    """A hardship: besides the case (the cadre has been alerted already), offer the villager the
+    monitoring self-report (防返贫监测 农户自主申报, issue 14) with one button."""
+    ctx.reply("mon.self.offer", InlineKeyboard(((Button(ctx.t("mon.btn.self_report"), MON_SELF_REPORT.pack()),),)))
+    return True
 
 
 async def open_and_tell(

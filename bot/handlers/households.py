@@ -10,12 +10,14 @@ from bot.buttons import (
     CADRE_HOUSEHOLDS_PAGE,
     HOUSEHOLD_FILE,
     HOUSEHOLDS_PAGE,
+    MON_CHECK,
     PROBLEM_FOR_HOUSEHOLD,
     VISIT_REMINDER,
 )
 from bot.core.context import Ctx
 from bot.core.router import STAFF, Router
 from bot.core.types import Button, InlineKeyboard
+from bot.services import monitoring as mon
 from bot.services.households import HouseholdRow, household_file, rows_for
 from bot.services.members import member_detail
 from bot.services.people import can_see_household
@@ -23,6 +25,22 @@ from bot.services.texts import fmt_date, kinds_text
 from bot.services.visits import current_season, pairing_start, visit_kinds
 from bot.store.enums import Role
 from bot.store.models import Household
+
+
+async def monitoring_lines(ctx: Ctx, household_id: int) -> list[str]:
+    """The household's monitoring status (防止返贫监测) and measures, for the household file."""
+    t = ctx.t
+    cases = await mon.cases_of_household(ctx.session, household_id)
+    if not cases:
+        return [t("mon.file.none")]
+    out: list[str] = []
+    for c in cases[:3]:
+        out.append(t("mon.file.case", id=c.id, step=t(f"mon.step.{c.step}"), phase=t(f"mon.phase.{c.phase}"),
+                     kind=t(f"mon.kind.{c.kind}") if c.kind else t("mon.kind.none")))
+        for m in await mon.measures_of(ctx.session, c.id):
+            out.append(t("mon.file.measure", topic=t(f"mon.topic.{m.topic}"), on=m.started_on.isoformat()))
+    return out
+
 
 router = Router("households")
 
@@ -261,6 +279,7 @@ async def _show_file(ctx: Ctx, household_id: int | None) -> None:
                 description=excerpt(d.description),
             )
         )
+    lines += await monitoring_lines(ctx, h.id)
     buttons: list[tuple[Button, ...]] = []
     if ctx.person is not None and await pairing_start(ctx.session, ctx.person.id, h.id) is not None:
         buttons.append(
@@ -269,5 +288,6 @@ async def _show_file(ctx: Ctx, household_id: int | None) -> None:
                 Button(t("households.btn_problem"), PROBLEM_FOR_HOUSEHOLD.pack(h.id)),
             )
         )
+    buttons.append((Button(t("mon.btn.check"), MON_CHECK.pack(h.id)),))
     buttons.append((Button(t("households.btn_back_list"), HOUSEHOLDS_PAGE.pack(0)),))
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))

@@ -152,6 +152,7 @@ async def _import(args: argparse.Namespace) -> int:
                     full_id=args.full_id,
                     skip_bad=args.skip_bad is not None,
                     progress=progress,
+                    id_key=settings.id_key(),
                 )
                 if result.applied:
                     await session.commit()

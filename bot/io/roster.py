@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, local_today
@@ -31,11 +31,12 @@ from bot.io.cells import FORMULA_START, append_row, formula_like
 from bot.io.format import HOUSEHOLDS, PAIRINGS, PEOPLE, SHEET_BY_KEY, VILLAGES
 from bot.io.reader import RawSheet, Roster, RosterError, read_roster
 from bot.store.enums import POVERTY_CAUSE_ZH, HouseholdStatus, PovertyCause, Role
+from bot.store.idhash import id_hash
 from bot.store.models import Household, HouseholdMember, Pairing, Person, Team, Village
 
 Progress = Callable[[str, int, int], None]
 CHUNK = 2000
-STAFF_ROLES = (Role.CADRE.value, Role.LEADER.value, Role.TOWNSHIP.value, Role.ADMIN.value)
+STAFF_ROLES = (Role.CADRE.value, Role.LEADER.value, Role.TOWNSHIP.value, Role.COUNTY.value, Role.ADMIN.value)
 
 
 @dataclass
@@ -163,7 +164,8 @@ async def _load_existing(session: AsyncSession) -> _Existing:
 # Checking
 
 
-def _parse_rows(raw: RawSheet, full_id: bool, neutralised: Counter[str] | None = None) -> Iterator[Row]:
+def _parse_rows(raw: RawSheet, full_id: bool, neutralised: Counter[str] | None = None,
+                id_key: str = "") -> Iterator[Row]:
     """Each data row parsed; text that a spreadsheet could run as a formula is stored inert (a leading
     apostrophe, `bot.io.cells.inert`) and counted in neutralised."""
     columns = list(raw.columns.items())
@@ -178,6 +180,10 @@ def _parse_rows(raw: RawSheet, full_id: bool, neutralised: Counter[str] | None =
                 empty = blank[col.key]
                 row.values[col.key] = [] if isinstance(empty, list) else empty  # never share a list
                 continue
+            if col.key == "head_id_number" and id_key and cell is not None:
+                keyed = id_hash(str(cell), id_key)  # before masking: the keyed hash matches department lists
+                if keyed:
+                    row.values["head_id_hash"] = keyed
             try:
                 if col.key == "head_id_number":
                     value = v.id_number(cell, full=True)
@@ -912,6 +918,7 @@ async def import_roster(
     full_id: bool = False,
     skip_bad: bool = False,
     progress: Progress | None = None,
+    id_key: str = "",
 ) -> ImportResult:
     """Check every row of roster, then write it (all or nothing; good rows only with skip_bad).
 
@@ -927,7 +934,7 @@ async def import_roster(
     rows: dict[str, list[Row]] = {k: [] for k in SHEET_BY_KEY}
     done = 0
     for raw in roster.sheets:
-        for row in _parse_rows(raw, full_id, result.neutralised):
+        for row in _parse_rows(raw, full_id, result.neutralised, id_key):
             rows[raw.sheet.key].append(row)
             done += 1
             if progress and done % 1000 == 0:
@@ -946,8 +953,20 @@ async def import_roster(
         return result
     await _write(session, chk, db, result, clock, progress)
     await session.flush()
+    await _write_id_hashes(session, chk)
     result.applied = True
     return result
+
+
+async def _write_id_hashes(session: AsyncSession, chk: _Checker) -> None:
+    """The keyed hash of each household head's full ID number (Settings.id_hash_key; branch "monitoring"),
+    so department lists match without the number being kept. A masked cell leaves the hash alone."""
+    pairs = [{"c": code, "h": row.values["head_id_hash"]} for code, row in chk.households.items()
+             if not row.bad and row.values.get("head_id_hash")]
+    if pairs:
+        table = cast(Table, Household.__table__)
+        stmt = update(table).where(table.c.code == bindparam("c")).values(head_id_hash=bindparam("h"))
+        await session.execute(stmt, pairs)
 
 
 async def import_file(
@@ -959,6 +978,7 @@ async def import_file(
     full_id: bool = False,
     skip_bad: bool = False,
     progress: Progress | None = None,
+    id_key: str = "",
 ) -> ImportResult:
     """Read and import a roster file's bytes (xlsx or csv); an unreadable file is a problem, not a crash."""
     try:
@@ -966,7 +986,7 @@ async def import_file(
     except RosterError as e:
         return ImportResult(problems=[Problem(e.key, e.args_)])
     return await import_roster(
-        session, roster, clock=clock, full_id=full_id, skip_bad=skip_bad, progress=progress
+        session, roster, clock=clock, full_id=full_id, skip_bad=skip_bad, progress=progress, id_key=id_key
     )
 
 

@@ -375,6 +375,8 @@ ROLE_ALIASES: dict[str, Role] = {
     "乡镇联系人": Role.TOWNSHIP,
     "乡镇干部": Role.TOWNSHIP,
     "包村干部": Role.TOWNSHIP,
+    "县级干部": Role.COUNTY,
+    "县乡村振兴局": Role.COUNTY,
     "管理员": Role.ADMIN,
     **{r.value: r for r in Role if r is not Role.VILLAGER},
 }
@@ -383,6 +385,7 @@ ROLE_ZH: dict[str, str] = {
     Role.CADRE: "帮扶干部",
     Role.LEADER: "工作队长",
     Role.TOWNSHIP: "乡镇联系人",
+    Role.COUNTY: "县级干部",
     Role.ADMIN: "管理员",
 }
 

@@ -20,14 +20,24 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 RUNNERS = ("aiogram", "ptb")
-CHANNELS = ("telegram", "wecom")
+CHANNELS = ("telegram", "wecom", "wechat_kf")
+
+
+def channel_list(value: str) -> str:
+    """--channel: one channel, or WeCom channels combined ("wecom,wechat_kf": one callback URL serves both)."""
+    parts = sorted({p.strip() for p in value.split(",") if p.strip()})
+    if not parts or any(p not in CHANNELS for p in parts) or ("telegram" in parts and len(parts) > 1):
+        raise argparse.ArgumentTypeError(f"{value!r}: one of {', '.join(CHANNELS)}, or wecom,wechat_kf "
+                                         "(Telegram runs in its own process on the same database)")
+    return "+".join(parts)
 
 
 def register(subparsers: Any) -> None:
     """Add the `run` and `chat` subcommands to the bangfu CLI."""
     run = subparsers.add_parser("run", help="run the bot on a channel: Telegram (long polling, or webhook when "
                                 "BANGFU_WEBHOOK_URL is set) or WeCom (the callback URL, BANGFU_WECOM_*)")
-    run.add_argument("--channel", choices=CHANNELS, default="telegram", help="chat channel (default: telegram)")
+    run.add_argument("--channel", type=channel_list, default="telegram",
+                     help="chat channel: telegram (default), wecom, wechat_kf, or wecom,wechat_kf")
     run.add_argument("--runner", choices=RUNNERS, default="aiogram", help="Telegram library (default: aiogram)")
     run.add_argument("--webhook", action="store_true", help="webhook mode; requires BANGFU_WEBHOOK_URL")
     run.add_argument("--no-scheduler", action="store_true", help="do not run reminders here (run `bangfu scheduler`)")
@@ -40,9 +50,12 @@ def register(subparsers: Any) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = Settings()
-    if args.channel == "wecom":
+    if args.channel != "telegram":
         settings.require_wecom()  # fail before touching the database
-        return asyncio.run(serve(settings, "wecom", scheduler=not args.no_scheduler))
+        if "wechat_kf" in args.channel and not settings.wechat_kf_open_kfid:
+            print("--channel wechat_kf needs BANGFU_WECHAT_KF_OPEN_KFID", file=sys.stderr)
+            return 2
+        return asyncio.run(serve(settings, args.channel, scheduler=not args.no_scheduler))
     if args.webhook and not settings.webhook_url:
         print("--webhook needs BANGFU_WEBHOOK_URL (the public https URL Telegram should call)", file=sys.stderr)
         return 2
@@ -58,6 +71,10 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 def make_runner(kind: str, app: Any, settings: Settings, polling_timeout: int = 30) -> Any:
     """An AiogramRunner, PTBRunner or WeComRunner; imported lazily since each library is slow to import."""
+    if "wechat_kf" in kind:  # "wechat_kf" alone, or "wechat_kf+wecom" on one callback URL
+        from bot.channels.wechat_kf.runner import KfRunner
+
+        return KfRunner(app, settings, wecom="wecom" in kind)
     if kind == "wecom":
         from bot.channels.wecom.runner import WeComRunner
 
@@ -116,13 +133,13 @@ async def serve(
         await runner.start()
         frozen = freeze_startup_heap()
         log.debug("start-up heap frozen: %d objects out of the garbage collector's sight", frozen)
-        if runner_kind == "wecom":
+        if runner_kind in ("wecom", "wechat_kf", "wechat_kf+wecom"):
             log.info("bangfu running on WeCom: callback URL %s", runner.url)
         else:
             mode = "webhook" if settings.webhook_url else "polling"
             log.info("bangfu running: %s runner, %s as @%s", runner.name, mode, runner.bridge.bot_username)
         if scheduler:
-            sched_task = _start_scheduler(settings, app, runner.transport, sched_stop)
+            sched_task = _start_scheduler(settings, app, getattr(runner, "transports", runner.transport), sched_stop)
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(runner.wait())]
         if sched_task is not None:
             waiters.append(sched_task)

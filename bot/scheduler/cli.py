@@ -55,6 +55,25 @@ async def _run(settings: Settings, *, once: bool) -> int:
             api = make_api(settings, session_factory(token_engine))
             stack.push_async_callback(api.close)
             transports.add(WeComTransport(api))
+            if settings.wechat_kf_open_kfid:  # 微信客服: the same app's token; held answers and SMS
+                from bot.channels.sms.sender import make_sms
+                from bot.channels.wechat_kf.transport import KfTransport
+
+                kf_sessions = session_factory(token_engine)
+                sms = make_sms(settings, kf_sessions, clock)
+                if sms is not None:
+                    stack.push_async_callback(sms.close)
+                transports.add(KfTransport(api, settings.wechat_kf_open_kfid, kf_sessions, clock, sms))
+        if settings.sms_provider:  # reminders to people who chose SMS
+            from bot.channels.sms.sender import make_sms as make_sms_sender
+            from bot.channels.sms.transport import SmsTransport
+
+            sms_engine = create_engine(settings.database_url)
+            stack.push_async_callback(sms_engine.dispose)
+            sms_sender = make_sms_sender(settings, session_factory(sms_engine), clock)
+            if sms_sender is not None:
+                stack.push_async_callback(sms_sender.close)
+                transports.add(SmsTransport(sms_sender, session_factory(sms_engine)))
         if once:
             return await _once(settings, clock, transports)
         stop = asyncio.Event()

@@ -107,14 +107,23 @@ class WindowLimiter:
 
 def channel_limiters(channels: Iterable[str], redis_url: str | None = None) -> dict[str, Any]:
     """The sender's own limiters for the channels that need one (WeCom's per-member windows), shared by
-    every sender process through Redis when `redis_url` is set."""
-    if "wecom" not in channels:
-        return {}
+    every sender process through Redis when `redis_url` is set. SMS counts per number in the database,
+    across processes, so the sender adds no hold of its own for it."""
+    wanted = set(channels)
+    out: dict[str, Any] = {}
+    if "sms" in wanted:
+        from bot.channels.sms.transport import NoHoldLimiter
+
+        out["sms"] = NoHoldLimiter()
+    if "wecom" not in wanted:
+        return out
     if redis_url:
         from redis.asyncio import Redis
 
-        return {"wecom": RedisWindowLimiter(Redis.from_url(redis_url))}
-    return {"wecom": WindowLimiter()}
+        out["wecom"] = RedisWindowLimiter(Redis.from_url(redis_url))
+        return out
+    out["wecom"] = WindowLimiter()
+    return out
 
 
 # KEYS[1] = the member's sends (sorted set: member -> time), KEYS[2] = the member's hold; ARGV = member

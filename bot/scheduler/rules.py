@@ -180,6 +180,9 @@ class Digest(_Model):
     _hhmm = field_validator("at", mode="before")(_parse_hhmm)
 
 
+from bot.scheduler.monitor_rules import Monitoring  # noqa: E402  (its own module: issue 14)
+
+
 class Rules(_Model):
     """Everything the scheduler needs to know about what is due when, for one county."""
 
@@ -192,6 +195,7 @@ class Rules(_Model):
     cases: Cases = Cases()
     digest: Digest = Digest()
     calendar: Calendar = Calendar()
+    monitoring: Monitoring = Monitoring()
 
     @model_validator(mode="after")
     def _merge_old_holidays(self) -> Rules:

@@ -31,7 +31,7 @@ from bot.scheduler import due, render
 from bot.scheduler.cases_due import run_cases
 from bot.scheduler.outbox import OutMessage, enqueue, prune
 from bot.scheduler.rules import Rules
-from bot.store.models import Account, Case, Difficulty, Person, SchedulerMark
+from bot.store.models import Account, Case, Difficulty, MonitorCase, Person, SchedulerMark
 from bot.store.retention import (
     prune_processed_updates,
     prune_rate_limits,
@@ -83,6 +83,7 @@ class Plan:
     messages: list[OutMessage] = field(default_factory=list)
     marks: dict[str, str] = field(default_factory=dict)  # key -> value (run marks and snapshots)
     escalate: set[int] = field(default_factory=set)  # difficulty ids to raise to level 1
+    mon_escalate: dict[int, int] = field(default_factory=dict)  # monitoring case id -> escalation level
     escalate_cases: set[int] = field(default_factory=set)  # case ids to raise to level 1 (cases_due)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _since_yield: int = 0
@@ -176,6 +177,13 @@ def due_rules(rules: Rules, local: datetime) -> list[DueRule]:
                 out.append(DueRule(f"season.close.{name}", f"{name}-{year}", _season_close(name, c_first, c_last)))
     if at(rules.difficulties.check_at):
         out.append(DueRule("diff", today.isoformat(), _difficulties))
+    m = rules.monitoring
+    if at(m.check_at):
+        out.append(DueRule("mon", today.isoformat(), _monitoring))
+        if today.day == m.monthly_day:
+            out.append(DueRule("mon.month", f"{today:%Y-%m}", _monitoring_month))
+        if wd == m.weekly_weekday:
+            out.append(DueRule("mon.week", due.iso_week_label(today - timedelta(days=7)), _monitoring_week))
     if at(rules.cases.check_at):
         out.append(DueRule("cases", today.isoformat(), run_cases))
     if wd == rules.digest.weekday and at(rules.digest.at):
@@ -373,6 +381,27 @@ async def _difficulties(s: AsyncSession, ctx: Context, plan: Plan) -> None:
                   line=Safe(render.difficulty_line(t, d))), None, None))
 
 
+# --- monitoring (issue 14) --------------------------------------------------------------------
+
+
+async def _monitoring(s: AsyncSession, ctx: Context, plan: Plan) -> None:
+    from bot.scheduler import monitor_tick
+
+    await monitor_tick.daily(s, ctx, plan)
+
+
+async def _monitoring_month(s: AsyncSession, ctx: Context, plan: Plan) -> None:
+    from bot.scheduler import monitor_tick
+
+    await monitor_tick.monthly(s, ctx, plan)
+
+
+async def _monitoring_week(s: AsyncSession, ctx: Context, plan: Plan) -> None:
+    from bot.scheduler import monitor_tick
+
+    await monitor_tick.weekly(s, ctx, plan, due.iso_week_label(ctx.today - timedelta(days=7)))
+
+
 # --- weekly digest -----------------------------------------------------------------------------
 
 
@@ -455,6 +484,12 @@ async def run_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, cat
             await s.execute(update(Difficulty).where(Difficulty.id.in_(sorted(plan.escalate)),
                                                      Difficulty.escalation_level < 1)
                             .values(escalation_level=1).execution_options(synchronize_session=False))
+        for level in sorted(set(plan.mon_escalate.values())):
+            ids = sorted(k for k, v in plan.mon_escalate.items() if v == level)
+            for i in range(0, len(ids), 5000):
+                await s.execute(update(MonitorCase).where(MonitorCase.id.in_(ids[i : i + 5000]),
+                                                          MonitorCase.escalation_level < level)
+                                .values(escalation_level=level).execution_options(synchronize_session=False))
         if plan.escalate_cases:
             await s.execute(update(Case).where(Case.id.in_(sorted(plan.escalate_cases)), Case.escalation_level < 1)
                             .values(escalation_level=1).execution_options(synchronize_session=False))

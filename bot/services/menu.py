@@ -6,13 +6,14 @@ from bot.i18n import Translator
 from bot.scheduler.rules import VillageDays
 from bot.store.enums import Role
 
-_CADRE = ["households", "visit", "checkin", "problem", "cases"]
+_CADRE = ["households", "visit", "checkin", "problem", "cases", "monitor"]
 _LEADER = [*_CADRE, "overdue", "week", "digest", "difficulties", "export", "report"]
 MENU: dict[Role, list[str]] = {
-    Role.VILLAGER: ["ask", "start"],
+    Role.VILLAGER: ["ask", "start", "hardship"],
     Role.CADRE: _CADRE,
     Role.LEADER: _LEADER,
     Role.TOWNSHIP: _LEADER,
+    Role.COUNTY: ["monitor"],
     Role.ADMIN: _LEADER,
 }
 COMMON = ["help", "lang", "cancel"]

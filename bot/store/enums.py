@@ -8,7 +8,8 @@ from enum import StrEnum
 class Role(StrEnum):
     CADRE = "cadre"  # 帮扶干部
     LEADER = "leader"  # 工作队长 / 第一书记
-    TOWNSHIP = "township"  # 乡镇联系人 (escalation above the team leader)
+    TOWNSHIP = "township"  # 乡镇联系人 / 乡镇干部 (escalation above the team leader; scope: their village's township)
+    COUNTY = "county"  # 县级干部 (乡村振兴局 etc.; scope: their village's county)
     ADMIN = "admin"
     VILLAGER = "villager"  # 群众
 
@@ -61,6 +62,58 @@ HOUSEHOLD_STATUS_ZH: dict[HouseholdStatus, str] = {
 }
 # Every status's label, including the one old records may still carry.
 HOUSEHOLD_STATUS_LABEL_ZH: dict[HouseholdStatus, str] = {**HOUSEHOLD_STATUS_ZH, HouseholdStatus.POOR: "未脱贫"}
+
+
+class MonitorKind(StrEnum):
+    """监测对象类型."""
+
+    UNSTABLE = "unstable"  # 脱贫不稳定户
+    MARGINAL = "marginal"  # 边缘易致贫户
+    SUDDEN = "sudden"  # 突发严重困难户
+
+
+class MonitorRisk(StrEnum):
+    """Risk types (风险类型) a case names, as on the screening form."""
+
+    ILLNESS = "illness"  # 因病
+    DISABILITY = "disability"  # 因残
+    SCHOOLING = "schooling"  # 因学
+    DISASTER = "disaster"  # 因灾 (自然灾害)
+    ACCIDENT = "accident"  # 因意外事故
+    JOBLESS = "jobless"  # 务工就业不稳
+    INCOME_DROP = "income_drop"  # 收入骤减 / 产业经营失败
+    HOUSING = "housing"  # 住房安全
+    WATER = "water"  # 饮水安全
+    OTHER = "other"
+
+
+class MonitorSource(StrEnum):
+    SELF_REPORT = "self_report"  # 农户自主申报
+    CADRE_CHECK = "cadre_check"  # 干部排查
+    DEPARTMENT = "department"  # 部门筛查预警
+
+
+class MonitorStep(StrEnum):
+    """The steps of a case, in order. Identification walks ACCEPT (self-reports only) .. MEASURES, then
+    FOLLOW_UP while monitored; closing walks VERIFY .. ANNOUNCE again and ends at CLOSED."""
+
+    ACCEPT = "accept"  # 乡镇受理 (self-report)
+    VERIFY = "verify"  # 入户核实
+    COMPARE = "compare"  # 信息比对
+    ASSESS = "assess"  # 民主评议
+    PUBLICIZE = "publicize"  # 村内公示
+    TOWNSHIP = "township"  # 乡镇审核
+    COUNTY = "county"  # 县级审批/确认
+    ANNOUNCE = "announce"  # 结果公告
+    MEASURES = "measures"  # 帮扶措施
+    FOLLOW_UP = "follow_up"  # 监测帮扶中 (monthly follow-up)
+    CLOSED = "closed"  # 风险消除
+    REJECTED = "rejected"  # 不纳入 (not identified)
+
+
+class MonitorPhase(StrEnum):
+    IDENTIFY = "identify"  # 识别纳入
+    CLOSE = "close"  # 风险消除
 
 
 class VisitKind(StrEnum):

@@ -122,6 +122,9 @@ class Household(Base):
     group_no: Mapped[int | None] = mapped_column(Integer)  # 村民小组
     head_name: Mapped[str] = mapped_column(String(64), index=True)
     head_id_number: Mapped[str | None] = mapped_column(String(18))  # masked unless full storage is on
+    # HMAC-SHA256 of the full ID number keyed by Settings.id_hash_key (branch "monitoring"): matches
+    # department lists without keeping the number.
+    head_id_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     members_count: Mapped[int] = mapped_column(Integer, default=1)
     phone: Mapped[str | None] = mapped_column(String(20), index=True)
     address: Mapped[str] = mapped_column(String(255), default="")
@@ -257,6 +260,75 @@ class Difficulty(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(TS)
 
 
+class MonitorCase(Base):
+    """防止返贫动态监测: one household's case, from the first clue to risk elimination (branch "monitoring").
+
+    Nothing is deleted: every change is a MonitorEvent row; a rejected or closed case stays."""
+
+    __tablename__ = "monitor_cases"
+    __table_args__ = (Index("ix_monitor_cases_open_due", "open", "step_due"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
+    village_id: Mapped[int] = mapped_column(ForeignKey("villages.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # MonitorSource
+    department: Mapped[str] = mapped_column(String(16), default="")  # 医保/民政/残联/教育 for department data
+    kind: Mapped[str | None] = mapped_column(String(16))  # MonitorKind, decided at the home check
+    risks: Mapped[list[Any]] = mapped_column(JSON, default=list)  # MonitorRisk values
+    phase: Mapped[str] = mapped_column(String(8), default="identify")  # MonitorPhase
+    step: Mapped[str] = mapped_column(String(16))  # MonitorStep
+    open: Mapped[bool] = mapped_column(Boolean, default=True)  # False once CLOSED or REJECTED
+    step_started: Mapped[date] = mapped_column(Date)
+    step_due: Mapped[date | None] = mapped_column(Date)
+    identify_due: Mapped[date | None] = mapped_column(Date)  # first clue + the identification clock
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)  # 0 owner, 1 next level, 2 county
+    head_name: Mapped[str] = mapped_column(String(64), default="")
+    phone: Mapped[str | None] = mapped_column(String(20))
+    id_masked: Mapped[str | None] = mapped_column(String(18))
+    id_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    photo_file_id: Mapped[str | None] = mapped_column(String(255))
+    reporter_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    reporter_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    screening: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the form as filled at the home check
+    income_per_head: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    labour_count: Mapped[int | None] = mapped_column(Integer)  # working-age labour in the household
+    income_above_since: Mapped[date | None] = mapped_column(Date)  # first follow-up above the line, in a row
+    expense_solved: Mapped[bool] = mapped_column(Boolean, default=False)  # rigid-expense problem solved
+    guarantees_secured: Mapped[bool] = mapped_column(Boolean, default=False)  # 三保障 + drinking water
+    opened_at: Mapped[datetime] = mapped_column(TS)
+    identified_on: Mapped[date | None] = mapped_column(Date)  # entered monitoring (县级确认)
+    last_follow_up: Mapped[date | None] = mapped_column(Date)
+    closed_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class MonitorEvent(Base):
+    """The case's history: who did what, when, with what result. Only ever appended."""
+
+    __tablename__ = "monitor_events"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("monitor_cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(TS)
+    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    phase: Mapped[str] = mapped_column(String(8))
+    step: Mapped[str] = mapped_column(String(16))  # the step acted on
+    action: Mapped[str] = mapped_column(String(16))  # open/advance/send_back/reject/measure/follow_up/close...
+    result: Mapped[str] = mapped_column(Text, default="")  # the reason, the finding, the meeting record
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MonitorMeasure(Base):
+    """帮扶措施: one measure for a monitored household, tied to a policy topic id (policy-topics.yaml)."""
+
+    __tablename__ = "monitor_measures"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("monitor_cases.id"), index=True)
+    topic: Mapped[str] = mapped_column(String(48))
+    note: Mapped[str] = mapped_column(Text, default="")
+    started_on: Mapped[date] = mapped_column(Date)
+    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
 class Leave(Base):
     """A cadre's recorded leave; who covers their households meanwhile."""
 
@@ -296,6 +368,58 @@ class WeComToken(Base):
     token: Mapped[str | None] = mapped_column(String(512))
     expires_at: Mapped[datetime | None] = mapped_column(TS)
     refreshing_until: Mapped[datetime | None] = mapped_column(TS)  # a refresh lease (one process at a time)
+
+
+class KfCursor(Base):
+    """微信客服: the sync_msg cursor of one 客服账号, saved only after the pulled messages are handled."""
+
+    __tablename__ = "kf_cursors"
+    open_kfid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str] = mapped_column(String(128), default="")
+    updated_at: Mapped[datetime] = mapped_column(TS)
+
+
+class KfWindow(Base):
+    """微信客服: a villager's reply window (5 messages within 48 hours of their last message), and
+    messages held for them while it is closed."""
+
+    __tablename__ = "kf_windows"
+    external_userid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    open_kfid: Mapped[str] = mapped_column(String(64), default="")
+    last_inbound_at: Mapped[datetime | None] = mapped_column(TS)
+    last_msg_time: Mapped[int] = mapped_column(BigInteger, default=0)  # WeChat's send_time of their last message
+    last_msgid: Mapped[str] = mapped_column(String(128), default="")  # and its msgid
+    sent_since: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[list[Any]] = mapped_column(JSON, default=list)  # serialised Replies waiting for a window
+    undeliverable: Mapped[int] = mapped_column(Integer, default=0)  # held with no phone to tell them by
+    sms_told_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class KfScene(Base):
+    """微信客服: the scene_param of a printed door-card QR, naming a household (or only a village)."""
+
+    __tablename__ = "kf_scenes"
+    scene: Mapped[str] = mapped_column(String(32), primary_key=True)  # random: not guessable
+    village_id: Mapped[int] = mapped_column(ForeignKey("villages.id"))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class SmsSend(Base):
+    """One SMS handed to the provider (or refused by our per-number limits before it): the limits
+    count these rows."""
+
+    __tablename__ = "sms_sends"
+    __table_args__ = (Index("ix_sms_sends_phone_at", "phone", "at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    template: Mapped[str] = mapped_column(String(48))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    segments: Mapped[int] = mapped_column(Integer, default=1)
+    at: Mapped[datetime] = mapped_column(TS)
+    status: Mapped[str] = mapped_column(String(12), default="sending")  # sending, sent, failed
+    provider_id: Mapped[str] = mapped_column(String(64), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
 
 
 class Invite(Base):

@@ -92,7 +92,9 @@ async def test_hardship_alerts_the_cadre_at_once(app: App, world: World) -> None
     alert = _texts(_to(out, cadre))
     assert "⚠️" in alert and "付不起" in alert and "13800000001" in alert
     assert _to(out, leader)
-    assert "马上告诉帮扶干部王建国" in villager.last_text
+    assert "马上告诉帮扶干部王建国" in _texts(_to(out, villager))
+    # The monitoring self-report is offered too (issue 14's hook), with one button.
+    assert "申报防返贫监测" in str(out[-1].markup)
     # The next message is triaged afresh (nothing was left open).
     await villager.send("住院能报销多少")
     assert "住院" in villager.last_text and len(await _cases(app)) == 1
