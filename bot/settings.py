@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     visit_photo_required: bool = False
     max_text_length: int = 1000
     messages_per_minute: int = 30  # per chat account; the next one is told to slow down, then quiet; 0: off
+    # per group chat (all its members together, on top of each one's own budget); private chats are not
+    # counted for it; the next one is answered once in the group, then quiet; 0: off
+    messages_per_minute_per_group: int = 60
     draft_keep_days: int = 7
     # Key of the HMAC-SHA256 that stands for a resident ID number (roster import, department lists,
     # self-reports): set one per county and keep it secret; without it no ID is matched.

@@ -106,7 +106,7 @@ class Core:
         self._update_conn: AsyncConnection | None = None
         self._budget: limits.RedisBudget | None = (
             limits.RedisBudget.from_url(settings.redis_url)
-            if settings.redis_url and settings.messages_per_minute > 0
+            if settings.redis_url and (settings.messages_per_minute > 0 or settings.messages_per_minute_per_group > 0)
             else None
         )
         if on_loop or self._budget is not None:  # something to give back when the app closes
@@ -140,20 +140,27 @@ class Core:
     async def handle(self, inc: Incoming) -> Result:
         """Handle one update: dedup, resolve the speaker, dispatch, commit once; never raises."""
         inc = normalize_incoming(inc)  # hostile text made harmless before anything looks at it
-        counted = False
-        if self._budget is not None:  # the message budget in Redis, before any database work
-            n = await self._budget.count(
-                limits.message_key(inc.channel, inc.user.id), limits.minute_window(self.clock.now())
-            )
-            if n is not None:
-                counted = True
-                over = limits.verdict(n, self.settings.messages_per_minute)
-                if over is not None:
-                    return self._too_fast(inc) if over == "too_fast" else Result()
+        counted = group_counted = False
+        if self._budget is not None:  # the message budgets in Redis, before any database work
+            window = limits.minute_window(self.clock.now())
+            if self.settings.messages_per_minute > 0:
+                n = await self._budget.count(limits.message_key(inc.channel, inc.user.id), window)
+                if n is not None:
+                    counted = True
+                    over = limits.verdict(n, self.settings.messages_per_minute)
+                    if over is not None:
+                        return self._too_fast(inc, over)
+            if inc.chat_type != "private" and self.settings.messages_per_minute_per_group > 0:
+                n = await self._budget.count(limits.group_key(inc.channel, inc.chat_id), window)
+                if n is not None:
+                    group_counted = True
+                    over = limits.verdict(n, self.settings.messages_per_minute_per_group)
+                    if over is not None:
+                        return self._too_fast(inc, "group_" + over)
         if inc.files:
             await self._prefetch(inc)
         if self._update_lock is None:
-            return await self._handle(inc, self.sessions(), counted)
+            return await self._handle(inc, self.sessions(), (counted, group_counted))
         # Loop SQLite: updates take turns on one connection the core keeps (a pool check-out and a new
         # Connection per update cost ~5% of an update); SQLite has one writer at a time anyway.
         async with self._update_lock:
@@ -163,7 +170,7 @@ class Core:
             elif conn.in_transaction():
                 await conn.rollback()  # never join what a failed update may have left behind
             session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
-            return await self._handle(inc, session, counted)
+            return await self._handle(inc, session, (counted, group_counted))
 
     @property
     def update_connection(self) -> AsyncConnection | None:
@@ -179,16 +186,18 @@ class Core:
         if budget is not None:
             await budget.aclose()
 
-    async def _handle(self, inc: Incoming, session: AsyncSession, counted: bool = False) -> Result:
+    async def _handle(
+        self, inc: Incoming, session: AsyncSession, counted: tuple[bool, bool] = (False, False)
+    ) -> Result:
         closed = False
         try:
             opened = await session.run_sync(self._open, inc, counted)
             if opened is None:
                 return Result()
-            if isinstance(opened, str):  # over the message budget: the count is kept, nothing else done
+            if isinstance(opened, str):  # over a message budget: the count is kept, nothing else done
                 await session.run_sync(_commit_and_close)
                 closed = True
-                return self._too_fast(inc) if opened == "too_fast" else Result()
+                return self._too_fast(inc, opened)
             account, person, active = opened
             ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
             ctx.active_loaded, ctx.active_row = True, active
@@ -299,7 +308,7 @@ class Core:
 
     # ----------------------------------------------------------------- internals
     def _open(
-        self, session: Session, inc: Incoming, counted: bool = False
+        self, session: Session, inc: Incoming, counted: tuple[bool, bool] = (False, False)
     ) -> tuple[Account, Person | None, DialogState | None] | str | None:
         """Record the update and load the speaker, in one trip into SQLAlchemy's sync layer (it runs
         through AsyncSession.run_sync: one greenlet for both statements instead of one per call).
@@ -328,10 +337,19 @@ class Core:
             if not fresh:
                 log.info("dropping redelivered update %s/%s/%s", inc.channel, inc.bot_id, inc.update_id)
                 return None
-        if self.settings.messages_per_minute > 0 and not counted:
-            over = self._count_message(session, inc)
+        if self.settings.messages_per_minute > 0 and not counted[0]:
+            over = self._count_message(
+                session, limits.message_key(inc.channel, inc.user.id), self.settings.messages_per_minute
+            )
             if over is not None:
                 return over
+        if inc.chat_type != "private" and self.settings.messages_per_minute_per_group > 0 and not counted[1]:
+            # A group's members together (each within their own budget) can still flood the bot.
+            over = self._count_message(
+                session, limits.group_key(inc.channel, inc.chat_id), self.settings.messages_per_minute_per_group
+            )
+            if over is not None:
+                return "group_" + over
         row = session.execute(self._stmts.speaker, {"channel": inc.channel, "external_id": inc.user.id}).first()
         if row is None:
             account = Account(
@@ -349,10 +367,9 @@ class Core:
             account.chat_id = inc.chat_id
         return account, person, active
 
-    def _count_message(self, session: Session, inc: Incoming) -> str | None:
-        """Count the update against the account's budget for this minute (one UPSERT; issue 10 #3):
-        None within it, "too_fast" for the first one over it (answered once), "quiet" after that."""
-        key = limits.message_key(inc.channel, inc.user.id)
+    def _count_message(self, session: Session, key: str, budget: int) -> str | None:
+        """Count the update against a budget for this minute (the account's or the group's; one UPSERT;
+        issue 10 #3): None within it, "too_fast" for the first one over it (answered once), "quiet" after."""
         window = limits.minute_window(self.clock.now())
         conn = session.connection()
         if self._stmts.count_message_raw is not None:
@@ -365,13 +382,21 @@ class Core:
                 cur.close()
         else:
             n = int(conn.execute(self._stmts.count_message, {"key": key, "window_start": window}).scalar_one())
-        return limits.verdict(n, self.settings.messages_per_minute)
+        return limits.verdict(n, budget)
 
-    def _too_fast(self, inc: Incoming) -> Result:
-        """The one answer to the first update over the message budget."""
-        log.warning("account %s/%s over its message budget", inc.channel, inc.user.id)
+    def _too_fast(self, inc: Incoming, over: str) -> Result:
+        """The one answer to the first update over a message budget ("too_fast": the account's,
+        "group_too_fast": the group's); nothing for the rest of the minute ("quiet", "group_quiet")."""
+        if over == "too_fast":
+            log.warning("account %s/%s over its message budget", inc.channel, inc.user.id)
+            key = "security.too_fast"
+        elif over == "group_too_fast":
+            log.warning("group %s/%s over its message budget", inc.channel, inc.chat_id)
+            key = "security.group_too_fast"
+        else:
+            return Result()
         t = self.catalogs.get(normalize_language(inc.user.language_code))
-        return Result([Reply(chat_id=inc.chat_id, text=t("security.too_fast"), channel=inc.channel)])
+        return Result([Reply(chat_id=inc.chat_id, text=t(key), channel=inc.channel)])
 
     def _finish(self, session: Session, active: DialogState | None, queued: list[Any] | None = None) -> None:
         """End the update's transaction: write, commit, release the connection (one greenlet for all).

@@ -5,6 +5,9 @@
 - A message budget per chat account and minute: the engine counts every update with one UPSERT
   (`message_counter`); the first update over the budget is answered once ("您发得太快了"), the rest of the
   minute is dropped quietly.
+- A message budget per group chat and minute (`group_key`), on top of each member's own: counted only for
+  updates from non-private chats (the private hot path runs no extra statement), answered once in the
+  group, then quiet for the rest of the minute.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ MAX_LOCK = timedelta(days=1)
 
 def message_key(channel: str, user_id: str) -> str:
     return f"msg:{channel}:{user_id}"
+
+
+def group_key(channel: str, chat_id: str) -> str:
+    return f"grp:{channel}:{chat_id}"
 
 
 def invite_key(channel: str, user_id: str) -> str:
@@ -69,10 +76,12 @@ async def invite_lock_left(session: AsyncSession, key: str, now: datetime) -> in
 
 async def invite_failed(session: AsyncSession, key: str, now: datetime) -> int | None:
     """Count a wrong code; the minutes of the lock-out it started, if it started one."""
+    # One account's updates take turns across workers (the engine locks the account's row on PostgreSQL).
     row = await session.get(RateLimit, key, with_for_update=True)
     if row is None:
         row = RateLimit(key=key, window_start=now, count=0, strikes=0, locked_until=None)
         session.add(row)
+    row.window_start = now  # for invite rows: the last wrong code (retention keeps the history a week past it)
     row.count = (row.count or 0) + 1
     if row.count < INVITE_TRIES:
         return None

@@ -1,4 +1,5 @@
-"""The python-telegram-bot 22 runner (`bangfu run --runner ptb`): long polling or webhook (`run_webhook`'s server).
+"""The python-telegram-bot 22 runner (`bangfu run --runner ptb`): long polling, or a webhook served by our own
+aiohttp handler (PTB's own webhook server answers Telegram before the update is handled, so a crash lost it).
 
 One TypeHandler receives every update, translates it and calls `core.handle`; a custom update
 processor runs different users' updates concurrently and one user's updates strictly in order.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -184,10 +186,8 @@ class PerUserUpdateProcessor(BaseUpdateProcessor):
 
 def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
     """An Application for the configured token, talking to Telegram or to Settings.telegram_api_url.
-    Long polling is ours (`ConfirmingPoller`), so the Updater is only built for webhook mode."""
-    builder = Application.builder().token(settings.require_token())
-    if not settings.webhook_url:
-        builder = builder.updater(None)
+    Long polling (`ConfirmingPoller`) and the webhook server are ours, so no Updater is built."""
+    builder = Application.builder().token(settings.require_token()).updater(None)
     if settings.telegram_api_url:
         url = settings.telegram_api_url.rstrip("/")
         builder = builder.base_url(f"{url}/bot").base_file_url(f"{url}/file/bot")
@@ -209,6 +209,8 @@ class PTBRunner:
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self._poller: ConfirmingPoller | None = None
         self._task: asyncio.Task[None] | None = None
+        self._web: Any = None  # the webhook's aiohttp AppRunner
+        self._secret: str | None = None
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.bridge.handle_update(update.to_dict())
@@ -221,18 +223,8 @@ class PTBRunner:
         self.bridge.use_outbox(self.settings.outbox_handover_s)
         self.app.core.files = self.transport
         await self.application.start()
-        updater = self.application.updater
         if self.settings.webhook_url:
-            assert updater is not None
-            secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
-            await updater.start_webhook(
-                listen=self.settings.webhook_listen,
-                port=self.settings.webhook_port,
-                url_path=urlparse(self.settings.webhook_url).path.lstrip("/"),
-                webhook_url=self.settings.webhook_url,
-                secret_token=secret,
-                allowed_updates=UPDATE_TYPES,
-            )
+            await self._start_webhook()
             return
         # Our own getUpdates loop rather than the Updater's: it confirms a batch as soon as it is fetched,
         # so a crash lost every update fetched and not yet handled.
@@ -256,6 +248,41 @@ class PTBRunner:
         # Through the application's update processor: one user's updates in order, others concurrently.
         await self.application.update_processor.process_update(update, self.application.process_update(update))
 
+    async def _start_webhook(self) -> None:
+        from aiohttp import web
+
+        url = self.settings.webhook_url or ""
+        path = urlparse(url).path or "/"
+        self._secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
+        webapp = web.Application()
+        webapp.router.add_post(path, self._on_webhook)
+        runner = web.AppRunner(webapp, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.settings.webhook_listen, self.settings.webhook_port).start()
+        self._web = runner
+        await self.application.bot.set_webhook(url, secret_token=self._secret, allowed_updates=UPDATE_TYPES)
+        log.info("webhook listening on %s:%s%s", self.settings.webhook_listen, self.settings.webhook_port, path)
+
+    async def _on_webhook(self, request: Any) -> Any:
+        """One POST from Telegram. Answered 200 only once the update is handled (the core committed it and
+        its messages are in the outbox): a worker killed before that gets it delivered again (to it or to
+        another worker) and the core's dedup drops it if it was committed after all."""
+        from aiohttp import web
+
+        if self._secret is not None and not hmac.compare_digest(
+            request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode(), self._secret.encode()
+        ):
+            return web.Response(status=403)
+        try:
+            data = await request.json()
+            update = Update.de_json(data, self.application.bot)
+        except Exception:  # not JSON, or not an update: nothing Telegram would send
+            return web.Response(status=400)
+        if update is None:
+            return web.Response(status=400)
+        await self._process(update)
+        return web.Response()
+
     async def stop(self) -> None:
         """Stop receiving, let updates in progress finish, close the HTTP clients."""
         if self._poller is not None:
@@ -264,9 +291,9 @@ class PTBRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            await updater.stop()
+        if self._web is not None:
+            await self._web.cleanup()  # waits for the updates being handled, then closes
+            self._web = None
         if self.application.running:
             await self.application.stop()
         await self.bridge.drain()

@@ -32,7 +32,12 @@ from bot.scheduler.cases_due import run_cases
 from bot.scheduler.outbox import OutMessage, enqueue, prune
 from bot.scheduler.rules import Rules
 from bot.store.models import Account, Case, Difficulty, MonitorCase, Person, SchedulerMark
-from bot.store.retention import prune_processed_updates, prune_stale_dialogs
+from bot.store.retention import (
+    prune_processed_updates,
+    prune_rate_limits,
+    prune_rebind_requests,
+    prune_stale_dialogs,
+)
 
 MARKS = cast(Table, SchedulerMark.__table__)
 
@@ -493,6 +498,8 @@ async def run_tick(sessions: async_sessionmaker[AsyncSession], rules: Rules, cat
             await prune(s, now=now)
             await prune_processed_updates(s, now=now)
             await prune_stale_dialogs(s, now=now, keep_days=draft_keep_days)
+            await prune_rate_limits(s, now=now)
+            await prune_rebind_requests(s, now=now)
             await s.execute(delete(MARKS).where(
                 MARKS.c.key.like("run:%"),
                 MARKS.c.updated_at < now - timedelta(days=400)))

@@ -58,6 +58,7 @@ class Cluster:
     db_url: str
     redis_url: str | None
     cwd: Path
+    runner: str = "aiogram"  # the Telegram library the workers run (`bangfu run --runner`)
     workers: list[Worker] = field(default_factory=list)
     scheduler: asyncio.subprocess.Process | None = None
     redeliveries: int = 0
@@ -71,7 +72,7 @@ class Cluster:
             env = _env(self.api, self.db_url, self.redis_url, BANGFU_WEBHOOK_URL=url,
                        BANGFU_WEBHOOK_LISTEN="127.0.0.1", BANGFU_WEBHOOK_PORT=str(port))
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot.cli", "run", "--no-scheduler", cwd=self.cwd, env=env,
+                sys.executable, "-m", "bot.cli", "run", "--runner", self.runner, "--no-scheduler", cwd=self.cwd, env=env,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )
             self.workers.append(Worker(url, proc))

@@ -33,11 +33,12 @@ async def _sent_rows(db_url: str) -> int:
         await engine.dispose()
 
 
-async def test_two_workers_and_a_scheduler(db_url: str, api: FakeBotAPI, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", ["aiogram", "ptb"])
+async def test_two_workers_and_a_scheduler(runner: str, db_url: str, api: FakeBotAPI, tmp_path: Path) -> None:
     t = Catalogs(Settings().locales_dir, "zh_CN").get("zh_CN")
     expected = [t("help.intro.villager"), t("core.nothing_to_cancel"), t("core.unknown_command"),
                 t("help.intro.villager")]
-    cluster = Cluster(api, db_url, REDIS, tmp_path)
+    cluster = Cluster(api, db_url, REDIS, tmp_path, runner=runner)
     await cluster.start(2)
     try:
         users = [FakeUser(700000 + i) for i in range(USERS)]
@@ -89,7 +90,7 @@ async def test_two_workers_and_a_scheduler(db_url: str, api: FakeBotAPI, tmp_pat
         for chat, key in keys:
             order.setdefault(chat, []).append(int(key.split(":")[3]))
         out_of_order = [c for c, ids in order.items() if ids != sorted(ids)]
-        print(f"workers: {USERS * len(SCRIPT)} updates, worker 0 killed after {answered} answers; "
+        print(f"workers ({runner}): {USERS * len(SCRIPT)} updates, worker 0 killed after {answered} answers; "
               f"redelivered {cluster.redeliveries}; lost {lost}, duplicated {duplicated}, out of order {len(out_of_order)}")
         assert cluster.redeliveries > 0  # the kill really cut updates short
         assert (lost, duplicated, out_of_order) == (0, 0, [])
