@@ -77,11 +77,6 @@ class Router:
         return self._add("text", [""], roles)
 
 
-def callback_parts(ctx: Ctx) -> list[str]:
-    """The callback data split on ":" (prefix first). New code: a `Callback` from bot/buttons.py."""
-    return (ctx.inc.callback_data or "").split(":")
-
-
 def parse_id(raw: str | None) -> int | None:
     """A positive integer id from untrusted input (ASCII digits only), or None."""
     value = parse_number(raw, 18)

@@ -28,8 +28,8 @@ async def leader_accounts(ctx: Ctx, cadre: Person) -> list[Account]:
 
 
 @dataclass(frozen=True)
-class FarVisit:
-    """A visit saved far from the household's location: the cadre's team leader is told."""
+class _ToLeader:
+    """A notice about one visit for the cadre's team leader."""
 
     cadre: Person
     household: Household
@@ -37,6 +37,11 @@ class FarVisit:
 
     async def recipients(self, ctx: Ctx) -> Sequence[Account]:
         return await leader_accounts(ctx, self.cadre)
+
+
+@dataclass(frozen=True)
+class FarVisit(_ToLeader):
+    """A visit saved far from the household's location: the cadre's team leader is told."""
 
     async def render(self, ctx: Ctx, t: Translator) -> Rendered:
         return Rendered(
@@ -51,15 +56,8 @@ class FarVisit:
 
 
 @dataclass(frozen=True)
-class VisitDenied:
+class VisitDenied(_ToLeader):
     """The household answered "no, nobody came": the cadre's team leader is told."""
-
-    cadre: Person
-    household: Household
-    visit: Visit
-
-    async def recipients(self, ctx: Ctx) -> Sequence[Account]:
-        return await leader_accounts(ctx, self.cadre)
 
     async def render(self, ctx: Ctx, t: Translator) -> Rendered:
         return Rendered(

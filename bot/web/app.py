@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bot.clock import Clock, SystemClock, local_today
 from bot.core.context import Ctx
 from bot.core.engine import Core
+from bot.core.router import parse_id, parse_number
 from bot.core.services import Services, county_rules
 from bot.core.types import Incoming, Reply, User
 from bot.i18n import Catalogs, Translator
@@ -298,7 +299,7 @@ def _not_found(req: Req) -> web.Response:
 
 def _id(request: web.Request) -> int | None:
     raw = request.match_info.get("id", "")
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else None
+    return parse_id(raw)
 
 
 def _table(head: list[str], rows: list[list[str]], row_class: list[str] | None = None) -> str:
@@ -525,7 +526,7 @@ async def households(req: Req, request: web.Request) -> web.StreamResponse:
     text = q.get("q", "").strip()[:40]
     overdue_only, season_only = q.get("overdue") == "1", q.get("season") == "1"
     sort = q.get("sort", "code")
-    page = int(q["page"]) if q.get("page", "").isdigit() and len(q["page"]) < 6 else 0
+    page = parse_number(q.get("page"), 5) or 0
     stmt = select(Household, Village.name).join(Village, Village.id == Household.village_id).where(
         req.scope.households())
     if text:
@@ -656,7 +657,7 @@ async def village_map(req: Req, request: web.Request) -> web.StreamResponse:
         vq = vq.where(Village.id.in_(req.scope.village_ids or ()))
     villages = (await req.s.execute(vq.order_by(Village.name).limit(60))).scalars().all()
     cadre_q = request.query.get("cadre", "")
-    cadre_id = int(cadre_q) if cadre_q.isascii() and cadre_q.isdigit() and len(cadre_q) < 12 else None
+    cadre_id = parse_id(cadre_q)
     since_day = req.today - timedelta(days=30)
     far_m = float(req.w.rules.village_days.far_meters)
     maps = []
@@ -788,7 +789,8 @@ async def difficulty_action(req: Req, request: web.Request) -> web.StreamRespons
     elif action == "assign":
         raw = str(form.get("to", ""))
         by_id = {p.id: p for p in await dsvc.team_members(req.s, d.team_id)}
-        person = by_id.get(int(raw)) if raw.isascii() and raw.isdigit() and len(raw) < 12 else None
+        person_id = parse_id(raw)
+        person = by_id.get(person_id) if person_id is not None else None
         if person is None:
             return _not_found(req)
         if not (d.status == DifficultyStatus.ASSIGNED.value and d.assigned_to_id == person.id) and dsvc.assign(
@@ -826,8 +828,8 @@ def _team_param(req: Req, request: web.Request) -> tuple[bool, int | None]:
     """(allowed, team id) for a download: a team of the scope, or the whole county for an admin; a leader
     with one team gets that team without asking."""
     raw = request.query.get("team", "")
-    if raw.isascii() and raw.isdigit() and len(raw) < 12:
-        tid = int(raw)
+    tid = parse_id(raw)
+    if tid is not None:
         return (req.scope.county or tid in (req.scope.team_ids or ())), tid
     if req.scope.county:
         return True, None

@@ -162,3 +162,15 @@ async def test_cadre_cannot_get_a_link(app: App, world: World) -> None:
     await bind(app, chat, person_id=world.cadre_ids[0])
     await chat.send("/web")
     assert "/login/" not in chat.last_text
+
+
+async def test_forged_numbers_in_urls_are_not_errors(app: App, world: World, web: TestClient) -> None:
+    """Page numbers and ids from the URL: digits such as "²" or "３" pass str.isdigit() but not int();
+    they are treated as absent (first page) or not found, never a server error."""
+    _, token = await leader_link(app, world)
+    await sign_in(web, token)
+    for path in ("/households?page=²", "/households?page=３", "/map?cadre=²", "/difficulties?team=²"):
+        r = await web.get(path)
+        assert r.status == 200, (path, r.status)
+    for path in ("/cadres/²", "/households/３"):
+        assert (await web.get(path)).status == 404, path
