@@ -269,6 +269,9 @@ class FakeWeCom:
         return self._xml(user, "image", f"<PicUrl><![CDATA[http://example.invalid/p.jpg]]></PicUrl>"
                                         f"<MediaId><![CDATA[{media_id}]]></MediaId>")
 
+    def voice_xml(self, user: str, media_id: str) -> str:
+        return self._xml(user, "voice", f"<MediaId><![CDATA[{media_id}]]></MediaId><Format><![CDATA[amr]]></Format>")
+
     def location_xml(self, user: str, lat: float, lon: float, label: str = "") -> str:
         return self._xml(user, "location", f"<Location_X>{lat}</Location_X><Location_Y>{lon}</Location_Y>"
                                            f"<Scale>15</Scale><Label><![CDATA[{escape(label)}]]></Label>")
@@ -318,6 +321,9 @@ class FakeWeCom:
 
     async def image(self, user: str, data: bytes) -> int:
         return await self.post(self.image_xml(user, self.add_media(data)))
+
+    async def voice(self, user: str, data: bytes) -> int:
+        return await self.post(self.voice_xml(user, self.add_media(data, "audio/amr")))
 
     async def location(self, user: str, lat: float, lon: float, label: str = "") -> int:
         return await self.post(self.location_xml(user, lat, lon, label))

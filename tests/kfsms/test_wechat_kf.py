@@ -273,3 +273,6 @@ async def test_voice_and_location_are_handled(kfrunner: KfRunner, kf: FakeKf, ap
     await kfrunner.kf.wait_idle()
     assert await count(app, ProcessedUpdate, ProcessedUpdate.channel == "wechat_kf") == 3
     assert kf.window_violations == [] and len(kf.kf_sent) >= mark
+    # The voice message is answered as voice (not "I cannot read pictures"), with the call-back offer.
+    voice = await kf.wait_kf(VILLAGER, "听不懂语音", since=mark)
+    assert "看不懂图片" not in voice.body.get("content", "") + voice.body.get("head_content", "")

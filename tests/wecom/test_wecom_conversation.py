@@ -150,3 +150,26 @@ async def test_villager_question_forwarded_to_the_cadre(runner: WeComRunner, wec
     [case] = await rows(app, Case)
     assert (case.kind, case.question_id, case.cadre_id) == ("other", q.id, world.cadre_ids[0]) and case.reply_text
     assert ask.touser == cadre.userid
+
+
+async def test_voice_is_answered_and_the_dialog_goes_on(runner: WeComRunner, wecom: FakeWeCom, app: App,
+                                                        world: World) -> None:
+    """A cadre's voice message: outside a dialog a polite "not understood"; inside /visit the step is asked
+    again (the voice is never downloaded), and the next typed answer is taken as the step's input."""
+    cadre = Member(wecom, "wangjianguo")
+    await cadre.login(app, world.cadre_ids[0])
+    mark = len(wecom.sent)
+    assert await wecom.voice(cadre.userid, b"#!AMR\n" + b"0" * 64) == 200
+    await cadre.said("没看明白", since=mark)
+    await cadre.send("/visit")
+    await cadre.said("走访的是哪一户")
+    await cadre.press("张大山", "是哪天")
+    await cadre.press("今天", "什么类型")
+    await cadre.press("日常走访", "做了什么")
+    mark = len(wecom.sent)
+    assert await wecom.voice(cadre.userid, b"#!AMR\n" + b"1" * 64) == 200
+    await cadre.said("听不懂语音", since=mark)
+    await cadre.said("做了什么", since=mark)
+    await cadre.send("送去春耕种子")
+    await cadre.said("需求")
+    assert [p for p, _ in wecom.requests].count("media/get") == 0

@@ -49,7 +49,7 @@ def to_incoming(msg: dict[str, Any]) -> Incoming | None:
         return Incoming(**base, files=(FileRef(media, f"kf:{uid}", "photo"),)) if media else None
     if kind == "voice":
         media = str((msg.get("voice") or {}).get("media_id", ""))
-        return Incoming(**base, files=(FileRef(media, f"kf:{uid}", "document", name="voice.amr"),)) if media else None
+        return Incoming(**base, files=(FileRef(media, f"kf:{uid}", "voice", name="voice.amr"),)) if media else None
     if kind == "location":
         loc = msg.get("location") or {}
         return Incoming(**base, location=Location(float(loc["latitude"]), float(loc["longitude"])))

@@ -151,6 +151,8 @@ def parse(xml: str) -> WeComMessage:
         return WeComMessage(**base, content=str(m.content or ""))
     if m.type == "image":
         return WeComMessage(**base, media_id=str(m.media_id or ""), pic_url=str(m.image or ""))
+    if m.type == "voice":
+        return WeComMessage(**base, media_id=str(m.media_id or ""))
     if m.type == "location":
         return WeComMessage(**base, lat=float(m.location_x), lon=float(m.location_y), label=str(m.label or ""))
     return WeComMessage(**base)

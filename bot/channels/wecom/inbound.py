@@ -1,7 +1,8 @@
 """A decrypted WeCom callback (WeComMessage) → the core's Incoming.
 
 - text: a command ("/visit ...") or plain text; image: a photo by its MediaId (the core's file source
-  downloads it through media/get); location: lat/lng (Location_X is the latitude);
+  downloads it through media/get); voice: a voice file reference (never downloaded: the core answers
+  that it cannot understand voice yet, and in a dialog asks the step again); location: lat/lng (Location_X is the latitude);
 - template_card_event: a card button press; its key is the callback data (or, for a reply keyboard's
   choice, the typed text), and the callback id carries userid, ResponseCode and key so the answer can
   update that card;
@@ -50,6 +51,8 @@ def to_incoming(m: WeComMessage) -> Incoming | None:
         return Incoming(**base, text=text, command=cmd, args=args)  # type: ignore[arg-type]
     if m.type == "image" and m.media_id:
         return Incoming(**base, files=(FileRef(m.media_id, f"wecom:{m.msg_id or m.media_id}", "photo"),))  # type: ignore[arg-type]
+    if m.type == "voice" and m.media_id:
+        return Incoming(**base, files=(FileRef(m.media_id, f"wecom:{m.msg_id or m.media_id}", "voice"),))  # type: ignore[arg-type]
     if m.type == "location" and m.lat is not None and m.lon is not None:
         return Incoming(**base, location=Location(m.lat, m.lon))  # type: ignore[arg-type]
     return None
