@@ -21,6 +21,7 @@ CONFIRM_VISIT = Callback("vc", None, ID, one_of("y", "n"))
 HOUSEHOLDS_PAGE = Callback("hh", "p", COUNT)
 CADRE_HOUSEHOLDS_PAGE = Callback("hh", "c", ID, COUNT)
 HOUSEHOLD_FILE = Callback("hh", "o", ID)
+HOUSEHOLD_UNBIND = Callback("hh", "ub", ID)  # unbind a villager chat account (account id) from its household
 PROBLEM_FOR_HOUSEHOLD = Callback("pb", None, ID)
 
 # Difficulties: open / acknowledge / assign / resolve one, assign it to a person

@@ -116,7 +116,7 @@ async def route_message(ctx: Ctx, kind: str, topic: str, question_id: int, text:
         )
     else:
         since = ctx.now - timedelta(minutes=SAME_SITTING_MINUTES)
-        open_case = await csvc.recent_open_case(ctx.session, ctx.account.id, since)
+        open_case = await csvc.recent_open_case(ctx.session, ctx.account.id, since, ctx.account.household_id)
         if open_case is not None:
             await _add_to(ctx, open_case, text, kind == "hardship", topic)
             return

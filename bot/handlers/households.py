@@ -9,6 +9,7 @@ from datetime import date
 from bot.buttons import (
     CADRE_HOUSEHOLDS_PAGE,
     HOUSEHOLD_FILE,
+    HOUSEHOLD_UNBIND,
     HOUSEHOLDS_PAGE,
     MON_CHECK,
     PROBLEM_FOR_HOUSEHOLD,
@@ -18,13 +19,13 @@ from bot.core.context import Ctx
 from bot.core.router import STAFF, Router
 from bot.core.types import Button, InlineKeyboard
 from bot.services import monitoring as mon
-from bot.services.households import HouseholdRow, household_file, rows_for
+from bot.services.households import HouseholdRow, household_accounts, household_file, rows_for
 from bot.services.members import member_detail
 from bot.services.people import can_see_household
 from bot.services.texts import fmt_date, kinds_text
 from bot.services.visits import current_season, pairing_start, visit_kinds
 from bot.store.enums import Role
-from bot.store.models import Household
+from bot.store.models import Account, Household
 
 
 async def monitoring_lines(ctx: Ctx, household_id: int) -> list[str]:
@@ -41,6 +42,8 @@ async def monitoring_lines(ctx: Ctx, household_id: int) -> list[str]:
             out.append(t("mon.file.measure", topic=t(f"mon.topic.{m.topic}"), on=m.started_on.isoformat()))
     return out
 
+
+MAX_UNBIND_BUTTONS = 4
 
 router = Router("households")
 
@@ -89,6 +92,8 @@ async def on_button(ctx: Ctx) -> None:
         _show_page(ctx, mine, page_no, cadre_id=cadre_id)
     elif (opened := HOUSEHOLD_FILE.parse(data)) is not None:
         await _show_file(ctx, opened[0])
+    elif (unbind := HOUSEHOLD_UNBIND.parse(data)) is not None:
+        await _unbind(ctx, unbind[0])
     else:
         ctx.answer_callback("core.button_expired")
 
@@ -289,5 +294,34 @@ async def _show_file(ctx: Ctx, household_id: int | None) -> None:
             )
         )
     buttons.append((Button(t("mon.btn.check"), MON_CHECK.pack(h.id)),))
+    # The chat accounts bound to the household (a door-card scan or an invite code): a stranger is unbound here.
+    bound = await household_accounts(ctx.session, h.id)
+    if bound:
+        lines.append(t("households.file_accounts", n=len(bound)))
+        for acc in bound[:MAX_UNBIND_BUTTONS]:
+            label = t("households.btn_unbind", name=acc.display_name or t(f"channel.{acc.channel}"))
+            buttons.append((Button(label, HOUSEHOLD_UNBIND.pack(acc.id)),))
     buttons.append((Button(t("households.btn_back_list"), HOUSEHOLDS_PAGE.pack(0)),))
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
+
+
+async def _unbind(ctx: Ctx, account_id: int) -> None:
+    """HOUSEHOLD_UNBIND: a staff member who may see the household releases a villager account bound to it (a
+    stranger who scanned the door card, a phone that changed hands). Idempotent; the account is told."""
+    account = await ctx.session.get(Account, account_id, with_for_update=True)
+    household = await ctx.session.get(Household, account.household_id) if account and account.household_id else None
+    if account is None or household is None:
+        ctx.answer_callback("households.unbind_already")
+        ctx.reply("households.unbind_already")
+        return
+    if not await can_see_household(ctx.session, ctx.person, household):
+        ctx.answer_callback("households.not_yours", alert=True)
+        ctx.reply("households.not_yours")
+        ctx.audit("account.unbind_refused", "account", account.id)
+        return
+    account.household_id = None
+    account.commands_scope = None  # the menu changes with the role
+    ctx.audit("account.unbound", "account", account.id, household_id=household.id)
+    ctx.answer_callback()
+    ctx.reply("households.unbound", name=household.head_name)
+    ctx.send_to(account, "households.unbound_to_villager", name=household.head_name)

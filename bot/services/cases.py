@@ -102,13 +102,17 @@ async def can_handle(session: AsyncSession, person_id: int | None, role: Role, c
     return await can_see_household(session, person, household)
 
 
-async def recent_open_case(session: AsyncSession, account_id: int, since: datetime) -> Case | None:
+async def recent_open_case(
+    session: AsyncSession, account_id: int, since: datetime, household_id: int | None = None
+) -> Case | None:
     """The villager's case (not a call-back) opened since `since` and still waiting for its first reply:
-    further messages in one sitting add to it instead of opening more cases."""
+    further messages in one sitting add to it instead of opening more cases. Only a case of the household the
+    account is bound to now: an account unbound (or rebound) since never adds to another household's case."""
     q = (
         select(Case)
         .where(
             Case.account_id == account_id,
+            Case.household_id.is_not_distinct_from(household_id),
             Case.created_at >= since,
             Case.status == CaseStatus.OPEN.value,
             Case.kind != CaseKind.CALLBACK.value,
