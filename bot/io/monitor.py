@@ -2,7 +2,8 @@
 notice page (公示), and the xlsx ledgers (监测对象名单, 帮扶措施台账, 风险消除名单).
 
 A department list's ID numbers are never stored: each is turned into the keyed hash
-(HMAC-SHA256, `Settings.id_hash_key`) and compared with the households' `head_id_hash`; an
+(HMAC-SHA256, `Settings.id_hash_key`) and compared with the households' `head_id_hash` and the members'
+`id_hash` (one case per household however many of its people are listed); an
 unmatched row is reported with the masked number only.
 """
 
@@ -24,7 +25,7 @@ from bot.scheduler.rules import Rules
 from bot.services.monitoring import IDENTIFY_ORDER, step_due
 from bot.store.enums import MonitorPhase, MonitorSource, MonitorStep
 from bot.store.idhash import id_hash, mask_id, normalize_id
-from bot.store.models import Household, MonitorCase, MonitorEvent
+from bot.store.models import Household, HouseholdMember, MonitorCase, MonitorEvent
 
 DEPARTMENTS = ("医保", "民政", "残联", "教育", "人社", "住建", "水利", "应急")
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -140,11 +141,19 @@ async def import_department(session: AsyncSession, rows: Sequence[Sequence[Any]]
     found: dict[str, tuple[int, int, str]] = {}
     keys = list(wanted)
     for i in range(0, len(keys), CHUNK):
-        q = select(Household.head_id_hash, Household.id, Household.village_id, Household.head_name).where(
-            Household.head_id_hash.in_(keys[i : i + CHUNK]))
-        for h, hid, vid, hname in (await session.execute(q)).all():
-            if h is not None:
-                found[h] = (hid, vid, hname)
+        chunk = keys[i : i + CHUNK]
+        heads = select(Household.head_id_hash, Household.id, Household.village_id, Household.head_name).where(
+            Household.head_id_hash.in_(chunk))
+        # A department lists the person it helped: often a member (a patient, a pupil), not the head.
+        members = (
+            select(HouseholdMember.id_hash, Household.id, Household.village_id, Household.head_name)
+            .join(Household, Household.id == HouseholdMember.household_id)
+            .where(HouseholdMember.id_hash.in_(chunk))
+        )
+        for q in (heads, members):
+            for h, hid, vid, hname in (await session.execute(q)).all():
+                if h is not None:
+                    found.setdefault(h, (hid, vid, hname))
     for h, (n, name, _, shown) in wanted.items():
         if h not in found:
             res.unmatched.append((n, name, shown))
@@ -156,12 +165,19 @@ async def import_department(session: AsyncSession, rows: Sequence[Sequence[Any]]
                                                      MonitorCase.open.is_(True))
         open_ids.update(x for x in (await session.execute(q2)).scalars() if x is not None)
     res.matched = len(found)
+    # One case per household, however many of its people the list names; each listed person's line is kept.
+    per_household: dict[int, list[str]] = {}
+    for h, (hid, _, hname) in found.items():
+        _, listed, note, _ = wanted[h]
+        line = note if not listed or listed == hname else f"{listed}：{note}" if note else listed
+        per_household.setdefault(hid, []).append(line)
     new_cases: list[MonitorCase] = []
     for h, (hid, vid, hname) in found.items():
-        if hid in open_ids:
+        if hid in open_ids:  # an open case, or one this list opened for another of the household's people
             res.already_open += 1
             continue
-        note = wanted[h][2]
+        open_ids.add(hid)
+        note = "；".join(x for x in per_household[hid] if x)
         c = MonitorCase(household_id=hid, village_id=vid, source=MonitorSource.DEPARTMENT.value, department=department,
                         risks=[], phase=MonitorPhase.IDENTIFY.value, step=MonitorStep.VERIFY.value, open=True,
                         step_started=today, escalation_level=0, head_name=hname, id_hash=h, description=note,

@@ -170,7 +170,7 @@ def _parse_rows(raw: RawSheet, full_id: bool, neutralised: Counter[str] | None =
     apostrophe, `bot.io.cells.inert`) and counted in neutralised."""
     columns = list(raw.columns.items())
     # What an empty cell parses to, per column: most cells of a roster are empty or optional.
-    blank = {col.key: (None if col.key == "head_id_number" else col.parse(None)) for _, col in columns}
+    blank = {col.key: (None if col.key in ID_COLUMNS else col.parse(None)) for _, col in columns}
     for number, cells in raw.rows:
         row = Row(raw, number, cells, {})
         width = len(cells)
@@ -180,16 +180,18 @@ def _parse_rows(raw: RawSheet, full_id: bool, neutralised: Counter[str] | None =
                 empty = blank[col.key]
                 row.values[col.key] = [] if isinstance(empty, list) else empty  # never share a list
                 continue
-            if col.key == "head_id_number" and id_key and cell is not None:
+            if col.key in ID_COLUMNS and id_key and cell is not None:
                 keyed = id_hash(str(cell), id_key)  # before masking: the keyed hash matches department lists
                 if keyed:
-                    row.values["head_id_hash"] = keyed
+                    row.values[ID_COLUMNS[col.key]] = keyed
             try:
                 if col.key == "head_id_number":
                     value = v.id_number(cell, full=True)
                     if value and not value.startswith("*"):
                         row.values["_id_full"] = value  # for the duplicate check, never written
                         value = value if full_id else v.mask_id(value)
+                elif col.key == "id_number":  # a member's: only ever stored masked
+                    value = v.id_number(cell)
                 else:
                     value = col.parse(cell)
             except v.BadValue as e:
@@ -601,7 +603,10 @@ HOUSEHOLD_DEFAULTS: dict[str, Any] = {
     "registered_poor": True,
     "plan": "",
 }
-MEMBER_FIELDS = ("name", "relation", "gender", "birth_year", "health", "education", "occupation")
+MEMBER_FIELDS = ("name", "relation", "gender", "birth_year", "health", "education", "occupation", "id_number",
+                 "id_hash")
+# ID number columns and where their keyed hash goes (department lists are matched by it).
+ID_COLUMNS = {"head_id_number": "head_id_hash", "id_number": "id_hash"}
 
 
 def _with_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -792,6 +797,8 @@ async def _write(
                         **{f: r.values.get(f) or "" for f in MEMBER_FIELDS},
                         "gender": r.values.get("gender"),
                         "birth_year": r.values.get("birth_year"),
+                        "id_number": r.values.get("id_number"),
+                        "id_hash": r.values.get("id_hash"),
                     }
                 )
         for chunk in _chunks(replace, 500):

@@ -231,21 +231,23 @@ def sample_rows(households: int = 30, seed: int = 7) -> dict[str, list[list[Any]
                 rng.choice(HEALTH),
                 rng.choice(EDUCATION),
                 "务农",
+                hh_rows[-1][7],
             ]
         )
+        ids = random.Random(seed * 100_003 + n)  # members' ID numbers: their own stream, the rest stays as it was
         for m in range(size - 1):
-            member_rows.append(
-                [
-                    code,
-                    head[0] + GIVEN[(n + m + 3) % len(GIVEN)],
-                    rng.choice(RELATIONS),
-                    rng.choice("男女"),
-                    rng.randint(1940, 2022),
-                    rng.choice(HEALTH),
-                    rng.choice(EDUCATION),
-                    rng.choice(WORK),
-                ]
-            )
+            member: list[Any] = [
+                code,
+                head[0] + GIVEN[(n + m + 3) % len(GIVEN)],
+                rng.choice(RELATIONS),
+                rng.choice("男女"),
+                born := rng.randint(1940, 2022),
+                rng.choice(HEALTH),
+                rng.choice(EDUCATION),
+                rng.choice(WORK),
+            ]
+            member.append(fake_id_number(ids, date(born, 1, 1) + timedelta(days=ids.randrange(365))))
+            member_rows.append(member)
         if n % 7 == 0:  # an earlier cadre, handed over at the start of 2026: pairing history
             prev = cadre_by_team[team][(n // 2 + 1) % len(cadre_by_team[team])]
             pairing_rows.append([code, head, prev[0], prev[1], "2024-03-01", "2025-12-31", "工作调整"])

@@ -153,6 +153,10 @@ class HouseholdMember(Base):
     health: Mapped[str] = mapped_column(String(32), default="")  # 健康状况
     education: Mapped[str] = mapped_column(String(32), default="")
     occupation: Mapped[str] = mapped_column(String(64), default="")
+    id_number: Mapped[str | None] = mapped_column(String(18))  # always masked (last four)
+    # HMAC-SHA256 of the full ID number (Settings.id_hash_key), as households.head_id_hash: a department list
+    # naming a member (a patient, a pupil, a disabled person) finds the household (branch "members_id").
+    id_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     household: Mapped[Household] = relationship(back_populates="members", lazy="raise")
 
 

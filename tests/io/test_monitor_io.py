@@ -30,7 +30,16 @@ from bot.scheduler.monitor_tick import tell_villages
 from bot.scheduler.rules import load_rules
 from bot.settings import Settings
 from bot.store.idhash import id_hash
-from bot.store.models import Account, Household, MonitorCase, MonitorEvent, MonitorMeasure, Outbox, Person
+from bot.store.models import (
+    Account,
+    Household,
+    HouseholdMember,
+    MonitorCase,
+    MonitorEvent,
+    MonitorMeasure,
+    Outbox,
+    Person,
+)
 from tests.io.io_helpers import roster_bytes
 
 KEY = "county-secret"
@@ -178,3 +187,27 @@ def test_cli_import_export_notice(new_sqlite_url: Any, tmp_path: Path, monkeypat
     out = capsys.readouterr().out
     assert "新立案 opened 1" in out and rows["households"][2][7] not in out
     assert (tmp_path / "m.xlsx").stat().st_size > 0 and (tmp_path / "gs.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+async def test_department_list_finds_the_household_of_a_member(sessions: async_sessionmaker[AsyncSession],
+                                                               io_clock: FixedClock) -> None:
+    """医保 lists the patient, 教育 the pupil: a member's ID finds the household, two of its people one case."""
+    rows = await _roster(sessions, io_clock)
+    code = next(m[0] for m in rows["members"] if m[2] != "户主")
+    family = [m for m in rows["members"] if m[0] == code and m[2] != "户主"]
+    async with sessions() as s:
+        stored = list((await s.execute(select(HouseholdMember.id_number, HouseholdMember.id_hash))).all())
+        assert stored and all(n.startswith("*" * 14) for n, _ in stored)  # members' numbers: masked only
+        assert id_hash(family[0][8], KEY) in {h for _, h in stored}
+        hid, head = (await s.execute(select(Household.id, Household.head_name).where(Household.code == code))).one()
+    head_id = next(h[7] for h in rows["households"] if h[0] == code)
+    lines = ["姓名,身份证号码,救助类别", f"{family[0][1]},{family[0][8]},住院医疗救助", f"{head},{head_id},临时救助"]
+    table = read_rows(_csv(lines), "医保.csv")
+    async with sessions() as s, s.begin():
+        res = await import_department(s, table, "医保", id_key=KEY, rules=load_rules(), now=NOW,
+                                      today=date(2026, 11, 28))
+    assert (res.matched, res.opened, res.already_open, res.unmatched) == (2, 1, 1, [])
+    async with sessions() as s:
+        [case] = list((await s.execute(select(MonitorCase))).scalars())
+    assert case.household_id == hid and case.head_name == head and family[0][1] in case.description
+    assert family[0][8] not in str(vars(case))
