@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler.monitor_rules import add_working_days, months_between
 from bot.scheduler.rules import Rules
+from bot.services.privacy import stored_text
 from bot.store.enums import MonitorPhase, MonitorSource, MonitorStep, Role
 from bot.store.idhash import id_hash, mask_id, normalize_id
 from bot.store.models import (
@@ -152,8 +153,9 @@ def _move(rules: Rules, case: MonitorCase, step: MonitorStep, today: date) -> No
 
 def _event(session: AsyncSession, case: MonitorCase, now: datetime, person: Person | None, action: str,
            result: str = "", step: str | None = None, **detail: Any) -> None:
+    # Whatever a person typed (a review's result, a reason; chat or web) is stored with ID numbers masked.
     session.add(MonitorEvent(case_id=case.id, at=now, actor_person_id=person.id if person else None,
-                             phase=case.phase, step=step or case.step, action=action, result=result,
+                             phase=case.phase, step=step or case.step, action=action, result=stored_text(result),
                              detail=detail))
 
 

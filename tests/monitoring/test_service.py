@@ -183,7 +183,9 @@ async def test_send_back_and_reject(app: App, world: World) -> None:
         with pytest.raises(mon.Refused) as e:
             await mon.send_back(s, rules, case, town, at(d), d, step="township", reason="  ")
         assert e.value.key == "mon.refused.reason"
-        await mon.send_back(s, rules, case, town, at(d), d, step="township", reason="收入核算有误")
+        # A reason is stored like any typed text: an ID number in it is masked (chat and web alike).
+        await mon.send_back(s, rules, case, town, at(d), d, step="township",
+                            reason="收入核算有误，户主身份证 11010519491231002X 对不上")
         assert case.step == "verify"
         case.step = "township"
         await mon.reject(s, rules, case, town, at(d), d, step="township", reason="不符合条件")
@@ -192,6 +194,8 @@ async def test_send_back_and_reject(app: App, world: World) -> None:
             MonitorEvent.case_id == case.id))).scalar_one()
         assert n == 3
         assert (await s.get(MonitorCase, case.id)) is not None
+        results = list((await s.execute(select(MonitorEvent.result).where(MonitorEvent.case_id == case.id))).scalars())
+        assert "11010519491231002X" not in "".join(results) and any("002X" in r for r in results)
 
 
 def test_identify_clock_in_working_days() -> None:
