@@ -17,7 +17,7 @@ from bot.buttons import CASE_RESOLVE, MON_APPROVE, MON_OPEN
 from bot.clock import FixedClock
 from bot.core.bootstrap import App
 from bot.core.types import Reply
-from bot.store.models import Account, AuditLog, Case, MonitorCase, MonitorEvent, Outbox, Person
+from bot.store.models import Account, AuditLog, Case, CheckIn, MonitorCase, MonitorEvent, Outbox, Person, Visit
 from bot.web.app import make_app
 from tests.conftest import Chat, World, bind
 from tests.web.helpers import add_monitor_case, add_villager_case, other_team, token_of
@@ -293,9 +293,26 @@ async def test_villager_cases_web_and_chat_both_ways(app: App, world: World, web
 
 
 async def test_cadre_timeline_chart(app: App, world: World, web: TestClient) -> None:
+    """Weeks on x: this week two visits, two check-in days (one far), last week one visit; older ones out."""
+    today = app.core.clock.now().date()  # Saturday
+    monday = today - timedelta(days=today.weekday())
+    cadre = world.cadre_ids[0]
+    async with app.core.sessions() as s, s.begin():
+        for i, (hh, day) in enumerate([("张大山", monday), ("张小山", monday + timedelta(days=1)),
+                                        ("刘老四", monday - timedelta(days=3)), ("张大山", today - timedelta(days=70))]):
+            s.add(Visit(idem_key=f"t{i}", household_id=world.households[hh], cadre_id=cadre, visit_date=day,
+                        kind="routine", done="看望", created_at=app.core.clock.now()))
+        for day, dist in ((monday, 120.0), (monday + timedelta(days=2), 9000.0)):
+            s.add(CheckIn(cadre_id=cadre, day=day, at=app.core.clock.now(), village_id=world.village_id,
+                          distance_m=dist))
     await sign_in(app, web, world.leader_id, "700")
-    page = await (await web.get(f"/cadres/{world.cadre_ids[0]}")).text()
-    chart = page[page.index('id="timeline"'):]
+    page = await (await web.get(f"/cadres/{cadre}")).text()
+    chart = page[page.index('id="timeline"'):page.index("</svg>", page.index('id="timeline"'))]
     labels = re.findall(r'<text class="lbl" [^>]*>(第\d+周)</text>', chart)
-    assert len(labels) == 8 and labels[-1] == f"第{app.core.clock.now().date().isocalendar()[1]}周"
+    assert len(labels) == 8 and labels[-1] == f"第{today.isocalendar()[1]}周"
+    bars = re.findall(r'<rect class="bar ([a-z]*)"[^>]*><title>[^<]* (\d+)</title>', chart)
+    per_series = {cls: [int(v) for c, v in bars if c == cls] for cls in ("", "days", "late")}
+    assert per_series[""] == [0, 0, 0, 0, 0, 0, 1, 2]  # visits per week
+    assert per_series["days"] == [0, 0, 0, 0, 0, 0, 0, 2]  # days checked in
+    assert per_series["late"] == [0, 0, 0, 0, 0, 0, 0, 1]  # far check-ins, in red
     assert "走访" in chart and "远距离打卡" in chart
