@@ -61,7 +61,7 @@ from bot.web.scope import Scope, scope_for
 log = logging.getLogger(__name__)
 COOKIE = "bangfu_web"
 LANG_COOKIE = "bangfu_lang"
-WEB_ROLES = (Role.LEADER, Role.TOWNSHIP, Role.ADMIN)
+WEB_ROLES = (Role.LEADER, Role.TOWNSHIP, Role.COUNTY, Role.ADMIN)
 TREND_WEEKS = 6
 PAGE = 50
 STATIC = Path(__file__).parent / "static"

@@ -17,7 +17,17 @@ from bot.buttons import CASE_RESOLVE, MON_APPROVE, MON_OPEN
 from bot.clock import FixedClock
 from bot.core.bootstrap import App
 from bot.core.types import Reply
-from bot.store.models import Account, AuditLog, Case, CheckIn, MonitorCase, MonitorEvent, Outbox, Person, Visit
+from bot.store.models import (
+    Account,
+    AuditLog,
+    Case,
+    CheckIn,
+    MonitorCase,
+    MonitorEvent,
+    Outbox,
+    Person,
+    Visit,
+)
 from bot.web.app import make_app
 from tests.conftest import Chat, World, bind
 from tests.web.helpers import add_monitor_case, add_villager_case, other_team, token_of
@@ -316,3 +326,34 @@ async def test_cadre_timeline_chart(app: App, world: World, web: TestClient) -> 
     assert per_series["days"] == [0, 0, 0, 0, 0, 0, 0, 2]  # days checked in
     assert per_series["late"] == [0, 0, 0, 0, 0, 0, 0, 1]  # far check-ins, in red
     assert "走访" in chart and "远距离打卡" in chart
+
+
+async def test_county_officer_acts_on_the_county_steps(app: App, world: World, web: TestClient) -> None:
+    """A county officer signs in by /web, sees the county's cases (not another county's) and moves the
+    information comparison (信息比对), which only the county owns; the team leader is told next."""
+    from bot.store.models import Village
+
+    today = app.core.clock.now().date()
+    async with app.core.sessions() as s, s.begin():
+        county = Person(name="钱县级", phone="13700000002", role="county", village_id=world.village_id)
+        far = Village(code="V777", name="别县村", township="别镇", county="别县")
+        s.add_all([county, far])
+        await s.flush()
+        county_id, far_id = county.id, far.id
+    compare = await add_monitor_case(app, world.village_id, world.households["张大山"], "张大山", "compare",
+                                     started=today, due=today)
+    elsewhere = await add_monitor_case(app, far_id, None, "别县户", "compare", started=today, due=today)
+    leader = Chat(app, "720", "赵队长")
+    await bind(app, leader, person_id=world.leader_id)
+    _, csrf = await sign_in(app, web, county_id, "721")
+    page = await (await web.get("/monitoring")).text()
+    assert "张大山" in page and "别县户" not in page and count(column(page, "compare")) == 1
+    assert (await web.get(f"/monitoring/{elsewhere}")).status == 404
+    r = await web.post(f"/monitoring/{compare}/approve", data={"csrf": csrf, "step": "compare"},
+                       allow_redirects=False)
+    assert r.status == 303 and await step_of(app, compare) == "assess"
+    async with app.core.sessions() as s:
+        told = (await s.execute(select(Outbox).where(Outbox.chat_id == "720"))).scalars().all()
+    assert len(told) == 1 and "民主评议" in told[0].payload["text"]
+    await leader.send("/monitor")
+    assert f"#{compare}" in leader.last_text and "民主评议" in leader.last_text
