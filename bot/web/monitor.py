@@ -87,14 +87,18 @@ async def board(req: Req, request: web.Request) -> web.StreamResponse:
     step = step if step in {s.value for s in BOARD_STEPS} else ""
     overdue_only = q.get("overdue") == "1"
     figures = await monitoring_figures(req)
-    stmt = (select(MonitorCase, Village.name).join(Village, Village.id == MonitorCase.village_id)
-            .where(MonitorCase.open.is_(True), in_scope(req)))
+    # The first COLUMN_CARDS of each column (soonest due first), whatever the other columns hold.
+    order = (MonitorCase.step_due.is_(None), MonitorCase.step_due, MonitorCase.id)
+    ranked = select(MonitorCase.id, func.row_number().over(partition_by=MonitorCase.step, order_by=order)
+                    .label("rn")).where(MonitorCase.open.is_(True), in_scope(req))
     if step:
-        stmt = stmt.where(MonitorCase.step == step)
+        ranked = ranked.where(MonitorCase.step == step)
     if overdue_only:
-        stmt = stmt.where(_overdue(req.today))
-    rows = (await req.s.execute(stmt.order_by(MonitorCase.step_due.is_(None), MonitorCase.step_due,
-                                              MonitorCase.id).limit(COLUMN_CARDS * len(BOARD_STEPS)))).all()
+        ranked = ranked.where(_overdue(req.today))
+    first = ranked.subquery()
+    stmt = (select(MonitorCase, Village.name).join(first, first.c.id == MonitorCase.id)
+            .join(Village, Village.id == MonitorCase.village_id).where(first.c.rn <= COLUMN_CARDS))
+    rows = (await req.s.execute(stmt.order_by(*order))).all()
     per_step: dict[str, list[tuple[MonitorCase, str]]] = {}
     for c, vname in rows:
         per_step.setdefault(c.step, []).append((c, vname))

@@ -357,3 +357,20 @@ async def test_county_officer_acts_on_the_county_steps(app: App, world: World, w
     assert len(told) == 1 and "民主评议" in told[0].payload["text"]
     await leader.send("/monitor")
     assert f"#{compare}" in leader.last_text and "民主评议" in leader.last_text
+
+
+async def test_a_full_column_does_not_crowd_out_the_others(app: App, world: World, web: TestClient) -> None:
+    """Each column draws its first cards (soonest due first) and counts them all."""
+    from bot.web.monitor import COLUMN_CARDS
+
+    today = app.core.clock.now().date()
+    for i in range(COLUMN_CARDS + 3):
+        await add_monitor_case(app, world.village_id, None, f"早到期{i}", "assess", started=today,
+                               due=today - timedelta(days=1))
+    await add_monitor_case(app, world.village_id, None, "晚到期", "announce", started=today,
+                           due=today + timedelta(days=30))
+    await sign_in(app, web, world.leader_id, "700")
+    page = await (await web.get("/monitoring")).text()
+    assess = column(page, "assess")
+    assert count(assess) == COLUMN_CARDS + 3 and assess.count('class="mcard') == COLUMN_CARDS
+    assert "还有 3 件" in assess and "晚到期" in column(page, "announce")
