@@ -120,6 +120,12 @@ async def test_board_columns_counts_and_overview(app: App, world: World, web: Te
     assert "防返贫监测" in card and 'href="/monitoring?step=assess"' in card
     assert 'href="/monitoring?step=assess&amp;overdue=1">逾期 1</a>' in card and 'class="bar late"' in card
     assert (await web.get("/monitoring?step=assess&amp;overdue=1")).status == 200
+    # English on request: the same board, every label from the catalogs.
+    await web.get("/lang/en")
+    page = await (await web.get("/monitoring")).text()
+    assert "Monitoring" in page and "1 overdue" in page and "逾期" not in page and "民主评议" not in page
+    page = await (await web.get(f"/monitoring/{late}")).text()
+    assert "Timeline" in page and "逾期" not in page
 
 
 async def test_scope_csrf_and_forged_ids(app: App, world: World, web: TestClient) -> None:
