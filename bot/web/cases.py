@@ -1,5 +1,6 @@
 """Villagers' cases on the dashboard: the list (open / overdue / topic filters) and a case page with the
-chat's actions — reply to the villager, resolve with a note — through bot/services/cases.py and the same
+chat's actions — reply to the villager, resolve with a note, hand to the team leader (for a township
+officer or admin; the chat offers it to cadres) — through bot/services/cases.py and the same
 notices as the chat (the villager is told through the outbox). A case outside the scope, or a forged id,
 answers 404; a person in scope who may not handle the case (`can_handle`, as the chat's buttons) is
 refused politely and nothing changes.
@@ -15,7 +16,7 @@ from aiohttp import web
 from sqlalchemy import func, or_, select
 
 from bot.i18n import Translator
-from bot.notices.cases import CaseReplied, CaseResolved
+from bot.notices.cases import CaseReplied, CaseResolved, CaseWithLeader, HandedToLeader, leader_of
 from bot.scheduler.cases_due import late_conditions
 from bot.services import cases as csvc
 from bot.store.enums import CaseStatus, Role
@@ -25,7 +26,7 @@ from bot.web.relay import relay
 
 LIMIT = 200
 _STATUSES = tuple(s.value for s in CaseStatus)
-ACTIONS = ("reply", "resolve")
+ACTIONS = ("reply", "resolve", "lead")
 
 
 def topic_label(t: Translator, topic: str) -> str:
@@ -147,7 +148,12 @@ async def _render(req: Req, c: Case, msg: str = "", status: int = 200) -> web.Re
                  f'<button id="reply" type="submit">{t("case.btn_reply")}</button></form>'
                  f'<form method="post" action="/cases/{c.id}/resolve">{hidden}<textarea name="note" rows="2" '
                  f'maxlength="1000" required placeholder="{t("web.note_hint")}"></textarea> '
-                 f'<button id="resolve" type="submit">{t("case.btn_resolve")}</button></form></div>')
+                 f'<button id="resolve" type="submit">{t("case.btn_resolve")}</button></form>')
+        leader = await leader_of(await _ctx(req), c)
+        if c.status != CaseStatus.LEADER.value and leader is not None and leader.id != req.person.id:
+            body += (f'<form method="post" action="/cases/{c.id}/lead">{hidden}<button id="lead" type="submit">'
+                     f'{t("web.cases.to_leader", leader=leader.name)}</button></form>')
+        body += "</div>"
     body += f'<p><a href="/cases">{t("web.cases.back")}</a></p>'
     return _page(t, t("web.cases.title", id=c.id), body, req, status=status)
 
@@ -175,6 +181,13 @@ async def case_action(req: Req, request: web.Request) -> web.StreamResponse:
             ctx.audit("case.replied", "case", c.id, via="web")
             await ctx.notify(CaseReplied(c, req.person.name, text))
             done = "reply"
+    elif action == "lead":
+        leader = await leader_of(ctx, c)
+        if leader is not None and leader.id != req.person.id and csvc.hand_to_leader(c, now):
+            ctx.audit("case.to_leader", "case", c.id, to=leader.id, via="web")
+            await ctx.notify(HandedToLeader(c, leader, req.person.name))
+            await ctx.notify(CaseWithLeader(c, leader.name))
+            done = "lead"
     else:
         note = csvc.storable_text(str(form.get("note", "")).strip()[:limit])
         if note and csvc.resolve(c, note, now):

@@ -67,11 +67,18 @@ async def go(driver: Any, url: str) -> str:
 
 async def click(driver: Any, element_id: str, expect: str) -> str:
     """Press a button and wait (bounded) for the page that answers it to show `expect`."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     def body(d: Any) -> str | bool:
-        text = str(d.find_element("tag name", "body").text)
+        try:
+            text = str(d.find_element("tag name", "body").text)
+        except WebDriverException as e:
+            # Chromium may answer for a node of the page being replaced ("does not belong to the
+            # document") rather than "stale": the same race, looked up again.
+            if "does not belong to the document" not in str(e.msg):
+                raise
+            return False
         return text if expect in text else False
 
     def run() -> str:

@@ -380,3 +380,38 @@ async def test_a_full_column_does_not_crowd_out_the_others(app: App, world: Worl
     assess = column(page, "assess")
     assert count(assess) == COLUMN_CARDS + 3 and assess.count('class="mcard') == COLUMN_CARDS
     assert "还有 3 件" in assess and "晚到期" in column(page, "announce")
+
+
+async def test_township_contact_hands_a_case_to_the_leader(app: App, world: World, web: TestClient) -> None:
+    """The team's township contact may handle its cases (as in the chat) and hand one to the team leader:
+    the leader gets it with the chat's buttons, the villager is told; the leader's /cases shows it."""
+    from bot.store.models import Team
+
+    town = await township(app, world)
+    async with app.core.sessions() as s, s.begin():
+        team = await s.get(Team, world.team_id)
+        assert team is not None
+        team.township_contact_id = town
+    villager = Chat(app, "730", "村民")
+    await bind(app, villager, household_id=world.villager_household)
+    leader = Chat(app, "731", "赵队长")
+    await bind(app, leader, person_id=world.leader_id)
+    async with app.core.sessions() as s:
+        acc = (await s.execute(select(Account.id).where(Account.external_id == "730"))).scalar_one()
+    cid = await add_villager_case(app, acc, "宅基地纠纷")
+    _, csrf = await sign_in(app, web, town, "732")
+    page = await (await web.get(f"/cases/{cid}")).text()
+    assert 'id="lead"' in page and "赵队长" in page
+    r = await web.post(f"/cases/{cid}/lead", data={"csrf": csrf}, allow_redirects=False)
+    assert r.headers["Location"] == f"/cases/{cid}?done=lead"
+    page = await (await web.get(r.headers["Location"])).text()
+    assert '<span id="status">队长处理中</span>' in page
+    assert 'id="lead"' not in page  # with the leader now: no second hand-over
+    async with app.core.sessions() as s:
+        c = await s.get(Case, cid)
+        assert c is not None and c.status == "leader"
+        rows = {o.chat_id: o.payload for o in (await s.execute(select(Outbox))).scalars()}
+    assert "宅基地纠纷" in rows["731"]["text"] and f"cs:res:{cid}" in str(rows["731"])  # with buttons
+    assert str(cid) in rows["730"]["text"]
+    await leader.send("/cases")
+    assert f"{cid}" in leader.last_text
