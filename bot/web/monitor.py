@@ -12,7 +12,8 @@ explained on the page and changes nothing (the refusal is audited by the service
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from html import escape
 from typing import Any
 
@@ -26,7 +27,7 @@ from bot.services import monitoring as mon
 from bot.store.enums import MonitorStep, Role
 from bot.store.models import Household, MonitorCase, Person, Village
 from bot.web import svg
-from bot.web.app import Req, _ctx, _id, _not_found, _page, _redirect
+from bot.web.app import TREND_WEEKS, Req, _ctx, _id, _not_found, _page, _redirect, _week_label
 from bot.web.relay import relay
 
 S = MonitorStep
@@ -46,7 +47,13 @@ def _overdue(today: date) -> Any:
     return and_(MonitorCase.step_due.is_not(None), MonitorCase.step_due < today)
 
 
-async def monitoring_figures(req: Req) -> list[tuple[str, int, int]]:
+@dataclass(frozen=True)
+class MonitoringFigures:
+    steps: list[tuple[str, int, int]]  # (step, open cases, overdue) per column of the board, in order
+    weeks: list[tuple[date, int, int]]  # (monday, open at the week's end, opened in the week), oldest first
+
+
+async def step_counts(req: Req) -> list[tuple[str, int, int]]:
     """(step, open cases, overdue) for every column of the board, in order, in the request's scope: one
     grouped query. Overdue: the step's due date (bot/scheduler/monitor_rules.py clocks) is past."""
     late = func.sum(case((_overdue(req.today), 1), else_=0))
@@ -59,13 +66,41 @@ async def monitoring_figures(req: Req) -> list[tuple[str, int, int]]:
     return [(st.value, *found.get(st.value, (0, 0))) for st in BOARD_STEPS]
 
 
-def monitoring_card(t: Translator, figures: list[tuple[str, int, int]] | None) -> str:
-    """The overview's card: open cases per step (overdue part in red), each step linking to its column."""
+async def monitoring_figures(req: Req) -> MonitoringFigures:
+    """The overview's monitoring figure in the request's scope, in two queries: `step_counts`, and the
+    trend of the last TREND_WEEKS weeks (open at each week's end, opened in it; from opened_at/closed_at)."""
+    steps = await step_counts(req)
+    tz = req.w.rules.tz
+    monday = req.today - timedelta(days=req.today.weekday())
+    mondays = [monday - timedelta(weeks=k) for k in range(TREND_WEEKS - 1, -1, -1)]
+
+    def midnight(d: date) -> datetime:
+        return datetime.combine(d, time(0), tzinfo=tz)
+
+    sums = []
+    for m in mondays:
+        start, end = midnight(m), midnight(min(m + timedelta(days=6), req.today) + timedelta(days=1))
+        open_then = and_(MonitorCase.opened_at < end,
+                         (MonitorCase.closed_at.is_(None)) | (MonitorCase.closed_at >= end))
+        sums += [func.sum(case((open_then, 1), else_=0)),
+                 func.sum(case((and_(MonitorCase.opened_at >= start, MonitorCase.opened_at < end), 1), else_=0))]
+    first = midnight(mondays[0])
+    row = (await req.s.execute(select(*sums).where(
+        in_scope(req), (MonitorCase.closed_at.is_(None)) | (MonitorCase.closed_at >= first)))).one()
+    weeks = [(m, int(row[2 * i] or 0), int(row[2 * i + 1] or 0)) for i, m in enumerate(mondays)]
+    return MonitoringFigures(steps, weeks)
+
+
+def monitoring_card(t: Translator, figures: MonitoringFigures | None) -> str:
+    """The overview's card: open cases per step (overdue part in red), each step linking to its column,
+    and the weekly trend of open cases."""
     title = t("web.ov.monitoring")
     if figures is None:
         return f'<div class="card"><h2>{title}</h2><p class="msg">{t("web.trend_pending")}</p></div>'
-    total, late = sum(n for _, n, _ in figures), sum(k for _, _, k in figures)
-    shown = [f for f in figures if f[1]]
+    total, late = sum(n for _, n, _ in figures.steps), sum(k for _, _, k in figures.steps)
+    shown = [f for f in figures.steps if f[1]]
+    trend = svg.bars([_week_label(t, m) for m, _, _ in figures.weeks], [float(n) for _, n, _ in figures.weeks],
+                     title=t("web.mon.trend"))
     chart = svg.stacked([t(f"mon.step.{s}") for s, _, _ in shown], [float(n) for _, n, _ in shown],
                         [float(k) for _, _, k in shown], title=title) if shown else f'<p>{t("web.none")}</p>'
     links = "".join(
@@ -74,7 +109,7 @@ def monitoring_card(t: Translator, figures: list[tuple[str, int, int]] | None) -
            if k else "") + "</li>"
         for s, n, k in shown)
     return (f'<div class="card" id="monitoring"><h2>{title}</h2><div class="big">{total}</div>'
-            f'<p>{t("web.mon.overview_note", late=late)}</p>{chart}<ul class="steps">{links}</ul>'
+            f'<p>{t("web.mon.overview_note", late=late)}</p>{chart}<ul class="steps">{links}</ul>{trend}'
             f'<a class="more" href="/monitoring">{t("web.more")}</a>'
             + (f' · <a class="more late" href="/monitoring?overdue=1">{t("web.mon.only_overdue")}</a>' if late else "")
             + "</div>")
@@ -86,7 +121,7 @@ async def board(req: Req, request: web.Request) -> web.StreamResponse:
     step = q.get("step", "")
     step = step if step in {s.value for s in BOARD_STEPS} else ""
     overdue_only = q.get("overdue") == "1"
-    figures = await monitoring_figures(req)
+    figures = await step_counts(req)
     # The first COLUMN_CARDS of each column (soonest due first), whatever the other columns hold.
     order = (MonitorCase.step_due.is_(None), MonitorCase.step_due, MonitorCase.id)
     ranked = select(MonitorCase.id, func.row_number().over(partition_by=MonitorCase.step, order_by=order)

@@ -415,3 +415,41 @@ async def test_township_contact_hands_a_case_to_the_leader(app: App, world: Worl
     assert str(cid) in rows["730"]["text"]
     await leader.send("/cases")
     assert f"{cid}" in leader.last_text
+
+
+async def test_monitoring_trend_by_week(app: App, world: World, web: TestClient) -> None:
+    """The overview's trend: cases open at each week's end and opened in it, from opened_at / closed_at."""
+    from bot.web.app import WEB, Req
+    from bot.web.monitor import monitoring_figures
+    from bot.web.scope import scope_for
+
+    now = app.core.clock.now()  # Saturday 28 Nov 2026
+    hh = world.households
+    weeks = [now - timedelta(weeks=k) for k in (5, 3, 1)]
+    await add_monitor_case(app, world.village_id, hh["张大山"], "甲", "follow_up", started=now.date(), due=None,
+                           opened_at=weeks[0])  # open all along
+    await add_monitor_case(app, world.village_id, hh["张小山"], "乙", "closed", started=now.date(), due=None,
+                           open_=False, opened_at=weeks[0], closed_at=weeks[1])  # closed three weeks ago
+    await add_monitor_case(app, world.village_id, hh["刘老四"], "丙", "verify", started=now.date(), due=None,
+                           opened_at=weeks[2])
+    await add_monitor_case(app, world.village_id, hh["陈秀英"], "丁", "accept", started=now.date(), due=None)
+    other = await other_team(app)
+    async with app.core.sessions() as s:
+        other_village = (await s.get(Person, other["leader"])).village_id  # type: ignore[union-attr]
+    await add_monitor_case(app, other_village, other["household"], "外", "verify", started=now.date(), due=None,
+                           opened_at=weeks[0])
+    server = TestServer(make_app(app.core.settings, app.core.clock))
+    async with app.core.sessions() as s:
+        person = await s.get(Person, world.leader_id)
+        assert person is not None
+        w = server.app[WEB]
+        req = Req(w, s, person, await scope_for(s, person), w.catalogs.get("zh_CN"), "", now.date())
+        figures = await monitoring_figures(req)
+    await server.close()
+    assert [n for _, n, _ in figures.weeks] == [2, 2, 1, 1, 2, 3]
+    assert [k for _, _, k in figures.weeks] == [2, 0, 0, 0, 1, 1]
+    assert sum(n for _, n, _ in figures.steps) == 3 and figures.weeks[-1][0] == now.date() - timedelta(days=5)
+    await sign_in(app, web, world.leader_id, "700")
+    ov = await (await web.get("/")).text()
+    card = ov[ov.index('id="monitoring"'):]
+    assert "在办监测案件（每周末）" in card and ">第48周</text>" in card
