@@ -47,6 +47,7 @@ async def cases_list(req: Req, request: web.Request) -> web.StreamResponse:
     status = status if status in ("unresolved", "all", *_STATUSES) else "unresolved"
     overdue_only = q.get("overdue") == "1"
     topic = q.get("topic", "")[:48]
+    sort = "new" if q.get("sort") == "new" else "old"
     reply_late, resolve_late = late_conditions(req.today, req.w.rules)
     unresolved = Case.status != CaseStatus.RESOLVED.value
     scoped = req.scope.team_filter(Case.team_id)
@@ -65,7 +66,8 @@ async def cases_list(req: Req, request: web.Request) -> web.StreamResponse:
         stmt = stmt.where(Case.topic == topic)
     else:
         topic = ""
-    rows = (await req.s.execute(stmt.order_by(Case.hardship.desc(), Case.created_at, Case.id).limit(LIMIT))).all()
+    order = (Case.created_at.desc(), Case.id.desc()) if sort == "new" else (Case.hardship.desc(), Case.created_at, Case.id)
+    rows = (await req.s.execute(stmt.order_by(*order).limit(LIMIT))).all()
     status_opts = "".join(
         f'<option value="{s}"{" selected" if s == status else ""}>'
         f'{t(("case.status." if s in _STATUSES else "web.status.") + s)}</option>'
@@ -75,7 +77,9 @@ async def cases_list(req: Req, request: web.Request) -> web.StreamResponse:
     body = (f'<form class="filters" method="get"><select name="status">{status_opts}</select>'
             f'<select name="topic"><option value="">{t("web.cases.all_topics")}</option>{topic_opts}</select>'
             f'<label><input type="checkbox" name="overdue" value="1"{" checked" if overdue_only else ""}> '
-            f'{t("web.cases.only_overdue")}</label><button type="submit">{t("web.filter")}</button></form>')
+            f'{t("web.cases.only_overdue")}</label><select name="sort"><option value="old">{t("web.cases.sort_old")}'
+            f'</option><option value="new"{" selected" if sort == "new" else ""}>{t("web.sort.newest")}</option>'
+            f'</select><button type="submit">{t("web.filter")}</button></form>')
     tz = req.w.clock.tz
     out, classes = [], []
     for c, villager, r_late, s_late in rows:

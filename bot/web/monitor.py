@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import and_, case, func, select, true
 
+from bot.core.router import parse_id
 from bot.dialogs.monitor_common import tell_after
 from bot.i18n import Translator
 from bot.notices.monitoring import TOPICS
@@ -53,15 +54,14 @@ class MonitoringFigures:
     weeks: list[tuple[date, int, int]]  # (monday, open at the week's end, opened in the week), oldest first
 
 
-async def step_counts(req: Req) -> list[tuple[str, int, int]]:
-    """(step, open cases, overdue) for every column of the board, in order, in the request's scope: one
-    grouped query. Overdue: the step's due date (bot/scheduler/monitor_rules.py clocks) is past."""
+async def step_counts(req: Req, village_id: int | None = None) -> list[tuple[str, int, int]]:
+    """(step, open cases, overdue) for every column of the board, in order, in the request's scope (and
+    village): one grouped query. Overdue: the step's due date (bot/scheduler/monitor_rules.py clocks) is past."""
     late = func.sum(case((_overdue(req.today), 1), else_=0))
-    rows = (await req.s.execute(
-        select(MonitorCase.step, func.count(), late)
-        .where(MonitorCase.open.is_(True), in_scope(req))
-        .group_by(MonitorCase.step)
-    )).all()
+    q = select(MonitorCase.step, func.count(), late).where(MonitorCase.open.is_(True), in_scope(req))
+    if village_id is not None:
+        q = q.where(MonitorCase.village_id == village_id)
+    rows = (await req.s.execute(q.group_by(MonitorCase.step))).all()
     found = {r[0]: (int(r[1]), int(r[2] or 0)) for r in rows}
     return [(st.value, *found.get(st.value, (0, 0))) for st in BOARD_STEPS]
 
@@ -121,13 +121,22 @@ async def board(req: Req, request: web.Request) -> web.StreamResponse:
     step = q.get("step", "")
     step = step if step in {s.value for s in BOARD_STEPS} else ""
     overdue_only = q.get("overdue") == "1"
-    figures = await step_counts(req)
+    # The scope's villages with open cases (a township or the county has many): a village filter.
+    villages = (await req.s.execute(
+        select(Village.id, Village.name).join(MonitorCase, MonitorCase.village_id == Village.id)
+        .where(MonitorCase.open.is_(True), in_scope(req)).group_by(Village.id, Village.name)
+        .order_by(Village.name).limit(500))).all()
+    village = parse_id(q.get("village", ""))
+    village = village if village in {v for v, _ in villages} else None
+    figures = await step_counts(req, village)
     # The first COLUMN_CARDS of each column (soonest due first), whatever the other columns hold.
     order = (MonitorCase.step_due.is_(None), MonitorCase.step_due, MonitorCase.id)
     ranked = select(MonitorCase.id, func.row_number().over(partition_by=MonitorCase.step, order_by=order)
                     .label("rn")).where(MonitorCase.open.is_(True), in_scope(req))
     if step:
         ranked = ranked.where(MonitorCase.step == step)
+    if village is not None:
+        ranked = ranked.where(MonitorCase.village_id == village)
     if overdue_only:
         ranked = ranked.where(_overdue(req.today))
     first = ranked.subquery()
@@ -139,8 +148,12 @@ async def board(req: Req, request: web.Request) -> web.StreamResponse:
         per_step.setdefault(c.step, []).append((c, vname))
     options = "".join(f'<option value="{s.value}"{" selected" if s.value == step else ""}>{t(f"mon.step.{s.value}")}'
                       f"</option>" for s in BOARD_STEPS)
+    pick = "".join(f'<option value="{v}"{" selected" if v == village else ""}>{escape(name)}</option>'
+                   for v, name in villages)
+    village_select = (f'<select name="village"><option value="">{t("web.mon.all_villages")}</option>{pick}</select>'
+                      if len(villages) > 1 else "")
     body = (f'<form class="filters" method="get"><select name="step"><option value="">{t("web.mon.all_steps")}'
-            f'</option>{options}</select><label><input type="checkbox" name="overdue" value="1"'
+            f'</option>{options}</select>{village_select}<label><input type="checkbox" name="overdue" value="1"'
             f'{" checked" if overdue_only else ""}> {t("web.mon.only_overdue")}</label>'
             f'<button type="submit">{t("web.filter")}</button></form>')
     role = Role(req.person.role)

@@ -213,7 +213,11 @@ async def test_board_and_cases_on_a_phone(app: App, world: World, base: str, bro
     assert widths[0] <= widths[1] + 1, widths
     await asyncio.to_thread(browser.save_screenshot, str(tmp_path / "board.png"))
     # The overdue case: its page, its timeline, and the leader's action at the assessment step.
-    await go(browser, f"{base}/monitoring/{late}")
+    text = await go(browser, f"{base}/monitoring/{late}")
+    assert "办理记录" in text and "民主评议" in text
+    widths = await asyncio.to_thread(
+        browser.execute_script, "return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1] + 1, widths
     await asyncio.to_thread(lambda: browser.find_element("name", "text").send_keys("评议通过，无异议"))
     text = await click(browser, "approve", "已办理")
     assert "村内公示" in text and "评议通过，无异议" in text

@@ -453,3 +453,41 @@ async def test_monitoring_trend_by_week(app: App, world: World, web: TestClient)
     ov = await (await web.get("/")).text()
     card = ov[ov.index('id="monitoring"'):]
     assert "在办监测案件（每周末）" in card and ">第48周</text>" in card
+
+
+async def test_township_board_by_village_and_cases_sorted(app: App, world: World, web: TestClient) -> None:
+    """A township officer sees both villages of the township; the board filters by village (a village
+    outside the scope in the URL is ignored, never shown); the cases list sorts newest first on request."""
+    from bot.store.models import Village
+
+    other = await other_team(app)  # 河口村, the same township (平安镇)
+    today = app.core.clock.now().date()
+    async with app.core.sessions() as s, s.begin():
+        other_village = (await s.get(Person, other["leader"])).village_id  # type: ignore[union-attr]
+        far = Village(code="V888", name="远镇村", township="远镇", county="示例县")
+        s.add(far)
+        await s.flush()
+        far_id = far.id
+    await add_monitor_case(app, world.village_id, world.households["张大山"], "张大山", "verify", started=today,
+                           due=today)
+    await add_monitor_case(app, other_village, other["household"], "周外村", "verify", started=today, due=today)
+    await add_monitor_case(app, far_id, None, "远镇户", "verify", started=today, due=today)
+    town = await township(app, world)
+    _, _ = await sign_in(app, web, town, "740")
+    page = await (await web.get("/monitoring")).text()
+    assert count(column(page, "verify")) == 2 and "周外村" in page and "远镇户" not in page
+    assert f'<option value="{other_village}">河口村</option>' in page and "远镇村" not in page
+    page = await (await web.get(f"/monitoring?village={other_village}")).text()
+    assert count(column(page, "verify")) == 1 and "周外村" in page and "张大山" not in page
+    page = await (await web.get(f"/monitoring?village={far_id}")).text()  # outside: the whole scope instead
+    assert count(column(page, "verify")) == 2 and "远镇户" not in page
+    villager = Chat(app, "741", "村民")
+    await bind(app, villager, household_id=world.villager_household)
+    async with app.core.sessions() as s:
+        acc = (await s.execute(select(Account.id).where(Account.external_id == "741"))).scalar_one()
+    older = await add_villager_case(app, acc, "旧事", days_ago=5)
+    newer = await add_villager_case(app, acc, "新事", days_ago=1)
+    page = await (await web.get("/cases")).text()
+    assert page.index(f'href="/cases/{older}"') < page.index(f'href="/cases/{newer}"')
+    page = await (await web.get("/cases?sort=new")).text()
+    assert page.index(f'href="/cases/{newer}"') < page.index(f'href="/cases/{older}"')
