@@ -11,6 +11,7 @@ explained on the page and changes nothing (the refusal is audited by the service
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -235,6 +236,8 @@ async def _render(req: Req, c: MonitorCase, msg: str = "", status: int = 200) ->
         body += f'<h2>{t("web.mon.measures")}</h2><ul>' + "".join(
             f'<li>{m.started_on.isoformat()} {t(f"mon.topic.{m.topic}") if t.has(f"mon.topic.{m.topic}") else escape(m.topic)}'
             f"</li>" for m in measures) + "</ul>"
+    if c.step == S.PUBLICIZE.value:
+        body += f'<p><a id="notice" href="/monitoring/{c.id}/notice.pdf">{t("web.mon.notice_pdf")}</a></p>'
     body += await _actions(req, c)
     events = await mon.history(req.s, c.id)
     ids = {e.actor_person_id for e in events if e.actor_person_id is not None}
@@ -344,7 +347,26 @@ async def _measure(req: Req, c: MonitorCase, step: str, topic: str) -> None:
                           note=req.t(f"mon.topic.{topic}") if topic in TOPICS else "", known_topics=TOPICS)
 
 
+async def notice_pdf(req: Req, request: web.Request) -> web.StreamResponse:
+    """The village's printable 公示 page (the chat's "公示名单" button, bot/io/monitor.py) as a PDF, while
+    the case is at its public-notice step."""
+    cid = _id(request)
+    c = await _case_in_scope(req, cid) if cid is not None else None
+    if c is None or c.step != S.PUBLICIZE.value:
+        return _not_found(req)
+    from bot.io.monitor import notice_image, notice_lines, notice_rows
+
+    village = await req.s.get(Village, c.village_id)
+    rows = await notice_rows(req.s, c.village_id, c.phase)
+    end = c.step_started + timedelta(days=req.w.rules.monitoring.publicity_days)
+    lines = notice_lines(village.name if village else "", rows, c.step_started, end, c.phase)
+    pdf = await asyncio.to_thread(notice_image, lines, "PDF")
+    return web.Response(body=pdf, content_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="gongshi-{c.village_id}-{c.step_started:%Y%m%d}.pdf"'})
+
+
 def register(router: web.UrlDispatcher, signed_in: Callable[..., Any]) -> None:
     router.add_get("/monitoring", signed_in(board))
     router.add_get("/monitoring/{id}", signed_in(case_page))
+    router.add_get("/monitoring/{id}/notice.pdf", signed_in(notice_pdf))
     router.add_post("/monitoring/{id}/{action}", signed_in(case_action, post=True))

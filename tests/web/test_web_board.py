@@ -491,3 +491,18 @@ async def test_township_board_by_village_and_cases_sorted(app: App, world: World
     assert page.index(f'href="/cases/{older}"') < page.index(f'href="/cases/{newer}"')
     page = await (await web.get("/cases?sort=new")).text()
     assert page.index(f'href="/cases/{newer}"') < page.index(f'href="/cases/{older}"')
+
+
+async def test_public_notice_pdf(app: App, world: World, web: TestClient) -> None:
+    """At the public-notice step the case page offers the village's printable notice (the chat's page)."""
+    today = app.core.clock.now().date()
+    pub = await add_monitor_case(app, world.village_id, world.households["张大山"], "张大山", "publicize",
+                                 started=today, due=today + timedelta(days=6))
+    other = await add_monitor_case(app, world.village_id, world.households["张小山"], "张小山", "assess",
+                                   started=today, due=today)
+    await sign_in(app, web, world.leader_id, "700")
+    assert f'href="/monitoring/{pub}/notice.pdf"' in await (await web.get(f"/monitoring/{pub}")).text()
+    r = await web.get(f"/monitoring/{pub}/notice.pdf")
+    assert r.status == 200 and r.headers["Content-Type"] == "application/pdf"
+    assert (await r.read())[:5] == b"%PDF-"
+    assert (await web.get(f"/monitoring/{other}/notice.pdf")).status == 404  # not at the notice step
