@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -38,8 +38,9 @@ class LateCase:
     resolve_late: bool  # not resolved past the resolve deadline
 
 
-async def late_cases(session: AsyncSession, today: date, rules: Rules) -> list[LateCase]:
-    """Unresolved cases past the first-reply or the resolve deadline (working days, local dates)."""
+def late_conditions(today: date, rules: Rules) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """(no first reply past its deadline, not resolved past its deadline) as SQL conditions on Case, for
+    an unresolved case (the dashboard's overdue filter uses the same)."""
     cal, tz, limits = rules.calendar, rules.tz, rules.cases
     reply_cut = _local_midnight_utc(
         _latest_breached(today, limits.first_reply_working_days, cal) + timedelta(days=1), tz
@@ -47,8 +48,13 @@ async def late_cases(session: AsyncSession, today: date, rules: Rules) -> list[L
     resolve_cut = _local_midnight_utc(
         _latest_breached(today, limits.resolve_working_days, cal) + timedelta(days=1), tz
     )
-    reply_late = and_(Case.first_reply_at.is_(None), Case.created_at < reply_cut)
-    resolve_late = Case.created_at < resolve_cut
+    return and_(Case.first_reply_at.is_(None), Case.created_at < reply_cut), Case.created_at < resolve_cut
+
+
+async def late_cases(session: AsyncSession, today: date, rules: Rules) -> list[LateCase]:
+    """Unresolved cases past the first-reply or the resolve deadline (working days, local dates)."""
+    tz = rules.tz
+    reply_late, resolve_late = late_conditions(today, rules)
     cadre = aliased(Person)
     stmt = (
         select(

@@ -13,7 +13,7 @@ MENU: dict[Role, list[str]] = {
     Role.CADRE: _CADRE,
     Role.LEADER: _LEADER,
     Role.TOWNSHIP: _LEADER,
-    Role.COUNTY: ["monitor"],
+    Role.COUNTY: ["monitor", "web"],
     Role.ADMIN: _LEADER,
 }
 COMMON = ["help", "lang", "cancel"]

@@ -61,7 +61,7 @@ from bot.web.scope import Scope, scope_for
 log = logging.getLogger(__name__)
 COOKIE = "bangfu_web"
 LANG_COOKIE = "bangfu_lang"
-WEB_ROLES = (Role.LEADER, Role.TOWNSHIP, Role.ADMIN)
+WEB_ROLES = (Role.LEADER, Role.TOWNSHIP, Role.COUNTY, Role.ADMIN)
 TREND_WEEKS = 6
 PAGE = 50
 STATIC = Path(__file__).parent / "static"
@@ -132,6 +132,10 @@ def make_app(settings: Settings, clock: Clock | None = None, engine: AsyncEngine
     ]:
         r.add_get(path, signed_in(fn))
     r.add_post("/difficulties/{id}/{action}", signed_in(difficulty_action, post=True))
+    from bot.web import cases, monitor  # their own modules; imported here, as they import this one
+
+    monitor.register(r, signed_in)
+    cases.register(r, signed_in)
     r.add_post("/logout", signed_in(logout, post=True))
     r.add_post("/logout-all", signed_in(logout_all, post=True))
 
@@ -271,7 +275,8 @@ def _page(t: Translator, title: str, body: str, req: Req | None = None, status: 
     nav = ""
     if req is not None:
         links = [("/", "web.nav.overview"), ("/households", "web.nav.households"), ("/cadres", "web.nav.cadres"),
-                 ("/difficulties", "web.nav.difficulties"), ("/map", "web.nav.map"), ("/report", "web.nav.report")]
+                 ("/difficulties", "web.nav.difficulties"), ("/cases", "web.nav.cases"),
+                 ("/monitoring", "web.nav.monitoring"), ("/map", "web.nav.map"), ("/report", "web.nav.report")]
         nav = "<nav>" + "".join(f'<a href="{h}">{t(k)}</a>' for h, k in links) + "</nav>"
         nav += (
             f'<span class="who">{escape(req.person.name)} · {t("web.role." + req.person.role)} · '
@@ -506,12 +511,15 @@ async def overview(req: Req, request: web.Request) -> web.StreamResponse:
         f'<a class="more" href="/difficulties">{t("web.more")}</a></div>',
         f'<div class="card"><h2>{t("web.ov.cases")}</h2><div class="big">{sum(n for _, n in cases)}</div>'
         f'{svg.bars([t("case.status." + st) for st, _ in cases], [float(n) for _, n in cases], title=t("web.ov.cases"), highlight_last=False)}'
-        "</div>",
+        f'<a class="more" href="/cases">{t("web.more")}</a></div>',
         f'<div class="card"><h2>{t("web.ov.topics")}</h2>'
         + (svg.bars([_topic_label(t, k) for k, _ in topics], [float(n) for _, n in topics],
                     title=t("web.ov.topics"), highlight_last=False) if topics else f'<p>{t("web.none")}</p>')
         + "</div>",
     ]
+    from bot.web.monitor import monitoring_card, monitoring_figures
+
+    cards.append(monitoring_card(t, await _cached(req, "monitoring", monitoring_figures)))
     return _page(t, t("web.ov.title", date=today.isoformat()), f'<div class="cards">{"".join(cards)}</div>', req)
 
 
@@ -636,7 +644,9 @@ async def cadre(req: Req, request: web.Request) -> web.StreamResponse:
         select(CheckIn).where(CheckIn.cadre_id == person.id, CheckIn.day >= since).order_by(CheckIn.day.desc())
     )).scalars().all()
     far_m = req.w.rules.village_days.far_meters
-    body = f"<h2>{t('web.cadre.visits')}</h2>" + _table(
+    body = _cadre_timeline(t, req.today, [v.visit_date for v, _ in visits],
+                           [(c.day, c.distance_m is not None and c.distance_m > far_m) for c in checkins])
+    body += f"<h2>{t('web.cadre.visits')}</h2>" + _table(
         [t("web.col.date"), t("web.col.head"), t("web.col.done"), t("web.col.far")],
         [[v.visit_date.isoformat(), escape(head), escape(v.done),
           f'<span class="far">{int(v.distance_m or 0)} m</span>' if v.flagged else ""] for v, head in visits])
@@ -647,6 +657,29 @@ async def cadre(req: Req, request: web.Request) -> web.StreamResponse:
          for c in checkins])
     body += f'<p><a href="/map?cadre={person.id}">{t("web.nav.map")}</a></p>'
     return _page(t, escape(person.name), body, req)
+
+
+CADRE_WEEKS = 8
+
+
+def _cadre_timeline(t: Translator, today: date, visit_days: list[date], checkins: list[tuple[date, bool]]) -> str:
+    """The cadre's last weeks (weeks on x): visits, days checked in, far check-ins (red)."""
+    monday = today - timedelta(days=today.weekday())
+    mondays = [monday - timedelta(weeks=k) for k in range(CADRE_WEEKS - 1, -1, -1)]
+    index = {m: i for i, m in enumerate(mondays)}
+    visits, days, far = [0.0] * CADRE_WEEKS, [set[date]() for _ in mondays], [0.0] * CADRE_WEEKS
+    for d in visit_days:
+        if (i := index.get(d - timedelta(days=d.weekday()))) is not None:
+            visits[i] += 1
+    for d, is_far in checkins:
+        if (i := index.get(d - timedelta(days=d.weekday()))) is not None:
+            days[i].add(d)
+            far[i] += 1 if is_far else 0
+    title = t("web.cadre.timeline")
+    chart = svg.timeline([_week_label(t, m) for m in mondays],
+                         [(t("web.col.visits"), "", visits), (t("web.col.days"), "days", [float(len(x)) for x in days]),
+                          (t("web.col.far_checkins"), "late", far)], title=title)
+    return f'<h2>{title}</h2><div class="card" id="timeline">{chart}</div>'
 
 
 # ------------------------------------------------------------------------------------------ map

@@ -1,5 +1,6 @@
 """Who sees what on the dashboard: a leader their teams, a township officer the teams of their township
-(and those they are the contact of), an admin the whole county. Everything outside answers 404."""
+(and those they are the contact of), a county officer the teams of their village's county, an admin the
+whole database. Everything outside answers 404."""
 
 from __future__ import annotations
 
@@ -50,6 +51,12 @@ async def scope_for(session: AsyncSession, person: Person) -> Scope:
     if role is Role.ADMIN:
         return Scope(person.id, role, None, None)
     ids: set[int] = {tid for tid, _ in await leader_teams(session, person.id)}
+    if role is Role.COUNTY:  # the teams of their village's county (the monitoring workflow's county steps)
+        if person.village_id is not None:
+            county = select(Village.county).where(Village.id == person.village_id).scalar_subquery()
+            same = select(Team.id).join(Village, Village.id == Team.village_id).where(
+                Village.county == county, Village.county != "")
+            ids |= set((await session.execute(same)).scalars())
     if role is Role.TOWNSHIP:
         ids |= set((await session.execute(select(Team.id).where(Team.township_contact_id == person.id))).scalars())
         if person.village_id is not None:

@@ -68,3 +68,62 @@ def village_map(lat0: float, lon0: float, far_m: float, points: Sequence[tuple[f
         parts.append(f'<circle class="{cls}" cx="{px:.1f}" cy="{py:.1f}" r="5"><title>{escape(label)}</title></circle>')
     parts.append(f'<rect class="village" x="{c - 6}" y="{c - 6}" width="12" height="12"/></svg>')
     return "".join(parts)
+
+
+def stacked(labels: Sequence[str], totals: Sequence[float], late: Sequence[float], *, title: str,
+            width: int = 320, height: int = 160) -> str:
+    """One bar per label (e.g. monitoring cases per step), its overdue part drawn in red at the bottom."""
+    n = max(len(totals), 1)
+    top = max([*totals, 1.0])
+    plot_h = height - 48
+    bw = (width - 20) / n
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    ]
+    for i, (label, v, k) in enumerate(zip(labels, totals, late, strict=True)):
+        h, hk = plot_h * v / top, plot_h * min(k, v) / top
+        x, base = 10 + i * bw, 20 + plot_h
+        parts.append(
+            f'<rect class="bar" x="{x + 2:.1f}" y="{base - h:.1f}" width="{bw - 4:.1f}" height="{h:.1f}"/>'
+            + (f'<rect class="bar late" x="{x + 2:.1f}" y="{base - hk:.1f}" width="{bw - 4:.1f}" height="{hk:.1f}">'
+               f"<title>{escape(_num(k))}</title></rect>" if k else "")
+            + f'<text class="val" x="{x + bw / 2:.1f}" y="{base - h - 4:.1f}" text-anchor="middle">{escape(_num(v))}</text>'
+            f'<text class="lbl" x="{x + bw / 2:.1f}" y="{height - 8}" text-anchor="middle">{escape(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def timeline(labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[float]]], *, title: str,
+             width: int = 480, height: int = 170) -> str:
+    """Grouped bars over time (weeks on x): one bar per series (name, css class, values) and a legend."""
+    n = max(len(labels), 1)
+    k = max(len(series), 1)
+    top = max([1.0, *(v for _, _, vals in series for v in vals)])
+    plot_h = height - 62
+    gw = (width - 20) / n
+    bw = (gw - 6) / k
+    parts = [
+        f'<svg class="chart timeline" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    ]
+    for j, (name, cls, _) in enumerate(series):
+        parts.append(f'<rect class="bar {cls}" x="{10 + j * 110}" y="4" width="10" height="10"/>'
+                     f'<text class="lbl legend" x="{24 + j * 110}" y="13">{escape(name)}</text>')
+    base = 30 + plot_h
+    for i, label in enumerate(labels):
+        x = 10 + i * gw
+        for j, (name, cls, vals) in enumerate(series):
+            v = vals[i]
+            h = plot_h * v / top
+            bx = x + 3 + j * bw
+            parts.append(f'<rect class="bar {cls}" x="{bx:.1f}" y="{base - h:.1f}" width="{bw - 1:.1f}" '
+                         f'height="{h:.1f}"><title>{escape(name)} {escape(_num(v))}</title></rect>')
+            if v:
+                parts.append(f'<text class="val" x="{bx + bw / 2:.1f}" y="{base - h - 3:.1f}" '
+                             f'text-anchor="middle">{escape(_num(v))}</text>')
+        parts.append(f'<text class="lbl" x="{x + gw / 2:.1f}" y="{height - 8}" text-anchor="middle">'
+                     f"{escape(label)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)

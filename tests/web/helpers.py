@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 
 from bot.core.bootstrap import App
 from bot.store.models import Difficulty, Household, Pairing, Person, Team, Village
@@ -51,3 +51,44 @@ async def add_difficulty(app: App, reporter_id: int, team_id: int, household_id:
         s.add(d)
         await s.flush()
         return d.id
+
+
+async def add_monitor_case(app: App, village_id: int, household_id: int | None, head: str, step: str, *,
+                           started: date, due: date | None, open_: bool = True, phase: str = "identify",
+                           source: str = "cadre_check", reporter_account_id: int | None = None,
+                           opened_at: datetime | None = None, closed_at: datetime | None = None) -> int:
+    """A monitoring case standing at `step` (as the state machine would have left it), with its first event;
+    a closed one (open_=False) closed now unless `closed_at` says when."""
+    from bot.store.models import MonitorCase, MonitorEvent
+
+    now = opened_at or app.core.clock.now()
+    if not open_ and closed_at is None:
+        closed_at = app.core.clock.now()
+    async with app.core.sessions() as s, s.begin():
+        c = MonitorCase(household_id=household_id, village_id=village_id, source=source, department="", risks=["illness"],
+                        phase=phase, step=step, open=open_, step_started=started, step_due=due, escalation_level=0,
+                        head_name=head, description=f"{head}的情况", screening={}, expense_solved=False,
+                        guarantees_secured=False, opened_at=now, kind="sudden", closed_at=closed_at,
+                        reporter_account_id=reporter_account_id)
+        s.add(c)
+        await s.flush()
+        s.add(MonitorEvent(case_id=c.id, at=now, actor_person_id=None, phase=phase, step=step, action="open",
+                           result="", detail={}))
+        return c.id
+
+
+async def add_villager_case(app: App, account_id: int, text: str, *, topic: str = "none", days_ago: int = 0) -> int:
+    """A villager's case opened through bot.services.cases (as the chat's triage does), `days_ago` old."""
+    from datetime import timedelta
+
+    from bot.services import cases as csvc
+    from bot.store.enums import CaseKind
+    from bot.store.models import Account
+
+    now = app.core.clock.now() - timedelta(days=days_ago)
+    async with app.core.sessions() as s, s.begin():
+        account = await s.get(Account, account_id)
+        assert account is not None
+        opened = await csvc.open_case(s, idem_key=f"web-{text}", account=account, kind=CaseKind.CASE, text=text,
+                                      now=now, topic=topic)
+        return opened.case.id

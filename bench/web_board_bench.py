@@ -1,0 +1,156 @@
+"""Benchmark: the dashboard's monitoring board, a monitoring case page, the villagers' cases list and the
+overview's monitoring figure on a county of 100,000 households on PostgreSQL (prints numbers).
+
+    python bench/web_board_bench.py                       # 100,000 households, 10,000 open monitoring cases
+    python bench/web_board_bench.py --households 20000 --cases 2000 --repeat 10
+
+The county of bench/monitor_bench.py (1,000 villages in 10 townships, a leader per village, township and
+county officers, open cases at every step with due dates around today) plus villagers' cases (two per
+village, a third of them late), loaded with COPY into a scratch database. The app runs in process
+(aiohttp's test server); people sign in through real one-time links. Server time is the Server-Timing
+header, per page and role: the first request and p50 / p99 of the rest. The baseline is an existing page
+measured in the same run (`/difficulties`), since the machine is shared. Target: p99 < 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from monitor_bench import NOW, TODAY, generate
+from scheduler_bench import PG_URL, _pg_admin, load_postgres
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from bot.clock import FixedClock
+from bot.services.weblinks import create_link
+from bot.settings import Settings
+from bot.store.db import create_engine, session_factory
+from bot.store.migrate import upgrade
+from bot.store.models import MonitorCase, Person
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else float("nan")
+
+
+def add_villager_cases(roster: object, n_villages: int) -> None:
+    tables = roster.tables  # type: ignore[attr-defined]
+    rows = []
+    for v in range(1, n_villages + 1):
+        for k in range(2):
+            i = len(rows) + 1
+            age = 10 if i % 3 == 0 else 1  # a third past the first-reply deadline
+            at = NOW - timedelta(days=age)
+            rows.append((i, f"b{i}", (v - 1) * 100 + k + 1, v, "case", False,
+                         "welfare.dibao" if k else "medical.assistance", "低保补贴没到账", "open", 0, "", "", at, at))
+    tables["cases"] = (["id", "idem_key", "household_id", "team_id", "kind", "hardship", "topic", "text", "status",
+                        "escalation_level", "reply_text", "resolution_note", "created_at", "updated_at"], rows)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--households", type=int, default=100_000)
+    ap.add_argument("--cases", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=20)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    roster, _ = generate(args.households, args.cases)
+    add_villager_cases(roster, max(args.households // 100, 1))
+    print(f"{args.households:,} households, {args.cases:,} open monitoring cases: generated in "
+          f"{time.perf_counter() - t0:.1f} s; load average {os.getloadavg()[0]:.2f} (2 shared cores)")
+    name = f"bangfu_boardbench_{uuid.uuid4().hex[:8]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        t0 = time.perf_counter()
+        await load_postgres(url, roster)
+        print(f"  postgres loaded in {time.perf_counter() - t0:.1f} s")
+        await measure(url, args.repeat)
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def measure(url: str, repeat: int) -> None:
+    from aiohttp import CookieJar
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.web.app import make_app
+
+    clock = FixedClock(NOW.replace(tzinfo=None) + timedelta(hours=8))  # local time of the bench's day
+    engine = create_engine(url)
+    async with session_factory(engine)() as s, s.begin():
+        admin = Person(name="县管理员", role="admin", active=True)
+        s.add(admin)
+        await s.flush()
+        who = {
+            "leader": (await s.execute(select(Person).where(Person.role == "leader").limit(1))).scalar_one(),
+            "township": (await s.execute(select(Person).where(Person.role == "township").limit(1))).scalar_one(),
+            "county": (await s.execute(select(Person).where(Person.role == "county").limit(1))).scalar_one(),
+            "admin": admin,
+        }
+        tokens = {k: await create_link(s, p, clock.now()) for k, p in who.items()}
+        leader_case = (await s.execute(select(MonitorCase.id).where(
+            MonitorCase.village_id == who["leader"].team_id, MonitorCase.open.is_(True)).limit(1))).scalar()
+    await engine.dispose()
+    settings = Settings(database_url=url, telegram_token=None)
+    print(f"  today {TODAY}; server time per page (ms): first, then p50 / p99 of {repeat}")
+    for role, token in tokens.items():
+        client = TestClient(TestServer(make_app(settings, clock)), cookie_jar=CookieJar(unsafe=True))
+        await client.start_server()
+        try:
+            r = await client.get(f"/login/{token}", allow_redirects=False)
+            assert r.status == 303, r.status
+            pages = ["/difficulties", "/monitoring", "/monitoring?overdue=1", "/monitoring?step=follow_up",
+                     "/cases", "/cases?overdue=1", "/cases?topic=welfare.dibao"]
+            if role == "leader" and leader_case:
+                pages.append(f"/monitoring/{leader_case}")
+            for page in pages:
+                times = []
+                for _ in range(repeat + 1):
+                    resp = await client.get(page)
+                    await resp.read()
+                    assert resp.status == 200, (page, resp.status)
+                    times.append(float(resp.headers["Server-Timing"].split("dur=")[1]))
+                rest = times[1:]
+                tag = " (baseline)" if page == "/difficulties" else ""
+                print(f"  {role:8} {page:28} first {times[0]:7.1f}   p50 {statistics.median(rest):6.1f}   "
+                      f"p99 {pct(rest, 0.99):6.1f}{tag}")
+            # The overview's figure itself (what `_cached` computes once per scope and minute).
+            from bot.web import monitor
+
+            app = client.server.app
+            assert app is not None
+            from bot.web.app import WEB, Req
+            from bot.web.scope import scope_for
+
+            w = app[WEB]
+            async with w.sessions() as s:
+                person = await s.get(Person, who[role].id)
+                assert person is not None
+                req = Req(w, s, person, await scope_for(s, person), w.catalogs.get("zh_CN"), "", TODAY)
+                times = []
+                for _ in range(repeat):
+                    t1 = time.perf_counter()
+                    await monitor.monitoring_figures(req)
+                    times.append((time.perf_counter() - t1) * 1000)
+            print(f"  {role:8} {'monitoring_figures()':28} {'':13} p50 {statistics.median(times):6.1f}   "
+                  f"p99 {pct(times, 0.99):6.1f}")
+        finally:
+            await client.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

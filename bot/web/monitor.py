@@ -1,0 +1,372 @@
+"""防返贫监测 on the dashboard: the board (open cases in the scope as columns per step, overdue in red), a
+case page (its facts, measures and timeline of events) with the actions the signed-in person may take at
+the case's step, and the overview's figure (`monitoring_figures`).
+
+Every action goes through bot/services/monitoring.py exactly as the chat's buttons do (`check_actor`: the
+role owns the step, the case is in the person's area, the form was made for the current step) and tells
+the same people through the same notices (bot/dialogs/monitor_common.tell_after), whose messages go out
+through the outbox. A case outside the dashboard scope, or a forged id, answers 404; a refused action is
+explained on the page and changes nothing (the refusal is audited by the service, as in the chat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from html import escape
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import and_, case, func, select, true
+
+from bot.core.router import parse_id
+from bot.dialogs.monitor_common import tell_after
+from bot.i18n import Translator
+from bot.notices.monitoring import TOPICS
+from bot.services import monitoring as mon
+from bot.store.enums import MonitorStep, Role
+from bot.store.models import Household, MonitorCase, Person, Village
+from bot.web import svg
+from bot.web.app import TREND_WEEKS, Req, _ctx, _id, _not_found, _page, _redirect, _week_label
+from bot.web.relay import relay
+
+S = MonitorStep
+# The board's columns: the steps a case waits at, in the state machine's order (closing walks VERIFY ..
+# ANNOUNCE again, so a closing case shows in those columns, marked).
+BOARD_STEPS: tuple[MonitorStep, ...] = tuple(s for s in MonitorStep if s not in (S.CLOSED, S.REJECTED))
+COLUMN_CARDS = 50  # cards drawn per column; the header counts them all
+ACTIONS = ("approve", "back", "reject", "measure", "close")
+
+
+def in_scope(req: Req) -> Any:
+    """A WHERE clause: the monitoring case's village is in the dashboard scope."""
+    return true() if req.scope.county else MonitorCase.village_id.in_(req.scope.village_ids or ())
+
+
+def _overdue(today: date) -> Any:
+    return and_(MonitorCase.step_due.is_not(None), MonitorCase.step_due < today)
+
+
+@dataclass(frozen=True)
+class MonitoringFigures:
+    steps: list[tuple[str, int, int]]  # (step, open cases, overdue) per column of the board, in order
+    weeks: list[tuple[date, int, int]]  # (monday, open at the week's end, opened in the week), oldest first
+
+
+async def step_counts(req: Req, village_id: int | None = None) -> list[tuple[str, int, int]]:
+    """(step, open cases, overdue) for every column of the board, in order, in the request's scope (and
+    village): one grouped query. Overdue: the step's due date (bot/scheduler/monitor_rules.py clocks) is past."""
+    late = func.sum(case((_overdue(req.today), 1), else_=0))
+    q = select(MonitorCase.step, func.count(), late).where(MonitorCase.open.is_(True), in_scope(req))
+    if village_id is not None:
+        q = q.where(MonitorCase.village_id == village_id)
+    rows = (await req.s.execute(q.group_by(MonitorCase.step))).all()
+    found = {r[0]: (int(r[1]), int(r[2] or 0)) for r in rows}
+    return [(st.value, *found.get(st.value, (0, 0))) for st in BOARD_STEPS]
+
+
+async def monitoring_figures(req: Req) -> MonitoringFigures:
+    """The overview's monitoring figure in the request's scope, in two queries: `step_counts`, and the
+    trend of the last TREND_WEEKS weeks (open at each week's end, opened in it; from opened_at/closed_at)."""
+    steps = await step_counts(req)
+    tz = req.w.rules.tz
+    monday = req.today - timedelta(days=req.today.weekday())
+    mondays = [monday - timedelta(weeks=k) for k in range(TREND_WEEKS - 1, -1, -1)]
+
+    def midnight(d: date) -> datetime:
+        return datetime.combine(d, time(0), tzinfo=tz)
+
+    sums = []
+    for m in mondays:
+        start, end = midnight(m), midnight(min(m + timedelta(days=6), req.today) + timedelta(days=1))
+        open_then = and_(MonitorCase.opened_at < end,
+                         (MonitorCase.closed_at.is_(None)) | (MonitorCase.closed_at >= end))
+        sums += [func.sum(case((open_then, 1), else_=0)),
+                 func.sum(case((and_(MonitorCase.opened_at >= start, MonitorCase.opened_at < end), 1), else_=0))]
+    first = midnight(mondays[0])
+    row = (await req.s.execute(select(*sums).where(
+        in_scope(req), (MonitorCase.closed_at.is_(None)) | (MonitorCase.closed_at >= first)))).one()
+    weeks = [(m, int(row[2 * i] or 0), int(row[2 * i + 1] or 0)) for i, m in enumerate(mondays)]
+    return MonitoringFigures(steps, weeks)
+
+
+def monitoring_card(t: Translator, figures: MonitoringFigures | None) -> str:
+    """The overview's card: open cases per step (overdue part in red), each step linking to its column,
+    and the weekly trend of open cases."""
+    title = t("web.ov.monitoring")
+    if figures is None:
+        return f'<div class="card"><h2>{title}</h2><p class="msg">{t("web.trend_pending")}</p></div>'
+    total, late = sum(n for _, n, _ in figures.steps), sum(k for _, _, k in figures.steps)
+    shown = [f for f in figures.steps if f[1]]
+    trend = svg.bars([_week_label(t, m) for m, _, _ in figures.weeks], [float(n) for _, n, _ in figures.weeks],
+                     title=t("web.mon.trend"))
+    chart = svg.stacked([t(f"mon.step.{s}") for s, _, _ in shown], [float(n) for _, n, _ in shown],
+                        [float(k) for _, _, k in shown], title=title) if shown else f'<p>{t("web.none")}</p>'
+    links = "".join(
+        f'<li><a href="/monitoring?step={s}">{t(f"mon.step.{s}")} {n}</a>'
+        + (f' · <a class="late" href="/monitoring?step={s}&amp;overdue=1">{t("web.mon.overdue_n", n=k)}</a>'
+           if k else "") + "</li>"
+        for s, n, k in shown)
+    return (f'<div class="card" id="monitoring"><h2>{title}</h2><div class="big">{total}</div>'
+            f'<p>{t("web.mon.overview_note", late=late)}</p>{chart}<ul class="steps">{links}</ul>{trend}'
+            f'<a class="more" href="/monitoring">{t("web.more")}</a>'
+            + (f' · <a class="more late" href="/monitoring?overdue=1">{t("web.mon.only_overdue")}</a>' if late else "")
+            + "</div>")
+
+
+# ------------------------------------------------------------------------------------------ the board
+async def board(req: Req, request: web.Request) -> web.StreamResponse:
+    t, q = req.t, request.query
+    step = q.get("step", "")
+    step = step if step in {s.value for s in BOARD_STEPS} else ""
+    overdue_only = q.get("overdue") == "1"
+    # The scope's villages with open cases (a township or the county has many): a village filter.
+    villages = (await req.s.execute(
+        select(Village.id, Village.name).join(MonitorCase, MonitorCase.village_id == Village.id)
+        .where(MonitorCase.open.is_(True), in_scope(req)).group_by(Village.id, Village.name)
+        .order_by(Village.name).limit(500))).all()
+    village = parse_id(q.get("village", ""))
+    village = village if village in {v for v, _ in villages} else None
+    figures = await step_counts(req, village)
+    # The first COLUMN_CARDS of each column (soonest due first), whatever the other columns hold.
+    order = (MonitorCase.step_due.is_(None), MonitorCase.step_due, MonitorCase.id)
+    ranked = select(MonitorCase.id, func.row_number().over(partition_by=MonitorCase.step, order_by=order)
+                    .label("rn")).where(MonitorCase.open.is_(True), in_scope(req))
+    if step:
+        ranked = ranked.where(MonitorCase.step == step)
+    if village is not None:
+        ranked = ranked.where(MonitorCase.village_id == village)
+    if overdue_only:
+        ranked = ranked.where(_overdue(req.today))
+    first = ranked.subquery()
+    stmt = (select(MonitorCase, Village.name).join(first, first.c.id == MonitorCase.id)
+            .join(Village, Village.id == MonitorCase.village_id).where(first.c.rn <= COLUMN_CARDS))
+    rows = (await req.s.execute(stmt.order_by(*order))).all()
+    per_step: dict[str, list[tuple[MonitorCase, str]]] = {}
+    for c, vname in rows:
+        per_step.setdefault(c.step, []).append((c, vname))
+    options = "".join(f'<option value="{s.value}"{" selected" if s.value == step else ""}>{t(f"mon.step.{s.value}")}'
+                      f"</option>" for s in BOARD_STEPS)
+    pick = "".join(f'<option value="{v}"{" selected" if v == village else ""}>{escape(name)}</option>'
+                   for v, name in villages)
+    village_select = (f'<select name="village"><option value="">{t("web.mon.all_villages")}</option>{pick}</select>'
+                      if len(villages) > 1 else "")
+    body = (f'<form class="filters" method="get"><select name="step"><option value="">{t("web.mon.all_steps")}'
+            f'</option>{options}</select>{village_select}<label><input type="checkbox" name="overdue" value="1"'
+            f'{" checked" if overdue_only else ""}> {t("web.mon.only_overdue")}</label>'
+            f'<button type="submit">{t("web.filter")}</button></form>')
+    role = Role(req.person.role)
+    columns = []
+    for s, n, late in figures:
+        if step and s != step:
+            continue
+        count = late if overdue_only else n
+        cards = per_step.get(s, [])[:COLUMN_CARDS]
+        mine = role in mon.OWNERS.get(S(s), frozenset())
+        head = (f'<h2>{t(f"mon.step.{s}")} <span class="count">{count}</span>'
+                + (f' <span class="late">{t("web.mon.overdue_n", n=late)}</span>' if late and not overdue_only else "")
+                + "</h2>")
+        drawn = "".join(_card(t, c, vname, req.today) for c, vname in cards)
+        more = f'<p class="more">{t("web.mon.more_cards", n=count - len(cards))}</p>' if count > len(cards) else ""
+        columns.append(f'<section class="column{" mine" if mine else ""}" data-step="{s}">{head}{drawn}{more}'
+                       + ("" if cards else f'<p class="empty">{t("web.none")}</p>') + "</section>")
+    body += f'<div class="board">{"".join(columns)}</div>'
+    return _page(t, t("web.nav.monitoring"), body, req)
+
+
+def _card(t: Translator, c: MonitorCase, village: str, today: date) -> str:
+    late = c.step_due is not None and c.step_due < today
+    days = (today - c.step_started).days
+    due = (t("web.mon.overdue_days", n=(today - c.step_due).days) if late and c.step_due
+           else t("web.mon.due", date=c.step_due.isoformat()) if c.step_due else "")
+    phase = f' <span class="tag">{t("mon.phase.close")}</span>' if c.phase == "close" else ""
+    return (f'<a class="mcard{" late" if late else ""}" href="/monitoring/{c.id}" data-case="{c.id}">'
+            f'<b>#{c.id} {escape(c.head_name or "-")}</b>{phase}<br>{escape(village)}<br>'
+            f'{t("web.mon.at_step", n=days)} · <span class="{"late" if late else ""}">{due}</span></a>')
+
+
+# ------------------------------------------------------------------------------------------ one case
+async def _case_in_scope(req: Req, cid: int, lock: bool = False) -> MonitorCase | None:
+    q = select(MonitorCase).where(MonitorCase.id == cid, in_scope(req))
+    if lock:
+        q = q.with_for_update()
+    return (await req.s.execute(q)).scalar()
+
+
+async def case_page(req: Req, request: web.Request) -> web.StreamResponse:
+    cid = _id(request)
+    c = await _case_in_scope(req, cid) if cid is not None else None
+    if c is None:
+        return _not_found(req)
+    done = request.query.get("done", "")
+    msg = f'<p class="msg" id="done">{req.t("web.mon.done." + done)}</p>' if done in ACTIONS else ""
+    return await _render(req, c, msg)
+
+
+async def _render(req: Req, c: MonitorCase, msg: str = "", status: int = 200) -> web.Response:
+    t, today = req.t, req.today
+    village = await req.s.get(Village, c.village_id)
+    hh = await req.s.get(Household, c.household_id) if c.household_id else None
+    late = c.open and c.step_due is not None and c.step_due < today
+    name = escape(c.head_name or (hh.head_name if hh else "") or "-")
+    if hh is not None:
+        name = f'<a href="/households/{hh.id}">{name}</a>'
+    due = "—"
+    if c.step_due is not None:
+        due = c.step_due.isoformat() + (f' <span class="late">{t("web.mon.overdue_days", n=(today - c.step_due).days)}'
+                                        "</span>" if late else "")
+    info = [
+        (t("web.col.head"), name),
+        (t("web.col.village"), escape(village.name) if village else ""),
+        (t("web.mon.phase"), t(f"mon.phase.{c.phase}")),
+        (t("web.mon.step"), f'<span id="step">{t(f"mon.step.{c.step}")}</span>'),
+        (t("web.mon.since"), f'{c.step_started.isoformat()} ({t("web.days", n=(today - c.step_started).days)})'),
+        (t("web.mon.step_due"), due),
+        (t("web.mon.kind"), t(f"mon.kind.{c.kind}") if c.kind else t("mon.kind.none")),
+        (t("web.mon.source"), t(f"mon.source.{c.source}")),
+        (t("web.mon.risks"), "、".join(t(f"mon.risk.{r}") for r in c.risks) or "—"),
+        (t("web.col.description"), escape(c.description) or "—"),
+        (t("web.mon.income"), f"{c.income_per_head}" if c.income_per_head is not None else "—"),
+    ]
+    body = msg + '<table class="facts">' + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in info) + "</table>"
+    measures = await mon.measures_of(req.s, c.id)
+    if measures:
+        body += f'<h2>{t("web.mon.measures")}</h2><ul>' + "".join(
+            f'<li>{m.started_on.isoformat()} {t(f"mon.topic.{m.topic}") if t.has(f"mon.topic.{m.topic}") else escape(m.topic)}'
+            f"</li>" for m in measures) + "</ul>"
+    if c.step == S.PUBLICIZE.value:
+        body += f'<p><a id="notice" href="/monitoring/{c.id}/notice.pdf">{t("web.mon.notice_pdf")}</a></p>'
+    body += await _actions(req, c)
+    events = await mon.history(req.s, c.id)
+    ids = {e.actor_person_id for e in events if e.actor_person_id is not None}
+    names = dict((await req.s.execute(select(Person.id, Person.name).where(Person.id.in_(ids)))).all()) if ids else {}
+    tz = req.w.clock.tz
+    items = "".join(
+        f'<li><time>{e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M")}</time> '
+        f'<b>{t(f"mon.step.{e.step}")}</b> · {t(f"mon.action.{e.action}") if t.has(f"mon.action.{e.action}") else escape(e.action)}'
+        f' · {escape(names.get(e.actor_person_id, "—") if e.actor_person_id else t("web.mon.system"))}'
+        + (f'<br><span class="result">{escape(e.result)}</span>' if e.result else "") + "</li>"
+        for e in events)
+    body += f'<h2>{t("web.mon.timeline")}</h2><ol class="timeline" id="timeline">{items}</ol>'
+    body += f'<p><a href="/monitoring">{t("web.mon.back_to_board")}</a></p>'
+    return _page(t, t("web.mon.case_title", id=c.id), body, req, status=status)
+
+
+async def _actions(req: Req, c: MonitorCase) -> str:
+    """The forms for the person's role at the case's step (as the chat's buttons); none when the role does
+    not own the step or the case is outside the person's monitoring area."""
+    t = req.t
+    if not c.open:
+        return ""
+    step, role = S(c.step), Role(req.person.role)
+    owners = mon.OWNERS.get(step, frozenset())
+    if role not in owners or not await mon.in_scope(req.s, req.person, c):
+        who = "、".join(t(f"web.role.{r.value}") for r in sorted(owners, key=lambda r: list(Role).index(r)))
+        return f'<p class="msg" id="waiting">{t("web.mon.waiting_for", who=who or "—")}</p>'
+    hidden = (f'<input type="hidden" name="csrf" value="{req.csrf}">'
+              f'<input type="hidden" name="step" value="{c.step}">')
+
+    def form(action: str, inner: str, label: str) -> str:
+        return (f'<form method="post" action="/monitoring/{c.id}/{action}">{hidden}{inner} '
+                f'<button id="{action}" type="submit">{label}</button></form>')
+
+    forms: list[str] = []
+    if step is not S.FOLLOW_UP:
+        forms.append(form("approve", f'<textarea name="text" rows="2" maxlength="1000" placeholder="'
+                                     f'{t("web.mon.result_hint")}"></textarea>', t(f"mon.btn.approve.{step.value}")))
+    if step in mon.REVIEW_STEPS:
+        reason = (f'<textarea name="text" rows="2" maxlength="1000" required placeholder="{t("web.mon.reason_hint")}">'
+                  "</textarea>")
+        if step is not S.ACCEPT:
+            forms.append(form("back", reason, t("mon.btn.send_back")))
+        forms.append(form("reject", reason, t("mon.btn.reject")))
+    if step in (S.MEASURES, S.FOLLOW_UP):
+        opts = "".join(f'<option value="{k}">{t(f"mon.topic.{k}")}</option>' for k in TOPICS)
+        forms.append(form("measure", f'<select name="topic">{opts}</select>', t("mon.btn.measure")))
+    if step is S.FOLLOW_UP:
+        forms.append(form("close", "", t("mon.btn.close")))
+    note = f'<p class="hint">{t("web.mon.in_chat")}</p>' if step in (S.VERIFY, S.FOLLOW_UP) else ""
+    return f'<h2>{t("web.mon.actions")}</h2><div class="actions">{"".join(forms)}</div>{note}'
+
+
+def _refusal(t: Translator, e: mon.Refused) -> str:
+    reasons = e.args_.get("reasons") or []
+    args = {k: v for k, v in e.args_.items() if k != "reasons"}
+    lines = "".join(f"<li>{t(r)}</li>" for r in reasons)
+    return (f'<div class="msg refused" id="refused"><p>{t(e.key, **args)}</p>'
+            + (f"<ul>{lines}</ul>" if lines else "") + "</div>")
+
+
+async def case_action(req: Req, request: web.Request) -> web.StreamResponse:
+    """approve / send back / reject / add a measure / start closing, through bot.services.monitoring."""
+    cid, action = _id(request), request.match_info["action"]
+    c = await _case_in_scope(req, cid, lock=True) if cid is not None else None
+    if c is None or action not in ACTIONS:
+        return _not_found(req)
+    form = await request.post()
+    step = str(form.get("step", ""))[:16]
+    text = str(form.get("text", "")).strip()[: req.w.settings.max_text_length]
+    rules, now, today, person = req.w.rules, req.w.clock.now(), req.today, req.person
+    ctx = await _ctx(req)
+    before = c.step
+    calls: dict[str, Callable[[], Any]] = {
+        "approve": lambda: mon.approve(req.s, rules, c, person, now, today, step=step, result=text),
+        "back": lambda: mon.send_back(req.s, rules, c, person, now, today, step=step, reason=text),
+        "reject": lambda: mon.reject(req.s, rules, c, person, now, today, step=step, reason=text),
+        "close": lambda: _close(req, c, step, text),
+        "measure": lambda: _measure(req, c, step, str(form.get("topic", ""))),
+    }
+    try:
+        await calls[action]()
+    except mon.Refused as e:
+        # Nothing changed (the service refuses before it touches the case); its audit row is kept.
+        return await _render(req, c, _refusal(req.t, e), status=409)
+    ctx.audit(f"monitor.{action}", "monitor_case", c.id, via="web", step=before)
+    if action == "approve":
+        await tell_after(ctx, c, before, "approve")
+    elif action in ("back", "reject"):
+        await tell_after(ctx, c, before, "send_back" if action == "back" else "reject", text)
+    elif action == "close":
+        await tell_after(ctx, c, before, "request_close")
+    await relay(req.s, ctx)
+    return _redirect(f"/monitoring/{c.id}?done={action}")  # returned, not raised: the transaction commits
+
+
+async def _close(req: Req, c: MonitorCase, step: str, text: str) -> None:
+    if step != S.FOLLOW_UP.value:  # the form was made for another step: refused as the service would
+        await mon.check_actor(req.s, c, req.person, req.w.clock.now(), step)
+    await mon.request_close(req.s, req.w.rules, c, req.person, req.w.clock.now(), req.today, result=text)
+
+
+async def _measure(req: Req, c: MonitorCase, step: str, topic: str) -> None:
+    now = req.w.clock.now()
+    await mon.check_actor(req.s, c, req.person, now, step)  # in order: the form's step is the case's
+    await mon.add_measure(req.s, c, req.person, now, req.today, topic=topic,
+                          note=req.t(f"mon.topic.{topic}") if topic in TOPICS else "", known_topics=TOPICS)
+
+
+async def notice_pdf(req: Req, request: web.Request) -> web.StreamResponse:
+    """The village's printable 公示 page (the chat's "公示名单" button, bot/io/monitor.py) as a PDF, while
+    the case is at its public-notice step."""
+    cid = _id(request)
+    c = await _case_in_scope(req, cid) if cid is not None else None
+    if c is None or c.step != S.PUBLICIZE.value:
+        return _not_found(req)
+    from bot.io.monitor import notice_image, notice_lines, notice_rows
+
+    village = await req.s.get(Village, c.village_id)
+    rows = await notice_rows(req.s, c.village_id, c.phase)
+    end = c.step_started + timedelta(days=req.w.rules.monitoring.publicity_days)
+    lines = notice_lines(village.name if village else "", rows, c.step_started, end, c.phase)
+    pdf = await asyncio.to_thread(notice_image, lines, "PDF")
+    return web.Response(body=pdf, content_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="gongshi-{c.village_id}-{c.step_started:%Y%m%d}.pdf"'})
+
+
+def register(router: web.UrlDispatcher, signed_in: Callable[..., Any]) -> None:
+    router.add_get("/monitoring", signed_in(board))
+    router.add_get("/monitoring/{id}", signed_in(case_page))
+    router.add_get("/monitoring/{id}/notice.pdf", signed_in(notice_pdf))
+    router.add_post("/monitoring/{id}/{action}", signed_in(case_action, post=True))
