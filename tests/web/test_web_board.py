@@ -256,13 +256,17 @@ async def test_monitoring_web_and_chat_both_ways(app: App, world: World, web: Te
     assert r.status == 409 and await step_of(app, assess) == "publicize"
     sb = await add_monitor_case(app, world.village_id, world.households["刘老四"], "刘老四", "assess",
                                 started=today, due=today)
-    r = await web.post(f"/monitoring/{sb}/back", data={"csrf": csrf, "step": "assess", "text": "收入材料不全"},
+    r = await web.post(f"/monitoring/{sb}/back", data={"csrf": csrf, "step": "assess",
+                                                       "text": "收入材料不全，身份证 11010519491231002X 对不上"},
                        allow_redirects=False)
     assert r.status == 303 and await step_of(app, sb) == "verify"
     await leader.press(MON_APPROVE.pack(sb, "assess"))  # the chat's button from before the web's move
     assert await step_of(app, sb) == "verify" and leader.toasts()[-1] != ""
     await leader.press(MON_OPEN.pack(sb))
     assert "收入材料不全" in leader.last_text and "入户核实" in leader.last_text
+    # The ID number typed into the web form is stored (and shown) masked, as in the chat.
+    assert "11010519491231002X" not in leader.last_text and "11010519491231002X" not in await (
+        await web.get(f"/monitoring/{sb}")).text()
 
 
 async def test_villager_cases_web_and_chat_both_ways(app: App, world: World, web: TestClient) -> None:
