@@ -195,6 +195,8 @@ class Round:
     latencies: list[float]
     wall: float
     unanswered: int
+    bot_cpu: float = 0.0  # CPU seconds the bot process used during the round
+    own_cpu: float = 0.0  # CPU seconds this process (fake Bot API + simulated people) used
 
     @property
     def rate(self) -> float:
@@ -327,6 +329,21 @@ async def stop_process(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(pid: int, round_: Any) -> Round:
+    """Run a round, noting the CPU the bot process and this process spent on it."""
+    c0, o0 = cpu_s(pid), time.process_time()
+    r: Round = await round_
+    r.bot_cpu, r.own_cpu = cpu_s(pid) - c0, time.process_time() - o0
+    return r
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of a process in MB."""
     out = {}
@@ -367,7 +384,15 @@ class Result:
             f"   rounds bangfu {', '.join(f'{r.rate:.0f}' for r in self.bangfu)} / echo "
             f"{', '.join(f'{r.rate:.0f}' for r in self.echo)}   unanswered {miss_b} / {miss_e}"
             f"   bot RSS {self.rss[0]:.0f} MB (peak {self.rss[1]:.0f})",
+            f"{'':<22} CPU per reply: bangfu process {self._cpu(self.bangfu, 'bot_cpu'):.2f} ms, echo process "
+            f"{self._cpu(self.echo, 'bot_cpu'):.2f} ms; fake Bot API + people {self._cpu(self.bangfu, 'own_cpu'):.2f}"
+            f" / {self._cpu(self.echo, 'own_cpu'):.2f} ms",
         ]
+
+    @staticmethod
+    def _cpu(rounds: list[Round], attr: str) -> float:
+        n = sum(len(r.latencies) for r in rounds)
+        return sum(getattr(r, attr) for r in rounds) / max(1, n) * 1000
 
     def verdict(self) -> str:
         b, e = self._rate(self.bangfu), self._rate(self.echo)
@@ -419,8 +444,9 @@ async def run_config(db: str, runner: str, args: argparse.Namespace) -> Result:
                     await replay_round(echo, sims, args.timeout)
                     out = Result(label, [], [], (0.0, 0.0))
                     for _ in range(args.rounds):
-                        out.bangfu.append(await live_round(live, sims, args.per_user, args.timeout))
-                        out.echo.append(await replay_round(echo, sims, args.timeout))
+                        out.bangfu.append(await measured(bot.pid, live_round(live, sims, args.per_user,
+                                                                             args.timeout)))
+                        out.echo.append(await measured(echo_bot.pid, replay_round(echo, sims, args.timeout)))
                         print(f"  {label}: round bangfu {out.bangfu[-1].rate:.0f} / echo {out.echo[-1].rate:.0f}"
                               " replies/s", flush=True)
                     await asyncio.sleep(1)  # the last confirmations flushed

@@ -50,7 +50,7 @@ from bot.core.types import (
     SetCommands,
     TransientError,
 )
-from bot.runners.delivery import ConfirmingPoller
+from bot.runners.delivery import ConfirmingPoller, RawUpdates
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CHANNEL,
@@ -61,6 +61,7 @@ from bot.runners.telegram_common import (
     fits_caption,
     markup_to_api,
     network_failure,
+    sequence_key,
     split_text,
 )
 from bot.settings import Settings
@@ -69,6 +70,28 @@ log = logging.getLogger(__name__)
 UPDATE_TYPES = ["message", "callback_query"]
 
 AnyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+
+# aiogram parses every Bot API answer as `Response[<the method's return type>]`, a pydantic generic model
+# that pydantic builds on first use and caches only weakly: each full garbage collection dropped them and
+# the next answer rebuilt one (~5 ms of CPU each, hundreds of times a minute under load; measured with
+# bench/e2e_bench.py --profile). The answer types of the methods the runner calls are held here for good.
+_PINNED: list[Any] = []
+
+
+def pin_response_types() -> int:
+    """Build once and keep the `Response[...]` models of the methods this runner calls; returns how many."""
+    if not _PINNED:
+        from aiogram import methods
+        from aiogram.methods.base import Response
+
+        used = (methods.SendMessage, methods.SendPhoto, methods.SendDocument, methods.EditMessageText,
+                methods.EditMessageReplyMarkup, methods.AnswerCallbackQuery, methods.SetMyCommands,
+                methods.GetUpdates, methods.SendChatAction, methods.GetFile, methods.GetMe,
+                methods.DeleteWebhook, methods.SetWebhook)
+        for returning in {m.__returning__ for m in used}:
+            _PINNED.append(Response[returning])  # type: ignore[valid-type]
+    return len(_PINNED)
 
 
 def make_bot(settings: Settings) -> Bot:
@@ -234,11 +257,13 @@ class AiogramRunner:
         self.settings = settings
         self.polling_timeout = polling_timeout
         self.bot = make_bot(settings)
+        pin_response_types()
         self.transport = AiogramTransport(self.bot)
         self.bridge = Bridge(app.core, self.transport, bot_id=bot_id_from_token(self.bot.token))
         self.dp = build_dispatcher(self.bridge)
         self._task: asyncio.Task[None] | None = None
         self._poller: ConfirmingPoller | None = None
+        self._raw: RawUpdates | None = None
         self._web: Any = None
 
     async def start(self) -> None:
@@ -254,8 +279,10 @@ class AiogramRunner:
         # A webhook left over from an earlier deployment would make getUpdates fail with 409.
         await self.bot.delete_webhook(drop_pending_updates=False)
         # Our own getUpdates loop rather than dp.start_polling: aiogram confirms a batch as soon as it is
-        # fetched, so a crash lost every update fetched and not yet handled.
-        self._poller = ConfirmingPoller(self._fetch, self._process, self.polling_timeout)
+        # fetched, so a crash lost every update fetched and not yet handled. The updates stay JSON dicts
+        # (RawUpdates): the translation reads dicts, and aiogram's models only cost CPU on this path.
+        self._raw = RawUpdates(self.bot.session.api.api_url(self.bot.token, "getUpdates"), UPDATE_TYPES)
+        self._poller = ConfirmingPoller(self._raw, self._process_raw, self.polling_timeout)
         self._task = asyncio.create_task(self._poller.run())
         started = asyncio.create_task(self._poller.started.wait())
         await asyncio.wait([self._task, started], return_when=asyncio.FIRST_COMPLETED)
@@ -272,6 +299,12 @@ class AiogramRunner:
 
     async def _process(self, update: Update) -> None:
         await self.dp.feed_update(self.bot, update)
+
+    async def _process_raw(self, update: dict[str, Any]) -> None:
+        """One polled update: in its sender's queue (taken first thing in the task, so in the order
+        polled, as the Dispatcher's `in_order` middleware does for webhook updates), then the core."""
+        async with self.bridge.sequencer.hold(sequence_key(update)):
+            await self.bridge.handle_update(update)
 
     async def _start_webhook(self) -> None:
         from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
@@ -302,6 +335,9 @@ class AiogramRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._raw is not None:
+            await self._raw.close()
+            self._raw = None
         if self._web is not None:
             await self._web.cleanup()
             self._web = None

@@ -38,7 +38,7 @@ from bot.core.types import (
     SendError,
     SetCommands,
 )
-from bot.runners.delivery import ConfirmingPoller
+from bot.runners.delivery import ConfirmingPoller, RawUpdates
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CHANNEL,
@@ -50,6 +50,7 @@ from bot.runners.telegram_common import (
     fits_caption,
     markup_to_api,
     network_failure,
+    sequence_key,
     split_text,
 )
 from bot.settings import Settings
@@ -208,6 +209,7 @@ class PTBRunner:
         self.bridge = Bridge(app.core, self.transport, bot_id=bot_id_from_token(settings.require_token()))
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self._poller: ConfirmingPoller | None = None
+        self._raw: RawUpdates | None = None
         self._task: asyncio.Task[None] | None = None
         self._web: Any = None  # the webhook's aiohttp AppRunner
         self._secret: str | None = None
@@ -227,9 +229,11 @@ class PTBRunner:
             await self._start_webhook()
             return
         # Our own getUpdates loop rather than the Updater's: it confirms a batch as soon as it is fetched,
-        # so a crash lost every update fetched and not yet handled.
+        # so a crash lost every update fetched and not yet handled. The updates stay JSON dicts (RawUpdates):
+        # the translation reads dicts, and PTB's objects only cost CPU on this path.
         await self.application.bot.delete_webhook(drop_pending_updates=False)
-        self._poller = ConfirmingPoller(self._fetch, self._process, self.polling_timeout)
+        self._raw = RawUpdates(f"{self.application.bot.base_url}/getUpdates", UPDATE_TYPES)
+        self._poller = ConfirmingPoller(self._raw, self._process_raw, self.polling_timeout)
         self._task = asyncio.create_task(self._poller.run())
         started = asyncio.create_task(self._poller.started.wait())
         await asyncio.wait([self._task, started], return_when=asyncio.FIRST_COMPLETED)
@@ -247,6 +251,12 @@ class PTBRunner:
     async def _process(self, update: Update) -> None:
         # Through the application's update processor: one user's updates in order, others concurrently.
         await self.application.update_processor.process_update(update, self.application.process_update(update))
+
+    async def _process_raw(self, update: dict[str, Any]) -> None:
+        """One polled update: in its sender's queue (taken first thing in the task, so in the order
+        polled), then the core."""
+        async with self.bridge.sequencer.hold(sequence_key(update)):
+            await self.bridge.handle_update(update)
 
     async def _start_webhook(self) -> None:
         from aiohttp import web
@@ -291,6 +301,9 @@ class PTBRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._raw is not None:
+            await self._raw.close()
+            self._raw = None
         if self._web is not None:
             await self._web.cleanup()  # waits for the updates being handled, then closes
             self._web = None

@@ -128,6 +128,14 @@ def incoming_from_update(update: Json, bot_username: str | None = None, bot_id: 
     )
 
 
+def sequence_key(update: Json) -> str:
+    """Whose queue an update waits in (`UserSequencer`): its sender, else the update itself."""
+    for kind in ("message", "callback_query", "edited_message"):
+        if isinstance(ev := update.get(kind), dict) and isinstance(sender := ev.get("from"), dict):
+            return str(sender.get("id"))
+    return f"update:{update.get('update_id', '')}"
+
+
 def _user(u: Json) -> User:
     name = " ".join(x for x in (u.get("first_name"), u.get("last_name")) if x)
     return User(str(u.get("id")), name, u.get("username"), u.get("language_code"))
