@@ -26,7 +26,9 @@ The mix (each person waits for the bot's answer before the next message, like a 
 - leaders ask /overdue and /week, sometimes /difficulties, press the buttons they were shown;
 - villagers ask policy questions (and /help, /lang).
 The answer to a message is the first message (send or edit) the bot makes to that chat after it, or a
-callback answer with a text (a toast); latency is from putting the update into the fake server to that
+callback answer with a text (a toast), or a silent callback answer that no message follows within 0.5 s
+(a button whose only effect is that: its latency is the callback answer's, the person waited longer);
+latency is from putting the update into the fake server to that
 answer. An update with no answer within `--timeout` counts as unanswered (printed). A notice to another
 person that arrives while that person waits is taken as their answer (rare; bangfu only).
 
@@ -64,6 +66,8 @@ QUESTIONS = [
 ]
 NOTES = ["入户了解生产生活情况，宣传政策", "家里有人生病需要帮助", "房屋漏雨，已联系村里维修", "今天", "没有",
          "孩子上学路远，希望解决交通", "好的"]
+GRACE = 0.5  # seconds a silent callback answer waits for a message before it counts as the answer
+VERBOSE = bool(os.environ.get("E2E_VERBOSE"))
 ANSWERS = {"sendmessage", "editmessagetext", "editmessagereplymarkup", "sendphoto", "senddocument"}
 
 
@@ -138,10 +142,12 @@ class People:
         self.by_callback: dict[str, Sim] = {}
         self.learn = learn  # bangfu: follow its keyboards; echo: its answers carry none
         self.seq = 0
+        self.methods: dict[str, int] = {}  # Bot API calls the bot made, by method
         api.listeners.append(self._on_request)
 
     def _on_request(self, req: Any, result: Any) -> None:
         m = req.method.lower()
+        self.methods[req.method] = self.methods.get(req.method, 0) + 1
         if m in ANSWERS:
             sim = self.by_chat.get(str(req.params.get("chat_id")))
             if sim is None:
@@ -150,10 +156,18 @@ class People:
                 sim.saw(req, result)
             if sim.waiter is not None and not sim.waiter.done():
                 sim.waiter.set_result(time.perf_counter())
-        elif m == "answercallbackquery" and req.params.get("text"):
+        elif m == "answercallbackquery":
             sim = self.by_callback.get(str(req.params.get("callback_query_id")))
-            if sim is not None and sim.waiter is not None and not sim.waiter.done():
+            if sim is None or sim.waiter is None or sim.waiter.done():
+                return
+            if req.params.get("text"):
                 sim.waiter.set_result(time.perf_counter())
+            else:
+                # The spinner stops; a message usually follows. When none does (a button whose whole effect
+                # is the answer), the press was answered at this moment.
+                at, fut = time.perf_counter(), sim.waiter
+                asyncio.get_running_loop().call_later(
+                    GRACE, lambda: None if fut.done() else fut.set_result(at))
 
     def _update(self, sim: Sim, kind: str, payload: str) -> dict[str, Any]:
         self.seq += 1
@@ -182,6 +196,8 @@ class People:
         try:
             return await asyncio.wait_for(fut, timeout) - t0
         except TimeoutError:
+            if VERBOSE:
+                print(f"    unanswered: {sim.role} {sim.uid} {kind} {payload!r}", flush=True)
             return None
         finally:
             sim.waiter = None
@@ -443,12 +459,16 @@ async def run_config(db: str, runner: str, args: argparse.Namespace) -> Result:
                     await live_round(live, sims, args.warmup, args.timeout)
                     await replay_round(echo, sims, args.timeout)
                     out = Result(label, [], [], (0.0, 0.0))
+                    live.methods.clear()
                     for _ in range(args.rounds):
                         out.bangfu.append(await measured(bot.pid, live_round(live, sims, args.per_user,
                                                                              args.timeout)))
                         out.echo.append(await measured(echo_bot.pid, replay_round(echo, sims, args.timeout)))
                         print(f"  {label}: round bangfu {out.bangfu[-1].rate:.0f} / echo {out.echo[-1].rate:.0f}"
                               " replies/s", flush=True)
+                    n = sum(len(r.latencies) + r.unanswered for r in out.bangfu)
+                    print(f"  {label}: bangfu's Bot API calls per update: "
+                          + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(live.methods.items(), key=lambda kv: -kv[1])))
                     await asyncio.sleep(1)  # the last confirmations flushed
                     out.rss = rss_mb(bot.pid)
                     return out

@@ -51,6 +51,7 @@ from bot.core.types import (
     TransientError,
 )
 from bot.runners.delivery import ConfirmingPoller, RawUpdates
+from bot.runners.http_transport import HttpTransport
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CHANNEL,
@@ -115,15 +116,26 @@ def _markup(markup: Markup | None) -> AnyMarkup | None:
 
 
 class AiogramTransport:
-    """The Transport port over an aiogram Bot: executes Outgoing actions, downloads user files."""
+    """The Transport port over an aiogram Bot: executes Outgoing actions, downloads user files.
+
+    Text messages and button answers (nearly every action) go out as plain JSON POSTs on aiogram's own
+    HTTP session (`HttpTransport`, the same Bot API shapes and error mapping the outbox sender uses):
+    aiogram's request and answer models cost more CPU than the rest of a reply (bench/e2e_bench.py).
+    Photos, documents, menus, "typing…" and downloads go through aiogram."""
 
     channel = CHANNEL
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
+        create = getattr(bot.session, "create_session", None)  # AiohttpSession: the session aiogram closes
+        self.wire = HttpTransport(bot.token, base=bot.session.api.api_url(bot.token, ""), session=create)
 
     async def send(self, action: Outgoing) -> str | None:
         """Send one action; Bot API failures become the core's SendError subclasses."""
+        if isinstance(action, Reply) and action.photo is None and action.document is None:
+            return await self.wire.send_text(action)
+        if isinstance(action, AnswerCallback):
+            return await self.wire.send(action)
         try:
             return await self._send(action)
         except TelegramRetryAfter as e:

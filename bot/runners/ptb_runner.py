@@ -39,6 +39,7 @@ from bot.core.types import (
     SetCommands,
 )
 from bot.runners.delivery import ConfirmingPoller, RawUpdates
+from bot.runners.http_transport import HttpTransport
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CHANNEL,
@@ -76,15 +77,28 @@ def _seconds(value: int | float | timedelta) -> float:
 
 
 class PTBTransport:
-    """The Transport port over a python-telegram-bot Bot."""
+    """The Transport port over a python-telegram-bot Bot.
+
+    Text messages and button answers (nearly every action) go out as plain JSON POSTs (`HttpTransport`,
+    the same Bot API shapes and error mapping the outbox sender uses): PTB's request and answer objects
+    cost more CPU than the rest of a reply (bench/e2e_bench.py). Photos, documents, menus, "typing…" and
+    downloads go through PTB. `close()` closes the JSON client."""
 
     channel = CHANNEL
 
     def __init__(self, bot: Any) -> None:
         self.bot = bot
+        self.wire = HttpTransport(bot.token, base=f"{bot.base_url}/")
+
+    async def close(self) -> None:
+        await self.wire.close()
 
     async def send(self, action: Outgoing) -> str | None:
         """Send one action; Bot API failures become the core's SendError subclasses."""
+        if isinstance(action, Reply) and action.photo is None and action.document is None:
+            return await self.wire.send_text(action)
+        if isinstance(action, AnswerCallback):
+            return await self.wire.send(action)
         try:
             return await self._send(action)
         except RetryAfter as e:
@@ -311,6 +325,7 @@ class PTBRunner:
             await self.application.stop()
         await self.bridge.drain()
         await self.bridge.close()
+        await self.transport.close()
         await self.application.shutdown()
         if self.app.core.files is self.transport:
             self.app.core.files = None
