@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+SELF = str(Path(__file__).resolve())
 sys.path.insert(0, str(REPO))
 
 PG_URL = os.environ.get("BANGFU_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -446,9 +447,9 @@ async def run_config(db: str, runner: str, args: argparse.Namespace) -> Result:
                 echo = People(echo_api, [Sim(s.uid, s.role, s.rng) for s in sims], learn=False)
                 argv = ["-m", "bot.cli", "run", "--runner", runner, "--no-scheduler"]
                 if args.profile:
-                    argv = [str(Path(__file__).resolve()), "--profiled", args.profile, "--", *argv[2:]]
+                    argv = [SELF, "--profiled", args.profile, "--", *argv[2:]]
                 bot = await start_process(api, argv, bot_env(api, url, media=f"{tmp}/media"), tmp)
-                echo_bot = await start_process(echo_api, [str(Path(__file__).resolve()), "--echo-bot"],
+                echo_bot = await start_process(echo_api, [SELF, "--echo-bot"],
                                                bot_env(echo_api, url), tmp)
                 try:
                     staff = [s for s in sims if s.code]
