@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,12 @@ class Sim:
 class People:
     """The simulated people on one fake Bot API: routes the bot's answers to whoever waits for them."""
 
-    def __init__(self, api: Any, sims: list[Sim], learn: bool) -> None:
+    def __init__(self, api: Any, sims: list[Sim], learn: bool,
+                 post: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> None:
+        """`post`: deliver an update as a webhook POST (bench/workers_bench.py) instead of queueing it for
+        getUpdates."""
         self.api = api
+        self.post = post
         self.by_chat = {str(s.uid): s for s in sims}
         self.by_callback: dict[str, Sim] = {}
         self.learn = learn  # bangfu: follow its keyboards; echo: its answers carry none
@@ -193,7 +198,12 @@ class People:
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         sim.waiter = fut
         t0 = time.perf_counter()
-        self.api.inject_update(self._update(sim, kind, payload))
+        update = self._update(sim, kind, payload)
+        if self.post is None:
+            self.api.inject_update(update)
+        else:
+            update["update_id"] = 10**7 + self.seq
+            await self.post(update)
         try:
             return await asyncio.wait_for(fut, timeout) - t0
         except TimeoutError:
@@ -317,7 +327,7 @@ async def prepare(url: str, users: int, cadres: int, leaders: int) -> list[Sim]:
 def bot_env(api: Any, url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANGFU_")}
     env.update(BANGFU_TELEGRAM_TOKEN=api.token, BANGFU_TELEGRAM_API_URL=api.url, BANGFU_DATABASE_URL=url,
-               BANGFU_LOG_LEVEL="WARNING", BANGFU_MESSAGES_PER_MINUTE="0", BANGFU_MEDIA_DIR=extra.pop("media", ""),
+               BANGFU_LOG_LEVEL="INFO", BANGFU_MESSAGES_PER_MINUTE="0", BANGFU_MEDIA_DIR=extra.pop("media", ""),
                PYTHONPATH=str(REPO), **extra)
     if not env["BANGFU_MEDIA_DIR"]:
         del env["BANGFU_MEDIA_DIR"]

@@ -1,7 +1,10 @@
 """The default Telegram runner, on aiogram 3: long polling, or a webhook when Settings.webhook_url is set.
 
-The Dispatcher has one Router whose handlers only translate the update and call `core.handle`;
-everything the bot says comes back as actions executed by `AiogramTransport`.
+Updates come in as the Bot API's JSON (our own getUpdates loop, `RawUpdates` + `ConfirmingPoller`, or
+our own webhook handler, `webhook_handler`), are translated from those dicts and handed to `core.handle`
+in each user's order; everything the bot says comes back as actions executed by `AiogramTransport`.
+aiogram's Dispatcher and models are not on that path: parsing each update into pydantic objects and
+dumping it back to a dict was most of what the runner cost (bench/e2e_bench.py).
 """
 
 from __future__ import annotations
@@ -10,11 +13,10 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
@@ -30,15 +32,10 @@ from aiogram.types import (
     BotCommand,
     BotCommandScopeChat,
     BufferedInputFile,
-    CallbackQuery,
     InlineKeyboardMarkup,
-    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
-    TelegramObject,
-    Update,
 )
-from aiogram.types import User as TgUser
 
 from bot.core.bootstrap import App
 from bot.core.types import (
@@ -62,8 +59,9 @@ from bot.runners.telegram_common import (
     fits_caption,
     markup_to_api,
     network_failure,
-    sequence_key,
+    process_update,
     split_text,
+    webhook_handler,
 )
 from bot.settings import Settings
 
@@ -224,41 +222,6 @@ class AiogramTransport:
                                  e.message) from e
 
 
-def build_dispatcher(bridge: Bridge) -> Dispatcher:
-    """A Dispatcher with one router that hands every message and button press to the core, in order per user."""
-    router = Router(name="bangfu")
-
-    @router.message()
-    async def on_message(message: Message, event_update: Update) -> None:
-        await bridge.handle_update(_update_dict(event_update))
-
-    @router.callback_query()
-    async def on_callback(query: CallbackQuery, event_update: Update) -> None:
-        await bridge.handle_update(_update_dict(event_update))
-
-    dp = Dispatcher()
-
-    async def in_order(
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        # Runs as the first thing of each update's task, before any real suspension, so tasks take the
-        # per-user lock in the order aiogram received the updates.
-        user: TgUser | None = data.get("event_from_user")
-        key = str(user.id) if user is not None else f"update:{getattr(event, 'update_id', '')}"
-        async with bridge.sequencer.hold(key):
-            return await handler(event, data)
-
-    dp.update.outer_middleware(in_order)
-    dp.include_router(router)
-    return dp
-
-
-def _update_dict(update: Update) -> dict[str, Any]:
-    return update.model_dump(mode="json", exclude_none=True, by_alias=True)
-
-
 class AiogramRunner:
     """Runs the core on Telegram with aiogram. `start()` returns once polling (or the webhook) is up."""
 
@@ -272,7 +235,6 @@ class AiogramRunner:
         pin_response_types()
         self.transport = AiogramTransport(self.bot)
         self.bridge = Bridge(app.core, self.transport, bot_id=bot_id_from_token(self.bot.token))
-        self.dp = build_dispatcher(self.bridge)
         self._task: asyncio.Task[None] | None = None
         self._poller: ConfirmingPoller | None = None
         self._raw: RawUpdates | None = None
@@ -302,36 +264,18 @@ class AiogramRunner:
         if self._task.done():
             self._task.result()  # re-raise a start-up failure
 
-    async def _fetch(self, offset: int | None, wait: float) -> list[tuple[int, Update]]:
-        updates = await self.bot.get_updates(
-            offset=offset, timeout=int(wait), allowed_updates=UPDATE_TYPES,
-            request_timeout=int(wait) + 10,
-        )
-        return [(u.update_id, u) for u in updates]
-
-    async def _process(self, update: Update) -> None:
-        await self.dp.feed_update(self.bot, update)
-
     async def _process_raw(self, update: dict[str, Any]) -> None:
-        """One polled update: in its sender's queue (taken first thing in the task, so in the order
-        polled, as the Dispatcher's `in_order` middleware does for webhook updates), then the core."""
-        async with self.bridge.sequencer.hold(sequence_key(update)):
-            await self.bridge.handle_update(update)
+        await process_update(self.bridge, update)
 
     async def _start_webhook(self) -> None:
-        from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
         from aiohttp import web
 
         url = self.settings.webhook_url or ""
         path = urlparse(url).path or "/"
         secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
         webapp = web.Application()
-        # Answer Telegram only once the update is handled (committed): a worker killed before that gets the
-        # update delivered again (to it or another worker) and dedup drops it if it was committed after all.
-        SimpleRequestHandler(self.dp, self.bot, handle_in_background=False, secret_token=secret).register(
-            webapp, path=path
-        )
-        setup_application(webapp, self.dp, bot=self.bot)
+        # Answered only once the update is handled (committed): see `webhook_handler`.
+        webapp.router.add_post(path, webhook_handler(self.bridge, secret))
         runner = web.AppRunner(webapp, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, self.settings.webhook_listen, self.settings.webhook_port).start()

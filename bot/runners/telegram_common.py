@@ -8,6 +8,8 @@ only differ in how they obtain the dict and how they make the HTTP call.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
@@ -447,3 +449,40 @@ class Bridge:
         pending = [t for t in self._in_flight if t is not asyncio.current_task()]
         if pending:
             await asyncio.wait(pending, timeout=grace)
+
+
+# --------------------------------------------------------------------------- updates in, one at a time
+async def process_update(bridge: Bridge, update: Json) -> None:
+    """One update from getUpdates or a webhook POST: in its sender's queue (taken first thing, before any
+    suspension, so in the order received), then translated, handled by the core and answered."""
+    async with bridge.sequencer.hold(sequence_key(update)):
+        await bridge.handle_update(update)
+
+
+def webhook_handler(bridge: Bridge, secret: str | None) -> Callable[[Any], Awaitable[Any]]:
+    """The aiohttp handler of the webhook URL (both runners).
+
+    Telegram's POST is answered 200 only once the update is handled (the core committed it and its
+    messages are in the outbox): a worker killed before that gets it delivered again (to it or to another
+    worker) and the core's dedup drops it if it was committed after all. The update stays the Bot API's
+    JSON dict, which is what the translation reads (a library's models only cost CPU here); a POST without
+    the secret token is refused, a body that is not an update is a 400."""
+    from aiohttp import web
+
+    expected = secret.encode() if secret is not None else None
+
+    async def on_webhook(request: web.Request) -> web.Response:
+        if expected is not None and not hmac.compare_digest(
+            request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode(), expected
+        ):
+            return web.Response(status=403)
+        try:
+            update = json.loads(await request.read())
+        except ValueError:
+            return web.Response(status=400)
+        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+            return web.Response(status=400)
+        await process_update(bridge, update)
+        return web.Response()
+
+    return on_webhook
