@@ -407,11 +407,16 @@ class Bridge:
             inc = incoming_from_update(update, self.bot_username, self.bot_id)
             if inc is None:
                 return
-            typing = asyncio.create_task(self._typing_later(inc.chat_id))
+            # A timer, not a task per update: most updates finish long before it fires.
+            shown: list[asyncio.Task[None]] = []
+            timer = asyncio.get_running_loop().call_later(
+                TYPING_AFTER, lambda: shown.append(asyncio.create_task(self._typing(inc.chat_id))))
             try:
                 result = await self.core.handle(inc)
             finally:
-                typing.cancel()
+                timer.cancel()
+                for t in shown:
+                    t.cancel()
             actions = list(result.actions)
             if inc.callback_id and not any(isinstance(a, AnswerCallback) for a in actions):
                 # Even when the core failed: an unanswered press leaves the button spinning on the phone.
@@ -434,9 +439,8 @@ class Bridge:
         async with self.core.sessions() as s, s.begin():
             await enqueue(s, [message], now=now)
 
-    async def _typing_later(self, chat_id: str) -> None:
+    async def _typing(self, chat_id: str) -> None:
         """Show "typing…" when an update takes a while (a report, a slow database), so the user waits."""
-        await asyncio.sleep(TYPING_AFTER)
         typing = getattr(self.transport, "typing", None)
         if typing is not None:
             try:
