@@ -5,6 +5,8 @@ the same fake Bot API code in the same run.
     python bench/e2e_bench.py                                  # aiogram + ptb runners, SQLite + PostgreSQL
     python bench/e2e_bench.py --runner aiogram --db postgres --rounds 5 --per-user 10
     python bench/e2e_bench.py --runner aiogram --db sqlite --profile /tmp/bot.prof   # cProfile of the bot
+    python bench/e2e_bench.py --webhook          # webhook mode (both bots), instead of long polling
+    python bench/e2e_bench.py --bot-path /work/main   # the bot from another checkout (before a change)
 
 What runs where. This process hosts two fake Bot API servers (one for bangfu, one for the echo bot) and
 the simulated people; each bot is its own process (`python -m bot.cli run --runner R --no-scheduler`, and
@@ -14,6 +16,11 @@ resident memory (RSS, /proc/<pid>/status) is the bot's alone. The reminder sched
 (`--no-scheduler`, `bangfu scheduler` runs apart in a deployment) so its ticks do not land in one round.
 The per-minute message budget is switched off (BANGFU_MESSAGES_PER_MINUTE=0): each simulated person
 sends far more than a person could.
+
+With `--webhook` both bots serve a webhook URL (bangfu its own handler, the echo bot aiogram's
+`SimpleRequestHandler`, both answering the POST once the update is handled) and this process POSTs each
+update to it like Telegram, concurrently across people (the fake server's own webhook delivery sends one
+update at a time, which Telegram does not).
 
 Data: the demo village (`bot.demo`: 400 households) with staff added for 100 users — `--cadres` cadres
 (households re-paired evenly among them) and `--leaders` leaders of the team, each bound through an
@@ -59,6 +66,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SELF = str(Path(__file__).resolve())
+BOT_PATH = str(REPO)  # the checkout whose code the bot process runs (--bot-path: before / after a change)
 sys.path.insert(0, str(REPO))
 
 PG_URL = os.environ.get("BANGFU_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -328,18 +336,19 @@ def bot_env(api: Any, url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANGFU_")}
     env.update(BANGFU_TELEGRAM_TOKEN=api.token, BANGFU_TELEGRAM_API_URL=api.url, BANGFU_DATABASE_URL=url,
                BANGFU_LOG_LEVEL="INFO", BANGFU_MESSAGES_PER_MINUTE="0", BANGFU_MEDIA_DIR=extra.pop("media", ""),
-               PYTHONPATH=str(REPO), **extra)
+               PYTHONPATH=BOT_PATH, **extra)
     if not env["BANGFU_MEDIA_DIR"]:
         del env["BANGFU_MEDIA_DIR"]
     return env
 
 
 async def start_process(api: Any, argv: list[str], env: dict[str, str], cwd: str) -> asyncio.subprocess.Process:
-    """Start a bot process and wait until it long-polls its fake server."""
+    """Start a bot process and wait until it long-polls its fake server (or has set its webhook)."""
+    ready = "setwebhook" if env.get("BANGFU_WEBHOOK_URL") else "getupdates"
     proc = await asyncio.create_subprocess_exec(sys.executable, *argv, cwd=cwd, env=env,
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=None)
     async with asyncio.timeout(180):
-        while not any(r.method.lower() == "getupdates" for r in api.requests[-20:]):
+        while not any(r.method.lower() == ready for r in api.requests[-20:]):
             if proc.returncode is not None:
                 raise RuntimeError(f"{argv} exited with {proc.returncode}")
             await asyncio.sleep(0.05)
@@ -380,6 +389,20 @@ def rss_mb(pid: int) -> tuple[float, float]:
                 k, v = line.split(":", 1)
                 out[k] = int(v.split()[0]) / 1024
     return out.get("VmRSS", 0.0), out.get("VmHWM", 0.0)
+
+
+def poster(http: Any, hook: dict[str, str]) -> Callable[[dict[str, Any]], Awaitable[None]] | None:
+    """Webhook mode: Telegram's POST of an update to the bot's URL (answered once the update is handled)."""
+    if not hook:
+        return None
+    url, headers = hook["BANGFU_WEBHOOK_URL"], {"X-Telegram-Bot-Api-Secret-Token": hook["BANGFU_WEBHOOK_SECRET"]}
+
+    async def post(update: dict[str, Any]) -> None:
+        async with http.post(url, json=update, headers=headers) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"webhook answered {resp.status}")
+
+    return post
 
 
 # --------------------------------------------------------------------------- one configuration
@@ -453,14 +476,26 @@ async def run_config(db: str, runner: str, args: argparse.Namespace) -> Result:
             sims = await prepare(url, args.users, args.cadres, args.leaders)
             async with FakeBotAPI(keep_last=5000) as api, \
                     FakeBotAPI("987654321:ECHO-fake-token", "echo_bot", keep_last=5000) as echo_api:
-                live = People(api, sims, learn=True)
-                echo = People(echo_api, [Sim(s.uid, s.role, s.rng) for s in sims], learn=False)
+                hooks: list[dict[str, str]] = [{}, {}]
+                http = None
+                if args.webhook:
+                    import aiohttp
+
+                    from tests.delivery.cluster import free_port
+
+                    hooks = [{"BANGFU_WEBHOOK_URL": f"http://127.0.0.1:{p}/tg/hook", "BANGFU_WEBHOOK_PORT": str(p),
+                              "BANGFU_WEBHOOK_LISTEN": "127.0.0.1", "BANGFU_WEBHOOK_SECRET": "e2e-secret"}
+                             for p in (free_port(), free_port())]
+                    http = aiohttp.ClientSession()
+                live = People(api, sims, learn=True, post=poster(http, hooks[0]))
+                echo = People(echo_api, [Sim(s.uid, s.role, s.rng) for s in sims], learn=False,
+                              post=poster(http, hooks[1]))
                 argv = ["-m", "bot.cli", "run", "--runner", runner, "--no-scheduler"]
                 if args.profile:
                     argv = [SELF, "--profiled", args.profile, "--", *argv[2:]]
-                bot = await start_process(api, argv, bot_env(api, url, media=f"{tmp}/media"), tmp)
-                echo_bot = await start_process(echo_api, [SELF, "--echo-bot"],
-                                               bot_env(echo_api, url), tmp)
+                bot = await start_process(api, argv, bot_env(api, url, media=f"{tmp}/media", **hooks[0]), tmp)
+                echo_bot = await start_process(echo_api, [SELF, "--echo-bot"], bot_env(echo_api, url, **hooks[1]),
+                                               tmp)
                 try:
                     staff = [s for s in sims if s.code]
                     bound = await asyncio.gather(*(live.turn(s, "text", f"/start {s.code}", 30) for s in staff))
@@ -486,6 +521,8 @@ async def run_config(db: str, runner: str, args: argparse.Namespace) -> Result:
                 finally:
                     await stop_process(bot)
                     await stop_process(echo_bot)
+                    if http is not None:
+                        await http.close()
         finally:
             if name is not None:
                 await pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -518,7 +555,27 @@ def echo_bot() -> None:
 
     dp = Dispatcher()
     dp.include_router(router)
-    asyncio.run(dp.start_polling(bot, polling_timeout=30))
+    hook = os.environ.get("BANGFU_WEBHOOK_URL")
+    if not hook:
+        asyncio.run(dp.start_polling(bot, polling_timeout=30))
+        return
+
+    async def serve() -> None:
+        # aiogram's own webhook server, answering Telegram once the update is handled (as bangfu does).
+        from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+        from aiohttp import web
+
+        secret = os.environ["BANGFU_WEBHOOK_SECRET"]
+        app = web.Application()
+        SimpleRequestHandler(dp, bot, handle_in_background=False, secret_token=secret).register(app, path="/tg/hook")
+        setup_application(app, dp, bot=bot)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", int(os.environ["BANGFU_WEBHOOK_PORT"])).start()
+        await bot.set_webhook(hook, secret_token=secret)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
 
 
 def profiled(out: str, argv: list[str]) -> None:
@@ -540,7 +597,8 @@ def profiled(out: str, argv: list[str]) -> None:
 async def main(args: argparse.Namespace) -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; {args.users} users "
           f"({args.cadres} cadres, {args.leaders} leaders), {args.per_user} messages each per round, {args.rounds} "
-          "rounds alternating bangfu / echo; bot in its own process, long polling the fake Bot API", flush=True)
+          "rounds alternating bangfu / echo; bot in its own process, "
+          f"{'webhook POSTs' if args.webhook else 'long polling the fake Bot API'}", flush=True)
     results = []
     for db in args.db:
         if db == "postgres":
@@ -578,5 +636,12 @@ if __name__ == "__main__":
     p.add_argument("--warmup", type=int, default=3, help="messages per person before measuring")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
+    p.add_argument("--webhook", action="store_true",
+                   help="webhook mode: this process POSTs each update to the bot (and to the echo bot), which "
+                        "answers once it is handled; default long polling")
     p.add_argument("--profile", metavar="FILE", help="run the bot under cProfile, stats written to FILE")
-    asyncio.run(main(p.parse_args()))
+    p.add_argument("--bot-path", metavar="CHECKOUT", default=str(REPO),
+                   help="run the bot (not the echo bot) from another checkout, e.g. main before a change")
+    parsed = p.parse_args()
+    BOT_PATH = parsed.bot_path
+    asyncio.run(main(parsed))

@@ -16,7 +16,8 @@ POSTs them round robin to both (so one person's consecutive messages go to diffe
 order and exactly-once rest on the core's per-update transaction and dedup, as tests/delivery/
 test_workers.py checks under a kill -9). Both configurations thus run on the same database, in the same
 minutes of a shared machine. Printed: each configuration's median-round replies/s and its p50 / p99
-latency (POST to the bot's answer), the ratio two / one (target, issue 16: >= 1.7x with the same p99),
+latency (POST to the bot's answer), the ratio two / one (target, issue 16: >= 1.7x with the same p99, read
+as within 10%),
 and the CPU each worker process used per reply.
 
 On two cores the fake Bot API, the simulated people and PostgreSQL share the machine with the workers: a
