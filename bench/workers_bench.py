@@ -17,8 +17,7 @@ order and exactly-once rest on the core's per-update transaction and dedup, as t
 test_workers.py checks under a kill -9). Both configurations thus run on the same database, in the same
 minutes of a shared machine. Printed: each configuration's median-round replies/s and its p50 / p99
 latency (POST to the bot's answer), the ratio two / one (target, issue 16: >= 1.7x with the same p99, read
-as within 10%),
-and the CPU each worker process used per reply.
+as within 10%), and the CPU the worker processes used per reply.
 
 On two cores the fake Bot API, the simulated people and PostgreSQL share the machine with the workers: a
 second worker can only gain what the first leaves idle (the bench prints the machine's load next to it).
