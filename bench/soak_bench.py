@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -32,6 +33,40 @@ from sqlalchemy.engine import make_url
 from bench.e2e_bench import PG_URL, People, bot_env, live_round, prepare, rss_mb, start_process, stop_process
 from tests.fakebotapi import FakeBotAPI
 from tests.pg import pg_execute
+
+SELF = str(Path(__file__).resolve())
+
+
+def traced(out: str, argv: list[str]) -> None:
+    """Run `bangfu <argv>` with tracemalloc on; each SIGUSR1 writes a snapshot to `out`.N (--trace)."""
+    import signal
+    import tracemalloc
+
+    from bot.runners.cli import main as cli_main
+
+    tracemalloc.start(4)
+    n = 0
+
+    def dump(*_: object) -> None:
+        nonlocal n
+        n += 1
+        tracemalloc.take_snapshot().dump(f"{out}.{n}")
+
+    signal.signal(signal.SIGUSR1, dump)
+    try:
+        cli_main(argv)
+    except SystemExit:
+        pass
+
+
+def compare(first: str, last: str, top: int = 15) -> None:
+    """What grew between two tracemalloc snapshots, by line."""
+    import tracemalloc
+
+    a, b = tracemalloc.Snapshot.load(first), tracemalloc.Snapshot.load(last)
+    print("\ngrowth by allocating line (tracemalloc):")
+    for stat in b.compare_to(a, "lineno")[:top]:
+        print(f"  {stat}")
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -58,8 +93,10 @@ async def run(args: argparse.Namespace) -> None:
             sims = await prepare(url, args.users, args.cadres, args.leaders)
             async with FakeBotAPI(keep_last=5000) as api:
                 people = People(api, sims, learn=True)
-                bot = await start_process(api, ["-m", "bot.cli", "run", "--runner", args.runner, "--no-scheduler"],
-                                          bot_env(api, url, media=f"{tmp}/media"), tmp)
+                argv = ["-m", "bot.cli", "run", "--runner", args.runner, "--no-scheduler"]
+                if args.trace:
+                    argv = [SELF, "--traced", args.trace, "--", *argv[2:]]
+                bot = await start_process(api, argv, bot_env(api, url, media=f"{tmp}/media"), tmp)
                 try:
                     staff = [s for s in sims if s.code]
                     await asyncio.gather(*(people.turn(s, "text", f"/start {s.code}", 30) for s in staff))
@@ -80,6 +117,8 @@ async def run(args: argparse.Namespace) -> None:
                             print(f"  {samples[-1][0]:5.1f} min: RSS {rss:6.1f} MB, {replies} replies so far "
                                   f"({replies / (now - start):.0f}/s), load {os.getloadavg()[0]:.1f}", flush=True)
                             next_sample += 60
+                            if args.trace:
+                                bot.send_signal(signal.SIGUSR1)
                     rss, peak = rss_mb(bot.pid)
                 finally:
                     await stop_process(bot)
@@ -93,6 +132,9 @@ async def run(args: argparse.Namespace) -> None:
           f"{growth:+.1f} MB from the first to the last")
     ok = rss <= 400 and s < 1.0
     print(f"target RSS <= 400 MB and no growth (slope < 1 MB/min): {'met' if ok else 'NOT met'}")
+    if args.trace and len(samples) >= 2:
+        await asyncio.sleep(2)
+        compare(f"{args.trace}.1", f"{args.trace}.{len(samples)}")
 
 
 def main() -> None:
@@ -104,6 +146,8 @@ def main() -> None:
     p.add_argument("--cadres", type=int, default=30)
     p.add_argument("--leaders", type=int, default=6)
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--trace", metavar="PREFIX", help="tracemalloc in the bot: snapshots PREFIX.N each minute, "
+                   "and what grew from the first to the last (slows the bot down)")
     args = p.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; soak "
           f"{args.minutes} min, {args.runner} / {args.db}, {args.users} people without pause", flush=True)
@@ -111,4 +155,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 3 and sys.argv[1] == "--traced":
+        traced(sys.argv[2], sys.argv[4:])
+        sys.exit(0)
     main()
