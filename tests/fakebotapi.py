@@ -95,8 +95,15 @@ def _as_user(user: FakeUser | int) -> FakeUser:
 class FakeBotAPI:
     """The fake server. Start with `await start()` (or `async with`), stop with `await stop()`."""
 
-    def __init__(self, token: str = "123456789:TEST-fake-token", bot_username: str = "bangfu_test_bot") -> None:
+    def __init__(self, token: str = "123456789:TEST-fake-token", bot_username: str = "bangfu_test_bot",
+                 keep_last: int | None = None) -> None:
+        """`keep_last`: keep only about that many recorded requests and sent messages (long benchmarks;
+        `wait_for_sent` and the `inject_*` marks assume the full history, so tests leave it None)."""
         self.token = token
+        self.keep_last = keep_last
+        # Called with (request, result) after every successful method call: benchmarks' cheap way to
+        # see answers as they happen without scanning `sent`.
+        self.listeners: list[Callable[[RecordedRequest, Any], None]] = []
         self.bot_id = int(token.split(":", 1)[0])
         self.bot_username = bot_username
         self.requests: list[RecordedRequest] = []
@@ -379,6 +386,8 @@ class FakeBotAPI:
         params, files = await _read_params(request)
         rec = RecordedRequest(method, params, files, time.time())
         self.requests.append(rec)
+        if self.keep_last is not None and len(self.requests) > 2 * self.keep_last:
+            del self.requests[: -self.keep_last]
         self._notify()  # wait_for_request sees a long poll as soon as it arrives, not when it returns
         if request.match_info["token"] != self.token:
             rec.status = 401
@@ -409,6 +418,8 @@ class FakeBotAPI:
             rec.status = e.status
             return _error(e.status, e.description)
         self._notify()
+        for listener in self.listeners:
+            listener(rec, result)
         return web.json_response({"ok": True, "result": result})
 
     def _fault_for(self, method: str, params: Json) -> _Fault | None:
@@ -472,6 +483,8 @@ class FakeBotAPI:
         if isinstance(markup, dict) and "inline_keyboard" in markup:
             msg["reply_markup"] = markup
         self.sent.append({**msg, "method": method, "params": p})
+        if self.keep_last is not None and len(self.sent) > 2 * self.keep_last:
+            del self.sent[: -self.keep_last]
         return msg
 
     async def _m_sendmessage(self, p: Json, f: Any) -> Json:
@@ -520,7 +533,7 @@ class FakeBotAPI:
         return self._record_sent("sendDocument", p, **content)
 
     def _find_sent(self, p: Json) -> Json:
-        for m in self.sent:
+        for m in reversed(self.sent):  # message ids are unique: the newest first is the same answer, sooner
             if str(m["chat"]["id"]) == str(p.get("chat_id")) and str(m["message_id"]) == str(p.get("message_id")):
                 return m
         raise _ApiError(400, "Bad Request: message to edit not found")

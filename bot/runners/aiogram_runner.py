@@ -1,7 +1,10 @@
 """The default Telegram runner, on aiogram 3: long polling, or a webhook when Settings.webhook_url is set.
 
-The Dispatcher has one Router whose handlers only translate the update and call `core.handle`;
-everything the bot says comes back as actions executed by `AiogramTransport`.
+Updates come in as the Bot API's JSON (our own getUpdates loop, `RawUpdates` + `ConfirmingPoller`, or
+our own webhook handler, `webhook_handler`), are translated from those dicts and handed to `core.handle`
+in each user's order; everything the bot says comes back as actions executed by `AiogramTransport`.
+aiogram's Dispatcher and models are not on that path: parsing each update into pydantic objects and
+dumping it back to a dict was most of what the runner cost (bench/e2e_bench.py).
 """
 
 from __future__ import annotations
@@ -10,11 +13,10 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
@@ -30,15 +32,10 @@ from aiogram.types import (
     BotCommand,
     BotCommandScopeChat,
     BufferedInputFile,
-    CallbackQuery,
     InlineKeyboardMarkup,
-    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
-    TelegramObject,
-    Update,
 )
-from aiogram.types import User as TgUser
 
 from bot.core.bootstrap import App
 from bot.core.types import (
@@ -50,7 +47,8 @@ from bot.core.types import (
     SetCommands,
     TransientError,
 )
-from bot.runners.delivery import ConfirmingPoller
+from bot.runners.delivery import ConfirmingPoller, RawUpdates
+from bot.runners.http_transport import HttpTransport
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CHANNEL,
@@ -61,7 +59,9 @@ from bot.runners.telegram_common import (
     fits_caption,
     markup_to_api,
     network_failure,
+    process_update,
     split_text,
+    webhook_handler,
 )
 from bot.settings import Settings
 
@@ -69,6 +69,28 @@ log = logging.getLogger(__name__)
 UPDATE_TYPES = ["message", "callback_query"]
 
 AnyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+
+# aiogram parses every Bot API answer as `Response[<the method's return type>]`, a pydantic generic model
+# that pydantic builds on first use and caches only weakly: each full garbage collection dropped them and
+# the next answer rebuilt one (~5 ms of CPU each, hundreds of times a minute under load; measured with
+# bench/e2e_bench.py --profile). The answer types of the methods the runner calls are held here for good.
+_PINNED: list[Any] = []
+
+
+def pin_response_types() -> int:
+    """Build once and keep the `Response[...]` models of the methods this runner calls; returns how many."""
+    if not _PINNED:
+        from aiogram import methods
+        from aiogram.methods.base import Response
+
+        used = (methods.SendMessage, methods.SendPhoto, methods.SendDocument, methods.EditMessageText,
+                methods.EditMessageReplyMarkup, methods.AnswerCallbackQuery, methods.SetMyCommands,
+                methods.GetUpdates, methods.SendChatAction, methods.GetFile, methods.GetMe,
+                methods.DeleteWebhook, methods.SetWebhook)
+        for returning in {m.__returning__ for m in used}:
+            _PINNED.append(Response[returning])  # type: ignore[valid-type]
+    return len(_PINNED)
 
 
 def make_bot(settings: Settings) -> Bot:
@@ -92,15 +114,26 @@ def _markup(markup: Markup | None) -> AnyMarkup | None:
 
 
 class AiogramTransport:
-    """The Transport port over an aiogram Bot: executes Outgoing actions, downloads user files."""
+    """The Transport port over an aiogram Bot: executes Outgoing actions, downloads user files.
+
+    Text messages and button answers (nearly every action) go out as plain JSON POSTs on aiogram's own
+    HTTP session (`HttpTransport`, the same Bot API shapes and error mapping the outbox sender uses):
+    aiogram's request and answer models cost more CPU than the rest of a reply (bench/e2e_bench.py).
+    Photos, documents, menus, "typing…" and downloads go through aiogram."""
 
     channel = CHANNEL
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
+        create = getattr(bot.session, "create_session", None)  # AiohttpSession: the session aiogram closes
+        self.wire = HttpTransport(bot.token, base=bot.session.api.api_url(bot.token, ""), session=create)
 
     async def send(self, action: Outgoing) -> str | None:
         """Send one action; Bot API failures become the core's SendError subclasses."""
+        if isinstance(action, Reply) and action.photo is None and action.document is None:
+            return await self.wire.send_text(action)
+        if isinstance(action, AnswerCallback):
+            return await self.wire.send(action)
         try:
             return await self._send(action)
         except TelegramRetryAfter as e:
@@ -189,41 +222,6 @@ class AiogramTransport:
                                  e.message) from e
 
 
-def build_dispatcher(bridge: Bridge) -> Dispatcher:
-    """A Dispatcher with one router that hands every message and button press to the core, in order per user."""
-    router = Router(name="bangfu")
-
-    @router.message()
-    async def on_message(message: Message, event_update: Update) -> None:
-        await bridge.handle_update(_update_dict(event_update))
-
-    @router.callback_query()
-    async def on_callback(query: CallbackQuery, event_update: Update) -> None:
-        await bridge.handle_update(_update_dict(event_update))
-
-    dp = Dispatcher()
-
-    async def in_order(
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        # Runs as the first thing of each update's task, before any real suspension, so tasks take the
-        # per-user lock in the order aiogram received the updates.
-        user: TgUser | None = data.get("event_from_user")
-        key = str(user.id) if user is not None else f"update:{getattr(event, 'update_id', '')}"
-        async with bridge.sequencer.hold(key):
-            return await handler(event, data)
-
-    dp.update.outer_middleware(in_order)
-    dp.include_router(router)
-    return dp
-
-
-def _update_dict(update: Update) -> dict[str, Any]:
-    return update.model_dump(mode="json", exclude_none=True, by_alias=True)
-
-
 class AiogramRunner:
     """Runs the core on Telegram with aiogram. `start()` returns once polling (or the webhook) is up."""
 
@@ -234,11 +232,12 @@ class AiogramRunner:
         self.settings = settings
         self.polling_timeout = polling_timeout
         self.bot = make_bot(settings)
+        pin_response_types()
         self.transport = AiogramTransport(self.bot)
         self.bridge = Bridge(app.core, self.transport, bot_id=bot_id_from_token(self.bot.token))
-        self.dp = build_dispatcher(self.bridge)
         self._task: asyncio.Task[None] | None = None
         self._poller: ConfirmingPoller | None = None
+        self._raw: RawUpdates | None = None
         self._web: Any = None
 
     async def start(self) -> None:
@@ -254,8 +253,10 @@ class AiogramRunner:
         # A webhook left over from an earlier deployment would make getUpdates fail with 409.
         await self.bot.delete_webhook(drop_pending_updates=False)
         # Our own getUpdates loop rather than dp.start_polling: aiogram confirms a batch as soon as it is
-        # fetched, so a crash lost every update fetched and not yet handled.
-        self._poller = ConfirmingPoller(self._fetch, self._process, self.polling_timeout)
+        # fetched, so a crash lost every update fetched and not yet handled. The updates stay JSON dicts
+        # (RawUpdates): the translation reads dicts, and aiogram's models only cost CPU on this path.
+        self._raw = RawUpdates(self.bot.session.api.api_url(self.bot.token, "getUpdates"), UPDATE_TYPES)
+        self._poller = ConfirmingPoller(self._raw, self._process_raw, self.polling_timeout)
         self._task = asyncio.create_task(self._poller.run())
         started = asyncio.create_task(self._poller.started.wait())
         await asyncio.wait([self._task, started], return_when=asyncio.FIRST_COMPLETED)
@@ -263,30 +264,18 @@ class AiogramRunner:
         if self._task.done():
             self._task.result()  # re-raise a start-up failure
 
-    async def _fetch(self, offset: int | None, wait: float) -> list[tuple[int, Update]]:
-        updates = await self.bot.get_updates(
-            offset=offset, timeout=int(wait), allowed_updates=UPDATE_TYPES,
-            request_timeout=int(wait) + 10,
-        )
-        return [(u.update_id, u) for u in updates]
-
-    async def _process(self, update: Update) -> None:
-        await self.dp.feed_update(self.bot, update)
+    async def _process_raw(self, update: dict[str, Any]) -> None:
+        await process_update(self.bridge, update)
 
     async def _start_webhook(self) -> None:
-        from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
         from aiohttp import web
 
         url = self.settings.webhook_url or ""
         path = urlparse(url).path or "/"
         secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
         webapp = web.Application()
-        # Answer Telegram only once the update is handled (committed): a worker killed before that gets the
-        # update delivered again (to it or another worker) and dedup drops it if it was committed after all.
-        SimpleRequestHandler(self.dp, self.bot, handle_in_background=False, secret_token=secret).register(
-            webapp, path=path
-        )
-        setup_application(webapp, self.dp, bot=self.bot)
+        # Answered only once the update is handled (committed): see `webhook_handler`.
+        webapp.router.add_post(path, webhook_handler(self.bridge, secret))
         runner = web.AppRunner(webapp, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, self.settings.webhook_listen, self.settings.webhook_port).start()
@@ -302,6 +291,9 @@ class AiogramRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._raw is not None:
+            await self._raw.close()
+            self._raw = None
         if self._web is not None:
             await self._web.cleanup()
             self._web = None

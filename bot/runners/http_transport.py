@@ -10,6 +10,7 @@ TransientError; any other refusal is a plain SendError (the sender gives that me
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -41,10 +42,14 @@ class HttpTransport:
 
     channel = "telegram"
 
-    def __init__(self, token: str, api_url: str | None = None, *, timeout: float = 30.0) -> None:
-        self._base = f"{(api_url or DEFAULT_API_URL).rstrip('/')}/bot{token}/"
+    def __init__(self, token: str, api_url: str | None = None, *, timeout: float = 30.0, base: str | None = None,
+                 session: Callable[[], Awaitable[aiohttp.ClientSession]] | None = None) -> None:
+        """`base`: the method URL prefix ("…/bot<token>/") when it is not `api_url`'s usual one;
+        `session`: where to get a client session owned (and closed) by someone else, e.g. aiogram's."""
+        self._base = base or f"{(api_url or DEFAULT_API_URL).rstrip('/')}/bot{token}/"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._shared = session
 
     async def __aenter__(self) -> HttpTransport:
         return self
@@ -66,11 +71,12 @@ class HttpTransport:
     async def call(self, method: str, data: dict[str, Any] | aiohttp.FormData) -> Any:
         """POST one Bot API method and return its `result`, mapping failures to SendError kinds."""
         try:
+            http = await self._shared() if self._shared is not None else self._http()
             if isinstance(data, aiohttp.FormData):
-                resp_cm = self._http().post(self._base + method, data=data)
+                resp_cm = http.post(self._base + method, data=data, timeout=self._timeout)
             else:
-                resp_cm = self._http().post(self._base + method, json={k: v for k, v in data.items()
-                                                                         if v is not None})
+                resp_cm = http.post(self._base + method, json={k: v for k, v in data.items() if v is not None},
+                                    timeout=self._timeout)
             async with resp_cm as resp:
                 status = resp.status
                 try:
@@ -143,13 +149,28 @@ class HttpTransport:
         parse_mode = telegram_parse_mode(r)
         parts = split_text(r.text or "", html=parse_mode == "HTML")
         result: Any = None
+        api_markup = json.loads(markup) if markup else None
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             result = await self.call("sendMessage", {
                 "chat_id": r.chat_id, "text": part, "parse_mode": parse_mode,
-                "reply_markup": json.loads(markup) if markup and last else None,
+                "reply_markup": api_markup if last else None,
             })
         return result
+
+    async def send_text(self, r: Reply) -> str | None:
+        """A Reply without a photo or document: sendMessage(s) straight from the Reply (no markup round trip
+        through a JSON string)."""
+        parse_mode = telegram_parse_mode(r)
+        parts = split_text(r.text or "", html=parse_mode == "HTML")
+        markup = markup_to_api(r.markup)
+        result: Any = None
+        for i, part in enumerate(parts):
+            result = await self.call("sendMessage", {
+                "chat_id": r.chat_id, "text": part, "parse_mode": parse_mode,
+                "reply_markup": markup if i == len(parts) - 1 else None,
+            })
+        return str(result["message_id"]) if isinstance(result, dict) and "message_id" in result else None
 
     async def download(self, file_id: str) -> bytes:
         """Fetch a user's file (getFile, then the file URL)."""

@@ -1,17 +1,18 @@
 """The python-telegram-bot 22 runner (`bangfu run --runner ptb`): long polling, or a webhook served by our own
 aiohttp handler (PTB's own webhook server answers Telegram before the update is handled, so a crash lost it).
 
-One TypeHandler receives every update, translates it and calls `core.handle`; a custom update
-processor runs different users' updates concurrently and one user's updates strictly in order.
+Updates come in as the Bot API's JSON (our own getUpdates loop, `RawUpdates` + `ConfirmingPoller`, or
+`webhook_handler`), are translated from those dicts and handed to `core.handle`, different users'
+concurrently and one user's strictly in order (`process_update`); PTB's Update objects and handlers
+are not on that path (they only cost CPU: bench/e2e_bench.py). PTB's Bot sends photos, documents and
+menus, answers getMe, sets the webhook and downloads files.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
-from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -23,10 +24,9 @@ from telegram import (
     InputFile,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
-    Update,
 )
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
-from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
+from telegram.ext import Application
 
 from bot.core.bootstrap import App
 from bot.core.types import (
@@ -38,19 +38,21 @@ from bot.core.types import (
     SendError,
     SetCommands,
 )
-from bot.runners.delivery import ConfirmingPoller
+from bot.runners.delivery import ConfirmingPoller, RawUpdates
+from bot.runners.http_transport import HttpTransport
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CHANNEL,
     Bridge,
-    UserSequencer,
     bot_id_from_token,
     chat_id_value,
     classify_error,
     fits_caption,
     markup_to_api,
     network_failure,
+    process_update,
     split_text,
+    webhook_handler,
 )
 from bot.settings import Settings
 
@@ -75,15 +77,28 @@ def _seconds(value: int | float | timedelta) -> float:
 
 
 class PTBTransport:
-    """The Transport port over a python-telegram-bot Bot."""
+    """The Transport port over a python-telegram-bot Bot.
+
+    Text messages and button answers (nearly every action) go out as plain JSON POSTs (`HttpTransport`,
+    the same Bot API shapes and error mapping the outbox sender uses): PTB's request and answer objects
+    cost more CPU than the rest of a reply (bench/e2e_bench.py). Photos, documents, menus, "typing…" and
+    downloads go through PTB. `close()` closes the JSON client."""
 
     channel = CHANNEL
 
     def __init__(self, bot: Any) -> None:
         self.bot = bot
+        self.wire = HttpTransport(bot.token, base=f"{bot.base_url}/")
+
+    async def close(self) -> None:
+        await self.wire.close()
 
     async def send(self, action: Outgoing) -> str | None:
         """Send one action; Bot API failures become the core's SendError subclasses."""
+        if isinstance(action, Reply) and action.photo is None and action.document is None:
+            return await self.wire.send_text(action)
+        if isinstance(action, AnswerCallback):
+            return await self.wire.send(action)
         try:
             return await self._send(action)
         except RetryAfter as e:
@@ -160,30 +175,6 @@ class PTBTransport:
                                  e.message) from e
 
 
-class PerUserUpdateProcessor(BaseUpdateProcessor):
-    """Concurrent across users, sequential within one user (dialog state is read-modify-write)."""
-
-    def __init__(self, max_concurrent_updates: int = 64) -> None:
-        super().__init__(max_concurrent_updates)
-        self.sequencer = UserSequencer()
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        key = "?"
-        if isinstance(update, Update):
-            if update.effective_user is not None:
-                key = str(update.effective_user.id)
-            elif update.effective_chat is not None:
-                key = f"chat:{update.effective_chat.id}"
-        async with self.sequencer.hold(key):
-            await coroutine
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-
-    async def shutdown(self) -> None:
-        """Nothing to tear down."""
-
-
 def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
     """An Application for the configured token, talking to Telegram or to Settings.telegram_api_url.
     Long polling (`ConfirmingPoller`) and the webhook server are ours, so no Updater is built."""
@@ -191,7 +182,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
     if settings.telegram_api_url:
         url = settings.telegram_api_url.rstrip("/")
         builder = builder.base_url(f"{url}/bot").base_file_url(f"{url}/file/bot")
-    return builder.concurrent_updates(PerUserUpdateProcessor()).build()
+    return builder.build()
 
 
 class PTBRunner:
@@ -206,14 +197,11 @@ class PTBRunner:
         self.application = build_application(settings)
         self.transport = PTBTransport(self.application.bot)
         self.bridge = Bridge(app.core, self.transport, bot_id=bot_id_from_token(settings.require_token()))
-        self.application.add_handler(TypeHandler(Update, self._on_update))
         self._poller: ConfirmingPoller | None = None
+        self._raw: RawUpdates | None = None
         self._task: asyncio.Task[None] | None = None
         self._web: Any = None  # the webhook's aiohttp AppRunner
         self._secret: str | None = None
-
-    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self.bridge.handle_update(update.to_dict())
 
     async def start(self) -> None:
         """Connect (getMe), set the core's file source, and start polling or the webhook server."""
@@ -227,9 +215,11 @@ class PTBRunner:
             await self._start_webhook()
             return
         # Our own getUpdates loop rather than the Updater's: it confirms a batch as soon as it is fetched,
-        # so a crash lost every update fetched and not yet handled.
+        # so a crash lost every update fetched and not yet handled. The updates stay JSON dicts (RawUpdates):
+        # the translation reads dicts, and PTB's objects only cost CPU on this path.
         await self.application.bot.delete_webhook(drop_pending_updates=False)
-        self._poller = ConfirmingPoller(self._fetch, self._process, self.polling_timeout)
+        self._raw = RawUpdates(f"{self.application.bot.base_url}/getUpdates", UPDATE_TYPES)
+        self._poller = ConfirmingPoller(self._raw, self._process_raw, self.polling_timeout)
         self._task = asyncio.create_task(self._poller.run())
         started = asyncio.create_task(self._poller.started.wait())
         await asyncio.wait([self._task, started], return_when=asyncio.FIRST_COMPLETED)
@@ -237,16 +227,8 @@ class PTBRunner:
         if self._task.done():
             self._task.result()
 
-    async def _fetch(self, offset: int | None, wait: float) -> list[tuple[int, Update]]:
-        updates = await self.application.bot.get_updates(
-            offset=offset, timeout=timedelta(seconds=wait), allowed_updates=UPDATE_TYPES,
-            read_timeout=wait + 10,
-        )
-        return [(u.update_id, u) for u in updates]
-
-    async def _process(self, update: Update) -> None:
-        # Through the application's update processor: one user's updates in order, others concurrently.
-        await self.application.update_processor.process_update(update, self.application.process_update(update))
+    async def _process_raw(self, update: dict[str, Any]) -> None:
+        await process_update(self.bridge, update)
 
     async def _start_webhook(self) -> None:
         from aiohttp import web
@@ -255,33 +237,14 @@ class PTBRunner:
         path = urlparse(url).path or "/"
         self._secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
         webapp = web.Application()
-        webapp.router.add_post(path, self._on_webhook)
+        # Answered only once the update is handled (committed): see `webhook_handler`.
+        webapp.router.add_post(path, webhook_handler(self.bridge, self._secret))
         runner = web.AppRunner(webapp, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, self.settings.webhook_listen, self.settings.webhook_port).start()
         self._web = runner
         await self.application.bot.set_webhook(url, secret_token=self._secret, allowed_updates=UPDATE_TYPES)
         log.info("webhook listening on %s:%s%s", self.settings.webhook_listen, self.settings.webhook_port, path)
-
-    async def _on_webhook(self, request: Any) -> Any:
-        """One POST from Telegram. Answered 200 only once the update is handled (the core committed it and
-        its messages are in the outbox): a worker killed before that gets it delivered again (to it or to
-        another worker) and the core's dedup drops it if it was committed after all."""
-        from aiohttp import web
-
-        if self._secret is not None and not hmac.compare_digest(
-            request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode(), self._secret.encode()
-        ):
-            return web.Response(status=403)
-        try:
-            data = await request.json()
-            update = Update.de_json(data, self.application.bot)
-        except Exception:  # not JSON, or not an update: nothing Telegram would send
-            return web.Response(status=400)
-        if update is None:
-            return web.Response(status=400)
-        await self._process(update)
-        return web.Response()
 
     async def stop(self) -> None:
         """Stop receiving, let updates in progress finish, close the HTTP clients."""
@@ -291,6 +254,9 @@ class PTBRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._raw is not None:
+            await self._raw.close()
+            self._raw = None
         if self._web is not None:
             await self._web.cleanup()  # waits for the updates being handled, then closes
             self._web = None
@@ -298,6 +264,7 @@ class PTBRunner:
             await self.application.stop()
         await self.bridge.drain()
         await self.bridge.close()
+        await self.transport.close()
         await self.application.shutdown()
         if self.app.core.files is self.transport:
             self.app.core.files = None

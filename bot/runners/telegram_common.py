@@ -8,6 +8,8 @@ only differ in how they obtain the dict and how they make the HTTP call.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
@@ -126,6 +128,14 @@ def incoming_from_update(update: Json, bot_username: str | None = None, bot_id: 
         chat_type=str(chat.get("type", "private")),
         bot_id=bot_id,
     )
+
+
+def sequence_key(update: Json) -> str:
+    """Whose queue an update waits in (`UserSequencer`): its sender, else the update itself."""
+    for kind in ("message", "callback_query", "edited_message"):
+        if isinstance(ev := update.get(kind), dict) and isinstance(sender := ev.get("from"), dict):
+            return str(sender.get("id"))
+    return f"update:{update.get('update_id', '')}"
 
 
 def _user(u: Json) -> User:
@@ -397,11 +407,16 @@ class Bridge:
             inc = incoming_from_update(update, self.bot_username, self.bot_id)
             if inc is None:
                 return
-            typing = asyncio.create_task(self._typing_later(inc.chat_id))
+            # A timer, not a task per update: most updates finish long before it fires.
+            shown: list[asyncio.Task[None]] = []
+            timer = asyncio.get_running_loop().call_later(
+                TYPING_AFTER, lambda: shown.append(asyncio.create_task(self._typing(inc.chat_id))))
             try:
                 result = await self.core.handle(inc)
             finally:
-                typing.cancel()
+                timer.cancel()
+                for t in shown:
+                    t.cancel()
             actions = list(result.actions)
             if inc.callback_id and not any(isinstance(a, AnswerCallback) for a in actions):
                 # Even when the core failed: an unanswered press leaves the button spinning on the phone.
@@ -424,9 +439,8 @@ class Bridge:
         async with self.core.sessions() as s, s.begin():
             await enqueue(s, [message], now=now)
 
-    async def _typing_later(self, chat_id: str) -> None:
+    async def _typing(self, chat_id: str) -> None:
         """Show "typing…" when an update takes a while (a report, a slow database), so the user waits."""
-        await asyncio.sleep(TYPING_AFTER)
         typing = getattr(self.transport, "typing", None)
         if typing is not None:
             try:
@@ -439,3 +453,40 @@ class Bridge:
         pending = [t for t in self._in_flight if t is not asyncio.current_task()]
         if pending:
             await asyncio.wait(pending, timeout=grace)
+
+
+# --------------------------------------------------------------------------- updates in, one at a time
+async def process_update(bridge: Bridge, update: Json) -> None:
+    """One update from getUpdates or a webhook POST: in its sender's queue (taken first thing, before any
+    suspension, so in the order received), then translated, handled by the core and answered."""
+    async with bridge.sequencer.hold(sequence_key(update)):
+        await bridge.handle_update(update)
+
+
+def webhook_handler(bridge: Bridge, secret: str | None) -> Callable[[Any], Awaitable[Any]]:
+    """The aiohttp handler of the webhook URL (both runners).
+
+    Telegram's POST is answered 200 only once the update is handled (the core committed it and its
+    messages are in the outbox): a worker killed before that gets it delivered again (to it or to another
+    worker) and the core's dedup drops it if it was committed after all. The update stays the Bot API's
+    JSON dict, which is what the translation reads (a library's models only cost CPU here); a POST without
+    the secret token is refused, a body that is not an update is a 400."""
+    from aiohttp import web
+
+    expected = secret.encode() if secret is not None else None
+
+    async def on_webhook(request: web.Request) -> web.Response:
+        if expected is not None and not hmac.compare_digest(
+            request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode(), expected
+        ):
+            return web.Response(status=403)
+        try:
+            update = json.loads(await request.read())
+        except ValueError:
+            return web.Response(status=400)
+        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+            return web.Response(status=400)
+        await process_update(bridge, update)
+        return web.Response()
+
+    return on_webhook

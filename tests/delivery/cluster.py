@@ -59,6 +59,7 @@ class Cluster:
     redis_url: str | None
     cwd: Path
     runner: str = "aiogram"  # the Telegram library the workers run (`bangfu run --runner`)
+    env: dict[str, str] = field(default_factory=dict)  # more BANGFU_* settings for every process
     workers: list[Worker] = field(default_factory=list)
     scheduler: asyncio.subprocess.Process | None = None
     redeliveries: int = 0
@@ -69,8 +70,8 @@ class Cluster:
         for _ in range(n):
             port = free_port()
             url = f"http://127.0.0.1:{port}/tg/hook"
-            env = _env(self.api, self.db_url, self.redis_url, BANGFU_WEBHOOK_URL=url,
-                       BANGFU_WEBHOOK_LISTEN="127.0.0.1", BANGFU_WEBHOOK_PORT=str(port))
+            env = _env(self.api, self.db_url, self.redis_url, **{**self.env, "BANGFU_WEBHOOK_URL": url,
+                       "BANGFU_WEBHOOK_LISTEN": "127.0.0.1", "BANGFU_WEBHOOK_PORT": str(port)})
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot.cli", "run", "--runner", self.runner, "--no-scheduler", cwd=self.cwd, env=env,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -79,7 +80,7 @@ class Cluster:
         if scheduler:
             self.scheduler = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot.cli", "scheduler", cwd=self.cwd,
-                env=_env(self.api, self.db_url, self.redis_url),
+                env=_env(self.api, self.db_url, self.redis_url, **self.env),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )
         for w in self.workers:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from bot.core.types import Button, InlineKeyboard, KeyButton, RemoveKeyboard, ReplyKeyboard
 from bot.runners.telegram_common import UserSequencer, incoming_from_update, markup_to_api, split_text
@@ -76,3 +79,55 @@ async def test_sequencer_orders_one_key_and_overlaps_keys() -> None:
     assert [x for x in log if x[0] == "a"] == ["a0", "a1", "a2"]
     assert [x for x in log if x[0] == "b"] == ["b0", "b1", "b2"]
     assert overlap and len(seq) == 0
+
+
+def test_sequence_key_is_the_sender() -> None:
+    from bot.runners.telegram_common import sequence_key
+
+    assert sequence_key(_msg(text="hi")) == "42"
+    press = {"update_id": 4, "callback_query": {"id": "c", "from": {**SENDER, "id": 43}, "data": "x"}}
+    assert sequence_key(press) == "43"
+    assert sequence_key({"update_id": 5, "channel_post": {"text": "x"}}) == "update:5"
+
+
+async def test_process_update_keeps_one_senders_order() -> None:
+    """Polled or POSTed updates start as tasks in arrival order; one sender's run one after another in
+    that order (the first is slow), another sender's overlap them."""
+    from bot.runners.telegram_common import UserSequencer, process_update
+
+    log: list[tuple[str, object]] = []
+
+    class Bridge:
+        sequencer = UserSequencer()
+
+        async def handle_update(self, update: dict[str, object]) -> None:
+            log.append(("start", update["update_id"]))
+            await asyncio.sleep(0.05 if update["update_id"] == 1 else 0)
+            log.append(("end", update["update_id"]))
+
+    bridge: Any = Bridge()
+    other = {"update_id": 3, "message": {"message_id": 1, "date": 0, "chat": CHAT, "from": {**SENDER, "id": 7}}}
+    await asyncio.gather(*(asyncio.create_task(process_update(bridge, u))
+                           for u in ({**_msg(text="a"), "update_id": 1}, {**_msg(text="b"), "update_id": 2}, other)))
+    assert log.index(("end", 1)) < log.index(("start", 2))  # 42's second waited for its first
+    assert log.index(("start", 3)) < log.index(("end", 1))  # 7's did not wait for 42's
+
+
+async def test_raw_updates_are_dicts_and_conflicts_raise() -> None:
+    from bot.runners.delivery import RawUpdates
+    from tests.fakebotapi import FakeBotAPI, FakeUser
+
+    async with FakeBotAPI() as api:
+        fetch = RawUpdates(f"{api.url}/bot{api.token}/getUpdates", ["message", "callback_query"])
+        try:
+            first = api.inject_message(FakeUser(42), "/help")
+            api.inject_message(FakeUser(43), "低保")
+            got = await fetch(None, 0)
+            assert [i for i, _ in got] == [first, first + 1] and got[0][1]["message"]["text"] == "/help"
+            assert [i for i, _ in await fetch(first + 1, 0)] == [first + 1]  # the offset confirms the first
+            api.webhook = {"url": "http://127.0.0.1:9/hook"}
+            with pytest.raises(RuntimeError, match="409") as e:
+                await fetch(None, 0)
+            assert api.token not in str(e.value)  # the URL (and its token) is never in the error
+        finally:
+            await fetch.close()

@@ -43,7 +43,9 @@ async def transport(request: pytest.FixtureRequest, api: FakeBotAPI) -> AsyncIte
 
         application = build_application(settings)
         await application.bot.initialize()
-        yield PTBTransport(application.bot)
+        transport = PTBTransport(application.bot)
+        yield transport
+        await transport.close()
         await application.bot.shutdown()
 
 

@@ -34,8 +34,6 @@ def _update(update_id: int, user: FakeUser, text: str) -> dict[str, Any]:
 
 def _sequencer(runner: Any) -> Any:
     """The runner's per-user lock: holding it keeps the user's next update waiting, like a slow update."""
-    if hasattr(runner, "application"):
-        return runner.application.update_processor.sequencer
     return runner.bridge.sequencer
 
 

@@ -1,0 +1,165 @@
+"""Memory over time: `bangfu run` under the mixed load of bench/e2e_bench.py for `--minutes`, its resident
+memory (RSS) sampled every minute, and the slope of a straight line through the samples.
+
+    python bench/soak_bench.py                          # 10 minutes, aiogram, PostgreSQL
+    python bench/soak_bench.py --minutes 3 --db sqlite --runner ptb
+
+The bot runs as its own process (`python -m bot.cli run --no-scheduler`, as bench/e2e_bench.py starts it)
+long polling the local fake Bot API; the 100 simulated people of bench/e2e_bench.py (cadres in /visit and
+/problem dialogs, leaders' /overdue and /week, villagers' questions, each waiting for the answer) talk to
+it without pause for the whole time, so the bot works flat out: the database grows (visits, questions,
+outbox rows), the bot's memory must not. The first sample is taken after the first minute (start-up,
+caches and the allocator's pools filled); the slope is fitted over the samples from there on, and the
+growth from that first sample to the last is printed next to it. Targets (issue 16): RSS <= 400 MB, and no
+growth — read as a slope under 1 MB/min (allocator noise) over the 10 minutes. The slope over the second
+half is printed too (caches and allocator pools filling early show as a flattening curve); `--trace PREFIX`
+runs the bot with tracemalloc and prints which allocating lines grew between the first and last minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy.engine import make_url
+
+from bench.e2e_bench import PG_URL, People, bot_env, live_round, prepare, rss_mb, start_process, stop_process
+from tests.fakebotapi import FakeBotAPI
+from tests.pg import pg_execute
+
+SELF = str(Path(__file__).resolve())
+
+
+def traced(out: str, argv: list[str]) -> None:
+    """Run `bangfu <argv>` with tracemalloc on; each SIGUSR1 writes a snapshot to `out`.N (--trace)."""
+    import signal
+    import tracemalloc
+
+    from bot.runners.cli import main as cli_main
+
+    tracemalloc.start(4)
+    n = 0
+
+    def dump(*_: object) -> None:
+        nonlocal n
+        n += 1
+        tracemalloc.take_snapshot().dump(f"{out}.{n}")
+
+    signal.signal(signal.SIGUSR1, dump)
+    try:
+        cli_main(argv)
+    except SystemExit:
+        pass
+
+
+def compare(first: str, last: str, top: int = 15) -> None:
+    """What grew between two tracemalloc snapshots, by line."""
+    import tracemalloc
+
+    a, b = tracemalloc.Snapshot.load(first), tracemalloc.Snapshot.load(last)
+    print("\ngrowth by allocating line (tracemalloc):")
+    for stat in b.compare_to(a, "lineno")[:top]:
+        print(f"  {stat}")
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of y over x."""
+    n = len(points)
+    if n < 2:
+        return 0.0
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        name = None
+        if args.db == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp}/soak.sqlite3"
+        else:
+            name = f"bangfu_soak_{uuid.uuid4().hex[:8]}"
+            await pg_execute(f'CREATE DATABASE "{name}"')
+            url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        try:
+            sims = await prepare(url, args.users, args.cadres, args.leaders)
+            async with FakeBotAPI(keep_last=5000) as api:
+                people = People(api, sims, learn=True)
+                argv = ["-m", "bot.cli", "run", "--runner", args.runner, "--no-scheduler"]
+                if args.trace:
+                    argv = [SELF, "--traced", args.trace, "--", *argv[2:]]
+                bot = await start_process(api, argv, bot_env(api, url, media=f"{tmp}/media"), tmp)
+                try:
+                    staff = [s for s in sims if s.code]
+                    await asyncio.gather(*(people.turn(s, "text", f"/start {s.code}", 30) for s in staff))
+                    start = time.perf_counter()
+                    end = start + args.minutes * 60
+                    samples: list[tuple[float, float]] = []
+                    replies = unanswered = 0
+                    next_sample = start + 60
+                    print(f"  start: RSS {rss_mb(bot.pid)[0]:.1f} MB", flush=True)
+                    while time.perf_counter() < end:
+                        r = await live_round(people, sims, 5, args.timeout)
+                        replies += len(r.latencies)
+                        unanswered += r.unanswered
+                        now = time.perf_counter()
+                        if now >= next_sample:
+                            rss = rss_mb(bot.pid)[0]
+                            samples.append(((now - start) / 60, rss))
+                            print(f"  {samples[-1][0]:5.1f} min: RSS {rss:6.1f} MB, {replies} replies so far "
+                                  f"({replies / (now - start):.0f}/s), load {os.getloadavg()[0]:.1f}", flush=True)
+                            next_sample += 60
+                            if args.trace:
+                                bot.send_signal(signal.SIGUSR1)
+                    rss, peak = rss_mb(bot.pid)
+                finally:
+                    await stop_process(bot)
+        finally:
+            if name is not None:
+                await pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    s = slope(samples)
+    growth = samples[-1][1] - samples[0][1] if samples else 0.0
+    print(f"\n{args.runner} / {args.db}, {args.minutes} min: {replies} replies, {unanswered} unanswered; "
+          f"RSS {rss:.1f} MB at the end (peak {peak:.1f}); slope {s:+.2f} MB/min over {len(samples)} samples, "
+          f"{growth:+.1f} MB from the first to the last")
+    ok = rss <= 400 and s < 1.0
+    half = [p for p in samples if p[0] >= samples[-1][0] / 2] if samples else []
+    print(f"slope over the second half (from {half[0][0]:.1f} min): {slope(half):+.2f} MB/min" if len(half) > 1 else "")
+    print(f"target RSS <= 400 MB and no growth (slope < 1 MB/min): {'met' if ok else 'NOT met'}")
+    if args.trace and len(samples) >= 2:
+        await asyncio.sleep(2)
+        compare(f"{args.trace}.1", f"{args.trace}.{len(samples)}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
+    p.add_argument("--runner", choices=["aiogram", "ptb"], default="aiogram")
+    p.add_argument("--users", type=int, default=100)
+    p.add_argument("--cadres", type=int, default=30)
+    p.add_argument("--leaders", type=int, default=6)
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--trace", metavar="PREFIX", help="tracemalloc in the bot: snapshots PREFIX.N each minute, "
+                   "and what grew from the first to the last (slows the bot down)")
+    args = p.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; soak "
+          f"{args.minutes} min, {args.runner} / {args.db}, {args.users} people without pause", flush=True)
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 3 and sys.argv[1] == "--traced":
+        traced(sys.argv[2], sys.argv[4:])
+        sys.exit(0)
+    main()
