@@ -42,6 +42,7 @@ from sqlalchemy import select
 
 from bot.clock import SystemClock, local_today
 from bot.core.bootstrap import App, build_core, freeze_startup_heap
+from bot.core.pg_hot import PgHotPath
 from bot.core.types import Incoming, InlineKeyboard, Reply, ReplyKeyboard, User
 from bot.scheduler.outbox import reply_to_dict
 from bot.settings import Settings
@@ -134,6 +135,7 @@ class Stats:
     latencies: list[float]
     wall: float
     statements: int = 0
+    trips: int = 0  # writes to the database's socket: round trips (0: SQLite, in-process)
     cpu: float = 0.0  # process CPU seconds (all threads): less sensitive to a busy machine than wall time
     rates: list[float] = field(default_factory=list)  # upd/s of each round, when merged from rounds
 
@@ -154,6 +156,7 @@ class Stats:
         n = len(lat)
         p = lambda q: lat[min(n - 1, int(q * n))] * 1000  # noqa: E731
         sql = f"   {self.statements / n:4.1f} SQL/upd" if self.statements else ""
+        sql += f"   {self.trips / n:4.1f} trips/upd" if self.trips else ""
         sql += f"   CPU {self.cpu / n * 1000:5.2f} ms/upd" if self.cpu else ""
         rounds = f" (median of {len(self.rates)})" if len(self.rates) > 1 else ""
         return (f"{self.label:<44} {n:>6} upd  {self.rate:>7.0f} upd/s{rounds}   p50 {p(0.5):6.2f} ms   "
@@ -167,6 +170,7 @@ class Stats:
             [x for r in rounds for x in r.latencies],
             sum(r.wall for r in rounds),
             sum(r.statements for r in rounds),
+            sum(r.trips for r in rounds),
             sum(r.cpu for r in rounds),
             [len(r.latencies) / r.wall for r in rounds],
         )
@@ -253,6 +257,21 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
     # Count what the database ran. The loop-SQLite driver runs the per-update BEGIN and INSERT straight on
     # the DBAPI cursor, out of SQLAlchemy's sight, so there SQLite's own trace hook counts; elsewhere
     # SQLAlchemy's cursor event does (BEGIN / COMMIT are not counted in either).
+    # Round trips: every request to PostgreSQL is one write on its socket (asyncpg sends a statement's
+    # messages with their Sync in one buffer, and waits for the answer before the next).
+    trips = 0
+    transport_cls = asyncio.selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+    plain_write = transport_cls.write
+
+    def counted_write(self: Any, data: Any) -> None:
+        nonlocal trips
+        trips += 1
+        plain_write(self, data)
+
+    def hot(n: int) -> None:
+        nonlocal statements
+        statements += n
+
     sqlite_conn = None
     kept = app.core.update_connection  # the connection the core keeps for its updates (after the warm-up)
     if app.engine.dialect.driver == "bangfu" and kept is not None:
@@ -260,6 +279,8 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
         sqlite_conn.set_trace_callback(traced)
     else:
         event.listen(app.engine.sync_engine, "before_cursor_execute", count)
+        PgHotPath.trace = hot  # the PostgreSQL hot path's own statements, out of SQLAlchemy's sight
+        transport_cls.write = counted_write
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
@@ -268,7 +289,9 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
             sqlite_conn.set_trace_callback(None)
         else:
             event.remove(app.engine.sync_engine, "before_cursor_execute", count)
-    return Stats(run, latencies, time.perf_counter() - t0, statements, time.process_time() - c0)
+            PgHotPath.trace = None
+            transport_cls.write = plain_write
+    return Stats(run, latencies, time.perf_counter() - t0, statements, trips, time.process_time() - c0)
 
 
 # --------------------------------------------------------------------------- bare aiogram
@@ -330,7 +353,8 @@ async def bare_aiogram(updates: list[Incoming]) -> Stats:
         t = time.perf_counter()
         await dp.feed_update(bot, u)
         latencies.append(time.perf_counter() - t)
-    return Stats("bare aiogram echo (same updates)", latencies, time.perf_counter() - t0, 0, time.process_time() - c0)
+    return Stats("bare aiogram echo (same updates)", latencies, time.perf_counter() - t0, 0, 0,
+                 time.process_time() - c0)
 
 
 # --------------------------------------------------------------------------- main
@@ -373,11 +397,11 @@ async def bench_backend(label: str, url: str, args: argparse.Namespace, record: 
     try:
         await drive(app, sims, args.warmup, 1, f"warm-{label}")
         out = []
-        if args.profile and label == "sqlite":
+        if args.profile == label:
             prof = cProfile.Profile()
             prof.enable()
         out.append(await measure(app, sims, args, 1, f"core {label}, 1 user at a time", record, baseline))
-        if args.profile and label == "sqlite":
+        if args.profile == label:
             prof.disable()
             pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
@@ -396,7 +420,9 @@ async def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="cProfile the SQLite run")
+    parser.add_argument("--profile", nargs="?", const="sqlite", choices=["sqlite", "postgres"],
+                        help="cProfile the one-at-a-time run of this database (default sqlite), top functions")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs (and the aiogram baseline)")
     parser.add_argument("--no-threaded", action="store_true",
                         help="skip the comparison run with SQLite on aiosqlite's worker thread")
     parser.add_argument("--no-outbox", action="store_true",
@@ -411,9 +437,10 @@ async def main() -> None:
     results: list[Stats] = []
     recorded: list[Incoming] = []
     baseline: list[Stats] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        results += await bench_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.sqlite3", args, recorded,
-                                       baseline)
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            results += await bench_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.sqlite3", args, recorded,
+                                           baseline)
     if not args.no_postgres:
         from sqlalchemy.engine import make_url
 
@@ -436,28 +463,42 @@ async def main() -> None:
                 results.append(await measure(app, sims, args, 1, "core sqlite, aiosqlite thread, 1 at a time"))
             finally:
                 await app.close()
-    results.append(Stats.merge("bare aiogram echo (same updates)", baseline))
+    if baseline:
+        results.append(Stats.merge("bare aiogram echo (same updates)", baseline))
 
     kinds: dict[str, int] = {}
     for inc in recorded:
         k = "button" if inc.callback_data else f"/{inc.command}" if inc.command else "text"
         kinds[k] = kinds.get(k, 0) + 1
-    print("\nmix:", ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
+    if kinds:
+        print("\nmix:", ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
+    load = os.getloadavg()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} "
+          f"{load[2]:.2f} at the end\n")
     for s in results:
         print(s.line())
     print("\nSQL/upd: statements the database ran per update, BEGIN/COMMIT not counted (on the aiosqlite row,"
-          "\nthe per-update INSERT that records the update id runs on the DBAPI cursor, out of the count).")
-    core1, base = results[0], results[-1]
-    ratios = sorted(c / b for c, b in zip(core1.rates, base.rates, strict=False))
-    if ratios:
+          "\nthe per-update INSERT that records the update id runs on the DBAPI cursor, out of the count)."
+          "\ntrips/upd: requests sent to PostgreSQL per update (each waits for its answer), BEGIN and COMMIT"
+          "\nincluded. CPU: this process's CPU time (PostgreSQL's own is not in it).")
+    by_label = {s.label: s for s in results}
+    base = by_label.get("bare aiogram echo (same updates)")
+    core1 = by_label.get("core sqlite, 1 user at a time")
+    if core1 is not None and base is not None:
+        ratios = sorted(c / b for c, b in zip(core1.rates, base.rates, strict=False))
         print(f"\ncore (SQLite, one at a time) / bare aiogram, round by round (each pair measured back to back):"
               f" {', '.join(f'{r:.3f}' for r in ratios)}")
-    ok = results[0].rate >= 1000 and results[0].p99 < 0.020
-    print(f"\ntarget (SQLite, one user at a time): >= 1000 upd/s and p99 < 20 ms: {'met' if ok else 'NOT met'}")
-    if args.concurrency > 1:
-        ok = results[1].rate >= 1000 and results[1].p99 < 0.020
-        print(f"target (SQLite, {args.concurrency} users in flight): {'met' if ok else 'NOT met'}")
+    print()
+    for label, what in (("core sqlite, 1 user at a time", "SQLite, one user at a time"),
+                        (f"core sqlite, {args.concurrency} users in flight", f"SQLite, {args.concurrency} users in flight"),
+                        ("core postgres, 1 user at a time", "PostgreSQL, one user at a time"),
+                        (f"core postgres, {args.concurrency} users in flight",
+                         f"PostgreSQL, {args.concurrency} users in flight")):
+        st = by_label.get(label)
+        if st is not None:
+            ok = st.rate >= 1000 and st.p99 < 0.020
+            print(f"target ({what}): >= 1000 upd/s and p99 < 20 ms: {'met' if ok else 'NOT met'}")
+
 
 if __name__ == "__main__":
     asyncio.run(main())
