@@ -103,9 +103,9 @@ class _Entity:
 class PgHotPath:
     """The statements of `bot.core.engine.Core` on PostgreSQL, as SQL text built once from the tables."""
 
-    #: called with the number of statements (BEGIN / COMMIT / ROLLBACK not counted) each time the hot path
-    #: sends some: the bench counts them next to SQLAlchemy's (whose cursor events never see these)
-    trace: Callable[[int], None] | None = None
+    #: called with each statement the hot path sends (BEGIN / COMMIT / ROLLBACK left out): the bench and
+    #: tests count them next to SQLAlchemy's, whose cursor events never see these
+    trace: Callable[[str], None] | None = None
 
     def __init__(self, dialect: Any) -> None:
         q = dialect.identifier_preparer.quote
@@ -178,11 +178,10 @@ class PgHotPath:
         isolation = adapted.isolation_level
         begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {_ISOLATION[isolation]}"
         adapted._transaction = PgTransaction(conn)  # from here on, the session's rollback ends it
+        lock = f"SELECT pg_advisory_xact_lock({USER_LOCK_NS:d}, {user_lock_key(channel, external_id):d})"
         if PgHotPath.trace is not None:
-            PgHotPath.trace(1)
-        await conn.execute(
-            f"{begin}; SELECT pg_advisory_xact_lock({USER_LOCK_NS:d}, {user_lock_key(channel, external_id):d})"
-        )
+            PgHotPath.trace(lock)
+        await conn.execute(f"{begin}; {lock}")
         return conn
 
     async def open(
@@ -192,7 +191,7 @@ class PgHotPath:
         """(fresh, this minute's count or None, account…, person…, dialog… columns) in one round trip."""
         key, window = budget if budget is not None else (None, None)
         if PgHotPath.trace is not None:
-            PgHotPath.trace(1)
+            PgHotPath.trace(self.open_plain if dedup is None else self.open_dedup)
         if dedup is None:
             return await conn.fetchrow(
                 self.open_plain, None, None, None, None, key, window, budget is not None, channel, external_id
@@ -211,7 +210,7 @@ class PgHotPath:
 
     async def count(self, conn: Any, key: str, window: datetime) -> int:
         if PgHotPath.trace is not None:
-            PgHotPath.trace(1)
+            PgHotPath.trace(self.count_message)
         return int(await conn.fetchval(self.count_message, key, window))
 
     async def write(
@@ -232,7 +231,7 @@ class PgHotPath:
             for col, v in zip(cols, (key, account, channel, chat, rule, self._payload(payload), nb, at), strict=True):
                 col.append(v)
         if PgHotPath.trace is not None:
-            PgHotPath.trace(1)
+            PgHotPath.trace(self.finish)
         await conn.fetchrow(self.finish, *d, *cols, sent, now)
 
 
