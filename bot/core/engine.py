@@ -37,7 +37,7 @@ from bot.core.dialog import (
     new_nonce,
 )
 from bot.core.normalize import normalize_incoming
-from bot.core.pg_hot import PgHotPath
+from bot.core.pg_hot import PgHotPath, user_lock_sql
 from bot.core.router import Route, Router
 from bot.core.services import Services
 from bot.core.types import (
@@ -332,6 +332,8 @@ class Core:
         speaker's account (created on first contact), the roster person bound to it and the active dialog,
         in one query. Both statements are built once (`_HotStatements`).
         """
+        if self._lock_accounts:  # PostgreSQL without the asyncpg hot path: one user's updates take turns
+            session.connection().exec_driver_sql(user_lock_sql(inc.channel, inc.user.id))
         if inc.update_id is not None:
             conn = session.connection()
             if self._stmts.record_update_raw is not None:
@@ -829,9 +831,10 @@ class _HotStatements:
             .outerjoin(DialogState, (DialogState.account_id == Account.id) & DialogState.active.is_(True))
             .where(Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id"))
         )
-        # On PostgreSQL, serialise one user's updates across workers: dialog state is read-modify-write.
-        # (On SQLite, BEGIN IMMEDIATE already serialises every transaction.)
-        self.speaker = speaker.with_for_update(of=Account) if postgres else speaker
+        # On SQLite, BEGIN IMMEDIATE serialises every transaction. On PostgreSQL (another driver than
+        # asyncpg: `_open`) the user's advisory lock is taken by a statement of its own before this one: a
+        # FOR UPDATE here would read the joined dialog row from the snapshot taken before it waited.
+        self.speaker = speaker
         self.active_dialog = select(DialogState).where(
             DialogState.account_id == bindparam("account_id"), DialogState.active.is_(True)
         )

@@ -49,6 +49,11 @@ def user_lock_key(channel: str, external_id: str) -> int:
     return key - (1 << 32) if key >= 1 << 31 else key  # int4
 
 
+def user_lock_sql(channel: str, external_id: str) -> str:
+    """The statement that takes the user's lock until the transaction ends (only integers in it)."""
+    return f"SELECT pg_advisory_xact_lock({USER_LOCK_NS:d}, {user_lock_key(channel, external_id):d})"
+
+
 class PgTransaction:
     """Stands in for asyncpg's Transaction in SQLAlchemy's asyncpg adapter (`_transaction`): the BEGIN
     went out with the lock (`begin`), COMMIT / ROLLBACK are plain statements."""
@@ -178,7 +183,7 @@ class PgHotPath:
         isolation = adapted.isolation_level
         begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {_ISOLATION[isolation]}"
         adapted._transaction = PgTransaction(conn)  # from here on, the session's rollback ends it
-        lock = f"SELECT pg_advisory_xact_lock({USER_LOCK_NS:d}, {user_lock_key(channel, external_id):d})"
+        lock = user_lock_sql(channel, external_id)
         if PgHotPath.trace is not None:
             PgHotPath.trace(lock)
         await conn.execute(f"{begin}; {lock}")
