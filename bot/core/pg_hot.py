@@ -77,29 +77,36 @@ class _Entity:
     """Columns of one mapped class as selected by the open statement, and how a row becomes an instance of
     it in the session (persistent, its attribute history clean, as if the ORM had loaded it)."""
 
-    def __init__(self, cls: type[Any], alias: str, quote: Any) -> None:
+    def __init__(self, cls: type[Any], alias: str, quote: Any, dialect: Any) -> None:
         mapper = class_mapper(cls)
         self.new = mapper.class_manager.new_instance
         self.keys: list[str] = []
         cols: list[str] = []
-        for prop in mapper.column_attrs:
+        # What SQLAlchemy would do to a value read from asyncpg (the UTC timestamp type's conversion; JSON
+        # arrives decoded by the dialect's codec), so an instance holds what an ORM load would have given.
+        self.processors: list[tuple[int, Any]] = []
+        for i, prop in enumerate(mapper.column_attrs):
             col = prop.columns[0]
             self.keys.append(prop.key)
             cols.append(f"{alias}.{quote(col.name)}")
+            proc = col.type.dialect_impl(dialect).result_processor(dialect, None)
+            if proc is not None:
+                self.processors.append((i, proc))
         self.select = ", ".join(cols)
         pk = mapper.primary_key[0]
         self.pk = self.keys.index(mapper.get_property_by_column(pk).key)
         self.width = len(self.keys)
-        # JSON arrives decoded (the dialect's codec) and timestamptz as aware UTC datetimes: what the ORM
-        # would hold after a load on PostgreSQL.
 
     def load(self, session: Session, row: Any, start: int) -> Any:
         if row[start + self.pk] is None:
             return None
+        values = list(row[start : start + self.width])
+        for i, proc in self.processors:
+            values[i] = proc(values[i])
         # As the ORM's loader does: the instance's state without __init__, the columns straight into its
         # __dict__ (no attribute events: loaded values, not changes), then known to the session by its key.
         obj = self.new()
-        obj.__dict__.update(zip(self.keys, row[start : start + self.width], strict=True))
+        obj.__dict__.update(zip(self.keys, values, strict=True))
         make_transient_to_detached(obj)  # history clean as though freshly loaded; the identity key from the id
         session.add(obj)
         return obj
@@ -114,9 +121,15 @@ class PgHotPath:
 
     def __init__(self, dialect: Any) -> None:
         q = dialect.identifier_preparer.quote
-        self.account = _Entity(Account, "a", q)
-        self.person = _Entity(Person, "p", q)
-        self.dialog = _Entity(DialogState, "d", q)
+        self.account = _Entity(Account, "a", q, dialect)
+        self.person = _Entity(Person, "p", q, dialect)
+        self.dialog = _Entity(DialogState, "d", q, dialect)
+        # The dialog row's values as SQLAlchemy would bind them (JSON serialised, timestamps checked aware UTC).
+        dcols = cast(Table, DialogState.__table__).c
+        self._dialog_binds = [
+            (name, dcols[name].type.dialect_impl(dialect).bind_processor(dialect) or _same)
+            for name in ("id", "nonce", "step", "data", "history", "active", "created_at", "updated_at")
+        ]
         acc, ppl, dia = (cast(Table, c.__table__) for c in (Account, Person, DialogState))
         upd, rl, out = (cast(Table, c.__table__) for c in (ProcessedUpdate, RateLimit, Outbox))
         count = (
@@ -170,7 +183,6 @@ class PgHotPath:
             f"WHERE dedup_key = ANY($17::varchar[]) AND status = '{pending}' RETURNING 1) "
             "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT count(*) FROM s)"
         )
-        self._json = json.dumps  # as SQLAlchemy's JSON type serialises a bound value
         # An outbox payload (a serialised Reply) as the SQLite path writes it: Chinese kept as UTF-8.
         self._payload = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
@@ -227,10 +239,7 @@ class PgHotPath:
             return
         d: tuple[Any, ...] = (None,) * 8
         if dialog is not None:
-            d = (
-                dialog.id, dialog.nonce, dialog.step, self._json(dialog.data), self._json(dialog.history),
-                dialog.active, dialog.created_at, dialog.updated_at,
-            )
+            d = tuple(bind(getattr(dialog, name)) for name, bind in self._dialog_binds)
         cols: list[list[Any]] = [[], [], [], [], [], [], [], []]
         for key, account, channel, chat, rule, payload, nb, at in outbox:
             for col, v in zip(cols, (key, account, channel, chat, rule, self._payload(payload), nb, at), strict=True):
@@ -238,6 +247,10 @@ class PgHotPath:
         if PgHotPath.trace is not None:
             PgHotPath.trace(self.finish)
         await conn.fetchrow(self.finish, *d, *cols, sent, now)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 _ISOLATION = {
