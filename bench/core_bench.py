@@ -47,7 +47,11 @@ from sqlalchemy import select
 
 from bot.clock import SystemClock, local_today
 from bot.core.bootstrap import App, build_core, freeze_startup_heap
-from bot.core.pg_hot import PgHotPath
+
+try:
+    from bot.core.pg_hot import PgHotPath
+except ImportError:  # an older core (before/after comparisons: PYTHONPATH=<old checkout>)
+    PgHotPath = None  # type: ignore[assignment,misc]
 from bot.core.types import Incoming, InlineKeyboard, Reply, ReplyKeyboard, User
 from bot.scheduler.outbox import reply_to_dict
 from bot.settings import Settings
@@ -284,7 +288,8 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
         sqlite_conn.set_trace_callback(traced)
     else:
         event.listen(app.engine.sync_engine, "before_cursor_execute", count)
-        PgHotPath.trace = hot  # the PostgreSQL hot path's own statements, out of SQLAlchemy's sight
+        if PgHotPath is not None:
+            PgHotPath.trace = hot  # the PostgreSQL hot path's own statements, out of SQLAlchemy's sight
         transport_cls.write = counted_write
     t0, c0 = time.perf_counter(), time.process_time()
     try:
@@ -294,7 +299,8 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
             sqlite_conn.set_trace_callback(None)
         else:
             event.remove(app.engine.sync_engine, "before_cursor_execute", count)
-            PgHotPath.trace = None
+            if PgHotPath is not None:
+                PgHotPath.trace = None
             transport_cls.write = plain_write
     return Stats(run, latencies, time.perf_counter() - t0, statements, trips, time.process_time() - c0)
 
