@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, select
 
 from bot.core.bootstrap import App, build_core
+from bot.core.pg_hot import PgHotPath
 from bot.core.types import Incoming, Reply, User
 from bot.settings import Settings
 from bot.store.models import RateLimit
@@ -72,29 +73,54 @@ async def test_group_budget_answers_once_then_quiet(app: App, world: World) -> N
         await core.close()
 
 
-async def test_private_update_runs_no_group_statement(app: App, world: World) -> None:
-    """The private hot path: the same statements with the group budget on as with it off."""
+async def _statements_of_second_update(app: App, budget: int, user: str, chat: str, chat_type: str) -> list[str]:
+    """The statements the database ran for a member's second update (the first creates the account): SQLite's
+    own trace on the connection the core keeps (the hot path runs some straight on the DBAPI cursor), else
+    SQLAlchemy's cursor events plus the PostgreSQL hot path's own statements."""
+    core = build_core(_settings(app, messages_per_minute_per_group=budget), app.core.clock)
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    counts = []
-    for budget in (0, GROUP_BUDGET):
-        core = build_core(_settings(app, messages_per_minute_per_group=budget), app.core.clock)
-        sync_engine = core.core.sessions.kw["bind"].sync_engine
-        event.listen(sync_engine, "before_cursor_execute", seen)
+    def traced(sql: str) -> None:
+        if not sql.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA")):
+            statements.append(sql)
+
+    sync_engine = core.core.sessions.kw["bind"].sync_engine
+    me = Member(core, user, chat, chat_type)
+    try:
+        await me.send()
+        kept = core.core.update_connection
+        if kept is not None:  # loop SQLite
+            raw = (await kept.get_raw_connection()).driver_connection
+            raw.set_trace_callback(traced)
+        else:
+            event.listen(sync_engine, "before_cursor_execute", seen)
+            PgHotPath.trace = statements.append
         try:
-            me = Member(core, f"81{budget}", f"81{budget}", "private")
-            await me.send()  # first contact creates the account
-            statements.clear()
             await me.send()
-            counts.append(len(statements))
-            assert not any("rate_limits" in s and "grp:" in s for s in statements)
         finally:
-            event.remove(sync_engine, "before_cursor_execute", seen)
-            await core.close()
-    assert counts[0] == counts[1]
+            if kept is not None:
+                raw.set_trace_callback(None)
+            else:
+                event.remove(sync_engine, "before_cursor_execute", seen)
+                PgHotPath.trace = None
+    finally:
+        await core.close()
+    return statements
+
+
+async def test_private_update_runs_no_group_statement(app: App, world: World) -> None:
+    """The private hot path: the same statements with the group budget on as with it off; a group's update
+    runs one more (the group's count) with it on."""
+    off = await _statements_of_second_update(app, 0, "810", "810", "private")
+    on = await _statements_of_second_update(app, GROUP_BUDGET, "811", "811", "private")
+    assert len(on) == len(off) >= 2  # at least the dedup / budget / speaker statement(s) and the handler's
+    off = await _statements_of_second_update(app, 0, "812", "-100812", "group")
+    on = await _statements_of_second_update(app, GROUP_BUDGET, "813", "-100813", "group")
+    assert len(on) == len(off) + 1
+    assert sum("rate_limits" in s for s in on) == sum("rate_limits" in s for s in off) + 1
 
 
 async def test_group_budget_shared_by_two_cores(app: App, world: World) -> None:
@@ -125,7 +151,8 @@ async def test_group_budget_in_redis(app: App, world: World) -> None:
     a, b = build_core(settings, app.core.clock), build_core(settings, app.core.clock)
     group = f"-100{uuid.uuid4().int % 10**9}"  # a fresh Redis key for this run
     try:
-        members = [Member(a, "830", group), Member(b, "831", group)]
+        # Fresh users too: the fixed clock's minute is the same in every run, and Redis keeps its counts 2 min.
+        members = [Member(a, f"830{group}", group), Member(b, f"831{group}", group)]
         answered = await _flood(members, GROUP_BUDGET + 5)
         assert all(answered[:GROUP_BUDGET])
         zh = a.core.catalogs.get("zh_CN")

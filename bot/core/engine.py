@@ -37,6 +37,7 @@ from bot.core.dialog import (
     new_nonce,
 )
 from bot.core.normalize import normalize_incoming
+from bot.core.pg_hot import PgHotPath, user_lock_sql
 from bot.core.router import Route, Router
 from bot.core.services import Services
 from bot.core.types import (
@@ -101,6 +102,12 @@ class Core:
         self._lock_accounts = not is_sqlite(str(sessions.kw["bind"].url))
         self._stmts = _HotStatements(sessions.kw["bind"].dialect, postgres=self._lock_accounts)
         self._db: AsyncEngine = sessions.kw["bind"]  # the database engine (SQLAlchemy)
+        # PostgreSQL on asyncpg: the update's own statements go straight to the asyncpg connection.
+        self._pg: PgHotPath | None = (
+            PgHotPath(self._db.dialect)
+            if self._db.dialect.name == "postgresql" and self._db.dialect.driver == "asyncpg"
+            else None
+        )
         on_loop = self._db.dialect.driver == "bangfu"
         self._update_lock: asyncio.Lock | None = asyncio.Lock() if on_loop else None
         self._update_conn: AsyncConnection | None = None
@@ -191,7 +198,11 @@ class Core:
     ) -> Result:
         closed = False
         try:
-            opened = await session.run_sync(self._open, inc, counted)
+            raw: Any = None  # PostgreSQL: the asyncpg connection of this update
+            if self._pg is not None:
+                raw, opened = await self._open_pg(session, inc, counted)
+            else:
+                opened = await session.run_sync(self._open, inc, counted)
             if opened is None:
                 return Result()
             if isinstance(opened, str):  # over a message budget: the count is kept, nothing else done
@@ -206,7 +217,11 @@ class Core:
             if inc.callback_id and not ctx.callback_answered:
                 ctx.answer_callback()
             queued = self._queue_outbox(ctx) if self._outbox_payload is not None else None
-            await session.run_sync(self._finish, ctx.active_row, queued)  # nothing is sent unless this commit succeeded
+            # Nothing is sent unless this commit succeeded.
+            if raw is not None:
+                await self._finish_pg(session, raw, ctx.active_row, queued)
+            else:
+                await session.run_sync(self._finish, ctx.active_row, queued)
             closed = True
             return Result(ctx.actions)
         except Exception:
@@ -317,6 +332,8 @@ class Core:
         speaker's account (created on first contact), the roster person bound to it and the active dialog,
         in one query. Both statements are built once (`_HotStatements`).
         """
+        if self._lock_accounts:  # PostgreSQL without the asyncpg hot path: one user's updates take turns
+            session.connection().exec_driver_sql(user_lock_sql(inc.channel, inc.user.id))
         if inc.update_id is not None:
             conn = session.connection()
             if self._stmts.record_update_raw is not None:
@@ -367,6 +384,84 @@ class Core:
             account.chat_id = inc.chat_id
         return account, person, active
 
+    async def _open_pg(
+        self, session: AsyncSession, inc: Incoming, counted: tuple[bool, bool]
+    ) -> tuple[Any, tuple[Account, Person | None, DialogState | None] | str | None]:
+        """`_open` on PostgreSQL (`bot.core.pg_hot`): BEGIN with the user's lock in one round trip, then one
+        statement that records the update, counts the budget and reads account, person and active dialog.
+        Returns the asyncpg connection and what `_open` returns."""
+        pg = self._pg
+        assert pg is not None
+        conn = await session.connection()
+        adapted = (await conn.get_raw_connection()).dbapi_connection
+        raw = await pg.begin(adapted, inc.channel, inc.user.id)
+        now = self.clock.now()
+        dedup = (inc.channel, inc.bot_id, str(inc.update_id), now) if inc.update_id is not None else None
+        budget = None
+        if self.settings.messages_per_minute > 0 and not counted[0]:
+            budget = (limits.message_key(inc.channel, inc.user.id), limits.minute_window(now))
+        row = await pg.open(raw, dedup, budget, inc.channel, inc.user.id)
+        if row[0] is None:
+            log.info("dropping redelivered update %s/%s/%s", inc.channel, inc.bot_id, inc.update_id)
+            return raw, None
+        if budget is not None:
+            over = limits.verdict(int(row[1]), self.settings.messages_per_minute)
+            if over is not None:
+                return raw, over
+        if inc.chat_type != "private" and self.settings.messages_per_minute_per_group > 0 and not counted[1]:
+            n = await pg.count(raw, limits.group_key(inc.channel, inc.chat_id), limits.minute_window(now))
+            over = limits.verdict(n, self.settings.messages_per_minute_per_group)
+            if over is not None:
+                return raw, "group_" + over
+        account, person, active = pg.load(session.sync_session, row)
+        if account is None:
+            account = Account(
+                channel=inc.channel,
+                external_id=inc.user.id,
+                chat_id=inc.chat_id,
+                display_name=inc.user.name[:128],
+                created_at=now,
+            )
+            session.add(account)
+            await session.flush()
+            return raw, (account, None, None)
+        if inc.chat_type == "private" and account.chat_id != inc.chat_id:
+            account.chat_id = inc.chat_id
+        return raw, (account, person, active)
+
+    async def _finish_pg(
+        self, session: AsyncSession, raw: Any, active: DialogState | None, queued: list[Any] | None
+    ) -> None:
+        """`_finish` on PostgreSQL: the dialog row, the outbox rows and the sent marks in one statement
+        (`PgHotPath.write`), then the session's flush of anything else and COMMIT."""
+        assert self._pg is not None
+        dialog = active if self._dialog_to_write(session.sync_session, active) else None
+        if dialog is not None:
+            session.expunge(dialog)  # written by the statement below, not by the ORM's flush
+        keys, self._sent_keys = self._sent_keys, []
+        try:
+            await self._pg.write(raw, dialog, queued or (), keys, self.clock.now())
+            await session.run_sync(_commit_and_close)
+        except BaseException:
+            self._sent_keys[:0] = keys  # marked with a later commit instead
+            raise
+
+    @staticmethod
+    def _dialog_to_write(session: Session, active: DialogState | None) -> bool:
+        """The active dialog's row changed and is written by one prebuilt UPDATE (then left out of the
+        flush): the ORM's unit of work costs several times the statement for this one row. New or deleted
+        rows are the ORM's."""
+        if active is None:
+            return False
+        state = inspect(active)
+        return (
+            state is not None
+            and state.persistent
+            and state.modified
+            and active not in session.deleted  # a finished or cancelled dialog: the ORM flushes its DELETE
+            and session.is_modified(active)
+        )
+
     def _count_message(self, session: Session, key: str, budget: int) -> str | None:
         """Count the update against a budget for this minute (the account's or the group's; one UPSERT;
         issue 10 #3): None within it, "too_fast" for the first one over it (answered once), "quiet" after."""
@@ -406,15 +501,7 @@ class Core:
         ORM's unit of work costs several times the statement for this one row. New, deleted and other
         objects are flushed by the ORM as usual.
         """
-        state = inspect(active) if active is not None else None
-        if (
-            active is not None
-            and state is not None
-            and state.persistent
-            and state.modified
-            and active not in session.deleted  # a finished or cancelled dialog: the ORM flushes its DELETE
-            and session.is_modified(active)
-        ):
+        if active is not None and self._dialog_to_write(session, active):
             session.connection().execute(
                 self._stmts.save_dialog,
                 {
@@ -744,9 +831,10 @@ class _HotStatements:
             .outerjoin(DialogState, (DialogState.account_id == Account.id) & DialogState.active.is_(True))
             .where(Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id"))
         )
-        # On PostgreSQL, serialise one user's updates across workers: dialog state is read-modify-write.
-        # (On SQLite, BEGIN IMMEDIATE already serialises every transaction.)
-        self.speaker = speaker.with_for_update(of=Account) if postgres else speaker
+        # On SQLite, BEGIN IMMEDIATE serialises every transaction. On PostgreSQL (another driver than
+        # asyncpg: `_open`) the user's advisory lock is taken by a statement of its own before this one: a
+        # FOR UPDATE here would read the joined dialog row from the snapshot taken before it waited.
+        self.speaker = speaker
         self.active_dialog = select(DialogState).where(
             DialogState.account_id == bindparam("account_id"), DialogState.active.is_(True)
         )

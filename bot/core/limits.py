@@ -76,7 +76,7 @@ async def invite_lock_left(session: AsyncSession, key: str, now: datetime) -> in
 
 async def invite_failed(session: AsyncSession, key: str, now: datetime) -> int | None:
     """Count a wrong code; the minutes of the lock-out it started, if it started one."""
-    # One account's updates take turns across workers (the engine locks the account's row on PostgreSQL).
+    # One account's updates take turns across workers (the engine holds the user's advisory lock on PostgreSQL).
     row = await session.get(RateLimit, key, with_for_update=True)
     if row is None:
         row = RateLimit(key=key, window_start=now, count=0, strikes=0, locked_until=None)
