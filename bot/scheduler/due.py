@@ -7,6 +7,7 @@ one team for a leader's on-demand report — the same statement with one more fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -65,6 +66,16 @@ async def _run(session: AsyncSession, stmt: Any) -> Any:
     return await conn.execute(stmt)
 
 
+def _teams(stmt: Any, column: Any, team_id: int | None, team_ids: Sequence[int] | None) -> Any:
+    """Narrow to one team (`team_id`) and/or a set of teams (`team_ids`: a township, a leader's teams) in
+    the same statement: one query for a scope, never a loop per team."""
+    if team_id is not None:
+        stmt = stmt.where(column == team_id)
+    if team_ids is not None:
+        stmt = stmt.where(column.in_(list(team_ids))) if team_ids else stmt.where(literal(False))
+    return stmt
+
+
 class HouseholdDue(NamedTuple):
     """A currently paired household that needs a visit, with its cadre. (A NamedTuple: built tens of
     thousands of times per tick, and a tuple is much cheaper to build than a frozen dataclass.)"""
@@ -81,21 +92,10 @@ class HouseholdDue(NamedTuple):
     covered_by: str | None
 
 
-async def overdue_households(
-    session: AsyncSession,
-    today: date,
-    cadence_days: int,
-    *,
-    team_id: int | None = None,
-    cadre_id: int | None = None,
-) -> list[HouseholdDue]:
-    """Current pairings with no visit in the last `cadence_days` days and a start older than that:
-    due by last visit (or pairing start, whichever is later) + N, overdue from the day after.
-
-    Written as an anti-join on recent visits (an index range over the last N days), so the cost
-    follows the recent visits, not the whole history; the last-visit date is looked up only for
-    the households in the result.
-    """
+def _overdue_cond(today: date, cadence_days: int) -> tuple[Any, Any]:
+    """The overdue rule as SQL: (WHERE clause on a current Pairing, last-visit scalar). A current pairing
+    started more than `cadence_days` ago whose household had no visit in the last `cadence_days` days.
+    Shared by the full list (tick, /overdue) and the web's paged list, so both count the same."""
     cutoff = today - timedelta(days=cadence_days)
     recent = exists(
         select(literal(1)).where(
@@ -109,6 +109,27 @@ async def overdue_households(
         .scalar_subquery()
         .label("last_visit")
     )
+    return and_(Pairing.end_date.is_(None), Pairing.start_date < cutoff, ~recent), last
+
+
+async def overdue_households(
+    session: AsyncSession,
+    today: date,
+    cadence_days: int,
+    *,
+    team_id: int | None = None,
+    cadre_id: int | None = None,
+    team_ids: Sequence[int] | None = None,
+    household_ids: Sequence[int] | None = None,
+) -> list[HouseholdDue]:
+    """Current pairings with no visit in the last `cadence_days` days and a start older than that:
+    due by last visit (or pairing start, whichever is later) + N, overdue from the day after.
+
+    Written as an anti-join on recent visits (an index range over the last N days), so the cost
+    follows the recent visits, not the whole history; the last-visit date is looked up only for
+    the households in the result. `team_ids` / `household_ids` narrow it in the same statement.
+    """
+    cond, last = _overdue_cond(today, cadence_days)
     lj = _LeaveJoin(today, today)
     stmt = (
         select(
@@ -127,14 +148,15 @@ async def overdue_households(
     )
     stmt = (
         lj.apply(stmt, Pairing.cadre_id)
-        .where(Pairing.end_date.is_(None), Pairing.start_date < cutoff, ~recent)
+        .where(cond)
         # Most overdue first within each cadre (never visited first, then the oldest last visit).
         .order_by(Person.team_id, Pairing.cadre_id, last.nulls_first(), Pairing.start_date, Pairing.household_id)
     )
-    if team_id is not None:
-        stmt = stmt.where(Person.team_id == team_id)
+    stmt = _teams(stmt, Person.team_id, team_id, team_ids)
     if cadre_id is not None:
         stmt = stmt.where(Pairing.cadre_id == cadre_id)
+    if household_ids is not None:
+        stmt = stmt.where(Pairing.household_id.in_(list(household_ids)))
     # A hot loop at province scale (tens of thousands of rows): positional unpacking, keyword-free
     # construction, the due date computed once per distinct anchor date.
     out: list[HouseholdDue] = []
@@ -151,6 +173,60 @@ async def overdue_households(
     return out
 
 
+async def overdue_counts(
+    session: AsyncSession, today: date, cadence_days: int, *, team_ids: Sequence[int] | None = None
+) -> dict[int, int]:
+    """Overdue households per team (the pairing cadre's team): the same rule as `overdue_households`,
+    counted in SQL (no rows, no last-visit lookups) for the dashboard's figures."""
+    cond, _ = _overdue_cond(today, cadence_days)
+    pairs = (
+        select(Person.team_id.label("team_id"), Pairing.cadre_id, Pairing.household_id)
+        .join(Person, Person.id == Pairing.cadre_id)
+        .where(cond, Person.team_id.is_not(None))
+        .distinct()  # one per (cadre, household), as the list keeps them
+    )
+    sub = _teams(pairs, Person.team_id, None, team_ids).subquery()
+    stmt = select(sub.c.team_id, func.count()).group_by(sub.c.team_id)
+    return {int(tid): int(n) for tid, n in (await _run(session, stmt)).all()}
+
+
+async def overdue_page(
+    session: AsyncSession,
+    today: date,
+    cadence_days: int,
+    *,
+    where: Any,
+    order: str = "code",
+    offset: int = 0,
+    limit: int = 50,
+    text_filter: Any = None,
+) -> list[tuple[Any, ...]]:
+    """One page of overdue households for the web list: (Household, village name, last visit, days
+    overdue), ordered by code / name / village in SQL (offset paging on the households' indexes), the
+    scope given as `where` (a clause on Pairing / Person / Household). The overdue rule is `_overdue_cond`."""
+    from bot.store.models import Village
+
+    cond, last = _overdue_cond(today, cadence_days)
+    order_col = {"name": Household.head_name, "village": Village.name}.get(order, Household.code)
+    stmt = (
+        select(Household, Village.name, Pairing.start_date, last)
+        .join(Pairing, Pairing.household_id == Household.id)
+        .join(Person, Person.id == Pairing.cadre_id)
+        .join(Village, Village.id == Household.village_id)
+        .where(cond, where)
+        .order_by(order_col, Household.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    if text_filter is not None:
+        stmt = stmt.where(text_filter)
+    out = []
+    for h, vname, start, last_visit in (await session.execute(stmt)).all():
+        anchor = start if last_visit is None or last_visit < start else last_visit
+        out.append((h, vname, last_visit, today.toordinal() - cadence_days - anchor.toordinal()))
+    return out
+
+
 async def season_missing(
     session: AsyncSession,
     first: date,
@@ -159,6 +235,7 @@ async def season_missing(
     *,
     kind: str | None = None,
     team_id: int | None = None,
+    team_ids: Sequence[int] | None = None,
 ) -> list[HouseholdDue]:
     """Current pairings whose household had no visit between first and upto (inclusive); with
     `kind`, only visits of that kind count (the county's "require the seasonal kind" option)."""
@@ -185,8 +262,7 @@ async def season_missing(
         .where(Pairing.end_date.is_(None), Pairing.start_date <= upto, ~visited)
         .order_by(Person.team_id, Pairing.cadre_id, Household.code)
     )
-    if team_id is not None:
-        stmt = stmt.where(Person.team_id == team_id)
+    stmt = _teams(stmt, Person.team_id, team_id, team_ids)
     out: dict[tuple[int, int], HouseholdDue] = {}
     for r in (await _run(session, stmt)).mappings().all():
         out.setdefault(
@@ -230,11 +306,14 @@ async def cadre_weeks(
     team_id: int | None = None,
     cadre_ids: list[int] | None = None,
     far_m: float = VillageDays().far_meters,
+    team_ids: Sequence[int] | None = None,
+    shortfall_first: int | None = None,
 ) -> list[CadreWeek]:
     """Check-in days and visits per active cadre in the ISO week starting monday (up to `upto`).
 
     With `below`, only cadres whose check-in days are under that target (the shortfall list).
-    `on_leave` is true when a recorded leave overlaps the days counted.
+    `on_leave` is true when a recorded leave overlaps the days counted. With `shortfall_first`, only
+    that many cadres, fewest check-in days first (then by name): the web's list, sorted and cut in SQL.
     """
     last = monday + timedelta(days=6)
     if upto is not None:
@@ -275,10 +354,11 @@ async def cadre_weeks(
     stmt = lj.apply(stmt, Person.id)
     if below is not None:
         stmt = stmt.where(days < below)
-    if team_id is not None:
-        stmt = stmt.where(Person.team_id == team_id)
+    stmt = _teams(stmt, Person.team_id, team_id, team_ids)
     if cadre_ids is not None:
         stmt = stmt.where(Person.id.in_(cadre_ids))
+    if shortfall_first is not None:
+        stmt = stmt.order_by(None).order_by(days, Person.name, Person.id).limit(shortfall_first)
     out: dict[int, CadreWeek] = {}
     for r in (await _run(session, stmt)).all():
         out.setdefault(r[0], CadreWeek(
@@ -292,6 +372,32 @@ async def cadre_weeks(
             far_checkins=int(r[-1] or 0),
         ))
     return list(out.values())
+
+
+AGE_BUCKETS = ("0_3", "3_7", "8_30", "30_")  # days open: under 3, 3–7, 8–30, over 30
+
+
+async def open_difficulty_ages(
+    session: AsyncSession, at: datetime, *, team_ids: Sequence[int] | None = None
+) -> dict[int | None, list[int]]:
+    """Difficulties unresolved at `at`, per team, counted by age (`AGE_BUCKETS`) in one grouped statement."""
+    day = timedelta(days=1)
+    bucket = case(
+        (Difficulty.created_at > at - 3 * day, 0),
+        (Difficulty.created_at > at - 8 * day, 1),
+        (Difficulty.created_at > at - 31 * day, 2),
+        else_=3,
+    ).label("bucket")
+    stmt = (
+        select(Difficulty.team_id, bucket, func.count())
+        .where(Difficulty.created_at <= at, or_(Difficulty.resolved_at.is_(None), Difficulty.resolved_at > at))
+        .group_by(Difficulty.team_id, bucket)
+    )
+    stmt = _teams(stmt, Difficulty.team_id, None, team_ids)
+    out: dict[int | None, list[int]] = {}
+    for tid, b, n in (await _run(session, stmt)).all():
+        out.setdefault(tid, [0] * len(AGE_BUCKETS))[int(b)] += int(n)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
