@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Table, case, delete, func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.scheduler import due
 from bot.scheduler.rules import Rules, season_for
@@ -330,6 +330,16 @@ async def refresh_stale(
     if dirty:
         written += await refresh(s, rules, today, now, team_ids=dirty, weeks=[monday_of(today)])
     return written
+
+
+async def tick_refresh(sessions: async_sessionmaker[AsyncSession], rules: Rules, now: datetime) -> int:
+    """The scheduler's minute: refresh whatever of the county's figures is stale (cheap when nothing is)."""
+    try:
+        async with sessions() as s, s.begin():
+            return await refresh_stale(s, rules, now.astimezone(rules.tz).date(), now)
+    except Exception:
+        log.exception("figure refresh failed")
+        return 0
 
 
 async def mark_dirty(s: AsyncSession, team_id: int | None, today: date) -> None:
