@@ -61,8 +61,9 @@ async def _run(session: AsyncSession, stmt: Any) -> Any:
     these one-shot queries, longer than running them.
     """
     conn = await session.connection()
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and session.info.get("jit_off") is not session.get_transaction():
         await conn.execute(text("SET LOCAL jit = off"))
+        session.info["jit_off"] = session.get_transaction()  # once per transaction (a page calls several)
     return await conn.execute(stmt)
 
 
@@ -318,7 +319,7 @@ async def cadre_weeks(
     last = monday + timedelta(days=6)
     if upto is not None:
         last = min(last, upto)
-    ck = (
+    ck_q = (
         select(
             CheckIn.cadre_id,
             func.count().label("n"),
@@ -326,14 +327,19 @@ async def cadre_weeks(
         )
         .where(CheckIn.day >= monday, CheckIn.day <= last)
         .group_by(CheckIn.cadre_id)
-        .subquery()
     )
-    vs = (
+    vs_q = (
         select(Visit.cadre_id, func.count().label("n"))
         .where(Visit.visit_date >= monday, Visit.visit_date <= last)
         .group_by(Visit.cadre_id)
-        .subquery()
     )
+    if team_id is not None or team_ids is not None:
+        # Count only the scope's cadres' rows (the planner does not push the outer team filter into a
+        # grouped subquery): a team's or a township's week reads its own check-ins, not the county's.
+        mine = _teams(select(Person.id), Person.team_id, team_id, team_ids)
+        ck_q = ck_q.where(CheckIn.cadre_id.in_(mine))
+        vs_q = vs_q.where(Visit.cadre_id.in_(mine))
+    ck, vs = ck_q.subquery(), vs_q.subquery()
     lj = _LeaveJoin(monday, last)
     days = func.coalesce(ck.c.n, 0)
     stmt = (

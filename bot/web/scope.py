@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import false, or_, select, true
+from sqlalchemy import false, select, true, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler.reports import leader_teams
@@ -37,8 +37,10 @@ class Scope:
             .join(Person, Person.id == Pairing.cadre_id)
             .where(Pairing.end_date.is_(None), Person.team_id.in_(self.team_ids))
         )
-        by_village = Household.village_id.in_(self.village_ids or ())
-        return or_(by_village, Household.id.in_(paired))
+        by_village = select(Household.id).where(Household.village_id.in_(self.village_ids or ()))
+        # One id set (a UNION), not `village_id IN … OR id IN …`: with the OR the planner walks the county's
+        # households in list order and filters each; with the set it reads the scope's few hundred rows.
+        return Household.id.in_(union(by_village, paired))
 
     def teams_for_queries(self) -> list[int | None]:
         """The team ids to run per-team computations over (None once: the whole county)."""
