@@ -36,10 +36,16 @@ def iso_week_label(d: date) -> str:
 # Leave is joined row by row (leaves, then people as the cover) with an index probe on
 # leaves.person_id; a cadre with two overlapping leaves would appear twice, so callers keep the first
 # row per key. (A grouped derived table looked neater but the planner rescanned it per result row.)
+_LV = aliased(Leave, name="lv")
+_COVER = aliased(Person, name="cover")
+
+
 class _LeaveJoin:
     def __init__(self, first: date, last: date) -> None:
-        self.lv = aliased(Leave, name="lv")
-        self.cover = aliased(Person, name="cover")
+        # The aliases are built once (module level): building them per call cost more than the web's
+        # whole list query, and stable aliases keep SQLAlchemy's compiled-statement cache warm.
+        self.lv = _LV
+        self.cover = _COVER
         self.first, self.last = first, last
 
     @property
@@ -202,15 +208,15 @@ async def overdue_page(
     limit: int = 50,
     text_filter: Any = None,
 ) -> list[tuple[Any, ...]]:
-    """One page of overdue households for the web list: (Household, village name, last visit, days
-    overdue), ordered by code / name / village in SQL (offset paging on the households' indexes), the
+    """One page of overdue households for the web list: (household id, code, head's name, village name, last
+    visit, days overdue), ordered by code / name / village in SQL (offset paging on the households' indexes), the
     scope given as `where` (a clause on Pairing / Person / Household). The overdue rule is `_overdue_cond`."""
     from bot.store.models import Village
 
     cond, last = _overdue_cond(today, cadence_days)
     order_col = {"name": Household.head_name, "village": Village.name}.get(order, Household.code)
     stmt = (
-        select(Household, Village.name, Pairing.start_date, last)
+        select(Household.id, Household.code, Household.head_name, Village.name, Pairing.start_date, last)
         .join(Pairing, Pairing.household_id == Household.id)
         .join(Person, Person.id == Pairing.cadre_id)
         .join(Village, Village.id == Household.village_id)
@@ -222,9 +228,9 @@ async def overdue_page(
     if text_filter is not None:
         stmt = stmt.where(text_filter)
     out = []
-    for h, vname, start, last_visit in (await session.execute(stmt)).all():
+    for hid, code, head, vname, start, last_visit in (await _run(session, stmt)).all():
         anchor = start if last_visit is None or last_visit < start else last_visit
-        out.append((h, vname, last_visit, today.toordinal() - cadence_days - anchor.toordinal()))
+        out.append((hid, code, head, vname, last_visit, today.toordinal() - cadence_days - anchor.toordinal()))
     return out
 
 
@@ -309,12 +315,14 @@ async def cadre_weeks(
     far_m: float = VillageDays().far_meters,
     team_ids: Sequence[int] | None = None,
     shortfall_first: int | None = None,
+    skip: int = 0,
 ) -> list[CadreWeek]:
     """Check-in days and visits per active cadre in the ISO week starting monday (up to `upto`).
 
     With `below`, only cadres whose check-in days are under that target (the shortfall list).
     `on_leave` is true when a recorded leave overlaps the days counted. With `shortfall_first`, only
-    that many cadres, fewest check-in days first (then by name): the web's list, sorted and cut in SQL.
+    that many cadres (after `skip`), fewest check-in days first (then by name): the web's list, sorted and
+    paged in SQL.
     """
     last = monday + timedelta(days=6)
     if upto is not None:
@@ -364,7 +372,7 @@ async def cadre_weeks(
     if cadre_ids is not None:
         stmt = stmt.where(Person.id.in_(cadre_ids))
     if shortfall_first is not None:
-        stmt = stmt.order_by(None).order_by(days, Person.name, Person.id).limit(shortfall_first)
+        stmt = stmt.order_by(None).order_by(days, Person.name, Person.id).offset(skip).limit(shortfall_first)
     out: dict[int, CadreWeek] = {}
     for r in (await _run(session, stmt)).all():
         out.setdefault(r[0], CadreWeek(

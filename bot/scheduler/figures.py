@@ -79,6 +79,8 @@ def register(name: str, compute: Compute, *, keys: Iterable[str] = ("n",), trend
     """Add a figure (see the module docstring). A name is registered once."""
     if name in REGISTRY:
         raise ValueError(f"figure {name!r} registered twice")
+    if not tuple(keys):
+        raise ValueError(f"figure {name!r} needs at least one fixed key (written for every team, zeros too)")
     fig = Figure(name, compute, tuple(keys), trend)
     REGISTRY[name] = fig
     return fig
@@ -283,27 +285,40 @@ async def refresh(
     return written
 
 
+def _expected(week: date, this_monday: date) -> list[str]:
+    """The figures a week must hold: every registered one this week, the trend ones in past weeks."""
+    return [f.name for f in REGISTRY.values() if week == this_monday or f.trend]
+
+
+async def _n_teams(s: AsyncSession, team_ids: Sequence[int] | None) -> int:
+    if team_ids is not None:
+        return len(team_ids)
+    return int(await s.scalar(select(func.count()).select_from(Team)) or 0)
+
+
 async def stale_weeks(
     s: AsyncSession, today: date, now: datetime, team_ids: Sequence[int] | None, weeks: Sequence[date]
 ) -> tuple[list[date], list[int]]:
-    """(weeks to recompute for every given team, teams whose this-week figures were marked dirty)."""
+    """(weeks to recompute for every given team, teams whose this-week figures were marked dirty). A week is
+    recomputed when any registered figure is missing for a team or older than its allowed age."""
     cond: list[Any] = [TABLE.c.week.in_(list(weeks))]
     if team_ids is not None:
         cond.append(TABLE.c.team_id.in_(list(team_ids)) if team_ids else literal(False))
-    n_teams = len(team_ids) if team_ids is not None else int(await s.scalar(select(func.count()).select_from(Team))
-                                                            or 0)
+    n_teams = await _n_teams(s, team_ids)
     rows = (await s.execute(
-        select(TABLE.c.week, func.min(TABLE.c.computed_at), func.count(func.distinct(TABLE.c.team_id)))
-        .where(*cond, TABLE.c.name == "overdue").group_by(TABLE.c.week)
+        select(TABLE.c.week, TABLE.c.name, func.min(TABLE.c.computed_at), func.count(func.distinct(TABLE.c.team_id)))
+        .where(*cond).group_by(TABLE.c.week, TABLE.c.name)
     )).all()
-    seen = {w: (oldest, n) for w, oldest, n in rows}
+    seen = {(w, name): (oldest, n) for w, name, oldest, n in rows}
     this_monday = monday_of(today)
     todo = []
     for w in weeks:
-        oldest, n = seen.get(w, (None, 0))
         max_age = FRESH_SECONDS if w == this_monday else PAST_SECONDS
-        if oldest is None or n < n_teams or (now - oldest).total_seconds() > max_age:
-            todo.append(w)
+        for name in _expected(w, this_monday):
+            oldest, n = seen.get((w, name), (None, 0))
+            if oldest is None or n < n_teams or (now - oldest).total_seconds() > max_age:
+                todo.append(w)
+                break
     dirty: list[int] = []
     if this_monday not in todo:
         dirty = sorted(set((await s.execute(
@@ -327,6 +342,8 @@ async def refresh_stale(
     written = 0
     if todo:
         written += await refresh(s, rules, today, now, team_ids=team_ids, weeks=todo)
+        if team_ids is None:  # weeks no page shows any more
+            await s.execute(delete(TABLE).where(TABLE.c.week < weeks[0]))
     if dirty:
         written += await refresh(s, rules, today, now, team_ids=dirty, weeks=[monday_of(today)])
     return written
@@ -377,8 +394,7 @@ async def read(
     cond: list[Any] = [TABLE.c.week.in_(list(weeks))]
     if team_ids is not None:
         cond.append(TABLE.c.team_id.in_(list(team_ids)) if team_ids else literal(False))
-    n_teams = len(team_ids) if team_ids is not None else int(await s.scalar(select(func.count()).select_from(Team))
-                                                            or 0)
+    n_teams = await _n_teams(s, team_ids)
     dirty_n = func.max(case((TABLE.c.dirty.is_(True), 1), else_=0))
     rows = (await s.execute(
         select(TABLE.c.week, TABLE.c.name, TABLE.c.key, func.sum(TABLE.c.value), func.min(TABLE.c.computed_at),
@@ -387,17 +403,16 @@ async def read(
     )).all()
     values: dict[tuple[date, str, str], float] = {}
     oldest: dict[date, datetime] = {}
-    counted: dict[date, int] = defaultdict(int)
+    counted: dict[tuple[date, str], int] = defaultdict(int)
     dirty = False
     for week, name, key, total, at, n, d in rows:
         values[(week, name, key)] = float(total or 0)
         if week not in oldest or at < oldest[week]:
             oldest[week] = at
-        if name == "overdue" and key == "n":
-            counted[week] = int(n)
+        counted[(week, name)] = max(counted[(week, name)], int(n))  # every team has each fixed key
         dirty = dirty or bool(d)
     this_monday = monday_of(today)
-    complete = {w: counted.get(w, 0) >= n_teams for w in weeks}
+    complete = {w: all(counted.get((w, name), 0) >= n_teams for name in _expected(w, this_monday)) for w in weeks}
     stale = dirty or not all(complete.values()) or any(
         (now - oldest[w]).total_seconds() > (FRESH_SECONDS if w == this_monday else PAST_SECONDS)
         for w in weeks if w in oldest)

@@ -66,7 +66,7 @@ PAGE = 50
 STATIC = Path(__file__).parent / "static"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_KINDS = ("visits", "difficulties", "households", "villagedays")
-DIFF_PAGE = 200
+DIFF_PAGE = 50
 REFRESH_EVERY = 60.0  # seconds between the web's own checks of the county's figures (PostgreSQL)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -488,15 +488,14 @@ async def households(req: Req, request: web.Request) -> web.StreamResponse:
     if text:
         like = "%" + text.replace("\\", "").replace("%", "").replace("_", "") + "%"
         like_filter = Household.head_name.like(like) | Household.code.like(like)
-    shown: list[tuple[Household, str, date | None, int | None]]
+    shown: list[tuple[int, str, str, str, date | None, int | None]]  # id, code, head, village, last, days
     if overdue_only:
         # Overdue by the pairing cadre's team, as the figure and the chat's /overdue count them.
-        found = await due.overdue_page(req.s, req.today, cadence, where=req.scope.team_filter(Person.team_id),
+        shown = await due.overdue_page(req.s, req.today, cadence, where=req.scope.team_filter(Person.team_id),
                                        order=sort, offset=page * PAGE, limit=PAGE + 1, text_filter=like_filter)
-        shown = [(h, vname, last, days) for h, vname, last, days in found]
     else:
-        stmt = select(Household, Village.name).join(Village, Village.id == Household.village_id).where(
-            req.scope.households())
+        stmt = select(Household.id, Household.code, Household.head_name, Village.name).join(
+            Village, Village.id == Household.village_id).where(req.scope.households())
         if like_filter is not None:
             stmt = stmt.where(like_filter)
         if season_only:
@@ -508,9 +507,9 @@ async def households(req: Req, request: web.Request) -> web.StreamResponse:
         order = {"name": Household.head_name, "village": Village.name}.get(sort, Household.code)
         rows = (await req.s.execute(stmt.order_by(order, Household.id).offset(page * PAGE).limit(PAGE + 1))).all()
         late = {d.household_id: d for d in await due.overdue_households(
-            req.s, req.today, cadence, team_ids=req.scope.team_ids, household_ids=[h.id for h, _ in rows])}
-        shown = [(h, vname, late[h.id].last_visit if h.id in late else None,
-                  late[h.id].days_overdue if h.id in late else None) for h, vname in rows]
+            req.s, req.today, cadence, team_ids=req.scope.team_ids, household_ids=[r[0] for r in rows])}
+        shown = [(hid, code, head, vname, late[hid].last_visit if hid in late else None,
+                  late[hid].days_overdue if hid in late else None) for hid, code, head, vname in rows]
     body = (
         f'<form class="filters" method="get"><input name="q" value="{escape(text)}" '
         f'placeholder="{t("web.hh.search")}"><label><input type="checkbox" name="overdue" value="1"'
@@ -522,8 +521,8 @@ async def households(req: Req, request: web.Request) -> web.StreamResponse:
             f'<a href="{base}&sort=village">{t("web.col.village")}</a>', t("web.col.last_visit"),
             t("web.col.overdue_days")]
     out, classes = [], []
-    for h, vname, last_visit, days in shown[:PAGE]:
-        out.append([escape(h.code), f'<a href="/households/{h.id}">{escape(h.head_name)}</a>', escape(vname),
+    for hid, code, head_name, vname, last_visit, days in shown[:PAGE]:
+        out.append([escape(code), f'<a href="/households/{hid}">{escape(head_name)}</a>', escape(vname),
                     last_visit.isoformat() if last_visit else "", str(days) if days is not None else ""])
         classes.append("late" if days is not None else "")
     body += _table(head, out, classes)
@@ -565,11 +564,13 @@ async def cadres(req: Req, request: web.Request) -> web.StreamResponse:
     t, today = req.t, req.today
     monday = today - timedelta(days=today.weekday())
     # Live, the shortfall first, sorted and cut in SQL (bot/scheduler/due.py, as the chat's /week).
+    page = parse_number(request.query.get("page"), 5) or 0
     weeks = await due.cadre_weeks(req.s, monday, upto=today, team_ids=req.scope.team_ids,
-                                  far_m=req.w.rules.village_days.far_meters, shortfall_first=300)
+                                  far_m=req.w.rules.village_days.far_meters, shortfall_first=PAGE + 1,
+                                  skip=page * PAGE)
     target = req.w.rules.village_days.target
     rows, classes = [], []
-    for w in weeks:
+    for w in weeks[:PAGE]:
         rows.append([f'<a href="/cadres/{w.cadre_id}">{escape(w.cadre_name)}</a>',
                      t("web.days_of", done=w.checkin_days, target=target), str(w.visits),
                      f'<span class="far">{w.far_checkins}</span>' if w.far_checkins else "0",
@@ -577,6 +578,8 @@ async def cadres(req: Req, request: web.Request) -> web.StreamResponse:
         classes.append("late" if w.checkin_days < target and not w.on_leave else "")
     body = _table([t("web.col.cadre"), t("web.col.days"), t("web.col.visits"), t("web.col.far_checkins"), ""],
                   rows, classes)
+    if len(weeks) > PAGE:
+        body += f'<p><a href="/cadres?page={page + 1}">{t("web.next_page")}</a></p>'
     return _page(t, t("web.nav.cadres"), body, req)
 
 
@@ -664,7 +667,8 @@ async def difficulties(req: Req, request: web.Request) -> web.StreamResponse:
     t, q = req.t, request.query
     status = q.get("status", "unresolved")
     sort = q.get("sort", "age")
-    stmt = select(Difficulty, Household.head_name).outerjoin(Household, Household.id == Difficulty.household_id)
+    stmt = select(Difficulty.id, Difficulty.category, Difficulty.urgency, Difficulty.status, Difficulty.created_at,
+                  Household.head_name).outerjoin(Household, Household.id == Difficulty.household_id)
     stmt = stmt.where(req.scope.team_filter(Difficulty.team_id))
     if status == "unresolved":
         stmt = stmt.where(Difficulty.status != DifficultyStatus.RESOLVED.value)
@@ -686,9 +690,9 @@ async def difficulties(req: Req, request: web.Request) -> web.StreamResponse:
             f'<select name="sort"><option value="age">{t("web.sort.oldest")}</option>'
             f'<option value="new"{" selected" if sort == "new" else ""}>{t("web.sort.newest")}</option></select>'
             f'<button type="submit">{t("web.filter")}</button></form>')
-    out = [[f'<a href="/difficulties/{d.id}">#{d.id}</a>', escape(head or t("problem.whole_village")),
+    out = [[f'<a href="/difficulties/{d.id}">#{d.id}</a>', escape(d.head_name or t("problem.whole_village")),
             t(f"difficulty.category.{d.category}"), t(f"difficulty.urgency.{d.urgency}"),
-            t(f"difficulty.status.{d.status}"), t("web.days", n=(now - d.created_at).days)] for d, head in rows]
+            t(f"difficulty.status.{d.status}"), t("web.days", n=(now - d.created_at).days)] for d in rows]
     body += _table(["#", t("web.col.head"), t("web.col.category"), t("web.col.urgency"), t("web.col.status"),
                     t("web.col.age")], out)
     if more:
