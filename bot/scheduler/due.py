@@ -67,7 +67,8 @@ async def _run(session: AsyncSession, stmt: Any) -> Any:
     these one-shot queries, longer than running them.
     """
     conn = await session.connection()
-    if conn.dialect.name == "postgresql" and session.info.get("jit_off") is not session.get_transaction():
+    jit_off = session.info.get("jit_off")  # True: the engine's connections have it off (the web's)
+    if conn.dialect.name == "postgresql" and jit_off is not True and jit_off is not session.get_transaction():
         await conn.execute(text("SET LOCAL jit = off"))
         session.info["jit_off"] = session.get_transaction()  # once per transaction (a page calls several)
     return await conn.execute(stmt)
