@@ -39,7 +39,14 @@ from bot.scheduler import due, figures
 from bot.scheduler.outbox import OutMessage, enqueue
 from bot.scheduler.rules import Rules
 from bot.services import difficulties as dsvc
-from bot.services.weblinks import generation, sign, sign_out_everywhere, signing_key, use_link
+from bot.services.weblinks import (
+    generation,
+    person_and_generation,
+    sign,
+    sign_out_everywhere,
+    signing_key,
+    use_link,
+)
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
 from bot.store.enums import DifficultyStatus, Role
@@ -189,10 +196,10 @@ async def _session_person(w: Web, s: AsyncSession, value: str | None) -> Person 
     pid, gen, exp = int(parts[0]), int(parts[1]), int(parts[2])
     if not hmac.compare_digest(sign(await _key(w, s), "session", ".".join(parts[:3])), parts[3]):
         return None
-    if exp < w.clock.now().timestamp() or gen != await generation(s, pid):
+    if exp < w.clock.now().timestamp():
         return None
-    person = await s.get(Person, pid)
-    if person is None or not person.active or Role(person.role) not in WEB_ROLES:
+    person, current = await person_and_generation(s, pid)
+    if gen != current or person is None or not person.active or Role(person.role) not in WEB_ROLES:
         return None
     return person
 
