@@ -1,7 +1,9 @@
 """The dashboard's aiohttp application: sign-in by one-time link, scoped pages, actions, downloads.
 
 One database transaction per request. Rules come from `county_rules(settings)` (the same loaded rules as
-the bot and the scheduler); figures from bot/scheduler/due.py and bot/io; difficulty actions through
+the bot and the scheduler); the overview's aggregate figures are precomputed per team by
+bot/scheduler/figures.py (from bot/scheduler/due.py) and read in one statement; lists are live SQL, paged;
+reports from bot/io; difficulty actions through
 bot/services/difficulties.py and the same notices as the chat, whose messages go out through the outbox.
 """
 
