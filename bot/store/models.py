@@ -67,6 +67,8 @@ class Base(DeclarativeBase):
 
 class Village(Base):
     __tablename__ = "villages"
+    # The web's household lists sorted by village walk this (then each village's households) and stop after a page.
+    __table_args__ = (Index("ix_villages_name_id", "name", "id"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(64))

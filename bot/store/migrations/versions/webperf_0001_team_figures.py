@@ -1,4 +1,5 @@
-"""web dashboard speed: precomputed per-team figures (team_figures), an index for the difficulty list
+"""web dashboard speed: precomputed per-team figures (team_figures), indexes for the difficulty list and
+the household lists sorted by village
 
 Revision ID: webperf_0001
 Revises: 0001
@@ -30,9 +31,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("difficulties", schema=None) as batch_op:
         batch_op.create_index("ix_difficulties_created_id", ["created_at", "id"], unique=False)
+    with op.batch_alter_table("villages", schema=None) as batch_op:
+        batch_op.create_index("ix_villages_name_id", ["name", "id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("villages", schema=None) as batch_op:
+        batch_op.drop_index("ix_villages_name_id")
     with op.batch_alter_table("difficulties", schema=None) as batch_op:
         batch_op.drop_index("ix_difficulties_created_id")
     op.drop_table("team_figures")
