@@ -249,3 +249,17 @@ async def test_lists_are_live_and_paged(app: App, world: World, web: TestClient,
     assert len(set().union(*pages)) == 205  # no row twice, none left out
     assert "page=1" in await (await web.get("/difficulties?status=all")).text()
 
+
+
+async def test_scheduler_minute_refreshes_every_team(app: App, world: World, clock: FixedClock) -> None:
+    """`bangfu scheduler` calls figures.tick_refresh every minute: the county's figures appear, and stay
+    untouched while fresh."""
+    other = await other_team(app)
+    monday = figures.monday_of(local_today(clock))
+    assert not (await _read(app, None, [monday])).has(monday)
+    assert await figures.tick_refresh(app.core.sessions, _rules(app), clock.now()) > 0
+    f = await _read(app, None, [monday])
+    assert f.has(monday) and f.value(monday, "overdue") == 5 and not f.stale
+    assert (await _read(app, [other["team"]], [monday])).value(monday, "overdue") == 1
+    clock.advance(seconds=60)
+    assert await figures.tick_refresh(app.core.sessions, _rules(app), clock.now()) == 0
