@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import false, select, true, union
+from sqlalchemy import false, or_, select, true, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.scheduler.reports import leader_teams
+from bot.scheduler.reports import leader_teams_select
 from bot.store.enums import Role
 from bot.store.models import Household, Pairing, Person, Team, Village
 
@@ -48,20 +48,19 @@ class Scope:
 
 
 async def scope_for(session: AsyncSession, person: Person) -> Scope:
+    """One statement (every request asks): the teams the person leads, and for a township officer also the
+    teams they are the contact of and those of their own township, with the teams' villages."""
     role = Role(person.role)
     if role is Role.ADMIN:
         return Scope(person.id, role, None, None)
-    ids: set[int] = {tid for tid, _ in await leader_teams(session, person.id)}
+    also = None
     if role is Role.TOWNSHIP:
-        ids |= set((await session.execute(select(Team.id).where(Team.township_contact_id == person.id))).scalars())
+        also = Team.township_contact_id == person.id
         if person.village_id is not None:
             township = select(Village.township).where(Village.id == person.village_id).scalar_subquery()
-            same = select(Team.id).join(Village, Village.id == Team.village_id).where(
-                Village.township == township, Village.township != ""
-            )
-            ids |= set((await session.execute(same)).scalars())
-    teams = tuple(sorted(ids))
-    villages = tuple(
-        v for v in (await session.execute(select(Team.village_id).where(Team.id.in_(teams)))).scalars() if v
-    )
+            same = select(Village.id).where(Village.township == township, Village.township != "")
+            also = or_(also, Team.village_id.in_(same))
+    rows = (await session.execute(leader_teams_select(person.id, Team.id, Team.village_id, also=also))).all()
+    teams = tuple(sorted({tid for tid, _ in rows}))
+    villages = tuple(v for _, v in rows if v)
     return Scope(person.id, role, teams, villages)

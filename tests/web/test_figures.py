@@ -263,3 +263,33 @@ async def test_scheduler_minute_refreshes_every_team(app: App, world: World, clo
     assert (await _read(app, [other["team"]], [monday])).value(monday, "overdue") == 1
     clock.advance(seconds=60)
     assert await figures.tick_refresh(app.core.sessions, _rules(app), clock.now()) == 0
+
+
+async def test_scope_in_one_statement(app: App, world: World) -> None:
+    """The web's scope (bot/web/scope.py, one statement): a leader their team; a township officer the teams
+    of their township and those they are the contact of, never another township's."""
+    from bot.store.models import Team, Village
+    from bot.web.scope import scope_for
+
+    other = await other_team(app)  # 平安镇, like the world's village
+    async with app.core.sessions() as s, s.begin():
+        far = Village(code="V777", name="远山村", township="远山乡", county="示例县")
+        far2 = Village(code="V778", name="近水村", township="远山乡", county="示例县")
+        s.add_all([far, far2])
+        await s.flush()
+        officer = Person(name="镇干部", role="township", village_id=world.village_id)
+        s.add(officer)
+        await s.flush()
+        contact = Team(name="远山村工作队", village_id=far.id, township_contact_id=officer.id)
+        elsewhere = Team(name="近水村工作队", village_id=far2.id)
+        s.add_all([contact, elsewhere])
+        await s.flush()
+        leader = await s.get(Person, world.leader_id)
+        assert leader is not None
+        mine = await scope_for(s, leader)
+        assert mine.team_ids == (world.team_id,) and mine.village_ids == (world.village_id,)
+        town = await scope_for(s, officer)
+        assert town.team_ids == tuple(sorted((world.team_id, other["team"], contact.id)))
+        assert elsewhere.id not in (town.team_ids or ()) and far2.id not in (town.village_ids or ())
+        assert set(town.village_ids or ()) == {world.village_id, far.id} | {
+            v for v in (await s.execute(select(Team.village_id).where(Team.id == other["team"]))).scalars()}
