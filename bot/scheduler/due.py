@@ -181,6 +181,30 @@ async def overdue_households(
     return out
 
 
+async def overdue_of(
+    session: AsyncSession, today: date, cadence_days: int, household_ids: Sequence[int], *,
+    team_ids: Sequence[int] | None = None,
+) -> dict[int, tuple[date | None, int]]:
+    """Which of these households are overdue (the `_overdue_cond` rule), with their last visit and days
+    overdue: for marking one page of a list (no cadre names, leaves or ordering to build)."""
+    if not household_ids:
+        return {}
+    cond, last = _overdue_cond(today, cadence_days)
+    stmt = select(Pairing.household_id, Pairing.start_date, last).where(
+        cond, Pairing.household_id.in_(list(household_ids)))
+    if team_ids is not None:
+        stmt = stmt.join(Person, Person.id == Pairing.cadre_id)
+        stmt = _teams(stmt, Person.team_id, None, team_ids)
+    out: dict[int, tuple[date | None, int]] = {}
+    due_ordinal = today.toordinal() - cadence_days
+    for hid, start, last_visit in (await _run(session, stmt)).all():
+        anchor = start if last_visit is None or last_visit < start else last_visit
+        days = due_ordinal - anchor.toordinal()
+        if hid not in out or days > out[hid][1]:
+            out[hid] = (last_visit, days)
+    return out
+
+
 async def overdue_counts(
     session: AsyncSession, today: date, cadence_days: int, *, team_ids: Sequence[int] | None = None
 ) -> dict[int, int]:

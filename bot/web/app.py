@@ -522,10 +522,9 @@ async def households(req: Req, request: web.Request) -> web.StreamResponse:
             stmt = stmt.where(Household.id.in_([d.household_id for d in missing][:20000]))
         order = {"name": Household.head_name, "village": Village.name}.get(sort, Household.code)
         rows = (await req.s.execute(stmt.order_by(order, Household.id).offset(page * PAGE).limit(PAGE + 1))).all()
-        late = {d.household_id: d for d in await due.overdue_households(
-            req.s, req.today, cadence, team_ids=req.scope.team_ids, household_ids=[r[0] for r in rows])}
-        shown = [(hid, code, head, vname, late[hid].last_visit if hid in late else None,
-                  late[hid].days_overdue if hid in late else None) for hid, code, head, vname in rows]
+        late = await due.overdue_of(req.s, req.today, cadence, [r[0] for r in rows], team_ids=req.scope.team_ids)
+        shown = [(hid, code, head, vname, late[hid][0] if hid in late else None,
+                  late[hid][1] if hid in late else None) for hid, code, head, vname in rows]
     body = (
         f'<form class="filters" method="get"><input name="q" value="{escape(text)}" '
         f'placeholder="{t("web.hh.search")}"><label><input type="checkbox" name="overdue" value="1"'

@@ -74,6 +74,10 @@ async def test_figures_equal_due_computations(app: App, world: World, clock: Fix
             # this week
             overdue = await due.overdue_households(s, today, rules.visits.cadence_days, team_id=team_id)
             assert f.value(monday, "overdue") == len(overdue)
+            # The list page's marking (overdue_of) says the same, with the same days.
+            every = [*world.households.values(), other["household"]]
+            marks = await due.overdue_of(s, today, rules.visits.cadence_days, every, team_ids=[team_id])
+            assert marks == {d.household_id: (d.last_visit, d.days_overdue) for d in overdue}
             cw = await due.cadre_weeks(s, monday, upto=today, team_id=team_id, far_m=rules.village_days.far_meters)
             counted = [w for w in cw if not w.on_leave]
             assert f.value(monday, "week", "cadres") == len(counted)
