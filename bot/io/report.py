@@ -30,7 +30,7 @@ from bot.i18n import Catalogs, Safe, Translator
 from bot.io.cells import append_row
 from bot.io.labels import CATEGORY_ZH, DIFFICULTY_STATUS_ZH, label
 from bot.io.template import style_header
-from bot.scheduler.rules import Rules, Window
+from bot.scheduler.rules import Rules, Window, season_for
 from bot.store.enums import Role, VisitKind
 from bot.store.models import CheckIn, Difficulty, Household, Pairing, Person, Team, Village, Visit
 
@@ -142,21 +142,6 @@ def parse_month(value: str | date) -> date:
         return value.replace(day=1)
     y, m = value.strip().split("-")[:2]
     return date(int(y), int(m), 1)
-
-
-def season_for(day: date, windows: dict[VisitKind, Window]) -> tuple[VisitKind, date, date]:
-    """The seasonal window open on day, or else the last one that opened before it, with its first and
-    last day (the rules' month-day bounds in that year)."""
-    best: tuple[VisitKind, date, date] | None = None
-    for year in (day.year, day.year - 1):
-        for kind, window in windows.items():
-            first, last = window.dates(year)
-            if first <= day and (best is None or first > best[1]):
-                best = (kind, first, last)
-    if best is None:  # no windows at all: an empty span
-        kind = next(iter(windows), VisitKind.SPRING)
-        return kind, day, day - timedelta(days=1)
-    return best
 
 
 def _utc(d: date, tz: ZoneInfo) -> datetime:

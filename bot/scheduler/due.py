@@ -7,6 +7,7 @@ one team for a leader's on-demand report — the same statement with one more fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -35,10 +36,16 @@ def iso_week_label(d: date) -> str:
 # Leave is joined row by row (leaves, then people as the cover) with an index probe on
 # leaves.person_id; a cadre with two overlapping leaves would appear twice, so callers keep the first
 # row per key. (A grouped derived table looked neater but the planner rescanned it per result row.)
+_LV = aliased(Leave, name="lv")
+_COVER = aliased(Person, name="cover")
+
+
 class _LeaveJoin:
     def __init__(self, first: date, last: date) -> None:
-        self.lv = aliased(Leave, name="lv")
-        self.cover = aliased(Person, name="cover")
+        # The aliases are built once (module level): building them per call cost more than the web's
+        # whole list query, and stable aliases keep SQLAlchemy's compiled-statement cache warm.
+        self.lv = _LV
+        self.cover = _COVER
         self.first, self.last = first, last
 
     @property
@@ -60,9 +67,21 @@ async def _run(session: AsyncSession, stmt: Any) -> Any:
     these one-shot queries, longer than running them.
     """
     conn = await session.connection()
-    if conn.dialect.name == "postgresql":
+    jit_off = session.info.get("jit_off")  # True: the engine's connections have it off (the web's)
+    if conn.dialect.name == "postgresql" and jit_off is not True and jit_off is not session.get_transaction():
         await conn.execute(text("SET LOCAL jit = off"))
+        session.info["jit_off"] = session.get_transaction()  # once per transaction (a page calls several)
     return await conn.execute(stmt)
+
+
+def _teams(stmt: Any, column: Any, team_id: int | None, team_ids: Sequence[int] | None) -> Any:
+    """Narrow to one team (`team_id`) and/or a set of teams (`team_ids`: a township, a leader's teams) in
+    the same statement: one query for a scope, never a loop per team."""
+    if team_id is not None:
+        stmt = stmt.where(column == team_id)
+    if team_ids is not None:
+        stmt = stmt.where(column.in_(list(team_ids))) if team_ids else stmt.where(literal(False))
+    return stmt
 
 
 class HouseholdDue(NamedTuple):
@@ -81,21 +100,10 @@ class HouseholdDue(NamedTuple):
     covered_by: str | None
 
 
-async def overdue_households(
-    session: AsyncSession,
-    today: date,
-    cadence_days: int,
-    *,
-    team_id: int | None = None,
-    cadre_id: int | None = None,
-) -> list[HouseholdDue]:
-    """Current pairings with no visit in the last `cadence_days` days and a start older than that:
-    due by last visit (or pairing start, whichever is later) + N, overdue from the day after.
-
-    Written as an anti-join on recent visits (an index range over the last N days), so the cost
-    follows the recent visits, not the whole history; the last-visit date is looked up only for
-    the households in the result.
-    """
+def _overdue_cond(today: date, cadence_days: int) -> tuple[Any, Any]:
+    """The overdue rule as SQL: (WHERE clause on a current Pairing, last-visit scalar). A current pairing
+    started more than `cadence_days` ago whose household had no visit in the last `cadence_days` days.
+    Shared by the full list (tick, /overdue) and the web's paged list, so both count the same."""
     cutoff = today - timedelta(days=cadence_days)
     recent = exists(
         select(literal(1)).where(
@@ -109,6 +117,27 @@ async def overdue_households(
         .scalar_subquery()
         .label("last_visit")
     )
+    return and_(Pairing.end_date.is_(None), Pairing.start_date < cutoff, ~recent), last
+
+
+async def overdue_households(
+    session: AsyncSession,
+    today: date,
+    cadence_days: int,
+    *,
+    team_id: int | None = None,
+    cadre_id: int | None = None,
+    team_ids: Sequence[int] | None = None,
+    household_ids: Sequence[int] | None = None,
+) -> list[HouseholdDue]:
+    """Current pairings with no visit in the last `cadence_days` days and a start older than that:
+    due by last visit (or pairing start, whichever is later) + N, overdue from the day after.
+
+    Written as an anti-join on recent visits (an index range over the last N days), so the cost
+    follows the recent visits, not the whole history; the last-visit date is looked up only for
+    the households in the result. `team_ids` / `household_ids` narrow it in the same statement.
+    """
+    cond, last = _overdue_cond(today, cadence_days)
     lj = _LeaveJoin(today, today)
     stmt = (
         select(
@@ -127,14 +156,15 @@ async def overdue_households(
     )
     stmt = (
         lj.apply(stmt, Pairing.cadre_id)
-        .where(Pairing.end_date.is_(None), Pairing.start_date < cutoff, ~recent)
+        .where(cond)
         # Most overdue first within each cadre (never visited first, then the oldest last visit).
         .order_by(Person.team_id, Pairing.cadre_id, last.nulls_first(), Pairing.start_date, Pairing.household_id)
     )
-    if team_id is not None:
-        stmt = stmt.where(Person.team_id == team_id)
+    stmt = _teams(stmt, Person.team_id, team_id, team_ids)
     if cadre_id is not None:
         stmt = stmt.where(Pairing.cadre_id == cadre_id)
+    if household_ids is not None:
+        stmt = stmt.where(Pairing.household_id.in_(list(household_ids)))
     # A hot loop at province scale (tens of thousands of rows): positional unpacking, keyword-free
     # construction, the due date computed once per distinct anchor date.
     out: list[HouseholdDue] = []
@@ -151,6 +181,84 @@ async def overdue_households(
     return out
 
 
+async def overdue_of(
+    session: AsyncSession, today: date, cadence_days: int, household_ids: Sequence[int], *,
+    team_ids: Sequence[int] | None = None,
+) -> dict[int, tuple[date | None, int]]:
+    """Which of these households are overdue (the `_overdue_cond` rule), with their last visit and days
+    overdue: for marking one page of a list (no cadre names, leaves or ordering to build)."""
+    if not household_ids:
+        return {}
+    cond, last = _overdue_cond(today, cadence_days)
+    stmt = select(Pairing.household_id, Pairing.start_date, last).where(
+        cond, Pairing.household_id.in_(list(household_ids)))
+    if team_ids is not None:
+        stmt = stmt.join(Person, Person.id == Pairing.cadre_id)
+        stmt = _teams(stmt, Person.team_id, None, team_ids)
+    out: dict[int, tuple[date | None, int]] = {}
+    due_ordinal = today.toordinal() - cadence_days
+    for hid, start, last_visit in (await _run(session, stmt)).all():
+        anchor = start if last_visit is None or last_visit < start else last_visit
+        days = due_ordinal - anchor.toordinal()
+        if hid not in out or days > out[hid][1]:
+            out[hid] = (last_visit, days)
+    return out
+
+
+async def overdue_counts(
+    session: AsyncSession, today: date, cadence_days: int, *, team_ids: Sequence[int] | None = None
+) -> dict[int, int]:
+    """Overdue households per team (the pairing cadre's team): the same rule as `overdue_households`,
+    counted in SQL (no rows, no last-visit lookups) for the dashboard's figures."""
+    cond, _ = _overdue_cond(today, cadence_days)
+    pairs = (
+        select(Person.team_id.label("team_id"), Pairing.cadre_id, Pairing.household_id)
+        .join(Person, Person.id == Pairing.cadre_id)
+        .where(cond, Person.team_id.is_not(None))
+        .distinct()  # one per (cadre, household), as the list keeps them
+    )
+    sub = _teams(pairs, Person.team_id, None, team_ids).subquery()
+    stmt = select(sub.c.team_id, func.count()).group_by(sub.c.team_id)
+    return {int(tid): int(n) for tid, n in (await _run(session, stmt)).all()}
+
+
+async def overdue_page(
+    session: AsyncSession,
+    today: date,
+    cadence_days: int,
+    *,
+    where: Any,
+    order: str = "code",
+    offset: int = 0,
+    limit: int = 50,
+    text_filter: Any = None,
+) -> list[tuple[Any, ...]]:
+    """One page of overdue households for the web list: (household id, code, head's name, village name, last
+    visit, days overdue), ordered by code / name / village in SQL (offset paging on the households' indexes), the
+    scope given as `where` (a clause on Pairing / Person / Household). The overdue rule is `_overdue_cond`."""
+    from bot.store.models import Village
+
+    cond, last = _overdue_cond(today, cadence_days)
+    order_col = {"name": Household.head_name, "village": Village.name}.get(order, Household.code)
+    stmt = (
+        select(Household.id, Household.code, Household.head_name, Village.name, Pairing.start_date, last)
+        .join(Pairing, Pairing.household_id == Household.id)
+        .join(Person, Person.id == Pairing.cadre_id)
+        .join(Village, Village.id == Household.village_id)
+        .where(cond, where)
+        .order_by(order_col, Household.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    if text_filter is not None:
+        stmt = stmt.where(text_filter)
+    out = []
+    for hid, code, head, vname, start, last_visit in (await _run(session, stmt)).all():
+        anchor = start if last_visit is None or last_visit < start else last_visit
+        out.append((hid, code, head, vname, last_visit, today.toordinal() - cadence_days - anchor.toordinal()))
+    return out
+
+
 async def season_missing(
     session: AsyncSession,
     first: date,
@@ -159,6 +267,7 @@ async def season_missing(
     *,
     kind: str | None = None,
     team_id: int | None = None,
+    team_ids: Sequence[int] | None = None,
 ) -> list[HouseholdDue]:
     """Current pairings whose household had no visit between first and upto (inclusive); with
     `kind`, only visits of that kind count (the county's "require the seasonal kind" option)."""
@@ -185,8 +294,7 @@ async def season_missing(
         .where(Pairing.end_date.is_(None), Pairing.start_date <= upto, ~visited)
         .order_by(Person.team_id, Pairing.cadre_id, Household.code)
     )
-    if team_id is not None:
-        stmt = stmt.where(Person.team_id == team_id)
+    stmt = _teams(stmt, Person.team_id, team_id, team_ids)
     out: dict[tuple[int, int], HouseholdDue] = {}
     for r in (await _run(session, stmt)).mappings().all():
         out.setdefault(
@@ -230,16 +338,21 @@ async def cadre_weeks(
     team_id: int | None = None,
     cadre_ids: list[int] | None = None,
     far_m: float = VillageDays().far_meters,
+    team_ids: Sequence[int] | None = None,
+    shortfall_first: int | None = None,
+    skip: int = 0,
 ) -> list[CadreWeek]:
     """Check-in days and visits per active cadre in the ISO week starting monday (up to `upto`).
 
     With `below`, only cadres whose check-in days are under that target (the shortfall list).
-    `on_leave` is true when a recorded leave overlaps the days counted.
+    `on_leave` is true when a recorded leave overlaps the days counted. With `shortfall_first`, only
+    that many cadres (after `skip`), fewest check-in days first (then by name): the web's list, sorted and
+    paged in SQL.
     """
     last = monday + timedelta(days=6)
     if upto is not None:
         last = min(last, upto)
-    ck = (
+    ck_q = (
         select(
             CheckIn.cadre_id,
             func.count().label("n"),
@@ -247,14 +360,19 @@ async def cadre_weeks(
         )
         .where(CheckIn.day >= monday, CheckIn.day <= last)
         .group_by(CheckIn.cadre_id)
-        .subquery()
     )
-    vs = (
+    vs_q = (
         select(Visit.cadre_id, func.count().label("n"))
         .where(Visit.visit_date >= monday, Visit.visit_date <= last)
         .group_by(Visit.cadre_id)
-        .subquery()
     )
+    if team_id is not None or team_ids is not None:
+        # Count only the scope's cadres' rows (the planner does not push the outer team filter into a
+        # grouped subquery): a team's or a township's week reads its own check-ins, not the county's.
+        mine = _teams(select(Person.id), Person.team_id, team_id, team_ids)
+        ck_q = ck_q.where(CheckIn.cadre_id.in_(mine))
+        vs_q = vs_q.where(Visit.cadre_id.in_(mine))
+    ck, vs = ck_q.subquery(), vs_q.subquery()
     lj = _LeaveJoin(monday, last)
     days = func.coalesce(ck.c.n, 0)
     stmt = (
@@ -275,10 +393,11 @@ async def cadre_weeks(
     stmt = lj.apply(stmt, Person.id)
     if below is not None:
         stmt = stmt.where(days < below)
-    if team_id is not None:
-        stmt = stmt.where(Person.team_id == team_id)
+    stmt = _teams(stmt, Person.team_id, team_id, team_ids)
     if cadre_ids is not None:
         stmt = stmt.where(Person.id.in_(cadre_ids))
+    if shortfall_first is not None:
+        stmt = stmt.order_by(None).order_by(days, Person.name, Person.id).offset(skip).limit(shortfall_first)
     out: dict[int, CadreWeek] = {}
     for r in (await _run(session, stmt)).all():
         out.setdefault(r[0], CadreWeek(
@@ -292,6 +411,32 @@ async def cadre_weeks(
             far_checkins=int(r[-1] or 0),
         ))
     return list(out.values())
+
+
+AGE_BUCKETS = ("0_3", "3_7", "8_30", "30_")  # days open: under 3, 3–7, 8–30, over 30
+
+
+async def open_difficulty_ages(
+    session: AsyncSession, at: datetime, *, team_ids: Sequence[int] | None = None
+) -> dict[int | None, list[int]]:
+    """Difficulties unresolved at `at`, per team, counted by age (`AGE_BUCKETS`) in one grouped statement."""
+    day = timedelta(days=1)
+    bucket = case(
+        (Difficulty.created_at > at - 3 * day, 0),
+        (Difficulty.created_at > at - 8 * day, 1),
+        (Difficulty.created_at > at - 31 * day, 2),
+        else_=3,
+    ).label("bucket")
+    stmt = (
+        select(Difficulty.team_id, bucket, func.count())
+        .where(Difficulty.created_at <= at, or_(Difficulty.resolved_at.is_(None), Difficulty.resolved_at > at))
+        .group_by(Difficulty.team_id, bucket)
+    )
+    stmt = _teams(stmt, Difficulty.team_id, None, team_ids)
+    out: dict[int | None, list[int]] = {}
+    for tid, b, n in (await _run(session, stmt)).all():
+        out.setdefault(tid, [0] * len(AGE_BUCKETS))[int(b)] += int(n)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,15 +40,22 @@ class Report:
         return "\n".join(self.pages)
 
 
-async def leader_teams(session: AsyncSession, leader_person_id: int) -> list[tuple[int, str]]:
-    """The teams a person leads (Team.leader_id, or their own team when they have the leader role)."""
-    stmt = (
-        select(Team.id, Team.name)
+def leader_teams_select(leader_person_id: int, *cols: Any, also: Any = None) -> Any:
+    """SELECT `cols` of the teams a person leads (Team.leader_id, or their own team when they have the leader
+    role) — or, with `also`, of the teams matching that other condition too (the web's scope, one statement)."""
+    leads = or_(Team.leader_id == leader_person_id, (Person.team_id == Team.id) & (Person.role == "leader"))
+    return (
+        select(*cols)
         .outerjoin(Person, Person.id == leader_person_id)
-        .where(or_(Team.leader_id == leader_person_id, (Person.team_id == Team.id) & (Person.role == "leader")))
+        .where(leads if also is None else or_(leads, also))
         .order_by(Team.id)
         .distinct()
     )
+
+
+async def leader_teams(session: AsyncSession, leader_person_id: int) -> list[tuple[int, str]]:
+    """The teams a person leads (Team.leader_id, or their own team when they have the leader role)."""
+    stmt = leader_teams_select(leader_person_id, Team.id, Team.name)
     return [(r[0], r[1]) for r in (await session.execute(stmt)).all()]
 
 

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.store.enums import VisitKind
+
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.default.toml"
 
 
@@ -110,6 +112,22 @@ class Seasons(_Model):
 
     def windows(self) -> dict[str, Window]:
         return {"spring": self.spring, "summer": self.summer, "autumn": self.autumn}
+
+
+def season_for(day: date, windows: dict[VisitKind, Window]) -> tuple[VisitKind, date, date]:
+    """The seasonal window open on day, or else the last one that opened before it, with its first and
+    last day (the rules' month-day bounds in that year). (Used by the monthly report, the dashboard's
+    figures and the web: one definition.)"""
+    best: tuple[VisitKind, date, date] | None = None
+    for year in (day.year, day.year - 1):
+        for kind, window in windows.items():
+            first, last = window.dates(year)
+            if first <= day and (best is None or first > best[1]):
+                best = (kind, first, last)
+    if best is None:  # no windows at all: an empty span
+        kind = next(iter(windows), VisitKind.SPRING)
+        return kind, day, day - timedelta(days=1)
+    return best
 
 
 class Calendar(_Model):

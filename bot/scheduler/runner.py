@@ -22,6 +22,7 @@ from bot.core.services import county_rules
 from bot.core.transports import Transports
 from bot.core.types import Transport
 from bot.i18n import Catalogs
+from bot.scheduler import figures
 from bot.scheduler.member_limits import channel_limiters
 from bot.scheduler.rules import Rules
 from bot.scheduler.sender import Sender, SenderConfig
@@ -81,6 +82,7 @@ async def run_scheduler(
     async def tick() -> None:
         async with ticking:
             await safe_tick(sessions, rules, catalogs, clock, settings.draft_keep_days)
+            await figures.tick_refresh(sessions, rules, clock.now())  # the web dashboard's figures
 
     sched.add_job(
         tick,

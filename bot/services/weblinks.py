@@ -86,6 +86,17 @@ async def generation(session: AsyncSession, person_id: int) -> int:
     return found.scalar_one_or_none() or 0
 
 
+async def person_and_generation(session: AsyncSession, person_id: int) -> tuple[Person | None, int]:
+    """The person and their session generation in one statement (every web request checks both)."""
+    found = (await session.execute(
+        select(Person, WebPerson.generation).outerjoin(WebPerson, WebPerson.person_id == Person.id)
+        .where(Person.id == person_id)
+    )).first()
+    if found is None:
+        return None, 0
+    return found[0], found[1] or 0
+
+
 async def sign_out_everywhere(session: AsyncSession, person_id: int) -> int:
     """Void every web session of the person; returns the new generation."""
     row = await session.get(WebPerson, person_id, with_for_update=True)

@@ -67,6 +67,8 @@ class Base(DeclarativeBase):
 
 class Village(Base):
     __tablename__ = "villages"
+    # The web's household lists sorted by village walk this (then each village's households) and stop after a page.
+    __table_args__ = (Index("ix_villages_name_id", "name", "id"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(64))
@@ -246,6 +248,8 @@ class Difficulty(Base):
     """问题台账: a difficulty that needs someone above the cadre."""
 
     __tablename__ = "difficulties"
+    # The web's difficulty list (oldest / newest first) walks this instead of sorting the county's rows.
+    __table_args__ = (Index("ix_difficulties_created_id", "created_at", "id"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     idem_key: Mapped[str] = mapped_column(String(64), unique=True)
     reporter_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
@@ -391,6 +395,21 @@ class WebPerson(Base):
     __tablename__ = "web_people"
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TeamFigure(Base):
+    """A precomputed dashboard figure of one team for one ISO week (bot/scheduler/figures.py): e.g.
+    ("overdue", "n") or ("week", "days_capped"). Refreshed by the scheduler tick and by the web when older
+    than its allowed age; a township's or the county's figure is the SUM over its teams' rows."""
+
+    __tablename__ = "team_figures"
+    week: Mapped[date] = mapped_column(Date, primary_key=True)  # the Monday
+    team_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(48), primary_key=True)
+    value: Mapped[float] = mapped_column(Float, default=0.0)
+    computed_at: Mapped[datetime] = mapped_column(TS)
+    dirty: Mapped[bool] = mapped_column(Boolean, default=False)  # an action changed it: recompute on next read
 
 
 class WebKey(Base):

@@ -1,19 +1,22 @@
 """The dashboard's aiohttp application: sign-in by one-time link, scoped pages, actions, downloads.
 
 One database transaction per request. Rules come from `county_rules(settings)` (the same loaded rules as
-the bot and the scheduler); figures from bot/scheduler/due.py and bot/io; difficulty actions through
+the bot and the scheduler); the overview's aggregate figures are precomputed per team by
+bot/scheduler/figures.py (from bot/scheduler/due.py) and read in one statement; lists are live SQL, paged;
+reports from bot/io; difficulty actions through
 bot/services/difficulties.py and the same notices as the chat, whose messages go out through the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hmac
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from html import escape
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.clock import Clock, SystemClock, local_today
@@ -32,25 +35,30 @@ from bot.core.services import Services, county_rules
 from bot.core.types import Incoming, Reply, User
 from bot.i18n import Catalogs, Translator
 from bot.io.export import export_workbook
-from bot.io.report import monthly_figures, monthly_report, parse_month, season_for
+from bot.io.report import monthly_figures, monthly_report, parse_month
 from bot.notices.difficulties import AssignedToYou, StatusChanged
-from bot.scheduler import due
+from bot.scheduler import due, figures
 from bot.scheduler.outbox import OutMessage, enqueue
 from bot.scheduler.rules import Rules
 from bot.services import difficulties as dsvc
-from bot.services.weblinks import generation, sign, sign_out_everywhere, signing_key, use_link
+from bot.services.weblinks import (
+    generation,
+    person_and_generation,
+    sign,
+    sign_out_everywhere,
+    signing_key,
+    use_link,
+)
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
-from bot.store.enums import CaseStatus, DifficultyStatus, Role, VisitKind
+from bot.store.enums import DifficultyStatus, Role
 from bot.store.models import (
     Account,
-    Case,
     CheckIn,
     Difficulty,
     Household,
     Pairing,
     Person,
-    PolicyQuestion,
     Team,
     Village,
     Visit,
@@ -67,8 +75,8 @@ PAGE = 50
 STATIC = Path(__file__).parent / "static"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_KINDS = ("visits", "difficulties", "households", "villagedays")
-CACHE_SECONDS = 60.0  # this week's figures
-TREND_CACHE_SECONDS = 600.0  # past weeks: they change only by late entries
+DIFF_PAGE = 50
+REFRESH_EVERY = 60.0  # seconds between the web's own checks of the county's figures (PostgreSQL)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -82,8 +90,8 @@ class Web:
     catalogs: Catalogs
     rules: Rules
     key: bytes | None = None
-    cache: dict[Any, tuple[float, Any]] | None = None
     inflight: dict[Any, asyncio.Task[Any]] = dataclasses.field(default_factory=dict)
+    refreshing: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # one figure refresh at a time
 
     def __post_init__(self) -> None:
         self.sessions = session_factory(self.engine)
@@ -112,12 +120,19 @@ WEB: web.AppKey[Web] = web.AppKey("web", Web)
 
 def make_app(settings: Settings, clock: Clock | None = None, engine: AsyncEngine | None = None) -> web.Application:
     clock = clock or SystemClock(settings.timezone)
-    engine = engine or create_engine(settings.database_url)
+    jit_off = engine is None and settings.database_url.startswith("postgresql+asyncpg")
+    if engine is None:
+        # PostgreSQL's JIT spends longer compiling the dashboard's short queries than running them: off for
+        # the web's connections (bot/scheduler/due.py would otherwise switch it off per transaction).
+        kw: dict[str, Any] = {"connect_args": {"server_settings": {"jit": "off"}}} if jit_off else {}
+        engine = create_engine(settings.database_url, **kw)
     catalogs = Catalogs(settings.locales_dir, settings.default_language)
     rules = county_rules(settings)
     core = Core(settings, clock, session_factory(engine), catalogs, [], [], Services(rules=rules))
     app = web.Application(middlewares=[_headers])
-    app[WEB] = Web(settings, clock, engine, core, catalogs, rules, cache={})
+    app[WEB] = Web(settings, clock, engine, core, catalogs, rules)
+    if jit_off:
+        app[WEB].sessions.configure(info={"jit_off": True})
     r = app.router
     r.add_get("/login/{token}", login)
     r.add_get("/signed-out", signed_out)
@@ -142,6 +157,7 @@ def make_app(settings: Settings, clock: Clock | None = None, engine: AsyncEngine
     async def close(_: web.Application) -> None:
         await engine.dispose()
 
+    app.cleanup_ctx.append(_refresher)
     app.on_cleanup.append(close)
     return app
 
@@ -186,10 +202,10 @@ async def _session_person(w: Web, s: AsyncSession, value: str | None) -> Person 
     pid, gen, exp = int(parts[0]), int(parts[1]), int(parts[2])
     if not hmac.compare_digest(sign(await _key(w, s), "session", ".".join(parts[:3])), parts[3]):
         return None
-    if exp < w.clock.now().timestamp() or gen != await generation(s, pid):
+    if exp < w.clock.now().timestamp():
         return None
-    person = await s.get(Person, pid)
-    if person is None or not person.active or Role(person.role) not in WEB_ROLES:
+    person, current = await person_and_generation(s, pid)
+    if gen != current or person is None or not person.active or Role(person.role) not in WEB_ROLES:
         return None
     return person
 
@@ -321,191 +337,138 @@ def _week_label(t: Translator, monday: date) -> str:
 
 
 # ------------------------------------------------------------------------------------------ figures
-async def _cached(req: Req, name: str, compute: Callable[[Req], Awaitable[Any]], ttl: float = CACHE_SECONDS,
-                  wait: float = 30.0) -> Any:
-    """Figures of a scope, kept for `ttl` seconds: the overview is opened often and changes slowly.
-
-    On PostgreSQL computed by a background task on its own session (one per scope and figure at a time, however many
-    people ask); a stale value is served while it is refreshed. Waits at most `wait` seconds for a first
-    value, then answers None (the page says the figure is being computed), so one scope's slow first
-    computation never holds a request for long.
-    """
-    cache = req.w.cache if req.w.cache is not None else {}
-    key = (name, req.scope.team_ids, req.today)
-    hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < ttl:
-        return hit[1]
-    if req.w.engine.dialect.name == "sqlite":
-        # One connection (the request holds it): computed in the request, as a small install needs.
-        value = await compute(req)
-        if len(cache) > 2000:
-            cache.clear()
-        cache[key] = (time.monotonic(), value)
-        return value
-    task = req.w.inflight.get(key)
-    if task is None:
-        task = asyncio.create_task(_compute(req, compute))
-        req.w.inflight[key] = task
-
-        def done(t: asyncio.Task[Any], key: Any = key) -> None:
-            req.w.inflight.pop(key, None)
-            if not t.cancelled() and t.exception() is None:
-                if len(cache) > 2000:
-                    cache.clear()
-                cache[key] = (time.monotonic(), t.result())
-            elif not t.cancelled():
-                log.warning("web figure %s failed", key[0], exc_info=t.exception())
-
-        task.add_done_callback(done)
-    if hit is not None:
-        return hit[1]
-    try:
-        return await asyncio.wait_for(asyncio.shield(task), wait)
-    except TimeoutError:
-        return None
+# Aggregate figures are precomputed per team (bot/scheduler/figures.py) and read here in one statement;
+# lists are always live. A stale figure is shown with its "as of" time while a refresh runs in the background.
+SMALL_SCOPE = 3  # a leader's few teams: a missing figure is computed in the request (a few ms per team)
 
 
-async def _compute(req: Req, compute: Callable[[Req], Awaitable[Any]]) -> Any:
-    async with req.w.sessions() as s, s.begin():
-        return await compute(dataclasses.replace(req, s=s))
+async def _figures(req: Req, weeks: list[date]) -> figures.Figures:
+    w, now = req.w, req.w.clock.now()
+    f = await figures.read(req.s, req.scope.team_ids, weeks, req.today, now)
+    if not f.stale:
+        return f
+    small = req.scope.team_ids is not None and len(req.scope.team_ids) <= SMALL_SCOPE
+    if w.engine.dialect.name == "sqlite" or (small and not all(f.complete.values())):
+        # SQLite (a small install, one connection) or a leader's first look: computed here, in a savepoint.
+        try:
+            async with req.s.begin_nested():
+                await figures.refresh_stale(req.s, w.rules, req.today, now, team_ids=req.scope.team_ids)
+        except Exception:  # a concurrent refresh of the same rows: the stored values are shown
+            log.warning("inline figure refresh failed", exc_info=True)
+        return await figures.read(req.s, req.scope.team_ids, weeks, req.today, now)
+    _refresh_later(w, req.scope.team_ids, req.today)
+    return f
 
 
-async def _overdue(req: Req, on: date) -> list[due.HouseholdDue]:
-    out: list[due.HouseholdDue] = []
-    for team in req.scope.teams_for_queries():
-        out += await due.overdue_households(req.s, on, req.w.rules.visits.cadence_days, team_id=team)
+def _refresh_later(w: Web, team_ids: tuple[int, ...] | None, today: date) -> None:
+    """Refresh a scope's stale figures on a session of its own (one at a time per scope in this process)."""
+    key = ("figures", team_ids, today)
+    if key in w.inflight:
+        return
+
+    async def run() -> None:
+        async with w.refreshing:
+            async with w.sessions() as s, s.begin():
+                await figures.refresh_stale(s, w.rules, today, w.clock.now(), team_ids=team_ids)
+
+    task = asyncio.create_task(run())
+    w.inflight[key] = task
+
+    def done(t: asyncio.Task[Any]) -> None:
+        w.inflight.pop(key, None)
+        if not t.cancelled() and t.exception() is not None:
+            log.warning("web figure refresh failed", exc_info=t.exception())
+
+    task.add_done_callback(done)
+
+
+async def _refresher(app: web.Application) -> AsyncIterator[None]:
+    """On PostgreSQL the web keeps the county's figures fresh itself too (the scheduler tick does the same;
+    an advisory lock lets one process at a time do it), so `bangfu web` alone never shows old figures."""
+    w = app[WEB]
+    task = None
+    if w.engine.dialect.name == "postgresql":
+        async def loop() -> None:
+            while True:
+                try:
+                    async with w.refreshing:
+                        async with w.sessions() as s, s.begin():
+                            await figures.refresh_stale(s, w.rules, local_today(w.clock), w.clock.now())
+                except Exception:
+                    log.warning("web figure refresh failed", exc_info=True)
+                await asyncio.sleep(REFRESH_EVERY)
+
+        task = asyncio.create_task(loop())
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _open_ages(req: Req, at: datetime) -> list[int]:
+    """Difficulties open now by age, live (an action on the web or in the chat shows on the next load)."""
+    out = [0] * len(due.AGE_BUCKETS)
+    for b in (await due.open_difficulty_ages(req.s, at, team_ids=req.scope.team_ids)).values():
+        out = [x + y for x, y in zip(out, b, strict=True)]
     return out
-
-
-async def _weeks(req: Req, monday: date, upto: date) -> list[due.CadreWeek]:
-    out: list[due.CadreWeek] = []
-    far = req.w.rules.village_days.far_meters
-    for team in req.scope.teams_for_queries():
-        out += await due.cadre_weeks(req.s, monday, upto=upto, team_id=team, far_m=far)
-    return out
-
-
-def _days_met(weeks: list[due.CadreWeek], target: int) -> float:
-    """Per cent of the cadres' weekly village-day target met (days beyond the target do not count)."""
-    counted = [w for w in weeks if not w.on_leave]
-    if not counted or target <= 0:
-        return 100.0
-    return 100.0 * sum(min(w.checkin_days, target) for w in counted) / (len(counted) * target)
-
-
-async def _season(req: Req) -> tuple[VisitKind, date, date, int, int]:
-    windows = {VisitKind(n): win for n, win in req.w.rules.seasons.windows().items()}
-    kind, first, last = season_for(req.today, windows)
-    upto = min(last, req.today)
-    missing = 0
-    for team in req.scope.teams_for_queries():
-        missing += len(await due.season_missing(
-            req.s, first, upto, req.today, team_id=team,
-            kind=kind.value if req.w.rules.visits.require_seasonal_kind else None,
-        ))
-    paired = await req.s.scalar(
-        select(func.count(func.distinct(Pairing.household_id)))
-        .join(Person, Person.id == Pairing.cadre_id)
-        .where(Pairing.end_date.is_(None), req.scope.team_filter(Person.team_id))
-    ) or 0
-    return kind, first, last, missing, int(paired)
-
-
-async def _open_difficulty_ages(req: Req, at: datetime) -> list[int]:
-    """Unresolved difficulties at `at` by age: under 3 days, 3–7, 8–30, over 30."""
-    rows = (await req.s.execute(
-        select(Difficulty.created_at).where(
-            req.scope.team_filter(Difficulty.team_id),
-            Difficulty.created_at <= at,
-            (Difficulty.resolved_at.is_(None)) | (Difficulty.resolved_at > at),
-        )
-    )).scalars()
-    buckets = [0, 0, 0, 0]
-    for created in rows:
-        age = (at - created).days
-        buckets[0 if age < 3 else 1 if age <= 7 else 2 if age <= 30 else 3] += 1
-    return buckets
-
-
-async def _cases(req: Req) -> list[tuple[str, int]]:
-    """Villagers' cases (bot/services/cases) of the scope's teams that are not resolved, per status."""
-    rows = (await req.s.execute(
-        select(Case.status, func.count()).where(req.scope.team_filter(Case.team_id),
-                                                Case.status != CaseStatus.RESOLVED.value)
-        .group_by(Case.status)
-    )).all()
-    found = {r[0]: int(r[1]) for r in rows}
-    return [(st.value, found.get(st.value, 0)) for st in CaseStatus if st is not CaseStatus.RESOLVED]
-
-
-async def _topics(req: Req) -> list[tuple[str, int]]:
-    since = req.w.clock.now() - timedelta(days=30)
-    q = select(PolicyQuestion.topic, func.count()).where(PolicyQuestion.created_at >= since,
-                                                         PolicyQuestion.topic != "none")
-    if not req.scope.county:
-        in_scope = select(Account.id).join(Household, Household.id == Account.household_id).where(
-            req.scope.households())
-        q = q.where(PolicyQuestion.account_id.in_(in_scope))
-    rows = (await req.s.execute(q.group_by(PolicyQuestion.topic).order_by(func.count().desc()).limit(8))).all()
-    return [(r[0], int(r[1])) for r in rows]
 
 
 async def overview(req: Req, request: web.Request) -> web.StreamResponse:
     t, today, rules = req.t, req.today, req.w.rules
     target = rules.village_days.target
     monday = today - timedelta(days=today.weekday())
-    mondays = [monday - timedelta(weeks=k) for k in range(TREND_WEEKS - 1, -1, -1)]
+    mondays = figures.trend_mondays(today, TREND_WEEKS)
     labels = [_week_label(t, m) for m in mondays]
+    f = await _figures(req, mondays)
+    pending = f'<p class="msg">{t("webfig.pending")}</p>'
+    past_ok = all(f.has(m) for m in mondays)
 
-    async def trends(r: Req) -> tuple[list[float], list[float], list[float]]:
-        days, overdue, open_ = [], [], []
-        for m in mondays:
-            end = min(m + timedelta(days=6), today)
-            days.append(_days_met(await _weeks(r, m, end), target))
-            overdue.append(float(len(await _overdue(r, end))))
-            at = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=rules.tz)
-            open_.append(float(sum(await _open_difficulty_ages(r, at))))
-        return days, overdue, open_
+    def met(m: date) -> float:
+        return figures.days_met(f.value(m, "week", "cadres"), f.value(m, "week", "days_capped"), target)
 
-    trend = await _cached(req, "trends", trends, TREND_CACHE_SECONDS, wait=0.2)
-    pending = f'<p class="msg">{t("web.trend_pending")}</p>'
-    days_t, overdue_t, open_t = trend if trend is not None else (None, None, None)
-    this_week = await _cached(req, "week", lambda r: _weeks(r, monday, today)) or []
-    overdue_now = await _cached(req, "overdue", lambda r: _overdue(r, today)) or []
-    season = await _cached(req, "season", _season)
-    ages = await _open_difficulty_ages(req, req.w.clock.now())
-    topics = await _cached(req, "topics", _topics) or []
-    cases = await _cached(req, "cases", _cases) or []
-
-    short = sorted(this_week, key=lambda w: (w.checkin_days, w.cadre_name))[:12]
+    days_t = [met(m) for m in mondays] if past_ok else None
+    overdue_t = [f.value(m, "overdue") for m in mondays] if past_ok else None
+    ages = await _open_ages(req, req.w.clock.now())
+    open_t = ([sum(f.keys(m, "difficulties").values()) for m in mondays[:-1]] + [float(sum(ages))]
+              if past_ok else None)
+    now_ok = f.has(monday)
+    shortfall = await due.cadre_weeks(req.s, monday, upto=today, team_ids=req.scope.team_ids,
+                                      far_m=rules.village_days.far_meters, shortfall_first=12)
     week_rows = [[f'<a href="/cadres/{w.cadre_id}">{escape(w.cadre_name)}</a>',
                   t("web.days_of", done=w.checkin_days, target=target)
                   + (f' <span class="far">{t("web.far_n", n=w.far_checkins)}</span>' if w.far_checkins else ""),
-                  str(w.visits)] for w in short]
-    if season is None:
+                  str(w.visits)] for w in shortfall]
+    if not now_ok:
         season_card = f'<div class="card"><h2>{t("web.ov.season", season="")}</h2>{pending}</div>'
     else:
-        kind, first, last, missing, paired = season
+        kind, first, last = figures.current_season(rules, today)
+        missing, paired = int(f.value(monday, "season", "missing")), int(f.value(monday, "season", "paired"))
         season_card = (
             f'<div class="card"><h2>{t("web.ov.season", season=t("web.season." + kind.value))}</h2>'
             f'<div class="big">{paired - missing}/{paired}</div>'
             f'<p>{t("web.ov.season_note", first=first.isoformat(), last=last.isoformat(), missing=missing)}</p>'
             f'<a class="more" href="/households?season=1">{t("web.more")}</a></div>'
         )
+    cases = [(st, int(f.value(monday, "cases", st))) for st in figures.OPEN_CASE_STATUSES]
+    topics = sorted(((k, int(v)) for k, v in f.keys(monday, "topics").items() if k != "_all" and v > 0),
+                    key=lambda kv: (-kv[1], kv[0]))[:8]
     age_labels = [t("web.age.0_3"), t("web.age.3_7"), t("web.age.8_30"), t("web.age.30_")]
+    big_days = f'{met(monday):.0f}%' if now_ok else "…"
+    big_overdue = str(int(f.value(monday, "overdue"))) if now_ok else "…"
     cards = [
         f'<div class="card"><h2>{t("web.ov.village_days")}</h2>'
-        f'<div class="big">{_days_met(this_week, target):.0f}%</div>'
+        f'<div class="big" id="fig-days">{big_days}</div>'
         f'<p>{t("web.ov.village_days_note", target=target)}</p>'
         f'{svg.bars(labels, days_t, title=t("web.ov.village_days"), unit="%") if days_t else pending}'
         f'{_table([t("web.col.cadre"), t("web.col.days"), t("web.col.visits")], week_rows)}'
         f'<a class="more" href="/cadres">{t("web.more")}</a></div>',
-        f'<div class="card"><h2>{t("web.ov.overdue")}</h2><div class="big late">{len(overdue_now)}</div>'
+        f'<div class="card"><h2>{t("web.ov.overdue")}</h2><div class="big late" id="fig-overdue">{big_overdue}</div>'
         f'<p>{t("web.ov.overdue_note", days=rules.visits.cadence_days)}</p>'
         f'{svg.bars(labels, overdue_t, title=t("web.ov.overdue")) if overdue_t else pending}'
         f'<a class="more" href="/households?overdue=1">{t("web.more")}</a></div>',
         season_card,
-        f'<div class="card"><h2>{t("web.ov.difficulties")}</h2><div class="big">{sum(ages)}</div>'
+        f'<div class="card"><h2>{t("web.ov.difficulties")}</h2><div class="big" id="fig-open">{sum(ages)}</div>'
         f'{svg.bars(age_labels, [float(a) for a in ages], title=t("web.ov.difficulties_age"), highlight_last=False)}'
         f'{svg.bars(labels, open_t, title=t("web.ov.difficulties")) if open_t else pending}'
         f'<a class="more" href="/difficulties">{t("web.more")}</a></div>',
@@ -519,8 +482,16 @@ async def overview(req: Req, request: web.Request) -> web.StreamResponse:
     ]
     from bot.web.monitor import monitoring_card, monitoring_figures
 
-    cards.append(monitoring_card(t, await _cached(req, "monitoring", monitoring_figures)))
-    return _page(t, t("web.ov.title", date=today.isoformat()), f'<div class="cards">{"".join(cards)}</div>', req)
+    # Monitoring cases are few and indexed by step: read live in the scope (two statements), never stale.
+    cards.append(monitoring_card(t, await monitoring_figures(req)))
+    as_of = f.computed_at.get(monday)
+    stamp = ""
+    if as_of is not None:
+        local = as_of.astimezone(rules.tz)
+        stamp = (f'<p class="asof" id="asof">{t("webfig.as_of", time=f"{local:%H:%M}", minutes=int(figures.FRESH_SECONDS // 60))}'
+                 + (f' · {t("webfig.updating")}' if f.stale else "") + "</p>")
+    return _page(t, t("web.ov.title", date=today.isoformat()),
+                 f'{stamp}<div class="cards">{"".join(cards)}</div>', req)
 
 
 def _topic_label(t: Translator, topic: str) -> str:
@@ -530,36 +501,39 @@ def _topic_label(t: Translator, topic: str) -> str:
 
 # ------------------------------------------------------------------------------------------ households
 async def households(req: Req, request: web.Request) -> web.StreamResponse:
+    """Households of the scope, live: search by name or code, overdue / season filters, offset paging in SQL
+    (households.code / head_name indexes; the overdue rule from bot/scheduler/due.py)."""
     t, q = req.t, request.query
     text = q.get("q", "").strip()[:40]
     overdue_only, season_only = q.get("overdue") == "1", q.get("season") == "1"
     sort = q.get("sort", "code")
     page = parse_number(q.get("page"), 5) or 0
-    stmt = select(Household, Village.name).join(Village, Village.id == Household.village_id).where(
-        req.scope.households())
+    cadence = req.w.rules.visits.cadence_days
+    like_filter = None
     if text:
         like = "%" + text.replace("\\", "").replace("%", "").replace("_", "") + "%"
-        stmt = stmt.where(Household.head_name.like(like) | Household.code.like(like))
-    overdue_rows: list[due.HouseholdDue] = await _cached(req, "overdue", lambda r: _overdue(r, r.today)) or []
-    overdue = {d.household_id: d for d in overdue_rows}
-    if overdue_only and not text:
-        # The overdue list is already known (cached): sort and page it here, then read only that page.
-        key = {"name": lambda d: (d.head_name, d.household_id), "village": lambda d: (d.household_code,)}.get(
-            sort, lambda d: (d.household_code,))
-        chosen = sorted(overdue_rows, key=key)[page * PAGE: page * PAGE + PAGE + 1]
-        stmt = stmt.where(Household.id.in_([d.household_id for d in chosen]))
-    elif overdue_only:
-        stmt = stmt.where(Household.id.in_(list(overdue)[:5000]))
-    if season_only:
-        _kind, first, last, _, _ = await _cached(req, "season", _season)
-        ids: list[int] = []
-        for team in req.scope.teams_for_queries():
-            ids += [d.household_id for d in await due.season_missing(req.s, first, min(last, req.today),
-                                                                   req.today, team_id=team)]
-        stmt = stmt.where(Household.id.in_(ids[:20000]))
-    order = {"name": Household.head_name, "village": Village.name}.get(sort, Household.code)
-    offset = 0 if overdue_only and not text else page * PAGE
-    rows = (await req.s.execute(stmt.order_by(order, Household.id).offset(offset).limit(PAGE + 1))).all()
+        like_filter = Household.head_name.like(like) | Household.code.like(like)
+    shown: list[tuple[int, str, str, str, date | None, int | None]]  # id, code, head, village, last, days
+    if overdue_only:
+        # Overdue by the pairing cadre's team, as the figure and the chat's /overdue count them.
+        shown = await due.overdue_page(req.s, req.today, cadence, where=req.scope.team_filter(Person.team_id),
+                                       order=sort, offset=page * PAGE, limit=PAGE + 1, text_filter=like_filter)
+    else:
+        stmt = select(Household.id, Household.code, Household.head_name, Village.name).join(
+            Village, Village.id == Household.village_id).where(req.scope.households())
+        if like_filter is not None:
+            stmt = stmt.where(like_filter)
+        if season_only:
+            kind, first, last = figures.current_season(req.w.rules, req.today)
+            missing = await due.season_missing(
+                req.s, first, min(last, req.today), req.today, team_ids=req.scope.team_ids,
+                kind=kind.value if req.w.rules.visits.require_seasonal_kind else None)
+            stmt = stmt.where(Household.id.in_([d.household_id for d in missing][:20000]))
+        order = {"name": Household.head_name, "village": Village.name}.get(sort, Household.code)
+        rows = (await req.s.execute(stmt.order_by(order, Household.id).offset(page * PAGE).limit(PAGE + 1))).all()
+        late = await due.overdue_of(req.s, req.today, cadence, [r[0] for r in rows], team_ids=req.scope.team_ids)
+        shown = [(hid, code, head, vname, late[hid][0] if hid in late else None,
+                  late[hid][1] if hid in late else None) for hid, code, head, vname in rows]
     body = (
         f'<form class="filters" method="get"><input name="q" value="{escape(text)}" '
         f'placeholder="{t("web.hh.search")}"><label><input type="checkbox" name="overdue" value="1"'
@@ -571,13 +545,12 @@ async def households(req: Req, request: web.Request) -> web.StreamResponse:
             f'<a href="{base}&sort=village">{t("web.col.village")}</a>', t("web.col.last_visit"),
             t("web.col.overdue_days")]
     out, classes = [], []
-    for h, vname in rows[:PAGE]:
-        d = overdue.get(h.id)
-        out.append([escape(h.code), f'<a href="/households/{h.id}">{escape(h.head_name)}</a>', escape(vname),
-                    d.last_visit.isoformat() if d and d.last_visit else "", str(d.days_overdue) if d else ""])
-        classes.append("late" if d else "")
+    for hid, code, head_name, vname, last_visit, days in shown[:PAGE]:
+        out.append([escape(code), f'<a href="/households/{hid}">{escape(head_name)}</a>', escape(vname),
+                    last_visit.isoformat() if last_visit else "", str(days) if days is not None else ""])
+        classes.append("late" if days is not None else "")
     body += _table(head, out, classes)
-    if len(rows) > PAGE:
+    if len(shown) > PAGE:
         body += f'<p><a href="{base}&sort={escape(sort)}&page={page + 1}">{t("web.next_page")}</a></p>'
     return _page(t, t("web.nav.households"), body, req)
 
@@ -614,10 +587,14 @@ async def household(req: Req, request: web.Request) -> web.StreamResponse:
 async def cadres(req: Req, request: web.Request) -> web.StreamResponse:
     t, today = req.t, req.today
     monday = today - timedelta(days=today.weekday())
-    weeks = await _cached(req, "week", lambda r: _weeks(r, monday, today)) or []
+    # Live, the shortfall first, sorted and cut in SQL (bot/scheduler/due.py, as the chat's /week).
+    page = parse_number(request.query.get("page"), 5) or 0
+    weeks = await due.cadre_weeks(req.s, monday, upto=today, team_ids=req.scope.team_ids,
+                                  far_m=req.w.rules.village_days.far_meters, shortfall_first=PAGE + 1,
+                                  skip=page * PAGE)
     target = req.w.rules.village_days.target
     rows, classes = [], []
-    for w in sorted(weeks, key=lambda w: (w.checkin_days, w.cadre_name))[:300]:  # the shortfall first
+    for w in weeks[:PAGE]:
         rows.append([f'<a href="/cadres/{w.cadre_id}">{escape(w.cadre_name)}</a>',
                      t("web.days_of", done=w.checkin_days, target=target), str(w.visits),
                      f'<span class="far">{w.far_checkins}</span>' if w.far_checkins else "0",
@@ -625,6 +602,8 @@ async def cadres(req: Req, request: web.Request) -> web.StreamResponse:
         classes.append("late" if w.checkin_days < target and not w.on_leave else "")
     body = _table([t("web.col.cadre"), t("web.col.days"), t("web.col.visits"), t("web.col.far_checkins"), ""],
                   rows, classes)
+    if len(weeks) > PAGE:
+        body += f'<p><a href="/cadres?page={page + 1}">{t("web.next_page")}</a></p>'
     return _page(t, t("web.nav.cadres"), body, req)
 
 
@@ -737,14 +716,20 @@ async def difficulties(req: Req, request: web.Request) -> web.StreamResponse:
     t, q = req.t, request.query
     status = q.get("status", "unresolved")
     sort = q.get("sort", "age")
-    stmt = select(Difficulty, Household.head_name).outerjoin(Household, Household.id == Difficulty.household_id)
+    stmt = select(Difficulty.id, Difficulty.category, Difficulty.urgency, Difficulty.status, Difficulty.created_at,
+                  Household.head_name).outerjoin(Household, Household.id == Difficulty.household_id)
     stmt = stmt.where(req.scope.team_filter(Difficulty.team_id))
     if status == "unresolved":
         stmt = stmt.where(Difficulty.status != DifficultyStatus.RESOLVED.value)
     elif status in {s.value for s in DifficultyStatus}:
         stmt = stmt.where(Difficulty.status == status)
-    order = Difficulty.created_at.desc() if sort == "new" else Difficulty.created_at
-    rows = (await req.s.execute(stmt.order_by(order, Difficulty.id).limit(200))).all()
+    page = parse_number(q.get("page"), 5) or 0
+    # ix_difficulties_created_id: the county's list walks the index and stops after a page.
+    order = (Difficulty.created_at.desc(), Difficulty.id.desc()) if sort == "new" else (Difficulty.created_at,
+                                                                                       Difficulty.id)
+    rows = (await req.s.execute(stmt.order_by(*order).offset(page * DIFF_PAGE).limit(DIFF_PAGE + 1))).all()
+    more = len(rows) > DIFF_PAGE
+    rows = rows[:DIFF_PAGE]
     now = req.w.clock.now()
     options = "".join(
         f'<option value="{s}"{" selected" if s == status else ""}>'
@@ -754,11 +739,14 @@ async def difficulties(req: Req, request: web.Request) -> web.StreamResponse:
             f'<select name="sort"><option value="age">{t("web.sort.oldest")}</option>'
             f'<option value="new"{" selected" if sort == "new" else ""}>{t("web.sort.newest")}</option></select>'
             f'<button type="submit">{t("web.filter")}</button></form>')
-    out = [[f'<a href="/difficulties/{d.id}">#{d.id}</a>', escape(head or t("problem.whole_village")),
+    out = [[f'<a href="/difficulties/{d.id}">#{d.id}</a>', escape(d.head_name or t("problem.whole_village")),
             t(f"difficulty.category.{d.category}"), t(f"difficulty.urgency.{d.urgency}"),
-            t(f"difficulty.status.{d.status}"), t("web.days", n=(now - d.created_at).days)] for d, head in rows]
+            t(f"difficulty.status.{d.status}"), t("web.days", n=(now - d.created_at).days)] for d in rows]
     body += _table(["#", t("web.col.head"), t("web.col.category"), t("web.col.urgency"), t("web.col.status"),
                     t("web.col.age")], out)
+    if more:
+        body += (f'<p><a href="/difficulties?status={escape(status)}&sort={escape(sort)}&page={page + 1}">'
+                 f'{t("web.next_page")}</a></p>')
     return _page(t, t("web.nav.difficulties"), body, req)
 
 
@@ -842,6 +830,8 @@ async def difficulty_action(req: Req, request: web.Request) -> web.StreamRespons
     messages = [OutMessage(dedup_key=f"web:{uuid.uuid4().hex}", reply=a, rule="relay")
                 for a in ctx.actions if isinstance(a, Reply)]
     await enqueue(req.s, messages, now=now)
+    if done != "nochange":
+        await figures.mark_dirty(req.s, d.team_id, req.today)  # the team's figures: recomputed on the next read
     return _redirect(f"/difficulties/{d.id}?done={done}")  # returned, not raised: the transaction commits
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import false, or_, select, true
+from sqlalchemy import ColumnElement, false, or_, select, true, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.scheduler.reports import leader_teams
+from bot.scheduler.reports import leader_teams_select
 from bot.store.enums import Role
 from bot.store.models import Household, Pairing, Person, Team, Village
 
@@ -38,8 +38,10 @@ class Scope:
             .join(Person, Person.id == Pairing.cadre_id)
             .where(Pairing.end_date.is_(None), Person.team_id.in_(self.team_ids))
         )
-        by_village = Household.village_id.in_(self.village_ids or ())
-        return or_(by_village, Household.id.in_(paired))
+        by_village = select(Household.id).where(Household.village_id.in_(self.village_ids or ()))
+        # One id set (a UNION), not `village_id IN … OR id IN …`: with the OR the planner walks the county's
+        # households in list order and filters each; with the set it reads the scope's few hundred rows.
+        return Household.id.in_(union(by_village, paired))
 
     def teams_for_queries(self) -> list[int | None]:
         """The team ids to run per-team computations over (None once: the whole county)."""
@@ -47,26 +49,24 @@ class Scope:
 
 
 async def scope_for(session: AsyncSession, person: Person) -> Scope:
+    """One statement (every request asks): the teams the person leads, and for a township officer also the
+    teams they are the contact of and those of their own township, with the teams' villages."""
     role = Role(person.role)
     if role is Role.ADMIN:
         return Scope(person.id, role, None, None)
-    ids: set[int] = {tid for tid, _ in await leader_teams(session, person.id)}
-    if role is Role.COUNTY:  # the teams of their village's county (the monitoring workflow's county steps)
-        if person.village_id is not None:
-            county = select(Village.county).where(Village.id == person.village_id).scalar_subquery()
-            same = select(Team.id).join(Village, Village.id == Team.village_id).where(
-                Village.county == county, Village.county != "")
-            ids |= set((await session.execute(same)).scalars())
+    also: ColumnElement[bool] | None = None
+    if role is Role.COUNTY and person.village_id is not None:
+        # The teams of their village's county (the monitoring workflow's county steps).
+        county = select(Village.county).where(Village.id == person.village_id).scalar_subquery()
+        also = Team.village_id.in_(select(Village.id).where(Village.county == county, Village.county != ""))
     if role is Role.TOWNSHIP:
-        ids |= set((await session.execute(select(Team.id).where(Team.township_contact_id == person.id))).scalars())
+        contact: ColumnElement[bool] = Team.township_contact_id == person.id
+        also = contact
         if person.village_id is not None:
             township = select(Village.township).where(Village.id == person.village_id).scalar_subquery()
-            same = select(Team.id).join(Village, Village.id == Team.village_id).where(
-                Village.township == township, Village.township != ""
-            )
-            ids |= set((await session.execute(same)).scalars())
-    teams = tuple(sorted(ids))
-    villages = tuple(
-        v for v in (await session.execute(select(Team.village_id).where(Team.id.in_(teams)))).scalars() if v
-    )
+            same = select(Village.id).where(Village.township == township, Village.township != "")
+            also = or_(contact, Team.village_id.in_(same))
+    rows = (await session.execute(leader_teams_select(person.id, Team.id, Team.village_id, also=also))).all()
+    teams = tuple(sorted({tid for tid, _ in rows}))
+    villages = tuple(v for _, v in rows if v)
     return Scope(person.id, role, teams, villages)
