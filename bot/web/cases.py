@@ -144,14 +144,17 @@ async def case_page(req: Req, request: web.Request) -> web.StreamResponse:
 
 async def _render(req: Req, c: Case, msg: str = "", status: int = 200) -> web.Response:
     t = req.t
-    hh = await req.s.get(Household, c.household_id) if c.household_id else None
-    account = await req.s.get(Account, c.account_id) if c.account_id else None
-    cadre = await req.s.get(Person, c.cadre_id) if c.cadre_id else None
     tz = req.w.clock.tz
+    # The villager, the cadre's name and whether the case is late (cases_due's conditions), in one
+    # statement; the household comes as an entity so can_handle below finds it in the session.
     reply_late, resolve_late = late_conditions(req.today, req.w.rules)
-    late = c.status != CaseStatus.RESOLVED.value and bool((await req.s.execute(
-        select(reply_late | resolve_late).where(Case.id == c.id))).scalar())
-    villager = escape(hh.head_name if hh else account.display_name if account else "—")
+    hh, account_name, cadre_name, late_now = (await req.s.execute(
+        select(Household, Account.display_name, Person.name, reply_late | resolve_late)
+        .select_from(Case).outerjoin(Household, Household.id == Case.household_id)
+        .outerjoin(Account, Account.id == Case.account_id).outerjoin(Person, Person.id == Case.cadre_id)
+        .where(Case.id == c.id))).one()
+    late = c.status != CaseStatus.RESOLVED.value and bool(late_now)
+    villager = escape(hh.head_name if hh else account_name if account_name is not None else "—")
     if hh is not None:
         villager = f'<a href="/households/{hh.id}">{villager}</a>'
     info = [
@@ -161,7 +164,7 @@ async def _render(req: Req, c: Case, msg: str = "", status: int = 200) -> web.Re
         (t("web.cases.topic"), escape(topic_label(t, c.topic))),
         (t("web.col.status"), f'<span id="status">{t(f"case.status.{c.status}")}</span>'
          + (f' <span class="late">{t("web.cases.overdue")}</span>' if late else "")),
-        (t("web.col.cadre"), escape(cadre.name) if cadre else "—"),
+        (t("web.col.cadre"), escape(cadre_name) if cadre_name is not None else "—"),
         (t("web.col.date"), c.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")),
         (t("web.col.description"), f'<span class="pre">{escape(c.text) or "—"}</span>'),
         (t("web.cases.reply"), f'<span id="reply_text">{escape(c.reply_text) or "—"}</span>'),

@@ -238,29 +238,42 @@ async def _case_in_scope(req: Req, cid: int, lock: bool = False) -> MonitorCase 
 
 async def case_page(req: Req, request: web.Request) -> web.StreamResponse:
     cid = _id(request)
-    c = await _case_in_scope(req, cid) if cid is not None else None
-    if c is None:
+    if cid is None:
+        return _not_found(req)
+    # The case with its village's name and household's head in one statement (the page's other reads are
+    # the services' measures_of / history and the actors' names).
+    found = (await req.s.execute(
+        select(MonitorCase, Village.name, Household.id, Household.head_name)
+        .join(Village, Village.id == MonitorCase.village_id)
+        .outerjoin(Household, Household.id == MonitorCase.household_id)
+        .where(MonitorCase.id == cid, in_scope(req)))).first()
+    if found is None:
         return _not_found(req)
     done = request.query.get("done", "")
     msg = f'<p class="msg" id="done">{req.t("web.mon.done." + done)}</p>' if done in ACTIONS else ""
-    return await _render(req, c, msg)
+    return await _render(req, found[0], msg, known=(found[1], found[2], found[3]))
 
 
-async def _render(req: Req, c: MonitorCase, msg: str = "", status: int = 200) -> web.Response:
+async def _render(req: Req, c: MonitorCase, msg: str = "", status: int = 200,
+                  known: tuple[str, int | None, str | None] | None = None) -> web.Response:
+    """The case page; `known`: (village name, household id, head name) when the caller read them already."""
     t, today = req.t, req.today
-    village = await req.s.get(Village, c.village_id)
-    hh = await req.s.get(Household, c.household_id) if c.household_id else None
+    if known is None:
+        village = await req.s.get(Village, c.village_id)
+        hh = await req.s.get(Household, c.household_id) if c.household_id else None
+        known = (village.name if village else "", hh.id if hh else None, hh.head_name if hh else None)
+    village_name, hh_id, hh_head = known
     late = c.open and c.step_due is not None and c.step_due < today
-    name = escape(c.head_name or (hh.head_name if hh else "") or "-")
-    if hh is not None:
-        name = f'<a href="/households/{hh.id}">{name}</a>'
+    name = escape(c.head_name or hh_head or "-")
+    if hh_id is not None:
+        name = f'<a href="/households/{hh_id}">{name}</a>'
     due = "—"
     if c.step_due is not None:
         due = c.step_due.isoformat() + (f' <span class="late">{t("web.mon.overdue_days", n=(today - c.step_due).days)}'
                                         "</span>" if late else "")
     info = [
         (t("web.col.head"), name),
-        (t("web.col.village"), escape(village.name) if village else ""),
+        (t("web.col.village"), escape(village_name)),
         (t("web.mon.phase"), t(f"mon.phase.{c.phase}")),
         (t("web.mon.step"), f'<span id="step">{t(f"mon.step.{c.step}")}</span>'),
         (t("web.mon.since"), f'{c.step_started.isoformat()} ({t("web.days", n=(today - c.step_started).days)})'),
