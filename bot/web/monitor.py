@@ -152,6 +152,7 @@ async def board(req: Req, request: web.Request) -> web.StreamResponse:
             f'<button type="submit">{t("web.filter")}</button></form>')
     role = Role(req.person.role)
     columns = []
+    seen: dict[tuple[Any, ...], tuple[bool, str, str]] = {}
     for s, n, late in figures:
         if step and s != step:
             continue
@@ -161,7 +162,7 @@ async def board(req: Req, request: web.Request) -> web.StreamResponse:
         head = (f'<h2>{t(f"mon.step.{s}")} <span class="count">{count}</span>'
                 + (f' <span class="late">{t("web.mon.overdue_n", n=late)}</span>' if late and not overdue_only else "")
                 + "</h2>")
-        drawn = "".join(_card(t, c, req.today) for c in cards)
+        drawn = "".join(_card(t, c, req.today, seen) for c in cards)
         more = f'<p class="more">{t("web.mon.more_cards", n=count - len(cards))}</p>' if count > len(cards) else ""
         columns.append(f'<section class="column{" mine" if mine else ""}" data-step="{s}">{head}{drawn}{more}'
                        + ("" if cards else f'<p class="empty">{t("web.none")}</p>') + "</section>")
@@ -217,15 +218,22 @@ async def _first_cards(req: Req, steps: list[str], village: int | None, overdue_
     return out
 
 
-def _card(t: Translator, c: Card, today: date) -> str:
-    late = c.step_due is not None and c.step_due < today
-    days = (today - c.step_started).days
-    due = (t("web.mon.overdue_days", n=(today - c.step_due).days) if late and c.step_due
-           else t("web.mon.due", date=c.step_due.isoformat()) if c.step_due else "")
-    phase = f' <span class="tag">{t("mon.phase.close")}</span>' if c.phase == "close" else ""
+def _card(t: Translator, c: Card, today: date, seen: dict[tuple[Any, ...], tuple[bool, str, str]]) -> str:
+    """One card; `seen` keeps the translated parts per (step start, due date, phase) for the page (a
+    county's board draws hundreds of cards with a few dozen distinct dates)."""
+    key = (c.step_started, c.step_due, c.phase)
+    parts = seen.get(key)
+    if parts is None:
+        late = c.step_due is not None and c.step_due < today
+        due = (t("web.mon.overdue_days", n=(today - c.step_due).days) if late and c.step_due
+               else t("web.mon.due", date=c.step_due.isoformat()) if c.step_due else "")
+        phase = f' <span class="tag">{t("mon.phase.close")}</span>' if c.phase == "close" else ""
+        tail = (f'{t("web.mon.at_step", n=(today - c.step_started).days)} · '
+                f'<span class="{"late" if late else ""}">{due}</span></a>')
+        parts = seen[key] = (late, phase, tail)
+    late, phase, tail = parts
     return (f'<a class="mcard{" late" if late else ""}" href="/monitoring/{c.id}" data-case="{c.id}">'
-            f'<b>#{c.id} {escape(c.head_name or "-")}</b>{phase}<br>{escape(c.village)}<br>'
-            f'{t("web.mon.at_step", n=days)} · <span class="{"late" if late else ""}">{due}</span></a>')
+            f'<b>#{c.id} {escape(c.head_name or "-")}</b>{phase}<br>{escape(c.village)}<br>{tail}')
 
 
 # ------------------------------------------------------------------------------------------ one case
