@@ -136,9 +136,19 @@ async def measure(url: str, repeat: int) -> None:
             r = await client.get(f"/login/{token}", allow_redirects=False)
             assert r.status == 303, r.status
             pages = ["/difficulties", "/monitoring", "/monitoring?overdue=1", "/monitoring?step=follow_up",
-                     "/cases", "/cases?overdue=1", "/cases?topic=welfare.dibao"]
+                     "/cases", "/cases?overdue=1", "/cases?topic=welfare.dibao", "/cases?status=all&sort=new"]
+            # A village filter, a monitoring case and a villager's case of this person's scope, as the
+            # pages link them.
+            board = await (await client.get("/monitoring")).text()
+            village = re.search(r'<option value="(\d+)">', board.split('name="village"', 1)[-1])
+            if 'name="village"' in board and village:
+                pages.insert(4, f"/monitoring?village={village.group(1)}&overdue=1")
             if role == "leader" and leader_case:
                 pages.append(f"/monitoring/{leader_case}")
+            elif found := BOARD_CASE.search(board):
+                pages.append(f"/monitoring/{found.group(1)}")
+            if found := CASE.search(await (await client.get("/cases")).text()):
+                pages.append(f"/cases/{found.group(1)}")
             for page in pages:
                 times = []
                 for _ in range(repeat + 1):
@@ -148,7 +158,7 @@ async def measure(url: str, repeat: int) -> None:
                     times.append(float(resp.headers["Server-Timing"].split("dur=")[1]))
                 rest = times[1:]
                 tag = " (baseline)" if page == "/difficulties" else ""
-                print(f"  {role:8} {page:28} first {times[0]:7.1f}   p50 {statistics.median(rest):6.1f}   "
+                print(f"  {role:8} {page:34} first {times[0]:7.1f}   p50 {statistics.median(rest):6.1f}   "
                       f"p99 {pct(rest, 0.99):6.1f}{tag}")
             # The overview's figure itself (what `_cached` computes once per scope and minute).
             from bot.web import monitor
@@ -168,7 +178,7 @@ async def measure(url: str, repeat: int) -> None:
                     t1 = time.perf_counter()
                     await monitor.monitoring_figures(req)
                     times.append((time.perf_counter() - t1) * 1000)
-            print(f"  {role:8} {'monitoring_figures()':28} {'':13} p50 {statistics.median(times):6.1f}   "
+            print(f"  {role:8} {'monitoring_figures()':34} {'':13} p50 {statistics.median(times):6.1f}   "
                   f"p99 {pct(times, 0.99):6.1f}")
         finally:
             await client.close()

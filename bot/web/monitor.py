@@ -19,8 +19,8 @@ from html import escape
 from typing import Any, NamedTuple
 
 from aiohttp import web
-from sqlalchemy import String, and_, case, func, select, true, union_all, values
-from sqlalchemy import column as sa_column
+from sqlalchemy import String, and_, bindparam, case, func, select, true, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from bot.core.router import parse_id
 from bot.dialogs.monitor_common import tell_after
@@ -204,7 +204,9 @@ async def _first_cards(req: Req, steps: list[str], village: int | None, overdue_
         return q.order_by(MonitorCase.step_due.asc().nulls_last(), MonitorCase.id).limit(COLUMN_CARDS)
 
     if req.w.engine.dialect.name == "postgresql" and len(steps) > 1:
-        wanted = values(sa_column("step", String), name="wanted").data([(st,) for st in steps])
+        # The steps as one array parameter (a VALUES list would make the statement uncacheable: compiled
+        # again on every request).
+        wanted = func.unnest(bindparam("steps", list(steps), type_=ARRAY(String))).table_valued("step").render_derived(name="wanted")
         cards = column(wanted.c.step).lateral("cards")
         stmt = select(*(cards.c[col.key] for col in _CARD[:-1]), Village.name).select_from(wanted).join(
             cards, true()).join(Village, Village.id == cards.c.village_id)
