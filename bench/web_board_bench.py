@@ -210,6 +210,12 @@ async def users_of(url: str, n: int) -> list[int]:
     return [*officers, admin.id, *leaders[::step][:rest]][:n]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def concurrent(url: str, n_users: int, seconds: float, port: int) -> None:
     import aiohttp
     from web_bench import links, server_ms, signed_in
@@ -275,16 +281,21 @@ async def concurrent(url: str, n_users: int, seconds: float, port: int) -> None:
 
         print(f"  concurrent: {len(sessions)} users ({len(people) - len(sessions)} not signed in) on `bangfu web`, "
               f"{seconds:.0f} s; load average {os.getloadavg()[0]:.2f}")
+        cpu0 = cpu_seconds(proc.pid)
         try:
             await asyncio.gather(*(user(s, random.Random(i)) for i, s in enumerate(sessions)))
         finally:
             for s in sessions:
                 await s.close()
+        cpu = cpu_seconds(proc.pid) - cpu0
         every = [x for v in lat.values() for x in v]
         on_server = [x for v in srv.values() for x in v]
         print(f"  {len(every)} requests ({len(every) / seconds:.1f}/s), errors {sum(errors.values())}; "
               f"client p50 {pct(every, 0.5):.0f} ms, p99 {pct(every, 0.99):.0f} ms; "
               f"server p99 {pct(on_server, 0.99):.0f} ms (target: client p99 < 1000 ms, no errors)")
+        # What the machine's other load does not change much: the server's own CPU per request.
+        print(f"  server process CPU {cpu:.1f} s = {cpu * 1000 / max(len(every), 1):.1f} ms per request "
+              f"({cpu / seconds * 100:.0f}% of a core)")
         for kind in CLICKS:
             tag = " (baseline)" if kind == "difficulties" else ""
             print(f"  {kind:13} {len(lat[kind]):5} requests  client p50 {pct(lat[kind], 0.5):5.0f}  "
