@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.scheduler.reports import leader_teams
 from bot.store.enums import Role
 from bot.store.models import Household, Pairing, Person, Team, Village
-from bot.web.idset import in_ids
 
 
 @dataclass(frozen=True)
@@ -67,9 +66,7 @@ async def scope_for(session: AsyncSession, person: Person) -> Scope:
             )
             ids |= set((await session.execute(same)).scalars())
     teams = tuple(sorted(ids))
-    dialect = session.bind.dialect.name if session.bind is not None else ""
-    villages = tuple(  # the teams as one id set (bot/web/idset.py): a county's 1,000 are one array parameter
-        v for v in (await session.execute(select(Team.village_id).where(in_ids(dialect, Team.id, teams)))).scalars()
-        if v
+    villages = tuple(
+        v for v in (await session.execute(select(Team.village_id).where(Team.id.in_(teams)))).scalars() if v
     )
     return Scope(person.id, role, teams, villages)
