@@ -10,6 +10,16 @@ village, a third of them late), loaded with COPY into a scratch database. The ap
 (aiohttp's test server); people sign in through real one-time links. Server time is the Server-Timing
 header, per page and role: the first request and p50 / p99 of the rest. The baseline is an existing page
 measured in the same run (`/difficulties`), since the machine is shared. Target: p99 < 300 ms.
+
+Then the concurrent phase: `bangfu web` on the same database in a subprocess (its own process and
+connection pool, the system clock — so "today" is the machine's, a few days from the generated data's
+day), and --users people (leaders of different teams, the township officers, the county officers, an
+admin), signed in through real one-time links over HTTP, each clicking board → a case on it → the cases
+list → a case on it → /difficulties (the baseline, in the same run), with a reading pause of 0.2–1 s
+between clicks, for --seconds. Printed per page: client p50 / p99 and server time p99, and the errors.
+Target: client p99 < 1 s, no errors.
+
+    python bench/web_board_bench.py --phase load --seconds 60     # only the concurrent phase
 """
 
 from __future__ import annotations
@@ -17,7 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
+import re
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -38,6 +51,8 @@ from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.store.models import MonitorCase, Person
+
+ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -64,6 +79,10 @@ async def main() -> None:
     ap.add_argument("--households", type=int, default=100_000)
     ap.add_argument("--cases", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=60, help="length of the concurrent phase")
+    ap.add_argument("--users", type=int, default=50)
+    ap.add_argument("--port", type=int, default=8194)
+    ap.add_argument("--phase", choices=("all", "pages", "load"), default="all")
     args = ap.parse_args()
     t0 = time.perf_counter()
     roster, _ = generate(args.households, args.cases)
@@ -78,7 +97,10 @@ async def main() -> None:
         t0 = time.perf_counter()
         await load_postgres(url, roster)
         print(f"  postgres loaded in {time.perf_counter() - t0:.1f} s")
-        await measure(url, args.repeat)
+        if args.phase in ("all", "pages"):
+            await measure(url, args.repeat)
+        if args.phase in ("all", "load"):
+            await concurrent(url, args.users, args.seconds, args.port)
     finally:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -114,9 +136,19 @@ async def measure(url: str, repeat: int) -> None:
             r = await client.get(f"/login/{token}", allow_redirects=False)
             assert r.status == 303, r.status
             pages = ["/difficulties", "/monitoring", "/monitoring?overdue=1", "/monitoring?step=follow_up",
-                     "/cases", "/cases?overdue=1", "/cases?topic=welfare.dibao"]
+                     "/cases", "/cases?overdue=1", "/cases?topic=welfare.dibao", "/cases?status=all&sort=new"]
+            # A village filter, a monitoring case and a villager's case of this person's scope, as the
+            # pages link them.
+            board = await (await client.get("/monitoring")).text()
+            village = re.search(r'<option value="(\d+)">', board.split('name="village"', 1)[-1])
+            if 'name="village"' in board and village:
+                pages.insert(4, f"/monitoring?village={village.group(1)}&overdue=1")
             if role == "leader" and leader_case:
                 pages.append(f"/monitoring/{leader_case}")
+            elif found := BOARD_CASE.search(board):
+                pages.append(f"/monitoring/{found.group(1)}")
+            if found := CASE.search(await (await client.get("/cases")).text()):
+                pages.append(f"/cases/{found.group(1)}")
             for page in pages:
                 times = []
                 for _ in range(repeat + 1):
@@ -126,7 +158,7 @@ async def measure(url: str, repeat: int) -> None:
                     times.append(float(resp.headers["Server-Timing"].split("dur=")[1]))
                 rest = times[1:]
                 tag = " (baseline)" if page == "/difficulties" else ""
-                print(f"  {role:8} {page:28} first {times[0]:7.1f}   p50 {statistics.median(rest):6.1f}   "
+                print(f"  {role:8} {page:34} first {times[0]:7.1f}   p50 {statistics.median(rest):6.1f}   "
                       f"p99 {pct(rest, 0.99):6.1f}{tag}")
             # The overview's figure itself (what `_cached` computes once per scope and minute).
             from bot.web import monitor
@@ -146,10 +178,132 @@ async def measure(url: str, repeat: int) -> None:
                     t1 = time.perf_counter()
                     await monitor.monitoring_figures(req)
                     times.append((time.perf_counter() - t1) * 1000)
-            print(f"  {role:8} {'monitoring_figures()':28} {'':13} p50 {statistics.median(times):6.1f}   "
+            print(f"  {role:8} {'monitoring_figures()':34} {'':13} p50 {statistics.median(times):6.1f}   "
                   f"p99 {pct(times, 0.99):6.1f}")
         finally:
             await client.close()
+
+
+# ------------------------------------------------------------------------------------------ under load
+CLICKS = ("board", "board_case", "cases", "case", "difficulties")
+BOARD_CASE = re.compile(r'href="/monitoring/(\d+)"')
+CASE = re.compile(r'href="/cases/(\d+)"')
+
+
+async def users_of(url: str, n: int) -> list[int]:
+    """`n` people: the township officers, the county officers, an admin, and leaders of different teams
+    (spread over the townships) for the rest."""
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as s, s.begin():
+            admin = Person(name="县管理员", role="admin", active=True)
+            s.add(admin)
+            await s.flush()
+            officers = list((await s.execute(select(Person.id).where(Person.role.in_(("township", "county")))
+                                              .order_by(Person.id))).scalars())
+            leaders = list((await s.execute(select(Person.id).where(Person.role == "leader")
+                                             .order_by(Person.id))).scalars())
+    finally:
+        await engine.dispose()
+    rest = max(n - len(officers) - 1, 0)
+    step = max(len(leaders) // max(rest, 1), 1)
+    return [*officers, admin.id, *leaders[::step][:rest]][:n]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def concurrent(url: str, n_users: int, seconds: float, port: int) -> None:
+    import aiohttp
+    from web_bench import links, server_ms, signed_in
+
+    env = {**os.environ, "BANGFU_DATABASE_URL": url, "BANGFU_WEB_LISTEN": f"127.0.0.1:{port}", "PYTHONPATH": ROOT}
+    proc = await asyncio.to_thread(
+        subprocess.Popen, [sys.executable, "-m", "bot", "web"], env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                async with aiohttp.ClientSession() as c, c.get(base + "/signed-out") as r:
+                    if r.status == 200:
+                        break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.2)
+        people = await users_of(url, n_users)
+        sessions = [await signed_in(base, token) for token in await links(url, people)]
+        lat: dict[str, list[float]] = {k: [] for k in CLICKS}
+        srv: dict[str, list[float]] = {k: [] for k in CLICKS}
+        errors: dict[str, int] = dict.fromkeys(CLICKS, 0)
+        end = time.monotonic() + seconds
+
+        async def click(session: aiohttp.ClientSession, kind: str, path: str) -> str:
+            t0 = time.perf_counter()
+            try:
+                async with session.get(base + path, allow_redirects=False) as r:
+                    text = await r.text()
+                    if r.status != 200:
+                        errors[kind] += 1
+                    else:
+                        srv[kind].append(server_ms(r))
+            except aiohttp.ClientError:
+                errors[kind] += 1
+                text = ""
+            lat[kind].append((time.perf_counter() - t0) * 1000)
+            return text
+
+        async def user(session: aiohttp.ClientSession, rng: random.Random) -> None:
+            await asyncio.sleep(rng.uniform(0, 1.0))  # not all at the same instant
+            found: list[str] = []
+            while time.monotonic() < end:
+                for kind in CLICKS:
+                    if time.monotonic() >= end:
+                        return
+                    if kind == "board":
+                        page = await click(session, kind, "/monitoring" + rng.choice(("", "", "?overdue=1")))
+                        found = BOARD_CASE.findall(page)
+                    elif kind == "board_case":
+                        if not found:
+                            continue
+                        await click(session, kind, f"/monitoring/{rng.choice(found)}")
+                    elif kind == "cases":
+                        page = await click(session, kind, "/cases" + rng.choice(("", "", "?overdue=1")))
+                        found = CASE.findall(page)
+                    elif kind == "case":
+                        if not found:
+                            continue
+                        await click(session, kind, f"/cases/{rng.choice(found)}")
+                    else:
+                        await click(session, kind, "/difficulties")
+                    await asyncio.sleep(rng.uniform(0.2, 1.0))  # a person reads before the next click
+
+        print(f"  concurrent: {len(sessions)} users ({len(people) - len(sessions)} not signed in) on `bangfu web`, "
+              f"{seconds:.0f} s; load average {os.getloadavg()[0]:.2f}")
+        cpu0 = cpu_seconds(proc.pid)
+        try:
+            await asyncio.gather(*(user(s, random.Random(i)) for i, s in enumerate(sessions)))
+        finally:
+            for s in sessions:
+                await s.close()
+        cpu = cpu_seconds(proc.pid) - cpu0
+        every = [x for v in lat.values() for x in v]
+        on_server = [x for v in srv.values() for x in v]
+        print(f"  {len(every)} requests ({len(every) / seconds:.1f}/s), errors {sum(errors.values())}; "
+              f"client p50 {pct(every, 0.5):.0f} ms, p99 {pct(every, 0.99):.0f} ms; "
+              f"server p99 {pct(on_server, 0.99):.0f} ms (target: client p99 < 1000 ms, no errors)")
+        # What the machine's other load does not change much: the server's own CPU per request.
+        print(f"  server process CPU {cpu:.1f} s = {cpu * 1000 / max(len(every), 1):.1f} ms per request "
+              f"({cpu / seconds * 100:.0f}% of a core)")
+        for kind in CLICKS:
+            tag = " (baseline)" if kind == "difficulties" else ""
+            print(f"  {kind:13} {len(lat[kind]):5} requests  client p50 {pct(lat[kind], 0.5):5.0f}  "
+                  f"p99 {pct(lat[kind], 0.99):5.0f} ms   server p99 {pct(srv[kind], 0.99):5.0f} ms   "
+                  f"errors {errors[kind]}{tag}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 if __name__ == "__main__":

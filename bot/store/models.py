@@ -274,7 +274,11 @@ class MonitorCase(Base):
     Nothing is deleted: every change is a MonitorEvent row; a rejected or closed case stays."""
 
     __tablename__ = "monitor_cases"
-    __table_args__ = (Index("ix_monitor_cases_open_due", "open", "step_due"),)
+    __table_args__ = (
+        Index("ix_monitor_cases_open_due", "open", "step_due"),
+        # the dashboard's board: each column's first cards (open, step, soonest due first) as an index range
+        Index("ix_monitor_cases_board", "open", "step", "step_due", "id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
     village_id: Mapped[int] = mapped_column(ForeignKey("villages.id"), index=True)

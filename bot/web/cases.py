@@ -9,8 +9,9 @@ refused politely and nothing changes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from sqlalchemy import func, or_, select
@@ -22,6 +23,7 @@ from bot.services import cases as csvc
 from bot.store.enums import CaseStatus, Role
 from bot.store.models import Account, Case, Household, Person
 from bot.web.app import Req, _ctx, _id, _not_found, _page, _redirect, _table
+from bot.web.idset import in_ids
 from bot.web.relay import relay
 
 LIMIT = 200
@@ -37,6 +39,20 @@ def topic_label(t: Translator, topic: str) -> str:
     return t(key) if t.has(key) else topic
 
 
+class _Row(NamedTuple):
+    """A line of the list: columns, not the Case entity."""
+
+    id: int
+    hardship: bool
+    kind: str
+    topic: str
+    status: str
+    created_at: datetime
+
+
+_ROW = (Case.id, Case.hardship, Case.kind, Case.topic, Case.status, Case.created_at)
+
+
 def _villager() -> Any:
     return func.coalesce(Household.head_name, Account.display_name, "")
 
@@ -50,10 +66,9 @@ async def cases_list(req: Req, request: web.Request) -> web.StreamResponse:
     sort = "new" if q.get("sort") == "new" else "old"
     reply_late, resolve_late = late_conditions(req.today, req.w.rules)
     unresolved = Case.status != CaseStatus.RESOLVED.value
-    scoped = req.scope.team_filter(Case.team_id)
-    stmt = (select(Case, _villager(), reply_late & unresolved, resolve_late & unresolved)
-            .outerjoin(Household, Household.id == Case.household_id)
-            .outerjoin(Account, Account.id == Case.account_id).where(scoped))
+    scoped = in_ids(req.w.engine.dialect.name, Case.team_id, req.scope.team_ids)  # one id set: bot/web/idset.py
+    stmt = select(*_ROW, Case.household_id, Case.account_id, (reply_late & unresolved).label("r_late"),
+                  (resolve_late & unresolved).label("s_late")).where(scoped)
     if status == "unresolved":
         stmt = stmt.where(unresolved)
     elif status != "all":
@@ -67,7 +82,15 @@ async def cases_list(req: Req, request: web.Request) -> web.StreamResponse:
     else:
         topic = ""
     order = (Case.created_at.desc(), Case.id.desc()) if sort == "new" else (Case.hardship.desc(), Case.created_at, Case.id)
-    rows = (await req.s.execute(stmt.order_by(*order).limit(LIMIT))).all()
+    # The page's LIMIT rows are picked from the cases alone; only they are joined to their villagers
+    # (joined first, a county's list read every household).
+    page = stmt.order_by(*order).limit(LIMIT).subquery()
+    rows = (await req.s.execute(
+        select(*(page.c[col.key] for col in _ROW), _villager(), page.c.r_late, page.c.s_late)
+        .outerjoin(Household, Household.id == page.c.household_id)
+        .outerjoin(Account, Account.id == page.c.account_id)
+        .order_by(*((page.c.created_at.desc(), page.c.id.desc()) if sort == "new"
+                    else (page.c.hardship.desc(), page.c.created_at, page.c.id))))).all()
     status_opts = "".join(
         f'<option value="{s}"{" selected" if s == status else ""}>'
         f'{t(("case.status." if s in _STATUSES else "web.status.") + s)}</option>'
@@ -82,7 +105,8 @@ async def cases_list(req: Req, request: web.Request) -> web.StreamResponse:
             f'</select><button type="submit">{t("web.filter")}</button></form>')
     tz = req.w.clock.tz
     out, classes = [], []
-    for c, villager, r_late, s_late in rows:
+    for *cols, villager, r_late, s_late in rows:
+        c = _Row(*cols)
         marks = []
         if c.hardship:
             marks.append(f'<span class="far">{t("web.cases.hardship")}</span>')
@@ -120,14 +144,17 @@ async def case_page(req: Req, request: web.Request) -> web.StreamResponse:
 
 async def _render(req: Req, c: Case, msg: str = "", status: int = 200) -> web.Response:
     t = req.t
-    hh = await req.s.get(Household, c.household_id) if c.household_id else None
-    account = await req.s.get(Account, c.account_id) if c.account_id else None
-    cadre = await req.s.get(Person, c.cadre_id) if c.cadre_id else None
     tz = req.w.clock.tz
+    # The villager, the cadre's name and whether the case is late (cases_due's conditions), in one
+    # statement; the household comes as an entity so can_handle below finds it in the session.
     reply_late, resolve_late = late_conditions(req.today, req.w.rules)
-    late = c.status != CaseStatus.RESOLVED.value and bool((await req.s.execute(
-        select(reply_late | resolve_late).where(Case.id == c.id))).scalar())
-    villager = escape(hh.head_name if hh else account.display_name if account else "—")
+    hh, account_name, cadre_name, late_now = (await req.s.execute(
+        select(Household, Account.display_name, Person.name, reply_late | resolve_late)
+        .select_from(Case).outerjoin(Household, Household.id == Case.household_id)
+        .outerjoin(Account, Account.id == Case.account_id).outerjoin(Person, Person.id == Case.cadre_id)
+        .where(Case.id == c.id))).one()
+    late = c.status != CaseStatus.RESOLVED.value and bool(late_now)
+    villager = escape(hh.head_name if hh else account_name if account_name is not None else "—")
     if hh is not None:
         villager = f'<a href="/households/{hh.id}">{villager}</a>'
     info = [
@@ -137,7 +164,7 @@ async def _render(req: Req, c: Case, msg: str = "", status: int = 200) -> web.Re
         (t("web.cases.topic"), escape(topic_label(t, c.topic))),
         (t("web.col.status"), f'<span id="status">{t(f"case.status.{c.status}")}</span>'
          + (f' <span class="late">{t("web.cases.overdue")}</span>' if late else "")),
-        (t("web.col.cadre"), escape(cadre.name) if cadre else "—"),
+        (t("web.col.cadre"), escape(cadre_name) if cadre_name is not None else "—"),
         (t("web.col.date"), c.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")),
         (t("web.col.description"), f'<span class="pre">{escape(c.text) or "—"}</span>'),
         (t("web.cases.reply"), f'<span id="reply_text">{escape(c.reply_text) or "—"}</span>'),

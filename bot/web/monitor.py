@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import String, and_, bindparam, case, func, select, true, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from bot.core.router import parse_id
 from bot.dialogs.monitor_common import tell_after
@@ -30,6 +31,7 @@ from bot.store.enums import MonitorStep, Role
 from bot.store.models import Household, MonitorCase, Person, Village
 from bot.web import svg
 from bot.web.app import TREND_WEEKS, Req, _ctx, _id, _not_found, _page, _redirect, _week_label
+from bot.web.idset import in_ids
 from bot.web.relay import relay
 
 S = MonitorStep
@@ -41,8 +43,10 @@ ACTIONS = ("approve", "back", "reject", "measure", "close")
 
 
 def in_scope(req: Req) -> Any:
-    """A WHERE clause: the monitoring case's village is in the dashboard scope."""
-    return true() if req.scope.county else MonitorCase.village_id.in_(req.scope.village_ids or ())
+    """A WHERE clause: the monitoring case's village is in the dashboard scope (the scope's villages as one
+    id set: bot/web/idset.py)."""
+    villages = None if req.scope.county else req.scope.village_ids or ()
+    return in_ids(req.w.engine.dialect.name, MonitorCase.village_id, villages)
 
 
 def _overdue(today: date) -> Any:
@@ -123,30 +127,19 @@ async def board(req: Req, request: web.Request) -> web.StreamResponse:
     step = step if step in {s.value for s in BOARD_STEPS} else ""
     overdue_only = q.get("overdue") == "1"
     # The scope's villages with open cases (a township or the county has many): a village filter.
+    # A semi-join (each village stops at its first open case), not a grouping of every open case.
+    has_open = select(MonitorCase.id).where(MonitorCase.open.is_(True), MonitorCase.village_id == Village.id).exists()
+    scoped = in_ids(req.w.engine.dialect.name, Village.id, None if req.scope.county else req.scope.village_ids or ())
     villages = (await req.s.execute(
-        select(Village.id, Village.name).join(MonitorCase, MonitorCase.village_id == Village.id)
-        .where(MonitorCase.open.is_(True), in_scope(req)).group_by(Village.id, Village.name)
-        .order_by(Village.name).limit(500))).all()
+        select(Village.id, Village.name).where(scoped, has_open).order_by(Village.name).limit(500))).all()
     village = parse_id(q.get("village", ""))
     village = village if village in {v for v, _ in villages} else None
     figures = await step_counts(req, village)
-    # The first COLUMN_CARDS of each column (soonest due first), whatever the other columns hold.
-    order = (MonitorCase.step_due.is_(None), MonitorCase.step_due, MonitorCase.id)
-    ranked = select(MonitorCase.id, func.row_number().over(partition_by=MonitorCase.step, order_by=order)
-                    .label("rn")).where(MonitorCase.open.is_(True), in_scope(req))
-    if step:
-        ranked = ranked.where(MonitorCase.step == step)
-    if village is not None:
-        ranked = ranked.where(MonitorCase.village_id == village)
-    if overdue_only:
-        ranked = ranked.where(_overdue(req.today))
-    first = ranked.subquery()
-    stmt = (select(MonitorCase, Village.name).join(first, first.c.id == MonitorCase.id)
-            .join(Village, Village.id == MonitorCase.village_id).where(first.c.rn <= COLUMN_CARDS))
-    rows = (await req.s.execute(stmt.order_by(*order))).all()
-    per_step: dict[str, list[tuple[MonitorCase, str]]] = {}
-    for c, vname in rows:
-        per_step.setdefault(c.step, []).append((c, vname))
+    rows = await _first_cards(req, [s for s, n, late in figures if (late if overdue_only else n)
+                                    and (not step or s == step)], village, overdue_only)
+    per_step: dict[str, list[Card]] = {}
+    for c in rows:
+        per_step.setdefault(c.step, []).append(c)
     options = "".join(f'<option value="{s.value}"{" selected" if s.value == step else ""}>{t(f"mon.step.{s.value}")}'
                       f"</option>" for s in BOARD_STEPS)
     pick = "".join(f'<option value="{v}"{" selected" if v == village else ""}>{escape(name)}</option>'
@@ -159,6 +152,7 @@ async def board(req: Req, request: web.Request) -> web.StreamResponse:
             f'<button type="submit">{t("web.filter")}</button></form>')
     role = Role(req.person.role)
     columns = []
+    seen: dict[tuple[Any, ...], tuple[bool, str, str]] = {}
     for s, n, late in figures:
         if step and s != step:
             continue
@@ -168,7 +162,7 @@ async def board(req: Req, request: web.Request) -> web.StreamResponse:
         head = (f'<h2>{t(f"mon.step.{s}")} <span class="count">{count}</span>'
                 + (f' <span class="late">{t("web.mon.overdue_n", n=late)}</span>' if late and not overdue_only else "")
                 + "</h2>")
-        drawn = "".join(_card(t, c, vname, req.today) for c, vname in cards)
+        drawn = "".join(_card(t, c, req.today, seen) for c in cards)
         more = f'<p class="more">{t("web.mon.more_cards", n=count - len(cards))}</p>' if count > len(cards) else ""
         columns.append(f'<section class="column{" mine" if mine else ""}" data-step="{s}">{head}{drawn}{more}'
                        + ("" if cards else f'<p class="empty">{t("web.none")}</p>') + "</section>")
@@ -176,15 +170,72 @@ async def board(req: Req, request: web.Request) -> web.StreamResponse:
     return _page(t, t("web.nav.monitoring"), body, req)
 
 
-def _card(t: Translator, c: MonitorCase, village: str, today: date) -> str:
-    late = c.step_due is not None and c.step_due < today
-    days = (today - c.step_started).days
-    due = (t("web.mon.overdue_days", n=(today - c.step_due).days) if late and c.step_due
-           else t("web.mon.due", date=c.step_due.isoformat()) if c.step_due else "")
-    phase = f' <span class="tag">{t("mon.phase.close")}</span>' if c.phase == "close" else ""
+class Card(NamedTuple):
+    """What a card on the board shows: columns, not the case entity (a county's board draws 600)."""
+
+    id: int
+    head_name: str
+    phase: str
+    step: str
+    step_started: date
+    step_due: date | None
+    village: str
+
+
+_CARD = (MonitorCase.id, MonitorCase.head_name, MonitorCase.phase, MonitorCase.step, MonitorCase.step_started,
+         MonitorCase.step_due, MonitorCase.village_id)
+
+
+async def _first_cards(req: Req, steps: list[str], village: int | None, overdue_only: bool) -> list[Card]:
+    """The first COLUMN_CARDS cards of each of `steps` (soonest due first, no due date last) and their
+    villages' names, in one statement whose every column is an index range of ix_monitor_cases_board
+    (open, step, step_due, id) stopped after COLUMN_CARDS rows: the scope is never sorted as a whole.
+    On PostgreSQL a LATERAL subquery over the steps (planned once, however large the scope's id set);
+    elsewhere one LIMITed branch per step under UNION ALL (SQLite has no LATERAL)."""
+    if not steps:
+        return []
+
+    def column(step: Any) -> Any:
+        q = select(*_CARD).where(MonitorCase.open.is_(True), MonitorCase.step == step, in_scope(req))
+        if village is not None:
+            q = q.where(MonitorCase.village_id == village)
+        if overdue_only:
+            q = q.where(_overdue(req.today))
+        return q.order_by(MonitorCase.step_due.asc().nulls_last(), MonitorCase.id).limit(COLUMN_CARDS)
+
+    if req.w.engine.dialect.name == "postgresql" and len(steps) > 1:
+        # The steps as one array parameter (a VALUES list would make the statement uncacheable: compiled
+        # again on every request).
+        wanted = func.unnest(bindparam("steps", list(steps), type_=ARRAY(String))).table_valued("step").render_derived(name="wanted")
+        cards = column(wanted.c.step).lateral("cards")
+        stmt = select(*(cards.c[col.key] for col in _CARD[:-1]), Village.name).select_from(wanted).join(
+            cards, true()).join(Village, Village.id == cards.c.village_id)
+    else:
+        branches = [select(column(st).subquery()) for st in steps]
+        both = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery()
+        stmt = select(*(both.c[col.key] for col in _CARD[:-1]), Village.name).join(
+            Village, Village.id == both.c.village_id)
+    out = [Card._make(r) for r in (await req.s.execute(stmt)).all()]
+    out.sort(key=lambda c: (c.step_due is None, c.step_due or date.min, c.id))
+    return out
+
+
+def _card(t: Translator, c: Card, today: date, seen: dict[tuple[Any, ...], tuple[bool, str, str]]) -> str:
+    """One card; `seen` keeps the translated parts per (step start, due date, phase) for the page (a
+    county's board draws hundreds of cards with a few dozen distinct dates)."""
+    key = (c.step_started, c.step_due, c.phase)
+    parts = seen.get(key)
+    if parts is None:
+        late = c.step_due is not None and c.step_due < today
+        due = (t("web.mon.overdue_days", n=(today - c.step_due).days) if late and c.step_due
+               else t("web.mon.due", date=c.step_due.isoformat()) if c.step_due else "")
+        phase = f' <span class="tag">{t("mon.phase.close")}</span>' if c.phase == "close" else ""
+        tail = (f'{t("web.mon.at_step", n=(today - c.step_started).days)} · '
+                f'<span class="{"late" if late else ""}">{due}</span></a>')
+        parts = seen[key] = (late, phase, tail)
+    late, phase, tail = parts
     return (f'<a class="mcard{" late" if late else ""}" href="/monitoring/{c.id}" data-case="{c.id}">'
-            f'<b>#{c.id} {escape(c.head_name or "-")}</b>{phase}<br>{escape(village)}<br>'
-            f'{t("web.mon.at_step", n=days)} · <span class="{"late" if late else ""}">{due}</span></a>')
+            f'<b>#{c.id} {escape(c.head_name or "-")}</b>{phase}<br>{escape(c.village)}<br>{tail}')
 
 
 # ------------------------------------------------------------------------------------------ one case
@@ -197,29 +248,42 @@ async def _case_in_scope(req: Req, cid: int, lock: bool = False) -> MonitorCase 
 
 async def case_page(req: Req, request: web.Request) -> web.StreamResponse:
     cid = _id(request)
-    c = await _case_in_scope(req, cid) if cid is not None else None
-    if c is None:
+    if cid is None:
+        return _not_found(req)
+    # The case with its village's name and household's head in one statement (the page's other reads are
+    # the services' measures_of / history and the actors' names).
+    found = (await req.s.execute(
+        select(MonitorCase, Village.name, Household.id, Household.head_name)
+        .join(Village, Village.id == MonitorCase.village_id)
+        .outerjoin(Household, Household.id == MonitorCase.household_id)
+        .where(MonitorCase.id == cid, in_scope(req)))).first()
+    if found is None:
         return _not_found(req)
     done = request.query.get("done", "")
     msg = f'<p class="msg" id="done">{req.t("web.mon.done." + done)}</p>' if done in ACTIONS else ""
-    return await _render(req, c, msg)
+    return await _render(req, found[0], msg, known=(found[1], found[2], found[3]))
 
 
-async def _render(req: Req, c: MonitorCase, msg: str = "", status: int = 200) -> web.Response:
+async def _render(req: Req, c: MonitorCase, msg: str = "", status: int = 200,
+                  known: tuple[str, int | None, str | None] | None = None) -> web.Response:
+    """The case page; `known`: (village name, household id, head name) when the caller read them already."""
     t, today = req.t, req.today
-    village = await req.s.get(Village, c.village_id)
-    hh = await req.s.get(Household, c.household_id) if c.household_id else None
+    if known is None:
+        village = await req.s.get(Village, c.village_id)
+        hh = await req.s.get(Household, c.household_id) if c.household_id else None
+        known = (village.name if village else "", hh.id if hh else None, hh.head_name if hh else None)
+    village_name, hh_id, hh_head = known
     late = c.open and c.step_due is not None and c.step_due < today
-    name = escape(c.head_name or (hh.head_name if hh else "") or "-")
-    if hh is not None:
-        name = f'<a href="/households/{hh.id}">{name}</a>'
+    name = escape(c.head_name or hh_head or "-")
+    if hh_id is not None:
+        name = f'<a href="/households/{hh_id}">{name}</a>'
     due = "—"
     if c.step_due is not None:
         due = c.step_due.isoformat() + (f' <span class="late">{t("web.mon.overdue_days", n=(today - c.step_due).days)}'
                                         "</span>" if late else "")
     info = [
         (t("web.col.head"), name),
-        (t("web.col.village"), escape(village.name) if village else ""),
+        (t("web.col.village"), escape(village_name)),
         (t("web.mon.phase"), t(f"mon.phase.{c.phase}")),
         (t("web.mon.step"), f'<span id="step">{t(f"mon.step.{c.step}")}</span>'),
         (t("web.mon.since"), f'{c.step_started.isoformat()} ({t("web.days", n=(today - c.step_started).days)})'),

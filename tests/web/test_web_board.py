@@ -386,6 +386,38 @@ async def test_a_full_column_does_not_crowd_out_the_others(app: App, world: Worl
     assert "还有 3 件" in assess and "晚到期" in column(page, "announce")
 
 
+async def test_each_column_draws_its_soonest_due_cards_in_order(app: App, world: World, web: TestClient) -> None:
+    """Several columns in one page: each draws its COLUMN_CARDS soonest-due cards (no due date last, the
+    latest-due left out when the column is full), in due order; a closed case and other steps never
+    leak into a column; the overdue filter keeps only the overdue cards of each column."""
+    from bot.web.monitor import COLUMN_CARDS
+
+    today = app.core.clock.now().date()
+    undated = await add_monitor_case(app, world.village_id, None, "无期限", "compare", started=today, due=None)
+    latest = await add_monitor_case(app, world.village_id, None, "最晚", "compare", started=today,
+                                    due=today + timedelta(days=90))
+    for i in range(COLUMN_CARDS - 2):
+        await add_monitor_case(app, world.village_id, None, f"比对{i}", "compare", started=today,
+                               due=today + timedelta(days=COLUMN_CARDS - i))  # added latest-first
+    late = await add_monitor_case(app, world.village_id, None, "逾期户", "compare", started=today,
+                                  due=today - timedelta(days=3))
+    await add_monitor_case(app, world.village_id, None, "已关闭", "compare", started=today,
+                           due=today - timedelta(days=9), open_=False)
+    pub = await add_monitor_case(app, world.village_id, None, "公示户", "publicize", started=today,
+                                 due=today + timedelta(days=2))
+    await sign_in(app, web, world.leader_id, "760")
+    page = await (await web.get("/monitoring")).text()
+    compare = column(page, "compare")
+    drawn = [int(x) for x in re.findall(r'data-case="(\d+)"', compare)]
+    assert count(compare) == COLUMN_CARDS + 1 and len(drawn) == COLUMN_CARDS
+    assert drawn[0] == late and drawn[-1] == latest and undated not in drawn and "已关闭" not in compare
+    assert "还有 1 件" in compare
+    assert [int(x) for x in re.findall(r'data-case="(\d+)"', column(page, "publicize"))] == [pub]
+    page = await (await web.get("/monitoring?overdue=1")).text()
+    assert [int(x) for x in re.findall(r'data-case="(\d+)"', column(page, "compare"))] == [late]
+    assert 'data-case=' not in column(page, "publicize")
+
+
 async def test_township_contact_hands_a_case_to_the_leader(app: App, world: World, web: TestClient) -> None:
     """The team's township contact may handle its cases (as in the chat) and hand one to the team leader:
     the leader gets it with the chat's buttons, the villager is told; the leader's /cases shows it."""
