@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Table, case, delete, func, literal, select, text, update
+from sqlalchemy import Table, case, delete, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -363,8 +363,18 @@ async def mark_dirty(s: AsyncSession, team_id: int | None, today: date) -> None:
     """An action changed a team's figures: its this-week rows are recomputed on the next read or tick."""
     if team_id is None:
         return
-    await s.execute(update(TABLE).where(TABLE.c.week == monday_of(today), TABLE.c.team_id == team_id)
-                    .values(dirty=True))
+    where = (TABLE.c.week == monday_of(today), TABLE.c.team_id == team_id)
+    if s.get_bind().dialect.name != "postgresql":  # one writer at a time: nothing to wait for
+        await s.execute(update(TABLE).where(*where).values(dirty=True))
+        return
+    # Rows a refresh is writing right now are skipped, never waited for: the refresh locks a team's rows
+    # figure by figure, this UPDATE would lock them in another order, and the two deadlocked (the user's
+    # action was the one rolled back). A skipped row is being recomputed; at worst it misses this action
+    # and is recomputed when it is FRESH_SECONDS old, as any figure.
+    pk = tuple_(TABLE.c.week, TABLE.c.team_id, TABLE.c.name, TABLE.c.key)
+    free = select(TABLE.c.week, TABLE.c.team_id, TABLE.c.name, TABLE.c.key).where(*where).with_for_update(
+        skip_locked=True)
+    await s.execute(update(TABLE).where(pk.in_(free)).values(dirty=True))
 
 
 # ------------------------------------------------------------------------------------------ reading

@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 
 from bot.i18n import Translator
 from bot.notices.cases import CaseReplied, CaseResolved, CaseWithLeader, HandedToLeader, leader_of
+from bot.scheduler import figures
 from bot.scheduler.cases_due import late_conditions
 from bot.services import cases as csvc
 from bot.store.enums import CaseStatus, Role
@@ -225,6 +226,8 @@ async def case_action(req: Req, request: web.Request) -> web.StreamResponse:
             ctx.audit("case.resolved", "case", c.id, via="web")
             await ctx.notify(CaseResolved(c))
             done = "resolve"
+    if done != "nochange":  # the overview's case counts: the team's figures recomputed on the next read
+        await figures.mark_dirty(req.s, c.team_id, req.today)
     await relay(req.s, ctx)
     return _redirect(f"/cases/{c.id}?done={done}")  # returned, not raised: the transaction commits
 

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pytest
 from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.clock import FixedClock, local_today
 from bot.core.bootstrap import App
@@ -134,6 +134,25 @@ async def test_refreshed_when_stale_or_dirty(app: App, world: World, clock: Fixe
     await _refresh(app, [world.team_id])
     f = await _read(app, [world.team_id], [monday])
     assert f.value(monday, "overdue") == 2 and not f.stale
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_marking_dirty_never_waits_for_a_refresh(app: App, world: World, clock: FixedClock) -> None:
+    """A user's action marks its team dirty while a refresh holds some of the team's rows: on PostgreSQL the
+    two used to lock the rows in different orders and deadlock (the action rolled back). The mark skips
+    the rows being written and the action commits at once."""
+    today = local_today(clock)
+    await _refresh(app)
+    async with app.core.sessions() as held, held.begin():
+        # A refresh in progress: one figure's rows of the team written (locked), not yet committed.
+        await held.execute(update(TeamFigure).where(TeamFigure.team_id == world.team_id,
+                                                    TeamFigure.name == "overdue").values(value=99.0))
+        async with app.core.sessions() as s, s.begin():
+            await asyncio.wait_for(figures.mark_dirty(s, world.team_id, today), 3)
+    async with app.core.sessions() as s:
+        marked = dict((await s.execute(select(TeamFigure.name, TeamFigure.dirty)
+                                       .where(TeamFigure.team_id == world.team_id))).all())
+    assert marked["week"] is True  # the rows nobody held are marked
 
 
 async def test_a_registered_figure_is_stored_and_summed(app: App, world: World, clock: FixedClock) -> None:

@@ -4,6 +4,7 @@ CSRF, wrong role / stale step refused with nothing changed, and actions shared w
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -11,7 +12,7 @@ from datetime import timedelta
 import pytest
 from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.buttons import CASE_RESOLVE, MON_APPROVE, MON_OPEN
 from bot.clock import FixedClock
@@ -26,9 +27,10 @@ from bot.store.models import (
     MonitorEvent,
     Outbox,
     Person,
+    TeamFigure,
     Visit,
 )
-from bot.web.app import make_app
+from bot.web.app import WEB, make_app
 from tests.conftest import Chat, World, bind
 from tests.web.helpers import add_monitor_case, add_villager_case, other_team, token_of
 
@@ -299,8 +301,19 @@ async def test_villager_cases_web_and_chat_both_ways(app: App, world: World, web
     page = await (await web.get(f"/cases/{new}")).text()
     assert '<span id="status">已办结</span>' in page and 'id="resolve"' not in page
     # Resolve with a note on the web; a second post changes nothing.
+    assert (await web.get("/")).status == 200  # the overview computes the team's figures (inline on SQLite)
+    w = web.server.app[WEB]
+    for _ in range(200):  # on PostgreSQL in the background
+        if not w.inflight and not w.refreshing.locked():
+            break
+        await asyncio.sleep(0.05)
+    async with app.core.sessions() as s, s.begin():
+        assert (await s.execute(update(TeamFigure).where(TeamFigure.team_id == world.team_id)
+                                .values(dirty=False))).rowcount
     r = await web.post(f"/cases/{old}/resolve", data={"csrf": csrf, "note": "已到账"}, allow_redirects=False)
     assert r.headers["Location"] == f"/cases/{old}?done=resolve"
+    async with app.core.sessions() as s:  # the overview's case counts are recomputed on their next read
+        assert any((await s.execute(select(TeamFigure.dirty).where(TeamFigure.team_id == world.team_id))).scalars())
     r = await web.post(f"/cases/{old}/resolve", data={"csrf": csrf, "note": "again"}, allow_redirects=False)
     assert r.headers["Location"] == f"/cases/{old}?done=nochange"
     async with app.core.sessions() as s:
