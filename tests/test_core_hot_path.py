@@ -117,3 +117,28 @@ async def test_an_idle_connection_is_pinged_and_replaced_if_dead(db_url: str) ->
         assert pids[0] == pids[1] != pids[2]  # pinged and kept; then failed the ping and replaced
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_more_updates_than_the_pool_reuse_its_connections(db_url: str) -> None:
+    """Updates beyond the pool wait for a pooled connection instead of each opening (and, given back,
+    closing) an overflow connection: under a steady load that was a new PostgreSQL connection per update."""
+    from sqlalchemy import event, text
+
+    from bot.store.db import create_engine
+
+    engine = create_engine(db_url, pool_size=3)
+    opened: list[object] = []
+    event.listen(engine.sync_engine.pool, "connect", lambda conn, rec: opened.append(conn))
+
+    async def update() -> int:
+        async with engine.connect() as c:
+            pid = (await c.execute(text("SELECT pg_backend_pid() FROM pg_sleep(0.02)"))).scalar_one()
+            return int(pid)
+
+    try:
+        pids = [pid for _ in range(3) for pid in await asyncio.gather(*(update() for _ in range(12)))]
+        assert len(pids) == 36
+        assert len(opened) == 3 and len(set(pids)) == 3  # the same three backends served all 36
+    finally:
+        await engine.dispose()
