@@ -190,10 +190,11 @@ async def _cases(s: AsyncSession, at: At) -> dict[int, dict[str, float]]:
     return dict(out)
 
 
-async def _topics(s: AsyncSession, at: At) -> dict[int, dict[str, float]]:
-    """Villagers' policy questions of the last 30 days per topic, counted for the team of the asker's
-    household: its current cadre's team, else the team of its village."""
-    since = at.at - timedelta(days=30)
+async def _topics(s: AsyncSession, at: At, since: datetime | None = None,
+                  by_topic: bool = True) -> dict[int, dict[str, float]]:
+    """Villagers' policy questions of the last 30 days (or since `since`) per topic, counted for the team of
+    the asker's household: its current cadre's team, else the team of its village. Not by topic: {"n": all}."""
+    since = since if since is not None else at.at - timedelta(days=30)
     paired_team = (
         select(func.min(Person.team_id)).join(Pairing, Pairing.cadre_id == Person.id)
         .where(Pairing.household_id == Household.id, Pairing.end_date.is_(None))
@@ -215,8 +216,11 @@ async def _topics(s: AsyncSession, at: At) -> dict[int, dict[str, float]]:
         stmt = stmt.where(inner.c.team.in_(list(at.team_ids)) if at.team_ids else literal(False))
     out: dict[int, dict[str, float]] = defaultdict(dict)
     for tid, topic, n in (await s.execute(stmt)).all():
-        out[tid][topic] = float(n)
-        out[tid]["_all"] = out[tid].get("_all", 0.0) + n
+        if by_topic:
+            out[tid][topic] = float(n)
+            out[tid]["_all"] = out[tid].get("_all", 0.0) + n
+        else:
+            out[tid]["n"] = out[tid].get("n", 0.0) + n
     return dict(out)
 
 
@@ -224,8 +228,34 @@ register("week", _week, keys=("cadres", "days_capped", "visits", "far"), trend=T
 register("overdue", _overdue, keys=("n",), trend=True)
 register("difficulties", _difficulties, keys=due.AGE_BUCKETS, trend=True)
 register("season", _season, keys=("missing", "paired"))
+def week_start(at: At) -> datetime:
+    """The week's Monday, 00:00 in the county's timezone."""
+    return datetime.combine(at.monday, time.min, tzinfo=at.rules.tz)
+
+
+async def _cases_open(s: AsyncSession, at: At) -> dict[int, dict[str, float]]:
+    """The cases trend: villagers' cases open at the end of the week (opened before, not resolved by then)
+    and opened in the week."""
+    start = week_start(at)
+    open_then = case(((Case.resolved_at.is_(None)) | (Case.resolved_at > at.at), 1), else_=0)
+    new = case((Case.created_at >= start, 1), else_=0)
+    stmt = (select(Case.team_id, func.sum(open_then), func.sum(new))
+            .where(Case.created_at < at.at, Case.team_id.is_not(None)).group_by(Case.team_id))
+    if at.team_ids is not None:
+        stmt = stmt.where(Case.team_id.in_(list(at.team_ids)) if at.team_ids else literal(False))
+    return {tid: {"open": float(o or 0), "new": float(n or 0)} for tid, o, n in (await s.execute(stmt)).all()
+            if tid is not None}
+
+
+async def _questions(s: AsyncSession, at: At) -> dict[int, dict[str, float]]:
+    """The topics trend: villagers' policy questions asked in the week (any topic), per team as `_topics`."""
+    return await _topics(s, at, since=week_start(at), by_topic=False)
+
+
 register("cases", _cases, keys=OPEN_CASE_STATUSES)
 register("topics", _topics, keys=("_all",))
+register("cases_open", _cases_open, keys=("open", "new"), trend=True)
+register("questions", _questions, keys=("n",), trend=True)
 
 
 # ------------------------------------------------------------------------------------------ refresh

@@ -432,6 +432,8 @@ async def overview(req: Req, request: web.Request) -> web.StreamResponse:
     ages = await _open_ages(req, req.w.clock.now())
     open_t = ([sum(f.keys(m, "difficulties").values()) for m in mondays[:-1]] + [float(sum(ages))]
               if past_ok else None)
+    cases_t = [f.value(m, "cases_open", "open") for m in mondays] if past_ok else None
+    questions_t = [f.value(m, "questions", "n") for m in mondays] if past_ok else None
     now_ok = f.has(monday)
     shortfall = await due.cadre_weeks(req.s, monday, upto=today, team_ids=req.scope.team_ids,
                                       far_m=rules.village_days.far_meters, shortfall_first=12)
@@ -474,10 +476,12 @@ async def overview(req: Req, request: web.Request) -> web.StreamResponse:
         f'<a class="more" href="/difficulties">{t("web.more")}</a></div>',
         f'<div class="card"><h2>{t("web.ov.cases")}</h2><div class="big">{sum(n for _, n in cases)}</div>'
         f'{svg.bars([t("case.status." + st) for st, _ in cases], [float(n) for _, n in cases], title=t("web.ov.cases"), highlight_last=False)}'
+        f'{svg.bars(labels, cases_t, title=t("web.ov.cases_trend")) if cases_t else pending}'
         f'<a class="more" href="/cases">{t("web.more")}</a></div>',
         f'<div class="card"><h2>{t("web.ov.topics")}</h2>'
         + (svg.bars([_topic_label(t, k) for k, _ in topics], [float(n) for _, n in topics],
                     title=t("web.ov.topics"), highlight_last=False) if topics else f'<p>{t("web.none")}</p>')
+        + (svg.bars(labels, questions_t, title=t("web.ov.questions_trend")) if questions_t else pending)
         + "</div>",
     ]
     from bot.web.monitor import monitoring_card, monitoring_figures

@@ -18,10 +18,10 @@ from bot.clock import FixedClock, local_today
 from bot.core.bootstrap import App
 from bot.scheduler import due, figures
 from bot.scheduler.reports import overdue_report
-from bot.store.models import CheckIn, Difficulty, Pairing, Person, TeamFigure, Visit
+from bot.store.models import Account, Case, CheckIn, Difficulty, Pairing, Person, TeamFigure, Visit
 from bot.web.app import WEB, make_app
 from tests.conftest import Chat, World, bind
-from tests.web.helpers import add_difficulty, other_team, token_of
+from tests.web.helpers import add_difficulty, add_villager_case, other_team, token_of
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -316,3 +316,27 @@ async def test_scope_in_one_statement(app: App, world: World) -> None:
         assert elsewhere.id not in (town.team_ids or ()) and far2.id not in (town.village_ids or ())
         assert set(town.village_ids or ()) == {world.village_id, far.id} | {
             v for v in (await s.execute(select(Team.village_id).where(Team.id == other["team"]))).scalars()}
+
+
+async def test_cases_and_questions_trend_by_week(app: App, world: World, clock: FixedClock) -> None:
+    """The cases card's trend: open at each week's end (a case resolved this week still counts for last
+    week); the topics card's trend: questions asked in each week."""
+    villager = Chat(app, "520", "村民")
+    await bind(app, villager, household_id=world.villager_household)
+    async with app.core.sessions() as s:
+        acc = (await s.execute(select(Account.id).where(Account.external_id == "520"))).scalar_one()
+    cid = await add_villager_case(app, acc, "去年的补贴没到账", days_ago=10)
+    async with app.core.sessions() as s, s.begin():
+        c = await s.get(Case, cid)
+        assert c is not None
+        c.status, c.resolved_at = "resolved", clock.now()
+    await villager.send("住院了能报销多少")
+    clock.advance(seconds=1)
+    today = local_today(clock)
+    this = figures.monday_of(today)
+    prev = this - timedelta(days=7)
+    async with app.core.sessions() as s, s.begin():
+        await figures.refresh(s, _rules(app), today, clock.now(), weeks=[prev, this])
+    f = await _read(app, [world.team_id], [prev, this])
+    assert f.value(prev, "cases_open", "open") == 1 and f.value(this, "cases_open", "open") == 0
+    assert f.value(this, "questions", "n") == 1 and f.value(prev, "questions", "n") == 0
