@@ -10,11 +10,9 @@ dumping it back to a dict was most of what the runner cost (bench/e2e_bench.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 from typing import Any
-from urllib.parse import urlparse
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -47,26 +45,24 @@ from bot.core.types import (
     SetCommands,
     TransientError,
 )
-from bot.runners.delivery import ConfirmingPoller, RawUpdates
 from bot.runners.http_transport import HttpTransport
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CHANNEL,
+    UPDATE_TYPES,
     Bridge,
+    Receiver,
     bot_id_from_token,
     chat_id_value,
     classify_error,
     fits_caption,
     markup_to_api,
     network_failure,
-    process_update,
     split_text,
-    webhook_handler,
 )
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-UPDATE_TYPES = ["message", "callback_query"]
 
 AnyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
@@ -235,10 +231,7 @@ class AiogramRunner:
         pin_response_types()
         self.transport = AiogramTransport(self.bot)
         self.bridge = Bridge(app.core, self.transport, bot_id=bot_id_from_token(self.bot.token))
-        self._task: asyncio.Task[None] | None = None
-        self._poller: ConfirmingPoller | None = None
-        self._raw: RawUpdates | None = None
-        self._web: Any = None
+        self.receiver = Receiver(self.bridge, settings)
 
     async def start(self) -> None:
         """Connect (getMe), set the core's file source, and start polling or serving the webhook."""
@@ -248,55 +241,21 @@ class AiogramRunner:
         self.bridge.use_outbox(self.settings.outbox_handover_s)
         self.app.core.files = self.transport
         if self.settings.webhook_url:
-            await self._start_webhook()
+            await self.receiver.serve_webhook(self._set_webhook)
             return
         # A webhook left over from an earlier deployment would make getUpdates fail with 409.
         await self.bot.delete_webhook(drop_pending_updates=False)
         # Our own getUpdates loop rather than dp.start_polling: aiogram confirms a batch as soon as it is
         # fetched, so a crash lost every update fetched and not yet handled. The updates stay JSON dicts
         # (RawUpdates): the translation reads dicts, and aiogram's models only cost CPU on this path.
-        self._raw = RawUpdates(self.bot.session.api.api_url(self.bot.token, "getUpdates"), UPDATE_TYPES)
-        self._poller = ConfirmingPoller(self._raw, self._process_raw, self.polling_timeout)
-        self._task = asyncio.create_task(self._poller.run())
-        started = asyncio.create_task(self._poller.started.wait())
-        await asyncio.wait([self._task, started], return_when=asyncio.FIRST_COMPLETED)
-        started.cancel()
-        if self._task.done():
-            self._task.result()  # re-raise a start-up failure
+        await self.receiver.poll(self.bot.session.api.api_url(self.bot.token, "getUpdates"), self.polling_timeout)
 
-    async def _process_raw(self, update: dict[str, Any]) -> None:
-        await process_update(self.bridge, update)
-
-    async def _start_webhook(self) -> None:
-        from aiohttp import web
-
-        url = self.settings.webhook_url or ""
-        path = urlparse(url).path or "/"
-        secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
-        webapp = web.Application()
-        # Answered only once the update is handled (committed): see `webhook_handler`.
-        webapp.router.add_post(path, webhook_handler(self.bridge, secret))
-        runner = web.AppRunner(webapp, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, self.settings.webhook_listen, self.settings.webhook_port).start()
-        self._web = runner
+    async def _set_webhook(self, url: str, secret: str | None) -> None:
         await self.bot.set_webhook(url, secret_token=secret, allowed_updates=UPDATE_TYPES)
-        log.info("webhook listening on %s:%s%s", self.settings.webhook_listen, self.settings.webhook_port, path)
 
     async def stop(self) -> None:
         """Stop receiving, let updates in progress finish, close the HTTP session."""
-        if self._poller is not None:
-            await self._poller.stop()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._raw is not None:
-            await self._raw.close()
-            self._raw = None
-        if self._web is not None:
-            await self._web.cleanup()
-            self._web = None
+        await self.receiver.stop()
         await self.bridge.drain()
         await self.bridge.close()
         await self.bot.session.close()
@@ -305,8 +264,8 @@ class AiogramRunner:
 
     async def wait(self) -> None:
         """Until polling ends by itself (a fatal error) — forever in webhook mode."""
-        if self._task is not None:
+        if self.receiver.task is not None:
             # Shielded: a caller giving up waiting must not cancel polling mid-request; stop() ends it.
-            await asyncio.shield(self._task)
+            await asyncio.shield(self.receiver.task)
         else:
             await asyncio.Event().wait()

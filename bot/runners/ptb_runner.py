@@ -11,11 +11,9 @@ menus, answers getMe, sets the webhook and downloads files.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 from telegram import (
     BotCommand,
@@ -38,26 +36,24 @@ from bot.core.types import (
     SendError,
     SetCommands,
 )
-from bot.runners.delivery import ConfirmingPoller, RawUpdates
 from bot.runners.http_transport import HttpTransport
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import (
     CHANNEL,
+    UPDATE_TYPES,
     Bridge,
+    Receiver,
     bot_id_from_token,
     chat_id_value,
     classify_error,
     fits_caption,
     markup_to_api,
     network_failure,
-    process_update,
     split_text,
-    webhook_handler,
 )
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-UPDATE_TYPES = ["message", "callback_query"]
 AnyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
 
@@ -197,11 +193,7 @@ class PTBRunner:
         self.application = build_application(settings)
         self.transport = PTBTransport(self.application.bot)
         self.bridge = Bridge(app.core, self.transport, bot_id=bot_id_from_token(settings.require_token()))
-        self._poller: ConfirmingPoller | None = None
-        self._raw: RawUpdates | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._web: Any = None  # the webhook's aiohttp AppRunner
-        self._secret: str | None = None
+        self.receiver = Receiver(self.bridge, settings)
 
     async def start(self) -> None:
         """Connect (getMe), set the core's file source, and start polling or the webhook server."""
@@ -212,54 +204,20 @@ class PTBRunner:
         self.app.core.files = self.transport
         await self.application.start()
         if self.settings.webhook_url:
-            await self._start_webhook()
+            await self.receiver.serve_webhook(self._set_webhook)
             return
         # Our own getUpdates loop rather than the Updater's: it confirms a batch as soon as it is fetched,
         # so a crash lost every update fetched and not yet handled. The updates stay JSON dicts (RawUpdates):
         # the translation reads dicts, and PTB's objects only cost CPU on this path.
         await self.application.bot.delete_webhook(drop_pending_updates=False)
-        self._raw = RawUpdates(f"{self.application.bot.base_url}/getUpdates", UPDATE_TYPES)
-        self._poller = ConfirmingPoller(self._raw, self._process_raw, self.polling_timeout)
-        self._task = asyncio.create_task(self._poller.run())
-        started = asyncio.create_task(self._poller.started.wait())
-        await asyncio.wait([self._task, started], return_when=asyncio.FIRST_COMPLETED)
-        started.cancel()
-        if self._task.done():
-            self._task.result()
+        await self.receiver.poll(f"{self.application.bot.base_url}/getUpdates", self.polling_timeout)
 
-    async def _process_raw(self, update: dict[str, Any]) -> None:
-        await process_update(self.bridge, update)
-
-    async def _start_webhook(self) -> None:
-        from aiohttp import web
-
-        url = self.settings.webhook_url or ""
-        path = urlparse(url).path or "/"
-        self._secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
-        webapp = web.Application()
-        # Answered only once the update is handled (committed): see `webhook_handler`.
-        webapp.router.add_post(path, webhook_handler(self.bridge, self._secret))
-        runner = web.AppRunner(webapp, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, self.settings.webhook_listen, self.settings.webhook_port).start()
-        self._web = runner
-        await self.application.bot.set_webhook(url, secret_token=self._secret, allowed_updates=UPDATE_TYPES)
-        log.info("webhook listening on %s:%s%s", self.settings.webhook_listen, self.settings.webhook_port, path)
+    async def _set_webhook(self, url: str, secret: str | None) -> None:
+        await self.application.bot.set_webhook(url, secret_token=secret, allowed_updates=UPDATE_TYPES)
 
     async def stop(self) -> None:
         """Stop receiving, let updates in progress finish, close the HTTP clients."""
-        if self._poller is not None:
-            await self._poller.stop()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._raw is not None:
-            await self._raw.close()
-            self._raw = None
-        if self._web is not None:
-            await self._web.cleanup()  # waits for the updates being handled, then closes
-            self._web = None
+        await self.receiver.stop()
         if self.application.running:
             await self.application.stop()
         await self.bridge.drain()

@@ -8,6 +8,7 @@ only differ in how they obtain the dict and how they make the HTTP call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -38,7 +39,7 @@ from bot.core.types import (
     Unreachable,
     User,
 )
-from bot.runners.delivery import OutboxConfirmations
+from bot.runners.delivery import ConfirmingPoller, OutboxConfirmations, RawUpdates
 from bot.runners.splitting import CAPTION_LIMIT, TEXT_LIMIT, fits_caption, split_html
 from bot.scheduler.outbox import UNKNOWN_PREFIX, OutMessage, enqueue, reply_to_dict
 
@@ -490,3 +491,69 @@ def webhook_handler(bridge: Bridge, secret: str | None) -> Callable[[Any], Await
         return web.Response()
 
     return on_webhook
+
+
+UPDATE_TYPES = ["message", "callback_query"]  # what the bot asks Telegram for (getUpdates and the webhook)
+
+
+class Receiver:
+    """How updates reach a Telegram runner, the same for both libraries: our own getUpdates loop
+    (`ConfirmingPoller` over `RawUpdates`, the offset confirmed only past handled updates) or a webhook
+    server (`webhook_handler`, answered after commit). The runner only names its getUpdates URL and how its
+    library registers the webhook."""
+
+    def __init__(self, bridge: Bridge, settings: Any, update_types: list[str] = UPDATE_TYPES) -> None:
+        self.bridge, self.settings, self.update_types = bridge, settings, update_types
+        self.task: asyncio.Task[None] | None = None
+        self._poller: ConfirmingPoller | None = None
+        self._raw: RawUpdates | None = None
+        self._web: Any = None  # the webhook's aiohttp AppRunner
+
+    async def _process(self, update: Json) -> None:
+        await process_update(self.bridge, update)
+
+    async def poll(self, get_updates_url: str, polling_timeout: int) -> None:
+        """Start polling; returns once the first getUpdates is under way (a start-up failure is raised)."""
+        self._raw = RawUpdates(get_updates_url, self.update_types)
+        self._poller = ConfirmingPoller(self._raw, self._process, polling_timeout)
+        self.task = asyncio.create_task(self._poller.run())
+        started = asyncio.create_task(self._poller.started.wait())
+        await asyncio.wait([self.task, started], return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if self.task.done():
+            self.task.result()  # re-raise a start-up failure
+
+    async def serve_webhook(self, set_webhook: Callable[[str, str | None], Awaitable[Any]]) -> None:
+        """Serve the webhook URL's path, then register it with Telegram through the library
+        (`set_webhook(url, secret)`)."""
+        from urllib.parse import urlparse
+
+        from aiohttp import web
+
+        url = self.settings.webhook_url or ""
+        path = urlparse(url).path or "/"
+        secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
+        webapp = web.Application()
+        # Answered only once the update is handled (committed): see `webhook_handler`.
+        webapp.router.add_post(path, webhook_handler(self.bridge, secret))
+        runner = web.AppRunner(webapp, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.settings.webhook_listen, self.settings.webhook_port).start()
+        self._web = runner
+        await set_webhook(url, secret)
+        log.info("webhook listening on %s:%s%s", self.settings.webhook_listen, self.settings.webhook_port, path)
+
+    async def stop(self) -> None:
+        """Stop receiving; updates in progress finish (the webhook server's cleanup waits for them)."""
+        if self._poller is not None:
+            await self._poller.stop()
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+        if self._raw is not None:
+            await self._raw.close()
+            self._raw = None
+        if self._web is not None:
+            await self._web.cleanup()
+            self._web = None
