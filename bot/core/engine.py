@@ -10,7 +10,7 @@ import logging
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, inspect, select, update
@@ -369,13 +369,7 @@ class Core:
                 return "group_" + over
         row = session.execute(self._stmts.speaker, {"channel": inc.channel, "external_id": inc.user.id}).first()
         if row is None:
-            account = Account(
-                channel=inc.channel,
-                external_id=inc.user.id,
-                chat_id=inc.chat_id,
-                display_name=inc.user.name[:128],
-                created_at=self.clock.now(),
-            )
+            account = _new_account(inc, self.clock.now())
             session.add(account)
             session.flush()
             return account, None, None
@@ -415,13 +409,7 @@ class Core:
                 return raw, "group_" + over
         account, person, active = pg.load(session.sync_session, row)
         if account is None:
-            account = Account(
-                channel=inc.channel,
-                external_id=inc.user.id,
-                chat_id=inc.chat_id,
-                display_name=inc.user.name[:128],
-                created_at=now,
-            )
+            account = _new_account(inc, now)
             session.add(account)
             await session.flush()
             return raw, (account, None, None)
@@ -955,6 +943,12 @@ def _kind(inc: Incoming) -> str:
     if inc.command is not None:
         return "command:" + inc.command[:32]
     return "contact" if inc.contact else "location" if inc.location else "file" if inc.files else "text"
+
+
+def _new_account(inc: Incoming, now: datetime) -> Account:
+    """The account of someone writing for the first time (unbound)."""
+    return Account(channel=inc.channel, external_id=inc.user.id, chat_id=inc.chat_id,
+                   display_name=inc.user.name[:128], created_at=now)
 
 
 def _commit_and_close(session: Session) -> None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import pytest
-from aiohttp import CookieJar
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
 from bot.clock import FixedClock, local_today
@@ -19,7 +17,7 @@ from bot.core.bootstrap import App
 from bot.scheduler import due, figures
 from bot.scheduler.reports import overdue_report
 from bot.store.models import Account, Case, CheckIn, Difficulty, Pairing, Person, TeamFigure, Visit
-from bot.web.app import WEB, make_app
+from bot.web.app import WEB
 from tests.conftest import Chat, World, bind
 from tests.web.helpers import add_difficulty, add_villager_case, other_team, token_of
 
@@ -178,14 +176,6 @@ async def test_a_registered_figure_is_stored_and_summed(app: App, world: World, 
             figures.register("test.paired", paired)
     finally:
         figures.REGISTRY.pop("test.paired", None)
-
-
-@pytest.fixture
-async def web(app: App, clock: FixedClock) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(make_app(app.core.settings, clock)), cookie_jar=CookieJar(unsafe=True))
-    await client.start_server()
-    yield client
-    await client.close()
 
 
 async def _settle(web: TestClient) -> None:

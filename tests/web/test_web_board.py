@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
-from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, update
 
 from bot.buttons import CASE_RESOLVE, MON_APPROVE, MON_OPEN
-from bot.clock import FixedClock
 from bot.core.bootstrap import App
 from bot.core.types import Reply
 from bot.store.models import (
@@ -35,14 +31,6 @@ from tests.conftest import Chat, World, bind
 from tests.web.helpers import add_monitor_case, add_villager_case, other_team, token_of
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@pytest.fixture
-async def web(app: App, clock: FixedClock) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(make_app(app.core.settings, clock)), cookie_jar=CookieJar(unsafe=True))
-    await client.start_server()
-    yield client
-    await client.close()
 
 
 async def sign_in(app: App, web: TestClient, person_id: int, user_id: str, chat: Chat | None = None) -> tuple[Chat, str]:

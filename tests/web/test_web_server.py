@@ -4,9 +4,7 @@ one-time link from /web, scope (404 outside it), CSRF, and difficulty actions sh
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import pytest
 from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
@@ -20,14 +18,6 @@ from tests.conftest import Chat, World, bind
 from tests.web.helpers import add_difficulty, other_team, token_of
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@pytest.fixture
-async def web(app: App, clock: FixedClock) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(make_app(app.core.settings, clock)), cookie_jar=CookieJar(unsafe=True))
-    await client.start_server()
-    yield client
-    await client.close()
 
 
 async def leader_link(app: App, world: World) -> tuple[Chat, str]:
