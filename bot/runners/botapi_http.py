@@ -307,7 +307,7 @@ class BotApiHttp:
             await self._slots.acquire()
         try:
             conn = await self._connection(deadline)
-            return await self._exchange(conn, data, deadline - loop.time())
+            return await self._exchange(conn, data, deadline - loop.time(), seconds)
         finally:
             self._slots.release()
 
@@ -333,14 +333,15 @@ class BotApiHttp:
             raise RequestNotSent(f"could not connect: {type(e).__name__}: {e}") from e
         return conn
 
-    async def _exchange(self, conn: _Connection, data: bytes, seconds: float) -> tuple[int, bytes]:
+    async def _exchange(self, conn: _Connection, data: bytes, left: float, seconds: float) -> tuple[int, bytes]:
+        """Write the request on `conn` and wait (`left` seconds of the call's `seconds`) for its answer."""
         assert self._loop is not None
-        if seconds <= 0:
+        if left <= 0:
             conn.close()
             raise RequestNotSent("timed out before the request was sent")
         self._busy.add(conn)
         answer = conn.request(data)
-        timer = self._loop.call_later(seconds, conn.time_out, seconds)
+        timer = self._loop.call_later(left, conn.time_out, seconds)
         try:
             status, body, reusable = await answer
         except BaseException:
