@@ -11,7 +11,7 @@ around a stand-in core that answers at once: a text message with one reply carry
 button press with its callback answer and one reply, every reply marked as written to the outbox (so it is
 confirmed like in production). A child process hosts the fake Bot API (tests/fakebotapi.py) and `--users`
 people in a closed loop: each sends the next message (one in four a button press) as soon as the bot
-answered the last. The figure is this process's CPU time (process_time) per update over each round,
+answered the last. The figure is this process's CPU time (user + system, os.times) per update over each round,
 next to the updates per second (the machine's other load moves that one, much less the CPU).
 """
 
@@ -111,13 +111,18 @@ class StubApp:
         self.core = StubCore()
 
 
-async def measure(runner_name: str, users: int, updates: int, rounds: int, bot_path: str) -> list[tuple[float, float]]:
+def start_child(users: int, bot_path: str) -> subprocess.Popen[str]:
+    """The fake Bot API and the people, in a process of their own."""
+    return subprocess.Popen([sys.executable, __file__, "--serve", str(users), "--bot-path", bot_path],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+async def measure(child: subprocess.Popen[str], runner_name: str, updates: int, rounds: int,
+                  profile: str | None = None) -> list[tuple[float, float]]:
     from pydantic import SecretStr
 
     from bot.settings import Settings
 
-    child = subprocess.Popen([sys.executable, __file__, "--serve", str(users), "--bot-path", bot_path],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdin is not None and child.stdout is not None
     try:
         url, token = child.stdout.readline().split()
@@ -138,20 +143,33 @@ async def measure(runner_name: str, users: int, updates: int, rounds: int, bot_p
         out = []
         core.target = updates // 3  # warm-up
         await core.reached.wait()
+        prof = None
+        if profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         for _ in range(rounds):
             core.reached.clear()
             core.target = core.handled + updates
-            c0, w0 = time.process_time(), time.perf_counter()
+            t0, w0 = os.times(), time.perf_counter()
             await core.reached.wait()
-            out.append(((time.process_time() - c0) / updates * 1000, updates / (time.perf_counter() - w0)))
-            print(f"  {runner_name}: round {out[-1][0]:.3f} ms CPU/update, {out[-1][1]:.0f} updates/s", flush=True)
+            t1 = os.times()
+            user, system = (t1.user - t0.user) / updates * 1000, (t1.system - t0.system) / updates * 1000
+            out.append((user + system, updates / (time.perf_counter() - w0)))
+            print(f"  {runner_name}: round {out[-1][0]:.3f} ms CPU/update (user {user:.3f}, system {system:.3f}), "
+                  f"{out[-1][1]:.0f} updates/s", flush=True)
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(f"{profile}.{runner_name}")
         await runner.stop()
         child.stdin.write("stop\n")
         child.stdin.flush()
         return out
     finally:
-        child.wait(timeout=10) if child.poll() is None and not child.stdin.closed else None
-        if child.poll() is None:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             child.terminate()
 
 
@@ -162,6 +180,7 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=3000, help="updates per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--bot-path", default=str(REPO), help="checkout whose runner code is measured")
+    p.add_argument("--profile", metavar="FILE", help="cProfile the measured rounds, stats to FILE.<runner>")
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     _paths(args.bot_path)
@@ -172,7 +191,8 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("BANGFU_MESSAGES_PER_MINUTE", "0")
-    results = {r: asyncio.run(measure(r, args.users, args.updates, args.rounds, args.bot_path)) for r in args.runner}
+    results = {r: asyncio.run(measure(start_child(args.users, args.bot_path), r, args.updates, args.rounds,
+                                      args.profile)) for r in args.runner}
     print(f"runner code from {args.bot_path}")
     for r, rounds in results.items():
         cpu = statistics.median(x for x, _ in rounds)

@@ -38,6 +38,7 @@ __all__ = ["BotApiHttp", "RequestNotSent", "ResponseLost"]
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers
 MAX_BODY = 64 * 1024 * 1024  # a getUpdates answer holds at most 100 updates; far below this
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
 class RequestNotSent(Exception):
@@ -100,37 +101,42 @@ class ResponseParser:
                 if len(self._buf) > MAX_HEAD:
                     raise BadResponse("answer head too large")
                 return False
-            lines = self._buf[:end].decode("latin-1").split("\r\n")
+            head = bytes(self._buf[:end])
             del self._buf[: end + 4]
-            version, _, rest = lines[0].partition(" ")
+            status_line, _, fields = head.partition(b"\r\n")
+            version, _, rest = status_line.partition(b" ")
             code = rest[:3]
-            if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+            if not version.startswith(b"HTTP/1.") or not code.isdigit() or rest[3:4] not in (b"", b" "):
                 raise BadResponse("not an HTTP/1.x status line")
             status = int(code)
             if 100 <= status < 200:
                 continue  # an interim answer (100 Continue): the real one follows
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
+            headers: dict[bytes, str] = {}  # only the ones that frame the answer
+            for line in fields.split(b"\r\n") if fields else ():
+                name, sep, value = line.partition(b":")
                 name = name.strip().lower()
                 if not sep or not name:
                     raise BadResponse("malformed header line")
-                value = value.strip()
-                if name in headers and name in ("content-length", "transfer-encoding"):
-                    if name == "transfer-encoding" or headers[name] != value:
-                        raise BadResponse(f"repeated {name}")
-                headers[name] = value
-            connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-            keep = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-            te = headers.get("transfer-encoding")
+                if name not in _FRAMING:
+                    continue
+                text = value.strip().decode("latin-1")
+                if name in headers:
+                    if name == b"connection":
+                        text = f"{headers[name]},{text}"
+                    elif name == b"transfer-encoding" or headers[name] != text:
+                        raise BadResponse(f"repeated {name.decode()}")
+                headers[name] = text
+            connection = {t.strip().lower() for t in headers.get(b"connection", "").split(",")}
+            keep = "close" not in connection if version == b"HTTP/1.1" else "keep-alive" in connection
+            te = headers.get(b"transfer-encoding")
             if status in (204, 304):
                 self._mode, self._length = "length", 0
             elif te is not None:
                 if te.lower().rsplit(",", 1)[-1].strip() != "chunked":
                     raise BadResponse("unsupported transfer coding")
                 self._mode = "chunked"
-                keep = keep and "content-length" not in headers  # both: a smuggling pattern, never reused
-            elif (cl := headers.get("content-length")) is not None:
+                keep = keep and b"content-length" not in headers  # both: a smuggling pattern, never reused
+            elif (cl := headers.get(b"content-length")) is not None:
                 if not cl.isdigit() or int(cl) > MAX_BODY:
                     raise BadResponse("bad Content-Length")
                 self._mode, self._length = "length", int(cl)

@@ -46,6 +46,7 @@ FRAMINGS = {
     "chunked": (chunked(OK), (200, OK, True)),
     "connection close": (answer(extra=b"Connection: close\r\n"), (200, OK, False)),
     "100 continue first": (b"HTTP/1.1 100 Continue\r\n\r\n" + answer(), (200, OK, True)),
+    "two Connection headers": (answer(extra=b"Connection: keep-alive\r\nconnection: close\r\n"), (200, OK, False)),
     "HTTP/1.0": (answer().replace(b"HTTP/1.1", b"HTTP/1.0", 1), (200, OK, False)),
     "HTTP/1.0 keep-alive": (answer(extra=b"Connection: Keep-Alive\r\n").replace(b"HTTP/1.1", b"HTTP/1.0", 1),
                             (200, OK, True)),
@@ -93,6 +94,7 @@ def test_parser_body_until_close_and_cut_answers() -> None:
 @pytest.mark.parametrize("raw", [
     b"SMTP ready\r\n\r\n",
     b"HTTP/1.1 2x0 OK\r\n\r\n",
+    b"HTTP/1.1 2000 OK\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
