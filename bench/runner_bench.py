@@ -118,7 +118,7 @@ def start_child(users: int, bot_path: str) -> subprocess.Popen[str]:
 
 
 async def measure(child: subprocess.Popen[str], runner_name: str, updates: int, rounds: int,
-                  profile: str | None = None) -> list[tuple[float, float]]:
+                  profile: str | None = None, warmup: int | None = None) -> list[tuple[float, float]]:
     from pydantic import SecretStr
 
     from bot.settings import Settings
@@ -141,7 +141,7 @@ async def measure(child: subprocess.Popen[str], runner_name: str, updates: int, 
         child.stdin.write("go\n")
         child.stdin.flush()
         out = []
-        core.target = updates // 3  # warm-up
+        core.target = updates // 3 if warmup is None else warmup
         await core.reached.wait()
         prof = None
         if profile:
@@ -180,6 +180,7 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=3000, help="updates per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--bot-path", default=str(REPO), help="checkout whose runner code is measured")
+    p.add_argument("--warmup", type=int, help="updates before measuring (default: a third of --updates)")
     p.add_argument("--profile", metavar="FILE", help="cProfile the measured rounds, stats to FILE.<runner>")
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -192,7 +193,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("BANGFU_MESSAGES_PER_MINUTE", "0")
     results = {r: asyncio.run(measure(start_child(args.users, args.bot_path), r, args.updates, args.rounds,
-                                      args.profile)) for r in args.runner}
+                                      args.profile, args.warmup)) for r in args.runner}
     print(f"runner code from {args.bot_path}")
     for r, rounds in results.items():
         cpu = statistics.median(x for x, _ in rounds)

@@ -342,8 +342,9 @@ class BotApiHttp:
     async def _exchange(self, conn: _Connection, data: bytes, left: float, seconds: float) -> tuple[int, bytes]:
         """Write the request on `conn` and wait (`left` seconds of the call's `seconds`) for its answer."""
         assert self._loop is not None
-        if left <= 0:
-            conn.close()
+        if left <= 0:  # the time went waiting for a connection: nothing written, the connection stays good
+            conn.idle_since = self._loop.time()
+            self._idle.append(conn)
             raise RequestNotSent("timed out before the request was sent")
         self._busy.add(conn)
         answer = conn.request(data)
