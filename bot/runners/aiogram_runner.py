@@ -112,10 +112,11 @@ def _markup(markup: Markup | None) -> AnyMarkup | None:
 class AiogramTransport:
     """The Transport port over an aiogram Bot: executes Outgoing actions, downloads user files.
 
-    Text messages and button answers (nearly every action) go out as plain JSON POSTs on aiogram's own
-    HTTP session (`HttpTransport`, the same Bot API shapes and error mapping the outbox sender uses):
+    Text messages and button answers (nearly every action) go out as plain JSON POSTs (`HttpTransport`, the
+    same Bot API shapes and error mapping the outbox sender uses, on its own keep-alive connections):
     aiogram's request and answer models cost more CPU than the rest of a reply (bench/e2e_bench.py).
-    Photos, documents, menus, "typing…" and downloads go through aiogram."""
+    Photos, documents, menus, "typing…" and downloads go through aiogram. `close()` closes the JSON
+    client's connections (aiogram's session is closed with the Bot)."""
 
     channel = CHANNEL
 
@@ -123,6 +124,9 @@ class AiogramTransport:
         self.bot = bot
         create = getattr(bot.session, "create_session", None)  # AiohttpSession: the session aiogram closes
         self.wire = HttpTransport(bot.token, base=bot.session.api.api_url(bot.token, ""), session=create)
+
+    async def close(self) -> None:
+        await self.wire.close()
 
     async def send(self, action: Outgoing) -> str | None:
         """Send one action; Bot API failures become the core's SendError subclasses."""
@@ -258,6 +262,7 @@ class AiogramRunner:
         await self.receiver.stop()
         await self.bridge.drain()
         await self.bridge.close()
+        await self.transport.close()
         await self.bot.session.close()
         if self.app.core.files is self.transport:
             self.app.core.files = None

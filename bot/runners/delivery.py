@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-import aiohttp
 import orjson
 from sqlalchemy import Table, bindparam, update
 
+from bot.runners.botapi_http import BotApiHttp
 from bot.scheduler.outbox import UNKNOWN_PREFIX
 from bot.store.enums import OutboxStatus
 from bot.store.models import Outbox
@@ -118,47 +117,41 @@ Fetch = Callable[[int | None, float], Awaitable[list[tuple[int, Any]]]]
 
 
 class RawUpdates:
-    """getUpdates over plain aiohttp, the updates left as the Bot API's JSON dicts: a `Fetch` for
-    `ConfirmingPoller`.
+    """getUpdates over our own HTTP client (`BotApiHttp`), the updates left as the Bot API's JSON dicts: a
+    `Fetch` for `ConfirmingPoller`.
 
     While an update is in progress the offset cannot pass it, so every getUpdates hands out again all
     updates from it on, mostly ones already started or finished here (under load, dozens per call). A
     library parses each into its model objects (aiogram: pydantic) only for the poller to skip them, and
     the runner turned the new ones back into dicts for the translation (`incoming_from_update`); measured
     with bench/e2e_bench.py that was a good part of the bot's CPU. Here a skipped update costs its share
-    of one `json.loads`.
+    of one `orjson.loads`.
     """
 
     def __init__(self, url: str, allowed_updates: list[str]) -> None:
         """`url`: the getUpdates method URL (it holds the token: never logged)."""
-        self._url = url
+        base, _, self._method = url.rpartition("/")
+        self._http = BotApiHttp(base + "/", limit=1)
         self._allowed = allowed_updates
-        self._session: aiohttp.ClientSession | None = None
 
     async def __call__(self, offset: int | None, wait: float) -> list[tuple[int, dict[str, Any]]]:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(json_serialize=json.dumps)
         payload: dict[str, Any] = {"timeout": int(wait), "allowed_updates": self._allowed}
         if offset:
             payload["offset"] = offset
-        async with self._session.post(self._url, json=payload,
-                                      timeout=aiohttp.ClientTimeout(total=int(wait) + 10)) as resp:
-            status = resp.status
-            try:
-                # orjson: under load each getUpdates body holds dozens of updates handed out again (see
-                # above); the stdlib's decoder took ~1 ms per call of the bot's CPU (bench --profile).
-                body = orjson.loads(await resp.read())
-            except ValueError:  # orjson.JSONDecodeError is one
-                body = None
+        status, raw = await self._http.post(self._method, orjson.dumps(payload), time_limit=int(wait) + 10)
+        try:
+            # orjson: under load each getUpdates body holds dozens of updates handed out again (see
+            # above); the stdlib's decoder took ~1 ms per call of the bot's CPU (bench --profile).
+            body = orjson.loads(raw)
+        except ValueError:  # orjson.JSONDecodeError is one
+            body = None
         if not isinstance(body, dict) or not body.get("ok"):
             desc = body.get("description") if isinstance(body, dict) else "not the Bot API's JSON"
             raise RuntimeError(f"getUpdates: HTTP {status}: {desc}")
         return [(int(u["update_id"]), u) for u in body.get("result") or []]
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
 
 class ConfirmingPoller:

@@ -1,5 +1,10 @@
-"""A minimal Telegram Bot API client over aiohttp, implementing the `Transport` port for the outbox sender
-(`bangfu scheduler` runs without a bot library).
+"""A minimal Telegram Bot API client, implementing the `Transport` port for the outbox sender (`bangfu
+scheduler` runs without a bot library) and carrying both runners' text messages and button answers.
+
+JSON methods go through `BotApiHttp` (bot/runners/botapi_http.py: a small keep-alive HTTP/1.1 client, a
+fraction of aiohttp's CPU per call, which matters because every reply is one call); the body is serialised
+once with orjson (the same JSON as before, non-ASCII text as UTF-8 rather than escaped). Uploads (multipart) and file
+downloads stay on aiohttp.
 
 Only what reminders need: sendMessage, sendPhoto (multipart upload or file_id), sendDocument,
 answerCallbackQuery, setMyCommands. Errors map onto the port's: 429 → RetryAfter(retry_after),
@@ -14,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import orjson
 
 from bot.core.types import (
     AnswerCallback,
@@ -25,6 +31,7 @@ from bot.core.types import (
     SetCommands,
     TransientError,
 )
+from bot.runners.botapi_http import BotApiHttp, RequestNotSent, ResponseLost
 from bot.runners.render import photo_upload, telegram_parse_mode
 from bot.runners.telegram_common import classify_error, fits_caption, markup_to_api, split_text
 
@@ -45,11 +52,13 @@ class HttpTransport:
     def __init__(self, token: str, api_url: str | None = None, *, timeout: float = 30.0, base: str | None = None,
                  session: Callable[[], Awaitable[aiohttp.ClientSession]] | None = None) -> None:
         """`base`: the method URL prefix ("…/bot<token>/") when it is not `api_url`'s usual one;
-        `session`: where to get a client session owned (and closed) by someone else, e.g. aiogram's."""
+        `session`: where to get the aiohttp session for uploads, owned (and closed) by someone else, e.g.
+        aiogram's."""
         self._base = base or f"{(api_url or DEFAULT_API_URL).rstrip('/')}/bot{token}/"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._shared = session
+        self._json = BotApiHttp(self._base, timeout=timeout)
 
     async def __aenter__(self) -> HttpTransport:
         return self
@@ -58,6 +67,7 @@ class HttpTransport:
         await self.close()
 
     async def close(self) -> None:
+        await self._json.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -70,14 +80,35 @@ class HttpTransport:
 
     async def call(self, method: str, data: dict[str, Any] | aiohttp.FormData) -> Any:
         """POST one Bot API method and return its `result`, mapping failures to SendError kinds."""
+        if isinstance(data, aiohttp.FormData):
+            status, body = await self._upload(method, data)
+        else:
+            payload = orjson.dumps({k: v for k, v in data.items() if v is not None})
+            try:
+                status, raw = await self._json.post(method, payload)
+            except RequestNotSent as e:  # never reached the server: nothing was sent
+                raise TransientError(f"{method}: {e}") from e
+            except ResponseLost as e:  # the request went out and may have been acted on
+                raise OutcomeUnknown(f"{method}: {e}") from e
+            try:
+                body = orjson.loads(raw)
+            except ValueError:  # orjson.JSONDecodeError is one: an HTML error page, a cut body
+                body = {}
+        if not isinstance(body, dict):
+            body = {}
+        if status == 200 and not body:
+            raise OutcomeUnknown(f"{method}: HTTP 200 with an undecodable answer")
+        if status == 200 and body.get("ok"):
+            return body.get("result")
+        desc = str(body.get("description") or f"HTTP {status}")
+        retry_after = (body.get("parameters") or {}).get("retry_after") if status == 429 else None
+        raise classify_error(status or None, f"{method}: {desc}", float(retry_after) if retry_after else None)
+
+    async def _upload(self, method: str, form: aiohttp.FormData) -> tuple[int, Any]:
+        """A multipart POST through aiohttp: its status and decoded JSON ({} when not JSON)."""
         try:
             http = await self._shared() if self._shared is not None else self._http()
-            if isinstance(data, aiohttp.FormData):
-                resp_cm = http.post(self._base + method, data=data, timeout=self._timeout)
-            else:
-                resp_cm = http.post(self._base + method, json={k: v for k, v in data.items() if v is not None},
-                                    timeout=self._timeout)
-            async with resp_cm as resp:
+            async with http.post(self._base + method, data=form, timeout=self._timeout) as resp:
                 status = resp.status
                 try:
                     body = await resp.json(content_type=None)
@@ -88,15 +119,7 @@ class HttpTransport:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             # The request may have gone out and been acted on: the outcome is unknown.
             raise OutcomeUnknown(f"{method}: {type(e).__name__}: {e}") from e
-        if not isinstance(body, dict):
-            body = {}
-        if status == 200 and not body:
-            raise OutcomeUnknown(f"{method}: HTTP 200 with an undecodable answer")
-        if status == 200 and body.get("ok"):
-            return body.get("result")
-        desc = str(body.get("description") or f"HTTP {status}")
-        retry_after = (body.get("parameters") or {}).get("retry_after") if status == 429 else None
-        raise classify_error(status or None, f"{method}: {desc}", float(retry_after) if retry_after else None)
+        return status, body
 
     async def send(self, action: Outgoing) -> str | None:
         """Send one action; returns the message id for messages."""

@@ -115,7 +115,7 @@ class _Builder:
 
 def split_html(text: str, limit: int = TEXT_LIMIT, html: bool = True) -> list[str]:
     """`text` in parts of at most `limit` UTF-16 units; see the module docstring."""
-    if utf16_len(text) <= limit:
+    if len(text) * 2 <= limit or utf16_len(text) <= limit:  # no character is more than two units
         return [text]
     b = _Builder(limit, html)
     lines = text.split("\n")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+
+import orjson
 
 from bot.core.types import (
     AnswerCallback,
@@ -482,8 +483,8 @@ def webhook_handler(bridge: Bridge, secret: str | None) -> Callable[[Any], Await
         ):
             return web.Response(status=403)
         try:
-            update = json.loads(await request.read())
-        except ValueError:
+            update = orjson.loads(await request.read())
+        except ValueError:  # orjson.JSONDecodeError is one
             return web.Response(status=400)
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             return web.Response(status=400)

@@ -36,7 +36,9 @@ async def transport(request: pytest.FixtureRequest, api: FakeBotAPI) -> AsyncIte
         from bot.runners.aiogram_runner import AiogramTransport, make_bot
 
         bot = make_bot(settings)
-        yield AiogramTransport(bot)
+        aio = AiogramTransport(bot)
+        yield aio
+        await aio.close()
         await bot.session.close()
     else:
         from bot.runners.ptb_runner import PTBTransport, build_application
