@@ -4,7 +4,7 @@ ORM would have loaded and written, on both SQLite drivers (on the loop and aiosq
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,12 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from bot.clock import FixedClock
+from bot.core import limits
 from bot.core.bootstrap import App
 from bot.core.sqlite_hot import SqliteHotPath
 from bot.core.types import Incoming, User
 from bot.settings import Settings
-from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate
+from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate, RateLimit
 from tests.conftest import Chat, World, bind
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -245,3 +246,31 @@ async def test_many_sent_keys_are_marked_in_chunks(app: App, clock: FixedClock) 
     async with app.core.sessions() as s:
         status = {k: v for k, v in (await s.execute(select(Outbox.dedup_key, Outbox.status))).all()}
     assert [status[k] for k in keys] == ["sent"] * len(keys) and list(status.values()).count("pending") == 1
+
+
+async def test_raw_timestamps_are_stored_as_the_orm_stores_them(app: App, clock: FixedClock) -> None:
+    """The dedup row's time, the budget's window and the outbox row's times written on the DBAPI connection
+    are the text an ORM write of the same value leaves (sqlite3's own datetime adapter would store
+    "…:00+00:00" where SQLAlchemy stores "…:00.000000", and text is what SQLite compares)."""
+    app.core.use_outbox(30.0, lambda r: {"text": r.text})
+    now = clock.now()
+    await Chat(app, "78").send("/help")
+    key = limits.message_key("telegram", "78")
+    async with app.core.sessions() as s, s.begin():
+        s.add(ProcessedUpdate(channel="orm", bot_id="", update_id="1", at=now))
+        s.add(RateLimit(key="orm", window_start=limits.minute_window(now), count=1, strikes=0))
+        s.add(Outbox(dedup_key="orm", channel="telegram", chat_id="78", rule="reply", payload={}, status="pending",
+                     not_before=now + timedelta(seconds=30), attempts=1, last_error="", created_at=now))
+    con = sqlite3.connect(_db_path(app))
+    try:
+        def text(sql: str, *args: str) -> list[Any]:
+            return [r[0] for r in con.execute(sql, args)]
+
+        ats = text("SELECT at FROM processed_updates ORDER BY channel")
+        windows = text("SELECT window_start FROM rate_limits WHERE key IN (?, 'orm') ORDER BY key", key)
+        nbs = text("SELECT not_before || ' ' || created_at FROM outbox ORDER BY dedup_key = 'orm'")
+    finally:
+        con.close()
+    assert len(ats) == 2 and ats[0] == ats[1]
+    assert len(windows) == 2 and windows[0] == windows[1] and windows[0].endswith(":00.000000")
+    assert len(nbs) == 2 and nbs[0] == nbs[1]

@@ -859,14 +859,17 @@ class _HotStatements:
         if not postgres:
             compiled = self.record_update.compile(dialect=dialect)
             assert compiled.positiontup == ["channel", "bot_id", "update_id", "at"], compiled.positiontup
-            to_db = table.c.at.type.bind_processor(dialect) or (lambda v: v)
+            # The dialect's own processor (the column type's alone would hand sqlite3 a datetime, which its
+            # default adapter stores in another text format than SQLAlchemy's: "…:00+00:00", not "…:00.000000").
+            to_db = table.c.at.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
             self.record_update_raw = (compiled.string, to_db)
         self.count_message = limits.message_counter(postgres)
         self.count_message_raw: tuple[str, Any] | None = None
         if not postgres:
             compiled = self.count_message.compile(dialect=dialect)
             assert compiled.positiontup == ["key", "window_start"], compiled.positiontup
-            to_db = RateLimit.__table__.c.window_start.type.bind_processor(dialect) or (lambda v: v)
+            window_type = RateLimit.__table__.c.window_start.type
+            to_db = window_type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
             self.count_message_raw = (compiled.string, to_db)
         speaker = (
             select(Account, Person, DialogState)
@@ -916,7 +919,10 @@ class _OutboxStatements:
         table = cast(Table, Outbox.__table__)
         self._table = table
         self._by_n: dict[int, Any] = {}
-        procs = {c: table.c[c].type.bind_processor(dialect) for c in ("payload", "not_before", "created_at")}
+        procs = {
+            c: table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+            for c in ("payload", "not_before", "created_at")
+        }
         # The raw path serialises the JSON payload and timestamps as SQLAlchemy would for this dialect.
         self._payload = procs["payload"] or json.dumps
         self._ts = procs["not_before"] or (lambda v: v)
