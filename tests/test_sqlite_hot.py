@@ -274,3 +274,39 @@ async def test_raw_timestamps_are_stored_as_the_orm_stores_them(app: App, clock:
     assert len(ats) == 2 and ats[0] == ats[1]
     assert len(windows) == 2 and windows[0] == windows[1] and windows[0].endswith(":00.000000")
     assert len(nbs) == 2 and nbs[0] == nbs[1]
+
+
+@pytest.mark.parametrize("use_session", [False, True], ids=["raw-only", "session-joined"])
+async def test_a_failed_update_leaves_nothing_and_no_lock(
+    app: App, use_session: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler that fails, before or after running a statement through the session: the update's rows
+    (its dedup row, its budget count) are rolled back at once and the write lock released, so another
+    connection can write and the redelivered update is handled."""
+    chat = Chat(app, "79")
+    await chat.send("/help")
+    dispatch = app.core._dispatch
+
+    async def failing(ctx: Any) -> None:
+        if use_session:
+            await ctx.session.execute(select(func.count()).select_from(Account))
+        raise RuntimeError("handler failed")
+
+    monkeypatch.setattr(app.core, "_dispatch", failing)
+    inc = Incoming("telegram", User("79", "x", language_code="zh-hans"), "79", update_id="79-x", text="/help",
+                   command="help")
+    failed = await app.core.handle(inc)
+    assert len(failed.actions) == 1 and failed.actions[0].outbox_key is None  # type: ignore[union-attr]
+    conn = app.core.update_connection
+    assert conn is None or not conn.in_transaction()
+    other = sqlite3.connect(_db_path(app), timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the write lock is free
+        assert other.execute("SELECT count(*) FROM processed_updates WHERE update_id = '79-x'").fetchone() == (0,)
+        other.rollback()
+    finally:
+        other.close()
+    monkeypatch.setattr(app.core, "_dispatch", dispatch)
+    assert (await app.core.handle(inc)).actions
+    async with app.core.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(ProcessedUpdate)) == 2

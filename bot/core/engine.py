@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -181,8 +182,18 @@ class Core:
                 conn = self._update_conn = await self._db.connect()
             elif conn.in_transaction():
                 await conn.rollback()  # never join what a failed update may have left behind
-            session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
-            return await self._handle(inc, session, (counted, group_counted))
+            # The update's transaction is the connection's own, begun by `_open_sqlite` (BEGIN IMMEDIATE) and
+            # ended by `_finish_sqlite`; the session joins it when a handler uses it ("control_fully": its
+            # commit, rollback and close end it as they would their own). An update that needs no statement
+            # of the session's never pays for the session's transaction.
+            session = AsyncSession(
+                bind=conn, expire_on_commit=False, autoflush=True, join_transaction_mode="control_fully"
+            )
+            try:
+                return await self._handle(inc, session, (counted, group_counted))
+            finally:
+                if conn.in_transaction():  # a failed update: its write lock goes now, not with the next update
+                    await conn.rollback()
 
     @property
     def update_connection(self) -> AsyncConnection | None:
@@ -213,7 +224,7 @@ class Core:
             if opened is None:
                 return Result()
             if isinstance(opened, str):  # over a message budget: the count is kept, nothing else done
-                await session.run_sync(_commit_and_close)
+                await session.run_sync(_commit_and_close if self._sqlite is None else self._sqlite.commit_and_close)
                 closed = True
                 return self._too_fast(inc, opened)
             account, person, active = opened
@@ -385,7 +396,7 @@ class Core:
         session as the ORM would have. Returns what `_open` returns."""
         hot = self._sqlite
         assert hot is not None and self._stmts.record_update_raw is not None
-        conn = session.connection()
+        conn = hot.begin(session)
         now = self.clock.now()
         if inc.update_id is not None:
             sql, at = self._stmts.record_update_raw
@@ -394,13 +405,14 @@ class Core:
                 return None
         if self.settings.messages_per_minute > 0 and not counted[0]:
             over = self._count_message(
-                session, limits.message_key(inc.channel, inc.user.id), self.settings.messages_per_minute
+                session, limits.message_key(inc.channel, inc.user.id), self.settings.messages_per_minute, conn
             )
             if over is not None:
                 return over
         if inc.chat_type != "private" and self.settings.messages_per_minute_per_group > 0 and not counted[1]:
             over = self._count_message(
-                session, limits.group_key(inc.channel, inc.chat_id), self.settings.messages_per_minute_per_group
+                session, limits.group_key(inc.channel, inc.chat_id), self.settings.messages_per_minute_per_group,
+                conn,
             )
             if over is not None:
                 return "group_" + over
@@ -487,11 +499,12 @@ class Core:
             and session.is_modified(active)
         )
 
-    def _count_message(self, session: Session, key: str, budget: int) -> str | None:
+    def _count_message(self, session: Session, key: str, budget: int, conn: Connection | None = None) -> str | None:
         """Count the update against a budget for this minute (the account's or the group's; one UPSERT;
-        issue 10 #3): None within it, "too_fast" for the first one over it (answered once), "quiet" after."""
+        issue 10 #3): None within it, "too_fast" for the first one over it (answered once), "quiet" after.
+        `conn`: the update's connection (SQLite), else the session's."""
         window = limits.minute_window(self.clock.now())
-        conn = session.connection()
+        conn = conn if conn is not None else session.connection()
         if self._stmts.count_message_raw is not None:  # SQLite: straight on the DBAPI connection
             sql, at = self._stmts.count_message_raw
             n = int(fetch(conn, sql, (key, at(window)))[0][0])  # RETURNING always yields the row
@@ -556,7 +569,7 @@ class Core:
         Either way the session ends closed and its connection goes back as after the session's commit."""
         hot = self._sqlite
         assert hot is not None
-        conn = session.connection()
+        conn = hot.connection(session)
         if active is not None and self._dialog_to_write(session, active):
             hot.save_dialog(conn, active)
             session.expunge(active)  # written: left out of the flush
@@ -567,7 +580,7 @@ class Core:
             if self._sent_keys:
                 keys, self._sent_keys = self._sent_keys, []
                 hot.mark_sent(conn, keys, self.clock.now())
-            hot.commit_and_close(session, conn)
+            hot.commit_and_close(session)
         except BaseException:
             self._sent_keys[:0] = keys  # marked with a later commit instead
             raise

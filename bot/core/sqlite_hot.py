@@ -12,9 +12,10 @@ to flush. `bot.core.engine.Core` therefore runs, on SQLite, inside its one trip 
   changes as usual (a handler's change to the account is flushed by the ORM at the end).
 - `save_dialog`, `mark_sent`: the active dialog's row and the outbox rows the runner confirmed sent, values
   bound with the dialect's bind processors (what SQLAlchemy would have sent).
-- `commit`: when the session has nothing to flush, COMMIT on the DBAPI connection; the session is then
-  closed, which ends its (already committed) transaction with a no-op ROLLBACK and gives the connection back
-  as the session's commit would have. With anything to flush the ORM flushes and commits as before.
+- `begin` / `commit_and_close`: on the on-loop driver the update's transaction is the kept connection's own
+  (BEGIN IMMEDIATE), which the session joins only when a handler runs a statement through it; with nothing
+  to flush at the end, the connection commits it without the session's unit of work. With anything to flush
+  the ORM flushes and commits as before. On aiosqlite the session begins and commits as before.
 
 Statements go to the plain sqlite3 connection on the on-loop driver (`bot.store.sqlite_loop`; only
 SQLITE_BUSY goes to the event loop, to wait there), and through SQLAlchemy's adapted cursor on aiosqlite
@@ -135,12 +136,34 @@ class SqliteHotPath:
             fetch(conn, sql, [OutboxStatus.SENT.value, at, "", *chunk, OutboxStatus.PENDING.value])
 
     @staticmethod
-    def commit_and_close(session: Session, conn: Connection) -> None:
-        """End the update: COMMIT straight on the DBAPI connection when the session has nothing to flush
-        (on-loop driver), else the session's own commit; the session closed either way."""
-        dbapi = conn.connection.dbapi_connection
-        if isinstance(dbapi, LoopAdaptedConnection) and session._is_clean():
-            _inline(cast(sqlite3.Connection, dbapi.driver_connection).commit)
+    def begin(session: Session) -> Connection:
+        """Begin the update's transaction; its connection. A session bound to a connection (the one the core
+        keeps on the loop driver) leaves the transaction to that connection, which the session joins only if
+        a handler uses it: the session's own transaction (and its bookkeeping) is paid for only then.
+        Otherwise (aiosqlite: a session on the engine) the session begins it."""
+        bind = session.bind
+        if isinstance(bind, Connection):
+            if not bind.in_transaction():
+                bind.begin()  # BEGIN IMMEDIATE (bot.store.db's "begin" listener)
+            return bind
+        return session.connection()
+
+    @staticmethod
+    def connection(session: Session) -> Connection:
+        """The connection of the update's transaction begun by `begin`."""
+        bind = session.bind
+        return bind if isinstance(bind, Connection) else session.connection()
+
+    @staticmethod
+    def commit_and_close(session: Session) -> None:
+        """End the update: with nothing to flush in the session and the transaction the connection's own
+        (`begin`), COMMIT on the connection (SQLAlchemy's Connection.commit: the DBAPI commit and the end of
+        its transaction, none of the session's unit of work); otherwise the session's flush and commit (a
+        session that joined the connection's transaction commits it). The session is closed either way: the
+        instances detached, nothing left to roll back."""
+        bind = session.bind
+        if isinstance(bind, Connection) and session._is_clean():
+            bind.commit()
         else:
             session.commit()
         session.close()
