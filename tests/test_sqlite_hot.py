@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, inspect, select
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
 from bot.clock import FixedClock
@@ -105,7 +106,10 @@ async def test_the_speaker_loads_as_the_orm_loads_it(app: App) -> None:
                 assert state.persistent and state.session_id == s.sync_session.hash_key
                 assert state.key == orm_state.key and not state.modified
                 assert state.unloaded == orm_state.unloaded
+                assert await s.get(type(raw_obj), state.key[1]) is raw_obj  # from the identity map
             assert s.sync_session._is_clean()
+            with pytest.raises(InvalidRequestError):  # one instance per row in a session, as Session.add
+                await s.run_sync(load)
     # The three speakers differ where it matters: a person and an active dialog, neither, a person only.
     loaded = []
     for who in ("71", "72", "73"):  # each in a session of its own, as each update has
