@@ -390,10 +390,11 @@ class Core:
     def _open_sqlite(
         self, session: Session, inc: Incoming, counted: tuple[bool, bool] = (False, False)
     ) -> tuple[Account, Person | None, DialogState | None] | str | None:
-        """`_open` on SQLite (`bot.core.sqlite_hot`), in one trip into the sync layer: the session's
-        transaction begun (BEGIN IMMEDIATE: one writer at a time), then the dedup INSERT, the budget count
-        and the speaker's SELECT straight on the DBAPI connection, the speaker's rows loaded into the
-        session as the ORM would have. Returns what `_open` returns."""
+        """`_open` on SQLite (`bot.core.sqlite_hot`), in one trip into the sync layer: the update's
+        transaction begun (BEGIN IMMEDIATE: one writer at a time; on the loop driver the kept connection's
+        own, see `SqliteHotPath.begin`), then the dedup INSERT, the budget count and the speaker's SELECT
+        straight on the DBAPI connection, the speaker's rows loaded into the session as the ORM would have.
+        Returns what `_open` returns."""
         hot = self._sqlite
         assert hot is not None and self._stmts.record_update_raw is not None
         conn = hot.begin(session)
@@ -565,11 +566,12 @@ class Core:
     def _finish_sqlite(self, session: Session, active: DialogState | None, queued: list[Any] | None = None) -> None:
         """`_finish` on SQLite (`bot.core.sqlite_hot`): the changed active dialog row, the outbox rows and
         the sent marks straight on the DBAPI connection; then, when the session has nothing else to flush,
-        COMMIT on the DBAPI connection (on-loop driver), else the ORM's flush and commit as in `_finish`.
-        Either way the session ends closed and its connection goes back as after the session's commit."""
+        the connection's COMMIT without the session's unit of work (loop driver), else the ORM's flush and
+        commit as in `_finish`. Either way the session ends closed, nothing sent unless the COMMIT succeeded
+        (an exception here fails the update), and the connection is back where it was before the update."""
         hot = self._sqlite
         assert hot is not None
-        conn = hot.connection(session)
+        conn = hot.begin(session)
         if active is not None and self._dialog_to_write(session, active):
             hot.save_dialog(conn, active)
             session.expunge(active)  # written: left out of the flush

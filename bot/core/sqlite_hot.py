@@ -182,19 +182,15 @@ class SqliteHotPath:
         """Begin the update's transaction; its connection. A session bound to a connection (the one the core
         keeps on the loop driver) leaves the transaction to that connection, which the session joins only if
         a handler uses it: the session's own transaction (and its bookkeeping) is paid for only then.
-        Otherwise (aiosqlite: a session on the engine) the session begins it."""
+        Otherwise (aiosqlite: a session on the engine) the session begins it. Called again at the end of the
+        update: the same connection, in the same transaction (or a new one, should a handler have rolled
+        the update's back, as the session's own would have begun)."""
         bind = session.bind
         if isinstance(bind, Connection):
             if not bind.in_transaction():
                 bind.begin()  # BEGIN IMMEDIATE (bot.store.db's "begin" listener)
             return bind
         return session.connection()
-
-    @staticmethod
-    def connection(session: Session) -> Connection:
-        """The connection of the update's transaction begun by `begin`."""
-        bind = session.bind
-        return bind if isinstance(bind, Connection) else session.connection()
 
     @staticmethod
     def commit_and_close(session: Session) -> None:
