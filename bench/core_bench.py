@@ -263,9 +263,9 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
         if not sql.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA")):
             statements += 1
 
-    # Count what the database ran. The loop-SQLite driver runs the per-update BEGIN and INSERT straight on
-    # the DBAPI cursor, out of SQLAlchemy's sight, so there SQLite's own trace hook counts; elsewhere
-    # SQLAlchemy's cursor event does (BEGIN / COMMIT are not counted in either).
+    # Count what the database ran. On SQLite the core runs its own statements (bot.core.sqlite_hot) straight
+    # on the DBAPI connection, out of SQLAlchemy's sight, so on the loop driver SQLite's trace hook counts;
+    # elsewhere SQLAlchemy's cursor event does (BEGIN / COMMIT are not counted in either).
     # Round trips: every request to PostgreSQL is one write on its socket (asyncpg sends a statement's
     # messages with their Sync in one buffer, and waits for the answer before the next).
     trips = 0
@@ -489,7 +489,8 @@ async def main() -> None:
     for s in results:
         print(s.line())
     print("\nSQL/upd: statements the database ran per update, BEGIN/COMMIT not counted (on the aiosqlite row,"
-          "\nthe per-update INSERT that records the update id runs on the DBAPI cursor, out of the count)."
+          "\nthe core's own statements — dedup, budget, speaker, dialog row, outbox — run on the DBAPI cursor,"
+          "\nout of the count: only the handlers' are counted there)."
           "\ntrips/upd: requests sent to PostgreSQL per update (each waits for its answer), BEGIN and COMMIT"
           "\nincluded. CPU: this process's CPU time (PostgreSQL's own is not in it).")
     by_label = {s.label: s for s in results}

@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -40,6 +41,7 @@ from bot.core.normalize import normalize_incoming
 from bot.core.pg_hot import PgHotPath, user_lock_sql
 from bot.core.router import Route, Router
 from bot.core.services import Services
+from bot.core.sqlite_hot import SqliteHotPath, fetch
 from bot.core.types import (
     Button,
     FileSource,
@@ -107,6 +109,10 @@ class Core:
             PgHotPath(self._db.dialect)
             if self._db.dialect.name == "postgresql" and self._db.dialect.driver == "asyncpg"
             else None
+        )
+        # SQLite (either driver): the update's own statements go straight to the DBAPI connection.
+        self._sqlite: SqliteHotPath | None = (
+            SqliteHotPath(self._db.dialect, self._stmts.save_dialog) if self._db.dialect.name == "sqlite" else None
         )
         on_loop = self._db.dialect.driver == "bangfu"
         self._update_lock: asyncio.Lock | None = asyncio.Lock() if on_loop else None
@@ -176,8 +182,18 @@ class Core:
                 conn = self._update_conn = await self._db.connect()
             elif conn.in_transaction():
                 await conn.rollback()  # never join what a failed update may have left behind
-            session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=True)
-            return await self._handle(inc, session, (counted, group_counted))
+            # The update's transaction is the connection's own, begun by `_open_sqlite` (BEGIN IMMEDIATE) and
+            # ended by `_finish_sqlite`; the session joins it when a handler uses it ("control_fully": its
+            # commit, rollback and close end it as they would their own). An update that needs no statement
+            # of the session's never pays for the session's transaction.
+            session = AsyncSession(
+                bind=conn, expire_on_commit=False, autoflush=True, join_transaction_mode="control_fully"
+            )
+            try:
+                return await self._handle(inc, session, (counted, group_counted))
+            finally:
+                if conn.in_transaction():  # a failed update: its write lock goes now, not with the next update
+                    await conn.rollback()
 
     @property
     def update_connection(self) -> AsyncConnection | None:
@@ -201,12 +217,14 @@ class Core:
             raw: Any = None  # PostgreSQL: the asyncpg connection of this update
             if self._pg is not None:
                 raw, opened = await self._open_pg(session, inc, counted)
+            elif self._sqlite is not None:
+                opened = await session.run_sync(self._open_sqlite, inc, counted)
             else:
                 opened = await session.run_sync(self._open, inc, counted)
             if opened is None:
                 return Result()
             if isinstance(opened, str):  # over a message budget: the count is kept, nothing else done
-                await session.run_sync(_commit_and_close)
+                await session.run_sync(_commit_and_close if self._sqlite is None else self._sqlite.commit_and_close)
                 closed = True
                 return self._too_fast(inc, opened)
             account, person, active = opened
@@ -220,6 +238,8 @@ class Core:
             # Nothing is sent unless this commit succeeded.
             if raw is not None:
                 await self._finish_pg(session, raw, ctx.active_row, queued)
+            elif self._sqlite is not None:
+                await session.run_sync(self._finish_sqlite, ctx.active_row, queued)
             else:
                 await session.run_sync(self._finish, ctx.active_row, queued)
             closed = True
@@ -326,7 +346,8 @@ class Core:
         self, session: Session, inc: Incoming, counted: tuple[bool, bool] = (False, False)
     ) -> tuple[Account, Person | None, DialogState | None] | str | None:
         """Record the update and load the speaker, in one trip into SQLAlchemy's sync layer (it runs
-        through AsyncSession.run_sync: one greenlet for both statements instead of one per call).
+        through AsyncSession.run_sync: one greenlet for both statements instead of one per call). PostgreSQL
+        on a driver other than asyncpg; SQLite has `_open_sqlite`, asyncpg `_open_pg`.
 
         None when the update was handled before (one INSERT ... ON CONFLICT DO NOTHING). Otherwise the
         speaker's account (created on first contact), the roster person bound to it and the active dialog,
@@ -335,22 +356,10 @@ class Core:
         if self._lock_accounts:  # PostgreSQL without the asyncpg hot path: one user's updates take turns
             session.connection().exec_driver_sql(user_lock_sql(inc.channel, inc.user.id))
         if inc.update_id is not None:
-            conn = session.connection()
-            if self._stmts.record_update_raw is not None:
-                # SQLite: straight to the DBAPI cursor (the statement is compiled once, below); SQLAlchemy's
-                # execution context costs several times the INSERT itself.
-                sql, at = self._stmts.record_update_raw
-                cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    cur.execute(sql, (inc.channel, inc.bot_id, str(inc.update_id), at(self.clock.now())))
-                    fresh = cur.fetchone() is not None
-                finally:
-                    cur.close()
-            else:
-                params = {
-                    "channel": inc.channel, "bot_id": inc.bot_id, "update_id": str(inc.update_id), "at": self.clock.now()
-                }
-                fresh = conn.execute(self._stmts.record_update, params).first() is not None
+            params = {
+                "channel": inc.channel, "bot_id": inc.bot_id, "update_id": str(inc.update_id), "at": self.clock.now()
+            }
+            fresh = session.connection().execute(self._stmts.record_update, params).first() is not None
             if not fresh:
                 log.info("dropping redelivered update %s/%s/%s", inc.channel, inc.bot_id, inc.update_id)
                 return None
@@ -374,6 +383,47 @@ class Core:
             session.flush()
             return account, None, None
         account, person, active = row
+        if inc.chat_type == "private" and account.chat_id != inc.chat_id:
+            account.chat_id = inc.chat_id
+        return account, person, active
+
+    def _open_sqlite(
+        self, session: Session, inc: Incoming, counted: tuple[bool, bool] = (False, False)
+    ) -> tuple[Account, Person | None, DialogState | None] | str | None:
+        """`_open` on SQLite (`bot.core.sqlite_hot`), in one trip into the sync layer: the update's
+        transaction begun (BEGIN IMMEDIATE: one writer at a time; on the loop driver the kept connection's
+        own, see `SqliteHotPath.begin`), then the dedup INSERT, the budget count and the speaker's SELECT
+        straight on the DBAPI connection, the speaker's rows loaded into the session as the ORM would have.
+        Returns what `_open` returns."""
+        hot = self._sqlite
+        assert hot is not None and self._stmts.record_update_raw is not None
+        conn = hot.begin(session)
+        now = self.clock.now()
+        if inc.update_id is not None:
+            sql, at = self._stmts.record_update_raw
+            if not fetch(conn, sql, (inc.channel, inc.bot_id, str(inc.update_id), at(now))):
+                log.info("dropping redelivered update %s/%s/%s", inc.channel, inc.bot_id, inc.update_id)
+                return None
+        if self.settings.messages_per_minute > 0 and not counted[0]:
+            over = self._count_message(
+                session, limits.message_key(inc.channel, inc.user.id), self.settings.messages_per_minute, conn
+            )
+            if over is not None:
+                return over
+        if inc.chat_type != "private" and self.settings.messages_per_minute_per_group > 0 and not counted[1]:
+            over = self._count_message(
+                session, limits.group_key(inc.channel, inc.chat_id), self.settings.messages_per_minute_per_group,
+                conn,
+            )
+            if over is not None:
+                return "group_" + over
+        loaded = hot.load_speaker(session, conn, inc.channel, inc.user.id)
+        if loaded is None:
+            account = _new_account(inc, now)
+            session.add(account)
+            session.flush()
+            return account, None, None
+        account, person, active = loaded
         if inc.chat_type == "private" and account.chat_id != inc.chat_id:
             account.chat_id = inc.chat_id
         return account, person, active
@@ -450,19 +500,15 @@ class Core:
             and session.is_modified(active)
         )
 
-    def _count_message(self, session: Session, key: str, budget: int) -> str | None:
+    def _count_message(self, session: Session, key: str, budget: int, conn: Connection | None = None) -> str | None:
         """Count the update against a budget for this minute (the account's or the group's; one UPSERT;
-        issue 10 #3): None within it, "too_fast" for the first one over it (answered once), "quiet" after."""
+        issue 10 #3): None within it, "too_fast" for the first one over it (answered once), "quiet" after.
+        `conn`: the update's connection (SQLite), else the session's."""
         window = limits.minute_window(self.clock.now())
-        conn = session.connection()
-        if self._stmts.count_message_raw is not None:
+        conn = conn if conn is not None else session.connection()
+        if self._stmts.count_message_raw is not None:  # SQLite: straight on the DBAPI connection
             sql, at = self._stmts.count_message_raw
-            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cur.execute(sql, (key, at(window)))
-                n = int(cur.fetchone()[0])  # type: ignore[index]  # RETURNING always yields the row
-            finally:
-                cur.close()
+            n = int(fetch(conn, sql, (key, at(window)))[0][0])  # RETURNING always yields the row
         else:
             n = int(conn.execute(self._stmts.count_message, {"key": key, "window_start": window}).scalar_one())
         return limits.verdict(n, budget)
@@ -516,6 +562,30 @@ class Core:
             self._sent_keys[:0] = keys  # marked with a later commit instead
             raise
         session.close()
+
+    def _finish_sqlite(self, session: Session, active: DialogState | None, queued: list[Any] | None = None) -> None:
+        """`_finish` on SQLite (`bot.core.sqlite_hot`): the changed active dialog row, the outbox rows and
+        the sent marks straight on the DBAPI connection; then, when the session has nothing else to flush,
+        the connection's COMMIT without the session's unit of work (loop driver), else the ORM's flush and
+        commit as in `_finish`. Either way the session ends closed, nothing sent unless the COMMIT succeeded
+        (an exception here fails the update), and the connection is back where it was before the update."""
+        hot = self._sqlite
+        assert hot is not None
+        conn = hot.begin(session)
+        if active is not None and self._dialog_to_write(session, active):
+            hot.save_dialog(conn, active)
+            session.expunge(active)  # written: left out of the flush
+        if queued:
+            self._outbox_stmts.write(conn, queued)
+        keys: list[str] = []
+        try:
+            if self._sent_keys:
+                keys, self._sent_keys = self._sent_keys, []
+                hot.mark_sent(conn, keys, self.clock.now())
+            hot.commit_and_close(session)
+        except BaseException:
+            self._sent_keys[:0] = keys  # marked with a later commit instead
+            raise
 
     # ------------------------------------------------------------ transactional outbox
     def use_outbox(self, handover_s: float, payload: Callable[[Reply], dict[str, Any]]) -> None:
@@ -804,14 +874,17 @@ class _HotStatements:
         if not postgres:
             compiled = self.record_update.compile(dialect=dialect)
             assert compiled.positiontup == ["channel", "bot_id", "update_id", "at"], compiled.positiontup
-            to_db = table.c.at.type.bind_processor(dialect) or (lambda v: v)
+            # The dialect's own processor (the column type's alone would hand sqlite3 a datetime, which its
+            # default adapter stores in another text format than SQLAlchemy's: "…:00+00:00", not "…:00.000000").
+            to_db = table.c.at.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
             self.record_update_raw = (compiled.string, to_db)
         self.count_message = limits.message_counter(postgres)
         self.count_message_raw: tuple[str, Any] | None = None
         if not postgres:
             compiled = self.count_message.compile(dialect=dialect)
             assert compiled.positiontup == ["key", "window_start"], compiled.positiontup
-            to_db = RateLimit.__table__.c.window_start.type.bind_processor(dialect) or (lambda v: v)
+            window_type = RateLimit.__table__.c.window_start.type
+            to_db = window_type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
             self.count_message_raw = (compiled.string, to_db)
         speaker = (
             select(Account, Person, DialogState)
@@ -861,7 +934,10 @@ class _OutboxStatements:
         table = cast(Table, Outbox.__table__)
         self._table = table
         self._by_n: dict[int, Any] = {}
-        procs = {c: table.c[c].type.bind_processor(dialect) for c in ("payload", "not_before", "created_at")}
+        procs = {
+            c: table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+            for c in ("payload", "not_before", "created_at")
+        }
         # The raw path serialises the JSON payload and timestamps as SQLAlchemy would for this dialect.
         self._payload = procs["payload"] or json.dumps
         self._ts = procs["not_before"] or (lambda v: v)
@@ -909,11 +985,7 @@ class _OutboxStatements:
                         key, account, channel, chat, rule, self._json(payload), pending,
                         nb_db if nb is nb_at else self._ts(nb), 1, "", created_db if at is created else self._ts2(at),
                     )
-                cur = conn.connection.dbapi_connection.cursor()
-                try:
-                    cur.execute(stmt, args)
-                finally:
-                    cur.close()
+                fetch(conn, stmt, args)
             else:
                 params: dict[str, Any] = {}
                 for i, (key, account, channel, chat, rule, payload, nb, at) in enumerate(chunk):
