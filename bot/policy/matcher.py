@@ -189,12 +189,14 @@ class TopicMatcher:
             if len(term) >= 4 and all(_is_cjk(c) for c in term[:3]):
                 starts[term[:3]].add(term)
         self._prefix_index: dict[str, str] = {}
+        # Sets are walked in sorted order: their own order changes with each process's string hashing, and
+        # which of two candidates wins a tie ("救济" or "救急" for "救蹐") must not change on a restart.
         for start, terms in starts.items():
             topics = {tid for t in terms for tid in self.index[t]}
             if len(topics) == 1 and start not in self.index and not self._freq.get(start):
-                self._prefix_index[start] = min(terms, key=len)
+                self._prefix_index[start] = min(sorted(terms), key=len)
         self._typo_index: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        for term in strong:
+        for term in sorted(strong):
             if 2 <= len(term) <= 4 and all(_is_cjk(c) for c in term):
                 key = self._pinyin_key(term)
                 if key is not None:

@@ -1,0 +1,45 @@
+"""The policy parser answers a large corpus exactly as the recorded implementation did (issue 16).
+
+Speed work on bot/policy (precomputed tables, fewer passes over the text) must not change one result: same
+topic, decision, confidence and every other float to the last bit, text, detail, options, context, kind.
+golden_corpus.tsv and golden_answers.tsv were written by tests/policy/golden.py from main's code before the
+speed work; see that file's docstring for how to regenerate them (from a trusted checkout, never from the
+code under test). A deliberate change of behaviour (knowledge base, n-gram weights, thresholds) changes the
+digests: regenerate them in the same commit and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.policy.conftest import REPO
+
+
+ANSWER_IN_A_FRESH_PROCESS = """
+import json, sys
+from pathlib import Path
+from bot.policy.engine import PolicyEngine
+e = PolicyEngine.load(Path("knowledge"))
+print(json.dumps([[a.topic, a.confidence, a.alternatives, a.detail] for a in map(e.answer, sys.argv[1:])]))
+"""
+
+
+def test_answers_do_not_depend_on_the_process_string_hashing() -> None:
+    # Homophone typos with two candidate words of the same sound: which one wins used to follow the
+    # iteration order of a set of strings, so a restart could change the answer (here with seeds 1 and 3).
+    questions = ["救蹐", "易地搬靬", "遭灾了有救緝没"]
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)}
+        run = subprocess.run(
+            [sys.executable, "-c", ANSWER_IN_A_FRESH_PROCESS, *questions],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outputs.add(run.stdout)
+    assert len(outputs) == 1, outputs
