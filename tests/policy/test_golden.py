@@ -15,6 +15,20 @@ import subprocess
 import sys
 
 from tests.policy.conftest import REPO
+from tests.policy.golden import engines, read_answers, read_corpus, run_case
+
+
+def test_golden_corpus_answers_unchanged() -> None:
+    cases = read_corpus()
+    expected = read_answers()
+    assert len(cases) == len(expected) > 20_000
+    built = engines()
+    diffs = []
+    for (engine, previous, message), want in zip(cases, expected, strict=True):
+        got = run_case(built, engine, previous, message)
+        if got != want:
+            diffs.append(f"{engine} {previous!r} -> {message!r}: {want} != {got}")
+    assert not diffs, f"{len(diffs)} of {len(cases)} answers changed, e.g.:\n" + "\n".join(diffs[:20])
 
 
 ANSWER_IN_A_FRESH_PROCESS = """
