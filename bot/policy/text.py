@@ -34,6 +34,7 @@ _FILLERS = (
     "嗯嗯",
 )
 _PARTICLES = frozenset("啊呀哦噢喔吧啦嘛咧嘞哇嗯哈呐")
+_DROP_PARTICLES = dict.fromkeys(map(ord, _PARTICLES))  # str.translate table deleting them
 _FOLLOWUP_START = ("那么", "那", "还有", "要是", "如果是", "如果", "换成", "改成")
 _FOLLOWUP_END = ("呢", "的话", "咋样", "怎么样")
 
@@ -111,7 +112,7 @@ class Normalizer:
         for f in _FILLERS:
             if f in text:
                 text = text.replace(f, " ")
-        text = "".join(ch for ch in text if ch not in _PARTICLES)
+        text = text.translate(_DROP_PARTICLES)
         text = " ".join(text.split())
         return Normalized(text=text, followup=followup, amounts=amounts)
 
