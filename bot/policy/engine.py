@@ -26,7 +26,7 @@ from bot.policy.kb import (
 )
 from bot.policy.matcher import TopicMatcher
 from bot.policy.messages import Messages
-from bot.policy.ngram import MODEL_FILE, NgramModel, prepare
+from bot.policy.ngram import MODEL_FILE, NgramModel, prepare, prepare_words
 from bot.policy.text import Normalizer
 
 log = logging.getLogger(__name__)
@@ -274,10 +274,10 @@ class PolicyEngine:
         now = self._now(now)
         prev = self._live_context(context, now)
         simple = self.normalizer.simplify(question)
-        norm = self.normalizer.normalize(simple, simplified=True)
+        norm, words = self.normalizer.normalize_words(simple)
         text = norm.text.replace(" ", "")
         if self.ngram is not None:
-            kinds, topics = self.ngram.predict(prepare(self.normalizer, simple, simplified=True))
+            kinds, topics = self.ngram.predict(prepare_words(words))
         else:
             kinds, topics = {"question": 1.0}, {}
         kind = max(kinds, key=kinds.__getitem__)

@@ -33,7 +33,7 @@ KINDS = ("question", "case", "hardship", "other", "chat")
 NONE = "none"
 MAX_N = 3
 MIN_DF = 2
-_SEP = re.compile(r"[\W_]+")
+_SEP = re.compile(r"[\W_]+")  # the same as text._NON_WORD (prepare_words relies on it)
 _DIGITS = re.compile(r"[0-9]+")
 _add = operator.add
 _sum = np.add.reduce  # ndarray.sum() without its Python wrapper: the same reduction
@@ -46,6 +46,16 @@ def prepare(normalizer: Normalizer, text: str, *, simplified: bool = False) -> s
         text = normalizer.simplify(text)
     text = _DIGITS.sub("0", text)
     return " ".join(_SEP.sub(" ", text).split())
+
+
+def prepare_words(words: str) -> str:
+    """prepare() of a simplified message, from its words as ``Normalizer.normalize_words`` returns them.
+
+    The same string: prepare() folds digit runs to "0", then makes runs of non-word characters one space;
+    normalize_words() already did the second, and the two commute (a digit is never a separator, nor is "0",
+    so no separator appears, vanishes or moves). One regex pass instead of three.
+    """
+    return _DIGITS.sub("0", words)
 
 
 def grams(prepared: str) -> list[str]:

@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+from bot.policy.ngram import prepare, prepare_words
+from bot.policy.text import Normalizer
 from tests.policy.conftest import REPO
 from tests.policy.golden import engines, read_answers, read_corpus, run_case
 
@@ -57,3 +59,21 @@ def test_answers_do_not_depend_on_the_process_string_hashing() -> None:
         )
         outputs.add(run.stdout)
     assert len(outputs) == 1, outputs
+
+
+def test_words_shared_with_the_ngram_model_give_the_same_prepared_text() -> None:
+    # The engine folds digits into the normaliser's words instead of running prepare() on the message.
+    norm = Normalizer()
+    messages = [m for _, _, m in read_corpus()]
+    messages += [
+        "3.5万_元",
+        "１２３，４５６",
+        "a_b__c 9",
+        "٣ 三千5",
+        "医保…2026年\u3000交多少",
+        "\x1c1\x1f2",
+        "",
+    ]
+    for m in messages:
+        simple = norm.simplify(m)
+        assert prepare_words(norm.normalize_words(simple)[1]) == prepare(norm, m), m
