@@ -31,7 +31,7 @@ TRAIN_FILE = DATA_DIR / "train.tsv"
 MODEL_FILE = DATA_DIR / "ngram.npz"
 KINDS = ("question", "case", "hardship", "other", "chat")
 NONE = "none"
-MAX_N = 3
+MAX_N = 3  # grams() spells out unigrams, bigrams and trigrams
 MIN_DF = 2
 _SEP = re.compile(r"[\W_]+")  # the same as text._NON_WORD (prepare_words relies on it)
 _DIGITS = re.compile(r"[0-9]+")
@@ -60,16 +60,17 @@ def prepare_words(words: str) -> str:
 
 def grams(prepared: str) -> list[str]:
     """Character 1..3-grams of each space-separated run, with ^ and $ marking the run's ends."""
-    assert MAX_N == 3, "grams() spells out bigrams and trigrams"
     out: list[str] = []
     for run in prepared.split(" "):
         if not run:
             continue
-        padded = f"^{run}$"
-        out += run  # unigrams without the marks
-        # Bigrams, then trigrams, in order: pairs of shifted copies joined by map() (no Python-level loop).
-        out += map(_add, padded[:-1], padded[1:])
-        out += map(_add, map(_add, padded[:-2], padded[1:-1]), padded[2:])
+        # Each character becomes a string once; bigrams join neighbours, trigrams extend the bigrams by one,
+        # all in C (map over lists), in the order unigrams, bigrams, trigrams.
+        chars = ["^", *run, "$"]
+        out += chars[1:-1]  # unigrams without the marks
+        bigrams = list(map(_add, chars, chars[1:]))
+        out += bigrams
+        out += map(_add, bigrams, chars[2:])
     return out
 
 
