@@ -125,6 +125,17 @@ BULLET_ASPECTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _likely(topics: dict[str, float], floor: float) -> list[tuple[str, float]]:
+    """The topics other than "none" with a probability of at least floor, likeliest first, ties in class order.
+
+    The start of the whole ranking (a stable sort by descending probability) down to floor, without sorting
+    the many unlikely topics: the engine reads only the first few of them, and only above a floor.
+    """
+    return sorted(
+        ((t, p) for t, p in topics.items() if p >= floor and t != NONE_TOPIC), key=itemgetter(1), reverse=True
+    )
+
+
 @dataclass
 class PolicyAnswer:
     """What the engine decided about one question."""
@@ -295,12 +306,12 @@ class PolicyEngine:
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         kw_best, s1 = ranked[0] if ranked else (NONE_TOPIC, 0.0)
         s2 = ranked[1][1] if len(ranked) > 1 else 0.0
-        # The three likeliest topics other than "none" (all this function reads of them), best first, ties in
-        # the model's class order: a C-level sort by probability, reversed (stable, unlike a reversed list).
-        ng_ranked = [
-            kv for kv in sorted(topics.items(), key=itemgetter(1), reverse=True)[:4] if kv[0] != NONE_TOPIC
-        ][:3]
-        ng_best, pn = ng_ranked[0] if ng_ranked else (NONE_TOPIC, 0.0)
+        # The n-gram model's likeliest topic other than "none", the first in its class order on a tie (max()
+        # keeps the first); the next ones are sorted only where they are read (_likely).
+        ng_best, pn = max(topics.items(), key=itemgetter(1)) if topics else (NONE_TOPIC, 0.0)
+        if ng_best == NONE_TOPIC:
+            others = [kv for kv in topics.items() if kv[0] != NONE_TOPIC]
+            ng_best, pn = max(others, key=itemgetter(1)) if others else (NONE_TOPIC, 0.0)
         p_none = topics.get(NONE_TOPIC, 0.0)
         if p_none > pn:
             ng_best = NONE_TOPIC
@@ -378,7 +389,7 @@ class PolicyEngine:
                 text,
             )
         if topic != NONE_TOPIC:
-            alternatives = [t for t, p in ng_ranked[1:3] if p >= 0.1]
+            alternatives = [t for t, _ in _likely(topics, 0.1)[1:3]]
             return self._render(
                 topic,
                 lang,
@@ -390,7 +401,7 @@ class PolicyEngine:
                 text,
             )
         if ng_best != NONE_TOPIC and pn >= NG_CLARIFY:
-            close = [t for t, p in ng_ranked[:3] if p >= 0.15][:3]
+            close = [t for t, _ in _likely(topics, 0.15)[:3]]
             if kw_best in self.kb.topics and kw_best not in close and s1 >= ANSWER_MIN / 2:
                 close.append(kw_best)
             # One topic alone is offered only when the n-gram model is fairly sure or a keyword hints at it.

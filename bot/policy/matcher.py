@@ -182,6 +182,7 @@ class TopicMatcher:
         self._log_floor = -log_total  # jieba's score for a character it does not know
         self._add_example_words()
         self._levels_longest_first = sorted(self.levels.items(), key=lambda wl: -len(wl[0]))  # stable sort
+        self._level_ends = frozenset(word[-1] for word in self.levels)
         self.max_len = max((len(t) for t in self.index), default=1)
         self._fallback_sets = [(*_combo_set(parts), tid) for parts, tid in self.fallbacks]
         self._combo_sets = [(*_combo_set(parts), tid) for parts, tid in self.combos]
@@ -435,6 +436,8 @@ class TopicMatcher:
 
     def level(self, text: str) -> str | None:
         """The hospital level a question names ("县医院" → "county"), or None."""
+        if self._level_ends.isdisjoint(text):
+            return None  # no character a level word ends with ("院", "甲"): no level word in the text
         # The longest level word in the text, the first in self.levels among equally long ones.
         for word, level in self._levels_longest_first:
             if word in text:
