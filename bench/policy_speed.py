@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,8 +79,9 @@ def main() -> None:
     args = ap.parse_args()
     mix = build_mix()
     answers = len(mix) + sum(1 for _, f in mix if f)
-    mix_file = REPO / ".policy_speed_mix.json"
-    mix_file.write_text(json.dumps(mix, ensure_ascii=False), encoding="utf-8")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
+        json.dump(mix, f, ensure_ascii=False)
+    mix_file = Path(f.name)
     impls = {"baseline": args.bot_path.resolve(), "this": REPO}
     procs: dict[str, subprocess.Popen[str]] = {}
     try:
@@ -117,7 +119,7 @@ def main() -> None:
     )
     med = {name: statistics.median(v) for name, v in times.items()}
     for name, v in times.items():
-        print(f"  {name:8} {str(impls[name]):28} CPU µs/answer: median {med[name]:6.1f}, best {min(v):6.1f}")
+        print(f"  {name:8} {impls[name]!s:28} CPU µs/answer: median {med[name]:6.1f}, best {min(v):6.1f}")
     print(f"  speed-up (median baseline / median this): {med['baseline'] / med['this']:.2f}x")
 
 
