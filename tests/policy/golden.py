@@ -18,6 +18,9 @@ code under test) with:
     cd <trusted checkout> && PYTHONPATH=$PWD python3 <your worktree>/tests/policy/golden.py --out <your worktree>/tests/policy
 
 (``--keep-corpus`` re-answers the committed corpus instead of building it again from the repo's files.)
+After a deliberate change of behaviour (knowledge base, locales, n-gram weights, thresholds), re-record from
+the changed checkout itself, in the same commit: ``PYTHONPATH=$PWD python3 tests/policy/golden.py
+--keep-corpus``, and read the diff of golden_answers.tsv.
 
 tests/policy/test_golden.py then checks the current code gives the same digests.
 """
