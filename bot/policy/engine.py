@@ -5,8 +5,10 @@ from __future__ import annotations
 import html
 import logging
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from bot.policy.kb import (
 )
 from bot.policy.matcher import TopicMatcher
 from bot.policy.messages import Messages
-from bot.policy.ngram import MODEL_FILE, NgramModel, prepare
+from bot.policy.ngram import MODEL_FILE, NgramModel, prepare, prepare_words
 from bot.policy.text import Normalizer
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,8 @@ ASPECTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
 )
+# Per aspect, in order, one search for any of its words (the same test as `any(w in text for w in words)`).
+_ASPECT_SEARCH = tuple((name, re.compile("|".join(map(re.escape, words))).search) for name, words in ASPECTS)
 # Words in the label of an answer's bullet ("· 要带：…") that show which aspect it covers.
 BULLET_ASPECTS: dict[str, tuple[str, ...]] = {
     "docs": ("要带", "材料", "资料", "带上", "准备"),
@@ -119,6 +123,17 @@ BULLET_ASPECTS: dict[str, tuple[str, ...]] = {
     "who": ("条件", "对象", "谁能", "哪些人", "范围", "适用"),
     "where": ("地点", "哪里", "找谁", "部门"),
 }
+
+
+def _likely(topics: dict[str, float], floor: float) -> list[tuple[str, float]]:
+    """The topics other than "none" with a probability of at least floor, likeliest first, ties in class order.
+
+    The start of the whole ranking (a stable sort by descending probability) down to floor, without sorting
+    the many unlikely topics: the engine reads only the first few of them, and only above a floor.
+    """
+    return sorted(
+        ((t, p) for t, p in topics.items() if p >= floor and t != NONE_TOPIC), key=itemgetter(1), reverse=True
+    )
 
 
 @dataclass
@@ -162,6 +177,8 @@ class _ShortParts:
     intro: tuple[str, bool]  # the answer's first line, and whether it shows a figure
     first_bullet: tuple[str, bool]
     bullets: dict[str, list[tuple[str, bool]]]  # aspect -> the bullets that cover it, in order
+    # aspect -> per bullet, its two-character pieces in order (repeats kept): computed once, at load
+    bullet_pairs: dict[str, list[tuple[str, ...]]]
     how: str
     office: str
     footer: str
@@ -268,13 +285,13 @@ class PolicyEngine:
         now = self._now(now)
         prev = self._live_context(context, now)
         simple = self.normalizer.simplify(question)
-        norm = self.normalizer.normalize(simple, simplified=True)
+        norm, words = self.normalizer.normalize_words(simple)
         text = norm.text.replace(" ", "")
         if self.ngram is not None:
-            kinds, topics = self.ngram.predict(prepare(self.normalizer, simple, simplified=True))
+            kinds, topics = self.ngram.predict(prepare_words(words))
         else:
             kinds, topics = {"question": 1.0}, {}
-        kind = max(kinds, key=lambda k: kinds[k])
+        kind = max(kinds, key=kinds.__getitem__)
         kind_p = kinds[kind]
         if not text and kind != "chat":
             return self._decline(lang, prev, now, 0.0, [])
@@ -289,8 +306,12 @@ class PolicyEngine:
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         kw_best, s1 = ranked[0] if ranked else (NONE_TOPIC, 0.0)
         s2 = ranked[1][1] if len(ranked) > 1 else 0.0
-        ng_ranked = sorted(((t, p) for t, p in topics.items() if t != NONE_TOPIC), key=lambda kv: -kv[1])
-        ng_best, pn = ng_ranked[0] if ng_ranked else (NONE_TOPIC, 0.0)
+        # The n-gram model's likeliest topic other than "none", the first in its class order on a tie (max()
+        # keeps the first); the next ones are sorted only where they are read (_likely).
+        ng_best, pn = max(topics.items(), key=itemgetter(1)) if topics else (NONE_TOPIC, 0.0)
+        if ng_best == NONE_TOPIC:
+            others = [kv for kv in topics.items() if kv[0] != NONE_TOPIC]
+            ng_best, pn = max(others, key=itemgetter(1)) if others else (NONE_TOPIC, 0.0)
         p_none = topics.get(NONE_TOPIC, 0.0)
         if p_none > pn:
             ng_best = NONE_TOPIC
@@ -368,7 +389,7 @@ class PolicyEngine:
                 text,
             )
         if topic != NONE_TOPIC:
-            alternatives = [t for t, p in ng_ranked[1:3] if p >= 0.1]
+            alternatives = [t for t, _ in _likely(topics, 0.1)[1:3]]
             return self._render(
                 topic,
                 lang,
@@ -380,7 +401,7 @@ class PolicyEngine:
                 text,
             )
         if ng_best != NONE_TOPIC and pn >= NG_CLARIFY:
-            close = [t for t, p in ng_ranked[:3] if p >= 0.15][:3]
+            close = [t for t, _ in _likely(topics, 0.15)[:3]]
             if kw_best in self.kb.topics and kw_best not in close and s1 >= ANSWER_MIN / 2:
                 close.append(kw_best)
             # One topic alone is offered only when the n-gram model is fairly sure or a keyword hints at it.
@@ -398,8 +419,8 @@ class PolicyEngine:
     @staticmethod
     def _aspect(text: str) -> str | None:
         """What the question asks for: "docs", "where", "when", "amount", "how", "who", or None."""
-        for name, words in ASPECTS:
-            if any(w in text for w in words):
+        for name, words in _ASPECT_SEARCH:
+            if words(text) is not None:
                 return name
         return None
 
@@ -632,6 +653,10 @@ class PolicyEngine:
             intro=intro,
             first_bullet=(lines[1][0].lstrip("·•-* "), lines[1][1]) if len(lines) > 1 else ("", False),
             bullets=bullets,
+            bullet_pairs={
+                aspect: [tuple(line[i : i + 2] for i in range(len(line) - 1)) for line, _ in lines]
+                for aspect, lines in bullets.items()
+            },
             how=self.messages.get(lang, "policy.how_to_apply", text=topic.how_to_apply.get(key, "")),
             office=self._office(topic, lang),
             footer=self.messages.get(lang, "policy.footer_short", region=region, year=year or ""),
@@ -647,12 +672,11 @@ class PolicyEngine:
         elif aspect == "where" or (aspect == "how" and "how" not in parts.bullets):
             focus, fig = parts.how, False
         elif aspect in parts.bullets:
-            # Of the lines about this aspect, the one sharing most two-character pieces with the question.
+            # Of the lines about this aspect, the one sharing most two-character pieces with the question
+            # (each of the line's pieces counted, the first such line on a tie).
             pairs = {question[i : i + 2] for i in range(len(question) - 1)}
-            focus, fig = max(
-                parts.bullets[aspect],
-                key=lambda b: sum(1 for i in range(len(b[0]) - 1) if b[0][i : i + 2] in pairs),
-            )
+            shared = [sum(map(pairs.__contains__, grams)) for grams in parts.bullet_pairs[aspect]]
+            focus, fig = parts.bullets[aspect][shared.index(max(shared))]
         else:
             focus, fig = parts.intro
             if focus.endswith(("：", ":")) and parts.first_bullet[0]:

@@ -8,13 +8,16 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass
+from itertools import compress, pairwise, repeat
+from operator import eq
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
 from bot.policy.kb import KnowledgeBase, Topic
 from bot.policy.text import Normalizer
@@ -58,6 +61,8 @@ INTENT_WORDS = tuple(
     "补贴 补助 补 奖 政策 申请 办理 报销 报 领 发 钱 贷 免 资助 救助 扶持 帮扶 帮 优惠 条件 标准 待遇 国家 政府 "
     "困难 照顾 享受 穷 没钱 交不起 供不起 贫困户 脱贫户 咋办 怎么办 找谁 管不管".split()
 )
+# Any of INTENT_WORDS in a text, in one search (same answer as `any(w in text for w in INTENT_WORDS)`).
+_INTENT = re.compile("|".join(map(re.escape, INTENT_WORDS)))
 # Grammatical characters: a typo never replaces one of these with a homophone.
 FUNCTION_CHARS = frozenset("不没了的地得是有在要能会就都也还吗呢吧啊呀我你他她它这那个几多少")
 # Jieba's general dictionary is trimmed to its more frequent words: loading all 350k words costs about a second.
@@ -66,12 +71,14 @@ KB_TERM_FREQ = 300_000
 CACHE_VERSION = "1"
 
 
-@dataclass(frozen=True)
-class Hit:
-    """A KB word found in a question."""
+class Hit(NamedTuple):
+    """A KB word found in a question (a named tuple: a question makes several, a frozen dataclass costs more)."""
 
     term: str
     typo: str = ""  # the homophone typed instead ("底保" for 低保), empty for an exact hit
+
+
+_NOT_A_PREFIX = object()  # TopicMatcher._dag.get() default: no dictionary word starts this way
 
 
 def _combo_set(parts: tuple[tuple[str, ...], ...]) -> tuple[tuple[frozenset[str], ...], frozenset[str]]:
@@ -167,9 +174,15 @@ class TopicMatcher:
         self.tokenizer.initialize()
         self._freq: dict[str, int] = self.tokenizer.FREQ
         log_total = math.log(self.tokenizer.total)
-        self._logp = {w: math.log(f) - log_total for w, f in self._freq.items() if f}
+        # Jieba's prefix dictionary in one table: a word's log probability, None for a prefix that is not a
+        # word itself; the route then needs one lookup per step instead of two.
+        self._dag: dict[str, float | None] = {
+            w: (math.log(f) - log_total if f else None) for w, f in self._freq.items()
+        }
         self._log_floor = -log_total  # jieba's score for a character it does not know
         self._add_example_words()
+        self._levels_longest_first = sorted(self.levels.items(), key=lambda wl: -len(wl[0]))  # stable sort
+        self._level_ends = frozenset(word[-1] for word in self.levels)
         self.max_len = max((len(t) for t in self.index), default=1)
         self._fallback_sets = [(*_combo_set(parts), tid) for parts, tid in self.fallbacks]
         self._combo_sets = [(*_combo_set(parts), tid) for parts, tid in self.combos]
@@ -182,6 +195,7 @@ class TopicMatcher:
         words = {a.lstrip("!") for parts, _ in self.combos + self.fallbacks for alts in parts for a in alts}
         for word in words:
             self._combo_by_char[word[0]].append(word)
+        self._combo_first_chars = frozenset(self._combo_by_char)
         # The first three characters of a longer strong name, when they point to one topic only and are
         # not themselves a dictionary word (a clipped name, not a different word).
         starts: dict[str, set[str]] = defaultdict(set)
@@ -189,12 +203,14 @@ class TopicMatcher:
             if len(term) >= 4 and all(_is_cjk(c) for c in term[:3]):
                 starts[term[:3]].add(term)
         self._prefix_index: dict[str, str] = {}
+        # Sets are walked in sorted order: their own order changes with each process's string hashing, and
+        # which of two candidates wins a tie ("救济" or "救急" for "救蹐") must not change on a restart.
         for start, terms in starts.items():
             topics = {tid for t in terms for tid in self.index[t]}
             if len(topics) == 1 and start not in self.index and not self._freq.get(start):
-                self._prefix_index[start] = min(terms, key=len)
+                self._prefix_index[start] = min(sorted(terms), key=len)
         self._typo_index: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        for term in strong:
+        for term in sorted(strong):
             if 2 <= len(term) <= 4 and all(_is_cjk(c) for c in term):
                 key = self._pinyin_key(term)
                 if key is not None:
@@ -305,8 +321,7 @@ class TopicMatcher:
         For each start position, the end of the word the best segmentation takes there. Word log
         probabilities are computed once at load instead of on every call.
         """
-        freq = self._freq
-        logp = self._logp
+        dag = self._dag
         floor = self._log_floor
         n = len(block)
         score = [0.0] * (n + 1)
@@ -315,16 +330,17 @@ class TopicMatcher:
             best = 0.0
             best_end = -1
             i = k
-            frag = block[k]
-            while i < n and frag in freq:
-                lp = logp.get(frag)
+            lp = dag.get(block[k], _NOT_A_PREFIX)
+            while lp is not _NOT_A_PREFIX:
                 if lp is not None:
-                    value = lp + score[i + 1]
+                    value = lp + score[i + 1]  # type: ignore[operator]
                     # Ties go to the longer word, as in jieba's max() over (score, end) pairs.
                     if best_end < 0 or value >= best:
                         best, best_end = value, i
                 i += 1
-                frag = block[k : i + 1]
+                if i >= n:
+                    break
+                lp = dag.get(block[k : i + 1], _NOT_A_PREFIX)
             if best_end < 0:
                 best, best_end = floor + score[k + 1], k
             score[k] = best
@@ -383,18 +399,17 @@ class TopicMatcher:
     def _typos(self, text: str, covered: list[bool], in_word: list[bool]) -> list[Hit]:
         out: list[Hit] = []
         n = len(text)
-        table = self._pinyin
-        py = [table.get(ch, "") for ch in text]
+        py = list(map(self._pinyin.get, text, repeat("")))
         typo_index = self._typo_index
-        pairs = self._typo_pairs
-        i = 0
-        while i < n - 1:
-            matched = False
-            sizes = pairs.get((py[i], py[i + 1]))
-            if sizes is None:
-                i += 1
+        # Sizes of the typo keys starting with each position's two syllables, None for most positions: the
+        # scan below visits only the others, in order, skipping those inside a typo already found.
+        starts = list(map(self._typo_pairs.get, pairwise(py)))
+        after = 0  # the first position not inside a typo already found
+        for i in compress(range(len(starts)), starts):
+            if i < after:
                 continue
-            for size in sizes:
+            matched = False
+            for size in starts[i] or ():  # never None here: compress() keeps the positions with sizes
                 if i + size > n or all(covered[i : i + size]):
                     continue
                 key = tuple(py[i : i + size])
@@ -403,32 +418,31 @@ class TopicMatcher:
                 window = text[i : i + size]
                 for term in typo_index.get(key, ()):
                     # One character must be right: "医报" is 医保, but "一包" is not.
-                    same = sum(a == b for a, b in zip(window, term, strict=True))
+                    same = sum(map(eq, window, term))
                     # ...and the wrong characters must not belong to a real word: "买一包" holds 一包.
                     # A grammatical character is not a slip of the pen: "不交" is not 补交.
-                    wrong_ok = all(
+                    if 0 < same < size and all(
                         not in_word[i + k] and window[k] not in FUNCTION_CHARS
                         for k in range(size)
                         if window[k] != term[k]
-                    )
-                    if 0 < same < size and wrong_ok:
+                    ):
                         out.append(Hit(term, typo=window))
-                        i += size
+                        after = i + size
                         matched = True
                         break
                 if matched:
                     break
-            if not matched:
-                i += 1
         return out
 
     def level(self, text: str) -> str | None:
         """The hospital level a question names ("县医院" → "county"), or None."""
-        best: tuple[int, str] | None = None
-        for word, level in self.levels.items():
-            if word in text and (best is None or len(word) > best[0]):
-                best = (len(word), level)
-        return best[1] if best else None
+        if self._level_ends.isdisjoint(text):
+            return None  # no character a level word ends with ("院", "甲"): no level word in the text
+        # The longest level word in the text, the first in self.levels among equally long ones.
+        for word, level in self._levels_longest_first:
+            if word in text:
+                return level
+        return None
 
     def score(self, text: str) -> tuple[dict[str, float], list[Hit]]:
         """Topic scores for a normalised question (without spaces), and the words that produced them."""
@@ -444,8 +458,13 @@ class TopicMatcher:
                 scores[tid] += w * factor
         objects = self.objects
         boosted: set[str] = set()
+        intent: bool | None = None  # whether the question asks for a benefit: looked up once, when needed
         for hit in hits:
-            if hit.term in objects and any(w in text for w in INTENT_WORDS):
+            if hit.term in objects:
+                if intent is None:
+                    intent = _INTENT.search(text) is not None
+                if not intent:
+                    continue
                 for tid in objects[hit.term] - boosted:
                     scores[tid] += W_OBJECT_INTENT
                     boosted.add(tid)
@@ -454,10 +473,13 @@ class TopicMatcher:
             if hit.typo:
                 corrected = corrected.replace(hit.typo, hit.term)
         by_char = self._combo_by_char
-        present = {a for ch in set(text) for a in by_char.get(ch, ()) if a in text}
+        first_chars = self._combo_first_chars
+        present = {a for ch in first_chars.intersection(text) for a in by_char[ch] if a in text}
         if corrected != text:
             # Combos also read the corrected text ("医报一年交多少" is 医保 + 交), never instead of the original.
-            present |= {a for ch in set(corrected) for a in by_char.get(ch, ()) if a in corrected}
+            present |= {
+                a for ch in first_chars.intersection(corrected) for a in by_char[ch] if a in corrected
+            }
         if present:
             strong_before = dict(scores)
             fired: set[str] = set()
@@ -468,14 +490,13 @@ class TopicMatcher:
                 # A combo stands in for a missing strong word; it does not pile onto one already found.
                 if tid in fired or strong_before.get(tid, 0.0) >= W_SYNONYM:
                     continue
-                if excluded.isdisjoint(present) and all(not present.isdisjoint(alts) for alts in required):
+                # Every required part has a word present: no part is disjoint from the words present.
+                if excluded.isdisjoint(present) and not any(map(present.isdisjoint, required)):
                     scores[tid] += W_COMBO
                     fired.add(tid)
             if self._fallback_sets and max(scores.values(), default=0.0) < W_SYNONYM:
                 for required, excluded, tid in self._fallback_sets:
-                    if excluded.isdisjoint(present) and all(
-                        not present.isdisjoint(alts) for alts in required
-                    ):
+                    if excluded.isdisjoint(present) and not any(map(present.isdisjoint, required)):
                         scores[tid] += W_COMBO
                         break
         return dict(scores), hits

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import re
 import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +31,13 @@ TRAIN_FILE = DATA_DIR / "train.tsv"
 MODEL_FILE = DATA_DIR / "ngram.npz"
 KINDS = ("question", "case", "hardship", "other", "chat")
 NONE = "none"
-MAX_N = 3
+MAX_N = 3  # grams() spells out unigrams, bigrams and trigrams
 MIN_DF = 2
-_SEP = re.compile(r"[\W_]+")
+_SEP = re.compile(r"[\W_]+")  # the same as text._NON_WORD (prepare_words relies on it)
 _DIGITS = re.compile(r"[0-9]+")
+_add = operator.add
+_sum = np.add.reduce  # ndarray.sum() without its Python wrapper: the same reduction
+_known = partial(operator.is_not, None)  # _known(x) is `x is not None`: filter() keeps vocabulary ids
 
 
 def prepare(normalizer: Normalizer, text: str, *, simplified: bool = False) -> str:
@@ -43,17 +48,29 @@ def prepare(normalizer: Normalizer, text: str, *, simplified: bool = False) -> s
     return " ".join(_SEP.sub(" ", text).split())
 
 
+def prepare_words(words: str) -> str:
+    """prepare() of a simplified message, from its words as ``Normalizer.normalize_words`` returns them.
+
+    The same string: prepare() folds digit runs to "0", then makes runs of non-word characters one space;
+    normalize_words() already did the second, and the two commute (a digit is never a separator, nor is "0",
+    so no separator appears, vanishes or moves). One regex pass instead of three.
+    """
+    return _DIGITS.sub("0", words)
+
+
 def grams(prepared: str) -> list[str]:
     """Character 1..3-grams of each space-separated run, with ^ and $ marking the run's ends."""
     out: list[str] = []
     for run in prepared.split(" "):
         if not run:
             continue
-        padded = f"^{run}$"
-        n = len(padded)
-        out.extend(run)  # unigrams without the marks
-        for size in range(2, MAX_N + 1):
-            out.extend(padded[i : i + size] for i in range(n - size + 1))
+        # Each character becomes a string once; bigrams join neighbours, trigrams extend the bigrams by one,
+        # all in C (map over lists), in the order unigrams, bigrams, trigrams.
+        chars = ["^", *run, "$"]
+        out += chars[1:-1]  # unigrams without the marks
+        bigrams = list(map(_add, chars, chars[1:]))
+        out += bigrams
+        out += map(_add, bigrams, chars[2:])
     return out
 
 
@@ -110,30 +127,55 @@ class NgramModel:
             return cls(vocab, z["idf"].astype(np.float32), kind, topic, str(z["digest"]))
 
     def _features(self, prepared: str) -> tuple[np.ndarray, np.ndarray] | None:
-        counts = Counter([i for i in map(self.vocab.get, grams(prepared)) if i is not None])
-        if not counts:
+        """Vocabulary ids of the message's n-grams (first occurrence order) and their tf-idf, L2-normalised.
+
+        Fast path, same floats: when every n-gram occurs once (most short messages), the sublinear tf factor
+        1 + log(1) is exactly 1 and the weights are the idf values themselves, so no Counter, log or product.
+        Ids keep their first-occurrence order either way (a Counter's key order): the dot products below sum
+        in that order, and a float sum in another order could differ in its last bit.
+        """
+        found = list(filter(_known, map(self.vocab.get, grams(prepared))))
+        if not found:
             return None
-        ids = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
-        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-        vals = (1.0 + np.log(tf)) * self.idf[ids]
-        vals /= math.sqrt(float(vals @ vals))
+        first = dict.fromkeys(found)
+        n = len(first)
+        ids = np.fromiter(first, dtype=np.intp, count=n)
+        if n == len(found):
+            vals = self.idf.take(ids)
+        else:
+            tf = np.fromiter(Counter(found).values(), dtype=np.float32, count=n)
+            vals = (1.0 + np.log(tf)) * self.idf.take(ids)
+        vals /= math.sqrt(
+            float(vals.dot(vals))
+        )  # the same float32 dot product as vals @ vals, called for less
         return ids, vals
 
     def predict(self, prepared: str) -> tuple[dict[str, float], dict[str, float]]:
-        """(kind → probability, topic or "none" → probability) for a prepared message."""
+        """(kind → probability, topic or "none" → probability) for a prepared message.
+
+        Both heads' softmax on one array, in place: per head the same numpy operations on the same values as
+        ``e = np.exp(z - z.max()); e /= e.sum()`` (so the same floats, to the last bit), with half the calls
+        and no temporary arrays. The n-gram model is a third of a question's CPU time.
+        """
         feats = self._features(prepared)
         if feats is None:
             z = self._bias.copy()
         else:
             ids, vals = feats
-            z = (vals @ self._weights[ids]).astype(np.float64) + self._bias
-        return _softmax(self.kind.classes, z[: self._split]), _softmax(self.topic.classes, z[self._split :])
-
-
-def _softmax(classes: tuple[str, ...], z: np.ndarray) -> dict[str, float]:
-    e = np.exp(z - z.max())
-    e /= e.sum()
-    return dict(zip(classes, e.tolist(), strict=True))
+            # float32 products, summed with the bias in float64 (as .astype(np.float64) + bias)
+            z = np.add(vals @ self._weights.take(ids, axis=0), self._bias)
+        k = self._split
+        zl = z.tolist()
+        kind, topic = z[:k], z[k:]
+        kind -= max(zl[:k])  # max() of Python floats: exactly ndarray.max()
+        topic -= max(zl[k:])
+        np.exp(z, out=z)
+        kind /= _sum(kind)
+        topic /= _sum(topic)
+        el = z.tolist()
+        return dict(zip(self.kind.classes, el[:k], strict=True)), dict(
+            zip(self.topic.classes, el[k:], strict=True)
+        )
 
 
 def _analyzer(prepared: str) -> list[str]:

@@ -34,6 +34,7 @@ _FILLERS = (
     "嗯嗯",
 )
 _PARTICLES = frozenset("啊呀哦噢喔吧啦嘛咧嘞哇嗯哈呐")
+_DROP_PARTICLES = dict.fromkeys(map(ord, _PARTICLES))  # str.translate table deleting them
 _FOLLOWUP_START = ("那么", "那", "还有", "要是", "如果是", "如果", "换成", "改成")
 _FOLLOWUP_END = ("呢", "的话", "咋样", "怎么样")
 
@@ -55,6 +56,7 @@ _CN_DIGITS = {
 }
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _NUM_RUN = re.compile(r"[0-9.零〇一二两俩三四五六七八九十百千万几]+")
+_NUMERALS = frozenset("0123456789零〇一二两俩三四五六七八九十百千万几")  # _NUM_RUN's characters but "."
 # A number followed by one of these counts things other than money (mu of land, years, grades...).
 _NOT_MONEY_AFTER = (*"亩岁年月天日周级只头个%号点名人口次倍档张层间户套辆台分角", "块地")
 _MONEY_BEFORE = (
@@ -102,18 +104,25 @@ class Normalizer:
 
         simplified: the question already went through simplify() (the engine shares it with the n-gram model).
         """
-        text = question if simplified else self.simplify(question)
+        return self.normalize_words(question if simplified else self.simplify(question))[0]
+
+    def normalize_words(self, simple: str) -> tuple[Normalized, str]:
+        """normalize() of a simplified question, and its words before fillers are removed.
+
+        The words are the letters and digits, runs of anything else made one space: the n-gram model reads
+        them too (``ngram.prepare_words``), so the engine does this regex pass once for both.
+        """
         # Letters and digits only: emoji, punctuation and spaces become separators.
-        text = " ".join(_NON_WORD.sub(" ", text).split())
+        words = text = " ".join(_NON_WORD.sub(" ", simple).split())
         compact = text.replace(" ", "")
         followup = compact.startswith(_FOLLOWUP_START) or compact.endswith(_FOLLOWUP_END)
         amounts = tuple(read_amounts(compact))
         for f in _FILLERS:
             if f in text:
                 text = text.replace(f, " ")
-        text = "".join(ch for ch in text if ch not in _PARTICLES)
+        text = text.translate(_DROP_PARTICLES)
         text = " ".join(text.split())
-        return Normalized(text=text, followup=followup, amounts=amounts)
+        return Normalized(text=text, followup=followup, amounts=amounts), words
 
 
 def _traditional_chars() -> frozenset[str]:
@@ -183,6 +192,8 @@ def parse_number(run: str) -> float | None:
 def read_amounts(text: str) -> list[float]:
     """Money amounts in a question: numbers with 万/千 or of 100 and more, not counting mu, years, grades."""
     out: list[float] = []
+    if _NUMERALS.isdisjoint(text):
+        return out  # no digit or numeral: no run for the search below to find (a lone "." is skipped)
     for m in _NUM_RUN.finditer(text):
         run = m.group(0).strip(".")
         if not run or run in {"一", "两", "二", "十", "百", "千", "万"}:
