@@ -13,9 +13,16 @@ asyncpg's own statement cache, in four round trips around whatever the handler r
 2. `open`: one statement that records the update id (dedup), counts the account's message budget only
    when the update is new, and reads account + person + active dialog (data-modifying CTEs).
 3. `finish`: one statement that writes the active dialog's row, the update's outbox rows (unnest of
-   arrays: one prepared statement whatever the number of rows) and marks the rows the runner confirmed as
-   sent (also CTEs; left out when there is nothing to write).
-4. ``COMMIT`` — through SQLAlchemy's session, which hands it to `PgTransaction`.
+   arrays: one prepared statement whatever the number of rows), marks the rows the runner confirmed as
+   sent, and writes what handlers left for it (`Later`: rows added with `Ctx.add_row`, the account's memo
+   changed with `Ctx.remember`) — all CTEs; left out when there is nothing to write.
+4. ``COMMIT`` — straight on the asyncpg connection when the session has nothing to flush (`Later.commit`),
+   else through SQLAlchemy's session, which flushes and hands it to `PgTransaction`. (It cannot ride in
+   the finish trip: a statement with parameters is one extended-protocol message, asyncpg sends no
+   pipeline, and the finish statement's values must never be quoted into SQL text.)
+
+A question from a villager thus costs these four round trips, plus one every `ID_BLOCK` questions per
+process for a block of question ids (`PgHotPath.next_id`).
 
 SQLAlchemy's asyncpg adapter normally sends its own BEGIN before the first statement; `begin()` installs a
 `PgTransaction` in the adapter instead, so the session's statements (the handler's) run inside the same
@@ -27,13 +34,17 @@ from __future__ import annotations
 import functools
 import json
 import zlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import JSON, Table, event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
+from sqlalchemy.util.concurrency import await_
 
+from bot.core.rows import RowLog, memo_json
 from bot.store.enums import OutboxStatus
 from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate, RateLimit
 
@@ -54,14 +65,22 @@ def user_lock_sql(channel: str, external_id: str) -> str:
     return f"SELECT pg_advisory_xact_lock({USER_LOCK_NS:d}, {user_lock_key(channel, external_id):d})"
 
 
+#: question ids (any `RowLog`'s) taken from the table's sequence at a time, per process
+ID_BLOCK = 32
+
+
 class PgTransaction:
     """Stands in for asyncpg's Transaction in SQLAlchemy's asyncpg adapter (`_transaction`): the BEGIN
-    went out with the lock (`begin`), COMMIT / ROLLBACK are plain statements."""
+    went out with the lock (`begin`), COMMIT / ROLLBACK are plain statements. It also carries the update's
+    `Later` writes, so whatever runs a statement on this connection inside this transaction finds them
+    (`write_rows_first`) — and nothing outside it ever does."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_adapted", "_conn", "later")
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, adapted: Any = None) -> None:
         self._conn = conn
+        self._adapted = adapted
+        self.later: Later | None = None
 
     async def start(self) -> None:  # pragma: no cover - begun by PgHotPath.begin
         raise RuntimeError("already begun")
@@ -71,6 +90,52 @@ class PgTransaction:
 
     async def rollback(self) -> None:
         await self._conn.execute("ROLLBACK")
+
+    async def commit_now(self) -> None:
+        """COMMIT straight on the connection, then tell the adapter the transaction is over (as its own
+        commit does), so the session's close and the pool's reset send nothing more. On failure the
+        adapter still holds the transaction: the session's close rolls it back through SQLAlchemy, which
+        also invalidates a broken connection."""
+        await self._conn.execute("COMMIT")
+        if self._adapted is not None and self._adapted._transaction is self:
+            self._adapted._transaction = None
+
+
+class Later:
+    """What handlers left for the update's finish statement on PostgreSQL: rows added with `Ctx.add_row`
+    (ids already allocated) and the account's memo changed with `Ctx.remember` (kept in session.info under
+    `bot.core.rows.LATER`, and on the transaction)."""
+
+    __slots__ = ("conn", "hot", "memo", "rows", "tx")
+
+    def __init__(self, hot: PgHotPath, conn: Any, tx: PgTransaction) -> None:
+        self.hot = hot
+        self.conn = conn
+        self.tx = tx
+        self.rows: dict[RowLog, list[list[Any]]] = {}
+        self.memo: tuple[int, dict[str, Any] | None] | None = None  # (account id, memo) to write
+
+    async def add(self, log: RowLog, values: list[Any]) -> int:
+        """Keep a row for the finish statement; its id now, from this process's block."""
+        row_id = await self.hot.next_id(self.conn, log)
+        self.rows.setdefault(log, []).append([row_id, *values])
+        return row_id
+
+    async def commit(self) -> None:
+        await self.tx.commit_now()
+
+
+def write_rows_first(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    """SQLAlchemy's before_cursor_execute on the PostgreSQL engine: a statement about to run inside an update
+    that has rows waiting for the finish statement (`Ctx.add_row`) runs after they are written — a case
+    referring to a question by its foreign key, a query that should see the row. Only rows: the memo
+    waits for the finish statement. Runs in SQLAlchemy's greenlet, hence await_."""
+    tx = getattr(getattr(cursor, "_adapt_connection", None), "_transaction", None)
+    if tx.__class__ is not PgTransaction or tx.later is None or not tx.later.rows:
+        return
+    later = tx.later
+    rows, later.rows = later.rows, {}
+    await_(later.hot.write(later.conn, None, (), [], None, rows=rows))
 
 
 class _Entity:
@@ -166,6 +231,13 @@ class PgHotPath:
             f"WHEN {q(rl.name)}.window_start = excluded.window_start THEN {q(rl.name)}.{q('count')} + 1 ELSE 1 END, "
             f"window_start = excluded.window_start RETURNING {q('count')}"
         )
+        self._dialect = dialect
+        self._quote = q
+        self._accounts = acc.name
+        # Ids for rows added in passing (`Later.add`): blocks from the table's own sequence, per process.
+        self.allocate = "SELECT nextval(pg_get_serial_sequence($1, $2)) FROM generate_series(1, $3)"
+        self._ids: dict[str, deque[int]] = {}
+        self.hooked = False
         pending, sent = OutboxStatus.PENDING.value, OutboxStatus.SENT.value
         self.finish = (
             # $1..$8: the dialog row (id NULL: none to write)
@@ -180,9 +252,14 @@ class PgHotPath:
             f"ON CONFLICT (dedup_key) DO NOTHING RETURNING 1), "
             # $17, $18: the keys the runner confirmed sent, and now
             f"s AS (UPDATE {q(out.name)} SET status = '{sent}', sent_at = $18, last_error = '' "
-            f"WHERE dedup_key = ANY($17::varchar[]) AND status = '{pending}' RETURNING 1) "
-            "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT count(*) FROM s)"
+            f"WHERE dedup_key = ANY($17::varchar[]) AND status = '{pending}' RETURNING 1), "
+            # $19, $20: the account whose memo changed (NULL: none) and the memo
+            f"m AS (UPDATE {q(acc.name)} SET memo = $20::json WHERE id = $19 RETURNING 1)"
         )
+        self._finish_end = " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT count(*) FROM s)"
+        # The finish statement per set of row logs with rows in the update (each a CTE of its own).
+        self._finish_by: dict[tuple[RowLog, ...], str] = {(): self.finish + self._finish_end}
+        self._row_binds: dict[RowLog, list[Any]] = {}
         # An outbox payload (a serialised Reply) as the SQLite path writes it: Chinese kept as UTF-8.
         self._payload = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
@@ -194,7 +271,7 @@ class PgHotPath:
         conn = adapted.driver_connection
         isolation = adapted.isolation_level
         begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {_ISOLATION[isolation]}"
-        adapted._transaction = PgTransaction(conn)  # from here on, the session's rollback ends it
+        adapted._transaction = PgTransaction(conn, adapted)  # from here on, the session's rollback ends it
         lock = user_lock_sql(channel, external_id)
         if PgHotPath.trace is not None:
             PgHotPath.trace(lock)
@@ -230,12 +307,88 @@ class PgHotPath:
             PgHotPath.trace(self.count_message)
         return int(await conn.fetchval(self.count_message, key, window))
 
+    def later(self, adapted: Any, conn: Any) -> Later:
+        """The update's `Later`, on the transaction `begin` installed."""
+        tx = adapted._transaction
+        assert isinstance(tx, PgTransaction)
+        tx.later = later = Later(self, conn, tx)
+        return later
+
+    def hook(self, engine: Engine) -> None:
+        """Make every statement SQLAlchemy runs on this engine write an update's waiting rows first."""
+        if not event.contains(engine, "before_cursor_execute", write_rows_first):
+            event.listen(engine, "before_cursor_execute", write_rows_first)
+        self.hooked = True
+
+    async def next_id(self, conn: Any, log: RowLog) -> int:
+        """A new id for a row of `log`: from this process's block, taking a block of `ID_BLOCK` from the
+        table's sequence when it is used up (hi-lo; one round trip per block). Ids are unique across
+        processes (each block is the sequence's); within one process they are handed out in increasing
+        order. A block outlives transactions (nextval is never rolled back): an update that fails only
+        leaves a gap, as a failed INSERT would. (A sequence reset under a running process — tests'
+        TRUNCATE ... RESTART IDENTITY — would make its block stale: a core is built per test.)"""
+        ids = self._ids.get(log.name)
+        if ids is None:
+            ids = self._ids[log.name] = deque()
+        if not ids:
+            if PgHotPath.trace is not None:
+                PgHotPath.trace(self.allocate)
+            block = [r[0] for r in await conn.fetch(self.allocate, self._quote(log.name), log.pk.name, ID_BLOCK)]
+            # Another update of this process may have refilled meanwhile: keep the ids in order.
+            merged = sorted([*ids, *block])
+            ids.clear()
+            ids.extend(merged)
+        return ids.popleft()
+
+    def _finish_for(self, logs: tuple[RowLog, ...]) -> str:
+        """The finish statement with one INSERT CTE per row log (`Later.rows`): the rows as arrays, one per
+        column (JSON columns as text, cast back in the SELECT), after the base statement's 20 parameters."""
+        sql = self._finish_by.get(logs)
+        if sql is None:
+            q = self._quote
+            n = 21
+            ctes: list[str] = []
+            for i, log in enumerate(logs):
+                cols = [log.pk, *log.columns]
+                arrays, picks = [], []
+                for j, col in enumerate(cols):
+                    if isinstance(col.type, JSON):
+                        arrays.append(f"${n}::text[]")
+                        picks.append(f"c{j}::json")
+                    else:
+                        arrays.append(f"${n}::{col.type.compile(dialect=self._dialect)}[]")
+                        picks.append(f"c{j}")
+                    n += 1
+                names = ", ".join(q(c.name) for c in cols)
+                aliases = ", ".join(f"c{j}" for j in range(len(cols)))
+                ctes.append(
+                    f", r{i} AS (INSERT INTO {q(log.name)} ({names}) SELECT {', '.join(picks)} "
+                    f"FROM unnest({', '.join(arrays)}) AS u({aliases}) RETURNING 1)"
+                )
+            sql = self._finish_by[logs] = self.finish + "".join(ctes) + self._finish_end
+        return sql
+
+    def _binds(self, log: RowLog) -> list[Any]:
+        binds = self._row_binds.get(log)
+        if binds is None:
+            d = self._dialect
+            binds = self._row_binds[log] = [
+                c.type.dialect_impl(d).bind_processor(d) or _same for c in (log.pk, *log.columns)
+            ]
+        return binds
+
     async def write(
         self, conn: Any, dialog: DialogState | None, outbox: Sequence[tuple[Any, ...]], sent: list[str],
-        now: datetime,
+        now: datetime | None, later: Later | None = None, rows: dict[RowLog, list[list[Any]]] | None = None,
     ) -> None:
-        """The end-of-update writes in one round trip (nothing is sent when there is nothing to write)."""
-        if dialog is None and not outbox and not sent:
+        """The end-of-update writes in one round trip (nothing is sent when there is nothing to write):
+        the dialog row, outbox rows, sent marks, and what `later` holds (its rows, or `rows` given, and
+        the memo). `later` is emptied: written once."""
+        memo = None
+        if later is not None:
+            rows, later.rows = later.rows, {}
+            memo, later.memo = later.memo, None
+        if dialog is None and not outbox and not sent and memo is None and not rows:
             return
         d: tuple[Any, ...] = (None,) * 8
         if dialog is not None:
@@ -244,9 +397,20 @@ class PgHotPath:
         for key, account, channel, chat, rule, payload, nb, at in outbox:
             for col, v in zip(cols, (key, account, channel, chat, rule, self._payload(payload), nb, at), strict=True):
                 col.append(v)
+        m: tuple[Any, Any] = (None, None) if memo is None else (memo[0], memo_json(memo[1]))
+        logs = tuple(rows) if rows else ()
+        extra: list[list[Any]] = []
+        for log in logs:
+            binds = self._binds(log)
+            arrays: list[list[Any]] = [[] for _ in binds]
+            for row in rows[log]:  # type: ignore[index]
+                for arr, bind, v in zip(arrays, binds, row, strict=True):
+                    arr.append(bind(v))
+            extra += arrays
+        sql = self._finish_for(logs)
         if PgHotPath.trace is not None:
-            PgHotPath.trace(self.finish)
-        await conn.fetchrow(self.finish, *d, *cols, sent, now)
+            PgHotPath.trace(sql)
+        await conn.fetchrow(sql, *d, *cols, sent, now, *m, *extra)
 
 
 def _same(value: Any) -> Any:
