@@ -156,7 +156,13 @@ async def test_round_trips_per_question_on_postgres(
     ID_BLOCK questions."""
     app.core.use_outbox(30.0, lambda r: {"text": r.text, "chat_id": r.chat_id})
     commits: list[Any] = []
-    monkeypatch.setattr(engine_mod, "_commit_and_close", lambda s: commits.append(s) or s.commit() or s.close())
+    commit_and_close = engine_mod._commit_and_close
+
+    def counted(session: Any) -> None:
+        commits.append(session)
+        commit_and_close(session)
+
+    monkeypatch.setattr(engine_mod, "_commit_and_close", counted)
     sync_engine = app.core.sessions.kw["bind"].sync_engine
     chat = Chat(app, "906")
     await chat.send("住院能报多少")  # the account is created: the ORM's flush and commit
