@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import Table, event, select
 
 from bot.clock import FixedClock
 from bot.core import engine as engine_mod
 from bot.core import pg_hot
 from bot.core.bootstrap import App, build_core
+from bot.core.context import Ctx
+from bot.core.engine import Core
 from bot.core.pg_hot import PgHotPath
-from bot.core.types import Incoming, User
+from bot.core.router import EVERYONE, Router
+from bot.core.rows import RowLog
+from bot.core.types import Incoming, Reply, User
 from bot.handlers.policy import MEMO
 from bot.settings import Settings
 from bot.store.models import Account, Case, PolicyQuestion
@@ -236,3 +240,62 @@ async def test_question_ids_unique_across_two_workers(
     assert set(ids["a"]).isdisjoint(ids["b"]) and ids["a"] and ids["b"]
     for got in ids.values():
         assert got == sorted(got)
+
+
+def _rows_router() -> Router:
+    """A feature that adds rows in passing and keeps a memo: two rows in one update (several rows of one
+    table), read back through the session in the same update, and the memo seen by the next update."""
+    r = Router("rows")
+    log = RowLog(cast(Table, PolicyQuestion.__table__))
+
+    @r.command("two", roles=EVERYONE)
+    async def two(ctx: Ctx) -> None:
+        before = dict(ctx.memo)
+        first = await ctx.add_row(log, account_id=ctx.account.id, text="一", created_at=ctx.now)
+        second = await ctx.add_row(log, account_id=ctx.account.id, text="二", created_at=ctx.now, topic="t")
+        await ctx.remember("rows", {"n": (before.get("rows") or {}).get("n", 0) + 2, "last": second})
+        await ctx.remember("other", "kept")
+        row = await ctx.session.get(PolicyQuestion, first)  # a statement through the session sees the row
+        assert row is not None and row.text == "一"
+        ctx.reply_text(f"{first}|{second}|{before.get('rows')}")
+
+    @r.command("forget", roles=EVERYONE)
+    async def forget(ctx: Ctx) -> None:
+        await ctx.remember("rows", None)
+        await ctx.remember("other", None)
+        ctx.reply_text("ok")
+
+    return r
+
+
+@pytest.mark.parametrize("hot_path", [True, False])  # False: PostgreSQL through SQLAlchemy only (not asyncpg)
+async def test_rows_and_memo_through_any_path(app: App, clock: FixedClock, hot_path: bool) -> None:
+    core = Core(app.core.settings, clock, app.core.sessions, app.core.catalogs, [_rows_router()], [],
+                app.core.services, None)
+    if not hot_path:
+        if core._pg is None:
+            pytest.skip("no PostgreSQL hot path on this database")
+        core._pg = None
+
+    async def send(n: int, text: str) -> str:
+        cmd, args = Incoming.parse_command(text)
+        inc = Incoming("telegram", User("907", "x"), "907", update_id=f"r-{n}", text=text, command=cmd, args=args)
+        return " ".join(a.text or "" for a in (await core.handle(inc)).actions if isinstance(a, Reply))
+
+    first, second, seen = (await send(1, "/two")).split("|")
+    assert seen == "None"
+    again = (await send(2, "/two")).split("|")
+    assert again[2] == str({"n": 2, "last": int(second)})  # the memo the first update kept
+    async with app.core.sessions() as s:
+        rows = list((await s.execute(select(PolicyQuestion).order_by(PolicyQuestion.id))).scalars())
+        account = (await s.execute(select(Account).where(Account.external_id == "907"))).scalar_one()
+    assert [(r.text, r.topic, r.answered, r.context, r.confidence) for r in rows] == [
+        ("一", "none", False, {}, 0.0), ("二", "t", False, {}, 0.0)
+    ] * 2
+    assert [r.id for r in rows[:2]] == [int(first), int(second)] and len({r.id for r in rows}) == 4
+    assert account.memo == {"rows": {"n": 4, "last": rows[-1].id}, "other": "kept"}
+    assert await send(3, "/forget") == "ok"
+    async with app.core.sessions() as s:
+        account = (await s.execute(select(Account).where(Account.external_id == "907"))).scalar_one()
+        is_null = await s.scalar(select(Account.memo.is_(None)).where(Account.id == account.id))
+    assert account.memo is None and is_null  # an empty memo is SQL NULL, not JSON null

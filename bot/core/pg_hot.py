@@ -258,7 +258,7 @@ class PgHotPath:
         )
         self._finish_end = " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT count(*) FROM s)"
         # The finish statement per set of row logs with rows in the update (each a CTE of its own).
-        self._finish_by: dict[tuple[RowLog, ...], str] = {(): self.finish + self._finish_end}
+        self._finish_by: dict[tuple[tuple[RowLog, bool], ...], str] = {(): self.finish + self._finish_end}
         self._row_binds: dict[RowLog, list[Any]] = {}
         # An outbox payload (a serialised Reply) as the SQLite path writes it: Chinese kept as UTF-8.
         self._payload = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
@@ -340,31 +340,37 @@ class PgHotPath:
             ids.extend(merged)
         return ids.popleft()
 
-    def _finish_for(self, logs: tuple[RowLog, ...]) -> str:
-        """The finish statement with one INSERT CTE per row log (`Later.rows`): the rows as arrays, one per
-        column (JSON columns as text, cast back in the SELECT), after the base statement's 20 parameters."""
+    def _finish_for(self, logs: tuple[tuple[RowLog, bool], ...]) -> str:
+        """The finish statement with one INSERT CTE per row log with rows (`Later.rows`), after the base
+        statement's 20 parameters: a single row as one parameter per column (the usual case: a question;
+        asyncpg encodes a one-element array for several times a scalar's cost), several as one array per
+        column, unnested (one prepared statement whatever their number). JSON travels as text, cast back."""
         sql = self._finish_by.get(logs)
         if sql is None:
             q = self._quote
             n = 21
             ctes: list[str] = []
-            for i, log in enumerate(logs):
+            for i, (log, single) in enumerate(logs):
                 cols = [log.pk, *log.columns]
-                arrays, picks = [], []
-                for j, col in enumerate(cols):
-                    if isinstance(col.type, JSON):
-                        arrays.append(f"${n}::text[]")
-                        picks.append(f"c{j}::json")
-                    else:
-                        arrays.append(f"${n}::{col.type.compile(dialect=self._dialect)}[]")
-                        picks.append(f"c{j}")
-                    n += 1
                 names = ", ".join(q(c.name) for c in cols)
-                aliases = ", ".join(f"c{j}" for j in range(len(cols)))
-                ctes.append(
-                    f", r{i} AS (INSERT INTO {q(log.name)} ({names}) SELECT {', '.join(picks)} "
-                    f"FROM unnest({', '.join(arrays)}) AS u({aliases}) RETURNING 1)"
-                )
+                params, picks = [], []
+                for j, col in enumerate(cols):
+                    as_json = isinstance(col.type, JSON)
+                    sql_type = "text" if as_json else col.type.compile(dialect=self._dialect)
+                    cast_back = "::json" if as_json else ""
+                    params.append(f"${n}::{sql_type}{cast_back}" if single else f"${n}::{sql_type}[]")
+                    picks.append(f"c{j}{cast_back}")
+                    n += 1
+                if single:
+                    ctes.append(
+                        f", r{i} AS (INSERT INTO {q(log.name)} ({names}) VALUES ({', '.join(params)}) RETURNING 1)"
+                    )
+                else:
+                    aliases = ", ".join(f"c{j}" for j in range(len(cols)))
+                    ctes.append(
+                        f", r{i} AS (INSERT INTO {q(log.name)} ({names}) SELECT {', '.join(picks)} "
+                        f"FROM unnest({', '.join(params)}) AS u({aliases}) RETURNING 1)"
+                    )
             sql = self._finish_by[logs] = self.finish + "".join(ctes) + self._finish_end
         return sql
 
@@ -398,16 +404,21 @@ class PgHotPath:
             for col, v in zip(cols, (key, account, channel, chat, rule, self._payload(payload), nb, at), strict=True):
                 col.append(v)
         m: tuple[Any, Any] = (None, None) if memo is None else (memo[0], memo_json(memo[1]))
-        logs = tuple(rows) if rows else ()
-        extra: list[list[Any]] = []
-        for log in logs:
+        logs: list[tuple[RowLog, bool]] = []
+        extra: list[Any] = []
+        for log, log_rows in (rows or {}).items():
             binds = self._binds(log)
+            if len(log_rows) == 1:
+                logs.append((log, True))
+                extra += [bind(v) for bind, v in zip(binds, log_rows[0], strict=True)]
+                continue
+            logs.append((log, False))
             arrays: list[list[Any]] = [[] for _ in binds]
-            for row in rows[log]:  # type: ignore[index]
+            for row in log_rows:
                 for arr, bind, v in zip(arrays, binds, row, strict=True):
                     arr.append(bind(v))
             extra += arrays
-        sql = self._finish_for(logs)
+        sql = self._finish_for(tuple(logs))
         if PgHotPath.trace is not None:
             PgHotPath.trace(sql)
         await conn.fetchrow(sql, *d, *cols, sent, now, *m, *extra)
