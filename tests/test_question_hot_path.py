@@ -23,7 +23,7 @@ from bot.core.rows import RowLog
 from bot.core.types import Incoming, Reply, User
 from bot.handlers.policy import MEMO
 from bot.settings import Settings
-from bot.store.models import Account, Case, PolicyQuestion
+from bot.store.models import Account, Case, Outbox, PolicyQuestion
 from tests.conftest import Chat, World, bind
 
 CASE_TEXT = "我家的低保补贴三个月没到账了，是不是弄错了"
@@ -127,6 +127,9 @@ async def test_a_case_opened_from_a_question_refers_to_its_row(app: App, world: 
     first, with the foreign key checked), both in the update's one transaction."""
     villager = Chat(app, "905")
     await bind(app, villager, household_id=world.households["张大山"])
+    await bind(app, Chat(app, "908"), person_id=world.cadre_ids[0])  # the paired cadre, told of the case
+    await bind(app, Chat(app, "909"), person_id=world.leader_id)
+    app.core.use_outbox(30.0, lambda r: {"text": r.text, "chat_id": r.chat_id})  # several rows: arrays
     sync_engine = app.core.sessions.kw["bind"].sync_engine
     order: list[str] = []
 
@@ -136,13 +139,16 @@ async def test_a_case_opened_from_a_question_refers_to_its_row(app: App, world: 
     event.listen(sync_engine, "before_cursor_execute", seen)
     PgHotPath.trace = order.append
     try:
-        await villager.send(CASE_TEXT)
+        replies = await villager.send(CASE_TEXT)
     finally:
         event.remove(sync_engine, "before_cursor_execute", seen)
         PgHotPath.trace = None
     [q] = await _questions(app)
     async with app.core.sessions() as s:
         [case] = (await s.execute(select(Case))).scalars().all()
+        outbox = list((await s.execute(select(Outbox))).scalars())
+    assert len(replies) >= 3 and sorted(r.outbox_key or "" for r in replies) == sorted(o.dedup_key for o in outbox)
+    assert {o.chat_id for o in outbox} == {"905", "908", "909"}  # the villager, the cadre and the leader
     assert case.question_id == q.id and case.idem_key == f"q{q.id}" and not q.answered
     if app.core._pg is not None:
         row_write = next(i for i, sql in enumerate(order) if "INSERT INTO policy_questions" in sql)

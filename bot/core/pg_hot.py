@@ -239,16 +239,16 @@ class PgHotPath:
         self._ids: dict[str, deque[int]] = {}
         self.hooked = False
         pending, sent = OutboxStatus.PENDING.value, OutboxStatus.SENT.value
-        self.finish = (
+        dialog_cte = (
             # $1..$8: the dialog row (id NULL: none to write)
             f"WITH d AS (UPDATE {q(dia.name)} SET nonce = $2, step = $3, data = $4::json, history = $5::json, "
             f"active = $6, created_at = $7, updated_at = $8 WHERE id = $1 RETURNING 1), "
-            # $9..$16: the update's outbox rows as arrays (the row's own handover time and creation time)
+        )
+        outbox_into = (
             f"o AS (INSERT INTO {q(out.name)} (dedup_key, account_id, channel, chat_id, {q('rule')}, payload, "
             f"status, not_before, attempts, last_error, created_at) "
-            f"SELECT k, a, c, ch, r, p::json, '{pending}', nb, 1, '', at FROM unnest($9::varchar[], "
-            f"$10::bigint[], $11::varchar[], $12::varchar[], $13::varchar[], $14::text[], $15::timestamptz[], "
-            f"$16::timestamptz[]) AS u(k, a, c, ch, r, p, nb, at) "
+        )
+        rest = (
             f"ON CONFLICT (dedup_key) DO NOTHING RETURNING 1), "
             # $17, $18: the keys the runner confirmed sent, and now
             f"s AS (UPDATE {q(out.name)} SET status = '{sent}', sent_at = $18, last_error = '' "
@@ -256,9 +256,22 @@ class PgHotPath:
             # $19, $20: the account whose memo changed (NULL: none) and the memo
             f"m AS (UPDATE {q(acc.name)} SET memo = $20::json WHERE id = $19 RETURNING 1)"
         )
+        self.finish = (
+            dialog_cte + outbox_into
+            # $9..$16: the update's outbox rows as arrays (the row's own handover time and creation time)
+            + f"SELECT k, a, c, ch, r, p::json, '{pending}', nb, 1, '', at FROM unnest($9::varchar[], "
+            f"$10::bigint[], $11::varchar[], $12::varchar[], $13::varchar[], $14::text[], $15::timestamptz[], "
+            f"$16::timestamptz[]) AS u(k, a, c, ch, r, p, nb, at) " + rest
+        )
+        # The usual update has one message: its row as one parameter per column (see `_finish_for`).
+        self.finish_one = (
+            dialog_cte + outbox_into
+            + f"VALUES ($9::varchar, $10::bigint, $11::varchar, $12::varchar, $13::varchar, $14::text::json, "
+            f"'{pending}', $15::timestamptz, 1, '', $16::timestamptz) " + rest
+        )
         self._finish_end = " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT count(*) FROM s)"
-        # The finish statement per set of row logs with rows in the update (each a CTE of its own).
-        self._finish_by: dict[tuple[tuple[RowLog, bool], ...], str] = {(): self.finish + self._finish_end}
+        # The finish statement per (one outbox row?, row logs with rows in the update: each a CTE of its own).
+        self._finish_by: dict[tuple[bool, tuple[tuple[RowLog, bool], ...]], str] = {}
         self._row_binds: dict[RowLog, list[Any]] = {}
         # An outbox payload (a serialised Reply) as the SQLite path writes it: Chinese kept as UTF-8.
         self._payload = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
@@ -340,12 +353,13 @@ class PgHotPath:
             ids.extend(merged)
         return ids.popleft()
 
-    def _finish_for(self, logs: tuple[tuple[RowLog, bool], ...]) -> str:
-        """The finish statement with one INSERT CTE per row log with rows (`Later.rows`), after the base
-        statement's 20 parameters: a single row as one parameter per column (the usual case: a question;
-        asyncpg encodes a one-element array for several times a scalar's cost), several as one array per
-        column, unnested (one prepared statement whatever their number). JSON travels as text, cast back."""
-        sql = self._finish_by.get(logs)
+    def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...]) -> str:
+        """The finish statement for one outbox row or any other number (`one`), with an INSERT CTE per row
+        log with rows (`Later.rows`) after the base statement's 20 parameters. A single row goes as one
+        parameter per column (the usual case: one reply, one question; asyncpg encodes a one-element array
+        for several times a scalar's cost), several as one array per column, unnested (one prepared
+        statement whatever their number). JSON travels as text, cast back."""
+        sql = self._finish_by.get((one, logs))
         if sql is None:
             q = self._quote
             n = 21
@@ -371,7 +385,8 @@ class PgHotPath:
                         f", r{i} AS (INSERT INTO {q(log.name)} ({names}) SELECT {', '.join(picks)} "
                         f"FROM unnest({', '.join(params)}) AS u({aliases}) RETURNING 1)"
                     )
-            sql = self._finish_by[logs] = self.finish + "".join(ctes) + self._finish_end
+            base = self.finish_one if one else self.finish
+            sql = self._finish_by[(one, logs)] = base + "".join(ctes) + self._finish_end
         return sql
 
     def _binds(self, log: RowLog) -> list[Any]:
@@ -399,10 +414,16 @@ class PgHotPath:
         d: tuple[Any, ...] = (None,) * 8
         if dialog is not None:
             d = tuple(bind(getattr(dialog, name)) for name, bind in self._dialog_binds)
-        cols: list[list[Any]] = [[], [], [], [], [], [], [], []]
-        for key, account, channel, chat, rule, payload, nb, at in outbox:
-            for col, v in zip(cols, (key, account, channel, chat, rule, self._payload(payload), nb, at), strict=True):
-                col.append(v)
+        one = len(outbox) == 1
+        cols: list[Any]
+        if one:  # as scalars (`finish_one`)
+            key, account, channel, chat, rule, payload, nb, at = outbox[0]
+            cols = [key, account, channel, chat, rule, self._payload(payload), nb, at]
+        else:
+            cols = [[], [], [], [], [], [], [], []]
+            for key, account, channel, chat, rule, payload, nb, at in outbox:
+                for col, v in zip(cols, (key, account, channel, chat, rule, self._payload(payload), nb, at), strict=True):
+                    col.append(v)
         m: tuple[Any, Any] = (None, None) if memo is None else (memo[0], memo_json(memo[1]))
         logs: list[tuple[RowLog, bool]] = []
         extra: list[Any] = []
@@ -418,7 +439,7 @@ class PgHotPath:
                 for arr, bind, v in zip(arrays, binds, row, strict=True):
                     arr.append(bind(v))
             extra += arrays
-        sql = self._finish_for(tuple(logs))
+        sql = self._finish_for(one, tuple(logs))
         if PgHotPath.trace is not None:
             PgHotPath.trace(sql)
         await conn.fetchrow(sql, *d, *cols, sent, now, *m, *extra)
