@@ -265,6 +265,16 @@ def _rows_router() -> Router:
         assert row is not None and row.text == "一"
         ctx.reply_text(f"{first}|{second}|{before.get('rows')}")
 
+    @r.command("fail", roles=EVERYONE)
+    async def fail(ctx: Ctx) -> None:
+        await ctx.add_row(log, account_id=ctx.account.id, text="失败", created_at=ctx.now)
+        await ctx.remember("rows", "never")
+        raise RuntimeError("the update fails after adding a row, before any statement")
+
+    @r.command("look", roles=EVERYONE)
+    async def look(ctx: Ctx) -> None:
+        ctx.reply_text(str(await ctx.session.get(PolicyQuestion, 1) is not None))  # a statement, no row added
+
     @r.command("forget", roles=EVERYONE)
     async def forget(ctx: Ctx) -> None:
         await ctx.remember("rows", None)
@@ -305,3 +315,36 @@ async def test_rows_and_memo_through_any_path(app: App, clock: FixedClock, hot_p
         account = (await s.execute(select(Account).where(Account.external_id == "907"))).scalar_one()
         is_null = await s.scalar(select(Account.memo.is_(None)).where(Account.id == account.id))
     assert account.memo is None and is_null  # an empty memo is SQL NULL, not JSON null
+
+
+async def test_a_failed_update_leaves_no_row_behind(app: App, clock: FixedClock) -> None:
+    """An update that added a row and then failed (before any statement wrote it) leaves nothing: the next
+    updates on the same pooled connection — whose statements would have written waiting rows — write only
+    their own, and the memo is not the failed update's."""
+    core = Core(app.core.settings, clock, app.core.sessions, app.core.catalogs, [_rows_router()], [],
+                app.core.services, None)
+
+    async def send(n: int, text: str) -> list[str]:
+        cmd, args = Incoming.parse_command(text)
+        inc = Incoming("telegram", User("910", "x"), "910", update_id=f"f-{n}", text=text, command=cmd, args=args)
+        return [a.text or "" for a in (await core.handle(inc)).actions if isinstance(a, Reply)]
+
+    engine = app.core.sessions.kw["bind"]
+    await send(1, "/two")
+    assert await send(2, "/fail") == [core.catalogs.get("zh_CN")("core.error")]
+    if engine.dialect.name == "postgresql":  # the failed update's stand-in mutex is still on the connection
+        async with engine.connect() as conn:
+            adapted = (await conn.get_raw_connection()).dbapi_connection
+            assert not isinstance(adapted._execute_mutex, asyncio.Lock)
+    assert await send(3, "/look") == ["True"]  # its statement must not write the failed update's row
+    await send(4, "/two")
+    await send(5, "/two")
+    async with app.core.sessions() as s:
+        texts = [r.text for r in (await s.execute(select(PolicyQuestion).order_by(PolicyQuestion.id))).scalars()]
+        account = (await s.execute(select(Account).where(Account.external_id == "910"))).scalar_one()
+    assert texts == ["一", "二"] * 3
+    assert account.memo is not None and account.memo["rows"]["n"] == 6
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:  # the connection the updates took turns on: its real mutex back
+            adapted = (await conn.get_raw_connection()).dbapi_connection
+            assert isinstance(adapted._execute_mutex, asyncio.Lock)

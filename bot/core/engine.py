@@ -390,8 +390,6 @@ class Core:
         conn = await session.connection()
         adapted = (await conn.get_raw_connection()).dbapi_connection
         raw = await pg.begin(adapted, inc.channel, inc.user.id)
-        if not pg.hooked:
-            pg.hook(self._db.sync_engine)
         session.info[LATER] = pg.later(adapted, raw)  # what Ctx.add_row / Ctx.remember leave for `_finish_pg`
         now = self.clock.now()
         dedup = (inc.channel, inc.bot_id, str(inc.update_id), now) if inc.update_id is not None else None

@@ -39,10 +39,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import JSON, Table
 from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
-from sqlalchemy.util.concurrency import await_
 
 from bot.core.rows import RowLog, memo_json
 from bot.store.enums import OutboxStatus
@@ -72,8 +70,8 @@ ID_BLOCK = 32
 class PgTransaction:
     """Stands in for asyncpg's Transaction in SQLAlchemy's asyncpg adapter (`_transaction`): the BEGIN
     went out with the lock (`begin`), COMMIT / ROLLBACK are plain statements. It also carries the update's
-    `Later` writes, so whatever runs a statement on this connection inside this transaction finds them
-    (`write_rows_first`) — and nothing outside it ever does."""
+    `Later` writes, so a statement SQLAlchemy runs on this connection inside this transaction finds its rows
+    written first (`_RowsFirst`) — and nothing outside it ever does."""
 
     __slots__ = ("_adapted", "_conn", "later")
 
@@ -106,7 +104,7 @@ class Later:
     (ids already allocated) and the account's memo changed with `Ctx.remember` (kept in session.info under
     `bot.core.rows.LATER`, and on the transaction)."""
 
-    __slots__ = ("conn", "hot", "memo", "rows", "tx")
+    __slots__ = ("armed", "conn", "hot", "memo", "rows", "tx")
 
     def __init__(self, hot: PgHotPath, conn: Any, tx: PgTransaction) -> None:
         self.hot = hot
@@ -114,28 +112,66 @@ class Later:
         self.tx = tx
         self.rows: dict[RowLog, list[list[Any]]] = {}
         self.memo: tuple[int, dict[str, Any] | None] | None = None  # (account id, memo) to write
+        self.armed: _RowsFirst | None = None
 
     async def add(self, log: RowLog, values: list[Any]) -> int:
         """Keep a row for the finish statement; its id now, from this process's block."""
         row_id = await self.hot.next_id(self.conn, log)
         self.rows.setdefault(log, []).append([row_id, *values])
+        if self.armed is None and self.tx._adapted is not None:
+            self.armed = _RowsFirst(self.tx._adapted, self)
         return row_id
+
+    def taken(self) -> None:
+        """The rows were written: nothing for a later statement to write first."""
+        if self.armed is not None:
+            self.armed.disarm()
+            self.armed = None
 
     async def commit(self) -> None:
         await self.tx.commit_now()
 
 
-def write_rows_first(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-    """SQLAlchemy's before_cursor_execute on the PostgreSQL engine: a statement about to run inside an update
-    that has rows waiting for the finish statement (`Ctx.add_row`) runs after they are written — a case
-    referring to a question by its foreign key, a query that should see the row. Only rows: the memo
-    waits for the finish statement. Runs in SQLAlchemy's greenlet, hence await_."""
-    tx = getattr(getattr(cursor, "_adapt_connection", None), "_transaction", None)
-    if tx.__class__ is not PgTransaction or tx.later is None or not tx.later.rows:
-        return
-    later = tx.later
-    rows, later.rows = later.rows, {}
-    await_(later.hot.write(later.conn, None, (), [], None, rows=rows))
+class _RowsFirst:
+    """Stands in for the statement mutex of SQLAlchemy's asyncpg adapter (`_execute_mutex`, entered by every
+    statement SQLAlchemy runs on the connection) while an update has rows waiting for its finish statement
+    (`Later.add`): the first such statement writes them before it runs — a case referring to a question by
+    its foreign key, a query that should see the row — and the real mutex is back from then on.
+
+    Why not an engine event (before_cursor_execute): SQLAlchemy then dispatches events around every statement
+    of every update (~8 µs each, measured), for the few updates that need this. A wrapper left behind by
+    an update that failed before any statement disarms itself: it writes only for the transaction it was
+    armed in."""
+
+    __slots__ = ("_adapted", "_later", "_lock")
+
+    def __init__(self, adapted: Any, later: Later) -> None:
+        lock = adapted._execute_mutex
+        self._lock: Any = lock._lock if isinstance(lock, _RowsFirst) else lock
+        self._adapted = adapted
+        self._later = later
+        adapted._execute_mutex = self
+
+    def disarm(self) -> None:
+        if self._adapted._execute_mutex is self:
+            self._adapted._execute_mutex = self._lock
+
+    async def __aenter__(self) -> None:
+        self.disarm()
+        await self._lock.acquire()
+        later = self._later
+        if later.armed is self:
+            later.armed = None
+        try:
+            if self._adapted._transaction is later.tx and later.rows:
+                rows, later.rows = later.rows, {}
+                await later.hot.write(later.conn, None, (), [], None, rows=rows)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 class _Entity:
@@ -237,7 +273,6 @@ class PgHotPath:
         # Ids for rows added in passing (`Later.add`): blocks from the table's own sequence, per process.
         self.allocate = "SELECT nextval(pg_get_serial_sequence($1, $2)) FROM generate_series(1, $3)"
         self._ids: dict[str, deque[int]] = {}
-        self.hooked = False
         pending, sent = OutboxStatus.PENDING.value, OutboxStatus.SENT.value
         dialog_cte = (
             # $1..$8: the dialog row (id NULL: none to write)
@@ -327,12 +362,6 @@ class PgHotPath:
         tx.later = later = Later(self, conn, tx)
         return later
 
-    def hook(self, engine: Engine) -> None:
-        """Make every statement SQLAlchemy runs on this engine write an update's waiting rows first."""
-        if not event.contains(engine, "before_cursor_execute", write_rows_first):
-            event.listen(engine, "before_cursor_execute", write_rows_first)
-        self.hooked = True
-
     async def next_id(self, conn: Any, log: RowLog) -> int:
         """A new id for a row of `log`: from this process's block, taking a block of `ID_BLOCK` from the
         table's sequence when it is used up (hi-lo; one round trip per block). Ids are unique across
@@ -409,6 +438,7 @@ class PgHotPath:
         if later is not None:
             rows, later.rows = later.rows, {}
             memo, later.memo = later.memo, None
+            later.taken()
         if dialog is None and not outbox and not sent and memo is None and not rows:
             return
         d: tuple[Any, ...] = (None,) * 8

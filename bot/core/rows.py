@@ -9,7 +9,7 @@ PostgreSQL (and SQLAlchemy's execution machinery around it). Instead:
   blocks per process (hi-lo: one ``nextval`` per block; ids stay unique across worker processes), and the
   row is written by the update's finish statement, with the outbox rows. Should anything in the update run
   a statement through SQLAlchemy after the row was added (a case that refers to the question by its foreign
-  key, a query that should see it), the rows added so far are written first (`pg_hot.write_rows_first`).
+  key, a query that should see it), the rows added so far are written first (`pg_hot._RowsFirst`).
   The memo is written by the same finish statement.
 - Elsewhere (SQLite; PostgreSQL on another driver): the row and the memo are written at once, on SQLite
   straight on the DBAPI cursor (no SQLAlchemy execution context), as the core's dedup insert is.
