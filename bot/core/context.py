@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.clock import local_today
+from bot.core.rows import LATER, RowLog, insert_now, write_memo_now
 from bot.core.types import AnswerCallback, Document, Incoming, Markup, Outgoing, Photo, Reply
 from bot.i18n import Translator
 from bot.store.enums import Role
@@ -119,7 +121,41 @@ class Ctx:
             text = self.t(key, **args) if key else None
             self.actions.append(AnswerCallback(self.inc.callback_id, text, alert))
 
+    # --- memory between updates ---
+    @property
+    def memo(self) -> Mapping[str, Any]:
+        """The speaker's account memo: small values features keep from one update to the next (read-only
+        here; change it with `remember`). Loaded with the account at no extra cost."""
+        return self.account.memo or {}
+
+    async def remember(self, key: str, value: Any) -> None:
+        """Keep `value` (JSON; None forgets it) in the account memo under `key` (a feature's own name),
+        written with this update: in its finish statement on PostgreSQL, at once elsewhere. Keep it
+        small: it is read with every update of the account."""
+        memo = {k: v for k, v in (self.account.memo or {}).items() if k != key}
+        if value is not None:
+            memo[key] = value
+        stored = memo or None
+        # As loaded: the ORM's flush leaves the column alone (written below, or by the finish statement).
+        set_committed_value(self.account, "memo", stored)
+        later = self.session.info.get(LATER)
+        if later is not None:
+            later.memo = (self.account.id, stored)
+        else:
+            await self.session.run_sync(write_memo_now, self.account.id, stored)
+
     # --- record ---
+    async def add_row(self, log: RowLog, **values: Any) -> int:
+        """Add a row to `log`'s table in this update's transaction and return its id (columns not given
+        take their defaults). On PostgreSQL the row waits for the update's finish statement — unless a
+        statement runs through the session first, which then finds it written (bot/core/rows.py); read it
+        back through the session, not by another connection, within the update."""
+        row = log.values(values)
+        later = self.session.info.get(LATER)
+        if later is not None:
+            return int(await later.add(log, row))
+        return int(await self.session.run_sync(insert_now, log, row))
+
     def audit(self, action: str, entity: str = "", entity_id: int | None = None, **detail: Any) -> None:
         """Append an audit-log row in this update's transaction."""
         self.session.add(

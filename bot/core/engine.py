@@ -38,8 +38,9 @@ from bot.core.dialog import (
     new_nonce,
 )
 from bot.core.normalize import normalize_incoming
-from bot.core.pg_hot import PgHotPath, user_lock_sql
+from bot.core.pg_hot import Later, PgHotPath, user_lock_sql
 from bot.core.router import Route, Router
+from bot.core.rows import LATER
 from bot.core.services import Services
 from bot.core.sqlite_hot import SqliteHotPath, fetch
 from bot.core.types import (
@@ -439,6 +440,7 @@ class Core:
         conn = await session.connection()
         adapted = (await conn.get_raw_connection()).dbapi_connection
         raw = await pg.begin(adapted, inc.channel, inc.user.id)
+        session.info[LATER] = pg.later(adapted, raw)  # what Ctx.add_row / Ctx.remember leave for `_finish_pg`
         now = self.clock.now()
         dedup = (inc.channel, inc.bot_id, str(inc.update_id), now) if inc.update_id is not None else None
         budget = None
@@ -470,16 +472,24 @@ class Core:
     async def _finish_pg(
         self, session: AsyncSession, raw: Any, active: DialogState | None, queued: list[Any] | None
     ) -> None:
-        """`_finish` on PostgreSQL: the dialog row, the outbox rows and the sent marks in one statement
-        (`PgHotPath.write`), then the session's flush of anything else and COMMIT."""
+        """`_finish` on PostgreSQL: the dialog row, the outbox rows, the sent marks and what handlers left
+        (`Later`: rows, the account's memo) in one statement (`PgHotPath.write`), then COMMIT: straight on
+        the connection when the session has nothing to flush (no SQLAlchemy commit machinery, no greenlet
+        for it), else the session's flush of the rest and its commit."""
         assert self._pg is not None
-        dialog = active if self._dialog_to_write(session.sync_session, active) else None
+        sync = session.sync_session
+        dialog = active if self._dialog_to_write(sync, active) else None
         if dialog is not None:
             session.expunge(dialog)  # written by the statement below, not by the ORM's flush
+        later: Later | None = session.info.get(LATER)
         keys, self._sent_keys = self._sent_keys, []
         try:
-            await self._pg.write(raw, dialog, queued or (), keys, self.clock.now())
-            await session.run_sync(_commit_and_close)
+            await self._pg.write(raw, dialog, queued or (), keys, self.clock.now(), later)
+            if later is not None and sync._is_clean():
+                await later.commit()
+                await session.close()  # nothing left to roll back: returns the connection, sends nothing
+            else:
+                await session.run_sync(_commit_and_close)
         except BaseException:
             self._sent_keys[:0] = keys  # marked with a later commit instead
             raise

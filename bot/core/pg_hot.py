@@ -13,9 +13,16 @@ asyncpg's own statement cache, in four round trips around whatever the handler r
 2. `open`: one statement that records the update id (dedup), counts the account's message budget only
    when the update is new, and reads account + person + active dialog (data-modifying CTEs).
 3. `finish`: one statement that writes the active dialog's row, the update's outbox rows (unnest of
-   arrays: one prepared statement whatever the number of rows) and marks the rows the runner confirmed as
-   sent (also CTEs; left out when there is nothing to write).
-4. ``COMMIT`` — through SQLAlchemy's session, which hands it to `PgTransaction`.
+   arrays: one prepared statement whatever the number of rows), marks the rows the runner confirmed as
+   sent, and writes what handlers left for it (`Later`: rows added with `Ctx.add_row`, the account's memo
+   changed with `Ctx.remember`) — all CTEs; left out when there is nothing to write.
+4. ``COMMIT`` — straight on the asyncpg connection when the session has nothing to flush (`Later.commit`),
+   else through SQLAlchemy's session, which flushes and hands it to `PgTransaction`. (It cannot ride in
+   the finish trip: a statement with parameters is one extended-protocol message, asyncpg sends no
+   pipeline, and the finish statement's values must never be quoted into SQL text.)
+
+A question from a villager thus costs these four round trips, plus one every `ID_BLOCK` questions per
+process for a block of question ids (`PgHotPath.next_id`).
 
 SQLAlchemy's asyncpg adapter normally sends its own BEGIN before the first statement; `begin()` installs a
 `PgTransaction` in the adapter instead, so the session's statements (the handler's) run inside the same
@@ -27,13 +34,15 @@ from __future__ import annotations
 import functools
 import json
 import zlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import JSON, Table
 from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
 
+from bot.core.rows import RowLog, memo_json
 from bot.store.enums import OutboxStatus
 from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate, RateLimit
 
@@ -54,14 +63,22 @@ def user_lock_sql(channel: str, external_id: str) -> str:
     return f"SELECT pg_advisory_xact_lock({USER_LOCK_NS:d}, {user_lock_key(channel, external_id):d})"
 
 
+#: question ids (any `RowLog`'s) taken from the table's sequence at a time, per process
+ID_BLOCK = 32
+
+
 class PgTransaction:
     """Stands in for asyncpg's Transaction in SQLAlchemy's asyncpg adapter (`_transaction`): the BEGIN
-    went out with the lock (`begin`), COMMIT / ROLLBACK are plain statements."""
+    went out with the lock (`begin`), COMMIT / ROLLBACK are plain statements. It also carries the update's
+    `Later` writes, so a statement SQLAlchemy runs on this connection inside this transaction finds its rows
+    written first (`_RowsFirst`) — and nothing outside it ever does."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_adapted", "_conn", "later")
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, adapted: Any = None) -> None:
         self._conn = conn
+        self._adapted = adapted
+        self.later: Later | None = None
 
     async def start(self) -> None:  # pragma: no cover - begun by PgHotPath.begin
         raise RuntimeError("already begun")
@@ -71,6 +88,90 @@ class PgTransaction:
 
     async def rollback(self) -> None:
         await self._conn.execute("ROLLBACK")
+
+    async def commit_now(self) -> None:
+        """COMMIT straight on the connection, then tell the adapter the transaction is over (as its own
+        commit does), so the session's close and the pool's reset send nothing more. On failure the
+        adapter still holds the transaction: the session's close rolls it back through SQLAlchemy, which
+        also invalidates a broken connection."""
+        await self._conn.execute("COMMIT")
+        if self._adapted is not None and self._adapted._transaction is self:
+            self._adapted._transaction = None
+
+
+class Later:
+    """What handlers left for the update's finish statement on PostgreSQL: rows added with `Ctx.add_row`
+    (ids already allocated) and the account's memo changed with `Ctx.remember` (kept in session.info under
+    `bot.core.rows.LATER`, and on the transaction)."""
+
+    __slots__ = ("armed", "conn", "hot", "memo", "rows", "tx")
+
+    def __init__(self, hot: PgHotPath, conn: Any, tx: PgTransaction) -> None:
+        self.hot = hot
+        self.conn = conn
+        self.tx = tx
+        self.rows: dict[RowLog, list[list[Any]]] = {}
+        self.memo: tuple[int, dict[str, Any] | None] | None = None  # (account id, memo) to write
+        self.armed: _RowsFirst | None = None
+
+    async def add(self, log: RowLog, values: list[Any]) -> int:
+        """Keep a row for the finish statement; its id now, from this process's block."""
+        row_id = await self.hot.next_id(self.conn, log)
+        self.rows.setdefault(log, []).append([row_id, *values])
+        if self.armed is None and self.tx._adapted is not None:
+            self.armed = _RowsFirst(self.tx._adapted, self)
+        return row_id
+
+    def taken(self) -> None:
+        """The rows were written: nothing for a later statement to write first."""
+        if self.armed is not None:
+            self.armed.disarm()
+            self.armed = None
+
+    async def commit(self) -> None:
+        await self.tx.commit_now()
+
+
+class _RowsFirst:
+    """Stands in for the statement mutex of SQLAlchemy's asyncpg adapter (`_execute_mutex`, entered by every
+    statement SQLAlchemy runs on the connection) while an update has rows waiting for its finish statement
+    (`Later.add`): the first such statement writes them before it runs — a case referring to a question by
+    its foreign key, a query that should see the row — and the real mutex is back from then on.
+
+    Why not an engine event (before_cursor_execute): SQLAlchemy then dispatches events around every statement
+    of every update (~8 µs each, measured), for the few updates that need this. A wrapper left behind by
+    an update that failed before any statement disarms itself: it writes only for the transaction it was
+    armed in."""
+
+    __slots__ = ("_adapted", "_later", "_lock")
+
+    def __init__(self, adapted: Any, later: Later) -> None:
+        lock = adapted._execute_mutex
+        self._lock: Any = lock._lock if isinstance(lock, _RowsFirst) else lock
+        self._adapted = adapted
+        self._later = later
+        adapted._execute_mutex = self
+
+    def disarm(self) -> None:
+        if self._adapted._execute_mutex is self:
+            self._adapted._execute_mutex = self._lock
+
+    async def __aenter__(self) -> None:
+        self.disarm()
+        await self._lock.acquire()
+        later = self._later
+        if later.armed is self:
+            later.armed = None
+        try:
+            if self._adapted._transaction is later.tx and later.rows:
+                rows, later.rows = later.rows, {}
+                await later.hot.write(later.conn, None, (), [], None, rows=rows)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 class _Entity:
@@ -166,23 +267,47 @@ class PgHotPath:
             f"WHEN {q(rl.name)}.window_start = excluded.window_start THEN {q(rl.name)}.{q('count')} + 1 ELSE 1 END, "
             f"window_start = excluded.window_start RETURNING {q('count')}"
         )
+        self._dialect = dialect
+        self._quote = q
+        self._accounts = acc.name
+        # Ids for rows added in passing (`Later.add`): blocks from the table's own sequence, per process.
+        self.allocate = "SELECT nextval(pg_get_serial_sequence($1, $2)) FROM generate_series(1, $3)"
+        self._ids: dict[str, deque[int]] = {}
         pending, sent = OutboxStatus.PENDING.value, OutboxStatus.SENT.value
-        self.finish = (
+        dialog_cte = (
             # $1..$8: the dialog row (id NULL: none to write)
             f"WITH d AS (UPDATE {q(dia.name)} SET nonce = $2, step = $3, data = $4::json, history = $5::json, "
             f"active = $6, created_at = $7, updated_at = $8 WHERE id = $1 RETURNING 1), "
-            # $9..$16: the update's outbox rows as arrays (the row's own handover time and creation time)
+        )
+        outbox_into = (
             f"o AS (INSERT INTO {q(out.name)} (dedup_key, account_id, channel, chat_id, {q('rule')}, payload, "
             f"status, not_before, attempts, last_error, created_at) "
-            f"SELECT k, a, c, ch, r, p::json, '{pending}', nb, 1, '', at FROM unnest($9::varchar[], "
-            f"$10::bigint[], $11::varchar[], $12::varchar[], $13::varchar[], $14::text[], $15::timestamptz[], "
-            f"$16::timestamptz[]) AS u(k, a, c, ch, r, p, nb, at) "
+        )
+        rest = (
             f"ON CONFLICT (dedup_key) DO NOTHING RETURNING 1), "
             # $17, $18: the keys the runner confirmed sent, and now
             f"s AS (UPDATE {q(out.name)} SET status = '{sent}', sent_at = $18, last_error = '' "
-            f"WHERE dedup_key = ANY($17::varchar[]) AND status = '{pending}' RETURNING 1) "
-            "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT count(*) FROM s)"
+            f"WHERE dedup_key = ANY($17::varchar[]) AND status = '{pending}' RETURNING 1), "
+            # $19, $20: the account whose memo changed (NULL: none) and the memo
+            f"m AS (UPDATE {q(acc.name)} SET memo = $20::json WHERE id = $19 RETURNING 1)"
         )
+        self.finish = (
+            dialog_cte + outbox_into
+            # $9..$16: the update's outbox rows as arrays (the row's own handover time and creation time)
+            + f"SELECT k, a, c, ch, r, p::json, '{pending}', nb, 1, '', at FROM unnest($9::varchar[], "
+            f"$10::bigint[], $11::varchar[], $12::varchar[], $13::varchar[], $14::text[], $15::timestamptz[], "
+            f"$16::timestamptz[]) AS u(k, a, c, ch, r, p, nb, at) " + rest
+        )
+        # The usual update has one message: its row as one parameter per column (see `_finish_for`).
+        self.finish_one = (
+            dialog_cte + outbox_into
+            + f"VALUES ($9::varchar, $10::bigint, $11::varchar, $12::varchar, $13::varchar, $14::text::json, "
+            f"'{pending}', $15::timestamptz, 1, '', $16::timestamptz) " + rest
+        )
+        self._finish_end = " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT count(*) FROM s)"
+        # The finish statement per (one outbox row?, row logs with rows in the update: each a CTE of its own).
+        self._finish_by: dict[tuple[bool, tuple[tuple[RowLog, bool], ...]], str] = {}
+        self._row_binds: dict[RowLog, list[Any]] = {}
         # An outbox payload (a serialised Reply) as the SQLite path writes it: Chinese kept as UTF-8.
         self._payload = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
@@ -194,7 +319,7 @@ class PgHotPath:
         conn = adapted.driver_connection
         isolation = adapted.isolation_level
         begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {_ISOLATION[isolation]}"
-        adapted._transaction = PgTransaction(conn)  # from here on, the session's rollback ends it
+        adapted._transaction = PgTransaction(conn, adapted)  # from here on, the session's rollback ends it
         lock = user_lock_sql(channel, external_id)
         if PgHotPath.trace is not None:
             PgHotPath.trace(lock)
@@ -230,23 +355,124 @@ class PgHotPath:
             PgHotPath.trace(self.count_message)
         return int(await conn.fetchval(self.count_message, key, window))
 
+    def later(self, adapted: Any, conn: Any) -> Later:
+        """The update's `Later`, on the transaction `begin` installed."""
+        tx = adapted._transaction
+        assert isinstance(tx, PgTransaction)
+        tx.later = later = Later(self, conn, tx)
+        return later
+
+    async def next_id(self, conn: Any, log: RowLog) -> int:
+        """A new id for a row of `log`: from this process's block, taking a block of `ID_BLOCK` from the
+        table's sequence when it is used up (hi-lo; one round trip per block). Ids are unique across
+        processes (each block is the sequence's); within one process they are handed out in increasing
+        order. A block outlives transactions (nextval is never rolled back): an update that fails only
+        leaves a gap, as a failed INSERT would. (A sequence reset under a running process — tests'
+        TRUNCATE ... RESTART IDENTITY — would make its block stale: a core is built per test.)"""
+        ids = self._ids.get(log.name)
+        if ids is None:
+            ids = self._ids[log.name] = deque()
+        if not ids:
+            if PgHotPath.trace is not None:
+                PgHotPath.trace(self.allocate)
+            block = [r[0] for r in await conn.fetch(self.allocate, self._quote(log.name), log.pk.name, ID_BLOCK)]
+            # Another update of this process may have refilled meanwhile: keep the ids in order.
+            merged = sorted([*ids, *block])
+            ids.clear()
+            ids.extend(merged)
+        return ids.popleft()
+
+    def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...]) -> str:
+        """The finish statement for one outbox row or any other number (`one`), with an INSERT CTE per row
+        log with rows (`Later.rows`) after the base statement's 20 parameters. A single row goes as one
+        parameter per column (the usual case: one reply, one question; asyncpg encodes a one-element array
+        for several times a scalar's cost), several as one array per column, unnested (one prepared
+        statement whatever their number). JSON travels as text, cast back."""
+        sql = self._finish_by.get((one, logs))
+        if sql is None:
+            q = self._quote
+            n = 21
+            ctes: list[str] = []
+            for i, (log, single) in enumerate(logs):
+                cols = [log.pk, *log.columns]
+                names = ", ".join(q(c.name) for c in cols)
+                params, picks = [], []
+                for j, col in enumerate(cols):
+                    as_json = isinstance(col.type, JSON)
+                    sql_type = "text" if as_json else col.type.compile(dialect=self._dialect)
+                    cast_back = "::json" if as_json else ""
+                    params.append(f"${n}::{sql_type}{cast_back}" if single else f"${n}::{sql_type}[]")
+                    picks.append(f"c{j}{cast_back}")
+                    n += 1
+                if single:
+                    ctes.append(
+                        f", r{i} AS (INSERT INTO {q(log.name)} ({names}) VALUES ({', '.join(params)}) RETURNING 1)"
+                    )
+                else:
+                    aliases = ", ".join(f"c{j}" for j in range(len(cols)))
+                    ctes.append(
+                        f", r{i} AS (INSERT INTO {q(log.name)} ({names}) SELECT {', '.join(picks)} "
+                        f"FROM unnest({', '.join(params)}) AS u({aliases}) RETURNING 1)"
+                    )
+            base = self.finish_one if one else self.finish
+            sql = self._finish_by[(one, logs)] = base + "".join(ctes) + self._finish_end
+        return sql
+
+    def _binds(self, log: RowLog) -> list[Any]:
+        binds = self._row_binds.get(log)
+        if binds is None:
+            d = self._dialect
+            binds = self._row_binds[log] = [
+                c.type.dialect_impl(d).bind_processor(d) or _same for c in (log.pk, *log.columns)
+            ]
+        return binds
+
     async def write(
         self, conn: Any, dialog: DialogState | None, outbox: Sequence[tuple[Any, ...]], sent: list[str],
-        now: datetime,
+        now: datetime | None, later: Later | None = None, rows: dict[RowLog, list[list[Any]]] | None = None,
     ) -> None:
-        """The end-of-update writes in one round trip (nothing is sent when there is nothing to write)."""
-        if dialog is None and not outbox and not sent:
+        """The end-of-update writes in one round trip (nothing is sent when there is nothing to write):
+        the dialog row, outbox rows, sent marks, and what `later` holds (its rows, or `rows` given, and
+        the memo). `later` is emptied: written once."""
+        memo = None
+        if later is not None:
+            rows, later.rows = later.rows, {}
+            memo, later.memo = later.memo, None
+            later.taken()
+        if dialog is None and not outbox and not sent and memo is None and not rows:
             return
         d: tuple[Any, ...] = (None,) * 8
         if dialog is not None:
             d = tuple(bind(getattr(dialog, name)) for name, bind in self._dialog_binds)
-        cols: list[list[Any]] = [[], [], [], [], [], [], [], []]
-        for key, account, channel, chat, rule, payload, nb, at in outbox:
-            for col, v in zip(cols, (key, account, channel, chat, rule, self._payload(payload), nb, at), strict=True):
-                col.append(v)
+        one = len(outbox) == 1
+        cols: list[Any]
+        if one:  # as scalars (`finish_one`)
+            key, account, channel, chat, rule, payload, nb, at = outbox[0]
+            cols = [key, account, channel, chat, rule, self._payload(payload), nb, at]
+        else:
+            cols = [[], [], [], [], [], [], [], []]
+            for key, account, channel, chat, rule, payload, nb, at in outbox:
+                for col, v in zip(cols, (key, account, channel, chat, rule, self._payload(payload), nb, at), strict=True):
+                    col.append(v)
+        m: tuple[Any, Any] = (None, None) if memo is None else (memo[0], memo_json(memo[1]))
+        logs: list[tuple[RowLog, bool]] = []
+        extra: list[Any] = []
+        for log, log_rows in (rows or {}).items():
+            binds = self._binds(log)
+            if len(log_rows) == 1:
+                logs.append((log, True))
+                extra += [bind(v) for bind, v in zip(binds, log_rows[0], strict=True)]
+                continue
+            logs.append((log, False))
+            arrays: list[list[Any]] = [[] for _ in binds]
+            for row in log_rows:
+                for arr, bind, v in zip(arrays, binds, row, strict=True):
+                    arr.append(bind(v))
+            extra += arrays
+        sql = self._finish_for(one, tuple(logs))
         if PgHotPath.trace is not None:
-            PgHotPath.trace(self.finish)
-        await conn.fetchrow(self.finish, *d, *cols, sent, now)
+            PgHotPath.trace(sql)
+        await conn.fetchrow(sql, *d, *cols, sent, now, *m, *extra)
 
 
 def _same(value: Any) -> Any:

@@ -3,14 +3,15 @@ question, or an honest "not sure" with an offer to forward the question to their
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table
 
 from bot.buttons import QUESTION_FORWARD, QUESTION_KEEP, QUESTION_MORE, QUESTION_REPLY, QUESTION_TOPIC
 from bot.core.context import Ctx
 from bot.core.router import EVERYONE, Router
+from bot.core.rows import RowLog
 from bot.core.types import Button, InlineKeyboard
 from bot.handlers.cases import reply_to_file, route_message
 from bot.notices.policy import QuestionForwarded
@@ -25,23 +26,26 @@ router = Router("policy")
 FOLLOW_UP_MINUTES = 10
 
 
-_QUESTIONS = cast(Table, PolicyQuestion.__table__)
-# Plain Core on the table (no ORM entities): these two run for every question asked.
-_LAST_CONTEXT = (
-    select(_QUESTIONS.c.context)
-    .where(_QUESTIONS.c.account_id == bindparam("account_id"), _QUESTIONS.c.created_at >= bindparam("since"))
-    .order_by(_QUESTIONS.c.id.desc())
-    .limit(1)
-)
-# The ORM's insert path (bulk persistence, unit of work) would cost more than the row.
-_LOG_QUESTION = insert(_QUESTIONS).returning(_QUESTIONS.c.id)
+#: every question is logged (the reply's buttons carry its id): a row added with the update (Ctx.add_row)
+QUESTIONS = RowLog(cast(Table, PolicyQuestion.__table__))
+#: the account memo's key for the last question: {"q": id, "at": ISO time, "ctx": the parser's context}
+MEMO = "policy.last"
 
 
-async def _last_context(ctx: Ctx) -> dict[str, Any] | None:
-    """The context of the speaker's last question in the follow-up window, if any."""
-    since = ctx.now - timedelta(minutes=FOLLOW_UP_MINUTES)
-    q = await ctx.session.execute(_LAST_CONTEXT, {"account_id": ctx.account.id, "since": since})
-    return q.scalar_one_or_none() or None
+def _last_context(ctx: Ctx) -> dict[str, Any] | None:
+    """The context of the speaker's last question if it was asked within the follow-up window: kept in the
+    account memo (loaded with the account: no query), as that question's row holds it."""
+    last = ctx.memo.get(MEMO)
+    if not isinstance(last, dict):
+        return None
+    try:
+        at = datetime.fromisoformat(str(last["at"]))
+    except (KeyError, ValueError):
+        return None
+    if at < ctx.now - timedelta(minutes=FOLLOW_UP_MINUTES):
+        return None
+    context = last.get("ctx")
+    return context if isinstance(context, dict) and context else None
 
 
 async def answer_question(ctx: Ctx, text: str) -> None:
@@ -54,7 +58,7 @@ async def answer_question(ctx: Ctx, text: str) -> None:
     advisor = ctx.core.services.policy
     # The previous question's context is read before this question is logged: otherwise the new question
     # would be its own "previous", and follow-ups ("县医院呢") would never see their context.
-    context = await _last_context(ctx) if advisor is not None else None
+    context = _last_context(ctx) if advisor is not None else None
     if advisor is None:
         qid = await _log_question(ctx, text)
         ctx.reply("ask.unavailable")
@@ -92,9 +96,12 @@ def _more_button(ctx: Ctx, question_id: int) -> InlineKeyboard:
 
 
 async def _log_question(ctx: Ctx, text: str, **fields: Any) -> int:
-    """Log the question (every question is kept) and return its id, for the buttons that refer to it."""
+    """Log the question (every question is kept) and return its id, for the buttons that refer to it; it
+    becomes the speaker's last question (the memo), whose context the next one within the window reads."""
     values = {"account_id": ctx.account.id, "text": stored_text(text), "created_at": ctx.now, "context": {}, **fields}
-    return int((await ctx.session.execute(_LOG_QUESTION, values)).scalar_one())
+    qid = await ctx.add_row(QUESTIONS, **values)
+    await ctx.remember(MEMO, {"q": qid, "at": ctx.now.isoformat(), "ctx": values["context"]})
+    return qid
 
 
 def _offer_forward(ctx: Ctx, question_id: int, key: str = "policy.forward_offer") -> None:
@@ -142,6 +149,9 @@ async def on_button(ctx: Ctx) -> None:
     if topic is not None and advisor is not None and topic[1] in advisor.topic_ids():
         res = advisor.answer_topic(topic[1], ctx.t.lang, context=question.context or None, now=ctx.now)
         question.topic, question.answered, question.context = topic[1], True, res.context or {}
+        last = ctx.memo.get(MEMO)
+        if isinstance(last, dict) and last.get("q") == question.id:  # the last question's context changed
+            await ctx.remember(MEMO, {**last, "ctx": question.context})
         ctx.reply_text(res.text, _more_button(ctx, question.id) if res.detail else None)
     elif more is not None and advisor is not None and question.topic in advisor.topic_ids():
         res = advisor.answer_topic(question.topic, ctx.t.lang, context=question.context or None, now=ctx.now)

@@ -370,6 +370,9 @@ class Account(Base):
     commands_scope: Mapped[str | None] = mapped_column(String(32))  # last menu set, to avoid resending
     created_at: Mapped[datetime] = mapped_column(TS)
     bound_at: Mapped[datetime | None] = mapped_column(TS)
+    # A small per-account conversation memory that features keep between updates (Ctx.memo / Ctx.remember),
+    # e.g. the last policy question's follow-up context: loaded with the account, written with the update.
+    memo: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class WeComToken(Base):
