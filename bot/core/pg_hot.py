@@ -40,7 +40,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import JSON, Table
-from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.orm import Session, class_mapper
+from sqlalchemy.orm.base import instance_state
 
 from bot.core.rows import RowLog, memo_json
 from bot.store.enums import OutboxStatus
@@ -174,12 +176,17 @@ class _RowsFirst:
         self._lock.release()
 
 
-class _Entity:
+class Entity:
     """Columns of one mapped class as selected by the open statement, and how a row becomes an instance of
     it in the session (persistent, its attribute history clean, as if the ORM had loaded it)."""
 
     def __init__(self, cls: type[Any], alias: str, quote: Any, dialect: Any) -> None:
         mapper = class_mapper(cls)
+        if mapper.class_manager.dispatch.load or mapper.class_manager.dispatch.refresh:
+            raise RuntimeError(f"{cls.__name__} has ORM load events: the hot paths' loader does not fire them")
+        if len(mapper.primary_key) != 1:
+            raise RuntimeError(f"{cls.__name__}: one primary key column expected")
+        self.cls = mapper.class_
         self.new = mapper.class_manager.new_instance
         self.keys: list[str] = []
         cols: list[str] = []
@@ -204,12 +211,20 @@ class _Entity:
         values = list(row[start : start + self.width])
         for i, proc in self.processors:
             values[i] = proc(values[i])
-        # As the ORM's loader does: the instance's state without __init__, the columns straight into its
-        # __dict__ (no attribute events: loaded values, not changes), then known to the session by its key.
+        key = (self.cls, (values[self.pk],), None)
+        identity_map = session.identity_map
+        if key in identity_map:  # as Session.add would: one instance per row in a session
+            raise InvalidRequestError(f"{self.cls.__name__} {key[1]} is already in this session")
+        # As the ORM's loader does (sqlalchemy.orm.loading `_instance`): the instance's state without
+        # __init__, the columns straight into its __dict__ (no attribute events: loaded values, not changes,
+        # so its history is clean), its identity key and session set and the state put in the identity map.
+        # make_transient_to_detached + Session.add (save-update cascade, attach events) cost ~35 µs more
+        # per instance.
         obj = self.new()
         obj.__dict__.update(zip(self.keys, values, strict=True))
-        make_transient_to_detached(obj)  # history clean as though freshly loaded; the identity key from the id
-        session.add(obj)
+        state = instance_state(obj)
+        state.key, state.identity_token, state.session_id = key, None, session.hash_key
+        identity_map._add_unpresent(state, key)
         return obj
 
 
@@ -222,9 +237,9 @@ class PgHotPath:
 
     def __init__(self, dialect: Any) -> None:
         q = dialect.identifier_preparer.quote
-        self.account = _Entity(Account, "a", q, dialect)
-        self.person = _Entity(Person, "p", q, dialect)
-        self.dialog = _Entity(DialogState, "d", q, dialect)
+        self.account = Entity(Account, "a", q, dialect)
+        self.person = Entity(Person, "p", q, dialect)
+        self.dialog = Entity(DialogState, "d", q, dialect)
         # The dialog row's values as SQLAlchemy would bind them (JSON serialised, timestamps checked aware UTC).
         dcols = cast(Table, DialogState.__table__).c
         self._dialog_binds = [

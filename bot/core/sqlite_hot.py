@@ -6,7 +6,7 @@ three instances) cost more than everything the statement does, and so did the se
 to flush. `bot.core.engine.Core` therefore runs, on SQLite, inside its one trip into the sync layer:
 
 - `speaker`: one SELECT of account + person + active dialog on the DBAPI connection of the update's
-  transaction, its columns turned into persistent instances of the session (`_Loaded`: `bot.core.pg_hot`'s
+  transaction, its columns turned into persistent instances of the session (`bot.core.pg_hot.Entity`:
   entity columns with this dialect's result processors — timestamps parsed from text and made aware UTC,
   JSON decoded, booleans from integers — registered in the session as the ORM's loader registers them), so
   an instance holds exactly what an ORM load would have given and the session tracks its changes as usual
@@ -32,12 +32,10 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.orm import Session, class_mapper
-from sqlalchemy.orm.base import instance_state
+from sqlalchemy.orm import Session
 from sqlalchemy.util.concurrency import await_
 
-from bot.core.pg_hot import _Entity as Entity
+from bot.core.pg_hot import Entity
 from bot.store.enums import OutboxStatus
 from bot.store.models import Account, DialogState, Outbox, Person
 from bot.store.sqlite_loop import LoopAdaptedConnection, is_busy, retry_busy
@@ -76,53 +74,14 @@ def fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
         cur.close()
 
 
-class _Loaded(Entity):
-    """`bot.core.pg_hot`'s entity (its columns, its result processors), with the ORM loader's own way of
-    making an instance persistent in a session instead of make_transient_to_detached + Session.add.
-
-    Why: Session.add (save-update cascade, attach events, autobegin) and make_transient_to_detached (identity
-    key from the mapper, commit and expire of the state) cost ~35 µs per instance here, a third of the
-    speaker's load for a cadre (account, person, dialog). The ORM's loader instead sets the state's identity
-    key and session and puts it in the identity map (sqlalchemy.orm.loading `_instance`); with the columns
-    set straight into ``__dict__`` the history is clean, as after a load. Loader events (`load`, `refresh`)
-    are not fired: the models have none, and `__init__` refuses a model that gains one.
-    """
-
-    def __init__(self, cls: type[Any], alias: str, quote: Any, dialect: Any) -> None:
-        super().__init__(cls, alias, quote, dialect)
-        mapper = class_mapper(cls)
-        if mapper.class_manager.dispatch.load or mapper.class_manager.dispatch.refresh:
-            raise RuntimeError(f"{cls.__name__} has ORM load events: the SQLite hot path does not fire them")
-        if len(mapper.primary_key) != 1:
-            raise RuntimeError(f"{cls.__name__}: one primary key column expected")
-        self.cls = mapper.class_
-
-    def load(self, session: Session, row: Any, start: int) -> Any:
-        if row[start + self.pk] is None:
-            return None
-        values = list(row[start : start + self.width])
-        for i, proc in self.processors:
-            values[i] = proc(values[i])
-        key = (self.cls, (values[self.pk],), None)
-        identity_map = session.identity_map
-        if key in identity_map:  # as Session.add would: one instance per row in a session
-            raise InvalidRequestError(f"{self.cls.__name__} {key[1]} is already in this session")
-        obj = self.new()
-        obj.__dict__.update(zip(self.keys, values, strict=True))
-        state = instance_state(obj)
-        state.key, state.identity_token, state.session_id = key, None, session.hash_key
-        identity_map._add_unpresent(state, key)
-        return obj
-
-
 class SqliteHotPath:
     """The statements of `bot.core.engine.Core` on SQLite, as SQL text built once from the tables."""
 
     def __init__(self, dialect: Any, save_dialog: Any) -> None:
         q = dialect.identifier_preparer.quote
-        self.account = _Loaded(Account, "a", q, dialect)
-        self.person = _Loaded(Person, "p", q, dialect)
-        self.dialog = _Loaded(DialogState, "d", q, dialect)
+        self.account = Entity(Account, "a", q, dialect)
+        self.person = Entity(Person, "p", q, dialect)
+        self.dialog = Entity(DialogState, "d", q, dialect)
         acc, ppl, dia = (cast(Table, c.__table__) for c in (Account, Person, DialogState))
         # The ORM's speaker select (engine._HotStatements.speaker), written out: the same joins and filter.
         self.speaker = (
