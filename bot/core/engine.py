@@ -378,15 +378,7 @@ class Core:
             if over is not None:
                 return "group_" + over
         row = session.execute(self._stmts.speaker, {"channel": inc.channel, "external_id": inc.user.id}).first()
-        if row is None:
-            account = _new_account(inc, self.clock.now())
-            session.add(account)
-            session.flush()
-            return account, None, None
-        account, person, active = row
-        if inc.chat_type == "private" and account.chat_id != inc.chat_id:
-            account.chat_id = inc.chat_id
-        return account, person, active
+        return _speaker(session, inc, None if row is None else tuple(row), self.clock.now())
 
     def _open_sqlite(
         self, session: Session, inc: Incoming, counted: tuple[bool, bool] = (False, False)
@@ -418,16 +410,7 @@ class Core:
             )
             if over is not None:
                 return "group_" + over
-        loaded = hot.load_speaker(session, conn, inc.channel, inc.user.id)
-        if loaded is None:
-            account = _new_account(inc, now)
-            session.add(account)
-            session.flush()
-            return account, None, None
-        account, person, active = loaded
-        if inc.chat_type == "private" and account.chat_id != inc.chat_id:
-            account.chat_id = inc.chat_id
-        return account, person, active
+        return _speaker(session, inc, hot.load_speaker(session, conn, inc.channel, inc.user.id), now)
 
     async def _open_pg(
         self, session: AsyncSession, inc: Incoming, counted: tuple[bool, bool]
@@ -1025,6 +1008,22 @@ def _kind(inc: Incoming) -> str:
     if inc.command is not None:
         return "command:" + inc.command[:32]
     return "contact" if inc.contact else "location" if inc.location else "file" if inc.files else "text"
+
+
+def _speaker(
+    session: Session, inc: Incoming, loaded: tuple[Any, ...] | None, now: datetime
+) -> tuple[Account, Person | None, DialogState | None]:
+    """The speaker as loaded (account, person, active dialog), the account's private chat kept current; a
+    first-time account created and flushed (its id is needed at once)."""
+    if loaded is None:
+        account = _new_account(inc, now)
+        session.add(account)
+        session.flush()
+        return account, None, None
+    account, person, active = loaded
+    if inc.chat_type == "private" and account.chat_id != inc.chat_id:
+        account.chat_id = inc.chat_id
+    return account, person, active
 
 
 def _new_account(inc: Incoming, now: datetime) -> Account:
