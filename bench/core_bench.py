@@ -322,10 +322,12 @@ def telegram_update(inc: Incoming, update_id: int) -> dict[str, Any]:
 
 async def bare_aiogram(updates: list[Incoming]) -> Stats:
     """A Dispatcher with one echo router on a Bot whose session answers locally (no network)."""
-    from aiogram import Bot, Dispatcher, Router
+    from aiogram import Bot, Dispatcher
     from aiogram.client.session.base import BaseSession
     from aiogram.methods import SendMessage, TelegramMethod
-    from aiogram.types import CallbackQuery, Chat, Message, Update
+    from aiogram.types import Chat, Message, Update
+
+    from bench.echo import echo_router
 
     class NoNetwork(BaseSession):
         async def make_request(
@@ -343,17 +345,7 @@ async def bare_aiogram(updates: list[Incoming]) -> Stats:
             return None
 
     bot = Bot("123456:BENCH", session=NoNetwork())
-    router = Router()
-
-    @router.message()
-    async def echo(message: Message) -> None:
-        await message.answer(message.text or "?")
-
-    @router.callback_query()
-    async def pressed(query: CallbackQuery) -> None:
-        await query.answer()
-        if query.message is not None:
-            await query.message.answer(query.data or "?")
+    router = echo_router(bot)
 
     dp = Dispatcher()
     dp.include_router(router)

@@ -533,25 +533,16 @@ def echo_bot() -> None:
     """A bare aiogram bot: every message is answered with its text, every press with a message."""
     import logging
 
-    from aiogram import Bot, Dispatcher, Router
+    from aiogram import Bot, Dispatcher
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer
-    from aiogram.types import CallbackQuery, Message
+
+    from bench.echo import echo_router
 
     logging.basicConfig(level=logging.WARNING)
     bot = Bot(os.environ["BANGFU_TELEGRAM_TOKEN"],
               session=AiohttpSession(api=TelegramAPIServer.from_base(os.environ["BANGFU_TELEGRAM_API_URL"])))
-    router = Router()
-
-    @router.message()
-    async def echo(message: Message) -> None:
-        await message.answer(message.text or "?")
-
-    @router.callback_query()
-    async def pressed(query: CallbackQuery) -> None:
-        await query.answer()
-        if query.message is not None:
-            await bot.send_message(query.message.chat.id, query.data or "?")
+    router = echo_router(bot)
 
     dp = Dispatcher()
     dp.include_router(router)
