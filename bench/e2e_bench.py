@@ -238,18 +238,16 @@ class Round:
         return len(self.latencies) / self.wall
 
 
-async def live_round(people: People, sims: list[Sim], per_user: int, timeout: float) -> Round:  # noqa: ASYNC109
-    """Every person sends `per_user` messages, each chosen after the answer to the previous one."""
+async def _timed(people: People, sims: list[Sim], messages: Callable[[Sim], Any],
+                 timeout: float) -> Round:  # noqa: ASYNC109
+    """Everybody at once, each sending what `messages(sim)` yields and waiting for each answer."""
     lat: list[float] = []
     missed = 0
 
     async def talk(sim: Sim) -> None:
         nonlocal missed
-        sim.said = []
-        for _ in range(per_user):
-            kind, payload = sim.next()
-            sim.said.append((kind, payload))
-            d = await people.turn(sim, kind, payload, timeout)
+        for target, kind, payload in messages(sim):
+            d = await people.turn(target, kind, payload, timeout)
             if d is None:
                 missed += 1
             else:
@@ -258,27 +256,26 @@ async def live_round(people: People, sims: list[Sim], per_user: int, timeout: fl
     t0 = time.perf_counter()
     await asyncio.gather(*(talk(s) for s in sims))
     return Round(lat, time.perf_counter() - t0, missed)
+
+
+async def live_round(people: People, sims: list[Sim], per_user: int, timeout: float) -> Round:  # noqa: ASYNC109
+    """Every person sends `per_user` messages, each chosen after the answer to the previous one."""
+
+    def chosen(sim: Sim) -> Any:
+        sim.said = []
+        for _ in range(per_user):
+            kind, payload = sim.next()
+            sim.said.append((kind, payload))
+            yield sim, kind, payload
+
+    return await _timed(people, sims, chosen, timeout)
 
 
 async def replay_round(people: People, sims: list[Sim], timeout: float) -> Round:  # noqa: ASYNC109
     """The echo bot gets what each person said in the last live round, in the same order (`people` is
     the echo's server with its own copies of `sims`)."""
-    lat: list[float] = []
-    missed = 0
     echo = {int(k): v for k, v in people.by_chat.items()}
-
-    async def talk(sim: Sim) -> None:
-        nonlocal missed
-        for kind, payload in sim.said:
-            d = await people.turn(echo[sim.uid], kind, payload, timeout)
-            if d is None:
-                missed += 1
-            else:
-                lat.append(d)
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(talk(s) for s in sims))
-    return Round(lat, time.perf_counter() - t0, missed)
+    return await _timed(people, sims, lambda sim: ((echo[sim.uid], k, p) for k, p in sim.said), timeout)
 
 
 # --------------------------------------------------------------------------- the data
