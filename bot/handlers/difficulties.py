@@ -14,7 +14,6 @@ from bot.buttons import (
     PROBLEM_FOR_HOUSEHOLD,
 )
 from bot.core.context import Ctx
-from bot.core.dialog import has_live_draft
 from bot.core.router import LEADERS, STAFF, Router
 from bot.core.types import Button, InlineKeyboard, Photo
 from bot.notices.difficulties import AssignedToYou, StatusChanged, actions, card
@@ -202,7 +201,6 @@ async def problem_for_household(ctx: Ctx) -> None:
         ctx.answer_callback("cadre.hh_not_yours", alert=True)
         ctx.reply("cadre.hh_not_yours")
         return
-    if await has_live_draft(ctx, "problem"):
-        await ctx.core.start_dialog(ctx, "problem")  # offers to resume; a draft is never thrown away
-        return
-    await ctx.core.start_dialog(ctx, "problem", {"household_id": hid}, fresh=True)
+    # Not fresh: a live draft is offered for resuming (never thrown away), anything else starts over with
+    # this household, in the engine's one read of the dialog's row.
+    await ctx.core.start_dialog(ctx, "problem", {"household_id": hid})

@@ -44,7 +44,7 @@ class HouseholdRow:
     group_no: int | None = None
 
     def as_own(self) -> OwnHousehold:
-        return OwnHousehold(self.household_id, self.code, self.head_name, self.group_no)
+        return OwnHousehold(self.household_id, self.code, self.head_name, self.group_no, self.pairing_start)
 
     def days_since(self, today: date) -> int | None:
         return (today - self.last_visit).days if self.last_visit else None
@@ -179,25 +179,50 @@ async def rows_for(session: AsyncSession, person: Person, today: date, rules: Ru
 
 @dataclass(frozen=True, slots=True)
 class OwnHousehold:
-    """What a household picker needs of a cadre's household: no full ORM object per button."""
+    """What a household picker needs of a cadre's household: no full ORM object per button. `since`: when
+    the cadre's current pairing with it began (the earliest, should there be two: as
+    bot.services.visits.pairing_start answers), read with it so that a pick costs no second query."""
 
     id: int
     code: str
     head_name: str
     group_no: int | None
+    since: date
 
 
 _OWN = (
-    select(Household.id, Household.code, Household.head_name, Household.group_no)
+    select(Household.id, Household.code, Household.head_name, Household.group_no, Pairing.start_date)
     .join(Pairing, Pairing.household_id == Household.id)
     .where(Pairing.cadre_id == bindparam("cadre_id"), Pairing.end_date.is_(None))
     .order_by(Household.head_name, Household.id)
 )
 
 
+def _earliest(households: list[OwnHousehold]) -> list[OwnHousehold]:
+    """Each household's `since` made its earliest current pairing's start (two current pairings of one
+    cadre with one household are not prevented); the list itself (order, repeats) is left as it was."""
+    first: dict[int, date] = {}
+    for h in households:
+        if h.id not in first or h.since < first[h.id]:
+            first[h.id] = h.since
+    if len(first) == len(households):
+        return households
+    return [h if h.since == first[h.id] else OwnHousehold(h.id, h.code, h.head_name, h.group_no, first[h.id])
+            for h in households]
+
+
 async def own_households(session: AsyncSession, cadre_id: int) -> list[OwnHousehold]:
     """Households currently paired with the cadre, by head name (one indexed query, built once)."""
-    return [OwnHousehold(*r) for r in (await session.execute(_OWN, {"cadre_id": cadre_id})).all()]
+    return _earliest([OwnHousehold(*r) for r in (await session.execute(_OWN, {"cadre_id": cadre_id})).all()])
+
+
+def own_from_rows(rows: Sequence[HouseholdRow]) -> list[OwnHousehold]:
+    """`own_households` from a cadre's `pairing_rows` (the same pairings, read with their status), without a
+    query of its own. By head name in Python's order, which can differ from the database collation's
+    (own_households'): the pickers use the order nowhere a person sees it (one match, or a set of ids)."""
+    own = _earliest([r.as_own() for r in rows])
+    own.sort(key=lambda h: (h.head_name, h.id))
+    return own
 
 
 def match_households(households: Sequence[OwnHousehold], text: str) -> list[OwnHousehold]:
