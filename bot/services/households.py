@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from bot.scheduler.rules import Rules
-from bot.services.people import cadre_for_household
 from bot.services.visits import current_season
 from bot.store.enums import DifficultyStatus, Role
 from bot.store.models import (
@@ -247,10 +247,33 @@ class HouseholdFile:
     members: list[HouseholdMember]
     visits: list[tuple[Visit, str]]  # (visit, cadre name), newest first
     difficulties: list[Difficulty]  # open first, then recent resolved
+    since: date | None = None  # the reader's own current pairing with the household began (None: not paired)
 
 
-_MEMBERS = (
-    select(HouseholdMember).where(HouseholdMember.household_id == bindparam("hid")).order_by(HouseholdMember.id)
+# The household with its members (one row each: the members relationship, in its id order), its village's
+# name, the current cadre's name (people.cadre_for_household's choice) and when the reader's own current
+# pairing with it began (visits.pairing_start's answer): one statement for the head of the file.
+_CURRENT_CADRE_NAME = (
+    select(Person.name)
+    .join(Pairing, Pairing.cadre_id == Person.id)
+    .where(Pairing.household_id == Household.id, Pairing.end_date.is_(None), Person.active.is_(True))
+    .order_by(Pairing.start_date.desc())
+    .limit(1)
+    .correlate(Household)
+    .scalar_subquery()
+)
+_READER_SINCE = (
+    select(func.min(Pairing.start_date))
+    .where(Pairing.cadre_id == bindparam("reader"), Pairing.household_id == Household.id,
+           Pairing.end_date.is_(None))
+    .correlate(Household)
+    .scalar_subquery()
+)
+_FILE_HEAD = (
+    select(Household, Village.name, _CURRENT_CADRE_NAME, _READER_SINCE)
+    .outerjoin(Village, Village.id == Household.village_id)
+    .where(Household.id == bindparam("hid"))
+    .options(joinedload(Household.members))
 )
 _RECENT_VISITS = (
     select(Visit, Person.name)
@@ -267,17 +290,25 @@ _RECENT_DIFFICULTIES = (
 )
 
 
-async def household_file(session: AsyncSession, household: Household, recent: int = 5) -> HouseholdFile:
-    """Load the household file (its statements are built once: the card is opened often)."""
-    params = {"hid": household.id, "n": recent}
-    members = list((await session.execute(_MEMBERS, params)).scalars())
-    visits = [(v, name) for v, name in (await session.execute(_RECENT_VISITS, params)).all()]
-    diffs = list((await session.execute(_RECENT_DIFFICULTIES, params)).scalars())
-    village = await session.get(Village, household.village_id)
-    cadre = await cadre_for_household(session, household.id)
-    return HouseholdFile(
-        household, village.name if village else "", cadre.name if cadre else None, members, visits, diffs
-    )
+async def file_head(session: AsyncSession, household_id: int, reader_id: int | None) -> HouseholdFile | None:
+    """The household (None when there is none) with what the file shows of it besides its ledgers: members,
+    village, current cadre, and `since` for the reader (`reader_id`, a person). Nothing is checked here:
+    whether the reader may see it is the caller's (people.can_see_household, given `since`)."""
+    result = await session.execute(_FILE_HEAD, {"hid": household_id, "reader": reader_id})
+    row = result.unique().first()
+    if row is None:
+        return None
+    household, village_name, cadre_name, since = row
+    return HouseholdFile(household, village_name or "", cadre_name, list(household.members), [], [], since)
+
+
+async def household_file(session: AsyncSession, head: HouseholdFile, recent: int = 5) -> HouseholdFile:
+    """The file `file_head` began, with its recent visits and difficulties (statements built once: the card
+    is opened often)."""
+    params = {"hid": head.household.id, "n": recent}
+    head.visits = [(v, name) for v, name in (await session.execute(_RECENT_VISITS, params)).all()]
+    head.difficulties = list((await session.execute(_RECENT_DIFFICULTIES, params)).scalars())
+    return head
 
 
 async def reachable_accounts(session: AsyncSession, person_id: int) -> list[Account]:
