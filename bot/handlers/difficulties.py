@@ -3,6 +3,8 @@ df:open|ack|asg|res:<id>, df:to:<id>:<person_id>; the resolution note is a small
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from bot.buttons import (
     DIFFICULTY_ACK,
     DIFFICULTY_ASSIGN,
@@ -84,9 +86,15 @@ async def _show_list(ctx: Ctx, resolved: bool, page: int) -> None:
     if pages > 1:
         lines[0] += ctx.t("difficulty.list_page", page=page + 1, pages=pages)
     buttons: list[tuple[Button, ...]] = []
+    # The page's households' head names in one query (not one per line).
+    hids = {d.household_id for d in rows if d.household_id}
+    heads: dict[int, str] = {}
+    if hids:
+        q = select(Household.id, Household.head_name).where(Household.id.in_(hids))
+        heads = dict((await ctx.session.execute(q)).tuples().all())
     for d in rows:
-        household = await ctx.session.get(Household, d.household_id) if d.household_id else None
-        scope = household.head_name if household else ctx.t("problem.whole_village")
+        head = heads.get(d.household_id) if d.household_id else None
+        scope = head if head is not None else ctx.t("problem.whole_village")
         when = d.resolved_at if resolved and d.resolved_at is not None else d.created_at
         lines.append(
             ctx.t(
