@@ -21,7 +21,7 @@ from bot.dialogs.pickers import ask_household, cadre_rows, pick_household
 from bot.notices.visits import ConfirmRequest, FarVisit
 from bot.services import visits as vs
 from bot.services.dates import parse_date
-from bot.services.households import OwnHousehold, match_households, own_from_rows
+from bot.services.households import OwnHousehold, household_since, match_households, own_from_rows
 from bot.services.media import fetch_photo
 from bot.services.stray import is_number
 from bot.services.texts import distance_text, fmt_date, kinds_text
@@ -377,8 +377,7 @@ class VisitDialog(Dialog):
         ask a bound villager to confirm."""
         assert ctx.person is not None
         d = st.data
-        household = await ctx.session.get(Household, d.get("hh"))
-        since = await vs.pairing_start(ctx.session, ctx.person.id, household.id) if household else None
+        household, since = await household_since(ctx.session, d.get("hh"), ctx.person.id)  # one statement
         visit_date = self._date(st)
         if household is None or since is None:
             ctx.reply("cadre.hh_not_yours_anymore", RemoveKeyboard())

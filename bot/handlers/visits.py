@@ -43,7 +43,10 @@ async def save_pressed(ctx: Ctx) -> None:
     """The summary's save button: save once; a second press is told it was saved already."""
     pressed = SAVE_VISIT.parse(ctx.inc.callback_data)
     nonce = pressed[0] if pressed else ""
-    row = await dialog_state(ctx, "visit")
+    # The visit's row: the active dialog's, loaded with the update, when that is the visit (the usual case),
+    # else read (a parked draft's summary).
+    active = await ctx.core.active_state(ctx)
+    row = active if active is not None and active.dialog == "visit" else await dialog_state(ctx, "visit")
     if row is not None and nonce and row.nonce == nonce and row.step == Step.SUMMARY.value:
         dialog = ctx.core.dialogs["visit"]
         assert isinstance(dialog, VisitDialog)

@@ -290,6 +290,20 @@ _RECENT_DIFFICULTIES = (
 )
 
 
+_PAIRED_HOUSEHOLD = select(Household, _READER_SINCE).where(Household.id == bindparam("hid"))
+
+
+async def household_since(
+    session: AsyncSession, household_id: int | None, cadre_id: int
+) -> tuple[Household | None, date | None]:
+    """The household (None when there is none) and when the cadre's current pairing with it began
+    (visits.pairing_start's answer: None when not paired now), in one statement."""
+    if household_id is None:
+        return None, None
+    row = (await session.execute(_PAIRED_HOUSEHOLD, {"hid": household_id, "reader": cadre_id})).first()
+    return (None, None) if row is None else (row[0], row[1])
+
+
 async def file_head(session: AsyncSession, household_id: int, reader_id: int | None) -> HouseholdFile | None:
     """The household (None when there is none) with what the file shows of it besides its ledgers: members,
     village, current cadre, and `since` for the reader (`reader_id`, a person). Nothing is checked here:
