@@ -91,7 +91,7 @@ async def _show_list(ctx: Ctx, resolved: bool, page: int) -> None:
     heads: dict[int, str] = {}
     if hids:
         q = select(Household.id, Household.head_name).where(Household.id.in_(hids))
-        heads = dict((await ctx.session.execute(q)).tuples().all())
+        heads = {hid: name for hid, name in (await ctx.session.execute(q)).all()}
     for d in rows:
         head = heads.get(d.household_id) if d.household_id else None
         scope = head if head is not None else ctx.t("problem.whole_village")
