@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from bot.core.bootstrap import App
@@ -307,3 +308,13 @@ async def test_checkin_already_done_is_one_statement(app: App, world: World, cad
     assert "2" in cadre.last_text  # the week's two days
     assert len(selects(seen)) == 1, seen
     assert await rows(app, DialogState, DialogState.active.is_(True)) == []  # no check-in dialog started
+
+
+async def test_bot_connections_start_with_jit_off(app: App) -> None:
+    """PostgreSQL: the engine's connections start with the JIT off (so the reports need no SET LOCAL)."""
+    if app.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's setting")
+    from sqlalchemy import text
+
+    async with app.engine.connect() as conn:
+        assert (await conn.execute(text("SHOW jit"))).scalar_one() == "off"
