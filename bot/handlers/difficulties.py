@@ -121,14 +121,16 @@ async def _show_list(ctx: Ctx, resolved: bool, page: int) -> None:
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
 
 
-async def _load(ctx: Ctx, did: int, manage: bool) -> Difficulty | None:
+async def _load(ctx: Ctx, did: int, manage: bool) -> tuple[Difficulty, bool] | None:
+    """The difficulty and whether the speaker may manage it (dsvc.can_manage, asked once), or None (and the
+    refusal) when the speaker may not act on it — or, for `manage=False`, not even see it."""
     # A state change locks the row (PostgreSQL), so two presses at once are seen one after the other.
     d = await ctx.session.get(Difficulty, did, with_for_update=manage or None)
     if d is not None:
         if await dsvc.can_manage(ctx.session, ctx.person, d):
-            return d
+            return d, True
         if not manage and ctx.person is not None and ctx.person.id in (d.reporter_id, d.assigned_to_id):
-            return d
+            return d, False
     ctx.answer_callback("core.not_allowed", alert=True)
     ctx.reply("core.not_allowed")
     return None
@@ -149,11 +151,11 @@ async def on_button(ctx: Ctx) -> None:
     if not action:
         ctx.answer_callback("core.button_expired")
         return
-    d = await _load(ctx, did, manage=action != "open")
-    if d is None:
+    loaded = await _load(ctx, did, manage=action != "open")
+    if loaded is None:
         return
+    d, can = loaded
     if action == "open":
-        can = await dsvc.can_manage(ctx.session, ctx.person, d)
         photo = await dsvc.first_photo(ctx.session, d.id)
         if photo is not None:  # what the reporter photographed, above the card and its buttons
             ctx.reply_photo(Photo(file_id=photo.file_id), caption=ctx.t("difficulty.photo_caption", id=d.id))
