@@ -9,12 +9,15 @@ button from a finished or replaced dialog is refused instead of acting twice.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.callbacks import REST, TOKEN, WORD, Callback, one_of
 from bot.core.context import Ctx
@@ -70,6 +73,10 @@ class State:
 
     def __init__(self, row: DialogState) -> None:
         self.row = row
+        # What a step read during this update and its prompt may show again in the same update (e.g. a
+        # picker's rows: on_input matched against them, ask lists them): never persisted, gone with the
+        # update. A prompt takes it with pop(), so it is used at most once.
+        self.scratch: dict[str, Any] = {}
 
     @property
     def step(self) -> str:
@@ -122,6 +129,21 @@ def reply_keyboard(ctx: Ctx, *buttons: KeyButton, back: bool = True) -> ReplyKey
         else (KeyButton(ctx.t("core.btn_cancel")),)
     )
     return ReplyKeyboard(rows=(tuple(buttons), nav), one_time=True)
+
+
+@contextmanager
+def dialog_rows_unflushed(session: AsyncSession) -> Iterator[None]:
+    """For a read that does not touch `dialog_states`: when the session's only pending changes are dialog
+    rows (a step moved on: its row is dirty), the read runs without the autoflush that would write the row
+    now in a round trip of its own; the engine writes it at the end of the update anyway, on PostgreSQL in
+    its finish statement. With any other pending change (a visit added, a household edited) the autoflush
+    runs as usual, so the read still sees the update's own writes."""
+    s = session.sync_session
+    if all(isinstance(o, DialogState) for o in (*s.new, *s.dirty, *s.deleted)):
+        with s.no_autoflush:
+            yield
+    else:
+        yield
 
 
 async def dialog_state(ctx: Ctx, name: str) -> DialogState | None:

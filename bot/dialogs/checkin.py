@@ -24,10 +24,11 @@ def far_meters(ctx: Ctx) -> int:
     return ctx.core.services.rules.village_days.far_meters
 
 
-async def week_message(ctx: Ctx) -> None:
-    """ "本周已驻村 1 天，还差 1 天" (or target reached)."""
+async def week_message(ctx: Ctx, n: int | None = None) -> None:
+    """ "本周已驻村 1 天，还差 1 天" (or target reached). `n`: the week's count when read already."""
     assert ctx.person is not None
-    n = await checkins.week_count(ctx.session, ctx.person.id, ctx.today)
+    if n is None:
+        n = await checkins.week_count(ctx.session, ctx.person.id, ctx.today)
     target = week_target(ctx)
     if n >= target:
         ctx.reply("checkin.week_done", RemoveKeyboard(), n=n, target=target)
@@ -40,12 +41,13 @@ async def start_checkin(ctx: Ctx) -> None:
     if ctx.person is None or ctx.role not in STAFF:
         ctx.reply("core.not_allowed")
         return
-    done = await checkins.checkin_on(ctx.session, ctx.person.id, ctx.today)
-    if done is not None:
+    found = await checkins.checkin_and_week(ctx.session, ctx.person.id, ctx.today)  # one statement for both
+    if found is not None:
+        done, week_n = found
         at = done.at.astimezone(ctx.core.clock.tz).strftime("%H:%M")
         ctx.answer_callback("checkin.already")
         ctx.reply("checkin.already", at=at)
-        await week_message(ctx)
+        await week_message(ctx, week_n)
         return
     await ctx.core.start_dialog(ctx, "checkin", fresh=True)
 

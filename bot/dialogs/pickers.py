@@ -5,20 +5,41 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.context import Ctx
-from bot.core.dialog import Next, Replace, Retry, State
+from bot.core.dialog import Next, Replace, Retry, State, dialog_rows_unflushed
 from bot.core.router import parse_id
 from bot.core.types import Button
-from bot.services.households import OwnHousehold, match_households, own_households, pairing_rows
+from bot.services.households import (
+    HouseholdRow,
+    OwnHousehold,
+    match_households,
+    own_from_rows,
+    own_households,
+    pairing_rows,
+)
 from bot.services.stray import is_number
 
 PAGE_SIZE = 8
+ROWS = "pairing_rows"  # State.scratch: the cadre's pairing_rows read earlier in this update
+
+
+async def cadre_rows(ctx: Ctx, st: State) -> list[HouseholdRow]:
+    """The speaker's current pairings as the picker lists them (most overdue first), read once per update:
+    kept in `st.scratch` for the prompt that follows in the same update."""
+    assert ctx.person is not None
+    rows: list[HouseholdRow] | None = st.scratch.get(ROWS)
+    if rows is None:
+        with dialog_rows_unflushed(ctx.session):
+            rows = await pairing_rows(ctx.session, ctx.today, ctx.core.services.rules, cadre_ids=[ctx.person.id])
+        st.scratch[ROWS] = rows
+    return rows
 
 
 async def ask_household(ctx: Ctx, st: State, key: str, extra: list[list[Button]] | None = None) -> None:
     """Household buttons (paged, or the matches of an ambiguous name), plus any extra rows."""
-    assert ctx.person is not None
-    # Most overdue first: the household a cadre is about to log is usually near the top.
-    rows_now = await pairing_rows(ctx.session, ctx.today, ctx.core.services.rules, cadre_ids=[ctx.person.id])
+    # Most overdue first: the household a cadre is about to log is usually near the top. Rows this update
+    # read already (a typed name matched against them) are not read again.
+    rows_now = await cadre_rows(ctx, st)
+    st.scratch.pop(ROWS, None)
     households = [r.as_own() for r in rows_now]
     matches = st.data.get("matches")
     if matches:
@@ -56,7 +77,6 @@ async def pick_household(ctx: Ctx, st: State, ask: Any) -> OwnHousehold | Next:
     """
     assert ctx.person is not None
     value = st.value(ctx)
-    households = await own_households(ctx.session, ctx.person.id)
     if value is not None and (value.startswith("page:") or value == "all"):
         page = 0 if value == "all" else (parse_id(value[5:]) or 0)
         st.set(page=page)
@@ -66,7 +86,7 @@ async def pick_household(ctx: Ctx, st: State, ask: Any) -> OwnHousehold | Next:
         return Replace()
     if value is not None and value.startswith("hh:"):
         hid = parse_id(value[3:])
-        chosen = next((h for h in households if h.id == hid), None)
+        chosen = next((h for h in await own_households(ctx.session, ctx.person.id) if h.id == hid), None)
         if chosen is None:
             return Retry("cadre.hh_not_yours")
         return chosen
@@ -77,7 +97,8 @@ async def pick_household(ctx: Ctx, st: State, ask: Any) -> OwnHousehold | Next:
         return Retry("cadre.hh_pick")
     if len(text) > 64:
         return Retry("cadre.hh_not_found", {"text": text[:20] + "…"})
-    found = match_households(households, text)
+    # Matched against the rows the prompt lists: on a Retry the prompt shows them without reading again.
+    found = match_households(own_from_rows(await cadre_rows(ctx, st)), text)
     if not found and is_number(text):
         return Retry("core.stray.pick", {"text": text})  # a button's position typed, not a name
     if not found:

@@ -17,11 +17,11 @@ from bot.core.dialog import Dialog, Finish, Goto, Next, Replace, Retry, State, S
 from bot.core.router import STAFF
 from bot.core.types import Button, KeyButton, RemoveKeyboard
 from bot.dialogs.inputs import text_input
-from bot.dialogs.pickers import ask_household, pick_household
+from bot.dialogs.pickers import ask_household, cadre_rows, pick_household
 from bot.notices.visits import ConfirmRequest, FarVisit
 from bot.services import visits as vs
 from bot.services.dates import parse_date
-from bot.services.households import OwnHousehold, match_households, own_households
+from bot.services.households import OwnHousehold, household_since, match_households, own_from_rows
 from bot.services.media import fetch_photo
 from bot.services.stray import is_number
 from bot.services.texts import distance_text, fmt_date, kinds_text
@@ -57,7 +57,8 @@ class VisitDialog(Dialog):
 
     async def on_start(self, ctx: Ctx, st: State, args: dict[str, Any]) -> str | None:
         assert ctx.person is not None
-        households = await own_households(ctx.session, ctx.person.id)
+        # The rows the household prompt lists (kept for it in st.scratch): one read for both.
+        households = own_from_rows(await cadre_rows(ctx, st))
         if not households:
             ctx.reply("cadre.no_households")
             return None
@@ -77,16 +78,15 @@ class VisitDialog(Dialog):
         if chosen is None and len(households) == 1:
             chosen = households[0]
         if chosen is not None:
-            await self._set_household(ctx, st, chosen)
+            self._set_household(ctx, st, chosen)
             # Back from the date step can still change the household.
             st.row.history = [Step.HOUSEHOLD.value]
             return Step.DATE.value
         return self.first_step
 
-    async def _set_household(self, ctx: Ctx, st: State, h: OwnHousehold) -> None:
-        assert ctx.person is not None
-        since = await vs.pairing_start(ctx.session, ctx.person.id, h.id)
-        st.set(hh=h.id, hh_name=h.head_name, since=since.isoformat() if since else None)
+    def _set_household(self, ctx: Ctx, st: State, h: OwnHousehold) -> None:
+        # h.since: the current pairing's start, read with the household (vs.pairing_start's answer).
+        st.set(hh=h.id, hh_name=h.head_name, since=h.since.isoformat())
         st.drop("matches", "page")
 
     def _next(self, st: State, step: Step) -> Goto:
@@ -220,7 +220,7 @@ class VisitDialog(Dialog):
             picked = await pick_household(ctx, st, self.ask)
             if not isinstance(picked, OwnHousehold):
                 return picked
-            await self._set_household(ctx, st, picked)
+            self._set_household(ctx, st, picked)
             visit_date = self._date(st)
             if st.data.get("editing") and visit_date and not self._date_ok(st, visit_date):
                 # The new pairing began after the date entered: the date must be asked again.
@@ -377,8 +377,7 @@ class VisitDialog(Dialog):
         ask a bound villager to confirm."""
         assert ctx.person is not None
         d = st.data
-        household = await ctx.session.get(Household, d.get("hh"))
-        since = await vs.pairing_start(ctx.session, ctx.person.id, household.id) if household else None
+        household, since = await household_since(ctx.session, d.get("hh"), ctx.person.id)  # one statement
         visit_date = self._date(st)
         if household is None or since is None:
             ctx.reply("cadre.hh_not_yours_anymore", RemoveKeyboard())

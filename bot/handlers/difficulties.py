@@ -3,6 +3,8 @@ df:open|ack|asg|res:<id>, df:to:<id>:<person_id>; the resolution note is a small
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from bot.buttons import (
     DIFFICULTY_ACK,
     DIFFICULTY_ASSIGN,
@@ -14,7 +16,6 @@ from bot.buttons import (
     PROBLEM_FOR_HOUSEHOLD,
 )
 from bot.core.context import Ctx
-from bot.core.dialog import has_live_draft
 from bot.core.router import LEADERS, STAFF, Router
 from bot.core.types import Button, InlineKeyboard, Photo
 from bot.notices.difficulties import AssignedToYou, StatusChanged, actions, card
@@ -85,9 +86,15 @@ async def _show_list(ctx: Ctx, resolved: bool, page: int) -> None:
     if pages > 1:
         lines[0] += ctx.t("difficulty.list_page", page=page + 1, pages=pages)
     buttons: list[tuple[Button, ...]] = []
+    # The page's households' head names in one query (not one per line).
+    hids = {d.household_id for d in rows if d.household_id}
+    heads: dict[int, str] = {}
+    if hids:
+        q = select(Household.id, Household.head_name).where(Household.id.in_(hids))
+        heads = {hid: name for hid, name in (await ctx.session.execute(q)).all()}
     for d in rows:
-        household = await ctx.session.get(Household, d.household_id) if d.household_id else None
-        scope = household.head_name if household else ctx.t("problem.whole_village")
+        head = heads.get(d.household_id) if d.household_id else None
+        scope = head if head is not None else ctx.t("problem.whole_village")
         when = d.resolved_at if resolved and d.resolved_at is not None else d.created_at
         lines.append(
             ctx.t(
@@ -114,14 +121,16 @@ async def _show_list(ctx: Ctx, resolved: bool, page: int) -> None:
     ctx.reply_text("\n".join(lines), InlineKeyboard(tuple(buttons)))
 
 
-async def _load(ctx: Ctx, did: int, manage: bool) -> Difficulty | None:
+async def _load(ctx: Ctx, did: int, manage: bool) -> tuple[Difficulty, bool] | None:
+    """The difficulty and whether the speaker may manage it (dsvc.can_manage, asked once), or None (and the
+    refusal) when the speaker may not act on it — or, for `manage=False`, not even see it."""
     # A state change locks the row (PostgreSQL), so two presses at once are seen one after the other.
     d = await ctx.session.get(Difficulty, did, with_for_update=manage or None)
     if d is not None:
         if await dsvc.can_manage(ctx.session, ctx.person, d):
-            return d
+            return d, True
         if not manage and ctx.person is not None and ctx.person.id in (d.reporter_id, d.assigned_to_id):
-            return d
+            return d, False
     ctx.answer_callback("core.not_allowed", alert=True)
     ctx.reply("core.not_allowed")
     return None
@@ -142,11 +151,11 @@ async def on_button(ctx: Ctx) -> None:
     if not action:
         ctx.answer_callback("core.button_expired")
         return
-    d = await _load(ctx, did, manage=action != "open")
-    if d is None:
+    loaded = await _load(ctx, did, manage=action != "open")
+    if loaded is None:
         return
+    d, can = loaded
     if action == "open":
-        can = await dsvc.can_manage(ctx.session, ctx.person, d)
         photo = await dsvc.first_photo(ctx.session, d.id)
         if photo is not None:  # what the reporter photographed, above the card and its buttons
             ctx.reply_photo(Photo(file_id=photo.file_id), caption=ctx.t("difficulty.photo_caption", id=d.id))
@@ -202,7 +211,6 @@ async def problem_for_household(ctx: Ctx) -> None:
         ctx.answer_callback("cadre.hh_not_yours", alert=True)
         ctx.reply("cadre.hh_not_yours")
         return
-    if await has_live_draft(ctx, "problem"):
-        await ctx.core.start_dialog(ctx, "problem")  # offers to resume; a draft is never thrown away
-        return
-    await ctx.core.start_dialog(ctx, "problem", {"household_id": hid}, fresh=True)
+    # Not fresh: a live draft is offered for resuming (never thrown away), anything else starts over with
+    # this household, in the engine's one read of the dialog's row.
+    await ctx.core.start_dialog(ctx, "problem", {"household_id": hid})

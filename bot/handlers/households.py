@@ -19,11 +19,11 @@ from bot.core.context import Ctx
 from bot.core.router import STAFF, Router
 from bot.core.types import Button, InlineKeyboard
 from bot.services import monitoring as mon
-from bot.services.households import HouseholdRow, household_accounts, household_file, rows_for
+from bot.services.households import HouseholdRow, file_head, household_accounts, household_file, rows_for
 from bot.services.members import member_detail
 from bot.services.people import can_see_household
 from bot.services.texts import fmt_date, kinds_text
-from bot.services.visits import current_season, pairing_start, visit_kinds
+from bot.services.visits import current_season, visit_kinds
 from bot.store.enums import Role
 from bot.store.models import Account, Household
 
@@ -31,14 +31,14 @@ from bot.store.models import Account, Household
 async def monitoring_lines(ctx: Ctx, household_id: int) -> list[str]:
     """The household's monitoring status (防止返贫监测) and measures, for the household file."""
     t = ctx.t
-    cases = await mon.cases_of_household(ctx.session, household_id)
+    cases = await mon.recent_cases_with_measures(ctx.session, household_id, 3)  # one statement
     if not cases:
         return [t("mon.file.none")]
     out: list[str] = []
-    for c in cases[:3]:
+    for c, measures in cases:
         out.append(t("mon.file.case", id=c.id, step=t(f"mon.step.{c.step}"), phase=t(f"mon.phase.{c.phase}"),
                      kind=t(f"mon.kind.{c.kind}") if c.kind else t("mon.kind.none")))
-        for m in await mon.measures_of(ctx.session, c.id):
+        for m in measures:
             out.append(t("mon.file.measure", topic=t(f"mon.topic.{m.topic}"), on=m.started_on.isoformat()))
     return out
 
@@ -218,14 +218,22 @@ def _line(ctx: Ctx, i: int, r: HouseholdRow, today: date, cadence: int) -> str:
 
 
 async def _show_file(ctx: Ctx, household_id: int | None) -> None:
-    household = await ctx.session.get(Household, household_id) if household_id else None
-    if household is None or not await can_see_household(ctx.session, ctx.person, household):
+    # The household, its members, village, cadre and the speaker's own pairing in one statement; the
+    # ledgers only once the speaker may see it.
+    reader = ctx.person.id if ctx.person is not None else None
+    head = await file_head(ctx.session, household_id, reader) if household_id else None
+    household = head.household if head is not None else None
+    if (
+        head is None
+        or household is None
+        or not await can_see_household(ctx.session, ctx.person, household, paired=head.since is not None)
+    ):
         ctx.answer_callback("households.not_yours", alert=True)
         ctx.reply("households.not_yours")
         if household is not None:
             ctx.audit("household.refused", "household", household.id)
         return
-    f = await household_file(ctx.session, household)
+    f = await household_file(ctx.session, head)
     t = ctx.t
     h = f.household
     causes = "、".join(t(f"cause.{c}") for c in (h.poverty_causes or [])) or t("households.none")
@@ -286,7 +294,7 @@ async def _show_file(ctx: Ctx, household_id: int | None) -> None:
         )
     lines += await monitoring_lines(ctx, h.id)
     buttons: list[tuple[Button, ...]] = []
-    if ctx.person is not None and await pairing_start(ctx.session, ctx.person.id, h.id) is not None:
+    if ctx.person is not None and f.since is not None:  # the speaker's own current pairing
         buttons.append(
             (
                 Button(t("households.btn_visit"), VISIT_REMINDER.pack(h.id)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.buttons import CHECKIN_REMINDER, CONFIRM_VISIT, SAVE_VISIT, VISIT_REMINDER
 from bot.core.context import Ctx
-from bot.core.dialog import State, dialog_state, has_live_draft
+from bot.core.dialog import State, dialog_state
 from bot.core.router import EVERYONE, STAFF, Router
 from bot.dialogs.checkin import start_checkin
 from bot.dialogs.visit import Step, VisitDialog, idem_key
@@ -33,10 +33,9 @@ async def start_visit_for(ctx: Ctx, household_id: int | None) -> None:
         ctx.answer_callback("cadre.hh_not_yours", alert=True)
         ctx.reply("cadre.hh_not_yours")
         return
-    if await has_live_draft(ctx, "visit"):
-        await ctx.core.start_dialog(ctx, "visit")
-        return
-    await ctx.core.start_dialog(ctx, "visit", {"household_id": household_id}, fresh=True)
+    # Not fresh: a live draft is offered for resuming (and its household kept), anything else starts over
+    # with this household, in the engine's one read of the visit's row.
+    await ctx.core.start_dialog(ctx, "visit", {"household_id": household_id})
 
 
 @router.callback(SAVE_VISIT.prefix, roles=STAFF)
@@ -44,7 +43,10 @@ async def save_pressed(ctx: Ctx) -> None:
     """The summary's save button: save once; a second press is told it was saved already."""
     pressed = SAVE_VISIT.parse(ctx.inc.callback_data)
     nonce = pressed[0] if pressed else ""
-    row = await dialog_state(ctx, "visit")
+    # The visit's row: the active dialog's, loaded with the update, when that is the visit (the usual case),
+    # else read (a parked draft's summary).
+    active = await ctx.core.active_state(ctx)
+    row = active if active is not None and active.dialog == "visit" else await dialog_state(ctx, "visit")
     if row is not None and nonce and row.nonce == nonce and row.step == Step.SUMMARY.value:
         dialog = ctx.core.dialogs["visit"]
         assert isinstance(dialog, VisitDialog)

@@ -13,11 +13,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, text
+from sqlalchemy import Select, and_, case, exists, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.scheduler.rules import Calendar, Rules, VillageDays
+from bot.store.db import jit_off as engine_jit_off
 from bot.store.enums import DifficultyStatus, Role
 from bot.store.models import CheckIn, Difficulty, Household, Leave, Pairing, Person, Team, Visit
 
@@ -68,18 +69,30 @@ async def _run(session: AsyncSession, stmt: Any) -> Any:
     """
     conn = await session.connection()
     jit_off = session.info.get("jit_off")  # True: the engine's connections have it off (the web's)
-    if conn.dialect.name == "postgresql" and jit_off is not True and jit_off is not session.get_transaction():
+    if (
+        conn.dialect.name == "postgresql"
+        and jit_off is not True
+        and jit_off is not session.get_transaction()
+        and not engine_jit_off(conn.engine)  # bot.store.db.create_engine's connections start with it off
+    ):
         await conn.execute(text("SET LOCAL jit = off"))
         session.info["jit_off"] = session.get_transaction()  # once per transaction (a page calls several)
     return await conn.execute(stmt)
 
 
-def _teams(stmt: Any, column: Any, team_id: int | None, team_ids: Sequence[int] | None) -> Any:
+#: a set of teams: their ids, or a statement selecting them (a leader's teams read in the same statement:
+#: reports.led_team_ids)
+TeamIds = Sequence[int] | Select[Any]
+
+
+def _teams(stmt: Any, column: Any, team_id: int | None, team_ids: TeamIds | None) -> Any:
     """Narrow to one team (`team_id`) and/or a set of teams (`team_ids`: a township, a leader's teams) in
     the same statement: one query for a scope, never a loop per team."""
     if team_id is not None:
         stmt = stmt.where(column == team_id)
-    if team_ids is not None:
+    if isinstance(team_ids, Select):
+        stmt = stmt.where(column.in_(team_ids))
+    elif team_ids is not None:
         stmt = stmt.where(column.in_(list(team_ids))) if team_ids else stmt.where(literal(False))
     return stmt
 
@@ -127,7 +140,7 @@ async def overdue_households(
     *,
     team_id: int | None = None,
     cadre_id: int | None = None,
-    team_ids: Sequence[int] | None = None,
+    team_ids: TeamIds | None = None,
     household_ids: Sequence[int] | None = None,
 ) -> list[HouseholdDue]:
     """Current pairings with no visit in the last `cadence_days` days and a start older than that:
@@ -338,7 +351,7 @@ async def cadre_weeks(
     team_id: int | None = None,
     cadre_ids: list[int] | None = None,
     far_m: float = VillageDays().far_meters,
-    team_ids: Sequence[int] | None = None,
+    team_ids: TeamIds | None = None,
     shortfall_first: int | None = None,
     skip: int = 0,
 ) -> list[CadreWeek]:

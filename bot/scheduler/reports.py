@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.core.types import Photo
 from bot.i18n import Translator
@@ -40,17 +41,27 @@ class Report:
         return "\n".join(self.pages)
 
 
-def leader_teams_select(leader_person_id: int, *cols: Any, also: Any = None) -> Any:
+def leader_teams_select(leader_person_id: int, *cols: Any, also: Any = None, person: Any = Person) -> Any:
     """SELECT `cols` of the teams a person leads (Team.leader_id, or their own team when they have the leader
-    role) — or, with `also`, of the teams matching that other condition too (the web's scope, one statement)."""
-    leads = or_(Team.leader_id == leader_person_id, (Person.team_id == Team.id) & (Person.role == "leader"))
+    role) — or, with `also`, of the teams matching that other condition too (the web's scope, one statement).
+    `person`: the people table or an alias of it (inside another statement that reads people)."""
+    leads = or_(Team.leader_id == leader_person_id, (person.team_id == Team.id) & (person.role == "leader"))
     return (
         select(*cols)
-        .outerjoin(Person, Person.id == leader_person_id)
+        .outerjoin(person, person.id == leader_person_id)
         .where(leads if also is None else or_(leads, also))
         .order_by(Team.id)
         .distinct()
     )
+
+
+_LEADER = aliased(Person, name="leader")  # built once: stable aliases keep the compiled-statement cache warm
+
+
+def led_team_ids(leader_person_id: int) -> Any:
+    """The ids of `leader_teams`, as a statement for `team_ids` (due.TeamIds): read in the report's own
+    statement instead of a query of their own (the leader's row under an alias: never the report's people)."""
+    return leader_teams_select(leader_person_id, Team.id, person=_LEADER)
 
 
 async def leader_teams(session: AsyncSession, leader_person_id: int) -> list[tuple[int, str]]:
@@ -64,13 +75,11 @@ async def overdue_report(
 ) -> Report:
     """/overdue (逾期未走访): the leader's team's overdue households grouped by cadre, with days overdue."""
     cadence = rules.visits.cadence_days
-    teams = await leader_teams(session, leader_person_id)
-    if not teams:
-        return Report(pages=[t("sched.report.no_team")])
-    rows: list[due.HouseholdDue] = []
-    for team_id, _name in teams:
-        rows.extend(await due.overdue_households(session, today, cadence, team_id=team_id))
+    # One statement for all the leader's teams (ordered by team, as one per team would be listed).
+    rows = await due.overdue_households(session, today, cadence, team_ids=led_team_ids(leader_person_id))
     if not rows:
+        if not await leader_teams(session, leader_person_id):
+            return Report(pages=[t("sched.report.no_team")])
         return Report(pages=[t("sched.report.overdue.none", cadence=cadence)])
     head = t("sched.visit.leader.head", date=today.isoformat(), count=len(rows), cadence=cadence)
     return Report(pages=render.paginate(head, render.grouped_overdue_lines(t, rows)), overdue=rows)
@@ -81,14 +90,12 @@ async def week_report(
 ) -> Report:
     """/week (本周驻村情况): village days and visits per cadre so far this ISO week, against target."""
     target = rules.village_days.target
-    teams = await leader_teams(session, leader_person_id)
-    if not teams:
-        return Report(pages=[t("sched.report.no_team")])
     monday, sunday = due.iso_week_bounds(today)
-    rows: list[due.CadreWeek] = []
-    for team_id, _name in teams:
-        rows.extend(await due.cadre_weeks(session, monday, upto=today, team_id=team_id,
-                                          far_m=rules.village_days.far_meters))
+    # One statement for all the leader's teams (ordered by team, as one per team would be listed).
+    rows = await due.cadre_weeks(session, monday, upto=today, team_ids=led_team_ids(leader_person_id),
+                                 far_m=rules.village_days.far_meters)
+    if not rows and not await leader_teams(session, leader_person_id):
+        return Report(pages=[t("sched.report.no_team")])
     short = sum(1 for r in rows if r.checkin_days < target and not r.on_leave)
     head = t("sched.report.week.head", start=monday.isoformat(), end=sunday.isoformat(), target=target,
              count=len(rows), short=short)

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.services.visits import haversine_m
 from bot.store.models import CheckIn, Person, Village
@@ -21,6 +22,23 @@ async def checkin_on(session: AsyncSession, cadre_id: int, day: date) -> CheckIn
     """The cadre's check-in on that local day, if any."""
     q = select(CheckIn).where(CheckIn.cadre_id == cadre_id, CheckIn.day == day)
     return (await session.execute(q)).scalar_one_or_none()
+
+
+_WEEK = aliased(CheckIn, name="week")  # built once: stable aliases keep the compiled-statement cache warm
+
+
+async def checkin_and_week(session: AsyncSession, cadre_id: int, day: date) -> tuple[CheckIn, int] | None:
+    """The cadre's check-in on that local day with the week's count (`week_count`) in one statement; None
+    when there is no check-in that day (`checkin_on`'s None)."""
+    first, last = week_bounds(day)
+    n = (
+        select(func.count(_WEEK.id))
+        .where(_WEEK.cadre_id == cadre_id, _WEEK.day >= first, _WEEK.day <= last)
+        .scalar_subquery()
+    )
+    q = select(CheckIn, n).where(CheckIn.cadre_id == cadre_id, CheckIn.day == day)
+    row = (await session.execute(q)).one_or_none()
+    return None if row is None else (row[0], int(row[1]))
 
 
 async def check_in(

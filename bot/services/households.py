@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from bot.scheduler.rules import Rules
-from bot.services.people import cadre_for_household
 from bot.services.visits import current_season
 from bot.store.enums import DifficultyStatus, Role
 from bot.store.models import (
@@ -44,7 +44,7 @@ class HouseholdRow:
     group_no: int | None = None
 
     def as_own(self) -> OwnHousehold:
-        return OwnHousehold(self.household_id, self.code, self.head_name, self.group_no)
+        return OwnHousehold(self.household_id, self.code, self.head_name, self.group_no, self.pairing_start)
 
     def days_since(self, today: date) -> int | None:
         return (today - self.last_visit).days if self.last_visit else None
@@ -179,25 +179,50 @@ async def rows_for(session: AsyncSession, person: Person, today: date, rules: Ru
 
 @dataclass(frozen=True, slots=True)
 class OwnHousehold:
-    """What a household picker needs of a cadre's household: no full ORM object per button."""
+    """What a household picker needs of a cadre's household: no full ORM object per button. `since`: when
+    the cadre's current pairing with it began (the earliest, should there be two: as
+    bot.services.visits.pairing_start answers), read with it so that a pick costs no second query."""
 
     id: int
     code: str
     head_name: str
     group_no: int | None
+    since: date
 
 
 _OWN = (
-    select(Household.id, Household.code, Household.head_name, Household.group_no)
+    select(Household.id, Household.code, Household.head_name, Household.group_no, Pairing.start_date)
     .join(Pairing, Pairing.household_id == Household.id)
     .where(Pairing.cadre_id == bindparam("cadre_id"), Pairing.end_date.is_(None))
     .order_by(Household.head_name, Household.id)
 )
 
 
+def _earliest(households: list[OwnHousehold]) -> list[OwnHousehold]:
+    """Each household's `since` made its earliest current pairing's start (two current pairings of one
+    cadre with one household are not prevented); the list itself (order, repeats) is left as it was."""
+    first: dict[int, date] = {}
+    for h in households:
+        if h.id not in first or h.since < first[h.id]:
+            first[h.id] = h.since
+    if len(first) == len(households):
+        return households
+    return [h if h.since == first[h.id] else OwnHousehold(h.id, h.code, h.head_name, h.group_no, first[h.id])
+            for h in households]
+
+
 async def own_households(session: AsyncSession, cadre_id: int) -> list[OwnHousehold]:
     """Households currently paired with the cadre, by head name (one indexed query, built once)."""
-    return [OwnHousehold(*r) for r in (await session.execute(_OWN, {"cadre_id": cadre_id})).all()]
+    return _earliest([OwnHousehold(*r) for r in (await session.execute(_OWN, {"cadre_id": cadre_id})).all()])
+
+
+def own_from_rows(rows: Sequence[HouseholdRow]) -> list[OwnHousehold]:
+    """`own_households` from a cadre's `pairing_rows` (the same pairings, read with their status), without a
+    query of its own. By head name in Python's order, which can differ from the database collation's
+    (own_households'): the pickers use the order nowhere a person sees it (one match, or a set of ids)."""
+    own = _earliest([r.as_own() for r in rows])
+    own.sort(key=lambda h: (h.head_name, h.id))
+    return own
 
 
 def match_households(households: Sequence[OwnHousehold], text: str) -> list[OwnHousehold]:
@@ -222,10 +247,33 @@ class HouseholdFile:
     members: list[HouseholdMember]
     visits: list[tuple[Visit, str]]  # (visit, cadre name), newest first
     difficulties: list[Difficulty]  # open first, then recent resolved
+    since: date | None = None  # the reader's own current pairing with the household began (None: not paired)
 
 
-_MEMBERS = (
-    select(HouseholdMember).where(HouseholdMember.household_id == bindparam("hid")).order_by(HouseholdMember.id)
+# The household with its members (one row each: the members relationship, in its id order), its village's
+# name, the current cadre's name (people.cadre_for_household's choice) and when the reader's own current
+# pairing with it began (visits.pairing_start's answer): one statement for the head of the file.
+_CURRENT_CADRE_NAME = (
+    select(Person.name)
+    .join(Pairing, Pairing.cadre_id == Person.id)
+    .where(Pairing.household_id == Household.id, Pairing.end_date.is_(None), Person.active.is_(True))
+    .order_by(Pairing.start_date.desc())
+    .limit(1)
+    .correlate(Household)
+    .scalar_subquery()
+)
+_READER_SINCE = (
+    select(func.min(Pairing.start_date))
+    .where(Pairing.cadre_id == bindparam("reader"), Pairing.household_id == Household.id,
+           Pairing.end_date.is_(None))
+    .correlate(Household)
+    .scalar_subquery()
+)
+_FILE_HEAD = (
+    select(Household, Village.name, _CURRENT_CADRE_NAME, _READER_SINCE)
+    .outerjoin(Village, Village.id == Household.village_id)
+    .where(Household.id == bindparam("hid"))
+    .options(joinedload(Household.members))
 )
 _RECENT_VISITS = (
     select(Visit, Person.name)
@@ -242,17 +290,39 @@ _RECENT_DIFFICULTIES = (
 )
 
 
-async def household_file(session: AsyncSession, household: Household, recent: int = 5) -> HouseholdFile:
-    """Load the household file (its statements are built once: the card is opened often)."""
-    params = {"hid": household.id, "n": recent}
-    members = list((await session.execute(_MEMBERS, params)).scalars())
-    visits = [(v, name) for v, name in (await session.execute(_RECENT_VISITS, params)).all()]
-    diffs = list((await session.execute(_RECENT_DIFFICULTIES, params)).scalars())
-    village = await session.get(Village, household.village_id)
-    cadre = await cadre_for_household(session, household.id)
-    return HouseholdFile(
-        household, village.name if village else "", cadre.name if cadre else None, members, visits, diffs
-    )
+_PAIRED_HOUSEHOLD = select(Household, _READER_SINCE).where(Household.id == bindparam("hid"))
+
+
+async def household_since(
+    session: AsyncSession, household_id: int | None, cadre_id: int
+) -> tuple[Household | None, date | None]:
+    """The household (None when there is none) and when the cadre's current pairing with it began
+    (visits.pairing_start's answer: None when not paired now), in one statement."""
+    if household_id is None:
+        return None, None
+    row = (await session.execute(_PAIRED_HOUSEHOLD, {"hid": household_id, "reader": cadre_id})).first()
+    return (None, None) if row is None else (row[0], row[1])
+
+
+async def file_head(session: AsyncSession, household_id: int, reader_id: int | None) -> HouseholdFile | None:
+    """The household (None when there is none) with what the file shows of it besides its ledgers: members,
+    village, current cadre, and `since` for the reader (`reader_id`, a person). Nothing is checked here:
+    whether the reader may see it is the caller's (people.can_see_household, given `since`)."""
+    result = await session.execute(_FILE_HEAD, {"hid": household_id, "reader": reader_id})
+    row = result.unique().first()
+    if row is None:
+        return None
+    household, village_name, cadre_name, since = row
+    return HouseholdFile(household, village_name or "", cadre_name, list(household.members), [], [], since)
+
+
+async def household_file(session: AsyncSession, head: HouseholdFile, recent: int = 5) -> HouseholdFile:
+    """The file `file_head` began, with its recent visits and difficulties (statements built once: the card
+    is opened often)."""
+    params = {"hid": head.household.id, "n": recent}
+    head.visits = [(v, name) for v, name in (await session.execute(_RECENT_VISITS, params)).all()]
+    head.difficulties = list((await session.execute(_RECENT_DIFFICULTIES, params)).scalars())
+    return head
 
 
 async def reachable_accounts(session: AsyncSession, person_id: int) -> list[Account]:

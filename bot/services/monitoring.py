@@ -510,6 +510,25 @@ async def cases_in_scope(session: AsyncSession, person: Person, limit: int = 30)
     return rows[:limit]
 
 
+async def recent_cases_with_measures(
+    session: AsyncSession, household_id: int, n: int
+) -> list[tuple[MonitorCase, list[MonitorMeasure]]]:
+    """The household's first `n` cases in `cases_of_household`'s order, each with its measures (`measures_of`'s
+    order), in one statement."""
+    first = (select(MonitorCase.id).where(MonitorCase.household_id == household_id)
+             .order_by(MonitorCase.open.desc(), MonitorCase.id.desc()).limit(n))
+    q = (select(MonitorCase, MonitorMeasure)
+         .outerjoin(MonitorMeasure, MonitorMeasure.case_id == MonitorCase.id)
+         .where(MonitorCase.id.in_(first))
+         .order_by(MonitorCase.open.desc(), MonitorCase.id.desc(), MonitorMeasure.id))
+    out: dict[int, tuple[MonitorCase, list[MonitorMeasure]]] = {}
+    for case, measure in (await session.execute(q)).all():
+        entry = out.setdefault(case.id, (case, []))
+        if measure is not None:
+            entry[1].append(measure)
+    return list(out.values())
+
+
 async def cases_of_household(session: AsyncSession, household_id: int) -> list[MonitorCase]:
     """The household's cases, open ones first, newest first."""
     q = (select(MonitorCase).where(MonitorCase.household_id == household_id)

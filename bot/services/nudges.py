@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler import due
-from bot.scheduler.reports import leader_teams
+from bot.scheduler.reports import leader_teams, led_team_ids
 from bot.store.models import AuditLog, Person
 
 ACTION = "overdue.nudged"
@@ -44,15 +44,13 @@ async def overdue_of(
 ) -> list[due.HouseholdDue] | None:
     """The cadre's overdue households, by the /overdue rule; None when the cadre is not in a team the
     leader leads (a forged button)."""
-    rows: list[due.HouseholdDue] = []
-    in_scope = False
-    for team_id, _name in await leader_teams(session, leader_id):
-        mine = await due.overdue_households(session, today, cadence_days, team_id=team_id, cadre_id=cadre_id)
-        rows.extend(mine)
-        in_scope = in_scope or bool(mine) or await _in_team(session, cadre_id, team_id)
-    return rows if in_scope else None
-
-
-async def _in_team(session: AsyncSession, cadre_id: int, team_id: int) -> bool:
-    person = await session.get(Person, cadre_id)
-    return person is not None and person.team_id == team_id
+    # The leader's teams are read in the same statement: rows found are in scope by construction.
+    rows = await due.overdue_households(
+        session, today, cadence_days, team_ids=led_team_ids(leader_id), cadre_id=cadre_id
+    )
+    if rows:
+        return rows
+    person = await session.get(Person, cadre_id)  # usually in the session already (the button's handler)
+    if person is None or person.team_id is None:
+        return None
+    return [] if person.team_id in {tid for tid, _name in await leader_teams(session, leader_id)} else None

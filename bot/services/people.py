@@ -44,14 +44,20 @@ async def team_leader(session: AsyncSession, person: Person) -> Person | None:
     return await session.get(Person, team.leader_id)
 
 
-async def can_see_household(session: AsyncSession, person: Person | None, household: Household) -> bool:
-    """A cadre sees their currently paired households; a leader their team's; admins everything."""
+async def can_see_household(
+    session: AsyncSession, person: Person | None, household: Household, *, paired: bool | None = None
+) -> bool:
+    """A cadre sees their currently paired households; a leader their team's; admins everything.
+    `paired`: whether the person is currently paired with the household, when the caller read that already
+    (households.file_head's `since`): a cadre's answer then needs no query."""
     if person is None or not person.active:
         return False
     role = Role(person.role)
     if role is Role.ADMIN:
         return True
     if role is Role.CADRE:
+        if paired is not None:
+            return paired
         params = {"cadre_id": person.id, "hid": household.id}
         return (await session.execute(_PAIRED_NOW, params)).first() is not None
     if role in (Role.LEADER, Role.TOWNSHIP):

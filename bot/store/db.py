@@ -20,6 +20,14 @@ def wal_checkpointer(engine: AsyncEngine) -> Any:
     return _CHECKPOINTERS.get(engine.sync_engine)
 
 
+_JIT_OFF: weakref.WeakSet[Any] = weakref.WeakSet()  # sync engines whose connections start with jit = off
+
+
+def jit_off(engine: Any) -> bool:
+    """Whether the engine's PostgreSQL connections start with the JIT off (`create_engine` on asyncpg)."""
+    return getattr(engine, "sync_engine", engine) in _JIT_OFF
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -122,7 +130,21 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
     kw.setdefault("max_overflow", 0)
     ping_idle = kw.pop("ping_idle_s", PING_IDLE_S)
     kw.setdefault("pool_pre_ping", False)
+    jit_off = False
+    if make_url(url).drivername == "postgresql+asyncpg":
+        # PostgreSQL's JIT spends longer compiling the reports' one-shot queries (/overdue, /week, the
+        # scheduler's lists) than running them, and nothing here is long enough to gain from it: off for
+        # the connection (in its startup message) instead of a SET LOCAL round trip per transaction that
+        # runs one (bot/scheduler/due.py). A caller's own server_settings.jit wins.
+        pg_args: dict[str, Any] = dict(kw.get("connect_args") or {})
+        server: dict[str, str] = dict(pg_args.get("server_settings") or {})
+        server.setdefault("jit", "off")
+        jit_off = server["jit"] == "off"
+        pg_args["server_settings"] = server
+        kw["connect_args"] = pg_args
     engine = create_async_engine(url, **kw)
+    if jit_off:
+        _JIT_OFF.add(engine.sync_engine)
     if not kw["pool_pre_ping"]:
         _ping_when_idle(engine, ping_idle)
     return engine
