@@ -184,6 +184,8 @@ class TopicMatcher:
         self._levels_longest_first = sorted(self.levels.items(), key=lambda wl: -len(wl[0]))  # stable sort
         self._level_ends = frozenset(word[-1] for word in self.levels)
         self.max_len = max((len(t) for t in self.index), default=1)
+        # One Hit per KB word, made at load: a question's exact hits share them (a Hit is immutable).
+        self._exact_hits: dict[str, Hit] = {term: Hit(term) for term in self.index}
         self._fallback_sets = [(*_combo_set(parts), tid) for parts, tid in self.fallbacks]
         self._combo_sets = [(*_combo_set(parts), tid) for parts, tid in self.combos]
         self._combos_by_word: dict[str, list[int]] = defaultdict(list)
@@ -196,6 +198,7 @@ class TopicMatcher:
         for word in words:
             self._combo_by_char[word[0]].append(word)
         self._combo_first_chars = frozenset(self._combo_by_char)
+        self._object_words = frozenset(self.objects)
         # The first three characters of a longer strong name, when they point to one topic only and are
         # not themselves a dictionary word (a clipped name, not a different word).
         starts: dict[str, set[str]] = defaultdict(set)
@@ -350,34 +353,44 @@ class TopicMatcher:
     def hits(self, text: str) -> list[Hit]:
         """KB words in the question: whole tokens, words inside longer tokens, then homophone typos."""
         found: list[Hit] = []
-        covered = [False] * len(text)
-        in_word = [False] * len(text)  # inside a multi-character dictionary word
+        size = len(text)
+        covered = [False] * size
+        in_word = [False] * size  # inside a multi-character dictionary word
         pos = 0
         index = self.index
+        exact = self._exact_hits
+        max_len = self.max_len
         for tok in self.tokens(text):
             n = len(tok)
-            if n > 1:
-                in_word[pos : pos + n] = [True] * n
+            if n == 1:
+                # A one-character token is never inside a word, and a one-character KB word is rare.
+                if tok in index:
+                    found.append(exact[tok])
+                    covered[pos] = True
+                pos += 1
+                continue
+            end = pos + n
+            in_word[pos:end] = [True] * n
             if tok in index:
-                found.append(Hit(tok))
-                covered[pos : pos + n] = [True] * n
+                found.append(exact[tok])
+                covered[pos:end] = [True] * n
             elif n >= 3:
                 i = 0
                 while i < n - 1:
-                    for size in range(min(self.max_len, n - i), 1, -1):
-                        sub = tok[i : i + size]
+                    for width in range(min(max_len, n - i), 1, -1):
+                        sub = tok[i : i + width]
                         if sub in index:
-                            found.append(Hit(sub))
-                            covered[pos + i : pos + i + size] = [True] * size
-                            i += size
+                            found.append(exact[sub])
+                            covered[pos + i : pos + i + width] = [True] * width
+                            i += width
                             break
                     else:
                         i += 1
-            pos += n
-        if not all(covered):
+            pos = end
+        if False in covered:
             found.extend(self._prefixes(text, covered))
-        if self._typo_index and not all(covered):
-            found.extend(self._typos(text, covered, in_word))
+            if self._typo_index and False in covered:
+                found.extend(self._typos(text, covered, in_word))
         return found
 
     def _prefixes(self, text: str, covered: list[bool]) -> list[Hit]:
@@ -447,31 +460,42 @@ class TopicMatcher:
     def score(self, text: str) -> tuple[dict[str, float], list[Hit]]:
         """Topic scores for a normalised question (without spaces), and the words that produced them."""
         hits = self.hits(text)
-        scores: dict[str, float] = defaultdict(float)
+        # A plain dict: 0.0 + w is w, so get(tid, 0.0) + w sums the same floats in the same order as a
+        # defaultdict(float) did; an exact hit's weight times 1.0 is the weight itself.
+        scores: dict[str, float] = {}
+        get = scores.get
         seen: set[str] = set()
-        for hit in hits:
-            if hit.term in seen:
+        index = self.index
+        typo = False
+        for term, typed in hits:
+            if term in seen:
                 continue
-            seen.add(hit.term)
-            factor = TYPO_FACTOR if hit.typo else 1.0
-            for tid, w in self.index[hit.term].items():
-                scores[tid] += w * factor
+            seen.add(term)
+            if typed:
+                typo = True
+                for tid, w in index[term].items():
+                    scores[tid] = get(tid, 0.0) + w * TYPO_FACTOR
+            else:
+                for tid, w in index[term].items():
+                    scores[tid] = get(tid, 0.0) + w
         objects = self.objects
-        boosted: set[str] = set()
-        intent: bool | None = None  # whether the question asks for a benefit: looked up once, when needed
-        for hit in hits:
-            if hit.term in objects:
-                if intent is None:
-                    intent = _INTENT.search(text) is not None
-                if not intent:
-                    continue
-                for tid in objects[hit.term] - boosted:
-                    scores[tid] += W_OBJECT_INTENT
-                    boosted.add(tid)
+        if not self._object_words.isdisjoint(seen):
+            boosted: set[str] = set()
+            intent: bool | None = None  # whether the question asks for a benefit: looked up once, when needed
+            for hit in hits:
+                if hit.term in objects:
+                    if intent is None:
+                        intent = _INTENT.search(text) is not None
+                    if not intent:
+                        break
+                    for tid in objects[hit.term] - boosted:
+                        scores[tid] = get(tid, 0.0) + W_OBJECT_INTENT
+                        boosted.add(tid)
         corrected = text
-        for hit in hits:
-            if hit.typo:
-                corrected = corrected.replace(hit.typo, hit.term)
+        if typo:
+            for hit in hits:
+                if hit.typo:
+                    corrected = corrected.replace(hit.typo, hit.term)
         by_char = self._combo_by_char
         first_chars = self._combo_first_chars
         present = {a for ch in first_chars.intersection(text) for a in by_char[ch] if a in text}
@@ -492,11 +516,11 @@ class TopicMatcher:
                     continue
                 # Every required part has a word present: no part is disjoint from the words present.
                 if excluded.isdisjoint(present) and not any(map(present.isdisjoint, required)):
-                    scores[tid] += W_COMBO
+                    scores[tid] = get(tid, 0.0) + W_COMBO
                     fired.add(tid)
             if self._fallback_sets and max(scores.values(), default=0.0) < W_SYNONYM:
                 for required, excluded, tid in self._fallback_sets:
                     if excluded.isdisjoint(present) and not any(map(present.isdisjoint, required)):
-                        scores[tid] += W_COMBO
+                        scores[tid] = get(tid, 0.0) + W_COMBO
                         break
-        return dict(scores), hits
+        return scores, hits

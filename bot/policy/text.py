@@ -39,6 +39,27 @@ _FOLLOWUP_START = ("那么", "那", "还有", "要是", "如果是", "如果", "
 _FOLLOWUP_END = ("呢", "的话", "咋样", "怎么样")
 
 _NON_WORD = re.compile(r"[\W_]+")
+
+
+def _nfkd_ascii() -> dict[int, str]:
+    """Characters whose compatibility decomposition is plain ASCII ("，" → ",", "１" → "1", "…" → "...").
+
+    Replacing them by it changes no NFKC result: NFKC decomposes every character (the replacement is what it
+    would produce; ASCII decomposes to itself and has combining class 0, so canonical reordering and
+    recomposition see the same sequence), then recomposes. Any subset of these characters is equally
+    safe; only the blocks people type in are scanned (Latin-1 to CJK symbols, and the half/full-width
+    forms), to keep the import cheap.
+    """
+    table: dict[int, str] = {}
+    for cp in (*range(0x80, 0x3400), *range(0xFE00, 0x10000)):
+        ch = chr(cp)
+        decomposed = unicodedata.normalize("NFKD", ch)
+        if decomposed != ch and decomposed.isascii():
+            table[cp] = decomposed
+    return table
+
+
+_NFKD_ASCII = _nfkd_ascii()
 _CN_DIGITS = {
     "零": 0,
     "〇": 0,
@@ -93,7 +114,12 @@ class Normalizer:
 
     def simplify(self, text: str) -> str:
         """Width- and script-normalised text, punctuation kept (used for KB terms too)."""
-        text = unicodedata.normalize("NFKC", text).lower()
+        if not unicodedata.is_normalized("NFKC", text):
+            # Full-width punctuation ("，？") sends NFKC down its slow path; replaced first by what NFKC
+            # decomposes it to (pure ASCII), the text usually passes NFKC's quick check. Same result:
+            # see _NFKD_ASCII.
+            text = unicodedata.normalize("NFKC", text.translate(_NFKD_ASCII))
+        text = text.lower()
         # OpenCC is pure Python and slow; most questions are already simplified, so convert only when needed.
         if not self._trad.isdisjoint(text):
             text = self._cc.convert(text)
