@@ -116,7 +116,10 @@ def _build_resources(kb_terms: list[str], digest: str, cache: Path) -> tuple[Pat
     dict_path = cache / f"dict-{digest}.txt"
     pinyin_path = cache / f"pinyin-{digest}.json"
     if dict_path.exists() and pinyin_path.exists():
-        return dict_path, json.loads(pinyin_path.read_text(encoding="utf-8"))
+        # About 400 syllables for 11,000 characters: one string object per syllable, not per character.
+        return dict_path, {
+            ch: sys.intern(py) for ch, py in json.loads(pinyin_path.read_text(encoding="utf-8")).items()
+        }
     general = Path(str(jieba.__file__)).parent / "dict.txt"
     lines: list[str] = []
     chars: set[str] = set()
@@ -142,7 +145,7 @@ def _build_resources(kb_terms: list[str], digest: str, cache: Path) -> tuple[Pat
     tmp = pinyin_path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
     tmp.replace(pinyin_path)
-    return dict_path, table
+    return dict_path, {ch: sys.intern(py) for ch, py in table.items()}
 
 
 class TopicMatcher:
@@ -184,8 +187,6 @@ class TopicMatcher:
         self._levels_longest_first = sorted(self.levels.items(), key=lambda wl: -len(wl[0]))  # stable sort
         self._level_ends = frozenset(word[-1] for word in self.levels)
         self.max_len = max((len(t) for t in self.index), default=1)
-        # One Hit per KB word, made at load: a question's exact hits share them (a Hit is immutable).
-        self._exact_hits: dict[str, Hit] = {term: Hit(term) for term in self.index}
         self._fallback_sets = [(*_combo_set(parts), tid) for parts, tid in self.fallbacks]
         self._combo_sets = [(*_combo_set(parts), tid) for parts, tid in self.combos]
         self._combos_by_word: dict[str, list[int]] = defaultdict(list)
@@ -358,21 +359,20 @@ class TopicMatcher:
         in_word = [False] * size  # inside a multi-character dictionary word
         pos = 0
         index = self.index
-        exact = self._exact_hits
         max_len = self.max_len
         for tok in self.tokens(text):
             n = len(tok)
             if n == 1:
                 # A one-character token is never inside a word, and a one-character KB word is rare.
                 if tok in index:
-                    found.append(exact[tok])
+                    found.append(Hit(tok))
                     covered[pos] = True
                 pos += 1
                 continue
             end = pos + n
             in_word[pos:end] = [True] * n
             if tok in index:
-                found.append(exact[tok])
+                found.append(Hit(tok))
                 covered[pos:end] = [True] * n
             elif n >= 3:
                 i = 0
@@ -380,7 +380,7 @@ class TopicMatcher:
                     for width in range(min(max_len, n - i), 1, -1):
                         sub = tok[i : i + width]
                         if sub in index:
-                            found.append(exact[sub])
+                            found.append(Hit(sub))
                             covered[pos + i : pos + i + width] = [True] * width
                             i += width
                             break
