@@ -213,6 +213,7 @@ class TopicMatcher:
             topics = {tid for t in terms for tid in self.index[t]}
             if len(topics) == 1 and start not in self.index and not self._freq.get(start):
                 self._prefix_index[start] = min(sorted(terms), key=len)
+        self._prefix_firsts = frozenset(start[0] for start in self._prefix_index)
         self._typo_index: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for term in sorted(strong):
             if 2 <= len(term) <= 4 and all(_is_cjk(c) for c in term):
@@ -394,19 +395,23 @@ class TopicMatcher:
         return found
 
     def _prefixes(self, text: str, covered: list[bool]) -> list[Hit]:
-        """Clipped names: "公益岗" for 公益岗位, "小额贷" for 小额贷款 (3-character starts of longer names)."""
+        """Clipped names: "公益岗" for 公益岗位, "小额贷" for 小额贷款 (3-character starts of longer names).
+
+        Only positions whose character begins such a start are looked at (one C-level pass over the text),
+        in order; a start taken skips the two characters after it, as a left-to-right scan does.
+        """
         out: list[Hit] = []
         prefixes = self._prefix_index
-        i = 0
-        n = len(text)
-        while i + 3 <= n:
-            term = prefixes.get(text[i : i + 3])
+        after = 0  # the first position not inside a clipped name already taken
+        for i in compress(range(len(text) - 2), map(self._prefix_firsts.__contains__, text)):
+            if i < after:
+                continue
+            window = text[i : i + 3]
+            term = prefixes.get(window)
             if term is not None and not any(covered[i : i + 3]):
-                out.append(Hit(term, typo=text[i : i + 3]))
+                out.append(Hit(term, typo=window))
                 covered[i : i + 3] = [True, True, True]
-                i += 3
-            else:
-                i += 1
+                after = i + 3
         return out
 
     def _typos(self, text: str, covered: list[bool], in_word: list[bool]) -> list[Hit]:
