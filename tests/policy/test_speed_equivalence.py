@@ -170,3 +170,35 @@ def test_amounts_are_read_as_before_on_random_number_talk() -> None:
     for _ in range(30_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 9)))
         assert read_amounts(text) == _read_amounts_as_before(text), text
+
+
+def _prefixes_as_before(matcher: object, text: str, covered: list[bool]) -> list[tuple[str, str]]:
+    """TopicMatcher._prefixes before the speed work: every position, left to right."""
+    prefixes = matcher._prefix_index  # type: ignore[attr-defined]
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i + 3 <= len(text):
+        term = prefixes.get(text[i : i + 3])
+        if term is not None and not any(covered[i : i + 3]):
+            out.append((term, text[i : i + 3]))
+            covered[i : i + 3] = [True, True, True]
+            i += 3
+        else:
+            i += 1
+    return out
+
+
+def test_clipped_names_are_found_as_before(engine: PolicyEngine) -> None:
+    matcher = engine.matcher
+    starts = sorted(matcher._prefix_index)
+    assert "公益岗" in starts or "雨露计" in starts
+    rng = random.Random(3)
+    pieces = [*starts[:40], *"的了我要公益岗雨露计危房改补", "公公益岗", "雨雨露计划"]
+    for _ in range(5_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        covered = [rng.random() < 0.2 for _ in text]
+        before = list(covered)
+        expected = _prefixes_as_before(matcher, text, before)
+        got = matcher._prefixes(text, covered)
+        assert [(h.term, h.typo) for h in got] == expected, text
+        assert covered == before, text
