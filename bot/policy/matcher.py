@@ -116,7 +116,10 @@ def _build_resources(kb_terms: list[str], digest: str, cache: Path) -> tuple[Pat
     dict_path = cache / f"dict-{digest}.txt"
     pinyin_path = cache / f"pinyin-{digest}.json"
     if dict_path.exists() and pinyin_path.exists():
-        return dict_path, json.loads(pinyin_path.read_text(encoding="utf-8"))
+        # About 400 syllables for 11,000 characters: one string object per syllable, not per character.
+        return dict_path, {
+            ch: sys.intern(py) for ch, py in json.loads(pinyin_path.read_text(encoding="utf-8")).items()
+        }
     general = Path(str(jieba.__file__)).parent / "dict.txt"
     lines: list[str] = []
     chars: set[str] = set()
@@ -142,7 +145,7 @@ def _build_resources(kb_terms: list[str], digest: str, cache: Path) -> tuple[Pat
     tmp = pinyin_path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
     tmp.replace(pinyin_path)
-    return dict_path, table
+    return dict_path, {ch: sys.intern(py) for ch, py in table.items()}
 
 
 class TopicMatcher:
@@ -196,6 +199,7 @@ class TopicMatcher:
         for word in words:
             self._combo_by_char[word[0]].append(word)
         self._combo_first_chars = frozenset(self._combo_by_char)
+        self._object_words = frozenset(self.objects)
         # The first three characters of a longer strong name, when they point to one topic only and are
         # not themselves a dictionary word (a clipped name, not a different word).
         starts: dict[str, set[str]] = defaultdict(set)
@@ -209,6 +213,7 @@ class TopicMatcher:
             topics = {tid for t in terms for tid in self.index[t]}
             if len(topics) == 1 and start not in self.index and not self._freq.get(start):
                 self._prefix_index[start] = min(sorted(terms), key=len)
+        self._prefix_firsts = frozenset(start[0] for start in self._prefix_index)
         self._typo_index: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for term in sorted(strong):
             if 2 <= len(term) <= 4 and all(_is_cjk(c) for c in term):
@@ -350,50 +355,63 @@ class TopicMatcher:
     def hits(self, text: str) -> list[Hit]:
         """KB words in the question: whole tokens, words inside longer tokens, then homophone typos."""
         found: list[Hit] = []
-        covered = [False] * len(text)
-        in_word = [False] * len(text)  # inside a multi-character dictionary word
+        size = len(text)
+        covered = [False] * size
+        in_word = [False] * size  # inside a multi-character dictionary word
         pos = 0
         index = self.index
+        max_len = self.max_len
         for tok in self.tokens(text):
             n = len(tok)
-            if n > 1:
-                in_word[pos : pos + n] = [True] * n
+            if n == 1:
+                # A one-character token is never inside a word, and a one-character KB word is rare.
+                if tok in index:
+                    found.append(Hit(tok))
+                    covered[pos] = True
+                pos += 1
+                continue
+            end = pos + n
+            in_word[pos:end] = [True] * n
             if tok in index:
                 found.append(Hit(tok))
-                covered[pos : pos + n] = [True] * n
+                covered[pos:end] = [True] * n
             elif n >= 3:
                 i = 0
                 while i < n - 1:
-                    for size in range(min(self.max_len, n - i), 1, -1):
-                        sub = tok[i : i + size]
+                    for width in range(min(max_len, n - i), 1, -1):
+                        sub = tok[i : i + width]
                         if sub in index:
                             found.append(Hit(sub))
-                            covered[pos + i : pos + i + size] = [True] * size
-                            i += size
+                            covered[pos + i : pos + i + width] = [True] * width
+                            i += width
                             break
                     else:
                         i += 1
-            pos += n
-        if not all(covered):
+            pos = end
+        if False in covered:
             found.extend(self._prefixes(text, covered))
-        if self._typo_index and not all(covered):
-            found.extend(self._typos(text, covered, in_word))
+            if self._typo_index and False in covered:
+                found.extend(self._typos(text, covered, in_word))
         return found
 
     def _prefixes(self, text: str, covered: list[bool]) -> list[Hit]:
-        """Clipped names: "公益岗" for 公益岗位, "小额贷" for 小额贷款 (3-character starts of longer names)."""
+        """Clipped names: "公益岗" for 公益岗位, "小额贷" for 小额贷款 (3-character starts of longer names).
+
+        Only positions whose character begins such a start are looked at (one C-level pass over the text),
+        in order; a start taken skips the two characters after it, as a left-to-right scan does.
+        """
         out: list[Hit] = []
         prefixes = self._prefix_index
-        i = 0
-        n = len(text)
-        while i + 3 <= n:
-            term = prefixes.get(text[i : i + 3])
+        after = 0  # the first position not inside a clipped name already taken
+        for i in compress(range(len(text) - 2), map(self._prefix_firsts.__contains__, text)):
+            if i < after:
+                continue
+            window = text[i : i + 3]
+            term = prefixes.get(window)
             if term is not None and not any(covered[i : i + 3]):
-                out.append(Hit(term, typo=text[i : i + 3]))
+                out.append(Hit(term, typo=window))
                 covered[i : i + 3] = [True, True, True]
-                i += 3
-            else:
-                i += 1
+                after = i + 3
         return out
 
     def _typos(self, text: str, covered: list[bool], in_word: list[bool]) -> list[Hit]:
@@ -447,31 +465,42 @@ class TopicMatcher:
     def score(self, text: str) -> tuple[dict[str, float], list[Hit]]:
         """Topic scores for a normalised question (without spaces), and the words that produced them."""
         hits = self.hits(text)
-        scores: dict[str, float] = defaultdict(float)
+        # A plain dict: 0.0 + w is w, so get(tid, 0.0) + w sums the same floats in the same order as a
+        # defaultdict(float) did; an exact hit's weight times 1.0 is the weight itself.
+        scores: dict[str, float] = {}
+        get = scores.get
         seen: set[str] = set()
-        for hit in hits:
-            if hit.term in seen:
+        index = self.index
+        typo = False
+        for term, typed in hits:
+            if term in seen:
                 continue
-            seen.add(hit.term)
-            factor = TYPO_FACTOR if hit.typo else 1.0
-            for tid, w in self.index[hit.term].items():
-                scores[tid] += w * factor
+            seen.add(term)
+            if typed:
+                typo = True
+                for tid, w in index[term].items():
+                    scores[tid] = get(tid, 0.0) + w * TYPO_FACTOR
+            else:
+                for tid, w in index[term].items():
+                    scores[tid] = get(tid, 0.0) + w
         objects = self.objects
-        boosted: set[str] = set()
-        intent: bool | None = None  # whether the question asks for a benefit: looked up once, when needed
-        for hit in hits:
-            if hit.term in objects:
-                if intent is None:
-                    intent = _INTENT.search(text) is not None
-                if not intent:
-                    continue
-                for tid in objects[hit.term] - boosted:
-                    scores[tid] += W_OBJECT_INTENT
-                    boosted.add(tid)
+        if not self._object_words.isdisjoint(seen):
+            boosted: set[str] = set()
+            intent: bool | None = None  # whether the question asks for a benefit: looked up once, when needed
+            for hit in hits:
+                if hit.term in objects:
+                    if intent is None:
+                        intent = _INTENT.search(text) is not None
+                    if not intent:
+                        break
+                    for tid in objects[hit.term] - boosted:
+                        scores[tid] = get(tid, 0.0) + W_OBJECT_INTENT
+                        boosted.add(tid)
         corrected = text
-        for hit in hits:
-            if hit.typo:
-                corrected = corrected.replace(hit.typo, hit.term)
+        if typo:
+            for hit in hits:
+                if hit.typo:
+                    corrected = corrected.replace(hit.typo, hit.term)
         by_char = self._combo_by_char
         first_chars = self._combo_first_chars
         present = {a for ch in first_chars.intersection(text) for a in by_char[ch] if a in text}
@@ -492,11 +521,11 @@ class TopicMatcher:
                     continue
                 # Every required part has a word present: no part is disjoint from the words present.
                 if excluded.isdisjoint(present) and not any(map(present.isdisjoint, required)):
-                    scores[tid] += W_COMBO
+                    scores[tid] = get(tid, 0.0) + W_COMBO
                     fired.add(tid)
             if self._fallback_sets and max(scores.values(), default=0.0) < W_SYNONYM:
                 for required, excluded, tid in self._fallback_sets:
                     if excluded.isdisjoint(present) and not any(map(present.isdisjoint, required)):
-                        scores[tid] += W_COMBO
+                        scores[tid] = get(tid, 0.0) + W_COMBO
                         break
-        return dict(scores), hits
+        return scores, hits
