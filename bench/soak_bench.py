@@ -32,7 +32,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy.engine import make_url
 
-from bench.e2e_bench import PG_URL, People, bot_env, live_round, prepare, rss_mb, start_process, stop_process
+from bench.e2e_bench import (
+    BOT_SETTINGS,
+    PG_URL,
+    People,
+    bot_env,
+    bot_setting,
+    live_round,
+    prepare,
+    rss_mb,
+    start_process,
+    stop_process,
+)
 from tests.fakebotapi import FakeBotAPI
 from tests.pg import pg_execute
 
@@ -53,12 +64,65 @@ def traced(out: str, argv: list[str]) -> None:
         nonlocal n
         n += 1
         tracemalloc.take_snapshot().dump(f"{out}.{n}")
+        statements(f"{out}.{n}.sql.json")
 
     signal.signal(signal.SIGUSR1, dump)
     try:
         cli_main(argv)
     except SystemExit:
         pass
+
+
+def statements(path: str) -> None:
+    """Write the SQL texts each pooled asyncpg connection holds prepared (--trace): SQLAlchemy's adapter's
+    LRU (`prepared_statement_cache_size`) and asyncpg's own statement cache (`statement_cache_size`)."""
+    import gc
+    import json
+
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+    conns = []
+    for obj in gc.get_objects():
+        if isinstance(obj, AsyncAdapt_asyncpg_connection) and not obj._connection.is_closed():
+            sqla = obj._prepared_statement_cache
+            own = obj._connection._stmt_cache
+            conns.append({"sqlalchemy": list(sqla.keys()) if sqla is not None else [],
+                          "asyncpg": [st.query for st in own.iter_statements()]})
+    with open(path, "w") as f:
+        json.dump(conns, f)
+
+
+def sql_shape(sql: str) -> str:
+    """A statement with its bound-parameter numbers and literal numbers blanked: texts that differ only
+    in the length of an IN-list or in a literal come out alike."""
+    import re
+
+    sql = re.sub(r"\$\d+(?:::[A-Z0-9_\[\]]+)?(?:\s*,\s*\$\d+(?:::[A-Z0-9_\[\]]+)?)*", "$n", sql)
+    return re.sub(r"\b\d+\b", "N", sql)
+
+
+def compare_statements(first: str, last: str) -> None:
+    """Prepared statements per connection at the first and the last snapshot, and the statement shapes
+    prepared under more than one text (IN-lists of varying length, literals: one statement each)."""
+    import collections
+    import json
+
+    for label, path in (("first", first), ("last", last)):
+        try:
+            with open(path) as f:
+                conns = json.load(f)
+        except OSError:
+            continue
+        sqla = [len(c["sqlalchemy"]) for c in conns]
+        own = [len(c["asyncpg"]) for c in conns]
+        texts = {t for c in conns for t in c["sqlalchemy"] + c["asyncpg"]}
+        print(f"\nprepared statements ({label} minute): {len(conns)} connections; per connection "
+              f"SQLAlchemy's cache {min(sqla, default=0)}..{max(sqla, default=0)} (sum {sum(sqla)}), asyncpg's "
+              f"{min(own, default=0)}..{max(own, default=0)} (sum {sum(own)}); {len(texts)} distinct texts")
+        shapes = collections.Counter(sql_shape(t) for t in texts)
+        for shape, k in shapes.most_common(8):
+            if k > 1:
+                print(f"  {k:4d} texts of one shape: {shape[:160]}")
 
 
 def compare(first: str, last: str, top: int = 15) -> None:
@@ -139,6 +203,7 @@ async def run(args: argparse.Namespace) -> None:
     if args.trace and len(samples) >= 2:
         await asyncio.sleep(2)
         compare(f"{args.trace}.1", f"{args.trace}.{len(samples)}")
+        compare_statements(f"{args.trace}.1.sql.json", f"{args.trace}.{len(samples)}.sql.json")
 
 
 def main() -> None:
@@ -152,9 +217,13 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--trace", metavar="PREFIX", help="tracemalloc in the bot: snapshots PREFIX.N each minute, "
                    "and what grew from the first to the last (slows the bot down)")
+    p.add_argument("--bot-env", metavar="BANGFU_NAME=VALUE", action="append", type=bot_setting, default=[],
+                   help="a setting for the bot process (repeatable), e.g. BANGFU_UPDATES_IN_FLIGHT=4")
     args = p.parse_args()
+    BOT_SETTINGS.update(args.bot_env)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; soak "
-          f"{args.minutes} min, {args.runner} / {args.db}, {args.users} people without pause", flush=True)
+          f"{args.minutes} min, {args.runner} / {args.db}, {args.users} people without pause"
+          f"{''.join(f', {k}={v}' for k, v in BOT_SETTINGS.items())}", flush=True)
     asyncio.run(run(args))
 
 
