@@ -50,20 +50,23 @@ from tests.pg import pg_execute
 SELF = str(Path(__file__).resolve())
 
 
-def traced(out: str, argv: list[str]) -> None:
-    """Run `bangfu <argv>` with tracemalloc on; each SIGUSR1 writes a snapshot to `out`.N (--trace)."""
+def traced(out: str, argv: list[str], malloc: bool = True) -> None:
+    """Run `bangfu <argv>` with tracemalloc on (`malloc`); each SIGUSR1 writes a snapshot to `out`.N (--trace)
+    and the prepared statements to `out`.N.sql.json (--trace and --statements)."""
     import signal
     import tracemalloc
 
     from bot.runners.cli import main as cli_main
 
-    tracemalloc.start(4)
+    if malloc:
+        tracemalloc.start(4)
     n = 0
 
     def dump(*_: object) -> None:
         nonlocal n
         n += 1
-        tracemalloc.take_snapshot().dump(f"{out}.{n}")
+        if malloc:
+            tracemalloc.take_snapshot().dump(f"{out}.{n}")
         statements(f"{out}.{n}.sql.json")
 
     signal.signal(signal.SIGUSR1, dump)
@@ -80,16 +83,42 @@ def statements(path: str) -> None:
     import json
 
     from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+    from sqlalchemy.engine import Engine
 
     conns = []
+    compiled = 0  # entries of the engines' compiled-statement caches (query_cache_size)
     for obj in gc.get_objects():
         if isinstance(obj, AsyncAdapt_asyncpg_connection) and not obj._connection.is_closed():
             sqla = obj._prepared_statement_cache
             own = obj._connection._stmt_cache
             conns.append({"sqlalchemy": list(sqla.keys()) if sqla is not None else [],
                           "asyncpg": [st.query for st in own.iter_statements()]})
+        elif isinstance(obj, Engine) and obj._compiled_cache is not None:
+            compiled += len(obj._compiled_cache)
     with open(path, "w") as f:
-        json.dump(conns, f)
+        json.dump({"connections": conns, "compiled": compiled, "malloc": malloc_stats()}, f)
+
+
+def malloc_stats() -> dict[str, int]:
+    """Where the process's heap memory is (bytes): Python's object allocator in use (blocks, arenas), and
+    glibc's heap (mallinfo2: bytes in use, free but kept, mmapped) — free-but-kept growing while in-use
+    stays flat is fragmentation, not a leak."""
+    import ctypes
+    import sys
+
+    out = {"py_blocks": sys.getallocatedblocks()}
+    try:
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        m = libc.mallinfo2()
+        out.update(heap=m.arena, in_use=m.uordblks, free_kept=m.fordblks, mmapped=m.hblkhd)
+    except (OSError, AttributeError):
+        pass
+    return out
 
 
 def sql_shape(sql: str) -> str:
@@ -110,15 +139,20 @@ def compare_statements(first: str, last: str) -> None:
     for label, path in (("first", first), ("last", last)):
         try:
             with open(path) as f:
-                conns = json.load(f)
+                dump = json.load(f)
         except OSError:
             continue
+        conns = dump["connections"]
+        if dump.get("malloc"):
+            print(f"\nheap ({label} minute): " + ", ".join(f"{k} {v / 2**20:.1f} MiB" if k != "py_blocks"
+                                                           else f"{k} {v}" for k, v in dump["malloc"].items()))
         sqla = [len(c["sqlalchemy"]) for c in conns]
         own = [len(c["asyncpg"]) for c in conns]
         texts = {t for c in conns for t in c["sqlalchemy"] + c["asyncpg"]}
         print(f"\nprepared statements ({label} minute): {len(conns)} connections; per connection "
               f"SQLAlchemy's cache {min(sqla, default=0)}..{max(sqla, default=0)} (sum {sum(sqla)}), asyncpg's "
-              f"{min(own, default=0)}..{max(own, default=0)} (sum {sum(own)}); {len(texts)} distinct texts")
+              f"{min(own, default=0)}..{max(own, default=0)} (sum {sum(own)}); {len(texts)} distinct texts; "
+              f"{dump['compiled']} compiled statements cached")
         shapes = collections.Counter(sql_shape(t) for t in texts)
         for shape, k in shapes.most_common(8):
             if k > 1:
@@ -160,8 +194,9 @@ async def run(args: argparse.Namespace) -> None:
             async with FakeBotAPI(keep_last=5000) as api:
                 people = People(api, sims, learn=True)
                 argv = ["-m", "bot.cli", "run", "--runner", args.runner, "--no-scheduler"]
-                if args.trace:
-                    argv = [SELF, "--traced", args.trace, "--", *argv[2:]]
+                if args.trace or args.statements:
+                    argv = [SELF, "--traced" if args.trace else "--statements", args.trace or args.statements, "--",
+                            *argv[2:]]
                 bot = await start_process(api, argv, bot_env(api, url, media=f"{tmp}/media"), tmp)
                 try:
                     staff = [s for s in sims if s.code]
@@ -183,7 +218,7 @@ async def run(args: argparse.Namespace) -> None:
                             print(f"  {samples[-1][0]:5.1f} min: RSS {rss:6.1f} MB, {replies} replies so far "
                                   f"({replies / (now - start):.0f}/s), load {os.getloadavg()[0]:.1f}", flush=True)
                             next_sample += 60
-                            if args.trace:
+                            if args.trace or args.statements:
                                 bot.send_signal(signal.SIGUSR1)
                     rss, peak = rss_mb(bot.pid)
                 finally:
@@ -203,7 +238,10 @@ async def run(args: argparse.Namespace) -> None:
     if args.trace and len(samples) >= 2:
         await asyncio.sleep(2)
         compare(f"{args.trace}.1", f"{args.trace}.{len(samples)}")
-        compare_statements(f"{args.trace}.1.sql.json", f"{args.trace}.{len(samples)}.sql.json")
+    out = args.trace or args.statements
+    if out and len(samples) >= 2:
+        await asyncio.sleep(0 if args.trace else 2)
+        compare_statements(f"{out}.1.sql.json", f"{out}.{len(samples)}.sql.json")
 
 
 def main() -> None:
@@ -217,6 +255,8 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--trace", metavar="PREFIX", help="tracemalloc in the bot: snapshots PREFIX.N each minute, "
                    "and what grew from the first to the last (slows the bot down)")
+    p.add_argument("--statements", metavar="PREFIX", help="without tracemalloc: the SQL texts each pooled "
+                   "connection holds prepared, written to PREFIX.N.sql.json each minute, compared at the end")
     p.add_argument("--bot-env", metavar="BANGFU_NAME=VALUE", action="append", type=bot_setting, default=[],
                    help="a setting for the bot process (repeatable), e.g. BANGFU_UPDATES_IN_FLIGHT=4")
     args = p.parse_args()
@@ -228,7 +268,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 3 and sys.argv[1] == "--traced":
-        traced(sys.argv[2], sys.argv[4:])
+    if len(sys.argv) > 3 and sys.argv[1] in ("--traced", "--statements"):
+        traced(sys.argv[2], sys.argv[4:], malloc=sys.argv[1] == "--traced")
         sys.exit(0)
     main()

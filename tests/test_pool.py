@@ -156,3 +156,55 @@ async def test_more_updates_in_flight_than_connections_all_answered_in_order(
     if not is_sqlite(db_url):  # (loop SQLite runs one update at a time on its one connection)
         assert inside[1] > 2  # more updates were in the core at once than the pool has connections
         assert connections[0] <= 2
+
+
+async def test_sent_by_keys_one_statement_for_any_number_of_keys(db_url: str, tmp_path: Path) -> None:
+    """The runner's sent-marks by dedup key: the same rows as the expanding IN it replaces, on both
+    databases, and on PostgreSQL one SQL text for 1 or 5 keys (one prepared statement per connection)."""
+    from datetime import timedelta
+
+    from sqlalchemy import bindparam, insert, select, update
+
+    from bot.scheduler.outbox import OUTBOX, sent_by_keys
+    from bot.store.enums import OutboxStatus
+
+    app = build_core(Settings(database_url=db_url, media_dir=tmp_path / "media"), FixedClock(NOW))
+    try:
+        dialect = app.engine.dialect
+        stmt = sent_by_keys(dialect)
+        old = (update(OUTBOX)
+               .where(OUTBOX.c.dedup_key.in_(bindparam("keys", expanding=True)),
+                      OUTBOX.c.status == OutboxStatus.PENDING.value)
+               .values(status=OutboxStatus.SENT.value, sent_at=bindparam("now"), last_error=""))
+        now = NOW.astimezone()
+        rows = [{"dedup_key": f"{prefix}{i}", "chat_id": "1", "payload": {}, "not_before": now, "created_at": now,
+                 "status": OutboxStatus.FAILED.value if i == 3 else OutboxStatus.PENDING.value, "last_error": "x"}
+                for prefix in ("a", "b") for i in range(6)]
+        async with app.core.sessions() as s, s.begin():
+            await s.execute(insert(OUTBOX), rows)
+        later = now + timedelta(minutes=1)
+        texts: dict[str, set[str]] = {"a": set(), "b": set()}
+        prefix = "a"
+
+        @event.listens_for(app.engine.sync_engine, "before_cursor_execute")
+        def _seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("UPDATE outbox"):
+                texts[prefix].add(statement)
+
+        async with app.core.sessions() as s, s.begin():
+            for prefix, statement in (("a", stmt), ("b", old)):
+                await s.execute(statement, {"keys": [f"{prefix}{i}" for i in (0, 2, 3, 5)] + ["nope"], "now": later})
+                await s.execute(statement, {"keys": [f"{prefix}1"], "now": later})
+                await s.execute(statement, {"keys": [], "now": later})  # nothing to mark: no error
+        async with app.core.sessions() as s:
+            got = {k: (st, err, sent is not None) for k, st, err, sent in (await s.execute(
+                select(OUTBOX.c.dedup_key, OUTBOX.c.status, OUTBOX.c.last_error, OUTBOX.c.sent_at))).all()}
+        for i in range(6):
+            assert got[f"a{i}"] == got[f"b{i}"]  # the same as the expanding IN
+        assert [got[f"a{i}"][0] for i in range(6)] == ["sent", "sent", "sent", "failed", "pending", "sent"]
+        assert got["a3"] == ("failed", "x", False)  # only pending rows are marked
+        if dialect.name == "postgresql":
+            assert len(texts["a"]) == 1 and "ANY" in next(iter(texts["a"]))  # 5 keys, 1, none: one text
+            assert len(texts["b"]) == 3  # what it replaces: a text per count of keys
+    finally:
+        await app.close()
