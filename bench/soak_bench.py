@@ -83,20 +83,15 @@ def statements(path: str) -> None:
     import json
 
     from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
-    from sqlalchemy.engine import Engine
-
     conns = []
-    compiled = 0  # entries of the engines' compiled-statement caches (query_cache_size)
     for obj in gc.get_objects():
         if isinstance(obj, AsyncAdapt_asyncpg_connection) and not obj._connection.is_closed():
             sqla = obj._prepared_statement_cache
             own = obj._connection._stmt_cache
             conns.append({"sqlalchemy": list(sqla.keys()) if sqla is not None else [],
                           "asyncpg": [st.query for st in own.iter_statements()]})
-        elif isinstance(obj, Engine) and obj._compiled_cache is not None:
-            compiled += len(obj._compiled_cache)
     with open(path, "w") as f:
-        json.dump({"connections": conns, "compiled": compiled, "malloc": malloc_stats()}, f)
+        json.dump({"connections": conns, "malloc": malloc_stats()}, f)
 
 
 def malloc_stats() -> dict[str, int]:
@@ -105,8 +100,9 @@ def malloc_stats() -> dict[str, int]:
     stays flat is fragmentation, not a leak."""
     import ctypes
     import sys
+    import threading
 
-    out = {"py_blocks": sys.getallocatedblocks()}
+    out = {"py_blocks": sys.getallocatedblocks(), "threads": threading.active_count()}
     try:
         class MallInfo2(ctypes.Structure):
             _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
@@ -144,15 +140,14 @@ def compare_statements(first: str, last: str) -> None:
             continue
         conns = dump["connections"]
         if dump.get("malloc"):
-            print(f"\nheap ({label} minute): " + ", ".join(f"{k} {v / 2**20:.1f} MiB" if k != "py_blocks"
+            print(f"\nheap ({label} minute): " + ", ".join(f"{k} {v / 2**20:.1f} MiB" if k not in ("py_blocks", "threads")
                                                            else f"{k} {v}" for k, v in dump["malloc"].items()))
         sqla = [len(c["sqlalchemy"]) for c in conns]
         own = [len(c["asyncpg"]) for c in conns]
         texts = {t for c in conns for t in c["sqlalchemy"] + c["asyncpg"]}
         print(f"\nprepared statements ({label} minute): {len(conns)} connections; per connection "
               f"SQLAlchemy's cache {min(sqla, default=0)}..{max(sqla, default=0)} (sum {sum(sqla)}), asyncpg's "
-              f"{min(own, default=0)}..{max(own, default=0)} (sum {sum(own)}); {len(texts)} distinct texts; "
-              f"{dump['compiled']} compiled statements cached")
+              f"{min(own, default=0)}..{max(own, default=0)} (sum {sum(own)}); {len(texts)} distinct texts")
         shapes = collections.Counter(sql_shape(t) for t in texts)
         for shape, k in shapes.most_common(8):
             if k > 1:
