@@ -57,8 +57,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # How many updates one bot process runs through the core at once (PostgreSQL, threaded SQLite): each
     # holds one database connection from its first statement to its commit, and never asks for a second.
-    # Further updates wait their turn in arrival order (each user's stay in order anyway).
-    updates_in_flight: int = Field(default=8, ge=1, le=1000)
+    # Further updates wait their turn in arrival order (each user's stay in order anyway). Not much lower: long
+    # polling hands out again, with each getUpdates, every update still waiting (bench/e2e_bench.py: at 8,
+    # twice the getUpdates calls per update of 16, no faster).
+    updates_in_flight: int = Field(default=16, ge=1, le=1000)
     # PostgreSQL connections a bot process (`bangfu run`) keeps open; 0: updates_in_flight + DB_POOL_EXTRA
     # (the in-process scheduler's tick, the outbox sender's writes, the runner's sent-marks and parked
     # messages). A pool smaller than updates_in_flight only makes updates wait for a connection.
