@@ -67,6 +67,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 SELF = str(Path(__file__).resolve())
 BOT_PATH = str(REPO)  # the checkout whose code the bot process runs (--bot-path: before / after a change)
+BOT_SETTINGS: dict[str, str] = {}  # BANGFU_* settings given to the bot process (--bot-env), e.g. a pool size
 sys.path.insert(0, str(REPO))
 
 PG_URL = os.environ.get("BANGFU_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -334,9 +335,18 @@ def bot_env(api: Any, url: str, **extra: str) -> dict[str, str]:
     env.update(BANGFU_TELEGRAM_TOKEN=api.token, BANGFU_TELEGRAM_API_URL=api.url, BANGFU_DATABASE_URL=url,
                BANGFU_LOG_LEVEL="INFO", BANGFU_MESSAGES_PER_MINUTE="0", BANGFU_MEDIA_DIR=extra.pop("media", ""),
                PYTHONPATH=BOT_PATH, **extra)
+    env.update(BOT_SETTINGS)
     if not env["BANGFU_MEDIA_DIR"]:
         del env["BANGFU_MEDIA_DIR"]
     return env
+
+
+def bot_setting(value: str) -> tuple[str, str]:
+    """--bot-env BANGFU_NAME=VALUE"""
+    name, sep, v = value.partition("=")
+    if not sep or not name.startswith("BANGFU_"):
+        raise argparse.ArgumentTypeError(f"{value!r}: BANGFU_NAME=VALUE")
+    return name, v
 
 
 async def start_process(api: Any, argv: list[str], env: dict[str, str], cwd: str) -> asyncio.subprocess.Process:
@@ -586,7 +596,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; {args.users} users "
           f"({args.cadres} cadres, {args.leaders} leaders), {args.per_user} messages each per round, {args.rounds} "
           "rounds alternating bangfu / echo; bot in its own process, "
-          f"{'webhook POSTs' if args.webhook else 'long polling the fake Bot API'}", flush=True)
+          f"{'webhook POSTs' if args.webhook else 'long polling the fake Bot API'}"
+          f"{''.join(f', {k}={v}' for k, v in BOT_SETTINGS.items())}", flush=True)
     results = []
     for db in args.db:
         if db == "postgres":
@@ -630,6 +641,9 @@ if __name__ == "__main__":
     p.add_argument("--profile", metavar="FILE", help="run the bot under cProfile, stats written to FILE")
     p.add_argument("--bot-path", metavar="CHECKOUT", default=str(REPO),
                    help="run the bot (not the echo bot) from another checkout, e.g. main before a change")
+    p.add_argument("--bot-env", metavar="BANGFU_NAME=VALUE", action="append", type=bot_setting, default=[],
+                   help="a setting for the bot process (repeatable), e.g. BANGFU_UPDATES_IN_FLIGHT=4")
     parsed = p.parse_args()
     BOT_PATH = parsed.bot_path
+    BOT_SETTINGS.update(parsed.bot_env)
     asyncio.run(main(parsed))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -18,6 +18,12 @@ def data_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     return REPO_DIR / name
+
+
+#: connections a bot process keeps beside those of its updates in flight: the in-process scheduler's tick
+#: (one transaction at a time, held for the tick), the outbox sender (its claims and per-message marks,
+#: one statement each) and the runner's own short writes (sent-marks, a message parked after a failed send)
+DB_POOL_EXTRA = 3
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,16 @@ class Settings(BaseSettings):
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
     redis_url: str | None = None
+    # How many updates one bot process runs through the core at once (PostgreSQL, threaded SQLite): each
+    # holds one database connection from its first statement to its commit, and never asks for a second.
+    # Further updates wait their turn in arrival order (each user's stay in order anyway). Not much lower: long
+    # polling hands out again, with each getUpdates, every update still waiting (bench/e2e_bench.py: at 8,
+    # twice the getUpdates calls per update of 16, no faster).
+    updates_in_flight: int = Field(default=16, ge=1, le=1000)
+    # PostgreSQL connections a bot process (`bangfu run`) keeps open; 0: updates_in_flight + DB_POOL_EXTRA
+    # (the in-process scheduler's tick, the outbox sender's writes, the runner's sent-marks and parked
+    # messages). A pool smaller than updates_in_flight only makes updates wait for a connection.
+    db_pool_size: int = Field(default=0, ge=0, le=1000)
     # A Telegram runner sends an update's messages itself right after the commit; the outbox sender takes
     # over whatever the runner has not confirmed this many seconds later (the runner died, say).
     outbox_handover_s: float = 30.0
@@ -96,6 +112,10 @@ class Settings(BaseSettings):
     # self-reports): set one per county and keep it secret; without it no ID is matched.
     id_hash_key: SecretStr | None = None
     log_level: str = "INFO"
+
+    def pool_size(self) -> int:
+        """The bot process's PostgreSQL pool: db_pool_size, else updates_in_flight + DB_POOL_EXTRA."""
+        return self.db_pool_size or self.updates_in_flight + DB_POOL_EXTRA
 
     def id_key(self) -> str:
         """The ID hashing key, or "" when none is set."""

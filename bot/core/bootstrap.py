@@ -18,7 +18,7 @@ from bot.handlers import all_routers
 from bot.i18n import Catalogs
 from bot.services.menu import commands_for
 from bot.settings import Settings
-from bot.store.db import create_engine, session_factory
+from bot.store.db import create_engine, is_sqlite, session_factory
 
 
 @dataclass
@@ -42,7 +42,11 @@ def build_core(
     logsafe.install()  # bot tokens never reach a log line
     settings = settings or Settings()
     clock = clock or SystemClock(settings.timezone)
-    engine = engine or create_engine(settings.database_url, on_loop=settings.sqlite_on_loop)
+    if engine is None:
+        # PostgreSQL: the pool sized for this process's updates in flight (Settings.pool_size); SQLite's
+        # own pool (one writer) is create_engine's.
+        pool = {} if is_sqlite(settings.database_url) else {"pool_size": settings.pool_size()}
+        engine = create_engine(settings.database_url, on_loop=settings.sqlite_on_loop, **pool)
     catalogs = Catalogs(settings.locales_dir, settings.default_language)
     services = services or load_services(settings)
     core = Core(

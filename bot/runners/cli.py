@@ -116,8 +116,10 @@ async def serve(
     """Migrate, build the core, run the bot (and the scheduler) until SIGINT/SIGTERM or `stop` is set."""
     from bot.clock import SystemClock
     from bot.core.bootstrap import build_core, freeze_startup_heap
+    from bot.malloc import pin_mmap_threshold
     from bot.store.migrate import upgrade_async
 
+    pin_mmap_threshold()  # a long-running process: large buffers in mmaps, not fragmenting the heap
     await upgrade_async(settings.database_url)
     app = build_core(settings, SystemClock(settings.timezone))
     stop = stop or asyncio.Event()

@@ -32,6 +32,7 @@ from bot.core.types import (
     RemoveKeyboard,
     Reply,
     ReplyKeyboard,
+    Result,
     RetryAfter,
     SendError,
     SetCommands,
@@ -384,6 +385,13 @@ class Bridge:
         self.sequencer = UserSequencer()
         self._in_flight: set[asyncio.Task[Any]] = set()
         self.confirmations: OutboxConfirmations | None = None
+        # Updates in the core at once (Settings.updates_in_flight): the process's connection pool is sized
+        # from it (Settings.pool_size), so updates never take the connections the scheduler and the outbox
+        # need, and the ones beyond it wait here in arrival order instead of in the pool's queue (which
+        # gives up after its pool_timeout).
+        self.in_flight_limit = max(1, int(getattr(getattr(core, "settings", None), "updates_in_flight", 16)))
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
 
     def use_outbox(self, handover_s: float) -> None:
         """Every message of an update goes through the outbox in the update's transaction (the
@@ -414,7 +422,7 @@ class Bridge:
             timer = asyncio.get_running_loop().call_later(
                 TYPING_AFTER, lambda: shown.append(asyncio.create_task(self._typing(inc.chat_id))))
             try:
-                result = await self.core.handle(inc)
+                result = await self.run_core(inc)
             finally:
                 timer.cancel()
                 for t in shown:
@@ -429,6 +437,15 @@ class Bridge:
         finally:
             if task is not None:
                 self._in_flight.discard(task)
+
+    async def run_core(self, inc: Incoming) -> Result:
+        """`core.handle(inc)`, at most `in_flight_limit` of them at once in this process."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots_loop is not loop:  # first use, or a new event loop (tests)
+            self._slots, self._slots_loop = asyncio.Semaphore(self.in_flight_limit), loop
+        async with self._slots:
+            result: Result = await self.core.handle(inc)
+            return result
 
     async def park(self, reply: Reply, delay_s: float = 0.0) -> None:
         """Put a message that could not be sent into the outbox, for the sender to retry after `delay_s`

@@ -33,11 +33,13 @@ def _cmd(args: argparse.Namespace) -> int:
 async def _run(settings: Settings, *, once: bool) -> int:
     from bot.clock import SystemClock
     from bot.core.transports import Transports
+    from bot.malloc import pin_mmap_threshold
     from bot.runners.http_transport import HttpTransport
     from bot.scheduler.runner import run_scheduler
     from bot.store.db import create_engine, session_factory
     from bot.store.migrate import upgrade_async
 
+    pin_mmap_threshold()  # a long-running process: large buffers in mmaps, not fragmenting the heap
     await upgrade_async(settings.database_url)
     clock = SystemClock(settings.timezone)
     # Every configured channel's transport: Telegram with BANGFU_TELEGRAM_TOKEN, WeCom with BANGFU_WECOM_*.

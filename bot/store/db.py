@@ -126,6 +126,8 @@ def create_engine(url: str, *, on_loop: bool = False, **kw: Any) -> AsyncEngine:
     # asyncpg's type introspection, its statements prepared again) — measured with bench/e2e_bench.py's
     # --profile: ~100 connections opened and closed in a 15 s round. Updates beyond the pool wait for a
     # connection in order instead (an update holds one for a few milliseconds and never asks for a second).
+    # A bot process passes its own size (`build_core`: Settings.pool_size, its updates in flight + 3); 20
+    # is for the other processes (the scheduler alone, the web dashboard, the CLI).
     kw.setdefault("pool_size", 20)
     kw.setdefault("max_overflow", 0)
     ping_idle = kw.pop("ping_idle_s", PING_IDLE_S)

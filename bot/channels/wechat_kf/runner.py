@@ -260,7 +260,7 @@ class MultiBridge(WeComBridge):
             self._in_flight.add(task)
         try:
             async with self.sequencer.hold(inc.user.id):
-                result = await self.core.handle(inc)
+                result = await self.run_core(inc)
                 actions = list(result.actions)
                 if inc.callback_id and not any(isinstance(a, AnswerCallback) for a in actions):
                     actions.insert(0, AnswerCallback(inc.callback_id))
