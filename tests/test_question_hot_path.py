@@ -25,6 +25,7 @@ from bot.handlers.policy import MEMO
 from bot.settings import Settings
 from bot.store.models import Account, Case, Outbox, PolicyQuestion
 from tests.conftest import Chat, World, bind
+from tests.pg import pg_execute
 
 CASE_TEXT = "我家的低保补贴三个月没到账了，是不是弄错了"
 
@@ -157,13 +158,39 @@ async def test_a_case_opened_from_a_question_refers_to_its_row(app: App, world: 
         assert sum("INSERT INTO policy_questions" in sql for sql in order) == 1  # written once
 
 
+class _Trips:
+    """Round trips to PostgreSQL: every request is one write on its socket (asyncpg sends a statement's
+    messages with their Sync in one buffer and waits for the answer before the next; BEGIN and COMMIT
+    included), as bench/core_bench.py counts them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.n = 0
+        cls = asyncio.selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+        plain = cls.write
+
+        def write(transport: Any, data: Any) -> None:
+            self.n += 1
+            plain(transport, data)
+
+        monkeypatch.setattr(cls, "write", write)
+
+
+def _kinds(traced: list[str]) -> list[str]:
+    return [
+        "open" if "bangfu_open" in s else "alloc" if "nextval" in s else "finish" if "advisory_unlock" in s
+        else s.split()[0]
+        for s in traced
+    ]
+
+
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_round_trips_per_question_on_postgres(
     app: App, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A villager's question: the lock, the open statement, the finish statement (the question row, the memo,
-    the outbox rows) and COMMIT sent straight — nothing through SQLAlchemy; a block of ids once per
-    ID_BLOCK questions."""
+    """A villager's question: two round trips — the open function (the lock, the update checked, the budget,
+    the speaker) and the finish statement (the question row, the memo, the outbox rows, the update's id, the
+    lock let go), each its own transaction: no BEGIN, no COMMIT, nothing through SQLAlchemy; a block of ids
+    once per ID_BLOCK questions. The next message is answered as usual."""
     app.core.use_outbox(30.0, lambda r: {"text": r.text, "chat_id": r.chat_id})
     commits: list[Any] = []
     commit_and_close = engine_mod._commit_and_close
@@ -175,8 +202,9 @@ async def test_round_trips_per_question_on_postgres(
     monkeypatch.setattr(engine_mod, "_commit_and_close", counted)
     sync_engine = app.core.sessions.kw["bind"].sync_engine
     chat = Chat(app, "906")
-    await chat.send("住院能报多少")  # the account is created: the ORM's flush and commit
-    for text, block in (("养老", False), ("那大病呢", False)):
+    await chat.send("住院能报多少")  # the account is created (by the open function), the catalog read once
+    trips = _Trips(monkeypatch)
+    for text in ("养老", "那大病呢"):
         via_orm: list[str] = []
         traced: list[str] = []
 
@@ -186,24 +214,33 @@ async def test_round_trips_per_question_on_postgres(
         event.listen(sync_engine, "before_cursor_execute", seen)
         PgHotPath.trace = traced.append
         commits.clear()
+        trips.n = 0
         try:
             await chat.send(text)
         finally:
             event.remove(sync_engine, "before_cursor_execute", seen)
             PgHotPath.trace = None
         assert via_orm == [] and commits == []  # no statement, and no commit, through SQLAlchemy
-        kinds = ["lock" if "advisory" in s else "alloc" if "nextval" in s else s.split()[0] for s in traced]
-        assert kinds == (["lock", "WITH", "alloc", "WITH"] if block else ["lock", "WITH", "WITH"])
+        assert _kinds(traced) == ["open", "finish"]
+        assert trips.n == 2
         assert "policy_questions" in traced[-1] and "outbox" in traced[-1] and "memo" in traced[-1]
+        assert "processed_updates" in traced[-1]
     # The first question of a block takes it: one more round trip, once per ID_BLOCK questions.
     app.core._pg._ids.clear()  # type: ignore[union-attr]
     traced = []
     PgHotPath.trace = traced.append
+    trips.n = 0
     try:
         await chat.send("养老")
     finally:
         PgHotPath.trace = None
-    assert sum("nextval" in s for s in traced) == 1 and len(traced) == 4
+    assert _kinds(traced) == ["open", "alloc", "finish"] and trips.n == 3
+    await chat.send("谢谢你")  # the next message: answered, and no connection left holding anything
+    assert "不客气" in chat.last_text
+    assert app.core.sessions.kw["bind"].sync_engine.pool.checkedout() == 0
+    locks = await pg_execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", app.core.settings.database_url,
+                             fetch=True)
+    assert locks[0][0] == 0
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
@@ -332,9 +369,18 @@ async def test_a_failed_update_leaves_no_row_behind(app: App, clock: FixedClock)
     engine = app.core.sessions.kw["bind"]
     await send(1, "/two")
     assert await send(2, "/fail") == [core.catalogs.get("zh_CN")("core.error")]
-    if engine.dialect.name == "postgresql":  # the failed update's stand-in mutex is still on the connection
-        async with engine.connect() as conn:
-            adapted = (await conn.get_raw_connection()).dbapi_connection
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:  # the failed update took its stand-in mutex away when it ended
+            fairy = await conn.get_raw_connection()
+            adapted = fairy.dbapi_connection
+            assert isinstance(adapted._execute_mutex, asyncio.Lock)
+            assert not fairy.info.get(pg_hot.HELD)
+            # Had one been left behind (an update's rows waiting, the update over), it would write nothing.
+            assert core._pg is not None
+            dead = pg_hot.Later(core._pg, adapted.driver_connection, adapted)
+            log = RowLog(cast(Table, PolicyQuestion.__table__))
+            await dead.add(log, log.values({"account_id": None, "text": "stale", "created_at": clock.now()}))
+            dead.live = False
             assert not isinstance(adapted._execute_mutex, asyncio.Lock)
     assert await send(3, "/look") == ["True"]  # its statement must not write the failed update's row
     await send(4, "/two")
