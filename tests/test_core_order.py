@@ -25,7 +25,7 @@ from bot.settings import Settings
 from bot.store.enums import Role
 from bot.store.models import Account, Outbox, PolicyQuestion
 from tests.conftest import World
-from tests.pg import pg_execute
+from tests.pg import Trips, advisory_locks
 
 
 class Held(Dialog):
@@ -124,11 +124,6 @@ class Boom(Held):
         return await super().on_input(ctx, st)
 
 
-async def _advisory_locks(url: str) -> int:
-    rows = await pg_execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", url, fetch=True)
-    return int(rows[0][0])
-
-
 @pytest.mark.parametrize("how", ["fails", "cancelled"])
 @pytest.mark.parametrize("hot_path", [True, False])
 async def test_a_failed_or_cancelled_update_lets_the_next_one_through(
@@ -164,7 +159,7 @@ async def test_a_failed_or_cancelled_update_lets_the_next_one_through(
         assert _text((await asyncio.wait_for(second, 5)).actions) == "ask age"
         assert _text((await a.handle(_inc(4, "7"))).actions) == "got ann 7"  # the next message, on a
         if a._pg is not None:  # no connection left holding a lock, none checked out
-            assert await _advisory_locks(settings.database_url) == 0
+            assert await advisory_locks(settings.database_url) == 0
             for w in (worker_a, worker_b):
                 assert w.engine.sync_engine.pool.checkedout() == 0
     finally:
@@ -203,7 +198,7 @@ async def test_a_redelivered_update_racing_on_two_workers_is_handled_once(
         assert len(rows) == 8 and len({r.dedup_key for r in rows}) == 8
         assert (await worker_b.core.handle(_policy_inc("rd-next", text="养老"))).actions
         assert len(await _outbox(worker_a)) == 9
-        assert await _advisory_locks(settings.database_url) == 0
+        assert await advisory_locks(settings.database_url) == 0
     finally:
         await worker_a.close()
         await worker_b.close()
@@ -230,7 +225,7 @@ async def test_first_contact_racing_on_two_workers(settings: Settings, clock: Fi
         async with worker_a.core.sessions() as s:
             asked = (await s.execute(select(PolicyQuestion.account_id))).scalars().all()
         assert len(asked) == 15 and len(set(asked)) == 5
-        assert await _advisory_locks(settings.database_url) == 0
+        assert await advisory_locks(settings.database_url) == 0
     finally:
         await worker_a.close()
         await worker_b.close()
@@ -248,13 +243,13 @@ async def test_over_the_budget_leaves_no_lock(settings: Settings, clock: FixedCl
         assert (await worker_a.core.handle(_policy_inc("b-1"))).actions
         assert (await worker_a.core.handle(_policy_inc("b-2"))).actions
         assert _text((await worker_a.core.handle(_policy_inc("b-3"))).actions) == too_fast
-        assert await _advisory_locks(settings.database_url) == 0
+        assert await advisory_locks(settings.database_url) == 0
         quiet = await asyncio.wait_for(worker_b.core.handle(_policy_inc("b-4")), 5)
         assert quiet.actions == []
         assert (await worker_b.core.handle(_policy_inc("b-3"))).actions == []  # recorded: dropped
         clock.advance(minutes=1)
         assert (await asyncio.wait_for(worker_b.core.handle(_policy_inc("b-5", text="养老")), 5)).actions
-        assert await _advisory_locks(settings.database_url) == 0
+        assert await advisory_locks(settings.database_url) == 0
     finally:
         await worker_a.close()
         await worker_b.close()
@@ -276,7 +271,7 @@ async def test_the_pool_never_hands_out_a_connection_holding_a_lock(
             raw = fairy.dbapi_connection.driver_connection
             await raw.execute(f"SELECT pg_advisory_lock({USER_LOCK_NS}, {user_lock_key('telegram', '77')})")
             fairy.info[HELD] = True
-        assert await _advisory_locks(settings.database_url) == 0
+        assert await advisory_locks(settings.database_url) == 0
         assert raw.is_closed()
         result = await asyncio.wait_for(worker_b.core.handle(_policy_inc("g-2", text="养老")), 5)
         assert result.actions
@@ -338,15 +333,13 @@ async def test_round_trips_of_a_dialog_step(
 ) -> None:
     """A dialog's text step whose handler runs nothing through the session: two round trips (the open
     function, the finish statement with the dialog row; no BEGIN, no COMMIT); the next step is right."""
-    from tests.test_question_hot_path import _Trips
-
     worker = build_core(settings, clock)
     dialog = Held()
     dialog.entered, dialog.release = asyncio.Event(), asyncio.Event()
     core = _core(worker, clock, dialog)
     try:
         assert _text((await core.handle(_inc(1, "/held"))).actions) == "ask name"
-        trips = _Trips(monkeypatch)
+        trips = Trips(monkeypatch)
         assert _text((await core.handle(_inc(2, "ann"))).actions) == "ask age"
         assert trips.n == 2
         assert _text((await core.handle(_inc(3, "42"))).actions) == "got ann 42"

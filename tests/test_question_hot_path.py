@@ -25,7 +25,7 @@ from bot.handlers.policy import MEMO
 from bot.settings import Settings
 from bot.store.models import Account, Case, Outbox, PolicyQuestion
 from tests.conftest import Chat, World, bind
-from tests.pg import pg_execute
+from tests.pg import Trips, advisory_locks
 
 CASE_TEXT = "我家的低保补贴三个月没到账了，是不是弄错了"
 
@@ -158,23 +158,6 @@ async def test_a_case_opened_from_a_question_refers_to_its_row(app: App, world: 
         assert sum("INSERT INTO policy_questions" in sql for sql in order) == 1  # written once
 
 
-class _Trips:
-    """Round trips to PostgreSQL: every request is one write on its socket (asyncpg sends a statement's
-    messages with their Sync in one buffer and waits for the answer before the next; BEGIN and COMMIT
-    included), as bench/core_bench.py counts them."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.n = 0
-        cls = asyncio.selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
-        plain = cls.write
-
-        def write(transport: Any, data: Any) -> None:
-            self.n += 1
-            plain(transport, data)
-
-        monkeypatch.setattr(cls, "write", write)
-
-
 def _kinds(traced: list[str]) -> list[str]:
     return [
         "open" if "bangfu_open" in s else "alloc" if "nextval" in s else "finish" if "advisory_unlock" in s
@@ -203,7 +186,7 @@ async def test_round_trips_per_question_on_postgres(
     sync_engine = app.core.sessions.kw["bind"].sync_engine
     chat = Chat(app, "906")
     await chat.send("住院能报多少")  # the account is created (by the open function), the catalog read once
-    trips = _Trips(monkeypatch)
+    trips = Trips(monkeypatch)
     for text in ("养老", "那大病呢"):
         via_orm: list[str] = []
         traced: list[str] = []
@@ -238,9 +221,7 @@ async def test_round_trips_per_question_on_postgres(
     await chat.send("谢谢你")  # the next message: answered, and no connection left holding anything
     assert "不客气" in chat.last_text
     assert app.core.sessions.kw["bind"].sync_engine.pool.checkedout() == 0
-    locks = await pg_execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", app.core.settings.database_url,
-                             fetch=True)
-    assert locks[0][0] == 0
+    assert await advisory_locks(app.core.settings.database_url) == 0
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)

@@ -1,32 +1,56 @@
-"""The PostgreSQL hot path of an update: a few statements straight on the asyncpg connection.
+"""The PostgreSQL hot path of an update: two round trips straight on the asyncpg connection.
 
-On PostgreSQL every statement is a round trip, and SQLAlchemy's machinery around one (execution context,
+On PostgreSQL every statement is a round trip (on this kind of machine mostly the cost of the send that
+wakes the server, ~100 µs of this process's CPU), and SQLAlchemy's machinery around one (execution context,
 the asyncpg adapter, a greenlet switch) costs more Python time than asyncpg itself. An update therefore runs
-its fixed statements on the pooled connection's asyncpg connection, each a prepared statement from
-asyncpg's own statement cache, in four round trips around whatever the handler runs through the session:
+its fixed statements on the pooled connection's asyncpg connection, each a prepared statement from asyncpg's
+own statement cache, and an update whose handler runs nothing through the session costs two round trips,
+each its own transaction (autocommit: no BEGIN, no COMMIT):
 
-1. ``BEGIN; SELECT pg_advisory_xact_lock(ns, key)`` — one simple-query message, no parameters (the key is an
-   integer computed here). One user's updates take turns across worker processes on this lock, held to
-   the end of the transaction. It is taken in its own statement on purpose: under READ COMMITTED a
-   statement reads the snapshot taken when it started, so a statement that first waited for the lock and
-   then read the dialog row would read it as it was *before* the update it waited for committed.
-2. `open`: one statement that records the update id (dedup), counts the account's message budget only
-   when the update is new, and reads account + person + active dialog (data-modifying CTEs).
-3. `finish`: one statement that writes the active dialog's row, the update's outbox rows (unnest of
-   arrays: one prepared statement whatever the number of rows), marks the rows the runner confirmed as
-   sent, and writes what handlers left for it (`Later`: rows added with `Ctx.add_row`, the account's memo
-   changed with `Ctx.remember`) — all CTEs; left out when there is nothing to write.
-4. ``COMMIT`` — straight on the asyncpg connection when the session has nothing to flush (`Later.commit`),
-   else through SQLAlchemy's session, which flushes and hands it to `PgTransaction`. (It cannot ride in
-   the finish trip: a statement with parameters is one extended-protocol message, asyncpg sends no
-   pipeline, and the finish statement's values must never be quoted into SQL text.)
+1. `open`: ``SELECT ... FROM bangfu_open(...)``, a PL/pgSQL function (migration ``hot_0001``). Inside it:
+   the user's *session-level* advisory lock (``pg_advisory_lock(USER_LOCK_NS, user_lock_key(...))``: one
+   user's updates take turns across worker processes); then ``SELECT ... FOR UPDATE`` of the speaker's
+   account row (see "why it is correct"); then the update id checked (handled before: the lock let go,
+   state 0), the message budgets counted (over one: the update id recorded, the lock let go, state 2);
+   then a first-time account inserted (``ON CONFLICT DO NOTHING``; the lock makes a second first contact
+   of the same user wait, and it finds the row); then account + person + active dialog returned, as
+   columns `Entity.load` reads (the columns named by the caller from the catalog, so the function need not
+   change with the tables).
+2. The handler. Through the session it runs as usual: SQLAlchemy's asyncpg adapter BEGINs before its first
+   statement. Rows added with `Ctx.add_row` before such a statement are written first, in that transaction
+   (`_RowsFirst`, armed for the update's `Later` only while that update runs).
+3. `finish`: one statement — the active dialog's row, the update's outbox rows (unnest of arrays: one
+   prepared statement whatever the number of rows), the sent marks, what handlers left for it (`Later`:
+   rows, the account's memo), the update id (a plain INSERT, recorded atomically with the outbox rows: a
+   worker that recorded it meanwhile makes this statement fail and nothing of this update is kept), a CTE
+   locking the speaker's account row (``FOR UPDATE``) and a CTE calling ``pg_advisory_unlock`` over that
+   lock's count (the data dependency makes the row lock come first). Autocommit when no transaction was
+   begun; else inside it, then COMMIT (straight on the connection when the session has nothing to flush,
+   else the session's flush and commit). A session with something to flush but no transaction yet gets a
+   BEGIN first, so its writes and this statement are one transaction.
 
-A question from a villager thus costs these four round trips, plus one every `ID_BLOCK` questions per
-process for a block of question ids (`PgHotPath.next_id`).
+Why it is correct. Under READ COMMITTED each statement reads a snapshot taken when *it* starts, and within a
+VOLATILE PL/pgSQL function each statement takes a fresh one: so the function's reads, which come after the
+lock and the row lock were granted, see what was committed by then (a single statement that waited for the
+lock and read would read from before the wait: the dialog step the previous update replaced). The finish
+statement lets the advisory lock go *before* its transaction commits, but only after locking the account row,
+which stays locked to the end of that transaction. The next update of the user gets the advisory lock at
+once and then waits on that row in ``FOR UPDATE`` until the transaction has ended; PostgreSQL marks a
+transaction committed before it releases its row locks, so the next update's following statements see all
+of it (and if it rolled back, none of it). A first contact's account row is committed by the open function
+itself, before any later update could wait for it. Over the budget, the function keeps the account row
+locked until it commits, having let the lock go. Tested in tests/test_core_order.py (a COMMIT held back
+after the lock was let go; the row lock removed, the test fails).
 
-SQLAlchemy's asyncpg adapter normally sends its own BEGIN before the first statement; `begin()` installs a
-`PgTransaction` in the adapter instead, so the session's statements (the handler's) run inside the same
-transaction, and the session's commit / rollback end it.
+A session-level lock survives a rollback and the connection's return to the pool, so every way out lets it
+go: the finish statement; on a handler's exception or a failed finish, ROLLBACK then
+``pg_advisory_unlock_all()`` (`PgUpdate.release`); when the update was cancelled or that fails, the
+connection is closed (a closed session's locks end) and dropped from the pool. The connection carries a mark
+(`HELD`, in the pool record's info) while it may hold the lock, and the pool refuses to take back a marked
+connection: it is closed instead (`guard_pool`).
+
+A villager's question thus costs two round trips, plus one every `ID_BLOCK` questions per process for a
+block of question ids (`PgHotPath.next_id`), and one per process for the catalog (`PgHotPath._describe`).
 """
 
 from __future__ import annotations
@@ -319,6 +343,7 @@ class PgHotPath:
         # Ids for rows added in passing (`Later.add`): blocks from the table's own sequence, per process.
         self.allocate = "SELECT nextval(pg_get_serial_sequence($1, $2)) FROM generate_series(1, $3)"
         self._ids: dict[str, deque[int]] = {}
+        self._refill: dict[str, asyncio.Lock] = {}
         pending, sent = OutboxStatus.PENDING.value, OutboxStatus.SENT.value
         dialog_cte = (
             # $1..$8: the dialog row (id NULL: none to write)
@@ -449,13 +474,15 @@ class PgHotPath:
         if ids is None:
             ids = self._ids[log.name] = deque()
         if not ids:
-            if PgHotPath.trace is not None:
-                PgHotPath.trace(self.allocate)
-            block = [r[0] for r in await conn.fetch(self.allocate, self._quote(log.name), log.pk.name, ID_BLOCK)]
-            # Another update of this process may have refilled meanwhile: keep the ids in order.
-            merged = sorted([*ids, *block])
-            ids.clear()
-            ids.extend(merged)
+            # One refill at a time per table: an update that finds the block used up while another refills
+            # it waits for that block (ids from the sequence come in increasing order, and so go out).
+            refill = self._refill.setdefault(log.name, asyncio.Lock())
+            async with refill:
+                if not ids:
+                    if PgHotPath.trace is not None:
+                        PgHotPath.trace(self.allocate)
+                    rows = await conn.fetch(self.allocate, self._quote(log.name), log.pk.name, ID_BLOCK)
+                    ids.extend(sorted(r[0] for r in rows))
         return ids.popleft()
 
     def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...], final: bool) -> str:
