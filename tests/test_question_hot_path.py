@@ -289,6 +289,12 @@ def _rows_router() -> Router:
         await ctx.remember("rows", "never")
         raise RuntimeError("the update fails after adding a row, before any statement")
 
+    @r.command("failafter", roles=EVERYONE)
+    async def fail_after(ctx: Ctx) -> None:
+        await ctx.add_row(log, account_id=ctx.account.id, text="写了又撤", created_at=ctx.now)
+        await ctx.session.get(PolicyQuestion, 1)  # writes the waiting row first, in the transaction
+        raise RuntimeError("the update fails after its row was written by a statement")
+
     @r.command("look", roles=EVERYONE)
     async def look(ctx: Ctx) -> None:
         ctx.reply_text(str(await ctx.session.get(PolicyQuestion, 1) is not None))  # a statement, no row added
@@ -364,6 +370,9 @@ async def test_a_failed_update_leaves_no_row_behind(app: App, clock: FixedClock)
             dead.live = False
             assert not isinstance(adapted._execute_mutex, asyncio.Lock)
     assert await send(3, "/look") == ["True"]  # its statement must not write the failed update's row
+    # A row written early (before a statement through the session) is in the update's transaction: gone
+    # with the failed update.
+    assert await send(31, "/failafter") == [core.catalogs.get("zh_CN")("core.error")]
     await send(4, "/two")
     await send(5, "/two")
     async with app.core.sessions() as s:
