@@ -49,6 +49,11 @@ connection is closed (a closed session's locks end) and dropped from the pool. T
 (`HELD`, in the pool record's info) while it may hold the lock, and the pool refuses to take back a marked
 connection: it is closed instead (`guard_pool`).
 
+Session locks need one PostgreSQL session per pooled connection for its lifetime: the bot connects to
+PostgreSQL directly or through a pooler in session mode (a pooler in transaction mode would run the open and
+the finish statements on different server sessions; the finish statement logs an error when the lock it lets
+go was not its session's).
+
 A villager's question thus costs two round trips, plus one every `ID_BLOCK` questions per process for a
 block of question ids (`PgHotPath.next_id`), and one per process for the catalog (`PgHotPath._describe`).
 """
@@ -75,7 +80,7 @@ from bot.core.rows import LATER, RowLog, memo_json
 from bot.store.enums import OutboxStatus
 from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: advisory-lock class id of "one user's updates" (the two-key form: a key space apart from the
 #: single-bigint locks elsewhere, e.g. the SMS sender's per-number lock)
@@ -177,7 +182,7 @@ class PgUpdate:
             try:
                 await self.conn.invalidate()  # the pool forgets the connection
             except Exception:  # pragma: no cover - terminated already; the pool replaces it anyway
-                log.warning("invalidating a terminated connection failed", exc_info=True)
+                logger.warning("invalidating a terminated connection failed", exc_info=True)
 
 
 class Later:
@@ -586,7 +591,12 @@ class PgHotPath:
         sql = self._finish_for(one, tuple(logs), final is not None)
         if PgHotPath.trace is not None:
             PgHotPath.trace(sql)
-        await conn.fetchrow(sql, *d, *cols, sent, now, *m, *extra)
+        row = await conn.fetchrow(sql, *d, *cols, sent, now, *m, *extra)
+        if final is not None and row[-1] is not True:
+            # The lock was not this session's: something between the bot and PostgreSQL (a pooler in
+            # transaction mode) does not keep one server session per connection. Then the lock, taken on
+            # another server session, is never let go.
+            logger.error("the user's lock was not held by this connection's PostgreSQL session")
 
 
 def _same(value: Any) -> Any:
