@@ -42,6 +42,11 @@ itself, before any later update could wait for it. Over the budget, the function
 locked until it commits, having let the lock go. Tested in tests/test_core_order.py (a COMMIT held back
 after the lock was let go; the row lock removed, the test fails).
 
+The open function commits asynchronously (``synchronous_commit`` off for its own transaction: one WAL flush
+per update, as before, not two): the finish statement commits synchronously after it, which flushes the WAL
+up to its own commit record and so the open's too; a crash in between loses at most a count, a row lock and a
+first-time account of an update that was not recorded as handled (handled again when redelivered).
+
 A session-level lock survives a rollback and the connection's return to the pool, so every way out lets it
 go: the finish statement; on a handler's exception or a failed finish, ROLLBACK then
 ``pg_advisory_unlock_all()`` (`PgUpdate.release`); when the update was cancelled or that fails, the

@@ -43,6 +43,11 @@ BEGIN
         -- every statement below must see what was committed before it started
         RAISE EXCEPTION 'bangfu_open needs READ COMMITTED, not %', current_setting('transaction_isolation');
     END IF;
+    -- This call's own commit need not wait for its WAL to reach the disk (it holds a row lock, maybe a
+    -- count or a new account): the update's finish statement commits synchronously after it, flushing the
+    -- WAL up to there, this commit included; should the server crash before that, the update was not
+    -- recorded as handled and is handled again when redelivered.
+    PERFORM set_config('synchronous_commit', 'off', true);
     -- One user's updates take turns (a session lock: kept after this call, released by the update's
     -- finish statement).
     PERFORM pg_advisory_lock(p_ns, p_key);
