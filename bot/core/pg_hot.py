@@ -45,7 +45,8 @@ after the lock was let go; the row lock removed, the test fails).
 The open function commits asynchronously (``synchronous_commit`` off for its own transaction: one WAL flush
 per update, as before, not two): the finish statement commits synchronously after it, which flushes the WAL
 up to its own commit record and so the open's too; a crash in between loses at most a count, a row lock and a
-first-time account of an update that was not recorded as handled (handled again when redelivered).
+first-time account of an update that was not recorded as handled (handled again when redelivered), or
+the record of an update over the budget (counted again when redelivered).
 
 A session-level lock survives a rollback and the connection's return to the pool, so every way out lets it
 go: the finish statement; on a handler's exception or a failed finish, ROLLBACK then
