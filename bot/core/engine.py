@@ -457,7 +457,6 @@ class Core:
             return "group_" + (limits.verdict(int(row[2]), group[1]) or "quiet")
         account, person, active = pg.load(session.sync_session, row)
         assert account is not None  # created by the function when new
-        upd.account_id = account.id
         if inc.chat_type == "private" and account.chat_id != inc.chat_id:
             account.chat_id = inc.chat_id
         return account, person, active

@@ -9,9 +9,10 @@ each its own transaction (autocommit: no BEGIN, no COMMIT):
 
 1. `open`: ``SELECT ... FROM bangfu_open(...)``, a PL/pgSQL function (migration ``hot_0001``). Inside it:
    the user's *session-level* advisory lock (``pg_advisory_lock(USER_LOCK_NS, user_lock_key(...))``: one
-   user's updates take turns across worker processes); then ``SELECT ... FOR UPDATE`` of the speaker's
-   account row (see "why it is correct"); then the update id checked (handled before: the lock let go,
-   state 0), the message budgets counted (over one: the update id recorded, the lock let go, state 2);
+   user's updates take turns across worker processes); then the transaction-level advisory lock
+   ``(USER_LOCK_NS + 1, key)``, "the commit lock" (see "why it is correct"); then the update id checked
+   (handled before: the lock let go, state 0), the message budgets counted (over one: the update id
+   recorded, the lock let go, state 2);
    then a first-time account inserted (``ON CONFLICT DO NOTHING``; the lock makes a second first contact
    of the same user wait, and it finds the row); then account + person + active dialog returned, as
    columns `Entity.load` reads (the columns named by the caller from the catalog, so the function need not
@@ -23,28 +24,29 @@ each its own transaction (autocommit: no BEGIN, no COMMIT):
    prepared statement whatever the number of rows), the sent marks, what handlers left for it (`Later`:
    rows, the account's memo), the update id (a plain INSERT, recorded atomically with the outbox rows: a
    worker that recorded it meanwhile makes this statement fail and nothing of this update is kept), a CTE
-   locking the speaker's account row (``FOR UPDATE``) and a CTE calling ``pg_advisory_unlock`` over that
-   lock's count (the data dependency makes the row lock come first). Autocommit when no transaction was
-   begun; else inside it, then COMMIT (straight on the connection when the session has nothing to flush,
-   else the session's flush and commit). A session with something to flush but no transaction yet gets a
-   BEGIN first, so its writes and this statement are one transaction.
+   taking the commit lock (``pg_advisory_xact_lock``: held to the end of this transaction) and a CTE
+   calling ``pg_advisory_unlock`` over that CTE's row (the data dependency makes the commit lock come
+   first). Autocommit when no transaction was begun; else inside it, then COMMIT (straight on the connection
+   when the session has nothing to flush, else the session's flush and commit). A session with something to
+   flush but no transaction yet gets a BEGIN first, so its writes and this statement are one transaction.
 
 Why it is correct. Under READ COMMITTED each statement reads a snapshot taken when *it* starts, and within a
-VOLATILE PL/pgSQL function each statement takes a fresh one: so the function's reads, which come after the
-lock and the row lock were granted, see what was committed by then (a single statement that waited for the
-lock and read would read from before the wait: the dialog step the previous update replaced). The finish
-statement lets the advisory lock go *before* its transaction commits, but only after locking the account row,
-which stays locked to the end of that transaction. The next update of the user gets the advisory lock at
-once and then waits on that row in ``FOR UPDATE`` until the transaction has ended; PostgreSQL marks a
-transaction committed before it releases its row locks, so the next update's following statements see all
-of it (and if it rolled back, none of it). A first contact's account row is committed by the open function
-itself, before any later update could wait for it. Over the budget, the function keeps the account row
-locked until it commits, having let the lock go. Tested in tests/test_core_order.py (a COMMIT held back
-after the lock was let go; the row lock removed, the test fails).
+VOLATILE PL/pgSQL function each statement takes a fresh one: so the function's reads, which come after the lock
+and the commit lock were granted, see what was committed by then (a single statement that waited for the lock
+and read would read from before the wait: the dialog step the previous update replaced). The finish statement
+lets the user's lock go *before* its transaction commits, but only after taking the commit lock, which is held
+to the end of that transaction. The next update of the user gets the user's lock at once and then waits for the
+commit lock until that transaction has ended; PostgreSQL marks a transaction committed (visible to new
+snapshots) before it releases its locks, so the next update's following statements see all of it (and if it
+rolled back, none of it). Advisory locks, unlike a row lock, write nothing: the open function of an update that
+counts no budget and creates no account writes no WAL at all. A first contact's account row is committed by the
+open function itself, before any later update could wait for it. Over the budget, the function holds the commit
+lock until it commits, having let the user's lock go. Tested in tests/test_core_order.py (a COMMIT held back
+after the lock was let go; without the open function's wait for the commit lock, the test fails).
 
 The open function commits asynchronously (``synchronous_commit`` off for its own transaction: one WAL flush
 per update, as before, not two): the finish statement commits synchronously after it, which flushes the WAL
-up to its own commit record and so the open's too; a crash in between loses at most a count, a row lock and a
+up to its own commit record and so the open's too; a crash in between loses at most a count and a
 first-time account of an update that was not recorded as handled (handled again when redelivered), or
 the record of an update over the budget (counted again when redelivered).
 
@@ -61,7 +63,7 @@ the finish statements on different server sessions; the finish statement logs an
 go was not its session's).
 
 A villager's question thus costs two round trips, plus one every `ID_BLOCK` questions per process for a
-block of question ids (`PgHotPath.next_id`), and one per process for the catalog (`PgHotPath._describe`).
+block of question ids (`PgHotPath.next_id`), and three per process for the catalog (`PgHotPath._describe`).
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ class PgUpdate:
     connection, what the finish statement needs to record the update and let the user's lock go, and the
     update's `Later`."""
 
-    __slots__ = ("account_id", "adapted", "conn", "dedup", "info", "key", "later", "raw")
+    __slots__ = ("adapted", "conn", "dedup", "info", "key", "later", "raw")
 
     def __init__(self, conn: Any, fairy: Any, hot: PgHotPath, key: int) -> None:
         self.conn = conn  # AsyncConnection
@@ -141,7 +143,6 @@ class PgUpdate:
         self.raw = self.adapted.driver_connection  # the asyncpg connection
         self.info: dict[str, Any] = fairy.info  # the pool record's: `HELD` lives there
         self.key = key
-        self.account_id: int | None = None
         self.dedup: tuple[str, str, str, datetime] | None = None
         self.later = Later(hot, self.raw, self.adapted)
 
@@ -388,14 +389,15 @@ class PgHotPath:
         )
         self._finish_end = " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT count(*) FROM s)"
         # The update's end (`write` with `final`): its id recorded (a plain INSERT: an update recorded meanwhile
-        # fails the statement, nothing of it written), the speaker's account row locked, and then — the lock
-        # CTE's count is the unlock's input, so the row lock comes first — the user's lock let go.
+        # fails the statement, nothing of it written), the transaction-level lock (USER_LOCK_NS + 1, key)
+        # taken, to the end of this transaction, and then — its row is the unlock's input, so it comes first —
+        # the user's lock let go.
         self._final = (
             f", pu AS (INSERT INTO {q(upd.name)} (channel, bot_id, update_id, {q('at')}) "
             "SELECT ${0}::varchar, ${1}::varchar, ${2}::varchar, ${3}::timestamptz WHERE ${2}::varchar IS NOT NULL "
             "RETURNING 1), "
-            f"lk AS (SELECT id FROM {q(acc.name)} WHERE id = ${{4}}::bigint FOR UPDATE), "
-            "ul AS (SELECT pg_advisory_unlock(${5}::integer, ${6}::integer) AS ok FROM (SELECT count(*) FROM lk) AS c)"
+            "xl AS (SELECT pg_advisory_xact_lock(${4}::integer + 1, ${5}::integer) AS x), "
+            "ul AS (SELECT pg_advisory_unlock(${4}::integer, ${5}::integer) AS ok FROM xl)"
         )
         self._final_end = ", (SELECT count(*) FROM pu), (SELECT bool_and(ok) FROM ul)"
         # The finish statement per (one outbox row?, row logs with rows in the update: each a CTE of its own).
@@ -499,7 +501,7 @@ class PgHotPath:
     def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...], final: bool) -> str:
         """The finish statement for one outbox row or any other number (`one`), with an INSERT CTE per row
         log with rows (`Later.rows`) after the base statement's 20 parameters, and when `final` the update's
-        end after those (its id, the account row's lock, the user's lock let go: 7 parameters). A single row
+        end after those (its id, the commit lock, the user's lock let go: 6 parameters). A single row
         goes as one parameter per column (the usual case: one reply, one question; asyncpg encodes a
         one-element array for several times a scalar's cost), several as one array per column, unnested (one
         prepared statement whatever their number). JSON travels as text, cast back."""
@@ -531,7 +533,7 @@ class PgHotPath:
                     )
             base = self.finish_one if one else self.finish
             if final:
-                ctes.append(self._final.format(*range(n, n + 7)))
+                ctes.append(self._final.format(*range(n, n + 6)))
                 end = self._finish_end + self._final_end
             else:
                 end = self._finish_end
@@ -593,7 +595,7 @@ class PgHotPath:
             extra += arrays
         if final is not None:
             extra += final.dedup or (None, None, None, None)
-            extra += (final.account_id, USER_LOCK_NS, final.key)
+            extra += (USER_LOCK_NS, final.key)
         sql = self._finish_for(one, tuple(logs), final is not None)
         if PgHotPath.trace is not None:
             PgHotPath.trace(sql)

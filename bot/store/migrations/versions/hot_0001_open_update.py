@@ -1,7 +1,7 @@
 """bangfu_open(): an update's first round trip on PostgreSQL (bot/core/pg_hot.py), as one function call
 
 The function takes the user's session-level advisory lock, waits until the update that held it before has
-committed (a row lock on the speaker's account, which that update's finish statement took), and only then
+committed (on a transaction-level advisory lock that update's finish statement took), and only then
 reads — each statement of a VOLATILE PL/pgSQL function under READ COMMITTED takes a fresh snapshot, which
 one plain statement cannot do after waiting. SQLite has no such function (its hot path needs none).
 
@@ -43,18 +43,20 @@ BEGIN
         -- every statement below must see what was committed before it started
         RAISE EXCEPTION 'bangfu_open needs READ COMMITTED, not %', current_setting('transaction_isolation');
     END IF;
-    -- This call's own commit need not wait for its WAL to reach the disk (it holds a row lock, maybe a
-    -- count or a new account): the update's finish statement commits synchronously after it, flushing the
+    -- This call's own commit need not wait for its WAL to reach the disk (a count, a new account, an update
+    -- over the budget recorded): the update's finish statement commits synchronously after it, flushing the
     -- WAL up to there, this commit included; should the server crash before that, the update was not
     -- recorded as handled and is handled again when redelivered.
     PERFORM set_config('synchronous_commit', 'off', true);
     -- One user's updates take turns (a session lock: kept after this call, released by the update's
     -- finish statement).
     PERFORM pg_advisory_lock(p_ns, p_key);
-    -- The update that released the lock released it inside its finish statement, before its COMMIT, having
-    -- locked this row first: wait here until that transaction has ended, so what follows sees it.
-    PERFORM 1 FROM accounts WHERE channel = p_channel AND external_id = p_external_id FOR UPDATE;
-    v_found := FOUND;
+    -- The update that had the lock let it go inside its finish statement, before its COMMIT, having taken
+    -- the transaction-level lock (p_ns + 1, p_key) first, which ends only with its transaction: wait here
+    -- for it, so that what follows sees that transaction committed (or rolled back). Held by this call to
+    -- its own commit.
+    PERFORM pg_advisory_xact_lock(p_ns + 1, p_key);
+    v_found := EXISTS (SELECT 1 FROM accounts WHERE channel = p_channel AND external_id = p_external_id);
     IF p_update_id IS NOT NULL AND EXISTS (
         SELECT 1 FROM processed_updates
         WHERE channel = p_channel AND bot_id = p_bot_id AND update_id = p_update_id
@@ -79,8 +81,8 @@ BEGIN
         RETURNING r.count INTO o_gn;
     END IF;
     IF o_n > p_budget OR o_gn > p_group_budget THEN
-        -- Over a budget: counted and recorded as handled (answered at most once), nothing else. The account
-        -- row (when there is one) stays locked until this call commits, after the lock is let go.
+        -- Over a budget: counted and recorded as handled (answered at most once), nothing else. The lock
+        -- (p_ns + 1, p_key) is held until this call commits, after the user's lock is let go.
         IF p_update_id IS NOT NULL THEN
             INSERT INTO processed_updates (channel, bot_id, update_id, at)
             VALUES (p_channel, p_bot_id, p_update_id, p_now) ON CONFLICT DO NOTHING;
