@@ -3,6 +3,7 @@ a run which requires PostgreSQL (CI sets BANGFU_TEST_REQUIRE_POSTGRES) fails ins
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from typing import Any
@@ -66,3 +67,30 @@ async def truncate_all(url: str) -> None:
     if rows:
         names = ", ".join(f'"{r["tablename"]}"' for r in rows)
         await pg_execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE", url)
+
+
+async def advisory_locks(url: str) -> int:
+    """Advisory locks held in this database (other databases on the server are others' business)."""
+    sql = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    rows = await pg_execute(sql, url, fetch=True)
+    return int(rows[0][0])
+
+
+class Trips:
+    """Round trips to PostgreSQL: every request is one write on its socket (asyncpg sends a statement's
+    messages with their Sync in one buffer and waits for the answer before the next; BEGIN and COMMIT
+    included), as bench/core_bench.py counts them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.n = 0
+        cls = asyncio.selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+        plain = cls.write
+
+        def write(transport: Any, data: Any) -> None:
+            self.n += 1
+            plain(transport, data)
+
+        monkeypatch.setattr(cls, "write", write)

@@ -25,6 +25,7 @@ from bot.handlers.policy import MEMO
 from bot.settings import Settings
 from bot.store.models import Account, Case, Outbox, PolicyQuestion
 from tests.conftest import Chat, World, bind
+from tests.pg import Trips, advisory_locks
 
 CASE_TEXT = "我家的低保补贴三个月没到账了，是不是弄错了"
 
@@ -157,13 +158,22 @@ async def test_a_case_opened_from_a_question_refers_to_its_row(app: App, world: 
         assert sum("INSERT INTO policy_questions" in sql for sql in order) == 1  # written once
 
 
+def _kinds(traced: list[str]) -> list[str]:
+    return [
+        "open" if "bangfu_open" in s else "alloc" if "nextval" in s else "finish" if "advisory_unlock" in s
+        else s.split()[0]
+        for s in traced
+    ]
+
+
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_round_trips_per_question_on_postgres(
     app: App, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A villager's question: the lock, the open statement, the finish statement (the question row, the memo,
-    the outbox rows) and COMMIT sent straight — nothing through SQLAlchemy; a block of ids once per
-    ID_BLOCK questions."""
+    """A villager's question: two round trips — the open function (the lock, the update checked, the budget,
+    the speaker) and the finish statement (the question row, the memo, the outbox rows, the update's id, the
+    lock let go), each its own transaction: no BEGIN, no COMMIT, nothing through SQLAlchemy; a block of ids
+    once per ID_BLOCK questions. The next message is answered as usual."""
     app.core.use_outbox(30.0, lambda r: {"text": r.text, "chat_id": r.chat_id})
     commits: list[Any] = []
     commit_and_close = engine_mod._commit_and_close
@@ -175,8 +185,9 @@ async def test_round_trips_per_question_on_postgres(
     monkeypatch.setattr(engine_mod, "_commit_and_close", counted)
     sync_engine = app.core.sessions.kw["bind"].sync_engine
     chat = Chat(app, "906")
-    await chat.send("住院能报多少")  # the account is created: the ORM's flush and commit
-    for text, block in (("养老", False), ("那大病呢", False)):
+    await chat.send("住院能报多少")  # the account is created (by the open function), the catalog read once
+    trips = Trips(monkeypatch)
+    for text in ("养老", "那大病呢"):
         via_orm: list[str] = []
         traced: list[str] = []
 
@@ -186,24 +197,31 @@ async def test_round_trips_per_question_on_postgres(
         event.listen(sync_engine, "before_cursor_execute", seen)
         PgHotPath.trace = traced.append
         commits.clear()
+        trips.n = 0
         try:
             await chat.send(text)
         finally:
             event.remove(sync_engine, "before_cursor_execute", seen)
             PgHotPath.trace = None
         assert via_orm == [] and commits == []  # no statement, and no commit, through SQLAlchemy
-        kinds = ["lock" if "advisory" in s else "alloc" if "nextval" in s else s.split()[0] for s in traced]
-        assert kinds == (["lock", "WITH", "alloc", "WITH"] if block else ["lock", "WITH", "WITH"])
+        assert _kinds(traced) == ["open", "finish"]
+        assert trips.n == 2
         assert "policy_questions" in traced[-1] and "outbox" in traced[-1] and "memo" in traced[-1]
+        assert "processed_updates" in traced[-1]
     # The first question of a block takes it: one more round trip, once per ID_BLOCK questions.
     app.core._pg._ids.clear()  # type: ignore[union-attr]
     traced = []
     PgHotPath.trace = traced.append
+    trips.n = 0
     try:
         await chat.send("养老")
     finally:
         PgHotPath.trace = None
-    assert sum("nextval" in s for s in traced) == 1 and len(traced) == 4
+    assert _kinds(traced) == ["open", "alloc", "finish"] and trips.n == 3
+    await chat.send("谢谢你")  # the next message: answered, and no connection left holding anything
+    assert "不客气" in chat.last_text
+    assert app.core.sessions.kw["bind"].sync_engine.pool.checkedout() == 0
+    assert await advisory_locks(app.core.settings.database_url) == 0
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
@@ -271,6 +289,12 @@ def _rows_router() -> Router:
         await ctx.remember("rows", "never")
         raise RuntimeError("the update fails after adding a row, before any statement")
 
+    @r.command("failafter", roles=EVERYONE)
+    async def fail_after(ctx: Ctx) -> None:
+        await ctx.add_row(log, account_id=ctx.account.id, text="写了又撤", created_at=ctx.now)
+        await ctx.session.get(PolicyQuestion, 1)  # writes the waiting row first, in the transaction
+        raise RuntimeError("the update fails after its row was written by a statement")
+
     @r.command("look", roles=EVERYONE)
     async def look(ctx: Ctx) -> None:
         ctx.reply_text(str(await ctx.session.get(PolicyQuestion, 1) is not None))  # a statement, no row added
@@ -332,11 +356,23 @@ async def test_a_failed_update_leaves_no_row_behind(app: App, clock: FixedClock)
     engine = app.core.sessions.kw["bind"]
     await send(1, "/two")
     assert await send(2, "/fail") == [core.catalogs.get("zh_CN")("core.error")]
-    if engine.dialect.name == "postgresql":  # the failed update's stand-in mutex is still on the connection
-        async with engine.connect() as conn:
-            adapted = (await conn.get_raw_connection()).dbapi_connection
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:  # the failed update took its stand-in mutex away when it ended
+            fairy = await conn.get_raw_connection()
+            adapted = fairy.dbapi_connection
+            assert isinstance(adapted._execute_mutex, asyncio.Lock)
+            assert not fairy.info.get(pg_hot.HELD)
+            # Had one been left behind (an update's rows waiting, the update over), it would write nothing.
+            assert core._pg is not None
+            dead = pg_hot.Later(core._pg, adapted.driver_connection, adapted)
+            log = RowLog(cast(Table, PolicyQuestion.__table__))
+            await dead.add(log, log.values({"account_id": None, "text": "stale", "created_at": clock.now()}))
+            dead.live = False
             assert not isinstance(adapted._execute_mutex, asyncio.Lock)
     assert await send(3, "/look") == ["True"]  # its statement must not write the failed update's row
+    # A row written early (before a statement through the session) is in the update's transaction: gone
+    # with the failed update.
+    assert await send(31, "/failafter") == [core.catalogs.get("zh_CN")("core.error")]
     await send(4, "/two")
     await send(5, "/two")
     async with app.core.sessions() as s:

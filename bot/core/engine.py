@@ -38,9 +38,8 @@ from bot.core.dialog import (
     new_nonce,
 )
 from bot.core.normalize import normalize_incoming
-from bot.core.pg_hot import Later, PgHotPath, user_lock_sql
+from bot.core.pg_hot import HELD, PgHotPath, PgUpdate, guard_pool, user_lock_sql
 from bot.core.router import Route, Router
-from bot.core.rows import LATER
 from bot.core.services import Services
 from bot.core.sqlite_hot import SqliteHotPath, fetch
 from bot.core.types import (
@@ -111,6 +110,8 @@ class Core:
             if self._db.dialect.name == "postgresql" and self._db.dialect.driver == "asyncpg"
             else None
         )
+        if self._pg is not None:  # never a connection back in the pool with a user's lock held
+            guard_pool(self._db.sync_engine.pool)
         # SQLite (either driver): the update's own statements go straight to the DBAPI connection.
         self._sqlite: SqliteHotPath | None = (
             SqliteHotPath(self._db.dialect, self._stmts.save_dialog) if self._db.dialect.name == "sqlite" else None
@@ -214,10 +215,12 @@ class Core:
         self, inc: Incoming, session: AsyncSession, counted: tuple[bool, bool] = (False, False)
     ) -> Result:
         closed = False
+        upd: PgUpdate | None = None  # PostgreSQL: this update's connection and lock
+        failure: BaseException | None = None
         try:
-            raw: Any = None  # PostgreSQL: the asyncpg connection of this update
             if self._pg is not None:
-                raw, opened = await self._open_pg(session, inc, counted)
+                upd = await self._pg.start(session, inc.channel, inc.user.id)
+                opened = await self._open_pg(session, upd, inc, counted)
             elif self._sqlite is not None:
                 opened = await session.run_sync(self._open_sqlite, inc, counted)
             else:
@@ -237,15 +240,19 @@ class Core:
                 ctx.answer_callback()
             queued = self._queue_outbox(ctx) if self._outbox_payload is not None else None
             # Nothing is sent unless this commit succeeded.
-            if raw is not None:
-                await self._finish_pg(session, raw, ctx.active_row, queued)
+            if upd is not None:
+                await self._finish_pg(session, upd, ctx.active_row, queued)
             elif self._sqlite is not None:
                 await session.run_sync(self._finish_sqlite, ctx.active_row, queued)
             else:
                 await session.run_sync(self._finish, ctx.active_row, queued)
             closed = True
             return Result(ctx.actions)
-        except Exception:
+        except _Redelivered:
+            log.info("dropping redelivered update %s/%s/%s", inc.channel, inc.bot_id, inc.update_id)
+            return Result()
+        except Exception as e:
+            failure = e
             # Ids only: the update's texts (notes, names, phones) stay out of the logs.
             log.exception(
                 "update failed: channel=%s update=%s user=%s chat=%s kind=%s",
@@ -257,7 +264,14 @@ class Core:
             )
             t = self.catalogs.get(normalize_language(inc.user.language_code))
             return Result([Reply(chat_id=inc.chat_id, text=t("core.error"), channel=inc.channel)])
+        except BaseException as e:  # cancelled: the finally below lets the user's lock go
+            failure = e
+            raise
         finally:
+            if upd is not None:
+                upd.later.close()
+                if upd.held:  # failed or cancelled holding the user's lock: rolled back and let go first
+                    await upd.release(failure)
             if not closed:
                 await session.close()  # rolls back whatever this update did
             for ref in inc.files:  # whatever the update did not use is not kept
@@ -413,64 +427,72 @@ class Core:
         return _speaker(session, inc, hot.load_speaker(session, conn, inc.channel, inc.user.id), now)
 
     async def _open_pg(
-        self, session: AsyncSession, inc: Incoming, counted: tuple[bool, bool]
-    ) -> tuple[Any, tuple[Account, Person | None, DialogState | None] | str | None]:
-        """`_open` on PostgreSQL (`bot.core.pg_hot`): BEGIN with the user's lock in one round trip, then one
-        statement that records the update, counts the budget and reads account, person and active dialog.
-        Returns the asyncpg connection and what `_open` returns."""
+        self, session: AsyncSession, upd: PgUpdate, inc: Incoming, counted: tuple[bool, bool]
+    ) -> tuple[Account, Person | None, DialogState | None] | str | None:
+        """`_open` on PostgreSQL (`bot.core.pg_hot`): one round trip, with no transaction begun — the user's
+        lock, the update id checked, the budgets counted, a first-time account created and the speaker's rows
+        read, all in `bangfu_open`. Returns what `_open` returns."""
         pg = self._pg
         assert pg is not None
-        conn = await session.connection()
-        adapted = (await conn.get_raw_connection()).dbapi_connection
-        raw = await pg.begin(adapted, inc.channel, inc.user.id)
-        session.info[LATER] = pg.later(adapted, raw)  # what Ctx.add_row / Ctx.remember leave for `_finish_pg`
         now = self.clock.now()
-        dedup = (inc.channel, inc.bot_id, str(inc.update_id), now) if inc.update_id is not None else None
-        budget = None
+        budget = group = None
         if self.settings.messages_per_minute > 0 and not counted[0]:
-            budget = (limits.message_key(inc.channel, inc.user.id), limits.minute_window(now))
-        row = await pg.open(raw, dedup, budget, inc.channel, inc.user.id)
-        if row[0] is None:
-            log.info("dropping redelivered update %s/%s/%s", inc.channel, inc.bot_id, inc.update_id)
-            return raw, None
-        if budget is not None:
-            over = limits.verdict(int(row[1]), self.settings.messages_per_minute)
-            if over is not None:
-                return raw, over
+            budget = (limits.message_key(inc.channel, inc.user.id), limits.minute_window(now),
+                      self.settings.messages_per_minute)
         if inc.chat_type != "private" and self.settings.messages_per_minute_per_group > 0 and not counted[1]:
-            n = await pg.count(raw, limits.group_key(inc.channel, inc.chat_id), limits.minute_window(now))
-            over = limits.verdict(n, self.settings.messages_per_minute_per_group)
+            group = (limits.group_key(inc.channel, inc.chat_id), self.settings.messages_per_minute_per_group)
+        dedup = (inc.bot_id, str(inc.update_id)) if inc.update_id is not None else None
+        row = await pg.open(
+            upd, inc.channel, inc.user.id, inc.chat_id, inc.user.name[:128], now, dedup, budget, group
+        )
+        state = row[0]
+        if state == 0:
+            log.info("dropping redelivered update %s/%s/%s", inc.channel, inc.bot_id, inc.update_id)
+            return None
+        if state != 1:  # over a budget: the function counted it and recorded the update
+            over = limits.verdict(int(row[1]), budget[2]) if budget is not None and row[1] is not None else None
             if over is not None:
-                return raw, "group_" + over
+                return over
+            assert group is not None and row[2] is not None
+            return "group_" + (limits.verdict(int(row[2]), group[1]) or "quiet")
         account, person, active = pg.load(session.sync_session, row)
-        if account is None:
-            account = _new_account(inc, now)
-            session.add(account)
-            await session.flush()
-            return raw, (account, None, None)
+        assert account is not None  # created by the function when new
         if inc.chat_type == "private" and account.chat_id != inc.chat_id:
             account.chat_id = inc.chat_id
-        return raw, (account, person, active)
+        return account, person, active
 
     async def _finish_pg(
-        self, session: AsyncSession, raw: Any, active: DialogState | None, queued: list[Any] | None
+        self, session: AsyncSession, upd: PgUpdate, active: DialogState | None, queued: list[Any] | None
     ) -> None:
-        """`_finish` on PostgreSQL: the dialog row, the outbox rows, the sent marks and what handlers left
-        (`Later`: rows, the account's memo) in one statement (`PgHotPath.write`), then COMMIT: straight on
-        the connection when the session has nothing to flush (no SQLAlchemy commit machinery, no greenlet
-        for it), else the session's flush of the rest and its commit."""
-        assert self._pg is not None
+        """`_finish` on PostgreSQL: one statement (`PgHotPath.write`, final) writes the dialog row, the outbox
+        rows, the sent marks, what handlers left (`Later`: rows, the account's memo) and the update's id, and
+        lets the user's lock go. With no transaction begun (the handler ran nothing through the session and
+        left it nothing to flush) it commits by itself: the update's second and last round trip. Otherwise it
+        runs in the transaction, then COMMIT: straight on the connection when the session has nothing to
+        flush, else the session's flush of the rest and its commit."""
+        pg = self._pg
+        assert pg is not None
         sync = session.sync_session
         dialog = active if self._dialog_to_write(sync, active) else None
         if dialog is not None:
             session.expunge(dialog)  # written by the statement below, not by the ORM's flush
-        later: Later | None = session.info.get(LATER)
+        clean = sync._is_clean()
         keys, self._sent_keys = self._sent_keys, []
         try:
-            await self._pg.write(raw, dialog, queued or (), keys, self.clock.now(), later)
-            if later is not None and sync._is_clean():
-                await later.commit()
-                await session.close()  # nothing left to roll back: returns the connection, sends nothing
+            if not clean:  # the session's writes and this statement: one transaction
+                await upd.begin()
+            try:
+                await pg.write(upd.raw, dialog, queued or (), keys, self.clock.now(), upd.later, final=upd)
+            except Exception as e:  # asyncpg's UniqueViolationError names the constraint
+                if upd.dedup is not None and getattr(e, "constraint_name", None) == _PROCESSED_PK:
+                    raise _Redelivered from e  # recorded meanwhile: nothing of this update was written
+                raise
+            upd.info.pop(HELD, None)  # let go by the statement
+            if not upd.in_transaction():
+                await session.close()  # committed: nothing to roll back, returns the connection
+            elif clean:
+                await upd.commit()
+                await session.close()
             else:
                 await session.run_sync(_commit_and_close)
         except BaseException:
@@ -1030,6 +1052,13 @@ def _new_account(inc: Incoming, now: datetime) -> Account:
     """The account of someone writing for the first time (unbound)."""
     return Account(channel=inc.channel, external_id=inc.user.id, chat_id=inc.chat_id,
                    display_name=inc.user.name[:128], created_at=now)
+
+
+class _Redelivered(Exception):
+    """The update's id was recorded by another worker while this one handled it: nothing of it is kept."""
+
+
+_PROCESSED_PK = "pk_processed_updates"
 
 
 def _commit_and_close(session: Session) -> None:

@@ -1,52 +1,94 @@
-"""The PostgreSQL hot path of an update: a few statements straight on the asyncpg connection.
+"""The PostgreSQL hot path of an update: two round trips straight on the asyncpg connection.
 
-On PostgreSQL every statement is a round trip, and SQLAlchemy's machinery around one (execution context,
+On PostgreSQL every statement is a round trip (on this kind of machine mostly the cost of the send that
+wakes the server, ~100 µs of this process's CPU), and SQLAlchemy's machinery around one (execution context,
 the asyncpg adapter, a greenlet switch) costs more Python time than asyncpg itself. An update therefore runs
-its fixed statements on the pooled connection's asyncpg connection, each a prepared statement from
-asyncpg's own statement cache, in four round trips around whatever the handler runs through the session:
+its fixed statements on the pooled connection's asyncpg connection, each a prepared statement from asyncpg's
+own statement cache, and an update whose handler runs nothing through the session costs two round trips,
+each its own transaction (autocommit: no BEGIN, no COMMIT):
 
-1. ``BEGIN; SELECT pg_advisory_xact_lock(ns, key)`` — one simple-query message, no parameters (the key is an
-   integer computed here). One user's updates take turns across worker processes on this lock, held to
-   the end of the transaction. It is taken in its own statement on purpose: under READ COMMITTED a
-   statement reads the snapshot taken when it started, so a statement that first waited for the lock and
-   then read the dialog row would read it as it was *before* the update it waited for committed.
-2. `open`: one statement that records the update id (dedup), counts the account's message budget only
-   when the update is new, and reads account + person + active dialog (data-modifying CTEs).
-3. `finish`: one statement that writes the active dialog's row, the update's outbox rows (unnest of
-   arrays: one prepared statement whatever the number of rows), marks the rows the runner confirmed as
-   sent, and writes what handlers left for it (`Later`: rows added with `Ctx.add_row`, the account's memo
-   changed with `Ctx.remember`) — all CTEs; left out when there is nothing to write.
-4. ``COMMIT`` — straight on the asyncpg connection when the session has nothing to flush (`Later.commit`),
-   else through SQLAlchemy's session, which flushes and hands it to `PgTransaction`. (It cannot ride in
-   the finish trip: a statement with parameters is one extended-protocol message, asyncpg sends no
-   pipeline, and the finish statement's values must never be quoted into SQL text.)
+1. `open`: ``SELECT ... FROM bangfu_open(...)``, a PL/pgSQL function (migration ``hot_0001``). Inside it:
+   the user's *session-level* advisory lock (``pg_advisory_lock(USER_LOCK_NS, user_lock_key(...))``: one
+   user's updates take turns across worker processes); then the transaction-level advisory lock
+   ``(USER_LOCK_NS + 1, key)``, "the commit lock" (see "why it is correct"); then the update id checked
+   (handled before: the lock let go, state 0), the message budgets counted (over one: the update id
+   recorded, the lock let go, state 2);
+   then a first-time account inserted (``ON CONFLICT DO NOTHING``; the lock makes a second first contact
+   of the same user wait, and it finds the row); then account + person + active dialog returned, as
+   columns `Entity.load` reads (the columns named by the caller from the catalog, so the function need not
+   change with the tables).
+2. The handler. Through the session it runs as usual: SQLAlchemy's asyncpg adapter BEGINs before its first
+   statement. Rows added with `Ctx.add_row` before such a statement are written first, in that transaction
+   (`_RowsFirst`, armed for the update's `Later` only while that update runs).
+3. `finish`: one statement — the active dialog's row, the update's outbox rows (unnest of arrays: one
+   prepared statement whatever the number of rows), the sent marks, what handlers left for it (`Later`:
+   rows, the account's memo), the update id (a plain INSERT, recorded atomically with the outbox rows: a
+   worker that recorded it meanwhile makes this statement fail and nothing of this update is kept), a CTE
+   taking the commit lock (``pg_advisory_xact_lock``: held to the end of this transaction) and a CTE
+   calling ``pg_advisory_unlock`` over that CTE's row (the data dependency makes the commit lock come
+   first). Autocommit when no transaction was begun; else inside it, then COMMIT (straight on the connection
+   when the session has nothing to flush, else the session's flush and commit). A session with something to
+   flush but no transaction yet gets a BEGIN first, so its writes and this statement are one transaction.
 
-A question from a villager thus costs these four round trips, plus one every `ID_BLOCK` questions per
-process for a block of question ids (`PgHotPath.next_id`).
+Why it is correct. Under READ COMMITTED each statement reads a snapshot taken when *it* starts, and within a
+VOLATILE PL/pgSQL function each statement takes a fresh one: so the function's reads, which come after the lock
+and the commit lock were granted, see what was committed by then (a single statement that waited for the lock
+and read would read from before the wait: the dialog step the previous update replaced). The finish statement
+lets the user's lock go *before* its transaction commits, but only after taking the commit lock, which is held
+to the end of that transaction. The next update of the user gets the user's lock at once and then waits for the
+commit lock until that transaction has ended; PostgreSQL marks a transaction committed (visible to new
+snapshots) before it releases its locks, so the next update's following statements see all of it (and if it
+rolled back, none of it). Advisory locks, unlike a row lock, write nothing: the open function of an update that
+counts no budget and creates no account writes no WAL at all. A first contact's account row is committed by the
+open function itself, before any later update could wait for it. Over the budget, the function holds the commit
+lock until it commits, having let the user's lock go. Tested in tests/test_core_order.py (a COMMIT held back
+after the lock was let go; without the open function's wait for the commit lock, the test fails).
 
-SQLAlchemy's asyncpg adapter normally sends its own BEGIN before the first statement; `begin()` installs a
-`PgTransaction` in the adapter instead, so the session's statements (the handler's) run inside the same
-transaction, and the session's commit / rollback end it.
+The open function commits asynchronously (``synchronous_commit`` off for its own transaction: one WAL flush
+per update, as before, not two): the finish statement commits synchronously after it, which flushes the WAL
+up to its own commit record and so the open's too; a crash in between loses at most a count and a
+first-time account of an update that was not recorded as handled (handled again when redelivered), or
+the record of an update over the budget (counted again when redelivered).
+
+A session-level lock survives a rollback and the connection's return to the pool, so every way out lets it
+go: the finish statement; on a handler's exception or a failed finish, ROLLBACK then
+``pg_advisory_unlock_all()`` (`PgUpdate.release`); when the update was cancelled or that fails, the
+connection is closed (a closed session's locks end) and dropped from the pool. The connection carries a mark
+(`HELD`, in the pool record's info) while it may hold the lock, and the pool refuses to take back a marked
+connection: it is closed instead (`guard_pool`).
+
+Session locks need one PostgreSQL session per pooled connection for its lifetime: the bot connects to
+PostgreSQL directly or through a pooler in session mode (a pooler in transaction mode would run the open and
+the finish statements on different server sessions; the finish statement logs an error when the lock it lets
+go was not its session's).
+
+A villager's question thus costs two round trips, plus one every `ID_BLOCK` questions per process for a
+block of question ids (`PgHotPath.next_id`), and three per process for the catalog (`PgHotPath._describe`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import logging
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, Table, event
 from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, class_mapper
 from sqlalchemy.orm.base import instance_state
 
-from bot.core.rows import RowLog, memo_json
+from bot.core.rows import LATER, RowLog, memo_json
 from bot.store.enums import OutboxStatus
-from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate, RateLimit
+from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate
+
+logger = logging.getLogger(__name__)
 
 #: advisory-lock class id of "one user's updates" (the two-key form: a key space apart from the
 #: single-bigint locks elsewhere, e.g. the SMS sender's per-number lock)
@@ -69,59 +111,109 @@ def user_lock_sql(channel: str, external_id: str) -> str:
 ID_BLOCK = 32
 
 
-class PgTransaction:
-    """Stands in for asyncpg's Transaction in SQLAlchemy's asyncpg adapter (`_transaction`): the BEGIN
-    went out with the lock (`begin`), COMMIT / ROLLBACK are plain statements. It also carries the update's
-    `Later` writes, so a statement SQLAlchemy runs on this connection inside this transaction finds its rows
-    written first (`_RowsFirst`) — and nothing outside it ever does."""
+#: the pool record's info key (`ConnectionPoolEntry.info`) set while the connection may hold a user's lock:
+#: a connection given back to the pool with it set is closed (`guard_pool`), never handed out again
+HELD = "bangfu.user_lock"
 
-    __slots__ = ("_adapted", "_conn", "later")
 
-    def __init__(self, conn: Any, adapted: Any = None) -> None:
-        self._conn = conn
-        self._adapted = adapted
-        self.later: Later | None = None
+def guard_pool(pool: Any) -> None:
+    """A connection must never go back to the pool holding a user's session lock (every later update of that
+    user, on any worker, would wait forever): the pool's reset of a connection still marked `HELD` fails, and
+    SQLAlchemy then closes the connection (closing a session ends its locks). The update's own error path
+    (`PgUpdate.release`) lets the lock go first; this is the guard behind it. Installed once per pool."""
+    if not event.contains(pool, "reset", _refuse_held):
+        event.listen(pool, "reset", _refuse_held)
 
-    async def start(self) -> None:  # pragma: no cover - begun by PgHotPath.begin
-        raise RuntimeError("already begun")
+
+def _refuse_held(_dbapi_conn: Any, record: Any, _state: Any = None) -> None:
+    if record is not None and record.info.pop(HELD, False):
+        raise RuntimeError("a connection still holding a user's advisory lock was given back: closed instead")
+
+
+class PgUpdate:
+    """One update's hold on its pooled connection: the SQLAlchemy connection, its asyncpg adapter and
+    connection, what the finish statement needs to record the update and let the user's lock go, and the
+    update's `Later`."""
+
+    __slots__ = ("adapted", "conn", "dedup", "info", "key", "later", "raw")
+
+    def __init__(self, conn: Any, fairy: Any, hot: PgHotPath, key: int) -> None:
+        self.conn = conn  # AsyncConnection
+        self.adapted = fairy.dbapi_connection  # SQLAlchemy's asyncpg adapter
+        self.raw = self.adapted.driver_connection  # the asyncpg connection
+        self.info: dict[str, Any] = fairy.info  # the pool record's: `HELD` lives there
+        self.key = key
+        self.dedup: tuple[str, str, str, datetime] | None = None
+        self.later = Later(hot, self.raw, self.adapted)
+
+    @property
+    def held(self) -> bool:
+        return bool(self.info.get(HELD))
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on the connection (the session's statements began one)."""
+        return self.adapted._transaction is not None
+
+    async def begin(self) -> None:
+        """BEGIN the transaction the session's commit ends, as the adapter would before its first statement."""
+        if self.adapted._transaction is None:
+            await self.adapted._start_transaction()
 
     async def commit(self) -> None:
-        await self._conn.execute("COMMIT")
+        """COMMIT straight on the connection (no SQLAlchemy commit machinery), then tell the adapter the
+        transaction is over (as its own commit does), so the session's close and the pool's reset send
+        nothing more."""
+        tx = self.adapted._transaction
+        if tx is not None:
+            await self.adapted._call_and_discard(tx.commit)
 
-    async def rollback(self) -> None:
-        await self._conn.execute("ROLLBACK")
-
-    async def commit_now(self) -> None:
-        """COMMIT straight on the connection, then tell the adapter the transaction is over (as its own
-        commit does), so the session's close and the pool's reset send nothing more. On failure the
-        adapter still holds the transaction: the session's close rolls it back through SQLAlchemy, which
-        also invalidates a broken connection."""
-        await self._conn.execute("COMMIT")
-        if self._adapted is not None and self._adapted._transaction is self:
-            self._adapted._transaction = None
+    async def release(self, error: BaseException | None) -> None:
+        """After a failed or cancelled update that may still hold the user's lock: roll back, let every lock
+        of this session go, in that order. When that cannot be done (the update was cancelled in the middle of
+        a statement, the connection broke, or anything fails here) the connection is closed instead: the
+        server ends a closed session's locks. Either way the connection never goes back to the pool holding
+        the lock (and the pool's guard would close it if it did)."""
+        self.later.close()
+        try:
+            if isinstance(error, asyncio.CancelledError) or self.raw.is_closed():
+                raise ConnectionAbortedError("the connection is in an unknown state")
+            tx = self.adapted._transaction
+            if tx is not None:
+                await self.adapted._call_and_discard(tx.rollback)
+            await self.raw.execute("SELECT pg_advisory_unlock_all()")
+            self.info.pop(HELD, None)
+        except BaseException:
+            self.raw.terminate()  # at once: no cancel request, no waiting for the server
+            self.adapted._transaction = None
+            self.info.pop(HELD, None)
+            try:
+                await self.conn.invalidate()  # the pool forgets the connection
+            except Exception:  # pragma: no cover - terminated already; the pool replaces it anyway
+                logger.warning("invalidating a terminated connection failed", exc_info=True)
 
 
 class Later:
     """What handlers left for the update's finish statement on PostgreSQL: rows added with `Ctx.add_row`
     (ids already allocated) and the account's memo changed with `Ctx.remember` (kept in session.info under
-    `bot.core.rows.LATER`, and on the transaction)."""
+    `bot.core.rows.LATER`). `live` while its update runs: a statement of a later update never writes these."""
 
-    __slots__ = ("armed", "conn", "hot", "memo", "rows", "tx")
+    __slots__ = ("adapted", "armed", "conn", "hot", "live", "memo", "rows")
 
-    def __init__(self, hot: PgHotPath, conn: Any, tx: PgTransaction) -> None:
+    def __init__(self, hot: PgHotPath, conn: Any, adapted: Any) -> None:
         self.hot = hot
         self.conn = conn
-        self.tx = tx
+        self.adapted = adapted
         self.rows: dict[RowLog, list[list[Any]]] = {}
         self.memo: tuple[int, dict[str, Any] | None] | None = None  # (account id, memo) to write
         self.armed: _RowsFirst | None = None
+        self.live = True
 
     async def add(self, log: RowLog, values: list[Any]) -> int:
         """Keep a row for the finish statement; its id now, from this process's block."""
         row_id = await self.hot.next_id(self.conn, log)
         self.rows.setdefault(log, []).append([row_id, *values])
-        if self.armed is None and self.tx._adapted is not None:
-            self.armed = _RowsFirst(self.tx._adapted, self)
+        if self.armed is None and self.live:
+            self.armed = _RowsFirst(self.adapted, self)
         return row_id
 
     def taken(self) -> None:
@@ -130,20 +222,22 @@ class Later:
             self.armed.disarm()
             self.armed = None
 
-    async def commit(self) -> None:
-        await self.tx.commit_now()
+    def close(self) -> None:
+        """The update is over (done or failed): whatever is left here is never written."""
+        self.live = False
+        self.taken()
 
 
 class _RowsFirst:
     """Stands in for the statement mutex of SQLAlchemy's asyncpg adapter (`_execute_mutex`, entered by every
     statement SQLAlchemy runs on the connection) while an update has rows waiting for its finish statement
-    (`Later.add`): the first such statement writes them before it runs — a case referring to a question by
-    its foreign key, a query that should see the row — and the real mutex is back from then on.
+    (`Later.add`): the first such statement begins the update's transaction (the adapter would, right after
+    the mutex) and writes them before it runs — a case referring to a question by its foreign key, a query
+    that should see the row — and the real mutex is back from then on.
 
     Why not an engine event (before_cursor_execute): SQLAlchemy then dispatches events around every statement
-    of every update (~8 µs each, measured), for the few updates that need this. A wrapper left behind by
-    an update that failed before any statement disarms itself: it writes only for the transaction it was
-    armed in."""
+    of every update (~8 µs each, measured), for the few updates that need this. The update removes it when it
+    ends (`Later.close`); should one be left behind anyway, it writes nothing once its update is over."""
 
     __slots__ = ("_adapted", "_later", "_lock")
 
@@ -165,7 +259,9 @@ class _RowsFirst:
         if later.armed is self:
             later.armed = None
         try:
-            if self._adapted._transaction is later.tx and later.rows:
+            if later.live and later.rows:
+                if self._adapted._transaction is None:
+                    await self._adapted._start_transaction()
                 rows, later.rows = later.rows, {}
                 await later.hot.write(later.conn, None, (), [], None, rows=rows)
         except BaseException:
@@ -189,6 +285,7 @@ class Entity:
         self.cls = mapper.class_
         self.new = mapper.class_manager.new_instance
         self.keys: list[str] = []
+        self.names: list[str] = []  # the columns' names, in `keys` order
         cols: list[str] = []
         # What SQLAlchemy would do to a value read from asyncpg (the UTC timestamp type's conversion; JSON
         # arrives decoded by the dialect's codec), so an instance holds what an ORM load would have given.
@@ -197,6 +294,7 @@ class Entity:
             col = prop.columns[0]
             self.keys.append(prop.key)
             cols.append(f"{alias}.{quote(col.name)}")
+            self.names.append(col.name)
             proc = col.type.dialect_impl(dialect).result_processor(dialect, None)
             if proc is not None:
                 self.processors.append((i, proc))
@@ -247,47 +345,17 @@ class PgHotPath:
             for name in ("id", "nonce", "step", "data", "history", "active", "created_at", "updated_at")
         ]
         acc, ppl, dia = (cast(Table, c.__table__) for c in (Account, Person, DialogState))
-        upd, rl, out = (cast(Table, c.__table__) for c in (ProcessedUpdate, RateLimit, Outbox))
-        count = (
-            f"INSERT INTO {q(rl.name)} ({q('key')}, window_start, {q('count')}, strikes) "
-            f"SELECT $5::varchar, $6::timestamptz, 1, 0 FROM ins WHERE $7::boolean "
-            f"ON CONFLICT ({q('key')}) DO UPDATE SET {q('count')} = CASE "
-            f"WHEN {q(rl.name)}.window_start = excluded.window_start THEN {q(rl.name)}.{q('count')} + 1 ELSE 1 END, "
-            f"window_start = excluded.window_start RETURNING {q('count')}"
-        )
-        speaker = (
-            f"SELECT (SELECT fresh FROM ins) AS fresh, (SELECT {q('count')} FROM rl) AS n, "
-            f"{self.account.select}, {self.person.select}, {self.dialog.select} "
-            f"FROM (SELECT 1) AS one "
-            f"LEFT JOIN {q(acc.name)} AS a ON a.channel = $8 AND a.external_id = $9 "
-            f"LEFT JOIN {q(ppl.name)} AS p ON p.id = a.person_id "
-            f"LEFT JOIN {q(dia.name)} AS d ON d.account_id = a.id AND d.active"
-        )
-        # $1..$4: channel, bot_id, update_id, at (unused without an update id); $5..$7: budget key, window,
-        # count it; $8, $9: the speaker's channel and external id.
-        self.open_dedup = (
-            f"WITH ins AS (INSERT INTO {q(upd.name)} (channel, bot_id, update_id, {q('at')}) "
-            f"VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1 AS fresh), "
-            f"rl AS ({count}) {speaker}"
-        )
-        self.open_plain = (
-            "WITH ins AS (SELECT 1 AS fresh WHERE $1::varchar IS NULL AND $2::varchar IS NULL "
-            "AND $3::varchar IS NULL AND $4::timestamptz IS NULL), "
-            f"rl AS ({count}) {speaker}"
-        )
-        # A group's budget (non-private chats only): key, window_start.
-        self.count_message = (
-            f"INSERT INTO {q(rl.name)} ({q('key')}, window_start, {q('count')}, strikes) VALUES ($1, $2, 1, 0) "
-            f"ON CONFLICT ({q('key')}) DO UPDATE SET {q('count')} = CASE "
-            f"WHEN {q(rl.name)}.window_start = excluded.window_start THEN {q(rl.name)}.{q('count')} + 1 ELSE 1 END, "
-            f"window_start = excluded.window_start RETURNING {q('count')}"
-        )
+        upd, out = (cast(Table, c.__table__) for c in (ProcessedUpdate, Outbox))
+        self._tables = [(acc.name, "a", self.account), (ppl.name, "p", self.person), (dia.name, "d", self.dialog)]
+        #: the open statement (`open`): built from the catalog on the first update (`_describe`)
+        self.open_sql: str | None = None
         self._dialect = dialect
         self._quote = q
         self._accounts = acc.name
         # Ids for rows added in passing (`Later.add`): blocks from the table's own sequence, per process.
         self.allocate = "SELECT nextval(pg_get_serial_sequence($1, $2)) FROM generate_series(1, $3)"
         self._ids: dict[str, deque[int]] = {}
+        self._refill: dict[str, asyncio.Lock] = {}
         pending, sent = OutboxStatus.PENDING.value, OutboxStatus.SENT.value
         dialog_cte = (
             # $1..$8: the dialog row (id NULL: none to write)
@@ -320,62 +388,93 @@ class PgHotPath:
             f"'{pending}', $15::timestamptz, 1, '', $16::timestamptz) " + rest
         )
         self._finish_end = " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT count(*) FROM s)"
+        # The update's end (`write` with `final`): its id recorded (a plain INSERT: an update recorded meanwhile
+        # fails the statement, nothing of it written), the transaction-level lock (USER_LOCK_NS + 1, key)
+        # taken, to the end of this transaction, and then — its row is the unlock's input, so it comes first —
+        # the user's lock let go.
+        self._final = (
+            f", pu AS (INSERT INTO {q(upd.name)} (channel, bot_id, update_id, {q('at')}) "
+            "SELECT ${0}::varchar, ${1}::varchar, ${2}::varchar, ${3}::timestamptz WHERE ${2}::varchar IS NOT NULL "
+            "RETURNING 1), "
+            "xl AS (SELECT pg_advisory_xact_lock(${4}::integer + 1, ${5}::integer) AS x), "
+            "ul AS (SELECT pg_advisory_unlock(${4}::integer, ${5}::integer) AS ok FROM xl)"
+        )
+        self._final_end = ", (SELECT count(*) FROM pu), (SELECT bool_and(ok) FROM ul)"
         # The finish statement per (one outbox row?, row logs with rows in the update: each a CTE of its own).
-        self._finish_by: dict[tuple[bool, tuple[tuple[RowLog, bool], ...]], str] = {}
+        self._finish_by: dict[tuple[bool, tuple[tuple[RowLog, bool], ...], bool], str] = {}
         self._row_binds: dict[RowLog, list[Any]] = {}
         # An outbox payload (a serialised Reply) as the SQLite path writes it: Chinese kept as UTF-8.
         self._payload = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
     # ------------------------------------------------------------------ round trips
-    @staticmethod
-    async def begin(adapted: Any, channel: str, external_id: str) -> Any:
-        """BEGIN and take the user's lock in one message; the adapter then treats the transaction as its own.
-        Returns the asyncpg connection."""
-        conn = adapted.driver_connection
-        isolation = adapted.isolation_level
-        begin = "BEGIN" if isolation is None else f"BEGIN ISOLATION LEVEL {_ISOLATION[isolation]}"
-        adapted._transaction = PgTransaction(conn, adapted)  # from here on, the session's rollback ends it
-        lock = user_lock_sql(channel, external_id)
-        if PgHotPath.trace is not None:
-            PgHotPath.trace(lock)
-        await conn.execute(f"{begin}; {lock}")
-        return conn
+    async def start(self, session: AsyncSession, channel: str, external_id: str) -> PgUpdate:
+        """The update's connection (checked out by the session, no transaction begun) and its `PgUpdate`."""
+        conn = await session.connection()
+        fairy = await conn.get_raw_connection()
+        upd = PgUpdate(conn, fairy, self, user_lock_key(channel, external_id))
+        session.info[LATER] = upd.later  # what Ctx.add_row / Ctx.remember leave for the finish statement
+        return upd
+
+    async def _describe(self, conn: Any) -> str:
+        """The open statement: `bangfu_open` with its columns named (the tables' columns in the database's
+        order, as the catalog has them: one query, on the first update of the process), selecting them in
+        the order `Entity.load` reads."""
+        q = self._quote
+        defs = ["o_state integer", "o_n integer", "o_gn integer"]
+        picks = ["t.o_state", "t.o_n", "t.o_gn"]
+        for table, prefix, entity in self._tables:
+            cols = await conn.fetch(
+                "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+                "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                q(table),
+            )
+            defs += [f"{q(f'{prefix}_{name}')} {sql_type}" for name, sql_type in cols]
+            have = {name for name, _ in cols}
+            missing = [n for n in entity.names if n not in have]
+            if missing:
+                raise RuntimeError(f"{table} has no column {missing}: the database is not migrated")
+            picks += [f"t.{q(f'{prefix}_{name}')}" for name in entity.names]
+        args = ", ".join(f"${i}" for i in range(1, 15))
+        return f"SELECT {', '.join(picks)} FROM bangfu_open({args}) AS t({', '.join(defs)})"
 
     async def open(
-        self, conn: Any, dedup: tuple[str, str, str, datetime] | None, budget: tuple[str, datetime] | None,
-        channel: str, external_id: str,
+        self, upd: PgUpdate, channel: str, external_id: str, chat_id: str, name: str, now: datetime,
+        dedup: tuple[str, str] | None, budget: tuple[str, datetime, int] | None, group: tuple[str, int] | None,
     ) -> Any:
-        """(fresh, this minute's count or None, account…, person…, dialog… columns) in one round trip."""
-        key, window = budget if budget is not None else (None, None)
+        """One round trip (`bangfu_open`, see the module's docstring): the user's lock, the update id checked
+        (`dedup`: bot id, update id), the message budgets counted (`budget`: the account's key, the minute,
+        the budget; `group`: the group's key and budget), a first-time account created, and (state, count,
+        group count, account…, person…, dialog… columns). The lock is marked `HELD` on the connection before
+        the call (should the call fail or be cancelled, the update's end lets it go) and unmarked when the
+        function did not keep it."""
+        sql = self.open_sql
+        if sql is None:
+            sql = self.open_sql = await self._describe(upd.raw)
+        bot_id, update_id = dedup if dedup is not None else (None, None)
+        key, window, limit = budget if budget is not None else (None, None, None)
+        group_key, group_limit = group if group is not None else (None, None)
         if PgHotPath.trace is not None:
-            PgHotPath.trace(self.open_plain if dedup is None else self.open_dedup)
-        if dedup is None:
-            return await conn.fetchrow(
-                self.open_plain, None, None, None, None, key, window, budget is not None, channel, external_id
-            )
-        return await conn.fetchrow(self.open_dedup, *dedup, key, window, budget is not None, channel, external_id)
+            PgHotPath.trace(sql)
+        upd.info[HELD] = True
+        row = await upd.raw.fetchrow(
+            sql, USER_LOCK_NS, upd.key, channel, external_id, chat_id, name, now, bot_id, update_id,
+            key, window if key is not None else now, limit, group_key, group_limit,
+        )
+        if row[0] != 1:
+            upd.info.pop(HELD, None)  # the function let the lock go
+        elif update_id is not None:
+            upd.dedup = (channel, cast(str, bot_id), update_id, now)
+        return row
 
     def load(self, session: Session, row: Any) -> tuple[Account | None, Person | None, DialogState | None]:
         """The speaker's account, person and active dialog from the open row, as persistent instances."""
-        at = 2
+        at = 3
         account = self.account.load(session, row, at)
         at += self.account.width
         person = self.person.load(session, row, at)
         at += self.person.width
         dialog = self.dialog.load(session, row, at)
         return account, person, dialog
-
-    async def count(self, conn: Any, key: str, window: datetime) -> int:
-        if PgHotPath.trace is not None:
-            PgHotPath.trace(self.count_message)
-        return int(await conn.fetchval(self.count_message, key, window))
-
-    def later(self, adapted: Any, conn: Any) -> Later:
-        """The update's `Later`, on the transaction `begin` installed."""
-        tx = adapted._transaction
-        assert isinstance(tx, PgTransaction)
-        tx.later = later = Later(self, conn, tx)
-        return later
 
     async def next_id(self, conn: Any, log: RowLog) -> int:
         """A new id for a row of `log`: from this process's block, taking a block of `ID_BLOCK` from the
@@ -388,22 +487,25 @@ class PgHotPath:
         if ids is None:
             ids = self._ids[log.name] = deque()
         if not ids:
-            if PgHotPath.trace is not None:
-                PgHotPath.trace(self.allocate)
-            block = [r[0] for r in await conn.fetch(self.allocate, self._quote(log.name), log.pk.name, ID_BLOCK)]
-            # Another update of this process may have refilled meanwhile: keep the ids in order.
-            merged = sorted([*ids, *block])
-            ids.clear()
-            ids.extend(merged)
+            # One refill at a time per table: an update that finds the block used up while another refills
+            # it waits for that block (ids from the sequence come in increasing order, and so go out).
+            refill = self._refill.setdefault(log.name, asyncio.Lock())
+            async with refill:
+                if not ids:
+                    if PgHotPath.trace is not None:
+                        PgHotPath.trace(self.allocate)
+                    rows = await conn.fetch(self.allocate, self._quote(log.name), log.pk.name, ID_BLOCK)
+                    ids.extend(sorted(r[0] for r in rows))
         return ids.popleft()
 
-    def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...]) -> str:
+    def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...], final: bool) -> str:
         """The finish statement for one outbox row or any other number (`one`), with an INSERT CTE per row
-        log with rows (`Later.rows`) after the base statement's 20 parameters. A single row goes as one
-        parameter per column (the usual case: one reply, one question; asyncpg encodes a one-element array
-        for several times a scalar's cost), several as one array per column, unnested (one prepared
-        statement whatever their number). JSON travels as text, cast back."""
-        sql = self._finish_by.get((one, logs))
+        log with rows (`Later.rows`) after the base statement's 20 parameters, and when `final` the update's
+        end after those (its id, the commit lock, the user's lock let go: 6 parameters). A single row
+        goes as one parameter per column (the usual case: one reply, one question; asyncpg encodes a
+        one-element array for several times a scalar's cost), several as one array per column, unnested (one
+        prepared statement whatever their number). JSON travels as text, cast back."""
+        sql = self._finish_by.get((one, logs, final))
         if sql is None:
             q = self._quote
             n = 21
@@ -430,7 +532,12 @@ class PgHotPath:
                         f"FROM unnest({', '.join(params)}) AS u({aliases}) RETURNING 1)"
                     )
             base = self.finish_one if one else self.finish
-            sql = self._finish_by[(one, logs)] = base + "".join(ctes) + self._finish_end
+            if final:
+                ctes.append(self._final.format(*range(n, n + 6)))
+                end = self._finish_end + self._final_end
+            else:
+                end = self._finish_end
+            sql = self._finish_by[(one, logs, final)] = base + "".join(ctes) + end
         return sql
 
     def _binds(self, log: RowLog) -> list[Any]:
@@ -445,16 +552,18 @@ class PgHotPath:
     async def write(
         self, conn: Any, dialog: DialogState | None, outbox: Sequence[tuple[Any, ...]], sent: list[str],
         now: datetime | None, later: Later | None = None, rows: dict[RowLog, list[list[Any]]] | None = None,
+        final: PgUpdate | None = None,
     ) -> None:
-        """The end-of-update writes in one round trip (nothing is sent when there is nothing to write):
-        the dialog row, outbox rows, sent marks, and what `later` holds (its rows, or `rows` given, and
-        the memo). `later` is emptied: written once."""
+        """The end-of-update writes in one round trip: the dialog row, outbox rows, sent marks, and what
+        `later` holds (its rows, or `rows` given, and the memo); with `final` (the update's end: always sent)
+        also the update's id and the user's lock let go, else nothing is sent when there is nothing to write.
+        `later` is emptied: written once."""
         memo = None
         if later is not None:
             rows, later.rows = later.rows, {}
             memo, later.memo = later.memo, None
             later.taken()
-        if dialog is None and not outbox and not sent and memo is None and not rows:
+        if final is None and dialog is None and not outbox and not sent and memo is None and not rows:
             return
         d: tuple[Any, ...] = (None,) * 8
         if dialog is not None:
@@ -484,19 +593,20 @@ class PgHotPath:
                 for arr, bind, v in zip(arrays, binds, row, strict=True):
                     arr.append(bind(v))
             extra += arrays
-        sql = self._finish_for(one, tuple(logs))
+        if final is not None:
+            extra += final.dedup or (None, None, None, None)
+            extra += (USER_LOCK_NS, final.key)
+        sql = self._finish_for(one, tuple(logs), final is not None)
         if PgHotPath.trace is not None:
             PgHotPath.trace(sql)
-        await conn.fetchrow(sql, *d, *cols, sent, now, *m, *extra)
+        row = await conn.fetchrow(sql, *d, *cols, sent, now, *m, *extra)
+        if final is not None and row[-1] is not True:
+            # The lock was not this session's: something between the bot and PostgreSQL (a pooler in
+            # transaction mode) does not keep one server session per connection. Then the lock, taken on
+            # another server session, is never let go.
+            logger.error("the user's lock was not held by this connection's PostgreSQL session")
 
 
 def _same(value: Any) -> Any:
     return value
 
-
-_ISOLATION = {
-    "READ COMMITTED": "READ COMMITTED",
-    "REPEATABLE READ": "REPEATABLE READ",
-    "SERIALIZABLE": "SERIALIZABLE",
-    "READ UNCOMMITTED": "READ UNCOMMITTED",
-}
