@@ -53,6 +53,7 @@ from bot.core.types import (
     SetCommands,
 )
 from bot.i18n import Catalogs, Translator, normalize_language
+from bot.scheduler.outbox import sent_by_keys
 from bot.settings import Settings
 from bot.store.db import is_sqlite
 from bot.store.enums import OutboxStatus, Role
@@ -959,12 +960,8 @@ class _OutboxStatements:
         self._ts2 = procs["created_at"] or (lambda v: v)
         # JSON text as SQLAlchemy's JSON type reads it back; Chinese kept as UTF-8 (a third of "\uXXXX").
         self._json = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
-        self.mark_sent = (
-            update(table)
-            .where(table.c.dedup_key.in_(bindparam("keys", expanding=True)),
-                   table.c.status == OutboxStatus.PENDING.value)
-            .values(status=OutboxStatus.SENT.value, sent_at=bindparam("now"), last_error="")
-        )
+        # One SQL text on PostgreSQL whatever the number of keys (an expanding IN renders one per count).
+        self.mark_sent = sent_by_keys(dialect)
 
     def _statement(self, n: int) -> Any:
         stmt = self._by_n.get(n)
