@@ -165,8 +165,8 @@ async def test_sent_by_keys_one_statement_for_any_number_of_keys(db_url: str, tm
 
     from sqlalchemy import bindparam, insert, select, update
 
-    from bot.scheduler.outbox import OUTBOX, sent_by_keys
     from bot.store.enums import OutboxStatus
+    from bot.store.outbox_sql import OUTBOX, sent_by_keys
 
     app = build_core(Settings(database_url=db_url, media_dir=tmp_path / "media"), FixedClock(NOW))
     try:

@@ -53,11 +53,11 @@ from bot.core.types import (
     SetCommands,
 )
 from bot.i18n import Catalogs, Translator, normalize_language
-from bot.scheduler.outbox import sent_by_keys
 from bot.settings import Settings
 from bot.store.db import is_sqlite
 from bot.store.enums import OutboxStatus, Role
 from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate, RateLimit
+from bot.store.outbox_sql import sent_by_keys
 
 log = logging.getLogger(__name__)
 

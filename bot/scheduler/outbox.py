@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, any_, bindparam, delete, select, update
+from sqlalchemy import Table, and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -296,23 +296,6 @@ async def mark_sent(session: AsyncSession, row_id: int, *, now: datetime,
         values["payload"] = payload
     await session.execute(
         update(Outbox).where(Outbox.id == row_id).values(**values).execution_options(synchronize_session=False)
-    )
-
-
-def sent_by_keys(dialect: Any) -> Any:
-    """The statement that marks sent the outbox rows still pending among `:keys` (a list of dedup keys), at
-    `:now`. On PostgreSQL one SQL text whatever the number of keys (`dedup_key = ANY(:keys)`, one array
-    parameter): an expanding `IN (:keys)` renders a text per count of keys, each one prepared again on every
-    pooled connection and kept in its statement cache. Elsewhere (SQLite) the expanding IN."""
-    column = OUTBOX.c.dedup_key
-    if dialect.name == "postgresql":
-        keys = column == any_(bindparam("keys", type_=postgresql.ARRAY(column.type)))
-    else:
-        keys = column.in_(bindparam("keys", expanding=True))
-    return (
-        update(OUTBOX)
-        .where(keys, OUTBOX.c.status == OutboxStatus.PENDING.value)
-        .values(status=OutboxStatus.SENT.value, sent_at=bindparam("now"), last_error="")
     )
 
 
