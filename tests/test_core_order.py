@@ -70,6 +70,19 @@ def _core(app: App, clock: FixedClock, dialog: Held) -> Core:
                 app.core.services, None)
 
 
+def _two_workers(settings: Settings, clock: FixedClock, dialog: Held, hot_path: bool) -> tuple[App, App, Core, Core]:
+    """Two engines with two pools (two worker processes' worth) running `dialog`; `hot_path` False: PostgreSQL
+    through SQLAlchemy only (skipped where there is no asyncpg hot path to turn off)."""
+    worker_a, worker_b = build_core(settings, clock), build_core(settings, clock)
+    dialog.entered, dialog.release = asyncio.Event(), asyncio.Event()
+    a, b = _core(worker_a, clock, dialog), _core(worker_b, clock, dialog)
+    if not hot_path:
+        if a._pg is None:
+            pytest.skip("no PostgreSQL hot path on this database")
+        a._pg = b._pg = None
+    return worker_a, worker_b, a, b
+
+
 def _inc(n: int, text: str) -> Incoming:
     cmd, args = Incoming.parse_command(text)
     return Incoming("telegram", User("42", "x"), "42", update_id=f"o-{n}", text=text, command=cmd, args=args)
@@ -85,14 +98,8 @@ async def test_second_worker_reads_what_the_first_committed(
     settings: Settings, clock: FixedClock, budget: int, hot_path: bool
 ) -> None:
     settings = settings.model_copy(update={"messages_per_minute": budget})
-    worker_a, worker_b = build_core(settings, clock), build_core(settings, clock)  # two engines, two pools
     dialog = Held()
-    dialog.entered, dialog.release = asyncio.Event(), asyncio.Event()
-    a, b = _core(worker_a, clock, dialog), _core(worker_b, clock, dialog)
-    if not hot_path:
-        if a._pg is None:
-            pytest.skip("no PostgreSQL hot path on this database")
-        a._pg = b._pg = None
+    worker_a, worker_b, a, b = _two_workers(settings, clock, dialog, hot_path)
     try:
         assert _text((await a.handle(_inc(1, "/held"))).actions) == "ask name"
         first = asyncio.create_task(a.handle(_inc(2, "hold")))  # name = hold, held open
@@ -132,14 +139,8 @@ async def test_a_failed_or_cancelled_update_lets_the_next_one_through(
     """The first update fails in its handler (or its task is cancelled) while it holds the user's lock: the
     second, waiting on the other worker, goes on at once and reads the dialog as it was before the first
     (nothing of the failed update kept); the next message after it is right; no lock is left behind."""
-    worker_a, worker_b = build_core(settings, clock), build_core(settings, clock)
     dialog = Boom()
-    dialog.entered, dialog.release = asyncio.Event(), asyncio.Event()
-    a, b = _core(worker_a, clock, dialog), _core(worker_b, clock, dialog)
-    if not hot_path:
-        if a._pg is None:
-            pytest.skip("no PostgreSQL hot path on this database")
-        a._pg = b._pg = None
+    worker_a, worker_b, a, b = _two_workers(settings, clock, dialog, hot_path)
     try:
         assert _text((await a.handle(_inc(1, "/held"))).actions) == "ask name"
         text = "boom" if how == "fails" else "hold"
