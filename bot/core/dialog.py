@@ -12,7 +12,6 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -150,14 +149,6 @@ async def dialog_state(ctx: Ctx, name: str) -> DialogState | None:
     """The speaker's state row of dialog `name` (active or parked), if any."""
     q = select(DialogState).where(DialogState.account_id == ctx.account.id, DialogState.dialog == name)
     return (await ctx.session.execute(q)).scalar_one_or_none()
-
-
-async def has_live_draft(ctx: Ctx, name: str) -> bool:
-    """Whether the account has a draft of dialog `name` the engine would offer to resume."""
-    row = await dialog_state(ctx, name)
-    if row is None or not row.history:
-        return False
-    return ctx.now - row.updated_at < timedelta(days=ctx.core.settings.draft_keep_days)
 
 
 class Dialog:

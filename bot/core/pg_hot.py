@@ -351,7 +351,6 @@ class PgHotPath:
         self.open_sql: str | None = None
         self._dialect = dialect
         self._quote = q
-        self._accounts = acc.name
         # Ids for rows added in passing (`Later.add`): blocks from the table's own sequence, per process.
         self.allocate = "SELECT nextval(pg_get_serial_sequence($1, $2)) FROM generate_series(1, $3)"
         self._ids: dict[str, deque[int]] = {}

@@ -389,7 +389,7 @@ class Bridge:
         # from it (Settings.pool_size), so updates never take the connections the scheduler and the outbox
         # need, and the ones beyond it wait here in arrival order instead of in the pool's queue (which
         # gives up after its pool_timeout).
-        self.in_flight_limit = max(1, int(getattr(getattr(core, "settings", None), "updates_in_flight", 16)))
+        self.in_flight_limit = core.settings.updates_in_flight  # >= 1 (Settings checks it)
         self._slots: asyncio.Semaphore | None = None
         self._slots_loop: asyncio.AbstractEventLoop | None = None
 

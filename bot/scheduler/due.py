@@ -68,11 +68,9 @@ async def _run(session: AsyncSession, stmt: Any) -> Any:
     these one-shot queries, longer than running them.
     """
     conn = await session.connection()
-    jit_off = session.info.get("jit_off")  # True: the engine's connections have it off (the web's)
     if (
         conn.dialect.name == "postgresql"
-        and jit_off is not True
-        and jit_off is not session.get_transaction()
+        and session.info.get("jit_off") is not session.get_transaction()
         and not engine_jit_off(conn.engine)  # bot.store.db.create_engine's connections start with it off
     ):
         await conn.execute(text("SET LOCAL jit = off"))

@@ -120,19 +120,14 @@ WEB: web.AppKey[Web] = web.AppKey("web", Web)
 
 def make_app(settings: Settings, clock: Clock | None = None, engine: AsyncEngine | None = None) -> web.Application:
     clock = clock or SystemClock(settings.timezone)
-    jit_off = engine is None and settings.database_url.startswith("postgresql+asyncpg")
     if engine is None:
-        # PostgreSQL's JIT spends longer compiling the dashboard's short queries than running them: off for
-        # the web's connections (bot/scheduler/due.py would otherwise switch it off per transaction).
-        kw: dict[str, Any] = {"connect_args": {"server_settings": {"jit": "off"}}} if jit_off else {}
-        engine = create_engine(settings.database_url, **kw)
+        # On asyncpg its connections start with PostgreSQL's JIT off (`create_engine`), as the bot's do.
+        engine = create_engine(settings.database_url)
     catalogs = Catalogs(settings.locales_dir, settings.default_language)
     rules = county_rules(settings)
     core = Core(settings, clock, session_factory(engine), catalogs, [], [], Services(rules=rules))
     app = web.Application(middlewares=[_headers])
     app[WEB] = Web(settings, clock, engine, core, catalogs, rules)
-    if jit_off:
-        app[WEB].sessions.configure(info={"jit_off": True})
     r = app.router
     r.add_get("/login/{token}", login)
     r.add_get("/signed-out", signed_out)
