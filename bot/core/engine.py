@@ -514,8 +514,7 @@ class Core:
             elif clean:
                 await upd.commit()
             else:
-                assert session is not None
-                await session.commit()
+                await upd.close(commit=True)  # the session's flush and commit, its close, the connection back
         except BaseException:
             self._sent_keys[:0] = keys  # marked with a later commit instead
             raise

@@ -15,10 +15,15 @@ each its own transaction (autocommit: no BEGIN, no COMMIT):
    recorded, the lock let go, state 2);
    then a first-time account inserted (``ON CONFLICT DO NOTHING``; the lock makes a second first contact
    of the same user wait, and it finds the row); then account + person + active dialog returned, as
-   columns `Entity.load` reads (the columns named by the caller from the catalog, so the function need not
-   change with the tables).
-2. The handler. Through the session it runs as usual: SQLAlchemy's asyncpg adapter BEGINs before its first
-   statement. Rows added with `Ctx.add_row` before such a statement are written first, in that transaction
+   columns `Entity.detached` reads (the columns named by the caller from the catalog, so the function need
+   not change with the tables).
+2. The handler. The update has no session until a handler uses `Ctx.session` (`PgUpdate.open_session`: an
+   AsyncSession bound to a SQLAlchemy Connection over the update's own pooled connection, the speaker's rows
+   put in it as persistent); the connection was checked out straight from the engine's pool
+   (``engine.raw_connection()``: a session, its checkout through SQLAlchemy's Connection and its close
+   cost ~4× the checkout, measured, for updates that mostly never use them). `Ctx.remember` and
+   `Ctx.add_row` leave their writes to the finish statement without one. Through the session a handler
+   runs as usual: SQLAlchemy's asyncpg adapter BEGINs before its first statement. Rows added with `Ctx.add_row` before such a statement are written first, in that transaction
    (`_RowsFirst`, armed for the update's `Later` only while that update runs).
 3. `finish`: one statement — the active dialog's row, the update's outbox rows (unnest of arrays: one
    prepared statement whatever the number of rows), the sent marks, what handlers left for it (`Later`:
@@ -28,7 +33,8 @@ each its own transaction (autocommit: no BEGIN, no COMMIT):
    calling ``pg_advisory_unlock`` over that CTE's row (the data dependency makes the commit lock come
    first). Autocommit when no transaction was begun; else inside it, then COMMIT (straight on the connection
    when the session has nothing to flush, else the session's flush and commit). A session with something to
-   flush but no transaction yet gets a BEGIN first, so its writes and this statement are one transaction.
+   flush but no transaction yet gets a BEGIN first, so its writes and this statement are one transaction;
+   the speaker's account or person changed with no session made (a new chat id, /lang) makes one for that.
 
 Why it is correct. Under READ COMMITTED each statement reads a snapshot taken when *it* starts, and within a
 VOLATILE PL/pgSQL function each statement takes a fresh one: so the function's reads, which come after the lock
@@ -185,18 +191,17 @@ class PgUpdate:
             attach(session.sync_session, self.loaded)
         return session
 
-    async def close(self) -> None:
-        """The update's end: the session (if any) closed — rolling back whatever it left uncommitted — and the
-        connection given back to the pool (the pool's guard closes it should it still be marked `HELD`).
-        Idempotent."""
-        fairy, self.fairy = self.fairy, None
+    async def close(self, commit: bool = False) -> None:
+        """The update's end: the session (if any) committed when `commit`, then closed — rolling back whatever it
+        left uncommitted — and the connection given back to the pool (the pool's guard closes it should it still
+        be marked `HELD`), in one greenlet. Idempotent; a commit that fails leaves it all to the next call."""
         session, conn = self.session, self.conn
-        if session is not None:
-            await session.close()
-        if conn is not None:
-            if not conn.closed:
-                await conn.close()  # gives `fairy` back (or nothing, if invalidated)
-        elif fairy is not None and fairy.dbapi_connection is not None:
+        if session is not None and conn is not None:
+            await greenlet_spawn(_end, session.sync_session, conn.sync_connection, commit)
+            self.session = self.conn = self.fairy = None
+            return
+        fairy, self.fairy = self.fairy, None
+        if fairy is not None and fairy.dbapi_connection is not None:
             if self.adapted._transaction is None:
                 fairy.close()  # no IO to do: no greenlet
             else:  # pragma: no cover - every path ends its transaction first; the pool's rollback needs IO
@@ -249,6 +254,14 @@ class PgUpdate:
                     self.fairy.invalidate()  # terminated already: no IO (and so no greenlet) needed
             except Exception:  # pragma: no cover - terminated already; the pool replaces it anyway
                 logger.warning("invalidating a terminated connection failed", exc_info=True)
+
+
+def _end(session: Session, conn: Connection | None, commit: bool) -> None:
+    if commit:
+        session.commit()
+    session.close()
+    if conn is not None:
+        conn.close()  # gives the pooled connection back (nothing, if it was invalidated)
 
 
 class Later:
