@@ -255,10 +255,10 @@ class Core:
             # Nothing is sent unless this commit succeeded.
             if upd is not None:
                 await self._finish_pg(upd, ctx.active_row, queued)
-            elif self._sqlite is not None:
-                await session.run_sync(self._finish_sqlite, ctx.active_row, queued)  # type: ignore[union-attr]
             else:
-                await session.run_sync(self._finish, ctx.active_row, queued)  # type: ignore[union-attr]
+                assert session is not None
+                finish = self._finish_sqlite if self._sqlite is not None else self._finish
+                await session.run_sync(finish, ctx.active_row, queued)
             closed = True
             return Result(ctx.actions)
         except _Redelivered:
