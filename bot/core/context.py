@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.clock import local_today
-from bot.core.rows import LATER, RowLog, insert_now, write_memo_now
+from bot.core.rows import RowLog, insert_now, write_memo_now
 from bot.core.types import AnswerCallback, Document, Incoming, Markup, Outgoing, Photo, Reply
 from bot.i18n import Translator
 from bot.store.enums import Role
@@ -19,6 +19,7 @@ from bot.store.models import Account, AuditLog, DialogState, Person
 
 if TYPE_CHECKING:
     from bot.core.engine import Core
+    from bot.core.pg_hot import Later
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,21 +43,59 @@ class Notice(Protocol):
         ...
 
 
-@dataclass
 class Ctx:
-    """One update's world: the session (one transaction), who is speaking, and the replies so far."""
+    """One update's world: the session (one transaction), who is speaking, and the replies so far.
 
-    core: Core
-    session: AsyncSession
-    inc: Incoming
-    account: Account
-    person: Person | None
-    t: Translator
-    actions: list[Outgoing] = field(default_factory=list)
-    callback_answered: bool = False
-    # The active dialog row, read at most once per update (see Core.active_state).
-    active_loaded: bool = False
-    active_row: DialogState | None = None
+    On PostgreSQL's hot path the session is made when a handler first uses `session` (`opener`): an update
+    that runs nothing through it never pays for one. `later` (that path's): what `remember` and `add_row`
+    leave for the update's finish statement, without a session."""
+
+    __slots__ = (
+        "_opener", "_session", "account", "actions", "active_loaded", "active_row", "callback_answered", "core",
+        "inc", "later", "person", "t",
+    )
+
+    def __init__(
+        self,
+        core: Core,
+        session: AsyncSession | None,
+        inc: Incoming,
+        account: Account,
+        person: Person | None,
+        t: Translator,
+        *,
+        opener: Callable[[], AsyncSession] | None = None,
+        later: Later | None = None,
+    ) -> None:
+        if session is None and opener is None:
+            raise TypeError("Ctx needs a session or an opener")
+        self.core = core
+        self._session = session
+        self._opener = opener
+        self.inc = inc
+        self.account = account
+        self.person = person
+        self.t = t
+        self.later = later
+        self.actions: list[Outgoing] = []
+        self.callback_answered = False
+        # The active dialog row, read at most once per update (see Core.active_state).
+        self.active_loaded = False
+        self.active_row: DialogState | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The update's session (one transaction, the update's), made on first use."""
+        session = self._session
+        if session is None:
+            assert self._opener is not None
+            session = self._session = self._opener()
+        return session
+
+    @property
+    def session_made(self) -> AsyncSession | None:
+        """The session if it was made, without making it (None: nothing ran through one yet)."""
+        return self._session
 
     # --- who ---
     @property
@@ -138,7 +177,7 @@ class Ctx:
         stored = memo or None
         # As loaded: the ORM's flush leaves the column alone (written below, or by the finish statement).
         set_committed_value(self.account, "memo", stored)
-        later = self.session.info.get(LATER)
+        later = self.later
         if later is not None:
             later.memo = (self.account.id, stored)
         else:
@@ -151,7 +190,7 @@ class Ctx:
         statement runs through the session first, which then finds it written (bot/core/rows.py); read it
         back through the session, not by another connection, within the update."""
         row = log.values(values)
-        later = self.session.info.get(LATER)
+        later = self.later
         if later is not None:
             return int(await later.add(log, row))
         return int(await self.session.run_sync(insert_now, log, row))

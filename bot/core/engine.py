@@ -38,7 +38,7 @@ from bot.core.dialog import (
     new_nonce,
 )
 from bot.core.normalize import normalize_incoming
-from bot.core.pg_hot import HELD, PgHotPath, PgUpdate, guard_pool, user_lock_sql
+from bot.core.pg_hot import HELD, PgHotPath, PgUpdate, changed, guard_pool, user_lock_sql
 from bot.core.router import Route, Router
 from bot.core.services import Services
 from bot.core.sqlite_hot import SqliteHotPath, fetch
@@ -176,7 +176,8 @@ class Core:
         if inc.files:
             await self._prefetch(inc)
         if self._update_lock is None:
-            return await self._handle(inc, self.sessions(), (counted, group_counted))
+            # PostgreSQL on asyncpg: no session unless a handler asks for one (`PgUpdate.open_session`).
+            return await self._handle(inc, None if self._pg is not None else self.sessions(), (counted, group_counted))
         # Loop SQLite: updates take turns on one connection the core keeps (a pool check-out and a new
         # Connection per update cost ~5% of an update); SQLite has one writer at a time anyway.
         async with self._update_lock:
@@ -213,15 +214,18 @@ class Core:
             await budget.aclose()
 
     async def _handle(
-        self, inc: Incoming, session: AsyncSession, counted: tuple[bool, bool] = (False, False)
+        self, inc: Incoming, session: AsyncSession | None, counted: tuple[bool, bool] = (False, False)
     ) -> Result:
+        """One update in its transaction. `session` None: PostgreSQL's hot path, whose update makes its session
+        only when a handler asks for one (`Ctx.session`)."""
         closed = False
         upd: PgUpdate | None = None  # PostgreSQL: this update's connection and lock
         failure: BaseException | None = None
         try:
-            if self._pg is not None:
-                upd = await self._pg.start(session, inc.channel, inc.user.id)
-                opened = await self._open_pg(session, upd, inc, counted)
+            if session is None:
+                assert self._pg is not None
+                upd = await self._pg.start(self._db, self.sessions, inc.channel, inc.user.id)
+                opened = await self._open_pg(upd, inc, counted)
             elif self._sqlite is not None:
                 opened = await session.run_sync(self._open_sqlite, inc, counted)
             else:
@@ -229,11 +233,19 @@ class Core:
             if opened is None:
                 return Result()
             if isinstance(opened, str):  # over a message budget: the count is kept, nothing else done
-                await session.run_sync(_commit_and_close if self._sqlite is None else self._sqlite.commit_and_close)
-                closed = True
+                if session is not None:  # (PostgreSQL's open function committed it)
+                    await session.run_sync(
+                        _commit_and_close if self._sqlite is None else self._sqlite.commit_and_close
+                    )
+                    closed = True
                 return self._too_fast(inc, opened)
             account, person, active = opened
-            ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
+            t = self.translator_for(account, person, inc)
+            if upd is not None:
+                ctx = Ctx(self, None, inc, account, person, t, opener=upd.open_session, later=upd.later)
+            else:
+                assert session is not None
+                ctx = Ctx(self, session, inc, account, person, t)
             ctx.active_loaded, ctx.active_row = True, active
             await self._dispatch(ctx)
             self._menu(ctx)
@@ -242,11 +254,11 @@ class Core:
             queued = self._queue_outbox(ctx) if self._outbox_payload is not None else None
             # Nothing is sent unless this commit succeeded.
             if upd is not None:
-                await self._finish_pg(session, upd, ctx.active_row, queued)
-            elif self._sqlite is not None:
-                await session.run_sync(self._finish_sqlite, ctx.active_row, queued)
+                await self._finish_pg(upd, ctx.active_row, queued)
             else:
-                await session.run_sync(self._finish, ctx.active_row, queued)
+                assert session is not None
+                finish = self._finish_sqlite if self._sqlite is not None else self._finish
+                await session.run_sync(finish, ctx.active_row, queued)
             closed = True
             return Result(ctx.actions)
         except _Redelivered:
@@ -273,7 +285,8 @@ class Core:
                 upd.later.close()
                 if upd.held:  # failed or cancelled holding the user's lock: rolled back and let go first
                     await upd.release(failure)
-            if not closed:
+                await upd.close()  # the session (if made) closed, rolling back what is left; the connection back
+            elif not closed and session is not None:
                 await session.close()  # rolls back whatever this update did
             for ref in inc.files:  # whatever the update did not use is not kept
                 self._prefetched.pop(ref.file_id, None)
@@ -348,7 +361,10 @@ class Core:
         """The account's active dialog, if any (read once per update; the engine keeps the cache true)."""
         if ctx.active_loaded:
             row = ctx.active_row
-            if row is None or not row.active or row in ctx.session.deleted or inspect(row).was_deleted:
+            if row is None or not row.active:
+                return None
+            session = ctx.session_made  # none made: nothing was deleted
+            if session is not None and (row in session.deleted or inspect(row).was_deleted):
                 return None
             return row
         row = (
@@ -428,11 +444,12 @@ class Core:
         return _speaker(session, inc, hot.load_speaker(session, conn, inc.channel, inc.user.id), now)
 
     async def _open_pg(
-        self, session: AsyncSession, upd: PgUpdate, inc: Incoming, counted: tuple[bool, bool]
+        self, upd: PgUpdate, inc: Incoming, counted: tuple[bool, bool]
     ) -> tuple[Account, Person | None, DialogState | None] | str | None:
         """`_open` on PostgreSQL (`bot.core.pg_hot`): one round trip, with no transaction begun — the user's
         lock, the update id checked, the budgets counted, a first-time account created and the speaker's rows
-        read, all in `bangfu_open`. Returns what `_open` returns."""
+        read, all in `bangfu_open`. Returns what `_open` returns; the speaker's rows detached, put in the
+        update's session should one be made (`PgUpdate.loaded`)."""
         pg = self._pg
         assert pg is not None
         now = self.clock.now()
@@ -456,28 +473,31 @@ class Core:
                 return over
             assert group is not None and row[2] is not None
             return "group_" + (limits.verdict(int(row[2]), group[1]) or "quiet")
-        account, person, active = pg.load(session.sync_session, row)
+        account, person, active = upd.loaded = pg.load(row)
         assert account is not None  # created by the function when new
         if inc.chat_type == "private" and account.chat_id != inc.chat_id:
             account.chat_id = inc.chat_id
         return account, person, active
 
-    async def _finish_pg(
-        self, session: AsyncSession, upd: PgUpdate, active: DialogState | None, queued: list[Any] | None
-    ) -> None:
+    async def _finish_pg(self, upd: PgUpdate, active: DialogState | None, queued: list[Any] | None) -> None:
         """`_finish` on PostgreSQL: one statement (`PgHotPath.write`, final) writes the dialog row, the outbox
         rows, the sent marks, what handlers left (`Later`: rows, the account's memo) and the update's id, and
         lets the user's lock go. With no transaction begun (the handler ran nothing through the session and
-        left it nothing to flush) it commits by itself: the update's second and last round trip. Otherwise it
-        runs in the transaction, then COMMIT: straight on the connection when the session has nothing to
-        flush, else the session's flush of the rest and its commit."""
+        left it nothing to flush; usually no session was made at all) it commits by itself: the update's
+        second and last round trip. Otherwise it runs in the transaction, then COMMIT: straight on the
+        connection when the session has nothing to flush, else the session's flush of the rest and its commit.
+        The speaker's rows changed with no session made (a new chat id, /lang; the active dialog's row is the
+        statement's): the session is made now, to flush them."""
         pg = self._pg
         assert pg is not None
-        sync = session.sync_session
+        session = upd.session
+        if session is None and any(o is not None and o is not active and changed(o) for o in upd.loaded):
+            session = upd.open_session()
+        sync = None if session is None else session.sync_session
         dialog = active if self._dialog_to_write(sync, active) else None
-        if dialog is not None:
+        if dialog is not None and session is not None:
             session.expunge(dialog)  # written by the statement below, not by the ORM's flush
-        clean = sync._is_clean()
+        clean = sync is None or sync._is_clean()
         keys, self._sent_keys = self._sent_keys, []
         try:
             if not clean:  # the session's writes and this statement: one transaction
@@ -490,24 +510,26 @@ class Core:
                 raise
             upd.info.pop(HELD, None)  # let go by the statement
             if not upd.in_transaction():
-                await session.close()  # committed: nothing to roll back, returns the connection
+                pass  # committed: nothing to roll back (`PgUpdate.close` gives the connection back)
             elif clean:
                 await upd.commit()
-                await session.close()
             else:
-                await session.run_sync(_commit_and_close)
+                await upd.close(commit=True)  # the session's flush and commit, its close, the connection back
         except BaseException:
             self._sent_keys[:0] = keys  # marked with a later commit instead
             raise
 
     @staticmethod
-    def _dialog_to_write(session: Session, active: DialogState | None) -> bool:
+    def _dialog_to_write(session: Session | None, active: DialogState | None) -> bool:
         """The active dialog's row changed and is written by one prebuilt UPDATE (then left out of the
         flush): the ORM's unit of work costs several times the statement for this one row. New or deleted
-        rows are the ORM's."""
+        rows are the ORM's. `session` None (PostgreSQL, no session made): the row is the one the open
+        statement loaded, detached, changed in place if at all."""
         if active is None:
             return False
         state = inspect(active)
+        if session is None:
+            return state is not None and state.key is not None and state.modified and changed(active)
         return (
             state is not None
             and state.persistent

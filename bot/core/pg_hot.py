@@ -15,10 +15,15 @@ each its own transaction (autocommit: no BEGIN, no COMMIT):
    recorded, the lock let go, state 2);
    then a first-time account inserted (``ON CONFLICT DO NOTHING``; the lock makes a second first contact
    of the same user wait, and it finds the row); then account + person + active dialog returned, as
-   columns `Entity.load` reads (the columns named by the caller from the catalog, so the function need not
-   change with the tables).
-2. The handler. Through the session it runs as usual: SQLAlchemy's asyncpg adapter BEGINs before its first
-   statement. Rows added with `Ctx.add_row` before such a statement are written first, in that transaction
+   columns `Entity.detached` reads (the columns named by the caller from the catalog, so the function need
+   not change with the tables).
+2. The handler. The update has no session until a handler uses `Ctx.session` (`PgUpdate.open_session`: an
+   AsyncSession bound to a SQLAlchemy Connection over the update's own pooled connection, the speaker's rows
+   put in it as persistent); the connection was checked out straight from the engine's pool
+   (``engine.raw_connection()``: a session, its checkout through SQLAlchemy's Connection and its close
+   cost ~4× the checkout, measured, for updates that mostly never use them). `Ctx.remember` and
+   `Ctx.add_row` leave their writes to the finish statement without one. Through the session a handler
+   runs as usual: SQLAlchemy's asyncpg adapter BEGINs before its first statement. Rows added with `Ctx.add_row` before such a statement are written first, in that transaction
    (`_RowsFirst`, armed for the update's `Later` only while that update runs).
 3. `finish`: one statement — the active dialog's row, the update's outbox rows (unnest of arrays: one
    prepared statement whatever the number of rows), the sent marks, what handlers left for it (`Later`:
@@ -28,7 +33,8 @@ each its own transaction (autocommit: no BEGIN, no COMMIT):
    calling ``pg_advisory_unlock`` over that CTE's row (the data dependency makes the commit lock come
    first). Autocommit when no transaction was begun; else inside it, then COMMIT (straight on the connection
    when the session has nothing to flush, else the session's flush and commit). A session with something to
-   flush but no transaction yet gets a BEGIN first, so its writes and this statement are one transaction.
+   flush but no transaction yet gets a BEGIN first, so its writes and this statement are one transaction;
+   the speaker's account or person changed with no session made (a new chat id, /lang) makes one for that.
 
 Why it is correct. Under READ COMMITTED each statement reads a snapshot taken when *it* starts, and within a
 VOLATILE PL/pgSQL function each statement takes a fresh one: so the function's reads, which come after the lock
@@ -79,12 +85,14 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import JSON, Table, event
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, class_mapper
-from sqlalchemy.orm.base import instance_state
+from sqlalchemy.orm.base import PassiveFlag, instance_state
+from sqlalchemy.util import greenlet_spawn
 
-from bot.core.rows import LATER, RowLog, memo_json
+from bot.core.rows import RowLog, memo_json
 from bot.store.enums import OutboxStatus
 from bot.store.models import Account, DialogState, Outbox, Person, ProcessedUpdate
 
@@ -131,20 +139,73 @@ def _refuse_held(_dbapi_conn: Any, record: Any, _state: Any = None) -> None:
 
 
 class PgUpdate:
-    """One update's hold on its pooled connection: the SQLAlchemy connection, its asyncpg adapter and
-    connection, what the finish statement needs to record the update and let the user's lock go, and the
-    update's `Later`."""
+    """One update's hold on its pooled connection: the pool's connection (checked out straight from the engine,
+    no SQLAlchemy Connection or session), its asyncpg adapter and connection, what the finish statement needs
+    to record the update and let the user's lock go, the update's `Later`, and the update's session once a
+    handler asks for one (`open_session`; most updates never do)."""
 
-    __slots__ = ("adapted", "conn", "dedup", "info", "key", "later", "raw")
+    __slots__ = (
+        "_engine",
+        "_sessions",
+        "adapted",
+        "conn",
+        "dedup",
+        "fairy",
+        "info",
+        "key",
+        "later",
+        "loaded",
+        "raw",
+        "session",
+    )
 
-    def __init__(self, conn: Any, fairy: Any, hot: PgHotPath, key: int) -> None:
-        self.conn = conn  # AsyncConnection
+    def __init__(
+        self, fairy: Any, hot: PgHotPath, key: int, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        self.fairy: Any = fairy  # the pool's connection (None once given back)
         self.adapted = fairy.dbapi_connection  # SQLAlchemy's asyncpg adapter
         self.raw = self.adapted.driver_connection  # the asyncpg connection
         self.info: dict[str, Any] = fairy.info  # the pool record's: `HELD` lives there
         self.key = key
         self.dedup: tuple[str, str, str, datetime] | None = None
         self.later = Later(hot, self.raw, self.adapted)
+        #: the speaker's rows the open statement loaded (detached until the session exists, then in it)
+        self.loaded: tuple[Any, ...] = ()
+        self.conn: AsyncConnection | None = None  # the session's Connection over `fairy` (with the session)
+        self.session: AsyncSession | None = None
+        self._engine = engine
+        self._sessions = sessions
+
+    def open_session(self) -> AsyncSession:
+        """The update's session, made on first use (`Ctx.session`): bound to this update's connection (a
+        SQLAlchemy Connection over the same pooled connection, so its statements run in the update's
+        transaction, under the user's lock), with the speaker's rows loaded by the open statement put in it
+        as persistent, changes made to them so far included (the flush writes them)."""
+        session = self.session
+        if session is None:
+            if self.fairy is None:
+                raise RuntimeError("the update is over: no session for it")
+            sync = Connection(self._engine.sync_engine, connection=self.fairy)
+            self.conn = AsyncConnection(self._engine, sync)
+            session = self.session = self._sessions(bind=self.conn)
+            attach(session.sync_session, self.loaded)
+        return session
+
+    async def close(self, commit: bool = False) -> None:
+        """The update's end: the session (if any) committed when `commit`, then closed — rolling back whatever it
+        left uncommitted — and the connection given back to the pool (the pool's guard closes it should it still
+        be marked `HELD`), in one greenlet. Idempotent; a commit that fails leaves it all to the next call."""
+        session, conn = self.session, self.conn
+        if session is not None and conn is not None:
+            await greenlet_spawn(_end, session.sync_session, conn.sync_connection, commit)
+            self.session = self.conn = self.fairy = None
+            return
+        fairy, self.fairy = self.fairy, None
+        if fairy is not None and fairy.dbapi_connection is not None:
+            if self.adapted._transaction is None:
+                fairy.close()  # no IO to do: no greenlet
+            else:  # pragma: no cover - every path ends its transaction first; the pool's rollback needs IO
+                await greenlet_spawn(fairy.close)
 
     @property
     def held(self) -> bool:
@@ -186,16 +247,26 @@ class PgUpdate:
             self.raw.terminate()  # at once: no cancel request, no waiting for the server
             self.adapted._transaction = None
             self.info.pop(HELD, None)
-            try:
-                await self.conn.invalidate()  # the pool forgets the connection
+            try:  # the pool forgets the connection
+                if self.conn is not None:
+                    await self.conn.invalidate()
+                elif self.fairy is not None and self.fairy.dbapi_connection is not None:
+                    self.fairy.invalidate()  # terminated already: no IO (and so no greenlet) needed
             except Exception:  # pragma: no cover - terminated already; the pool replaces it anyway
                 logger.warning("invalidating a terminated connection failed", exc_info=True)
 
 
+def _end(session: Session, conn: Connection | None, commit: bool) -> None:
+    if commit:
+        session.commit()
+    session.close()
+    if conn is not None:
+        conn.close()  # gives the pooled connection back (nothing, if it was invalidated)
+
+
 class Later:
     """What handlers left for the update's finish statement on PostgreSQL: rows added with `Ctx.add_row`
-    (ids already allocated) and the account's memo changed with `Ctx.remember` (kept in session.info under
-    `bot.core.rows.LATER`). `live` while its update runs: a statement of a later update never writes these."""
+    (ids already allocated) and the account's memo changed with `Ctx.remember` (`Ctx.later`: no session needed). `live` while its update runs: a statement of a later update never writes these."""
 
     __slots__ = ("adapted", "armed", "conn", "hot", "live", "memo", "rows")
 
@@ -274,7 +345,8 @@ class _RowsFirst:
 
 class Entity:
     """Columns of one mapped class as selected by the open statement, and how a row becomes an instance of
-    it in the session (persistent, its attribute history clean, as if the ORM had loaded it)."""
+    it (detached, then persistent in the update's session if one is made: `attach`), its attribute history clean, as if
+    the ORM had loaded it."""
 
     def __init__(self, cls: type[Any], alias: str, quote: Any, dialect: Any) -> None:
         mapper = class_mapper(cls)
@@ -304,26 +376,72 @@ class Entity:
         self.width = len(self.keys)
 
     def load(self, session: Session, row: Any, start: int) -> Any:
+        """The instance of the row's columns from `start`, persistent in `session`; None when the row has none."""
+        obj = self.detached(row, start)
+        if obj is None:
+            return None
+        state = instance_state(obj)
+        key = state.key
+        assert key is not None
+        identity_map = session.identity_map
+        if key in identity_map:  # as Session.add would: one instance per row in a session
+            raise InvalidRequestError(f"{self.cls.__name__} {key[1]} is already in this session")
+        state.session_id = session.hash_key
+        identity_map._add_unpresent(state, key)
+        return obj
+
+    def detached(self, row: Any, start: int) -> Any:
+        """The instance of the row's columns from `start`, detached (as if loaded by a session since closed:
+        its identity key set, its history clean, attribute changes tracked); None when the row has none.
+        `attach` puts it in a session."""
         if row[start + self.pk] is None:
             return None
         values = list(row[start : start + self.width])
         for i, proc in self.processors:
             values[i] = proc(values[i])
-        key = (self.cls, (values[self.pk],), None)
-        identity_map = session.identity_map
-        if key in identity_map:  # as Session.add would: one instance per row in a session
-            raise InvalidRequestError(f"{self.cls.__name__} {key[1]} is already in this session")
         # As the ORM's loader does (sqlalchemy.orm.loading `_instance`): the instance's state without
         # __init__, the columns straight into its __dict__ (no attribute events: loaded values, not changes,
-        # so its history is clean), its identity key and session set and the state put in the identity map.
-        # make_transient_to_detached + Session.add (save-update cascade, attach events) cost ~35 µs more
-        # per instance.
+        # so its history is clean), its identity key set (and, in `load`, its session set and the state put in
+        # the identity map). make_transient_to_detached + Session.add (save-update cascade, attach events)
+        # cost ~35 µs more per instance.
         obj = self.new()
         obj.__dict__.update(zip(self.keys, values, strict=True))
         state = instance_state(obj)
-        state.key, state.identity_token, state.session_id = key, None, session.hash_key
-        identity_map._add_unpresent(state, key)
+        state.key, state.identity_token = (self.cls, (values[self.pk],), None), None
         return obj
+
+
+def attach(session: Session, objs: Sequence[Any]) -> None:
+    """Put instances `Entity.load` made into `session` as persistent, with the changes made to them since (the
+    flush writes them) — as Session.add of a detached instance would, without its cascade and attach events
+    (make_transient_to_detached + Session.add cost ~35 µs more per instance, measured)."""
+    identity_map = session.identity_map
+    for obj in objs:
+        if obj is None:
+            continue
+        state = instance_state(obj)
+        if state.session_id is not None:
+            raise InvalidRequestError(f"{type(obj).__name__} {state.key} is already in a session")
+        state.session_id = session.hash_key
+        identity_map.add(state)  # raises should another instance of the row be there; tracks it if modified
+        if state.modified:
+            state._strong_obj = obj  # as the session holds a changed instance until its flush
+
+
+def changed(obj: Any) -> bool:
+    """Whether an instance has attribute changes to write (`Session.is_modified`, which needs no session)."""
+    state = instance_state(obj)
+    if not state.modified:
+        return False
+    dict_ = state.dict
+    for attr in state.manager.attributes:
+        impl = attr.impl
+        if not hasattr(impl, "get_history"):
+            continue
+        added, _, deleted = impl.get_history(state, dict_, passive=PassiveFlag.NO_CHANGE)
+        if added or deleted:
+            return True
+    return False
 
 
 class PgHotPath:
@@ -406,13 +524,14 @@ class PgHotPath:
         self._payload = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
     # ------------------------------------------------------------------ round trips
-    async def start(self, session: AsyncSession, channel: str, external_id: str) -> PgUpdate:
-        """The update's connection (checked out by the session, no transaction begun) and its `PgUpdate`."""
-        conn = await session.connection()
-        fairy = await conn.get_raw_connection()
-        upd = PgUpdate(conn, fairy, self, user_lock_key(channel, external_id))
-        session.info[LATER] = upd.later  # what Ctx.add_row / Ctx.remember leave for the finish statement
-        return upd
+    async def start(
+        self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], channel: str, external_id: str
+    ) -> PgUpdate:
+        """The update's connection, checked out straight from the engine's pool (its checkout and check-in
+        events run as for any other user of the pool; no SQLAlchemy Connection, no session: `PgUpdate.open_
+        session` makes them if a handler needs them), and its `PgUpdate`."""
+        fairy = await engine.raw_connection()
+        return PgUpdate(fairy, self, user_lock_key(channel, external_id), engine, sessions)
 
     async def _describe(self, conn: Any) -> str:
         """The open statement: `bangfu_open` with its columns named (the tables' columns in the database's
@@ -465,14 +584,14 @@ class PgHotPath:
             upd.dedup = (channel, cast(str, bot_id), update_id, now)
         return row
 
-    def load(self, session: Session, row: Any) -> tuple[Account | None, Person | None, DialogState | None]:
-        """The speaker's account, person and active dialog from the open row, as persistent instances."""
+    def load(self, row: Any) -> tuple[Account | None, Person | None, DialogState | None]:
+        """The speaker's account, person and active dialog from the open row, detached (`Entity.load`)."""
         at = 3
-        account = self.account.load(session, row, at)
+        account = self.account.detached(row, at)
         at += self.account.width
-        person = self.person.load(session, row, at)
+        person = self.person.detached(row, at)
         at += self.person.width
-        dialog = self.dialog.load(session, row, at)
+        dialog = self.dialog.detached(row, at)
         return account, person, dialog
 
     async def next_id(self, conn: Any, log: RowLog) -> int:

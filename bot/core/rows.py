@@ -28,9 +28,6 @@ from sqlalchemy.orm import Session
 
 from bot.store.models import Account
 
-#: the session.info key of the update's pending writes on the PostgreSQL hot path (`pg_hot.Later`)
-LATER = "bangfu.later"
-
 
 class RowLog:
     """A table whose rows handlers add in passing and whose new row's id they need at once (say, for a
