@@ -7,6 +7,12 @@ the same fake Bot API code in the same run.
     python bench/e2e_bench.py --runner aiogram --db sqlite --profile /tmp/bot.prof   # cProfile of the bot
     python bench/e2e_bench.py --webhook          # webhook mode (both bots), instead of long polling
     python bench/e2e_bench.py --bot-path /work/main   # the bot from another checkout (before a change)
+    python bench/e2e_bench.py --loop uvloop asyncio --gc-gen0 700 50000   # A/B: side by side, in turns
+
+`--loop` (the bot's and the echo bot's event loop, BANGFU_UVLOOP) and `--gc-gen0` (the bot's garbage
+collector generation-0 threshold, BANGFU_GC_GEN0_THRESHOLD) take several values: each combination gets its
+own database, fake servers, bot and echo bot, all started at once, and the rounds take turns between them.
+Each process says which loop it runs on (its log line `..., on uvloop`), printed with the results.
 
 What runs where. This process hosts two fake Bot API servers (one for bangfu, one for the echo bot) and
 the simulated people; each bot is its own process (`python -m bot.cli run --runner R --no-scheduler`, and
@@ -50,16 +56,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import os
 import random
+import re
 import signal
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -349,11 +357,35 @@ def bot_setting(value: str) -> tuple[str, str]:
     return name, v
 
 
+LOOPS: dict[int, str] = {}  # pid -> the event loop the process said it runs on ("uvloop" / "asyncio")
+_FORWARDERS: set[asyncio.Task[None]] = set()
+_ON_LOOP = re.compile(rb", on (uvloop|asyncio)$")
+
+
+async def _forward(proc: asyncio.subprocess.Process) -> None:
+    """A process's log to ours, noting the loop it reports (`bangfu running: ..., on uvloop`; the echo bot's
+    own line likewise)."""
+    assert proc.stderr is not None
+    async for line in proc.stderr:
+        m = _ON_LOOP.search(line.rstrip())
+        if m is not None:
+            LOOPS[proc.pid] = m.group(1).decode()
+        sys.stderr.buffer.write(line)
+        sys.stderr.buffer.flush()
+
+
+def loop_of(proc: asyncio.subprocess.Process) -> str:
+    return LOOPS.get(proc.pid, "asyncio?")  # an older bot does not say: asyncio.run's loop
+
+
 async def start_process(api: Any, argv: list[str], env: dict[str, str], cwd: str) -> asyncio.subprocess.Process:
     """Start a bot process and wait until it long-polls its fake server (or has set its webhook)."""
     ready = "setwebhook" if env.get("BANGFU_WEBHOOK_URL") else "getupdates"
     proc = await asyncio.create_subprocess_exec(sys.executable, *argv, cwd=cwd, env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=None)
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    task = asyncio.create_task(_forward(proc))
+    _FORWARDERS.add(task)
+    task.add_done_callback(_FORWARDERS.discard)
     async with asyncio.timeout(180):
         while not any(r.method.lower() == ready for r in api.requests[-20:]):
             if proc.returncode is not None:
@@ -419,6 +451,7 @@ class Result:
     bangfu: list[Round]
     echo: list[Round]
     rss: tuple[float, float]
+    loops: tuple[str, str] = ("?", "?")  # the event loops the bot and the echo bot said they ran on
 
     @staticmethod
     def _pct(rounds: list[Round], q: float) -> float:
@@ -443,7 +476,7 @@ class Result:
             f"   bot RSS {self.rss[0]:.0f} MB (peak {self.rss[1]:.0f})",
             f"{'':<22} CPU per reply: bangfu process {self._cpu(self.bangfu, 'bot_cpu'):.2f} ms, echo process "
             f"{self._cpu(self.echo, 'bot_cpu'):.2f} ms; fake Bot API + people {self._cpu(self.bangfu, 'own_cpu'):.2f}"
-            f" / {self._cpu(self.echo, 'own_cpu'):.2f} ms",
+            f" / {self._cpu(self.echo, 'own_cpu'):.2f} ms;   event loop: bangfu {self.loops[0]}, echo {self.loops[1]}",
         ]
 
     @staticmethod
@@ -464,13 +497,48 @@ class Result:
         return f"{self.label:<22} target {want}, RSS <= 400 MB: {'met' if ok else 'NOT met'}"
 
 
-async def run_config(db: str, runner: str, args: argparse.Namespace) -> Result:
+@dataclass(frozen=True)
+class Variant:
+    """How the bot process runs (--loop, --gc-gen0); None: as its settings say. The echo bot runs on the
+    same kind of event loop as the bot."""
+
+    loop: str | None = None  # "uvloop" / "asyncio": BANGFU_UVLOOP for both processes
+    gc0: int | None = None  # BANGFU_GC_GEN0_THRESHOLD for the bot
+
+    def env(self) -> dict[str, str]:
+        out = {}
+        if self.loop is not None:
+            out["BANGFU_UVLOOP"] = "true" if self.loop == "uvloop" else "false"
+        if self.gc0 is not None:
+            out["BANGFU_GC_GEN0_THRESHOLD"] = str(self.gc0)
+        return out
+
+    def tag(self) -> str:
+        parts = ([self.loop] if self.loop else []) + ([f"gc0 {self.gc0}"] if self.gc0 is not None else [])
+        return f" [{', '.join(parts)}]" if parts else ""
+
+
+@dataclass
+class Side:
+    """One variant of a configuration: its database, fake Bot API servers, people, bot and echo bot."""
+
+    variant: Variant
+    live: People
+    echo: People
+    sims: list[Sim]
+    bot: asyncio.subprocess.Process
+    echo_bot: asyncio.subprocess.Process
+    out: Result
+
+
+@contextlib.asynccontextmanager
+async def side(db: str, runner: str, variant: Variant, args: argparse.Namespace) -> AsyncIterator[Side]:
     from sqlalchemy.engine import make_url
 
     from tests.fakebotapi import FakeBotAPI
     from tests.pg import pg_execute
 
-    label = f"{runner} / {db}"
+    label = f"{runner} / {db}{variant.tag()}"
     with tempfile.TemporaryDirectory() as tmp:
         if db == "sqlite":
             url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
@@ -500,39 +568,56 @@ async def run_config(db: str, runner: str, args: argparse.Namespace) -> Result:
                 argv = ["-m", "bot.cli", "run", "--runner", runner, "--no-scheduler"]
                 if args.profile:
                     argv = [SELF, "--profiled", args.profile, "--", *argv[2:]]
-                bot = await start_process(api, argv, bot_env(api, url, media=f"{tmp}/media", **hooks[0]), tmp)
-                echo_bot = await start_process(echo_api, [SELF, "--echo-bot"], bot_env(echo_api, url, **hooks[1]),
-                                               tmp)
+                bot = echo_bot = None
                 try:
-                    staff = [s for s in sims if s.code]
-                    bound = await asyncio.gather(*(live.turn(s, "text", f"/start {s.code}", 30) for s in staff))
-                    if any(d is None for d in bound):
-                        raise RuntimeError("a staff member was not answered on binding")
-                    # Warm-up: every code path and both processes' caches, not measured.
-                    await live_round(live, sims, args.warmup, args.timeout)
-                    await replay_round(echo, sims, args.timeout)
-                    out = Result(label, [], [], (0.0, 0.0))
-                    live.methods.clear()
-                    for _ in range(args.rounds):
-                        out.bangfu.append(await measured(bot.pid, live_round(live, sims, args.per_user,
-                                                                             args.timeout)))
-                        out.echo.append(await measured(echo_bot.pid, replay_round(echo, sims, args.timeout)))
-                        print(f"  {label}: round bangfu {out.bangfu[-1].rate:.0f} / echo {out.echo[-1].rate:.0f}"
-                              " replies/s", flush=True)
-                    n = sum(len(r.latencies) + r.unanswered for r in out.bangfu)
-                    print(f"  {label}: bangfu's Bot API calls per update: "
-                          + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(live.methods.items(), key=lambda kv: -kv[1])))
-                    await asyncio.sleep(1)  # the last confirmations flushed
-                    out.rss = rss_mb(bot.pid)
-                    return out
+                    bot = await start_process(api, argv, bot_env(api, url, media=f"{tmp}/media", **hooks[0],
+                                                                 **variant.env()), tmp)
+                    echo_env = bot_env(echo_api, url, **hooks[1], **variant.env())
+                    echo_env.pop("BANGFU_GC_GEN0_THRESHOLD", None)  # the bare bot keeps Python's collector
+                    echo_bot = await start_process(echo_api, [SELF, "--echo-bot"], echo_env, tmp)
+                    yield Side(variant, live, echo, sims, bot, echo_bot, Result(label, [], [], (0.0, 0.0)))
                 finally:
-                    await stop_process(bot)
-                    await stop_process(echo_bot)
+                    for proc in (bot, echo_bot):
+                        if proc is not None:
+                            await stop_process(proc)
                     if http is not None:
                         await http.close()
         finally:
             if name is not None:
                 await pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def run_config(db: str, runner: str, args: argparse.Namespace) -> list[Result]:
+    """One database and runner: each variant's bot and echo bot side by side, the rounds taking turns
+    (bangfu A, echo A, bangfu B, echo B, ...) so every variant is measured in the same minutes."""
+    async with contextlib.AsyncExitStack() as stack:
+        sides = [await stack.enter_async_context(side(db, runner, v, args)) for v in args.variants]
+        for sd in sides:
+            staff = [s for s in sd.sims if s.code]
+            bound = await asyncio.gather(*(sd.live.turn(s, "text", f"/start {s.code}", 30) for s in staff))
+            if any(d is None for d in bound):
+                raise RuntimeError("a staff member was not answered on binding")
+            # Warm-up: every code path and both processes' caches, not measured.
+            await live_round(sd.live, sd.sims, args.warmup, args.timeout)
+            await replay_round(sd.echo, sd.sims, args.timeout)
+            sd.live.methods.clear()
+            print(f"  {sd.out.label}: bangfu on {loop_of(sd.bot)}, echo bot on {loop_of(sd.echo_bot)}", flush=True)
+        for _ in range(args.rounds):
+            for sd in sides:
+                out = sd.out
+                out.bangfu.append(await measured(sd.bot.pid, live_round(sd.live, sd.sims, args.per_user,
+                                                                        args.timeout)))
+                out.echo.append(await measured(sd.echo_bot.pid, replay_round(sd.echo, sd.sims, args.timeout)))
+                print(f"  {out.label}: round bangfu {out.bangfu[-1].rate:.0f} / echo {out.echo[-1].rate:.0f}"
+                      " replies/s", flush=True)
+        await asyncio.sleep(1)  # the last confirmations flushed
+        for sd in sides:
+            n = sum(len(r.latencies) + r.unanswered for r in sd.out.bangfu)
+            print(f"  {sd.out.label}: bangfu's Bot API calls per update: "
+                  + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(sd.live.methods.items(), key=lambda kv: -kv[1])))
+            sd.out.rss = rss_mb(sd.bot.pid)
+            sd.out.loops = (loop_of(sd.bot), loop_of(sd.echo_bot))
+        return [sd.out for sd in sides]
 
 
 # --------------------------------------------------------------------------- the echo bot process
@@ -554,8 +639,17 @@ def echo_bot() -> None:
     dp = Dispatcher()
     dp.include_router(router)
     hook = os.environ.get("BANGFU_WEBHOOK_URL")
+
+    def said(what: str) -> None:
+        kind = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
+        print(f"echo bot: {what}, on {kind}", file=sys.stderr, flush=True)
+
     if not hook:
-        asyncio.run(dp.start_polling(bot, polling_timeout=30))
+        async def poll() -> None:
+            said("aiogram start_polling")
+            await dp.start_polling(bot, polling_timeout=30)
+
+        run_on_loop(poll())
         return
 
     async def serve() -> None:
@@ -570,10 +664,28 @@ def echo_bot() -> None:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", int(os.environ["BANGFU_WEBHOOK_PORT"])).start()
+        said("aiogram webhook")
         await bot.set_webhook(hook, secret_token=secret)
         await asyncio.Event().wait()
 
-    asyncio.run(serve())
+    run_on_loop(serve())
+
+
+def run_on_loop(main: Any) -> None:
+    """The echo bot on the loop `bangfu run` picks (bot/eventloop.py) from the same BANGFU_UVLOOP: uvloop
+    when installed and not switched off, asyncio's otherwise; spelled out so an older bot checkout works."""
+    from pydantic import TypeAdapter
+
+    factory = None
+    if TypeAdapter(bool).validate_python(os.environ.get("BANGFU_UVLOOP", "true")):
+        try:
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        except ImportError:
+            pass
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 def profiled(out: str, argv: list[str]) -> None:
@@ -597,7 +709,9 @@ async def main(args: argparse.Namespace) -> None:
           f"({args.cadres} cadres, {args.leaders} leaders), {args.per_user} messages each per round, {args.rounds} "
           "rounds alternating bangfu / echo; bot in its own process, "
           f"{'webhook POSTs' if args.webhook else 'long polling the fake Bot API'}"
-          f"{''.join(f', {k}={v}' for k, v in BOT_SETTINGS.items())}", flush=True)
+          f"{''.join(f', {k}={v}' for k, v in BOT_SETTINGS.items())}"
+          f"{'; variants in turns: ' + ', '.join(v.tag().strip() for v in args.variants) if len(args.variants) > 1 else ''}",
+          flush=True)
     results = []
     for db in args.db:
         if db == "postgres":
@@ -607,9 +721,10 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"PostgreSQL not reachable at {PG_URL}; skipped")
                 continue
         for runner in args.runner:
-            results.append(await run_config(db, runner, args))
-            for line in results[-1].lines():
-                print(line, flush=True)
+            for r in await run_config(db, runner, args):
+                results.append(r)
+                for line in r.lines():
+                    print(line, flush=True)
     print(f"\nload {os.getloadavg()[0]:.2f}")
     for r in results:
         print("\n".join(r.lines()))
@@ -638,6 +753,12 @@ if __name__ == "__main__":
     p.add_argument("--webhook", action="store_true",
                    help="webhook mode: this process POSTs each update to the bot (and to the echo bot), which "
                         "answers once it is handled; default long polling")
+    p.add_argument("--loop", nargs="+", choices=["uvloop", "asyncio"],
+                   help="the event loop of the bot and its echo bot (BANGFU_UVLOOP); several: each runs side by "
+                        "side, rounds taking turns (default: as the bot's settings say, uvloop when installed)")
+    p.add_argument("--gc-gen0", nargs="+", type=int, metavar="THRESHOLD",
+                   help="the bot's garbage collector generation-0 threshold (BANGFU_GC_GEN0_THRESHOLD); several: "
+                        "side by side like --loop (default: the bot's setting)")
     p.add_argument("--profile", metavar="FILE", help="run the bot under cProfile, stats written to FILE")
     p.add_argument("--bot-path", metavar="CHECKOUT", default=str(REPO),
                    help="run the bot (not the echo bot) from another checkout, e.g. main before a change")
@@ -646,4 +767,5 @@ if __name__ == "__main__":
     parsed = p.parse_args()
     BOT_PATH = parsed.bot_path
     BOT_SETTINGS.update(parsed.bot_env)
+    parsed.variants = [Variant(loop, g) for loop in (parsed.loop or [None]) for g in (parsed.gc_gen0 or [None])]
     asyncio.run(main(parsed))

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     # SQLite only: run the bot's per-update statements on the event-loop thread (bot.store.sqlite_loop)
     # instead of aiosqlite's worker thread; the scheduler and exports always use the thread.
     sqlite_on_loop: bool = True
+    # Run `bangfu run`, `bangfu scheduler` and `bangfu web` on uvloop when it is installed (bot.eventloop);
+    # false: asyncio's own event loop. Not on Windows (no uvloop there): always asyncio's.
+    uvloop: bool = True
+    # The cyclic garbage collector's generation-0 threshold in the bot process (`bangfu run`), set once
+    # the start-up heap is frozen; 0 leaves Python's (700). Raising it (50,000) measured no steady gain in CPU
+    # per update (bench/core_bench.py and bench/e2e_bench.py `--gc-gen0 700 50000`) with the heap frozen.
+    gc_gen0_threshold: int = Field(default=0, ge=0, le=10**7)
     telegram_token: SecretStr | None = None
     telegram_api_url: str | None = None  # root URL of a self-hosted Bot API server
     bot_username: str | None = None  # the bot's @username (without @), for invite links

@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import Any
 
-from bot import logsafe
+from bot import eventloop, logsafe
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if "wechat_kf" in args.channel and not settings.wechat_kf_open_kfid:
             print("--channel wechat_kf needs BANGFU_WECHAT_KF_OPEN_KFID", file=sys.stderr)
             return 2
-        return asyncio.run(serve(settings, args.channel, scheduler=not args.no_scheduler))
+        return eventloop.run(serve(settings, args.channel, scheduler=not args.no_scheduler),
+                             use_uvloop=settings.uvloop)
     if args.webhook and not settings.webhook_url:
         print("--webhook needs BANGFU_WEBHOOK_URL (the public https URL Telegram should call)", file=sys.stderr)
         return 2
     settings.require_token()  # fail before touching the database
-    return asyncio.run(serve(settings, args.runner, scheduler=not args.no_scheduler))
+    return eventloop.run(serve(settings, args.runner, scheduler=not args.no_scheduler), use_uvloop=settings.uvloop)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -135,11 +136,13 @@ async def serve(
         await runner.start()
         frozen = freeze_startup_heap()
         log.debug("start-up heap frozen: %d objects out of the garbage collector's sight", frozen)
+        eventloop.set_gc_gen0_threshold(settings.gc_gen0_threshold)
         if runner_kind in ("wecom", "wechat_kf", "wechat_kf+wecom"):
-            log.info("bangfu running on WeCom: callback URL %s", runner.url)
+            log.info("bangfu running on WeCom: callback URL %s, on %s", runner.url, eventloop.loop_kind())
         else:
             mode = "webhook" if settings.webhook_url else "polling"
-            log.info("bangfu running: %s runner, %s as @%s", runner.name, mode, runner.bridge.bot_username)
+            log.info("bangfu running: %s runner, %s as @%s, on %s", runner.name, mode, runner.bridge.bot_username,
+                     eventloop.loop_kind())
         if scheduler:
             sched_task = _start_scheduler(settings, app, getattr(runner, "transports", runner.transport), sched_stop)
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(runner.wait())]

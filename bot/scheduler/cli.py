@@ -9,6 +9,7 @@ import signal
 import sys
 from typing import Any
 
+from bot import eventloop
 from bot.core.services import county_rules
 from bot.settings import Settings
 
@@ -27,7 +28,7 @@ def _cmd(args: argparse.Namespace) -> int:
     if args.check_rules:
         print(county_rules(settings).model_dump_json(indent=2))
         return 0
-    return asyncio.run(_run(settings, once=args.once))
+    return eventloop.run(_run(settings, once=args.once), use_uvloop=settings.uvloop)
 
 
 async def _run(settings: Settings, *, once: bool) -> int:

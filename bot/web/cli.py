@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 
+from bot import eventloop
 from bot.settings import Settings
 
 
@@ -25,7 +26,7 @@ def _web(args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     print(f"web dashboard on http://{settings.web_listen} (links point to {settings.web_url}); send /web in the chat")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings))
+        eventloop.run(serve(settings), use_uvloop=settings.uvloop)
     return 0
 
 
