@@ -46,7 +46,10 @@ class DeliveryStats:
 class OutboxConfirmations:
     """Marks the runner's sent messages in the outbox, hands the others over to the sender."""
 
-    FLUSH_EVERY = 0.02  # seconds; a crash in between means the sender sends those again (at-least-once)
+    # Seconds between a confirmation and its own UPDATE, if no update's commit has marked it meanwhile (under
+    # load nearly every one has: a shorter wait only adds transactions). A crash in between means the sender
+    # sends those again after the hand-over time (Settings.outbox_handover_s, 30 s): at-least-once.
+    FLUSH_EVERY = 0.1
 
     def __init__(self, core: Any) -> None:
         """`core`: the Core (`confirm_sent` / `flush_sent` / `write`, its clock)."""
@@ -164,6 +167,8 @@ class ConfirmingPoller:
     update not finished. Updates handed out again while still in progress here are not started twice.
     """
 
+    STALE_WAIT = 0.05  # seconds; see run()
+
     def __init__(self, fetch: Fetch, process: Callable[[Any], Awaitable[Any]], timeout: float = 30) -> None:
         self.fetch = fetch
         self.process = process
@@ -213,8 +218,11 @@ class ConfirmingPoller:
                 task = asyncio.create_task(self._one(update_id, upd))
                 self._running[update_id] = task
             if batch and not fresh and self._running:
-                # Only updates still in progress came back: wait for one to finish before asking again.
-                await asyncio.wait(set(self._running.values()), return_when=asyncio.FIRST_COMPLETED)
+                # Only updates still in progress came back (getUpdates answers at once while any is): wait
+                # for one to finish before asking again, but not longer than STALE_WAIT — one slow update
+                # (a long report, a download) must not keep everybody else's new messages unfetched.
+                await asyncio.wait(set(self._running.values()), timeout=self.STALE_WAIT,
+                                   return_when=asyncio.FIRST_COMPLETED)
 
     async def _one(self, update_id: int, upd: Any) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -131,3 +132,53 @@ async def test_raw_updates_are_dicts_and_conflicts_raise() -> None:
             assert api.token not in str(e.value)  # the URL (and its token) is never in the error
         finally:
             await fetch.close()
+
+
+async def test_poller_fetches_new_updates_while_a_slow_one_runs() -> None:
+    """getUpdates keeps handing out an update in progress (the offset cannot pass it); a slow one must
+    not hold back another person's new message, and the offset moves past both once they finish."""
+    from bot.runners.delivery import ConfirmingPoller
+
+    pending: list[tuple[int, dict[str, Any]]] = [(1, {"update_id": 1})]
+    offsets: list[int | None] = []
+    arrived = asyncio.Event()
+
+    async def fetch(offset: int | None, wait: float) -> list[tuple[int, dict[str, Any]]]:
+        offsets.append(offset)
+        if offset:
+            pending[:] = [(i, u) for i, u in pending if i >= offset]  # confirmed: Telegram forgets them
+        if not pending and wait:
+            arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), wait)
+        return list(pending)
+
+    release, second_done = asyncio.Event(), asyncio.Event()
+    started: list[int] = []
+
+    async def process(update: dict[str, Any]) -> None:
+        started.append(update["update_id"])
+        if update["update_id"] == 1:
+            await release.wait()  # a slow report
+        else:
+            second_done.set()
+
+    poller = ConfirmingPoller(fetch, process, timeout=1)
+    task = asyncio.create_task(poller.run())
+    try:
+        await poller.started.wait()
+        await asyncio.sleep(0.1)  # update 1 is running, getUpdates hands it out again meanwhile
+        pending.append((2, {"update_id": 2}))
+        arrived.set()
+        await asyncio.wait_for(second_done.wait(), 2)  # fetched and handled while 1 still runs
+        assert poller.offset == 1 and not release.is_set()
+        release.set()
+        await asyncio.sleep(0.1)
+        assert poller.offset == 3
+    finally:
+        await poller.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert started == [1, 2]  # each once, though handed out many times
+    assert offsets[-1] == 3 and not pending  # the last getUpdates confirmed both
