@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -119,6 +120,49 @@ class OutboxConfirmations:
 Fetch = Callable[[int | None, float], Awaitable[list[tuple[int, Any]]]]
 
 
+# The shape of a getUpdates answer that lets the updates handed out before be skipped undecoded
+# (`skip_handed_out`): {"ok":true,"result":[{"update_id":N,...},...]}, each update's id its first key, as
+# Telegram's Bot API server writes it (telegram-bot-api's JsonUpdate). Any other shape is decoded whole.
+_OK_RESULT = re.compile(rb'\A\s*\{\s*"ok"\s*:\s*true\s*,\s*"result"\s*:\s*\[')
+_UPDATE_START = re.compile(rb'\{\s*"update_id"\s*:\s*(\d+)')  # an update whose first key is its id
+_UPDATE_KEY = re.compile(rb'"update_id"\s*:')  # anywhere (a quote inside a JSON string is escaped)
+
+
+def skip_handed_out(raw: bytes, below: int) -> tuple[list[int], list[Any]] | None:
+    """A getUpdates answer split into the ids of its updates numbered below `below` (handed out before:
+    not decoded) and the rest, decoded; None when the answer is not in the expected shape (the caller then
+    decodes it whole).
+
+    Safe by construction: every update holds exactly one "update_id" key and a JSON string cannot hold the
+    quote that opens one, so when the part skipped has as many "update_id" keys as updates recognised there
+    by a leading "update_id" (each with its number), nothing in it went unrecognised."""
+    head = _OK_RESULT.match(raw)
+    body = raw.rstrip()
+    if head is None or not body.endswith(b"}"):
+        return None
+    body = body[:-1].rstrip()
+    if not body.endswith(b"]"):
+        return None
+    end = len(body) - 1  # the result array's closing bracket
+    skipped: list[int] = []
+    cut = end
+    for m in _UPDATE_START.finditer(raw, head.end(), end):
+        update_id = int(m.group(1))
+        if update_id >= below:
+            cut = m.start()
+            break
+        skipped.append(update_id)
+    if len(_UPDATE_KEY.findall(raw, head.end(), cut)) != len(skipped):
+        return None
+    if cut == end:
+        return skipped, []
+    try:
+        fresh = orjson.loads(b"[" + raw[cut:end + 1])
+    except ValueError:
+        return None
+    return skipped, fresh
+
+
 class RawUpdates:
     """getUpdates over our own HTTP client (`BotApiHttp`), the updates left as the Bot API's JSON dicts: a
     `Fetch` for `ConfirmingPoller`.
@@ -127,8 +171,9 @@ class RawUpdates:
     updates from it on, mostly ones already started or finished here (under load, dozens per call). A
     library parses each into its model objects (aiogram: pydantic) only for the poller to skip them, and
     the runner turned the new ones back into dicts for the translation (`incoming_from_update`); measured
-    with bench/e2e_bench.py that was a good part of the bot's CPU. Here a skipped update costs its share
-    of one `orjson.loads`.
+    with bench/e2e_bench.py that was a good part of the bot's CPU. Here the updates this object handed out
+    before come back as (update_id, None), not decoded (`skip_handed_out`; decoding them was still ~4% of the
+    bot's CPU under load, py-spy); the poller skips them by their id.
     """
 
     def __init__(self, url: str, allowed_updates: list[str]) -> None:
@@ -136,22 +181,32 @@ class RawUpdates:
         base, _, self._method = url.rpartition("/")
         self._http = BotApiHttp(base + "/", limit=1)
         self._allowed = allowed_updates
+        self._handed_out = 0  # one past the highest update id returned decoded
 
-    async def __call__(self, offset: int | None, wait: float) -> list[tuple[int, dict[str, Any]]]:
+    async def __call__(self, offset: int | None, wait: float) -> list[tuple[int, Any]]:
         payload: dict[str, Any] = {"timeout": int(wait), "allowed_updates": self._allowed}
         if offset:
             payload["offset"] = offset
         status, raw = await self._http.post(self._method, orjson.dumps(payload), time_limit=int(wait) + 10)
-        try:
-            # orjson: under load each getUpdates body holds dozens of updates handed out again (see
-            # above); the stdlib's decoder took ~1 ms per call of the bot's CPU (bench --profile).
-            body = orjson.loads(raw)
-        except ValueError:  # orjson.JSONDecodeError is one
-            body = None
-        if not isinstance(body, dict) or not body.get("ok"):
-            desc = body.get("description") if isinstance(body, dict) else "not the Bot API's JSON"
-            raise RuntimeError(f"getUpdates: HTTP {status}: {desc}")
-        return [(int(u["update_id"]), u) for u in body.get("result") or []]
+        split = skip_handed_out(raw, self._handed_out) if status == 200 and self._handed_out else None
+        if split is not None:
+            skipped, fresh = split
+            out: list[tuple[int, Any]] = [(i, None) for i in skipped]
+        else:
+            try:
+                # orjson: the stdlib's decoder took ~1 ms per call of the bot's CPU (bench --profile).
+                body = orjson.loads(raw)
+            except ValueError:  # orjson.JSONDecodeError is one
+                body = None
+            if not isinstance(body, dict) or not body.get("ok"):
+                desc = body.get("description") if isinstance(body, dict) else "not the Bot API's JSON"
+                raise RuntimeError(f"getUpdates: HTTP {status}: {desc}")
+            fresh, out = body.get("result") or [], []
+        for u in fresh:
+            update_id = int(u["update_id"])
+            out.append((update_id, u))
+            self._handed_out = max(self._handed_out, update_id + 1)
+        return out
 
     async def close(self) -> None:
         await self._http.close()
