@@ -117,47 +117,61 @@ class OutboxConfirmations:
 Fetch = Callable[[int | None, float], Awaitable[list[tuple[int, Any]]]]
 
 
-# The shape of a getUpdates answer that lets the updates handed out before be skipped undecoded
+# The shape of a getUpdates answer that lets the updates handed out before be left undecoded
 # (`skip_handed_out`): {"ok":true,"result":[{"update_id":N,...},...]}, each update's id its first key, as
 # Telegram's Bot API server writes it (telegram-bot-api's JsonUpdate). Any other shape is decoded whole.
 _OK_RESULT = re.compile(rb'\A\s*\{\s*"ok"\s*:\s*true\s*,\s*"result"\s*:\s*\[')
-_UPDATE_START = re.compile(rb'\{\s*"update_id"\s*:\s*(\d+)')  # an update whose first key is its id
-_UPDATE_KEY = re.compile(rb'"update_id"\s*:')  # anywhere (a quote inside a JSON string is escaped)
+_ID_VALUE = re.compile(rb'\s*:\s*(\d+)')
+_KEY = b'"update_id"'  # a JSON string cannot hold it: a quote inside a string is escaped
+_SPACE = b" \t\r\n"
 
 
-def skip_handed_out(raw: bytes, below: int) -> tuple[list[int], list[Any]] | None:
-    """A getUpdates answer split into the ids of its updates numbered below `below` (handed out before:
-    not decoded) and the rest, decoded; None when the answer is not in the expected shape (the caller then
-    decodes it whole).
+def skip_handed_out(raw: bytes, below: int) -> tuple[int | None, list[Any]] | None:
+    """A getUpdates answer's updates numbered from `below` on, decoded, and the id of the last one below it
+    (handed out before, none of them decoded; None if there is none); None when the answer is not in the
+    expected shape (the caller then decodes it whole).
 
-    Safe by construction: every update holds exactly one "update_id" key and a JSON string cannot hold the
-    quote that opens one, so when the part skipped has as many "update_id" keys as updates recognised there
-    by a leading "update_id" (each with its number), nothing in it went unrecognised."""
+    The updates of an answer come in increasing order of their ids (Telegram numbers them in sequence; the
+    poller's offset relies on it too), so only the new ones at the end are looked at: each found from the
+    end by its "update_id" key, which must open its object, and the decoded tail must hold exactly them."""
     head = _OK_RESULT.match(raw)
-    body = raw.rstrip()
-    if head is None or not body.endswith(b"}"):
+    if head is None:
         return None
-    body = body[:-1].rstrip()
-    if not body.endswith(b"]"):
+    start, end = head.end(), len(raw) - 1
+    while end > start and raw[end] in _SPACE:
+        end -= 1
+    if raw[end] != 0x7D:  # "}"
         return None
-    end = len(body) - 1  # the result array's closing bracket
-    skipped: list[int] = []
-    cut = end
-    for m in _UPDATE_START.finditer(raw, head.end(), end):
-        update_id = int(m.group(1))
-        if update_id >= below:
-            cut = m.start()
+    end -= 1
+    while end > start and raw[end] in _SPACE:
+        end -= 1
+    if raw[end] != 0x5D:  # "]": the result array's end
+        return None
+    fresh: list[int] = []  # ids from the end
+    last_old: int | None = None
+    cut = pos = end
+    while (k := raw.rfind(_KEY, start, pos)) >= 0:
+        brace = k - 1
+        while brace > start and raw[brace] in _SPACE:
+            brace -= 1
+        value = _ID_VALUE.match(raw, k + len(_KEY))
+        if raw[brace] != 0x7B or value is None:  # "{": not an update's leading key
+            return None
+        update_id = int(value.group(1))
+        if update_id < below:
+            last_old = update_id
             break
-        skipped.append(update_id)
-    if len(_UPDATE_KEY.findall(raw, head.end(), cut)) != len(skipped):
-        return None
-    if cut == end:
-        return skipped, []
+        fresh.append(update_id)
+        cut = pos = brace
+    if not fresh:
+        return last_old, []
     try:
-        fresh = orjson.loads(b"[" + raw[cut:end + 1])
+        updates = orjson.loads(b"[" + raw[cut:end + 1])
     except ValueError:
         return None
-    return skipped, fresh
+    if [u.get("update_id") if isinstance(u, dict) else None for u in updates] != fresh[::-1]:
+        return None
+    return last_old, updates
 
 
 class RawUpdates:
@@ -169,8 +183,9 @@ class RawUpdates:
     library parses each into its model objects (aiogram: pydantic) only for the poller to skip them, and
     the runner turned the new ones back into dicts for the translation (`incoming_from_update`); measured
     with bench/e2e_bench.py that was a good part of the bot's CPU. Here the updates this object handed out
-    before come back as (update_id, None), not decoded (`skip_handed_out`; decoding them was still ~4% of the
-    bot's CPU under load, py-spy); the poller skips them by their id.
+    before are not decoded again (`skip_handed_out`; decoding them was still ~4% of the bot's CPU under load
+    on PostgreSQL, py-spy): they are left out, and the last of them comes back as (update_id, None), so the
+    poller knows the answer held updates still in progress.
     """
 
     def __init__(self, url: str, allowed_updates: list[str]) -> None:
@@ -187,8 +202,8 @@ class RawUpdates:
         status, raw = await self._http.post(self._method, orjson.dumps(payload), time_limit=int(wait) + 10)
         split = skip_handed_out(raw, self._handed_out) if status == 200 and self._handed_out else None
         if split is not None:
-            skipped, fresh = split
-            out: list[tuple[int, Any]] = [(i, None) for i in skipped]
+            last_old, fresh = split
+            out: list[tuple[int, Any]] = [] if last_old is None else [(last_old, None)]
         else:
             try:
                 # orjson: the stdlib's decoder took ~1 ms per call of the bot's CPU (bench --profile).

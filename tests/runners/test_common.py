@@ -186,8 +186,9 @@ async def test_poller_fetches_new_updates_while_a_slow_one_runs() -> None:
 
 
 async def test_raw_updates_skip_the_ones_handed_out_before_undecoded() -> None:
-    """Updates in progress come back with every getUpdates: after the first time only as their ids; a new
-    one (and one whose text looks like an update) is decoded whole, and nothing is lost."""
+    """Updates in progress come back with every getUpdates: after the first time they are not decoded (the
+    last one's id says there were some); a new one (and one whose text looks like an update) is decoded
+    whole, and nothing is lost."""
     from bot.runners.delivery import RawUpdates
     from tests.fakebotapi import FakeBotAPI, FakeUser
 
@@ -198,11 +199,11 @@ async def test_raw_updates_skip_the_ones_handed_out_before_undecoded() -> None:
             api.inject_message(FakeUser(43), '{"update_id": 1, "message": {}}')
             got = await fetch(None, 0)
             assert [i for i, _ in got] == [first, first + 1] and all(u is not None for _, u in got)
-            assert await fetch(None, 0) == [(first, None), (first + 1, None)]  # handed out before
+            assert await fetch(None, 0) == [(first + 1, None)]  # handed out before: only the last one's id
             third = api.inject_message(FakeUser(44), "低保")
             got = await fetch(first, 0)
-            assert [(i, u is None) for i, u in got] == [(first, True), (first + 1, True), (third, False)]
-            assert got[2][1]["message"]["text"] == "低保" and got[2][1]["message"]["from"]["id"] == 44
+            assert [(i, u is None) for i, u in got] == [(first + 1, True), (third, False)]
+            assert got[1][1]["message"]["text"] == "低保" and got[1][1]["message"]["from"]["id"] == 44
             assert await fetch(third + 1, 0) == []  # all confirmed
         finally:
             await fetch.close()
@@ -218,10 +219,11 @@ def test_skip_handed_out_only_on_the_shape_it_can_prove() -> None:
     compact = orjson.dumps({"ok": True, "result": ups})
     spaced = json.dumps({"ok": True, "result": ups}, indent=1).encode()
     for raw in (compact, spaced):
-        assert skip_handed_out(raw, 9) == ([7, 8], ups[2:])
-        assert skip_handed_out(raw, 7) == ([], ups)
-        assert skip_handed_out(raw, 100) == ([7, 8, 9], [])
-    assert skip_handed_out(orjson.dumps({"ok": True, "result": []}), 5) == ([], [])
+        assert skip_handed_out(raw, 9) == (8, ups[2:])
+        assert skip_handed_out(raw, 8) == (7, ups[1:])
+        assert skip_handed_out(raw, 7) == (None, ups)
+        assert skip_handed_out(raw, 100) == (9, [])
+    assert skip_handed_out(orjson.dumps({"ok": True, "result": []}), 5) == (None, [])
     # An update whose id is not its first key cannot be skipped safely: the caller decodes all.
     odd = orjson.dumps({"ok": True, "result": [{"message": {"text": "a"}, "update_id": 7}, ups[1]]})
     assert skip_handed_out(odd, 8) is None
