@@ -72,8 +72,10 @@ class StubCore:
 
     def __init__(self) -> None:
         from bot.clock import SystemClock
+        from bot.settings import Settings
 
         self.clock = SystemClock("Asia/Shanghai")
+        self.settings = Settings()  # the bridge's in-flight limit (Settings.updates_in_flight)
         self.handled = 0
         self.confirmed = 0
         self.files: Any = None

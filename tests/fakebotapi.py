@@ -163,7 +163,11 @@ class FakeBotAPI:
     # ------------------------------------------------------------------ injecting updates
     def inject_update(self, update: Json) -> int:
         """Queue a raw update (an update_id is assigned if missing); returns its update_id."""
-        update.setdefault("update_id", next(self._update_seq))
+        if "update_id" not in update:  # the first key, as Telegram writes it (RawUpdates skips by it)
+            rest = dict(update)
+            update.clear()
+            update["update_id"] = next(self._update_seq)
+            update.update(rest)
         self._updates.append(update)
         chat = _chat_of(update)
         if chat is not None:

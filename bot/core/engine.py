@@ -652,8 +652,8 @@ class Core:
                     return
                 keys, self._sent_keys = self._sent_keys, []
                 params = {"keys": keys, "now": self.clock.now()}
-            async with self.sessions() as s, s.begin():
-                await s.execute(statement, params)
+            async with self._db.begin() as c:  # a Core statement: no ORM session needed
+                await c.execute(statement, params)
             return
         async with self._update_lock:
             conn = self._update_conn

@@ -27,8 +27,6 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import (
-    BotCommand,
-    BotCommandScopeChat,
     BufferedInputFile,
     InlineKeyboardMarkup,
     ReplyKeyboardMarkup,
@@ -112,11 +110,12 @@ def _markup(markup: Markup | None) -> AnyMarkup | None:
 class AiogramTransport:
     """The Transport port over an aiogram Bot: executes Outgoing actions, downloads user files.
 
-    Text messages and button answers (nearly every action) go out as plain JSON POSTs (`HttpTransport`, the
-    same Bot API shapes and error mapping the outbox sender uses, on its own keep-alive connections):
-    aiogram's request and answer models cost more CPU than the rest of a reply (bench/e2e_bench.py).
-    Photos, documents, menus, "typing…" and downloads go through aiogram. `close()` closes the JSON
-    client's connections (aiogram's session is closed with the Bot)."""
+    Text messages, button answers, menus and "typing…" (every action but a photo or document) go out as
+    plain JSON POSTs (`HttpTransport`, the same Bot API shapes and error mapping the outbox sender uses, on
+    its own keep-alive connections): aiogram's request and answer models and its aiohttp request cost
+    more CPU than the rest of a reply (bench/e2e_bench.py; "typing…" is sent when the bot is slow, i.e.
+    under load). Photos, documents and downloads go through aiogram. `close()` closes the JSON client's
+    connections (aiogram's session is closed with the Bot)."""
 
     channel = CHANNEL
 
@@ -132,10 +131,12 @@ class AiogramTransport:
         """Send one action; Bot API failures become the core's SendError subclasses."""
         if isinstance(action, Reply) and action.photo is None and action.document is None:
             return await self.wire.send_text(action)
-        if isinstance(action, AnswerCallback):
+        if isinstance(action, AnswerCallback | SetCommands):
             return await self.wire.send(action)
+        if not isinstance(action, Reply):
+            raise SendError(f"unsupported action {action!r}")
         try:
-            return await self._send(action)
+            return await self._reply(action)
         except TelegramRetryAfter as e:
             raise classify_error(429, e.message, e.retry_after) from e
         except TelegramForbiddenError as e:
@@ -151,20 +152,6 @@ class AiogramTransport:
             raise classify_error(400, e.message) from e
         except TelegramAPIError as e:
             raise SendError(e.message) from e
-
-    async def _send(self, action: Outgoing) -> str | None:
-        if isinstance(action, Reply):
-            return await self._reply(action)
-        if isinstance(action, AnswerCallback):
-            await self.bot.answer_callback_query(action.callback_id, text=action.text, show_alert=action.alert)
-            return None
-        if isinstance(action, SetCommands):
-            await self.bot.set_my_commands(
-                [BotCommand(command=c, description=d[:256] or c) for c, d in action.commands],
-                scope=BotCommandScopeChat(chat_id=chat_id_value(action.chat_id)),
-            )
-            return None
-        raise SendError(f"unsupported action {action!r}")
 
     async def _reply(self, r: Reply) -> str | None:
         chat = chat_id_value(r.chat_id)
@@ -203,10 +190,7 @@ class AiogramTransport:
 
     async def typing(self, chat_id: str) -> None:
         """Show "typing…" in the chat."""
-        try:
-            await self.bot.send_chat_action(chat_id_value(chat_id), "typing")
-        except TelegramAPIError as e:
-            raise SendError(e.message) from e
+        await self.wire.typing(chat_id)
 
     async def download(self, file_id: str) -> bytes:
         """getFile, then fetch the bytes from the file endpoint."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -116,6 +117,63 @@ class OutboxConfirmations:
 Fetch = Callable[[int | None, float], Awaitable[list[tuple[int, Any]]]]
 
 
+# The shape of a getUpdates answer that lets the updates handed out before be left undecoded
+# (`skip_handed_out`): {"ok":true,"result":[{"update_id":N,...},...]}, each update's id its first key, as
+# Telegram's Bot API server writes it (telegram-bot-api's JsonUpdate). Any other shape is decoded whole.
+_OK_RESULT = re.compile(rb'\A\s*\{\s*"ok"\s*:\s*true\s*,\s*"result"\s*:\s*\[')
+_ID_VALUE = re.compile(rb'\s*:\s*(\d+)')
+_KEY = b'"update_id"'  # a JSON string cannot hold it: a quote inside a string is escaped
+_SPACE = b" \t\r\n"
+
+
+def skip_handed_out(raw: bytes, below: int) -> tuple[int | None, list[Any]] | None:
+    """A getUpdates answer's updates numbered from `below` on, decoded, and the id of the last one below it
+    (handed out before, none of them decoded; None if there is none); None when the answer is not in the
+    expected shape (the caller then decodes it whole).
+
+    The updates of an answer come in increasing order of their ids (Telegram numbers them in sequence; the
+    poller's offset relies on it too), so only the new ones at the end are looked at: each found from the
+    end by its "update_id" key, which must open its object, and the decoded tail must hold exactly them."""
+    head = _OK_RESULT.match(raw)
+    if head is None:
+        return None
+    start, end = head.end(), len(raw) - 1
+    while end > start and raw[end] in _SPACE:
+        end -= 1
+    if raw[end] != 0x7D:  # "}"
+        return None
+    end -= 1
+    while end > start and raw[end] in _SPACE:
+        end -= 1
+    if raw[end] != 0x5D:  # "]": the result array's end
+        return None
+    fresh: list[int] = []  # ids from the end
+    last_old: int | None = None
+    cut = pos = end
+    while (k := raw.rfind(_KEY, start, pos)) >= 0:
+        brace = k - 1
+        while brace > start and raw[brace] in _SPACE:
+            brace -= 1
+        value = _ID_VALUE.match(raw, k + len(_KEY))
+        if raw[brace] != 0x7B or value is None:  # "{": not an update's leading key
+            return None
+        update_id = int(value.group(1))
+        if update_id < below:
+            last_old = update_id
+            break
+        fresh.append(update_id)
+        cut = pos = brace
+    if not fresh:
+        return last_old, []
+    try:
+        updates = orjson.loads(b"[" + raw[cut:end + 1])
+    except ValueError:
+        return None
+    if [u.get("update_id") if isinstance(u, dict) else None for u in updates] != fresh[::-1]:
+        return None
+    return last_old, updates
+
+
 class RawUpdates:
     """getUpdates over our own HTTP client (`BotApiHttp`), the updates left as the Bot API's JSON dicts: a
     `Fetch` for `ConfirmingPoller`.
@@ -124,8 +182,10 @@ class RawUpdates:
     updates from it on, mostly ones already started or finished here (under load, dozens per call). A
     library parses each into its model objects (aiogram: pydantic) only for the poller to skip them, and
     the runner turned the new ones back into dicts for the translation (`incoming_from_update`); measured
-    with bench/e2e_bench.py that was a good part of the bot's CPU. Here a skipped update costs its share
-    of one `orjson.loads`.
+    with bench/e2e_bench.py that was a good part of the bot's CPU. Here the updates this object handed out
+    before are not decoded again (`skip_handed_out`; decoding them was still ~4% of the bot's CPU under load
+    on PostgreSQL, py-spy): they are left out, and the last of them comes back as (update_id, None), so the
+    poller knows the answer held updates still in progress.
     """
 
     def __init__(self, url: str, allowed_updates: list[str]) -> None:
@@ -133,22 +193,32 @@ class RawUpdates:
         base, _, self._method = url.rpartition("/")
         self._http = BotApiHttp(base + "/", limit=1)
         self._allowed = allowed_updates
+        self._handed_out = 0  # one past the highest update id returned decoded
 
-    async def __call__(self, offset: int | None, wait: float) -> list[tuple[int, dict[str, Any]]]:
+    async def __call__(self, offset: int | None, wait: float) -> list[tuple[int, Any]]:
         payload: dict[str, Any] = {"timeout": int(wait), "allowed_updates": self._allowed}
         if offset:
             payload["offset"] = offset
         status, raw = await self._http.post(self._method, orjson.dumps(payload), time_limit=int(wait) + 10)
-        try:
-            # orjson: under load each getUpdates body holds dozens of updates handed out again (see
-            # above); the stdlib's decoder took ~1 ms per call of the bot's CPU (bench --profile).
-            body = orjson.loads(raw)
-        except ValueError:  # orjson.JSONDecodeError is one
-            body = None
-        if not isinstance(body, dict) or not body.get("ok"):
-            desc = body.get("description") if isinstance(body, dict) else "not the Bot API's JSON"
-            raise RuntimeError(f"getUpdates: HTTP {status}: {desc}")
-        return [(int(u["update_id"]), u) for u in body.get("result") or []]
+        split = skip_handed_out(raw, self._handed_out) if status == 200 and self._handed_out else None
+        if split is not None:
+            last_old, fresh = split
+            out: list[tuple[int, Any]] = [] if last_old is None else [(last_old, None)]
+        else:
+            try:
+                # orjson: the stdlib's decoder took ~1 ms per call of the bot's CPU (bench --profile).
+                body = orjson.loads(raw)
+            except ValueError:  # orjson.JSONDecodeError is one
+                body = None
+            if not isinstance(body, dict) or not body.get("ok"):
+                desc = body.get("description") if isinstance(body, dict) else "not the Bot API's JSON"
+                raise RuntimeError(f"getUpdates: HTTP {status}: {desc}")
+            fresh, out = body.get("result") or [], []
+        for u in fresh:
+            update_id = int(u["update_id"])
+            out.append((update_id, u))
+            self._handed_out = max(self._handed_out, update_id + 1)
+        return out
 
     async def close(self) -> None:
         await self._http.close()
@@ -163,6 +233,8 @@ class ConfirmingPoller:
     the lowest update still in progress, so Telegram keeps (and hands out again after a crash) every
     update not finished. Updates handed out again while still in progress here are not started twice.
     """
+
+    STALE_WAIT = 0.05  # seconds; see run()
 
     def __init__(self, fetch: Fetch, process: Callable[[Any], Awaitable[Any]], timeout: float = 30) -> None:
         self.fetch = fetch
@@ -213,8 +285,11 @@ class ConfirmingPoller:
                 task = asyncio.create_task(self._one(update_id, upd))
                 self._running[update_id] = task
             if batch and not fresh and self._running:
-                # Only updates still in progress came back: wait for one to finish before asking again.
-                await asyncio.wait(set(self._running.values()), return_when=asyncio.FIRST_COMPLETED)
+                # Only updates still in progress came back (getUpdates answers at once while any is): wait
+                # for one to finish before asking again, but not longer than STALE_WAIT — one slow update
+                # (a long report, a download) must not keep everybody else's new messages unfetched.
+                await asyncio.wait(set(self._running.values()), timeout=self.STALE_WAIT,
+                                   return_when=asyncio.FIRST_COMPLETED)
 
     async def _one(self, update_id: int, upd: Any) -> None:
         try:

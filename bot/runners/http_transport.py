@@ -33,7 +33,7 @@ from bot.core.types import (
 )
 from bot.runners.botapi_http import BotApiHttp, RequestNotSent, ResponseLost
 from bot.runners.render import photo_upload, telegram_parse_mode
-from bot.runners.telegram_common import classify_error, fits_caption, markup_to_api, split_text
+from bot.runners.telegram_common import chat_id_value, classify_error, fits_caption, markup_to_api, split_text
 
 DEFAULT_API_URL = "https://api.telegram.org"
 
@@ -131,11 +131,15 @@ class HttpTransport:
             return None
         if isinstance(action, SetCommands):
             await self.call("setMyCommands", {
-                "commands": [{"command": c, "description": d} for c, d in action.commands],
-                "scope": {"type": "chat", "chat_id": action.chat_id},
+                "commands": [{"command": c, "description": d[:256] or c} for c, d in action.commands],
+                "scope": {"type": "chat", "chat_id": chat_id_value(action.chat_id)},
             })
             return None
         raise TypeError(f"cannot send {type(action).__name__}")
+
+    async def typing(self, chat_id: str) -> None:
+        """Show "typing…" in the chat (sendChatAction)."""
+        await self.call("sendChatAction", {"chat_id": chat_id_value(chat_id), "action": "typing"})
 
     async def _send_reply(self, r: Reply) -> str | None:
         markup = markup_json(r.markup)

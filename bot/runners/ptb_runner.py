@@ -4,8 +4,8 @@ aiohttp handler (PTB's own webhook server answers Telegram before the update is 
 Updates come in as the Bot API's JSON (our own getUpdates loop, `RawUpdates` + `ConfirmingPoller`, or
 `webhook_handler`), are translated from those dicts and handed to `core.handle`, different users'
 concurrently and one user's strictly in order (`process_update`); PTB's Update objects and handlers
-are not on that path (they only cost CPU: bench/e2e_bench.py). PTB's Bot sends photos, documents and
-menus, answers getMe, sets the webhook and downloads files.
+are not on that path (they only cost CPU: bench/e2e_bench.py). PTB's Bot sends photos and documents,
+answers getMe, sets the webhook and downloads files.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import (
-    BotCommand,
-    BotCommandScopeChat,
     InlineKeyboardMarkup,
     InputFile,
     ReplyKeyboardMarkup,
@@ -75,10 +73,11 @@ def _seconds(value: int | float | timedelta) -> float:
 class PTBTransport:
     """The Transport port over a python-telegram-bot Bot.
 
-    Text messages and button answers (nearly every action) go out as plain JSON POSTs (`HttpTransport`,
-    the same Bot API shapes and error mapping the outbox sender uses): PTB's request and answer objects
-    cost more CPU than the rest of a reply (bench/e2e_bench.py). Photos, documents, menus, "typing…" and
-    downloads go through PTB. `close()` closes the JSON client."""
+    Text messages, button answers, menus and "typing…" (every action but a photo or document) go out as
+    plain JSON POSTs (`HttpTransport`, the same Bot API shapes and error mapping the outbox sender uses):
+    PTB's request and answer objects and its httpx request (logged at INFO by httpx, each) cost more CPU
+    than the rest of a reply (bench/e2e_bench.py; "typing…" is sent when the bot is slow, i.e. under
+    load). Photos, documents and downloads go through PTB. `close()` closes the JSON client."""
 
     channel = CHANNEL
 
@@ -93,10 +92,12 @@ class PTBTransport:
         """Send one action; Bot API failures become the core's SendError subclasses."""
         if isinstance(action, Reply) and action.photo is None and action.document is None:
             return await self.wire.send_text(action)
-        if isinstance(action, AnswerCallback):
+        if isinstance(action, AnswerCallback | SetCommands):
             return await self.wire.send(action)
+        if not isinstance(action, Reply):
+            raise SendError(f"unsupported action {action!r}")
         try:
-            return await self._send(action)
+            return await self._reply(action)
         except RetryAfter as e:
             raise classify_error(429, e.message, _seconds(e._retry_after)) from e
         except Forbidden as e:
@@ -109,20 +110,6 @@ class PTBTransport:
             if e.message == "Invalid server response":  # a 2xx whose body is not JSON: it may have been sent
                 raise OutcomeUnknown(e.message) from e
             raise SendError(e.message) from e
-
-    async def _send(self, action: Outgoing) -> str | None:
-        if isinstance(action, Reply):
-            return await self._reply(action)
-        if isinstance(action, AnswerCallback):
-            await self.bot.answer_callback_query(action.callback_id, text=action.text, show_alert=action.alert)
-            return None
-        if isinstance(action, SetCommands):
-            await self.bot.set_my_commands(
-                [BotCommand(c, d[:256] or c) for c, d in action.commands],
-                scope=BotCommandScopeChat(chat_id_value(action.chat_id)),
-            )
-            return None
-        raise SendError(f"unsupported action {action!r}")
 
     async def _reply(self, r: Reply) -> str | None:
         chat = chat_id_value(r.chat_id)
@@ -156,10 +143,7 @@ class PTBTransport:
 
     async def typing(self, chat_id: str) -> None:
         """Show "typing…" in the chat."""
-        try:
-            await self.bot.send_chat_action(chat_id_value(chat_id), "typing")
-        except TelegramError as e:
-            raise SendError(e.message) from e
+        await self.wire.typing(chat_id)
 
     async def download(self, file_id: str) -> bytes:
         """getFile, then fetch the bytes from the file endpoint."""

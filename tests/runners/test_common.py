@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from typing import Any
 
 import pytest
@@ -131,3 +133,100 @@ async def test_raw_updates_are_dicts_and_conflicts_raise() -> None:
             assert api.token not in str(e.value)  # the URL (and its token) is never in the error
         finally:
             await fetch.close()
+
+
+async def test_poller_fetches_new_updates_while_a_slow_one_runs() -> None:
+    """getUpdates keeps handing out an update in progress (the offset cannot pass it); a slow one must
+    not hold back another person's new message, and the offset moves past both once they finish."""
+    from bot.runners.delivery import ConfirmingPoller
+
+    pending: list[tuple[int, dict[str, Any]]] = [(1, {"update_id": 1})]
+    offsets: list[int | None] = []
+    arrived = asyncio.Event()
+
+    async def fetch(offset: int | None, wait: float) -> list[tuple[int, dict[str, Any]]]:
+        offsets.append(offset)
+        if offset:
+            pending[:] = [(i, u) for i, u in pending if i >= offset]  # confirmed: Telegram forgets them
+        if not pending and wait:
+            arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), wait)
+        return list(pending)
+
+    release, second_done = asyncio.Event(), asyncio.Event()
+    started: list[int] = []
+
+    async def process(update: dict[str, Any]) -> None:
+        started.append(update["update_id"])
+        if update["update_id"] == 1:
+            await release.wait()  # a slow report
+        else:
+            second_done.set()
+
+    poller = ConfirmingPoller(fetch, process, timeout=1)
+    task = asyncio.create_task(poller.run())
+    try:
+        await poller.started.wait()
+        await asyncio.sleep(0.1)  # update 1 is running, getUpdates hands it out again meanwhile
+        pending.append((2, {"update_id": 2}))
+        arrived.set()
+        await asyncio.wait_for(second_done.wait(), 2)  # fetched and handled while 1 still runs
+        assert poller.offset == 1 and not release.is_set()
+        release.set()
+        await asyncio.sleep(0.1)
+        assert poller.offset == 3
+    finally:
+        await poller.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert started == [1, 2]  # each once, though handed out many times
+    assert offsets[-1] == 3 and not pending  # the last getUpdates confirmed both
+
+
+async def test_raw_updates_skip_the_ones_handed_out_before_undecoded() -> None:
+    """Updates in progress come back with every getUpdates: after the first time they are not decoded (the
+    last one's id says there were some); a new one (and one whose text looks like an update) is decoded
+    whole, and nothing is lost."""
+    from bot.runners.delivery import RawUpdates
+    from tests.fakebotapi import FakeBotAPI, FakeUser
+
+    async with FakeBotAPI() as api:
+        fetch = RawUpdates(f"{api.url}/bot{api.token}/getUpdates", ["message", "callback_query"])
+        try:
+            first = api.inject_message(FakeUser(42), "/help")
+            api.inject_message(FakeUser(43), '{"update_id": 1, "message": {}}')
+            got = await fetch(None, 0)
+            assert [i for i, _ in got] == [first, first + 1] and all(u is not None for _, u in got)
+            assert await fetch(None, 0) == [(first + 1, None)]  # handed out before: only the last one's id
+            third = api.inject_message(FakeUser(44), "低保")
+            got = await fetch(first, 0)
+            assert [(i, u is None) for i, u in got] == [(first + 1, True), (third, False)]
+            assert got[1][1]["message"]["text"] == "低保" and got[1][1]["message"]["from"]["id"] == 44
+            assert await fetch(third + 1, 0) == []  # all confirmed
+        finally:
+            await fetch.close()
+
+
+def test_skip_handed_out_only_on_the_shape_it_can_prove() -> None:
+    import orjson
+
+    from bot.runners.delivery import skip_handed_out
+
+    ups = [{"update_id": 7, "message": {"text": '{"update_id":99}'}}, {"update_id": 8, "message": {"text": "b"}},
+           {"update_id": 9, "callback_query": {"data": "c"}}]
+    compact = orjson.dumps({"ok": True, "result": ups})
+    spaced = json.dumps({"ok": True, "result": ups}, indent=1).encode()
+    for raw in (compact, spaced):
+        assert skip_handed_out(raw, 9) == (8, ups[2:])
+        assert skip_handed_out(raw, 8) == (7, ups[1:])
+        assert skip_handed_out(raw, 7) == (None, ups)
+        assert skip_handed_out(raw, 100) == (9, [])
+    assert skip_handed_out(orjson.dumps({"ok": True, "result": []}), 5) == (None, [])
+    # An update whose id is not its first key cannot be skipped safely: the caller decodes all.
+    odd = orjson.dumps({"ok": True, "result": [{"message": {"text": "a"}, "update_id": 7}, ups[1]]})
+    assert skip_handed_out(odd, 8) is None
+    assert skip_handed_out(orjson.dumps({"result": ups, "ok": True}), 9) is None
+    assert skip_handed_out(orjson.dumps({"ok": False, "description": "Conflict"}), 9) is None
+    assert skip_handed_out(b"<html>502</html>", 9) is None

@@ -104,3 +104,28 @@ async def test_failures_map_to_send_errors(transport: Any, api: FakeBotAPI) -> N
         await transport.download("no-such-file")
     fid = api.register_file(b"abc", "documents/a.txt")
     assert await transport.download(fid) == b"abc"
+
+
+async def test_menus_and_typing_on_the_json_wire(transport: Any, api: FakeBotAPI) -> None:
+    """Menus and "typing…" go out as plain JSON POSTs like text (no library request objects): the same
+    Bot API shapes, a description cut to Telegram's 256 characters, failures mapped as for any send, and
+    the next call unaffected."""
+    await transport.send(SetCommands("42", (("help", "帮" * 300), ("visit", "")), channel="telegram"))
+    menu = api.calls("setMyCommands")[-1].params
+    assert menu["scope"] == {"type": "chat", "chat_id": 42}
+    assert menu["commands"] == [{"command": "help", "description": "帮" * 256},
+                                {"command": "visit", "description": "visit"}]
+    await transport.typing("42")
+    action = api.calls("sendChatAction")[-1].params
+    assert action == {"chat_id": 42, "action": "typing"}
+    api.fail_next("sendChatAction", status=429, retry_after=3)
+    with pytest.raises(RetryAfter):
+        await transport.typing("42")
+    api.fail_next("setMyCommands", status=502)
+    with pytest.raises(TransientError):
+        await transport.send(SetCommands("42", (("help", "帮助"),), channel="telegram"))
+    before = len(api.calls("sendChatAction"))
+    await transport.typing("42")  # one-shot faults: the next calls go through
+    assert len(api.calls("sendChatAction")) == before + 1
+    assert await transport.send(Reply("42", "好的", channel="telegram"))
+    assert api.sent[-1]["text"] == "好的"
