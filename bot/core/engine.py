@@ -38,7 +38,7 @@ from bot.core.dialog import (
     new_nonce,
 )
 from bot.core.normalize import normalize_incoming
-from bot.core.pg_hot import HELD, PgHotPath, PgUpdate, guard_pool, user_lock_sql
+from bot.core.pg_hot import HELD, PgHotPath, PgUpdate, guard_pool, guard_reads, user_lock_sql
 from bot.core.router import Route, Router
 from bot.core.services import Services
 from bot.core.sqlite_hot import SqliteHotPath, fetch
@@ -113,6 +113,7 @@ class Core:
         )
         if self._pg is not None:  # never a connection back in the pool with a user's lock held
             guard_pool(self._db.sync_engine.pool)
+            guard_reads(self._db.sync_engine)  # a handler's reads outside the transaction, its writes in it
         # SQLite (either driver): the update's own statements go straight to the DBAPI connection.
         self._sqlite: SqliteHotPath | None = (
             SqliteHotPath(self._db.dialect, self._stmts.save_dialog) if self._db.dialect.name == "sqlite" else None
@@ -235,6 +236,8 @@ class Core:
             account, person, active = opened
             ctx = Ctx(self, session, inc, account, person, self.translator_for(account, person, inc))
             ctx.active_loaded, ctx.active_row = True, active
+            if upd is not None:
+                upd.reads_first()
             await self._dispatch(ctx)
             self._menu(ctx)
             if inc.callback_id and not ctx.callback_answered:
@@ -270,6 +273,7 @@ class Core:
             raise
         finally:
             if upd is not None:
+                upd.leave_reads()
                 upd.later.close()
                 if upd.held:  # failed or cancelled holding the user's lock: rolled back and let go first
                     await upd.release(failure)
@@ -473,6 +477,7 @@ class Core:
         flush, else the session's flush of the rest and its commit."""
         pg = self._pg
         assert pg is not None
+        upd.leave_reads()  # a flush from here on (or this statement, when it is not alone) is one transaction
         sync = session.sync_session
         dialog = active if self._dialog_to_write(sync, active) else None
         if dialog is not None:
