@@ -479,7 +479,7 @@ class Core:
         assert pg is not None
         upd.leave_reads()  # a flush from here on (or this statement, when it is not alone) is one transaction
         sync = session.sync_session
-        dialog = active if self._dialog_to_write(sync, active) else None
+        dialog, dialog_as = self._dialog_write_pg(sync, active)
         if dialog is not None:
             session.expunge(dialog)  # written by the statement below, not by the ORM's flush
         clean = sync._is_clean()
@@ -488,7 +488,9 @@ class Core:
             if not clean:  # the session's writes and this statement: one transaction
                 await upd.begin()
             try:
-                await pg.write(upd.raw, dialog, queued or (), keys, self.clock.now(), upd.later, final=upd)
+                await pg.write(
+                    upd.raw, dialog, queued or (), keys, self.clock.now(), upd.later, final=upd, dialog_as=dialog_as
+                )
             except Exception as e:  # asyncpg's UniqueViolationError names the constraint
                 if upd.dedup is not None and getattr(e, "constraint_name", None) == _PROCESSED_PK:
                     raise _Redelivered from e  # recorded meanwhile: nothing of this update was written
@@ -504,6 +506,21 @@ class Core:
         except BaseException:
             self._sent_keys[:0] = keys  # marked with a later commit instead
             raise
+
+    @classmethod
+    def _dialog_write_pg(cls, session: Session, active: DialogState | None) -> tuple[DialogState | None, str]:
+        """On PostgreSQL the active dialog's row in any of its three changes goes in the finish statement:
+        changed ("": updated by its id, as `_dialog_to_write`), started in this update ("new": inserted; a
+        dialog start costs no flush of its own) or finished / cancelled ("gone": deleted). None: nothing to
+        write, or the ORM's to flush (a row already flushed, or deleted after a flush)."""
+        if active is None:
+            return None, ""
+        state = inspect(active)
+        if state.pending:
+            return active, "new"
+        if state.persistent and active in session.deleted:
+            return active, "gone"
+        return (active, "") if cls._dialog_to_write(session, active) else (None, "")
 
     @staticmethod
     def _dialog_to_write(session: Session, active: DialogState | None) -> bool:

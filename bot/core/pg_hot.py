@@ -432,6 +432,20 @@ class PgHotPath:
             f"$16::timestamptz[]) AS u(k, a, c, ch, r, p, nb, at) " + rest
         )
         # The usual update has one message: its row as one parameter per column (see `_finish_for`).
+        # The dialog row's other two forms (`write`'s `dialog_as`): "new", a row the update started (inserted;
+        # $1 is its account, the dialog's name the parameter after the base statement's); "gone", a row the
+        # update finished or cancelled (deleted; the other values only typed, so the statement stays one).
+        self._dialog_ctes = {
+            "new": (
+                f"WITH d AS (INSERT INTO {q(dia.name)} (account_id, dialog, nonce, step, data, history, active, "
+                f"created_at, updated_at) VALUES ($1, $21, $2, $3, $4::json, $5::json, $6, $7, $8) RETURNING 1), "
+            ),
+            "gone": (
+                f"WITH d AS (DELETE FROM {q(dia.name)} WHERE id = $1 RETURNING $2::varchar, $3::varchar, "
+                f"$4::text, $5::text, $6::boolean, $7::timestamptz, $8::timestamptz), "
+            ),
+        }
+        self._dialog_cte = dialog_cte
         self.finish_one = (
             dialog_cte + outbox_into
             + f"VALUES ($9::varchar, $10::bigint, $11::varchar, $12::varchar, $13::varchar, $14::text::json, "
@@ -451,7 +465,7 @@ class PgHotPath:
         )
         self._final_end = ", (SELECT count(*) FROM pu), (SELECT bool_and(ok) FROM ul)"
         # The finish statement per (one outbox row?, row logs with rows in the update: each a CTE of its own).
-        self._finish_by: dict[tuple[bool, tuple[tuple[RowLog, bool], ...], bool], str] = {}
+        self._finish_by: dict[tuple[bool, tuple[tuple[RowLog, bool], ...], bool, str], str] = {}
         self._row_binds: dict[RowLog, list[Any]] = {}
         # An outbox payload (a serialised Reply) as the SQLite path writes it: Chinese kept as UTF-8.
         self._payload = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
@@ -548,17 +562,17 @@ class PgHotPath:
                     ids.extend(sorted(r[0] for r in rows))
         return ids.popleft()
 
-    def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...], final: bool) -> str:
+    def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...], final: bool, dialog_as: str = "") -> str:
         """The finish statement for one outbox row or any other number (`one`), with an INSERT CTE per row
         log with rows (`Later.rows`) after the base statement's 20 parameters, and when `final` the update's
         end after those (its id, the commit lock, the user's lock let go: 6 parameters). A single row
         goes as one parameter per column (the usual case: one reply, one question; asyncpg encodes a
         one-element array for several times a scalar's cost), several as one array per column, unnested (one
         prepared statement whatever their number). JSON travels as text, cast back."""
-        sql = self._finish_by.get((one, logs, final))
+        sql = self._finish_by.get((one, logs, final, dialog_as))
         if sql is None:
             q = self._quote
-            n = 21
+            n = 22 if dialog_as == "new" else 21
             ctes: list[str] = []
             for i, (log, single) in enumerate(logs):
                 cols = [log.pk, *log.columns]
@@ -582,12 +596,14 @@ class PgHotPath:
                         f"FROM unnest({', '.join(params)}) AS u({aliases}) RETURNING 1)"
                     )
             base = self.finish_one if one else self.finish
+            if dialog_as:
+                base = self._dialog_ctes[dialog_as] + base.removeprefix(self._dialog_cte)
             if final:
                 ctes.append(self._final.format(*range(n, n + 6)))
                 end = self._finish_end + self._final_end
             else:
                 end = self._finish_end
-            sql = self._finish_by[(one, logs, final)] = base + "".join(ctes) + end
+            sql = self._finish_by[(one, logs, final, dialog_as)] = base + "".join(ctes) + end
         return sql
 
     def _binds(self, log: RowLog) -> list[Any]:
@@ -602,12 +618,13 @@ class PgHotPath:
     async def write(
         self, conn: Any, dialog: DialogState | None, outbox: Sequence[tuple[Any, ...]], sent: list[str],
         now: datetime | None, later: Later | None = None, rows: dict[RowLog, list[list[Any]]] | None = None,
-        final: PgUpdate | None = None,
+        final: PgUpdate | None = None, dialog_as: str = "",
     ) -> None:
         """The end-of-update writes in one round trip: the dialog row, outbox rows, sent marks, and what
         `later` holds (its rows, or `rows` given, and the memo); with `final` (the update's end: always sent)
         also the update's id and the user's lock let go, else nothing is sent when there is nothing to write.
-        `later` is emptied: written once."""
+        `later` is emptied: written once. The dialog row is updated by its id, or with `dialog_as` "new"
+        inserted (a row the update started, not in the database yet) or "gone" deleted (finished, cancelled)."""
         memo = None
         if later is not None:
             rows, later.rows = later.rows, {}
@@ -616,8 +633,15 @@ class PgHotPath:
         if final is None and dialog is None and not outbox and not sent and memo is None and not rows:
             return
         d: tuple[Any, ...] = (None,) * 8
-        if dialog is not None:
+        name: tuple[Any, ...] = ()
+        if dialog is None:
+            dialog_as = ""
+        elif dialog_as == "gone":
+            d = (dialog.id, None, None, None, None, None, None, None)
+        else:
             d = tuple(bind(getattr(dialog, name)) for name, bind in self._dialog_binds)
+            if dialog_as == "new":
+                d, name = (dialog.account_id, *d[1:]), (dialog.dialog,)
         one = len(outbox) == 1
         cols: list[Any]
         if one:  # as scalars (`finish_one`)
@@ -646,10 +670,10 @@ class PgHotPath:
         if final is not None:
             extra += final.dedup or (None, None, None, None)
             extra += (USER_LOCK_NS, final.key)
-        sql = self._finish_for(one, tuple(logs), final is not None)
+        sql = self._finish_for(one, tuple(logs), final is not None, dialog_as)
         if PgHotPath.trace is not None:
             PgHotPath.trace(sql)
-        row = await conn.fetchrow(sql, *d, *cols, sent, now, *m, *extra)
+        row = await conn.fetchrow(sql, *d, *cols, sent, now, *m, *name, *extra)
         if final is not None and row[-1] is not True:
             # The lock was not this session's: something between the bot and PostgreSQL (a pooler in
             # transaction mode) does not keep one server session per connection. Then the lock, taken on
