@@ -480,9 +480,9 @@ class Core:
         upd.leave_reads()  # a flush from here on (or this statement, when it is not alone) is one transaction
         sync = session.sync_session
         dialog, dialog_as = self._dialog_write_pg(sync, active)
-        if dialog is not None:
+        clean = not _left_to_flush(sync, dialog)
+        if dialog is not None and not clean:
             session.expunge(dialog)  # written by the statement below, not by the ORM's flush
-        clean = sync._is_clean()
         keys, self._sent_keys = self._sent_keys, []
         try:
             if not clean:  # the session's writes and this statement: one transaction
@@ -520,7 +520,8 @@ class Core:
             return active, "new"
         if state.persistent and active in session.deleted:
             return active, "gone"
-        return (active, "") if cls._dialog_to_write(session, active) else (None, "")
+        # Changed, or only set to what it was: the statement runs either way, so no net-change check.
+        return (active, "") if state.persistent and state.modified else (None, "")
 
     @staticmethod
     def _dialog_to_write(session: Session, active: DialogState | None) -> bool:
@@ -1078,6 +1079,21 @@ class _Redelivered(Exception):
 
 
 _PROCESSED_PK = "pk_processed_updates"
+
+
+def _left_to_flush(session: Session, dialog: DialogState | None) -> bool:
+    """Whether the session holds a change for the ORM to flush, besides the dialog row written by the finish
+    statement: a new or deleted object, or an attribute set to another value than it had (an attribute set
+    to its own value, e.g. /lang choosing the language already chosen, is no change: no BEGIN, no COMMIT)."""
+    if session._is_clean():
+        return False
+    own = None if dialog is None else inspect(dialog)
+    if any(state is not own for state in session._new) or any(state is not own for state in session._deleted):
+        return True
+    return any(
+        state is not own and (obj := state.obj()) is not None and session.is_modified(obj)
+        for state in session.identity_map._modified
+    )
 
 
 def _commit_and_close(session: Session) -> None:
