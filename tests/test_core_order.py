@@ -403,3 +403,40 @@ async def test_reads_run_outside_the_transaction_writes_in_it(
         assert await audits() == 1  # read, then written and committed with the update
     finally:
         await worker.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_memo_and_account_columns_in_one_finish_statement(
+    settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update that keeps a memo value and changes the speaker's language: both written by its finish
+    statement (two round trips), read back by the next update; a change of another column of the account
+    (its display name) is the ORM's, written too."""
+    worker = build_core(settings, clock)
+    r = Router("both")
+
+    @r.command("both")
+    async def both(ctx: Ctx) -> None:
+        await ctx.remember("seen", int(ctx.inc.args or "0"))
+        ctx.account.language = "en" if ctx.account.language != "en" else "zh_CN"
+        if ctx.inc.args == "9":
+            ctx.account.display_name = "renamed"
+        ctx.reply_text("ok")
+
+    @r.command("show")
+    async def show(ctx: Ctx) -> None:
+        ctx.reply_text(f"{ctx.memo.get('seen')} {ctx.account.language} {ctx.account.display_name}")
+
+    core = Core(worker.core.settings, clock, worker.core.sessions, worker.core.catalogs, [r], [],
+                worker.core.services, None)
+    try:
+        await core.handle(_inc(1, "/both 1"))
+        await core.handle(_inc(2, "/both 2"))
+        trips = Trips(monkeypatch)
+        assert _text((await core.handle(_inc(3, "/both 3"))).actions) == "ok"
+        assert trips.n == 2
+        assert _text((await core.handle(_inc(4, "/show"))).actions) == "3 en x"
+        assert _text((await core.handle(_inc(5, "/both 9"))).actions) == "ok"
+        assert _text((await core.handle(_inc(6, "/show"))).actions) == "9 zh_CN renamed"
+    finally:
+        await worker.close()

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.clock import Clock
 from bot.core import limits
@@ -38,7 +39,7 @@ from bot.core.dialog import (
     new_nonce,
 )
 from bot.core.normalize import normalize_incoming
-from bot.core.pg_hot import HELD, PgHotPath, PgUpdate, guard_pool, guard_reads, user_lock_sql
+from bot.core.pg_hot import ACCOUNT_COLUMNS, HELD, PgHotPath, PgUpdate, guard_pool, guard_reads, user_lock_sql
 from bot.core.router import Route, Router
 from bot.core.services import Services
 from bot.core.sqlite_hot import SqliteHotPath, fetch
@@ -245,7 +246,7 @@ class Core:
             queued = self._queue_outbox(ctx) if self._outbox_payload is not None else None
             # Nothing is sent unless this commit succeeded.
             if upd is not None:
-                await self._finish_pg(session, upd, ctx.active_row, queued)
+                await self._finish_pg(session, upd, ctx.active_row, queued, ctx.account)
             elif self._sqlite is not None:
                 await session.run_sync(self._finish_sqlite, ctx.active_row, queued)
             else:
@@ -467,7 +468,8 @@ class Core:
         return account, person, active
 
     async def _finish_pg(
-        self, session: AsyncSession, upd: PgUpdate, active: DialogState | None, queued: list[Any] | None
+        self, session: AsyncSession, upd: PgUpdate, active: DialogState | None, queued: list[Any] | None,
+        account: Account | None = None,
     ) -> None:
         """`_finish` on PostgreSQL: one statement (`PgHotPath.write`, final) writes the dialog row, the outbox
         rows, the sent marks, what handlers left (`Later`: rows, the account's memo) and the update's id, and
@@ -480,6 +482,10 @@ class Core:
         upd.leave_reads()  # a flush from here on (or this statement, when it is not alone) is one transaction
         sync = session.sync_session
         dialog, dialog_as = self._dialog_write_pg(sync, active)
+        changed = _account_changes(account) if account is not None else None
+        if changed:  # written by the statement below: left as loaded, the ORM's flush has nothing of it
+            for key, value in changed.items():
+                set_committed_value(account, key, value)
         clean = not _left_to_flush(sync, dialog)
         if dialog is not None and not clean:
             session.expunge(dialog)  # written by the statement below, not by the ORM's flush
@@ -489,7 +495,8 @@ class Core:
                 await upd.begin()
             try:
                 await pg.write(
-                    upd.raw, dialog, queued or (), keys, self.clock.now(), upd.later, final=upd, dialog_as=dialog_as
+                    upd.raw, dialog, queued or (), keys, self.clock.now(), upd.later, final=upd, dialog_as=dialog_as,
+                    speaker=(account.id, changed) if account is not None and changed else None,
                 )
             except Exception as e:  # asyncpg's UniqueViolationError names the constraint
                 if upd.dedup is not None and getattr(e, "constraint_name", None) == _PROCESSED_PK:
@@ -1079,6 +1086,23 @@ class _Redelivered(Exception):
 
 
 _PROCESSED_PK = "pk_processed_updates"
+
+
+def _account_changes(account: Account) -> dict[str, Any] | None:
+    """The speaker's account columns this update changed, when they are all among those the finish statement
+    writes (`ACCOUNT_COLUMNS`: /lang's language, the menu's scope, the private chat); None when it changed
+    nothing, or something else too (then the ORM flushes the row as usual)."""
+    state = inspect(account)
+    if not state.modified or not state.persistent:
+        return None
+    changed: dict[str, Any] = {}
+    for key in state.committed_state:
+        if not state.attrs[key].history.has_changes():
+            continue
+        if key not in ACCOUNT_COLUMNS:
+            return None
+        changed[key] = getattr(account, key)
+    return changed or None
 
 
 def _left_to_flush(session: Session, dialog: DialogState | None) -> bool:

@@ -107,6 +107,11 @@ def user_lock_sql(channel: str, external_id: str) -> str:
     return f"SELECT pg_advisory_xact_lock({USER_LOCK_NS:d}, {user_lock_key(channel, external_id):d})"
 
 
+#: the speaker's account columns an update may change that the finish statement writes (with the memo),
+#: in the order of its bits 2, 4, 8
+ACCOUNT_COLUMNS = ("language", "commands_scope", "chat_id")
+
+
 #: question ids (any `RowLog`'s) taken from the table's sequence at a time, per process
 ID_BLOCK = 32
 
@@ -421,8 +426,13 @@ class PgHotPath:
             # $17, $18: the keys the runner confirmed sent, and now
             f"s AS (UPDATE {q(out.name)} SET status = '{sent}', sent_at = $18, last_error = '' "
             f"WHERE dedup_key = ANY($17::varchar[]) AND status = '{pending}' RETURNING 1), "
-            # $19, $20: the account whose memo changed (NULL: none) and the memo
-            f"m AS (UPDATE {q(acc.name)} SET memo = $20::json WHERE id = $19 RETURNING 1)"
+            # $19..$24: the speaker's account when its row changed (NULL: not), its memo, which columns are
+            # written (bits: 1 memo, 2 language, 4 commands_scope, 8 chat_id) and the other three's values
+            f"m AS (UPDATE {q(acc.name)} SET memo = CASE WHEN $21::integer & 1 = 0 THEN memo ELSE $20::json END, "
+            f"language = CASE WHEN $21::integer & 2 = 0 THEN language ELSE $22::varchar END, "
+            f"commands_scope = CASE WHEN $21::integer & 4 = 0 THEN commands_scope ELSE $23::varchar END, "
+            f"chat_id = CASE WHEN $21::integer & 8 = 0 THEN chat_id ELSE $24::varchar END "
+            f"WHERE id = $19 RETURNING 1)"
         )
         self.finish = (
             dialog_cte + outbox_into
@@ -438,7 +448,7 @@ class PgHotPath:
         self._dialog_ctes = {
             "new": (
                 f"WITH d AS (INSERT INTO {q(dia.name)} (account_id, dialog, nonce, step, data, history, active, "
-                f"created_at, updated_at) VALUES ($1, $21, $2, $3, $4::json, $5::json, $6, $7, $8) RETURNING 1), "
+                f"created_at, updated_at) VALUES ($1, $25, $2, $3, $4::json, $5::json, $6, $7, $8) RETURNING 1), "
             ),
             "gone": (
                 f"WITH d AS (DELETE FROM {q(dia.name)} WHERE id = $1 RETURNING $2::varchar, $3::varchar, "
@@ -564,7 +574,7 @@ class PgHotPath:
 
     def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...], final: bool, dialog_as: str = "") -> str:
         """The finish statement for one outbox row or any other number (`one`), with an INSERT CTE per row
-        log with rows (`Later.rows`) after the base statement's 20 parameters, and when `final` the update's
+        log with rows (`Later.rows`) after the base statement's 24 parameters, and when `final` the update's
         end after those (its id, the commit lock, the user's lock let go: 6 parameters). A single row
         goes as one parameter per column (the usual case: one reply, one question; asyncpg encodes a
         one-element array for several times a scalar's cost), several as one array per column, unnested (one
@@ -572,7 +582,7 @@ class PgHotPath:
         sql = self._finish_by.get((one, logs, final, dialog_as))
         if sql is None:
             q = self._quote
-            n = 22 if dialog_as == "new" else 21
+            n = 26 if dialog_as == "new" else 25
             ctes: list[str] = []
             for i, (log, single) in enumerate(logs):
                 cols = [log.pk, *log.columns]
@@ -606,6 +616,24 @@ class PgHotPath:
             sql = self._finish_by[(one, logs, final, dialog_as)] = base + "".join(ctes) + end
         return sql
 
+    @staticmethod
+    def _account_write(
+        memo: tuple[int, dict[str, Any] | None] | None, account: tuple[int, dict[str, Any]] | None
+    ) -> tuple[Any, ...]:
+        """Parameters $19..$24 of the finish statement: the account's row id (None: nothing to write), its
+        memo, the bits of the columns written and the values of `ACCOUNT_COLUMNS`."""
+        row_id, memo_value, bits, values = None, None, 0, [None, None, None]
+        if memo is not None:
+            row_id, memo_value, bits = memo[0], memo_json(memo[1]), 1
+        if account is not None:
+            assert row_id is None or row_id == account[0], "the memo and the columns of one account"
+            row_id = account[0]
+            for i, col in enumerate(ACCOUNT_COLUMNS):
+                if col in account[1]:
+                    values[i] = account[1][col]
+                    bits |= 2 << i
+        return (row_id, memo_value, bits, *values)
+
     def _binds(self, log: RowLog) -> list[Any]:
         binds = self._row_binds.get(log)
         if binds is None:
@@ -618,19 +646,21 @@ class PgHotPath:
     async def write(
         self, conn: Any, dialog: DialogState | None, outbox: Sequence[tuple[Any, ...]], sent: list[str],
         now: datetime | None, later: Later | None = None, rows: dict[RowLog, list[list[Any]]] | None = None,
-        final: PgUpdate | None = None, dialog_as: str = "",
+        final: PgUpdate | None = None, dialog_as: str = "", speaker: tuple[int, dict[str, Any]] | None = None,
     ) -> None:
         """The end-of-update writes in one round trip: the dialog row, outbox rows, sent marks, and what
         `later` holds (its rows, or `rows` given, and the memo); with `final` (the update's end: always sent)
         also the update's id and the user's lock let go, else nothing is sent when there is nothing to write.
         `later` is emptied: written once. The dialog row is updated by its id, or with `dialog_as` "new"
-        inserted (a row the update started, not in the database yet) or "gone" deleted (finished, cancelled)."""
+        inserted (a row the update started, not in the database yet) or "gone" deleted (finished, cancelled).
+        `speaker`: the speaker's account id and its changed columns among `ACCOUNT_COLUMNS`, written with
+        the memo."""
         memo = None
         if later is not None:
             rows, later.rows = later.rows, {}
             memo, later.memo = later.memo, None
             later.taken()
-        if final is None and dialog is None and not outbox and not sent and memo is None and not rows:
+        if final is None and dialog is None and not outbox and not sent and memo is None and not rows and not speaker:
             return
         d: tuple[Any, ...] = (None,) * 8
         name: tuple[Any, ...] = ()
@@ -652,7 +682,7 @@ class PgHotPath:
             for key, account, channel, chat, rule, payload, nb, at in outbox:
                 for col, v in zip(cols, (key, account, channel, chat, rule, self._payload(payload), nb, at), strict=True):
                     col.append(v)
-        m: tuple[Any, Any] = (None, None) if memo is None else (memo[0], memo_json(memo[1]))
+        m = self._account_write(memo, speaker)
         logs: list[tuple[RowLog, bool]] = []
         extra: list[Any] = []
         for log, log_rows in (rows or {}).items():

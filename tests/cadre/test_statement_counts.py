@@ -376,3 +376,35 @@ async def test_a_read_only_handler_costs_three_round_trips(
         cadre.button(head)
     await cadre.press_text("张大山")
     assert "张大山" in cadre.last_text and "石桥村" in cadre.last_text
+
+
+async def test_language_switch_is_written_by_the_finish_statement(
+    app: App, world: World, cadre: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Choosing a language changes the speaker's account (language, then the menu's scope): both columns go
+    in the update's finish statement, two round trips, no flush of the row; choosing it again changes
+    nothing (two again, no BEGIN / COMMIT). The next message is in that language and the menu is not sent
+    again."""
+    from bot.core.types import SetCommands
+    from bot.store.models import Account
+    from tests.pg import Trips
+
+    _postgres_only(app)
+    await cadre.send("/lang")
+    await cadre.press("lang:en")  # each statement prepared on the connection once
+    await cadre.press("lang:zh_CN")
+    menus = len([a for a in cadre.replies if isinstance(a, SetCommands)])
+    trips = Trips(monkeypatch)
+    with statements(app) as seen:
+        await cadre.press("lang:en")
+    assert cadre.last_text == "Switched to English."
+    assert seen == [] and trips.n == 2
+    assert len([a for a in cadre.replies if isinstance(a, SetCommands)]) == menus + 1  # the English menu
+    (account,) = await rows(app, Account, Account.external_id == "201")
+    assert account.language == "en" and account.commands_scope == "cadre:en"
+    before = trips.n
+    await cadre.press("lang:en")  # the same again
+    assert trips.n - before == 2
+    await cadre.send("/help")
+    assert "ommands" in cadre.last_text
+    assert len([a for a in cadre.replies if isinstance(a, SetCommands)]) == menus + 1  # not sent again
