@@ -440,3 +440,26 @@ async def test_memo_and_account_columns_in_one_finish_statement(
         assert _text((await core.handle(_inc(6, "/show"))).actions) == "9 zh_CN renamed"
     finally:
         await worker.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_streamed_read_runs_in_the_transaction(settings: Settings, clock: FixedClock) -> None:
+    """A server-side cursor (stream_results) needs a transaction: it begins one, reads outside one before it
+    work as usual, and the next update is fine."""
+    worker = build_core(settings, clock)
+    r = Router("stream")
+
+    @r.command("stream")
+    async def stream(ctx: Ctx) -> None:
+        await ctx.session.execute(select(Account.id).where(Account.id == ctx.account.id))  # a plain read
+        result = await ctx.session.stream(select(Account.id).where(Account.id == ctx.account.id))
+        ids = [row[0] async for row in result]
+        ctx.reply_text(f"{len(ids)}")
+
+    core = Core(worker.core.settings, clock, worker.core.sessions, worker.core.catalogs, [r], [],
+                worker.core.services, None)
+    try:
+        assert _text((await core.handle(_inc(1, "/stream"))).actions) == "1"
+        assert _text((await core.handle(_inc(2, "/stream"))).actions) == "1"
+    finally:
+        await worker.close()

@@ -154,9 +154,13 @@ def guard_reads(engine: Any) -> None:
         event.listen(engine, "before_cursor_execute", _writes_begin)
 
 
-def _writes_begin(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+def _writes_begin(_conn: Any, cursor: Any, statement: str, _params: Any, context: Any, *_: Any) -> None:
     adapted = getattr(cursor, "_adapt_connection", None)
-    if adapted is not None and adapted.isolation_level == _READS and not plain_read(statement):
+    if adapted is not None and adapted.isolation_level == _READS and (
+        not plain_read(statement)
+        # a server-side cursor (stream_results) lives in a transaction
+        or (context is not None and context.execution_options.get("stream_results"))
+    ):
         leave_reads(adapted)
 
 
