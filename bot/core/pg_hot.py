@@ -17,10 +17,17 @@ each its own transaction (autocommit: no BEGIN, no COMMIT):
    of the same user wait, and it finds the row); then account + person + active dialog returned, as
    columns `Entity.load` reads (the columns named by the caller from the catalog, so the function need not
    change with the tables).
-2. The handler. Through the session it runs as usual: SQLAlchemy's asyncpg adapter BEGINs before its first
-   statement. Rows added with `Ctx.add_row` before such a statement are written first, in that transaction
-   (`_RowsFirst`, armed for the update's `Later` only while that update runs).
-3. `finish`: one statement — the active dialog's row, the update's outbox rows (unnest of arrays: one
+2. The handler. Through the session it runs as usual, except that its plain reads (`plain_read`: a SELECT
+   that locks and changes nothing) run outside any transaction (`PgUpdate.reads_first`): each reads a
+   snapshot of its own, as it would in the transaction under READ COMMITTED, without a BEGIN and a COMMIT
+   around it. Its first other statement (a flush, SELECT ... FOR UPDATE, an advisory lock, a server-side
+   cursor) makes SQLAlchemy's asyncpg adapter BEGIN before it (`guard_reads`), so the update's writes and
+   the finish statement are one transaction. Rows added with `Ctx.add_row` before such a statement are
+   written first, in that transaction (`_RowsFirst`, armed for the update's `Later` only while that update
+   runs).
+3. `finish`: one statement — the active dialog's row (updated; inserted when the update started the dialog,
+   deleted when it finished or cancelled it), the speaker's account columns the update changed
+   (`ACCOUNT_COLUMNS`, with the memo), the update's outbox rows (unnest of arrays: one
    prepared statement whatever the number of rows), the sent marks, what handlers left for it (`Later`:
    rows, the account's memo), the update id (a plain INSERT, recorded atomically with the outbox rows: a
    worker that recorded it meanwhile makes this statement fail and nothing of this update is kept), a CTE
