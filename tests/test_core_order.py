@@ -283,11 +283,12 @@ async def test_the_pool_never_hands_out_a_connection_holding_a_lock(
 
 
 class Slow(Held):
-    """As Held, and every input also runs a statement through the session: the update's transaction is
-    open when its finish statement lets the lock go, committed only after (made slow by the test)."""
+    """As Held, and every input also runs a statement through the session that must be in the update's
+    transaction (it locks the account's row; a plain read would run outside it): the transaction is open
+    when its finish statement lets the lock go, committed only after (made slow by the test)."""
 
     async def on_input(self, ctx: Ctx, st: State) -> Next:
-        await ctx.session.execute(select(Account.id).where(Account.id == ctx.account.id))
+        await ctx.session.execute(select(Account.id).where(Account.id == ctx.account.id).with_for_update())
         return await super().on_input(ctx, st)
 
 
@@ -339,11 +340,126 @@ async def test_round_trips_of_a_dialog_step(
     dialog.entered, dialog.release = asyncio.Event(), asyncio.Event()
     core = _core(worker, clock, dialog)
     try:
-        assert _text((await core.handle(_inc(1, "/held"))).actions) == "ask name"
-        trips = Trips(monkeypatch)
+        assert _text((await core.handle(_inc(1, "/held"))).actions) == "ask name"  # its row inserted by the finish
+        # The first step: its finish statement (the row updated) prepared on this connection, one trip more.
         assert _text((await core.handle(_inc(2, "ann"))).actions) == "ask age"
-        assert trips.n == 2
+        trips = Trips(monkeypatch)
         assert _text((await core.handle(_inc(3, "42"))).actions) == "got ann 42"
-        assert trips.n == 4
+        assert trips.n == 2
+        not_understood = worker.core.catalogs.get("zh_CN")("core.not_understood")
+        assert _text((await core.handle(_inc(4, "more"))).actions) == f"{not_understood} | got ann 42"
+    finally:
+        await worker.close()
+
+
+class Reader(Held):
+    """As Held, and every input first reads through the session (a plain SELECT); "audit" then adds a row
+    (flushed with the update), "boom" adds one, flushes it and fails."""
+
+    async def on_input(self, ctx: Ctx, st: State) -> Next:
+        await ctx.session.execute(select(Account.id).where(Account.id == ctx.account.id))
+        text = (ctx.inc.text or "").strip()
+        if text in ("audit", "boom"):
+            ctx.audit("test.read_then_write", "account", ctx.account.id, step=st.step)
+            if text == "boom":
+                await ctx.session.flush()
+                raise RuntimeError("boom")
+        return await super().on_input(ctx, st)
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_reads_run_outside_the_transaction_writes_in_it(
+    settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler that only reads through the session costs three round trips (open, its SELECT, the finish
+    statement: no BEGIN, no COMMIT). A write after the reads still goes in one transaction with the finish
+    statement: a failure after the flush keeps nothing of the update (neither the row nor the step), and the
+    connection is back to its own setting afterwards (the next update's write is committed with it)."""
+    from bot.store.models import AuditLog
+
+    worker = build_core(settings, clock)
+    dialog = Reader()
+    dialog.entered, dialog.release = asyncio.Event(), asyncio.Event()
+    core = _core(worker, clock, dialog)
+
+    async def audits() -> int:
+        async with worker.core.sessions() as s:
+            return len((await s.execute(select(AuditLog.id).where(AuditLog.action == "test.read_then_write"))).all())
+
+    try:
+        assert _text((await core.handle(_inc(1, "/held"))).actions) == "ask name"
+        assert _text((await core.handle(_inc(2, "ann"))).actions) == "ask age"  # the SELECT prepared
+        trips = Trips(monkeypatch)
+        assert _text((await core.handle(_inc(3, "7"))).actions) == "got ann 7"
+        assert trips.n == 3  # open, the SELECT, the finish statement
+        failed = await core.handle(_inc(4, "boom"))
+        assert _text(failed.actions) == worker.core.catalogs.get("zh_CN")("core.error")
+        assert await audits() == 0  # the flushed row was rolled back with the update
+        async with worker.engine.connect() as conn:  # the pool's connection: back to its own setting
+            adapted = (await conn.get_raw_connection()).dbapi_connection
+            assert adapted.isolation_level == adapted._isolation_setting and adapted._transaction is None
+        not_understood = worker.core.catalogs.get("zh_CN")("core.not_understood")
+        assert _text((await core.handle(_inc(5, "audit"))).actions) == f"{not_understood} | got ann 7"
+        assert await audits() == 1  # read, then written and committed with the update
+    finally:
+        await worker.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_memo_and_account_columns_in_one_finish_statement(
+    settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update that keeps a memo value and changes the speaker's language: both written by its finish
+    statement (two round trips), read back by the next update; a change of another column of the account
+    (its display name) is the ORM's, written too."""
+    worker = build_core(settings, clock)
+    r = Router("both")
+
+    @r.command("both")
+    async def both(ctx: Ctx) -> None:
+        await ctx.remember("seen", int(ctx.inc.args or "0"))
+        ctx.account.language = "en" if ctx.account.language != "en" else "zh_CN"
+        if ctx.inc.args == "9":
+            ctx.account.display_name = "renamed"
+        ctx.reply_text("ok")
+
+    @r.command("show")
+    async def show(ctx: Ctx) -> None:
+        ctx.reply_text(f"{ctx.memo.get('seen')} {ctx.account.language} {ctx.account.display_name}")
+
+    core = Core(worker.core.settings, clock, worker.core.sessions, worker.core.catalogs, [r], [],
+                worker.core.services, None)
+    try:
+        await core.handle(_inc(1, "/both 1"))
+        await core.handle(_inc(2, "/both 2"))
+        trips = Trips(monkeypatch)
+        assert _text((await core.handle(_inc(3, "/both 3"))).actions) == "ok"
+        assert trips.n == 2
+        assert _text((await core.handle(_inc(4, "/show"))).actions) == "3 en x"
+        assert _text((await core.handle(_inc(5, "/both 9"))).actions) == "ok"
+        assert _text((await core.handle(_inc(6, "/show"))).actions) == "9 zh_CN renamed"
+    finally:
+        await worker.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_streamed_read_runs_in_the_transaction(settings: Settings, clock: FixedClock) -> None:
+    """A server-side cursor (stream_results) needs a transaction: it begins one, reads outside one before it
+    work as usual, and the next update is fine."""
+    worker = build_core(settings, clock)
+    r = Router("stream")
+
+    @r.command("stream")
+    async def stream(ctx: Ctx) -> None:
+        await ctx.session.execute(select(Account.id).where(Account.id == ctx.account.id))  # a plain read
+        result = await ctx.session.stream(select(Account.id).where(Account.id == ctx.account.id))
+        ids = [row[0] async for row in result]
+        ctx.reply_text(f"{len(ids)}")
+
+    core = Core(worker.core.settings, clock, worker.core.sessions, worker.core.catalogs, [r], [],
+                worker.core.services, None)
+    try:
+        assert _text((await core.handle(_inc(1, "/stream"))).actions) == "1"
+        assert _text((await core.handle(_inc(2, "/stream"))).actions) == "1"
     finally:
         await worker.close()

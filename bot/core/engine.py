@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.clock import Clock
 from bot.core import limits
@@ -38,7 +39,16 @@ from bot.core.dialog import (
     new_nonce,
 )
 from bot.core.normalize import normalize_incoming
-from bot.core.pg_hot import HELD, PgHotPath, PgUpdate, changed, guard_pool, user_lock_sql
+from bot.core.pg_hot import (
+    ACCOUNT_COLUMNS,
+    HELD,
+    PgHotPath,
+    PgUpdate,
+    changed,
+    guard_pool,
+    guard_reads,
+    user_lock_sql,
+)
 from bot.core.router import Route, Router
 from bot.core.services import Services
 from bot.core.sqlite_hot import SqliteHotPath, fetch
@@ -113,6 +123,7 @@ class Core:
         )
         if self._pg is not None:  # never a connection back in the pool with a user's lock held
             guard_pool(self._db.sync_engine.pool)
+            guard_reads(self._db.sync_engine)  # a handler's reads outside the transaction, its writes in it
         # SQLite (either driver): the update's own statements go straight to the DBAPI connection.
         self._sqlite: SqliteHotPath | None = (
             SqliteHotPath(self._db.dialect, self._stmts.save_dialog) if self._db.dialect.name == "sqlite" else None
@@ -247,6 +258,8 @@ class Core:
                 assert session is not None
                 ctx = Ctx(self, session, inc, account, person, t)
             ctx.active_loaded, ctx.active_row = True, active
+            if upd is not None:
+                upd.reads_first()
             await self._dispatch(ctx)
             self._menu(ctx)
             if inc.callback_id and not ctx.callback_answered:
@@ -254,7 +267,7 @@ class Core:
             queued = self._queue_outbox(ctx) if self._outbox_payload is not None else None
             # Nothing is sent unless this commit succeeded.
             if upd is not None:
-                await self._finish_pg(upd, ctx.active_row, queued)
+                await self._finish_pg(upd, ctx.active_row, queued, ctx.account)
             else:
                 assert session is not None
                 finish = self._finish_sqlite if self._sqlite is not None else self._finish
@@ -282,6 +295,7 @@ class Core:
             raise
         finally:
             if upd is not None:
+                upd.leave_reads()
                 upd.later.close()
                 if upd.held:  # failed or cancelled holding the user's lock: rolled back and let go first
                     await upd.release(failure)
@@ -479,31 +493,45 @@ class Core:
             account.chat_id = inc.chat_id
         return account, person, active
 
-    async def _finish_pg(self, upd: PgUpdate, active: DialogState | None, queued: list[Any] | None) -> None:
-        """`_finish` on PostgreSQL: one statement (`PgHotPath.write`, final) writes the dialog row, the outbox
-        rows, the sent marks, what handlers left (`Later`: rows, the account's memo) and the update's id, and
-        lets the user's lock go. With no transaction begun (the handler ran nothing through the session and
-        left it nothing to flush; usually no session was made at all) it commits by itself: the update's
-        second and last round trip. Otherwise it runs in the transaction, then COMMIT: straight on the
-        connection when the session has nothing to flush, else the session's flush of the rest and its commit.
-        The speaker's rows changed with no session made (a new chat id, /lang; the active dialog's row is the
-        statement's): the session is made now, to flush them."""
+    async def _finish_pg(
+        self, upd: PgUpdate, active: DialogState | None, queued: list[Any] | None, account: Account | None = None
+    ) -> None:
+        """`_finish` on PostgreSQL: one statement (`PgHotPath.write`, final) writes the dialog row (updated,
+        inserted when the update started it, deleted when it finished or cancelled it), the outbox rows, the
+        sent marks, what handlers left (`Later`: rows, the account's memo), the speaker's account columns the
+        update changed (`ACCOUNT_COLUMNS`: a new chat id, /lang's language and menu scope) and the update's id,
+        and lets the user's lock go. With no transaction begun (the handler's statements through the session,
+        if it made one, were plain reads, run outside a transaction, and it left nothing to flush; usually no
+        session was made at all) it commits by itself: the update's second and last round trip. Otherwise it
+        runs in the transaction, then COMMIT: straight on the connection when the session has nothing to
+        flush, else the session's flush of the rest and its commit. The speaker's rows changed beyond what the
+        statement writes with no session made (the person row, an account column outside `ACCOUNT_COLUMNS`):
+        the session is made now, to flush them."""
         pg = self._pg
         assert pg is not None
+        upd.leave_reads()  # a flush from here on (or this statement, when it is not alone) is one transaction
+        columns = _account_changes(account) if account is not None else None
+        if columns:  # written by the statement below: left as loaded, the ORM's flush has nothing of it
+            for key, value in columns.items():
+                set_committed_value(account, key, value)
         session = upd.session
         if session is None and any(o is not None and o is not active and changed(o) for o in upd.loaded):
             session = upd.open_session()
         sync = None if session is None else session.sync_session
-        dialog = active if self._dialog_to_write(sync, active) else None
-        if dialog is not None and session is not None:
+        dialog, dialog_as = self._dialog_write_pg(sync, active)
+        clean = sync is None or not _left_to_flush(sync, dialog)
+        if dialog is not None and not clean:
+            assert session is not None
             session.expunge(dialog)  # written by the statement below, not by the ORM's flush
-        clean = sync is None or sync._is_clean()
         keys, self._sent_keys = self._sent_keys, []
         try:
             if not clean:  # the session's writes and this statement: one transaction
                 await upd.begin()
             try:
-                await pg.write(upd.raw, dialog, queued or (), keys, self.clock.now(), upd.later, final=upd)
+                await pg.write(
+                    upd.raw, dialog, queued or (), keys, self.clock.now(), upd.later, final=upd, dialog_as=dialog_as,
+                    speaker=(account.id, columns) if account is not None and columns else None,
+                )
             except Exception as e:  # asyncpg's UniqueViolationError names the constraint
                 if upd.dedup is not None and getattr(e, "constraint_name", None) == _PROCESSED_PK:
                     raise _Redelivered from e  # recorded meanwhile: nothing of this update was written
@@ -519,17 +547,36 @@ class Core:
             self._sent_keys[:0] = keys  # marked with a later commit instead
             raise
 
+    @classmethod
+    def _dialog_write_pg(
+        cls, session: Session | None, active: DialogState | None
+    ) -> tuple[DialogState | None, str]:
+        """On PostgreSQL the active dialog's row in any of its three changes goes in the finish statement:
+        changed ("": updated by its id, as `_dialog_to_write`), started in this update ("new": inserted; a
+        dialog start costs no flush of its own) or finished / cancelled ("gone": deleted). None: nothing to
+        write, or the ORM's to flush (a row already flushed, or deleted after a flush). `session` None (no
+        session made): the row is the one the open statement loaded, detached, changed in place if at all (a
+        dialog is started, finished or cancelled only through the session)."""
+        if active is None:
+            return None, ""
+        state = inspect(active)
+        if session is None:
+            return (active, "") if state.key is not None and state.modified else (None, "")
+        if state.pending:
+            return active, "new"
+        if state.persistent and active in session.deleted:
+            return active, "gone"
+        # Changed, or only set to what it was: the statement runs either way, so no net-change check.
+        return (active, "") if state.persistent and state.modified else (None, "")
+
     @staticmethod
-    def _dialog_to_write(session: Session | None, active: DialogState | None) -> bool:
+    def _dialog_to_write(session: Session, active: DialogState | None) -> bool:
         """The active dialog's row changed and is written by one prebuilt UPDATE (then left out of the
         flush): the ORM's unit of work costs several times the statement for this one row. New or deleted
-        rows are the ORM's. `session` None (PostgreSQL, no session made): the row is the one the open
-        statement loaded, detached, changed in place if at all."""
+        rows are the ORM's."""
         if active is None:
             return False
         state = inspect(active)
-        if session is None:
-            return state is not None and state.key is not None and state.modified and changed(active)
         return (
             state is not None
             and state.persistent
@@ -1078,6 +1125,39 @@ class _Redelivered(Exception):
 
 
 _PROCESSED_PK = "pk_processed_updates"
+
+
+def _account_changes(account: Account) -> dict[str, Any] | None:
+    """The speaker's account columns this update changed, when they are all among those the finish statement
+    writes (`ACCOUNT_COLUMNS`: /lang's language, the menu's scope, the private chat); None when it changed
+    nothing, or something else too (then the ORM flushes the row as usual). The account is persistent in the
+    update's session, or detached when none was made (PostgreSQL: as the open statement loaded it)."""
+    state = inspect(account)
+    if not state.modified or state.key is None:
+        return None
+    columns: dict[str, Any] = {}
+    for key in state.committed_state:
+        if not state.attrs[key].history.has_changes():
+            continue
+        if key not in ACCOUNT_COLUMNS:
+            return None
+        columns[key] = getattr(account, key)
+    return columns or None
+
+
+def _left_to_flush(session: Session, dialog: DialogState | None) -> bool:
+    """Whether the session holds a change for the ORM to flush, besides the dialog row written by the finish
+    statement: a new or deleted object, or an attribute set to another value than it had (an attribute set
+    to its own value, e.g. /lang choosing the language already chosen, is no change: no BEGIN, no COMMIT)."""
+    if session._is_clean():
+        return False
+    own = None if dialog is None else inspect(dialog)
+    if any(state is not own for state in session._new) or any(state is not own for state in session._deleted):
+        return True
+    return any(
+        state is not own and (obj := state.obj()) is not None and session.is_modified(obj)
+        for state in session.identity_map._modified
+    )
 
 
 def _commit_and_close(session: Session) -> None:

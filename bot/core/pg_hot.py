@@ -5,7 +5,8 @@ wakes the server, ~100 µs of this process's CPU), and SQLAlchemy's machinery ar
 the asyncpg adapter, a greenlet switch) costs more Python time than asyncpg itself. An update therefore runs
 its fixed statements on the pooled connection's asyncpg connection, each a prepared statement from asyncpg's
 own statement cache, and an update whose handler runs nothing through the session costs two round trips,
-each its own transaction (autocommit: no BEGIN, no COMMIT):
+each its own transaction (autocommit: no BEGIN, no COMMIT); a handler's plain read through the session adds
+one round trip, still with no BEGIN or COMMIT:
 
 1. `open`: ``SELECT ... FROM bangfu_open(...)``, a PL/pgSQL function (migration ``hot_0001``). Inside it:
    the user's *session-level* advisory lock (``pg_advisory_lock(USER_LOCK_NS, user_lock_key(...))``: one
@@ -23,9 +24,20 @@ each its own transaction (autocommit: no BEGIN, no COMMIT):
    (``engine.raw_connection()``: a session, its checkout through SQLAlchemy's Connection and its close
    cost ~4× the checkout, measured, for updates that mostly never use them). `Ctx.remember` and
    `Ctx.add_row` leave their writes to the finish statement without one. Through the session a handler
-   runs as usual: SQLAlchemy's asyncpg adapter BEGINs before its first statement. Rows added with `Ctx.add_row` before such a statement are written first, in that transaction
-   (`_RowsFirst`, armed for the update's `Later` only while that update runs).
-3. `finish`: one statement — the active dialog's row, the update's outbox rows (unnest of arrays: one
+   runs as usual, except that its plain reads (`plain_read`: a SELECT that locks and changes nothing) run
+   outside any transaction (`PgUpdate.reads_first`, set on the connection's adapter for the handler whether
+   or not a session is made): each reads a snapshot of its own, as it would in the transaction under READ
+   COMMITTED, without a BEGIN and a COMMIT around it. Its first other statement (a flush, SELECT ... FOR
+   UPDATE, an advisory lock, a server-side cursor) makes SQLAlchemy's asyncpg adapter BEGIN before it
+   (`guard_reads`), so the update's writes and the finish statement are one transaction. The adapter's own
+   setting is back (`leave_reads`) before the finish statement and on every way the connection goes back
+   to the pool (`PgUpdate.close`, `PgUpdate.release`). Rows added with `Ctx.add_row` before such a
+   statement are written first, in that transaction (`_RowsFirst`, armed for the update's `Later` only while
+   that update runs).
+3. `finish`: one statement — the active dialog's row (updated; inserted when the update started the dialog,
+   deleted when it finished or cancelled it: both only with a session, which `Core.start_dialog` uses), the
+   speaker's account columns the update changed (`ACCOUNT_COLUMNS`: a new chat id, /lang's language and menu
+   scope, with the memo; no session needed for them), the update's outbox rows (unnest of arrays: one
    prepared statement whatever the number of rows), the sent marks, what handlers left for it (`Later`:
    rows, the account's memo), the update id (a plain INSERT, recorded atomically with the outbox rows: a
    worker that recorded it meanwhile makes this statement fail and nothing of this update is kept), a CTE
@@ -33,8 +45,10 @@ each its own transaction (autocommit: no BEGIN, no COMMIT):
    calling ``pg_advisory_unlock`` over that CTE's row (the data dependency makes the commit lock come
    first). Autocommit when no transaction was begun; else inside it, then COMMIT (straight on the connection
    when the session has nothing to flush, else the session's flush and commit). A session with something to
-   flush but no transaction yet gets a BEGIN first, so its writes and this statement are one transaction;
-   the speaker's account or person changed with no session made (a new chat id, /lang) makes one for that.
+   flush but no transaction yet gets a BEGIN first, so its writes and this statement are one transaction
+   (a session whose changes set values to what they were begins none); the speaker's rows changed beyond
+   what this statement writes with no session made (the person row, an account column outside
+   `ACCOUNT_COLUMNS`) make one at the end for that.
 
 Why it is correct. Under READ COMMITTED each statement reads a snapshot taken when *it* starts, and within a
 VOLATILE PL/pgSQL function each statement takes a fresh one: so the function's reads, which come after the lock
@@ -115,6 +129,11 @@ def user_lock_sql(channel: str, external_id: str) -> str:
     return f"SELECT pg_advisory_xact_lock({USER_LOCK_NS:d}, {user_lock_key(channel, external_id):d})"
 
 
+#: the speaker's account columns an update may change that the finish statement writes (with the memo),
+#: in the order of its bits 2, 4, 8
+ACCOUNT_COLUMNS = ("language", "commands_scope", "chat_id")
+
+
 #: question ids (any `RowLog`'s) taken from the table's sequence at a time, per process
 ID_BLOCK = 32
 
@@ -136,6 +155,46 @@ def guard_pool(pool: Any) -> None:
 def _refuse_held(_dbapi_conn: Any, record: Any, _state: Any = None) -> None:
     if record is not None and record.info.pop(HELD, False):
         raise RuntimeError("a connection still holding a user's advisory lock was given back: closed instead")
+
+
+#: what no plain read contains (upper-cased): a SELECT with one of these locks or changes something that
+#: must last to the update's commit, so it runs in the update's transaction
+_NOT_READS = ("FOR UPDATE", "FOR SHARE", "FOR NO KEY", "FOR KEY SHARE", "ADVISORY", "NEXTVAL", "SETVAL", "SET_CONFIG")
+
+
+def plain_read(sql: str) -> bool:
+    """Whether a statement only reads (a SELECT that locks nothing and changes nothing): it may run outside
+    the update's transaction, in a snapshot of its own as it would inside it (READ COMMITTED)."""
+    return sql[:6].upper() == "SELECT" and not any(w in sql.upper() for w in _NOT_READS)
+
+
+def guard_reads(engine: Any) -> None:
+    """Reads first, outside the transaction (`PgUpdate.reads_first`): the first statement through SQLAlchemy
+    that is not a plain read (a flush's INSERT, a SELECT ... FOR UPDATE, an advisory lock) ends that mode,
+    so SQLAlchemy's asyncpg adapter BEGINs before it as usual. Installed once per engine."""
+    if not event.contains(engine, "before_cursor_execute", _writes_begin):
+        event.listen(engine, "before_cursor_execute", _writes_begin)
+
+
+def _writes_begin(_conn: Any, cursor: Any, statement: str, _params: Any, context: Any, *_: Any) -> None:
+    adapted = getattr(cursor, "_adapt_connection", None)
+    if adapted is not None and adapted.isolation_level == _READS and (
+        not plain_read(statement)
+        # a server-side cursor (stream_results) lives in a transaction
+        or (context is not None and context.execution_options.get("stream_results"))
+    ):
+        leave_reads(adapted)
+
+
+#: the adapter's isolation level while an update's reads run outside a transaction: its "autocommit", so it
+#: sends no BEGIN (its own setting, never "autocommit" on the bot's engine, is put back by `leave_reads`)
+_READS = "autocommit"
+
+
+def leave_reads(adapted: Any) -> None:
+    """The adapter back to its own setting: its next statement (or `PgUpdate.begin`) BEGINs."""
+    if adapted.isolation_level == _READS and adapted._isolation_setting != _READS:
+        adapted.isolation_level = adapted._isolation_setting
 
 
 class PgUpdate:
@@ -194,7 +253,10 @@ class PgUpdate:
     async def close(self, commit: bool = False) -> None:
         """The update's end: the session (if any) committed when `commit`, then closed — rolling back whatever it
         left uncommitted — and the connection given back to the pool (the pool's guard closes it should it still
-        be marked `HELD`), in one greenlet. Idempotent; a commit that fails leaves it all to the next call."""
+        be marked `HELD`), in one greenlet. The adapter's own isolation setting is back first (`leave_reads`):
+        never a connection in the pool left reading outside transactions. Idempotent; a commit that fails leaves
+        it all to the next call."""
+        leave_reads(self.adapted)
         session, conn = self.session, self.conn
         if session is not None and conn is not None:
             await greenlet_spawn(_end, session.sync_session, conn.sync_connection, commit)
@@ -215,8 +277,24 @@ class PgUpdate:
         """Whether a transaction is open on the connection (the session's statements began one)."""
         return self.adapted._transaction is not None
 
+    def reads_first(self) -> None:
+        """Until the handler's first statement that is not a plain read (`plain_read`), SQLAlchemy's statements
+        run outside a transaction: no BEGIN, no COMMIT, two round trips fewer for a handler that only reads.
+        Its writes still go in one transaction with the finish statement (`guard_reads` BEGINs before the first
+        of them; a flush left for the end is begun by `begin`). Set on the adapter whether or not the update
+        makes a session (`open_session`). The connection's own setting is back with `leave_reads`: at the
+        finish, and on every way the connection goes back (`close`, `release`; the update's end calls it
+        first, before anything it awaits)."""
+        a = self.adapted
+        if a._transaction is None and a.isolation_level == a._isolation_setting != _READS:
+            a.isolation_level = _READS
+
+    def leave_reads(self) -> None:
+        leave_reads(self.adapted)
+
     async def begin(self) -> None:
         """BEGIN the transaction the session's commit ends, as the adapter would before its first statement."""
+        leave_reads(self.adapted)
         if self.adapted._transaction is None:
             await self.adapted._start_transaction()
 
@@ -233,7 +311,9 @@ class PgUpdate:
         of this session go, in that order. When that cannot be done (the update was cancelled in the middle of
         a statement, the connection broke, or anything fails here) the connection is closed instead: the
         server ends a closed session's locks. Either way the connection never goes back to the pool holding
-        the lock (and the pool's guard would close it if it did)."""
+        the lock (and the pool's guard would close it if it did). The adapter's own isolation setting is back
+        first (`leave_reads`), for the rollback and whatever uses the connection next."""
+        leave_reads(self.adapted)
         self.later.close()
         try:
             if isinstance(error, asyncio.CancelledError) or self.raw.is_closed():
@@ -306,9 +386,10 @@ class _RowsFirst:
     the mutex) and writes them before it runs — a case referring to a question by its foreign key, a query
     that should see the row — and the real mutex is back from then on.
 
-    Why not an engine event (before_cursor_execute): SQLAlchemy then dispatches events around every statement
-    of every update (~8 µs each, measured), for the few updates that need this. The update removes it when it
-    ends (`Later.close`); should one be left behind anyway, it writes nothing once its update is over."""
+    Why not an engine event (before_cursor_execute): chosen when the engine had none, SQLAlchemy then
+    dispatching events around every statement of every update (~8 µs each, measured). `guard_reads` now
+    listens there, so that dispatch is paid anyway; whether this would be cheaper there was not measured (it
+    would have to write the rows from a sync event). The update removes it when it ends (`Later.close`); should one be left behind anyway, it writes nothing once its update is over."""
 
     __slots__ = ("_adapted", "_later", "_lock")
 
@@ -331,6 +412,7 @@ class _RowsFirst:
             later.armed = None
         try:
             if later.live and later.rows:
+                leave_reads(self._adapted)  # the rows and what follows: in the update's transaction
                 if self._adapted._transaction is None:
                     await self._adapted._start_transaction()
                 rows, later.rows = later.rows, {}
@@ -488,8 +570,13 @@ class PgHotPath:
             # $17, $18: the keys the runner confirmed sent, and now
             f"s AS (UPDATE {q(out.name)} SET status = '{sent}', sent_at = $18, last_error = '' "
             f"WHERE dedup_key = ANY($17::varchar[]) AND status = '{pending}' RETURNING 1), "
-            # $19, $20: the account whose memo changed (NULL: none) and the memo
-            f"m AS (UPDATE {q(acc.name)} SET memo = $20::json WHERE id = $19 RETURNING 1)"
+            # $19..$24: the speaker's account when its row changed (NULL: not), its memo, which columns are
+            # written (bits: 1 memo, 2 language, 4 commands_scope, 8 chat_id) and the other three's values
+            f"m AS (UPDATE {q(acc.name)} SET memo = CASE WHEN $21::integer & 1 = 0 THEN memo ELSE $20::json END, "
+            f"language = CASE WHEN $21::integer & 2 = 0 THEN language ELSE $22::varchar END, "
+            f"commands_scope = CASE WHEN $21::integer & 4 = 0 THEN commands_scope ELSE $23::varchar END, "
+            f"chat_id = CASE WHEN $21::integer & 8 = 0 THEN chat_id ELSE $24::varchar END "
+            f"WHERE id = $19 RETURNING 1)"
         )
         self.finish = (
             dialog_cte + outbox_into
@@ -499,6 +586,20 @@ class PgHotPath:
             f"$16::timestamptz[]) AS u(k, a, c, ch, r, p, nb, at) " + rest
         )
         # The usual update has one message: its row as one parameter per column (see `_finish_for`).
+        # The dialog row's other two forms (`write`'s `dialog_as`): "new", a row the update started (inserted;
+        # $1 is its account, the dialog's name the parameter after the base statement's); "gone", a row the
+        # update finished or cancelled (deleted; the other values only typed, so the statement stays one).
+        self._dialog_ctes = {
+            "new": (
+                f"WITH d AS (INSERT INTO {q(dia.name)} (account_id, dialog, nonce, step, data, history, active, "
+                f"created_at, updated_at) VALUES ($1, $25, $2, $3, $4::json, $5::json, $6, $7, $8) RETURNING 1), "
+            ),
+            "gone": (
+                f"WITH d AS (DELETE FROM {q(dia.name)} WHERE id = $1 RETURNING $2::varchar, $3::varchar, "
+                f"$4::text, $5::text, $6::boolean, $7::timestamptz, $8::timestamptz), "
+            ),
+        }
+        self._dialog_cte = dialog_cte
         self.finish_one = (
             dialog_cte + outbox_into
             + f"VALUES ($9::varchar, $10::bigint, $11::varchar, $12::varchar, $13::varchar, $14::text::json, "
@@ -518,7 +619,7 @@ class PgHotPath:
         )
         self._final_end = ", (SELECT count(*) FROM pu), (SELECT bool_and(ok) FROM ul)"
         # The finish statement per (one outbox row?, row logs with rows in the update: each a CTE of its own).
-        self._finish_by: dict[tuple[bool, tuple[tuple[RowLog, bool], ...], bool], str] = {}
+        self._finish_by: dict[tuple[bool, tuple[tuple[RowLog, bool], ...], bool, str], str] = {}
         self._row_binds: dict[RowLog, list[Any]] = {}
         # An outbox payload (a serialised Reply) as the SQLite path writes it: Chinese kept as UTF-8.
         self._payload = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
@@ -616,17 +717,17 @@ class PgHotPath:
                     ids.extend(sorted(r[0] for r in rows))
         return ids.popleft()
 
-    def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...], final: bool) -> str:
+    def _finish_for(self, one: bool, logs: tuple[tuple[RowLog, bool], ...], final: bool, dialog_as: str = "") -> str:
         """The finish statement for one outbox row or any other number (`one`), with an INSERT CTE per row
-        log with rows (`Later.rows`) after the base statement's 20 parameters, and when `final` the update's
+        log with rows (`Later.rows`) after the base statement's 24 parameters, and when `final` the update's
         end after those (its id, the commit lock, the user's lock let go: 6 parameters). A single row
         goes as one parameter per column (the usual case: one reply, one question; asyncpg encodes a
         one-element array for several times a scalar's cost), several as one array per column, unnested (one
         prepared statement whatever their number). JSON travels as text, cast back."""
-        sql = self._finish_by.get((one, logs, final))
+        sql = self._finish_by.get((one, logs, final, dialog_as))
         if sql is None:
             q = self._quote
-            n = 21
+            n = 26 if dialog_as == "new" else 25
             ctes: list[str] = []
             for i, (log, single) in enumerate(logs):
                 cols = [log.pk, *log.columns]
@@ -650,13 +751,33 @@ class PgHotPath:
                         f"FROM unnest({', '.join(params)}) AS u({aliases}) RETURNING 1)"
                     )
             base = self.finish_one if one else self.finish
+            if dialog_as:
+                base = self._dialog_ctes[dialog_as] + base.removeprefix(self._dialog_cte)
             if final:
                 ctes.append(self._final.format(*range(n, n + 6)))
                 end = self._finish_end + self._final_end
             else:
                 end = self._finish_end
-            sql = self._finish_by[(one, logs, final)] = base + "".join(ctes) + end
+            sql = self._finish_by[(one, logs, final, dialog_as)] = base + "".join(ctes) + end
         return sql
+
+    @staticmethod
+    def _account_write(
+        memo: tuple[int, dict[str, Any] | None] | None, account: tuple[int, dict[str, Any]] | None
+    ) -> tuple[Any, ...]:
+        """Parameters $19..$24 of the finish statement: the account's row id (None: nothing to write), its
+        memo, the bits of the columns written and the values of `ACCOUNT_COLUMNS`."""
+        row_id, memo_value, bits, values = None, None, 0, [None, None, None]
+        if memo is not None:
+            row_id, memo_value, bits = memo[0], memo_json(memo[1]), 1
+        if account is not None:
+            assert row_id is None or row_id == account[0], "the memo and the columns of one account"
+            row_id = account[0]
+            for i, col in enumerate(ACCOUNT_COLUMNS):
+                if col in account[1]:
+                    values[i] = account[1][col]
+                    bits |= 2 << i
+        return (row_id, memo_value, bits, *values)
 
     def _binds(self, log: RowLog) -> list[Any]:
         binds = self._row_binds.get(log)
@@ -670,22 +791,32 @@ class PgHotPath:
     async def write(
         self, conn: Any, dialog: DialogState | None, outbox: Sequence[tuple[Any, ...]], sent: list[str],
         now: datetime | None, later: Later | None = None, rows: dict[RowLog, list[list[Any]]] | None = None,
-        final: PgUpdate | None = None,
+        final: PgUpdate | None = None, dialog_as: str = "", speaker: tuple[int, dict[str, Any]] | None = None,
     ) -> None:
         """The end-of-update writes in one round trip: the dialog row, outbox rows, sent marks, and what
         `later` holds (its rows, or `rows` given, and the memo); with `final` (the update's end: always sent)
         also the update's id and the user's lock let go, else nothing is sent when there is nothing to write.
-        `later` is emptied: written once."""
+        `later` is emptied: written once. The dialog row is updated by its id, or with `dialog_as` "new"
+        inserted (a row the update started, not in the database yet) or "gone" deleted (finished, cancelled).
+        `speaker`: the speaker's account id and its changed columns among `ACCOUNT_COLUMNS`, written with
+        the memo."""
         memo = None
         if later is not None:
             rows, later.rows = later.rows, {}
             memo, later.memo = later.memo, None
             later.taken()
-        if final is None and dialog is None and not outbox and not sent and memo is None and not rows:
+        if final is None and dialog is None and not outbox and not sent and memo is None and not rows and not speaker:
             return
         d: tuple[Any, ...] = (None,) * 8
-        if dialog is not None:
+        name: tuple[Any, ...] = ()
+        if dialog is None:
+            dialog_as = ""
+        elif dialog_as == "gone":
+            d = (dialog.id, None, None, None, None, None, None, None)
+        else:
             d = tuple(bind(getattr(dialog, name)) for name, bind in self._dialog_binds)
+            if dialog_as == "new":
+                d, name = (dialog.account_id, *d[1:]), (dialog.dialog,)
         one = len(outbox) == 1
         cols: list[Any]
         if one:  # as scalars (`finish_one`)
@@ -696,7 +827,7 @@ class PgHotPath:
             for key, account, channel, chat, rule, payload, nb, at in outbox:
                 for col, v in zip(cols, (key, account, channel, chat, rule, self._payload(payload), nb, at), strict=True):
                     col.append(v)
-        m: tuple[Any, Any] = (None, None) if memo is None else (memo[0], memo_json(memo[1]))
+        m = self._account_write(memo, speaker)
         logs: list[tuple[RowLog, bool]] = []
         extra: list[Any] = []
         for log, log_rows in (rows or {}).items():
@@ -714,10 +845,10 @@ class PgHotPath:
         if final is not None:
             extra += final.dedup or (None, None, None, None)
             extra += (USER_LOCK_NS, final.key)
-        sql = self._finish_for(one, tuple(logs), final is not None)
+        sql = self._finish_for(one, tuple(logs), final is not None, dialog_as)
         if PgHotPath.trace is not None:
             PgHotPath.trace(sql)
-        row = await conn.fetchrow(sql, *d, *cols, sent, now, *m, *extra)
+        row = await conn.fetchrow(sql, *d, *cols, sent, now, *m, *name, *extra)
         if final is not None and row[-1] is not True:
             # The lock was not this session's: something between the bot and PostgreSQL (a pooler in
             # transaction mode) does not keep one server session per connection. Then the lock, taken on

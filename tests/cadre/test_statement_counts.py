@@ -318,3 +318,93 @@ async def test_bot_connections_start_with_jit_off(app: App) -> None:
 
     async with app.engine.connect() as conn:
         assert (await conn.execute(text("SHOW jit"))).scalar_one() == "off"
+
+
+# --------------------------------------------------------------------------- round trips (PostgreSQL)
+def _postgres_only(app: App) -> None:
+    if app.engine.dialect.name != "postgresql" or app.core._pg is None:
+        pytest.skip("round trips of the PostgreSQL hot path")
+
+
+async def test_dialog_start_and_cancel_round_trips(
+    app: App, world: World, cadre: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dialog's row goes in the update's finish statement whichever way it changes: a dialog started
+    (inserted), cancelled (deleted). /visit: the open function, the draft's read, the pairings, the finish
+    statement (no flush of the new row, no BEGIN / COMMIT around reads); /cancel: two. Then the next message
+    is not taken as the dialog's input."""
+    from tests.pg import Trips
+
+    _postgres_only(app)
+    await cadre.send("/visit")  # each statement prepared once on the connection first
+    await cadre.send("/cancel")
+    trips = Trips(monkeypatch)
+    await cadre.send("/visit")
+    assert "第1/1页" in cadre.last_text
+    assert trips.n == 4
+    state = (await rows(app, DialogState))[-1]
+    assert state.dialog == "visit" and state.active and state.step == "household"
+    before = trips.n
+    await cadre.send("/cancel")
+    assert trips.n - before == 2
+    assert cadre.last_text == _t(app, "core.cancelled", title=_t(app, "visit.title"))
+    assert await rows(app, DialogState) == []
+    await cadre.send("刘")  # outside any dialog now: not a household name
+    assert "第1/1页" not in cadre.last_text and "刘老四" not in cadre.last_text
+    # And a new /visit starts afresh at the household step, a typed name picking the household.
+    await cadre.send("/visit")
+    await cadre.send("刘")
+    state = (await rows(app, DialogState))[-1]
+    assert state.step == "date" and state.data["hh_name"] == "刘老四"
+
+
+async def test_a_read_only_handler_costs_three_round_trips(
+    app: App, world: World, cadre: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/households only reads: the open function, its one SELECT outside any transaction (no BEGIN, no
+    COMMIT), the finish statement. Its buttons work after."""
+    from tests.pg import Trips
+
+    _postgres_only(app)
+    await cadre.send("/households")
+    trips = Trips(monkeypatch)
+    with statements(app) as seen:
+        await cadre.send("/households")
+    assert len(selects(seen)) == 1, seen
+    assert trips.n == 3
+    for head in ("张大山", "张小山", "刘老四"):
+        cadre.button(head)
+    await cadre.press_text("张大山")
+    assert "张大山" in cadre.last_text and "石桥村" in cadre.last_text
+
+
+async def test_language_switch_is_written_by_the_finish_statement(
+    app: App, world: World, cadre: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Choosing a language changes the speaker's account (language, then the menu's scope): both columns go
+    in the update's finish statement, two round trips, no flush of the row; choosing it again changes
+    nothing (two again, no BEGIN / COMMIT). The next message is in that language and the menu is not sent
+    again."""
+    from bot.core.types import SetCommands
+    from bot.store.models import Account
+    from tests.pg import Trips
+
+    _postgres_only(app)
+    await cadre.send("/lang")
+    await cadre.press("lang:en")  # each statement prepared on the connection once
+    await cadre.press("lang:zh_CN")
+    menus = len([a for a in cadre.replies if isinstance(a, SetCommands)])
+    trips = Trips(monkeypatch)
+    with statements(app) as seen:
+        await cadre.press("lang:en")
+    assert cadre.last_text == "Switched to English."
+    assert seen == [] and trips.n == 2
+    assert len([a for a in cadre.replies if isinstance(a, SetCommands)]) == menus + 1  # the English menu
+    (account,) = await rows(app, Account, Account.external_id == "201")
+    assert account.language == "en" and account.commands_scope == "cadre:en"
+    before = trips.n
+    await cadre.press("lang:en")  # the same again
+    assert trips.n - before == 2
+    await cadre.send("/help")
+    assert "ommands" in cadre.last_text
+    assert len([a for a in cadre.replies if isinstance(a, SetCommands)]) == menus + 1  # not sent again
