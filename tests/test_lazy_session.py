@@ -121,6 +121,21 @@ def _counting(app: App) -> Iterator[dict[str, int]]:
         event.remove(engine, "engine_connect", connect)
 
 
+async def _pooled_in_own_setting(app: App) -> bool:
+    """Every connection idle in the pool, checked out at once, has its adapter's own isolation setting and no
+    transaction."""
+    pool = app.engine.sync_engine.pool
+    idle = pool.checkedin()  # type: ignore[attr-defined]
+    assert idle > 0
+    fairies = [await app.engine.raw_connection() for _ in range(idle)]
+    try:
+        adapters = [f.dbapi_connection for f in fairies]
+        return all(a.isolation_level == a._isolation_setting and a._transaction is None for a in adapters)
+    finally:
+        for f in fairies:
+            f.close()
+
+
 async def _account(app: App) -> Account:
     async with app.core.sessions() as s:
         return (await s.execute(select(Account).where(Account.external_id == USER))).scalar_one()
@@ -188,16 +203,22 @@ async def test_a_handler_using_the_session_finds_the_speaker_in_it(settings: Set
         await app.close()
 
 
-async def test_a_new_chat_id_is_written_without_a_handler_session(settings: Settings, clock: FixedClock) -> None:
+async def test_a_new_chat_id_is_written_without_a_session(
+    settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The open statement loads the account; the core sets its new chat id before any session exists: the
-    update's end makes one to write it (the handler ran nothing through one)."""
+    finish statement writes it (`ACCOUNT_COLUMNS`), no session made, two round trips."""
     app = build_core(settings, clock)
     core = _core(app, clock, Probe())
     try:
         assert _text((await core.handle(_inc("/plain"))).actions) == f"plain {USER}"
+        assert _text((await core.handle(_inc("/plain", chat_id="9030"))).actions) == "plain 9030"  # prepared
+        trips = Trips(monkeypatch)
         with _counting(app) as n:
             assert _text((await core.handle(_inc("/plain", chat_id="9031"))).actions) == "plain 9031"
-        assert n["checkout"] == 1
+        assert n == {"checkout": 1, "connection": 0}
+        assert trips.n == 2  # the open function, the finish statement
+        monkeypatch.undo()
         assert (await _account(app)).chat_id == "9031"
         # The next message, from the same chat: nothing to change, no session made.
         with _counting(app) as n:
@@ -248,6 +269,7 @@ async def test_a_failing_update_rolls_back_and_lets_the_lock_go(
         assert await advisory_locks(settings.database_url) == 0
         for w in (app_a, app_b):
             assert w.engine.sync_engine.pool.checkedout() == 0
+            assert await _pooled_in_own_setting(w)  # reads-first mode (`PgUpdate.reads_first`) never left behind
         # The next messages, on the worker whose update failed: one without the session, one with it.
         assert _text((await a.handle(_inc("/keep after"))).actions) == "kept after"
         assert _text((await a.handle(_inc("/touch en"))).actions) == "touched"
