@@ -5,8 +5,9 @@ uvloop (libuv under asyncio's API) when it is installed and BANGFU_UVLOOP is on;
 otherwise (uvloop does not exist on Windows, and the dependency is left out there). Measured on a raw
 asyncpg round trip: about 105 µs of process CPU under uvloop against 140 µs on asyncio's loop. On the
 whole update (a busy shared 2-core machine, A/B in one run: `--loop uvloop asyncio` of bench/core_bench.py
-and bench/e2e_bench.py) the gain is small: PostgreSQL core CPU per update 2-7% lower, e2e bot CPU per
-reply ~10% lower on PostgreSQL, SQLite within noise; RSS the same.
+and bench/e2e_bench.py) the gain is small: PostgreSQL core CPU per update 2-7% lower in one run, the same in
+another (2.35 vs 2.34 ms one at a time, 1.77 vs 1.76 with 8 in flight), e2e bot CPU per reply ~10% lower
+on PostgreSQL (the HTTP side: aiohttp), SQLite within noise; RSS the same.
 
 Each process builds its loop through `run()`, an `asyncio.Runner` with uvloop's loop factory: no global
 event-loop policy is set (policies are deprecated from Python 3.14 on, and so is `uvloop.install()`),
