@@ -1155,7 +1155,7 @@ def _left_to_flush(session: Session, dialog: DialogState | None) -> bool:
     if any(state is not own for state in session._new) or any(state is not own for state in session._deleted):
         return True
     return any(
-        state is not own and (obj := state.obj()) is not None and session.is_modified(obj)
+        state is not own and (obj := state.obj()) is not None and changed(obj)
         for state in session.identity_map._modified
     )
 
