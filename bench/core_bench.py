@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select
 
+from bench.proccpu import postgres_cpu_s
 from bot.clock import SystemClock, local_today
 from bot.core.bootstrap import App, build_core, freeze_startup_heap
 
@@ -152,6 +153,7 @@ class Stats:
     statements: int = 0
     trips: int = 0  # writes to the database's socket: round trips (0: SQLite, in-process)
     cpu: float = 0.0  # process CPU seconds (all threads): less sensitive to a busy machine than wall time
+    db_cpu: float = 0.0  # a local PostgreSQL server's CPU seconds (all its processes) over the same run
     rates: list[float] = field(default_factory=list)  # upd/s of each round, when merged from rounds
 
     @property
@@ -173,6 +175,7 @@ class Stats:
         sql = f"   {self.statements / n:4.1f} SQL/upd" if self.statements else ""
         sql += f"   {self.trips / n:4.1f} trips/upd" if self.trips else ""
         sql += f"   CPU {self.cpu / n * 1000:5.2f} ms/upd" if self.cpu else ""
+        sql += f" + server {self.db_cpu / n * 1000:4.2f}" if self.db_cpu else ""
         rounds = f" (median of {len(self.rates)})" if len(self.rates) > 1 else ""
         return (f"{self.label:<56} {n:>6} upd  {self.rate:>7.0f} upd/s{rounds}   p50 {p(0.5):6.2f} ms   "
                 f"p99 {p(0.99):6.2f} ms   max {lat[-1] * 1000:7.1f} ms{sql}")
@@ -187,6 +190,7 @@ class Stats:
             sum(r.statements for r in rounds),
             sum(r.trips for r in rounds),
             sum(r.cpu for r in rounds),
+            sum(r.db_cpu for r in rounds),
             [len(r.latencies) / r.wall for r in rounds],
         )
 
@@ -297,6 +301,7 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
         if PgHotPath is not None:
             PgHotPath.trace = hot  # the PostgreSQL hot path's own statements, out of SQLAlchemy's sight
         transport_cls.write = counted_write
+    server0 = postgres_cpu_s() if app.engine.dialect.name == "postgresql" else None
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
@@ -308,7 +313,10 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
             if PgHotPath is not None:
                 PgHotPath.trace = None
             transport_cls.write = plain_write
-    return Stats(run, latencies, time.perf_counter() - t0, statements, trips, time.process_time() - c0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    server1 = postgres_cpu_s() if server0 is not None else None
+    db_cpu = server1 - server0 if server0 is not None and server1 is not None else 0.0
+    return Stats(run, latencies, wall, statements, trips, cpu, db_cpu)
 
 
 # --------------------------------------------------------------------------- bare aiogram
@@ -570,7 +578,8 @@ def main() -> None:
           "\nout of the count: only the handlers' are counted there)."
           "\ntrips/upd: requests sent to PostgreSQL per update (each waits for its answer), BEGIN and COMMIT"
           "\nincluded; counted on asyncio's loop only (uvloop's transport cannot be hooked)."
-          "\nCPU: this process's CPU time (PostgreSQL's own is not in it).")
+          "\nCPU: this process's CPU time; + server: the local PostgreSQL server's (all its processes, from /proc)"
+          "\nover the same run, when it runs on this machine (it shares the cores with the bot).")
     by_label = {st.label: st for st in results}
     for v in variants:
         base = by_label.get("bare aiogram echo (same updates)" + v.tag(many))

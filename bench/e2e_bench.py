@@ -78,6 +78,8 @@ BOT_PATH = str(REPO)  # the checkout whose code the bot process runs (--bot-path
 BOT_SETTINGS: dict[str, str] = {}  # BANGFU_* settings given to the bot process (--bot-env), e.g. a pool size
 sys.path.insert(0, str(REPO))
 
+from bench.proccpu import cpu_s, postgres_cpu_s  # noqa: E402
+
 PG_URL = os.environ.get("BANGFU_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 QUESTIONS = [
     "低保怎么申请", "医保报销比例是多少", "雨露计划补助多少钱", "危房改造有什么补贴", "小额信贷怎么贷",
@@ -241,6 +243,7 @@ class Round:
     unanswered: int
     bot_cpu: float = 0.0  # CPU seconds the bot process used during the round
     own_cpu: float = 0.0  # CPU seconds this process (fake Bot API + simulated people) used
+    db_cpu: float = 0.0  # CPU seconds a PostgreSQL server on this machine used (all its processes)
 
     @property
     def rate(self) -> float:
@@ -404,18 +407,13 @@ async def stop_process(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def measured(pid: int, round_: Any) -> Round:
     """Run a round, noting the CPU the bot process and this process spent on it."""
-    c0, o0 = cpu_s(pid), time.process_time()
+    c0, o0, s0 = cpu_s(pid), time.process_time(), postgres_cpu_s()
     r: Round = await round_
     r.bot_cpu, r.own_cpu = cpu_s(pid) - c0, time.process_time() - o0
+    s1 = postgres_cpu_s()
+    r.db_cpu = s1 - s0 if s0 is not None and s1 is not None else 0.0
     return r
 
 
@@ -476,7 +474,9 @@ class Result:
             f"   bot RSS {self.rss[0]:.0f} MB (peak {self.rss[1]:.0f})",
             f"{'':<22} CPU per reply: bangfu process {self._cpu(self.bangfu, 'bot_cpu'):.2f} ms, echo process "
             f"{self._cpu(self.echo, 'bot_cpu'):.2f} ms; fake Bot API + people {self._cpu(self.bangfu, 'own_cpu'):.2f}"
-            f" / {self._cpu(self.echo, 'own_cpu'):.2f} ms;   event loop: bangfu {self.loops[0]}, echo {self.loops[1]}",
+            f" / {self._cpu(self.echo, 'own_cpu'):.2f} ms;"
+            + (f" PostgreSQL server {self._cpu(self.bangfu, 'db_cpu'):.2f} ms;" if "postgres" in self.label else "")
+            + f"   event loop: bangfu {self.loops[0]}, echo {self.loops[1]}",
         ]
 
     @staticmethod

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from monitor_bench import NOW, TODAY, generate
+from proccpu import cpu_s
 from scheduler_bench import PG_URL, _pg_admin, load_postgres
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -210,12 +211,6 @@ async def users_of(url: str, n: int) -> list[int]:
     return [*officers, admin.id, *leaders[::step][:rest]][:n]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def concurrent(url: str, n_users: int, seconds: float, port: int) -> None:
     import aiohttp
     from web_bench import links, server_ms, signed_in
@@ -281,13 +276,13 @@ async def concurrent(url: str, n_users: int, seconds: float, port: int) -> None:
 
         print(f"  concurrent: {len(sessions)} users ({len(people) - len(sessions)} not signed in) on `bangfu web`, "
               f"{seconds:.0f} s; load average {os.getloadavg()[0]:.2f}")
-        cpu0 = cpu_seconds(proc.pid)
+        cpu0 = cpu_s(proc.pid)
         try:
             await asyncio.gather(*(user(s, random.Random(i)) for i, s in enumerate(sessions)))
         finally:
             for s in sessions:
                 await s.close()
-        cpu = cpu_seconds(proc.pid) - cpu0
+        cpu = cpu_s(proc.pid) - cpu0
         every = [x for v in lat.values() for x in v]
         on_server = [x for v in srv.values() for x in v]
         print(f"  {len(every)} requests ({len(every) / seconds:.1f}/s), errors {sum(errors.values())}; "
