@@ -555,7 +555,7 @@ class PgHotPath:
         self.allocate = "SELECT nextval(pg_get_serial_sequence($1, $2)) FROM generate_series(1, $3)"
         self._ids: dict[str, deque[int]] = {}
         self._refill: dict[str, asyncio.Lock] = {}
-        pending, sent = OutboxStatus.PENDING.value, OutboxStatus.SENT.value
+        pending = OutboxStatus.PENDING.value
         dialog_cte = (
             # $1..$8: the dialog row (id NULL: none to write)
             f"WITH d AS (UPDATE {q(dia.name)} SET nonce = $2, step = $3, data = $4::json, history = $5::json, "
@@ -567,9 +567,9 @@ class PgHotPath:
         )
         rest = (
             f"ON CONFLICT (dedup_key) DO NOTHING RETURNING 1), "
-            # $17, $18: the keys the runner confirmed sent, and now
-            f"s AS (UPDATE {q(out.name)} SET status = '{sent}', sent_at = $18, last_error = '' "
-            f"WHERE dedup_key = ANY($17::varchar[]) AND status = '{pending}' RETURNING 1), "
+            # $17, $18: the keys the runner confirmed sent, and now: marked by `bangfu_sent` (migration hot_0002,
+            # whose plan finds them by key whatever this session's plan cache holds), not called without keys
+            f"s AS (SELECT bangfu_sent($17::varchar[], $18::timestamptz) AS n WHERE cardinality($17::varchar[]) > 0), "
             # $19..$24: the speaker's account when its row changed (NULL: not), its memo, which columns are
             # written (bits: 1 memo, 2 language, 4 commands_scope, 8 chat_id) and the other three's values
             f"m AS (UPDATE {q(acc.name)} SET memo = CASE WHEN $21::integer & 1 = 0 THEN memo ELSE $20::json END, "
@@ -605,7 +605,7 @@ class PgHotPath:
             + f"VALUES ($9::varchar, $10::bigint, $11::varchar, $12::varchar, $13::varchar, $14::text::json, "
             f"'{pending}', $15::timestamptz, 1, '', $16::timestamptz) " + rest
         )
-        self._finish_end = " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT count(*) FROM s)"
+        self._finish_end = " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM o), (SELECT sum(n) FROM s)"
         # The update's end (`write` with `final`): its id recorded (a plain INSERT: an update recorded meanwhile
         # fails the statement, nothing of it written), the transaction-level lock (USER_LOCK_NS + 1, key)
         # taken, to the end of this transaction, and then — its row is the unlock's input, so it comes first —

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, any_, bindparam, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql
 
 from bot.store.enums import OutboxStatus
@@ -15,16 +15,16 @@ OUTBOX = cast(Table, Outbox.__table__)
 
 def sent_by_keys(dialect: Any) -> Any:
     """The statement that marks sent the outbox rows still pending among `:keys` (a list of dedup keys), at
-    `:now`. On PostgreSQL one SQL text whatever the number of keys (`dedup_key = ANY(:keys)`, one array
-    parameter): an expanding `IN (:keys)` renders a text per count of keys, each one prepared again on every
-    pooled connection and kept in its statement cache. Elsewhere (SQLite) the expanding IN."""
-    column = OUTBOX.c.dedup_key
+    `:now`. On PostgreSQL a call of `bangfu_sent` (migration hot_0002): one SQL text whatever the number of
+    keys (one array parameter), and a plan that finds the rows by key whatever the session's plan cache
+    holds (a generic plan made while the outbox was small scans it whole, or every pending row through the
+    "due" index: tests/test_outbox_plan.py). Elsewhere (SQLite, which plans each statement afresh and finds
+    them by key) an UPDATE with an expanding IN."""
     if dialect.name == "postgresql":
-        keys = column == any_(bindparam("keys", type_=postgresql.ARRAY(column.type)))
-    else:
-        keys = column.in_(bindparam("keys", expanding=True))
+        keys = bindparam("keys", type_=postgresql.ARRAY(OUTBOX.c.dedup_key.type))
+        return select(func.bangfu_sent(keys, bindparam("now", type_=OUTBOX.c.sent_at.type)))
     return (
         update(OUTBOX)
-        .where(keys, OUTBOX.c.status == OutboxStatus.PENDING.value)
+        .where(OUTBOX.c.dedup_key.in_(bindparam("keys", expanding=True)), OUTBOX.c.status == OutboxStatus.PENDING.value)
         .values(status=OutboxStatus.SENT.value, sent_at=bindparam("now"), last_error="")
     )
