@@ -44,10 +44,20 @@ def private_dir(path: Path, root: Path | None = None) -> Path:
 
 
 def private_file(path: Path) -> None:
-    """Create path empty as owner-only, or make an existing one owner-only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    """Create path empty as owner-only, or make an existing one owner-only.
+
+    An existing file is never opened: closing any descriptor of a file drops every POSIX lock this process
+    holds on it, and SQLite's locks are such locks. A second engine on a database this process already has
+    open (the bot's scheduler beside its core) would otherwise leave the core's connections unlocked: another
+    process closing its last connection would then believe itself the last one anywhere and delete the WAL
+    under them ("disk I/O error"; tests/test_file_modes.py)."""
     try:
-        os.fchmod(fd, FILE_MODE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        os.chmod(path, FILE_MODE)
+        return
+    try:
+        os.fchmod(fd, FILE_MODE)  # the umask filtered open's mode
     finally:
         os.close(fd)
 

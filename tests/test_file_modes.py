@@ -89,3 +89,40 @@ async def test_the_bots_database_is_owner_only_after_updates(
     path = Path(db_url.split("///", 1)[1])
     for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         assert oct(mode(f)) == "0o600", f
+
+
+async def test_a_second_engine_on_an_open_database_keeps_the_first_ones_locks(tmp_path: Path) -> None:
+    """`bangfu run` opens the database twice (the core's engine, then the in-process scheduler's). Making the
+    file owner-only for the second must not open and close it: closing any descriptor of a file drops all of
+    this process's POSIX locks on it, SQLite's included. Then another process (`bangfu invite`, the web
+    dashboard) closing its last connection believes itself the last one anywhere, checkpoints and deletes the
+    WAL under the bot's connections: the bot's next statement fails with "disk I/O error"."""
+    import asyncio
+    import sys
+
+    path = tmp_path / "bangfu.sqlite3"
+    first = create_engine(f"sqlite+aiosqlite:///{path}", on_loop=True)
+    second = None
+    try:
+        async with first.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x TEXT)"))
+        async with first.connect() as held:  # the core's connection, open from here on
+            await held.execute(text("SELECT count(*) FROM t"))
+            await held.commit()
+            second = create_engine(f"sqlite+aiosqlite:///{path}")  # the scheduler's engine
+            other = (
+                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+                "c.execute('PRAGMA journal_mode=WAL'); c.execute(\"INSERT INTO t VALUES ('other')\"); c.close()"
+            )
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-c", other, str(path))
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+            # The other process saw this one's connection: it left the WAL in place for it.
+            assert path.with_name(path.name + "-wal").exists()
+            await held.execute(text("INSERT INTO t VALUES ('bot')"))
+            await held.commit()
+            assert (await held.execute(text("SELECT count(*) FROM t"))).scalar_one() == 2
+    finally:
+        await first.dispose()
+        if second is not None:
+            await second.dispose()
+    assert mode(path) == 0o600
