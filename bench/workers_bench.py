@@ -3,6 +3,7 @@ with Redis for the limits they share, on this machine's cores.
 
     python bench/workers_bench.py                       # aiogram workers, 100 people, 3 rounds each
     python bench/workers_bench.py --runner ptb --rounds 5 --per-user 10 --no-redis
+    python bench/workers_bench.py --worker-cpu 0.4      # each worker held to 0.4 of a core (root: cgroups)
 
 This process plays Telegram and the people: the 100 simulated people of bench/e2e_bench.py (cadres in
 /visit and /problem dialogs pressing the buttons they were shown, leaders' /overdue and /week, villagers'
@@ -21,6 +22,11 @@ as within 10%), and the CPU the worker processes used per reply.
 
 On two cores the fake Bot API, the simulated people and PostgreSQL share the machine with the workers: a
 second worker can only gain what the first leaves idle (the bench prints the machine's load next to it).
+`--worker-cpu SHARE` holds each worker process to SHARE of one core (a cgroup of its own; needs root): one
+worker is then the bottleneck, as on a machine where each worker has a core of its own and PostgreSQL and
+the clients have theirs, and what a second worker adds shows whether anything the workers share (the
+database's locks, Redis, one user's order) holds them back. Each round then also prints how long the caps
+kept the workers waiting (if they never did, the workers were not the bottleneck and the ratio says nothing).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy.engine import make_url
 
 from bench.e2e_bench import People, Round, cpu_s, live_round, prepare
+from bench.proccpu import CpuCap
 from tests.delivery.cluster import Cluster
 from tests.fakebotapi import FakeBotAPI
 from tests.pg import pg_execute
@@ -63,7 +70,11 @@ async def run(args: argparse.Namespace) -> None:
                 cluster = Cluster(api, url, None if args.no_redis else REDIS, Path(tmp), runner=args.runner,
                                   env={"BANGFU_MESSAGES_PER_MINUTE": "0"})
                 await cluster.start(2, scheduler=False)
+                cap = CpuCap(args.worker_cpu, f"bangfu_wbench_{os.getpid()}") if args.worker_cpu else None
                 try:
+                    if cap is not None:
+                        for w in cluster.workers:
+                            cap.hold(w.proc.pid)
                     target: list[int | None] = [0]  # None: round robin over both workers
 
                     async def post(update: dict) -> None:  # type: ignore[type-arg]
@@ -84,10 +95,12 @@ async def run(args: argparse.Namespace) -> None:
                             target[0] = t
                             pids = [w.proc.pid for w in cluster.workers]
                             c0 = [cpu_s(p) for p in pids]
+                            held0 = cap.throttled_s() if cap is not None else 0.0
                             r = await live_round(people, sims, args.per_user, args.timeout)
                             r.bot_cpu = sum(cpu_s(p) - c for p, c in zip(pids, c0, strict=True))
                             results[label].append(r)
-                            print(f"  {label}: {r.rate:.0f} replies/s (load {os.getloadavg()[0]:.1f})", flush=True)
+                            held = f", workers held back by their caps {cap.throttled_s() - held0:.1f} s" if cap else ""
+                            print(f"  {label}: {r.rate:.0f} replies/s (load {os.getloadavg()[0]:.1f}{held})", flush=True)
                     print(f"\nredelivered {cluster.redeliveries}; load {os.getloadavg()[0]:.2f}")
                     rate = {k: statistics.median(r.rate for r in v) for k, v in results.items()}
                     for k, v in results.items():
@@ -102,6 +115,8 @@ async def run(args: argparse.Namespace) -> None:
                           f"{'met' if ratio >= 1.7 and p99 <= 1.1 else 'NOT met'}")
                 finally:
                     await cluster.stop()
+                    if cap is not None:
+                        cap.release()
     finally:
         await pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -117,10 +132,16 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--no-redis", action="store_true", help="workers without Redis (each paces itself)")
+    p.add_argument("--worker-cpu", type=float, default=0.0, metavar="SHARE",
+                   help="hold each worker to this share of one core (a cgroup each; root), e.g. 0.4: as if each "
+                        "worker had a core of its own, the machine's cores left to PostgreSQL and this process")
     args = p.parse_args()
+    if args.worker_cpu and not CpuCap.available():
+        p.error("--worker-cpu needs root and the cgroup CPU controller (/sys/fs/cgroup)")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; {args.users} people, "
           f"{args.per_user} messages each per round; PostgreSQL, {args.runner} webhook workers"
-          f"{'' if args.no_redis else ' + Redis'}, replies to the local fake Bot API", flush=True)
+          f"{'' if args.no_redis else ' + Redis'}, replies to the local fake Bot API"
+          f"{f'; each worker held to {args.worker_cpu:g} of a core' if args.worker_cpu else ''}", flush=True)
     asyncio.run(run(args))
 
 
