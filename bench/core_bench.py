@@ -18,6 +18,10 @@ villagers ask policy questions and switch language. Each user's next update depe
 the previous one, like a real chat; `--concurrency` users are in flight at once (their updates take
 turns, first come first served, on SQLite's one writer: latency then includes the wait for that turn).
 
+With the outbox on (as the runners run the core; `--no-outbox` without), every reply the core wrote to it
+is confirmed sent after the update, as a runner does once the channel has taken the message: the marks go
+with a later update's commit, as in production.
+
 Each configuration runs `--rounds` rounds of `--updates` updates after a warm-up; the median round's
 updates/s is printed (a shared machine slows single rounds down, and the median does not flatter like
 the best would), and latency percentiles are over all rounds' updates together. The bare aiogram
@@ -235,6 +239,7 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
     """Push n updates through the core: `concurrency` users at a time, each waiting for its reply."""
     latencies: list[float] = []
     remaining = n
+    confirm = app.core.outbox_handover_s is not None
 
     async def worker(k: int) -> None:
         nonlocal remaining
@@ -252,6 +257,11 @@ async def drive(app: App, sims: list[Sim], n: int, concurrency: int, run: str,
             t0 = time.perf_counter()
             result = await app.core.handle(inc)
             latencies.append(time.perf_counter() - t0)
+            if confirm:  # the channel took each reply, as a runner then confirms it: marked by a later commit
+                for action in result.actions:
+                    key = getattr(action, "outbox_key", None)
+                    if key:
+                        app.core.confirm_sent(key)
             sim.saw(result.actions)
             if concurrency > 1:
                 # Users in flight take turns as a runner's tasks would (each yields while its reply goes
