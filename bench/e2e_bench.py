@@ -556,7 +556,7 @@ async def side(db: str, runner: str, variant: Variant, args: argparse.Namespace)
                 if args.webhook:
                     import aiohttp
 
-                    from tests.delivery.cluster import free_port
+                    from tests.botproc import free_port
 
                     hooks = [{"BANGFU_WEBHOOK_URL": f"http://127.0.0.1:{p}/tg/hook", "BANGFU_WEBHOOK_PORT": str(p),
                               "BANGFU_WEBHOOK_LISTEN": "127.0.0.1", "BANGFU_WEBHOOK_SECRET": "e2e-secret"}

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,24 +14,16 @@ from typing import Any
 
 import aiohttp
 
+from tests.botproc import bangfu_env, free_port, start_bangfu
 from tests.fakebotapi import FakeBotAPI, FakeUser
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "cluster-secret"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(api: FakeBotAPI, db_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANGFU_")}
-    env.update(
+    env = bangfu_env(
         BANGFU_TELEGRAM_TOKEN=api.token, BANGFU_TELEGRAM_API_URL=api.url, BANGFU_DATABASE_URL=db_url,
-        BANGFU_OUTBOX_HANDOVER_S="3", BANGFU_WEBHOOK_SECRET=SECRET, BANGFU_LOG_LEVEL="WARNING",
-        PYTHONPATH=str(REPO), **extra,
+        BANGFU_OUTBOX_HANDOVER_S="3", BANGFU_WEBHOOK_SECRET=SECRET, BANGFU_LOG_LEVEL="WARNING", **extra,
     )
     if redis_url:
         env["BANGFU_REDIS_URL"] = redis_url
@@ -72,17 +61,13 @@ class Cluster:
             url = f"http://127.0.0.1:{port}/tg/hook"
             env = _env(self.api, self.db_url, self.redis_url, **{**self.env, "BANGFU_WEBHOOK_URL": url,
                        "BANGFU_WEBHOOK_LISTEN": "127.0.0.1", "BANGFU_WEBHOOK_PORT": str(port)})
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot.cli", "run", "--runner", self.runner, "--no-scheduler", cwd=self.cwd, env=env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )
+            proc = await start_bangfu("run", "--runner", self.runner, "--no-scheduler", cwd=self.cwd, env=env,
+                                      stdout=asyncio.subprocess.DEVNULL)
             self.workers.append(Worker(url, proc))
         if scheduler:
-            self.scheduler = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot.cli", "scheduler", cwd=self.cwd,
-                env=_env(self.api, self.db_url, self.redis_url, **self.env),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )
+            self.scheduler = await start_bangfu("scheduler", cwd=self.cwd,
+                                                env=_env(self.api, self.db_url, self.redis_url, **self.env),
+                                                stdout=asyncio.subprocess.DEVNULL)
         for w in self.workers:
             await self.api.wait_for_request(
                 "setWebhook", lambda r, u=w.url: r.params.get("url") == u, timeout=120  # type: ignore[misc]

@@ -12,33 +12,28 @@ sent, sent and the getUpdates offset not yet confirmed."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from bot.store.db import create_engine
+from tests.botproc import bangfu_env, start_bangfu
 from tests.fakebotapi import FakeBotAPI, FakeUser
 
-REPO = Path(__file__).resolve().parents[2]
 N = 300
 
 pytestmark = pytest.mark.slow
 
 
 async def _start(api: FakeBotAPI, db_url: str, kind: str, cwd: Path) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANGFU_")}
-    env.update(
+    """Its output (the killed process's, then the restarted one's) is appended to out.log in `cwd`."""
+    env = bangfu_env(
         BANGFU_TELEGRAM_TOKEN=api.token, BANGFU_TELEGRAM_API_URL=api.url, BANGFU_DATABASE_URL=db_url,
-        BANGFU_OUTBOX_HANDOVER_S="8", PYTHONPATH=str(REPO),
+        BANGFU_OUTBOX_HANDOVER_S="8",
     )
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "run", "--runner", kind, cwd=cwd, env=env,
-        stdout=open(cwd / "out.log", "ab"), stderr=asyncio.subprocess.STDOUT,  # noqa: ASYNC230
-    )
+    return await start_bangfu("run", "--runner", kind, cwd=cwd, env=env, stdout=open(cwd / "out.log", "ab"))  # noqa: ASYNC230
 
 
 async def _confirmed(db_url: str, n: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import aiohttp
@@ -11,20 +10,15 @@ from pydantic import SecretStr
 
 from bot.core.bootstrap import App
 from bot.settings import Settings
+from tests.botproc import free_port
 from tests.conftest import World
 from tests.fakebotapi import FakeBotAPI, FakeUser
 from tests.runners.conftest import RUNNERS, make_runner, telegram_settings
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("kind", RUNNERS)
 async def test_webhook_mode(kind: str, app: App, world: World, settings: Settings, api: FakeBotAPI) -> None:
-    port = _free_port()
+    port = free_port()
     hook = f"http://127.0.0.1:{port}/tg/hook"
     s = telegram_settings(
         settings, api, webhook_url=hook, webhook_listen="127.0.0.1", webhook_port=port,

@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 from bot.core.bootstrap import App
 from bot.settings import Settings
 from bot.store.models import Outbox, ProcessedUpdate
+from tests.botproc import free_port
 from tests.conftest import World
 from tests.fakebotapi import FakeBotAPI, FakeUser
 from tests.runners.conftest import RUNNERS, make_runner, telegram_settings
-from tests.runners.test_webhook import _free_port
 
 SECRET = "ack-secret"
 
@@ -48,7 +48,7 @@ async def _committed(app: App, update_id: int, chat: str) -> tuple[bool, int]:
 async def test_webhook_answers_only_after_commit(
     kind: str, app: App, world: World, settings: Settings, api: FakeBotAPI
 ) -> None:
-    port = _free_port()
+    port = free_port()
     hook = f"http://127.0.0.1:{port}/tg/hook"
     s = telegram_settings(settings, api, webhook_url=hook, webhook_listen="127.0.0.1", webhook_port=port,
                           webhook_secret=SecretStr(SECRET), outbox_handover_s=30.0)
