@@ -21,8 +21,9 @@ def cpu_s(pid: int) -> float:
 
 def postgres_cpu_s() -> float | None:
     """CPU seconds used so far by every process of a PostgreSQL server running on this machine (the
-    postmaster, its backends and background workers; a backend that has exited since is not counted), or
-    None when there is none here (or /proc is not readable)."""
+    postmaster, its backends and background workers), or None when there is none here (or /proc is not
+    readable). A backend that has exited is counted too, through the postmaster's reaped children's time:
+    without it a connection closed during a measurement would take its CPU time out of the total."""
     total, seen = 0, False
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit()]
@@ -38,7 +39,8 @@ def postgres_cpu_s() -> float | None:
         if not head.split("(", 1)[-1].startswith("postgres"):
             continue
         fields = rest.split()
-        total += int(fields[11]) + int(fields[12])
+        # utime + stime, and cutime + cstime: the children it has waited for (the postmaster's exited backends)
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
         seen = True
     return total / _TICK if seen else None
 
