@@ -38,7 +38,8 @@ one round trip, still with no BEGIN or COMMIT:
    deleted when it finished or cancelled it: both only with a session, which `Core.start_dialog` uses), the
    speaker's account columns the update changed (`ACCOUNT_COLUMNS`: a new chat id, /lang's language and menu
    scope, with the memo; no session needed for them), the update's outbox rows (unnest of arrays: one
-   prepared statement whatever the number of rows), the sent marks, what handlers left for it (`Later`:
+   prepared statement whatever the number of rows), the sent marks (`bangfu_sent`, migration ``hot_0002``: found
+   by their dedup key whatever plan the session cached; called only with keys), what handlers left for it (`Later`:
    rows, the account's memo), the update id (a plain INSERT, recorded atomically with the outbox rows: a
    worker that recorded it meanwhile makes this statement fail and nothing of this update is kept), a CTE
    taking the commit lock (``pg_advisory_xact_lock``: held to the end of this transaction) and a CTE
