@@ -6,9 +6,10 @@ statement and session, chosen when the statement was first planned: made while t
 deployment, a fresh database, no ANALYZE yet: autovacuum off or not come round), the plan read the whole
 outbox with a sequential scan, or every pending row through the "due" index on (status, not_before), on every
 update for as long as the connection lived — each update slower the longer the queue it was meant to shrink.
-`bangfu_sent` (migration hot_0002) is planned with sequential scans off and a status test no index serves.
-These tests drive the real core and the sender's statement on a database with a backlog and no statistics,
-then read PostgreSQL's own counters of how the outbox was read.
+`bangfu_sent` (migration hot_0002) is planned with sequential scans off and a status test no index serves;
+a runner's hand-over of one message (by key) has that status test too (`outbox_sql.STILL_PENDING`). These
+tests drive the real core, the sender's statement and the runner's hand-over on a database with a backlog
+and no statistics, then read PostgreSQL's own counters of how the outbox was read.
 """
 
 from __future__ import annotations
@@ -130,3 +131,43 @@ async def test_the_senders_marks_find_their_rows_by_key(backlog: str, app: App) 
         await engine.dispose()
     assert marked == 9  # backlog:1..9, each once
     assert after[1] - before[1] == 9
+
+
+async def test_a_runner_hands_messages_over_by_key_as_the_backlog_grows(db_url: str, app: App) -> None:
+    """A channel outage: the runner hands each message it could not send over to the outbox sender
+    (`OutboxConfirmations.hand_over`, one statement per message, by dedup key). Its plan is made on this
+    connection while the outbox is small (before the outage); then the backlog grows. Not one hand-over may go
+    through the pending rows (the due index), before or after."""
+    from bot.runners.delivery import OutboxConfirmations
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's plans")
+    require_pg()
+
+    async def add_pending(keys: list[str]) -> None:
+        engine = create_async_engine(db_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("INSERT INTO outbox (dedup_key, account_id, channel, chat_id, rule, payload, status, "
+                         "not_before, attempts, last_error, created_at) SELECT k, NULL, 'telegram', 'b', 'reply', "
+                         "'{}', 'pending', now(), 1, '', now() FROM unnest(CAST(:keys AS varchar[])) AS k"),
+                    {"keys": keys},
+                )
+        finally:
+            await engine.dispose()
+
+    confirmations = OutboxConfirmations(app.core)
+    await add_pending([f"early:{i}" for i in range(8)])
+    before = await _stats(db_url, lambda c: c[2] >= 8)
+    for i in range(8):  # before the outage: the statement's plan is made and kept on this connection
+        await confirmations.hand_over(f"early:{i}", 30.0, "429 Too Many Requests")
+    await add_pending([f"outage:{i}" for i in range(PENDING)])
+    for i in range(5):
+        await confirmations.hand_over(f"outage:{i}", 30.0, "429 Too Many Requests")
+    await app.engine.dispose()
+    after = await _stats(db_url, lambda c: c[1] - before[1] >= 13 and c[2] >= PENDING + 8)
+    assert after[1] - before[1] == 13  # each hand-over updated its own row
+    assert after[3] == before[3], "a hand-over went through the pending rows (the due index)"
+    assert after[0] == before[0], "a hand-over read the whole outbox"
+    assert confirmations.stats.handed_over == 13

@@ -27,6 +27,7 @@ from bot.runners.botapi_http import BotApiHttp
 from bot.scheduler.outbox import UNKNOWN_PREFIX
 from bot.store.enums import OutboxStatus
 from bot.store.models import Outbox
+from bot.store.outbox_sql import STILL_PENDING
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class OutboxConfirmations:
         self._task: asyncio.Task[None] | None = None
         self._set = (
             update(OUTBOX)
-            .where(OUTBOX.c.dedup_key == bindparam("key"), OUTBOX.c.status == _PENDING)
+            .where(OUTBOX.c.dedup_key == bindparam("key"), STILL_PENDING)  # by key, never through the backlog
             .values(status=bindparam("status"), not_before=bindparam("at"), last_error=bindparam("error"))
         )
 

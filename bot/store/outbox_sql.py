@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql
 
 from bot.store.enums import OutboxStatus
 from bot.store.models import Outbox
 
 OUTBOX = cast(Table, Outbox.__table__)
+
+#: "the row is still pending", written so that no index can serve it (`status || ''`), for statements that find
+#: their row by its dedup key: PostgreSQL's generic plan for `dedup_key = $1 AND status = 'pending'`, made
+#: while the outbox was small, went through the "due" index on (status, not_before) — every pending row read,
+#: the whole backlog during a channel outage, which is when a runner hands messages over one by one
+#: (tests/test_outbox_plan.py). SQLite plans each statement afresh and finds the row by key either way.
+STILL_PENDING = OUTBOX.c.status.concat(literal_column("''")) == OutboxStatus.PENDING.value
 
 
 def sent_by_keys(dialect: Any) -> Any:
