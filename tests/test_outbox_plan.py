@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.core.bootstrap import App
 from bot.core.types import Incoming, Reply, User
+from bot.runners.delivery import OutboxConfirmations
 from bot.store.outbox_sql import sent_by_keys
 from tests.pg import require_pg
 
@@ -54,24 +55,33 @@ async def _stats(url: str, until: Any = None) -> tuple[int, int, int, int, int]:
         await engine.dispose()
 
 
-@pytest.fixture
-async def backlog(db_url: str) -> str:
-    """The test's PostgreSQL database with a backlog of pending outbox rows and no statistics (never analysed,
-    as on a server whose autovacuum has not come round yet)."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's plans")
-    require_pg()
-    engine = create_async_engine(db_url)
+async def _add_pending(url: str, keys: list[str]) -> None:
+    """Pending outbox rows with these dedup keys, as messages waiting for the sender."""
+    engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
             await conn.execute(
                 text("INSERT INTO outbox (dedup_key, account_id, channel, chat_id, rule, payload, status, not_before, "
-                     "attempts, last_error, created_at) SELECT 'backlog:' || g, NULL, 'telegram', 'b', 'reply', "
-                     "'{}', 'pending', now(), 1, '', now() FROM generate_series(1, :n) AS g"),
-                {"n": PENDING},
+                     "attempts, last_error, created_at) SELECT k, NULL, 'telegram', 'b', 'reply', '{}', 'pending', "
+                     "now(), 1, '', now() FROM unnest(CAST(:keys AS varchar[])) AS k"),
+                {"keys": keys},
             )
     finally:
         await engine.dispose()
+
+
+def _postgres_only(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's plans")
+    require_pg()
+
+
+@pytest.fixture
+async def backlog(db_url: str) -> str:
+    """The test's PostgreSQL database with a backlog of pending outbox rows and no statistics (never analysed,
+    as on a server whose autovacuum has not come round yet)."""
+    _postgres_only(db_url)
+    await _add_pending(db_url, [f"backlog:{i}" for i in range(1, PENDING + 1)])
     await _stats(db_url, lambda c: c[2] >= PENDING)
     return db_url
 
@@ -138,31 +148,13 @@ async def test_a_runner_hands_messages_over_by_key_as_the_backlog_grows(db_url: 
     (`OutboxConfirmations.hand_over`, one statement per message, by dedup key). Its plan is made on this
     connection while the outbox is small (before the outage); then the backlog grows. Not one hand-over may go
     through the pending rows (the due index), before or after."""
-    from bot.runners.delivery import OutboxConfirmations
-
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's plans")
-    require_pg()
-
-    async def add_pending(keys: list[str]) -> None:
-        engine = create_async_engine(db_url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(
-                    text("INSERT INTO outbox (dedup_key, account_id, channel, chat_id, rule, payload, status, "
-                         "not_before, attempts, last_error, created_at) SELECT k, NULL, 'telegram', 'b', 'reply', "
-                         "'{}', 'pending', now(), 1, '', now() FROM unnest(CAST(:keys AS varchar[])) AS k"),
-                    {"keys": keys},
-                )
-        finally:
-            await engine.dispose()
-
+    _postgres_only(db_url)
     confirmations = OutboxConfirmations(app.core)
-    await add_pending([f"early:{i}" for i in range(8)])
+    await _add_pending(db_url, [f"early:{i}" for i in range(8)])
     before = await _stats(db_url, lambda c: c[2] >= 8)
     for i in range(8):  # before the outage: the statement's plan is made and kept on this connection
         await confirmations.hand_over(f"early:{i}", 30.0, "429 Too Many Requests")
-    await add_pending([f"outage:{i}" for i in range(PENDING)])
+    await _add_pending(db_url, [f"outage:{i}" for i in range(PENDING)])
     for i in range(5):
         await confirmations.hand_over(f"outage:{i}", 30.0, "429 Too Many Requests")
     await app.engine.dispose()
